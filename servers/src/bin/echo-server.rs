@@ -1,0 +1,27 @@
+//! `echo-server --model M [--addr A] [--threads N] [--backlog N]`: one echo server on its own.
+//! Prints `listening ADDR` when ready, serves until SIGINT/SIGTERM, exits 0.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use servers::cli::{serve, ServeArgs};
+
+/// Run one echo server.
+#[derive(Debug, Parser)]
+#[command(name = "echo-server", version, about = "Run one echo server of the chosen concurrency model")]
+struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+fn main() -> ExitCode {
+    // Bad flags, unknown model or bad address: clap prints one line and exits 2.
+    let cli = Cli::parse();
+    match serve(&cli.serve) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

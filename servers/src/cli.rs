@@ -1,0 +1,58 @@
+//! The `echo-server` command line, shared with `loadgen serve` (which re-executes itself to
+//! run a model in its own process): parse, start, print `listening ADDR`, wait for SIGINT or
+//! SIGTERM, shut down.
+
+use std::io::{self, Write};
+
+use clap::Args;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::{start, ListenAddr, Model, ServerConfig, DEFAULT_BACKLOG};
+
+/// Flags of one echo server.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Concurrency model: thread-per-conn, threadpool, mio or tokio.
+    #[arg(long, value_parser = parse_model)]
+    pub model: Model,
+    /// Address to listen on: HOST:PORT, [V6]:PORT or unix:/path (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0", value_parser = parse_addr)]
+    pub addr: ListenAddr,
+    /// Threads: pool workers (threadpool, default 16), event loops (mio, default 1),
+    /// runtime workers (tokio, default 1 = current-thread runtime).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub threads: Option<u32>,
+    /// Listen backlog (capped by net.core.somaxconn).
+    #[arg(long, default_value_t = DEFAULT_BACKLOG)]
+    pub backlog: u32,
+}
+
+fn parse_model(s: &str) -> Result<Model, String> {
+    s.parse().map_err(|e: crate::UnknownModel| e.to_string())
+}
+
+fn parse_addr(s: &str) -> Result<ListenAddr, String> {
+    s.parse().map_err(|e: crate::addr::BadAddr| e.to_string())
+}
+
+/// Starts the server, prints exactly one line `listening <addr>` on stdout, serves until
+/// SIGINT or SIGTERM, then shuts down cleanly.
+pub fn serve(args: &ServeArgs) -> io::Result<()> {
+    // Registered before the server starts, so an early signal is not lost.
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let config = ServerConfig {
+        addr: args.addr.clone(),
+        threads: args.threads.map(|t| t as usize),
+        backlog: args.backlog,
+        ..ServerConfig::default()
+    };
+    let server = start(args.model, &config)?;
+    {
+        let mut out = io::stdout().lock();
+        writeln!(out, "listening {}", server.local_addr())?;
+        out.flush()?;
+    }
+    let _ = signals.forever().next();
+    server.shutdown()
+}

@@ -1,0 +1,112 @@
+//! Binding listening sockets through socket2: a real backlog (std's is fixed at 128),
+//! SO_REUSEADDR, SO_REUSEPORT groups for multi-loop servers, and Unix socket paths.
+
+use std::io;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::stream::Listener;
+use crate::ListenAddr;
+
+/// Binds `count` listening sockets on `addr` with `backlog`.
+///
+/// TCP with `count > 1`: each socket has SO_REUSEPORT and its own accept queue, and the
+/// kernel spreads new connections across them (port 0 is resolved by the first bind, the
+/// rest join that port). Unix sockets cannot do that: the extra listeners share the first
+/// one's descriptor (`try_clone`), and every loop accepts from the one queue.
+pub fn bind(addr: &ListenAddr, backlog: u32, count: usize) -> io::Result<Vec<Listener>> {
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+    match addr {
+        ListenAddr::Tcp(sa) => {
+            let reuse_port = count > 1;
+            let first = bind_tcp(*sa, backlog, reuse_port)?;
+            let bound = first.local_addr()?;
+            let mut listeners = vec![Listener::Tcp(first)];
+            for _ in 1..count {
+                listeners.push(Listener::Tcp(bind_tcp(bound, backlog, true)?));
+            }
+            Ok(listeners)
+        }
+        ListenAddr::Unix(path) => {
+            let first = bind_unix(path, backlog)?;
+            let mut listeners = Vec::with_capacity(count);
+            for _ in 1..count {
+                listeners.push(Listener::Unix(first.try_clone()?));
+            }
+            listeners.insert(0, Listener::Unix(first));
+            Ok(listeners)
+        }
+    }
+}
+
+fn bind_tcp(addr: std::net::SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // Lets a restarted server rebind while old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&addr.into()).map_err(|e| with_addr(e, &addr.to_string()))?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+fn bind_unix(path: &Path, backlog: i32) -> io::Result<UnixListener> {
+    let try_bind = || -> io::Result<UnixListener> {
+        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        socket.bind(&SockAddr::unix(path)?)?;
+        socket.listen(backlog)?;
+        Ok(UnixListener::from(std::os::fd::OwnedFd::from(socket)))
+    };
+    match try_bind() {
+        // A socket file left by a server that died is stale when nobody accepts on it:
+        // remove it and bind again. A live server's socket is never touched.
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse && is_stale_socket(path) => {
+            std::fs::remove_file(path)?;
+            try_bind()
+        }
+        other => other,
+    }
+    .map_err(|e| with_addr(e, &format!("unix:{}", path.display())))
+}
+
+fn is_stale_socket(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let is_socket = std::fs::symlink_metadata(path).map(|m| m.file_type().is_socket()).unwrap_or(false);
+    is_socket && matches!(UnixStream::connect(path), Err(e) if e.kind() == io::ErrorKind::ConnectionRefused)
+}
+
+fn with_addr(e: io::Error, addr: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reuseport_group_shares_one_port() {
+        let ls = bind(&"127.0.0.1:0".parse().unwrap(), 64, 3).unwrap();
+        let port = |l: &Listener| match l.local_addr().unwrap() {
+            ListenAddr::Tcp(a) => a.port(),
+            _ => unreachable!(),
+        };
+        assert_ne!(port(&ls[0]), 0);
+        assert!(ls.iter().all(|l| port(l) == port(&ls[0])));
+    }
+
+    #[test]
+    fn stale_unix_socket_is_replaced_live_one_is_not() {
+        let path = std::env::temp_dir().join(format!("echo-bench-listen-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let addr = ListenAddr::Unix(path.clone());
+        drop(bind(&addr, 8, 1).unwrap()); // leaves the file behind, nobody listening
+        let live = bind(&addr, 8, 1).unwrap();
+        let err = bind(&addr, 8, 1).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
+        drop(live);
+        std::fs::remove_file(&path).unwrap();
+    }
+}

@@ -1,0 +1,249 @@
+//! The mio model: nonblocking sockets, edge-triggered readiness, one event loop per thread.
+//!
+//! With `--threads N > 1` over TCP every loop owns its own SO_REUSEPORT listener and the
+//! kernel spreads new connections across them (no hand-off between threads); over a Unix
+//! socket the loops share one listener and whichever loop wakes first accepts.
+//!
+//! Each loop reads into one 64 KiB scratch buffer and writes straight back. Only what a
+//! short write leaves over is copied into the connection's own buffer, and while that
+//! buffer is non-empty the connection is not read from: a peer that stops reading stops
+//! being read, so memory per connection stays bounded (at most 64 KiB). A connection is
+//! served for at most [`MAX_ROUNDS`] read/write rounds per wake-up, then put on a ready list
+//! behind the others, so one busy peer cannot starve the rest.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::accept::{AcceptAction, AcceptPolicy};
+use crate::stream::{Listener, Stream};
+use crate::{Running, BUF_SIZE};
+
+const LISTENER: Token = Token(0);
+const WAKE: Token = Token(1);
+const FIRST_CONN: usize = 2;
+/// Read/write rounds per connection per wake-up before it yields to the others.
+pub(crate) const MAX_ROUNDS: usize = 16;
+
+/// Running mio event loops.
+pub(crate) struct MioServer {
+    stop: Arc<AtomicBool>,
+    loops: Vec<(Arc<Waker>, JoinHandle<()>)>,
+}
+
+/// Starts one event loop per listener.
+pub(crate) fn start(listeners: Vec<Listener>) -> io::Result<MioServer> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut loops = Vec::with_capacity(listeners.len());
+    for (i, listener) in listeners.into_iter().enumerate() {
+        listener.set_nonblocking(true)?;
+        let poll = Poll::new()?;
+        poll.registry().register(&mut SourceFd(&listener.as_raw_fd()), LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        let mut event_loop = EventLoop {
+            poll,
+            listener,
+            conns: Slab::new(),
+            ready: VecDeque::new(),
+            scratch: vec![0; BUF_SIZE].into_boxed_slice(),
+            policy: AcceptPolicy::default(),
+            accept_paused_until: None,
+        };
+        let loop_stop = Arc::clone(&stop);
+        let thread = std::thread::Builder::new().name(format!("mio-{i}")).spawn(move || {
+            if let Err(e) = event_loop.run(&loop_stop) {
+                eprintln!("echo-server: mio loop {i} failed: {e}");
+            }
+        });
+        match thread {
+            Ok(t) => loops.push((waker, t)),
+            Err(e) => {
+                // Stop the loops already running before reporting the failure.
+                Box::new(MioServer { stop, loops }).stop()?;
+                return Err(e);
+            }
+        }
+    }
+    Ok(MioServer { stop, loops })
+}
+
+impl Running for MioServer {
+    fn stop(self: Box<Self>) -> io::Result<()> {
+        self.stop.store(true, Ordering::Release);
+        for (waker, _) in &self.loops {
+            let _ = waker.wake();
+        }
+        for (_, thread) in self.loops {
+            let _ = thread.join();
+        }
+        Ok(())
+    }
+}
+
+struct Conn {
+    stream: Stream,
+    /// Bytes read but not yet written back (only after a short write).
+    pending: Vec<u8>,
+    /// How much of `pending` has been written.
+    written: usize,
+    /// On the ready list (budget ran out with work left).
+    queued: bool,
+}
+
+/// What a connection needs after being served.
+enum After {
+    /// It would block: wait for the next readiness edge.
+    Wait,
+    /// Budget exhausted with work left: serve again after the others.
+    MoreWork,
+    /// EOF or error: close it.
+    Close,
+}
+
+struct EventLoop {
+    poll: Poll,
+    listener: Listener,
+    conns: Slab<Conn>,
+    ready: VecDeque<usize>,
+    scratch: Box<[u8]>,
+    policy: AcceptPolicy,
+    accept_paused_until: Option<Instant>,
+}
+
+impl EventLoop {
+    fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = if self.ready.is_empty() {
+                self.accept_paused_until.map(|t| t.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                // EINTR: a signal arrived; poll again.
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            if stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all()?,
+                    WAKE => {}
+                    Token(t) => self.serve(t - FIRST_CONN),
+                }
+            }
+            if self.accept_paused_until.is_some_and(|t| Instant::now() >= t) {
+                self.accept_all()?;
+            }
+            for _ in 0..self.ready.len() {
+                let Some(key) = self.ready.pop_front() else { break };
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.queued = false;
+                    self.serve(key);
+                }
+            }
+        }
+    }
+
+    fn accept_all(&mut self) -> io::Result<()> {
+        self.accept_paused_until = None;
+        loop {
+            match self.listener.accept() {
+                Ok(stream) => {
+                    self.policy.accepted();
+                    if stream.set_nonblocking(true).is_err() {
+                        continue; // cannot serve it without blocking the loop: drop it
+                    }
+                    let entry = self.conns.vacant_entry();
+                    let token = Token(entry.key() + FIRST_CONN);
+                    // Both directions, edge-triggered: no busy loop while it is idle.
+                    self.poll.registry().register(
+                        &mut SourceFd(&stream.as_raw_fd()),
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?;
+                    entry.insert(Conn { stream, pending: Vec::new(), written: 0, queued: false });
+                }
+                Err(e) => match self.policy.on_error(&e) {
+                    AcceptAction::Drained => return Ok(()),
+                    AcceptAction::Retry | AcceptAction::Skip => continue,
+                    AcceptAction::Pause(d) => {
+                        // Out of descriptors: the listener stays readable but no new edge
+                        // will come, so retry from a poll timeout.
+                        self.accept_paused_until = Some(Instant::now() + d);
+                        return Ok(());
+                    }
+                },
+            }
+        }
+    }
+
+    fn serve(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else { return }; // stale event of a closed conn
+        match drive(conn, &mut self.scratch) {
+            After::Wait => {}
+            After::MoreWork => {
+                if !conn.queued {
+                    conn.queued = true;
+                    self.ready.push_back(key);
+                }
+            }
+            After::Close => {
+                // Closing the descriptor removes it from the epoll set as well.
+                let conn = self.conns.remove(key);
+                let _ = self.poll.registry().deregister(&mut SourceFd(&conn.stream.as_raw_fd()));
+            }
+        }
+    }
+}
+
+/// Echoes on one connection until it would block, closes, or uses up its budget.
+fn drive(conn: &mut Conn, scratch: &mut [u8]) -> After {
+    for _ in 0..MAX_ROUNDS {
+        // First write back what a short write left over; read nothing new until it is gone.
+        while conn.written < conn.pending.len() {
+            match conn.stream.write(&conn.pending[conn.written..]) {
+                Ok(0) => return After::Close,
+                Ok(n) => conn.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return After::Wait, // peer's window full
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,         // EINTR: retry
+                Err(_) => return After::Close,
+            }
+        }
+        conn.pending.clear();
+        conn.written = 0;
+        let n = match conn.stream.read(scratch) {
+            Ok(0) => return After::Close, // EOF with nothing pending: all echoed; close sends FIN
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return After::Wait,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return After::Close,
+        };
+        let mut sent = 0;
+        while sent < n {
+            match conn.stream.write(&scratch[sent..n]) {
+                Ok(0) => return After::Close,
+                Ok(w) => sent += w,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Short write: keep the rest and wait for WRITABLE (bounded by scratch size).
+                    conn.pending.extend_from_slice(&scratch[sent..n]);
+                    return After::Wait;
+                }
+                Err(_) => return After::Close,
+            }
+        }
+    }
+    After::MoreWork
+}

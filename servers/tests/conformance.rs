@@ -1,0 +1,423 @@
+//! The conformance suite: every behaviour test, run against every server model.
+//!
+//! Each test is a function taking a [`Model`]; the `conformance!` macro at the bottom expands
+//! every test once per model, so a new model gets the whole suite by adding one line there
+//! (and `every_model_is_covered` fails until it does).
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use servers::{start, ListenAddr, Model, ServerConfig, ServerHandle};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn start_model(model: Model, addr: &str, threads: Option<usize>) -> ServerHandle {
+    let config = ServerConfig { addr: addr.parse().unwrap(), threads, ..ServerConfig::default() };
+    start(model, &config).unwrap_or_else(|e| panic!("{model}: start failed: {e}"))
+}
+
+fn tcp_addr(server: &ServerHandle) -> std::net::SocketAddr {
+    match server.local_addr() {
+        ListenAddr::Tcp(a) => *a,
+        other => panic!("not a TCP address: {other}"),
+    }
+}
+
+fn connect(server: &ServerHandle) -> TcpStream {
+    let s = TcpStream::connect(tcp_addr(server)).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s
+}
+
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut v = vec![0u8; len];
+    rng.fill(&mut v);
+    v
+}
+
+/// Writes `payload` from a second thread while reading the echo here, so large payloads
+/// cannot deadlock on full socket buffers; returns what came back.
+fn echo_through<S: Read + Write + Send + 'static>(stream: S, writer: S, payload: Vec<u8>) -> Vec<u8> {
+    let len = payload.len();
+    let w = std::thread::spawn(move || {
+        let mut writer = writer;
+        writer.write_all(&payload).unwrap();
+        payload
+    });
+    let mut stream = stream;
+    let mut back = vec![0u8; len];
+    stream.read_exact(&mut back).unwrap();
+    w.join().unwrap();
+    back
+}
+
+// ---------------------------------------------------------------------------------------
+// The tests. Each takes the model under test.
+// ---------------------------------------------------------------------------------------
+
+fn echoes_random_payloads_byte_exact(model: Model) {
+    let server = start_model(model, "127.0.0.1:0", None);
+    for (i, size) in [1, 2, 63, 64, 1000, 4096, 65_537, 1 << 20, 8 << 20].into_iter().enumerate() {
+        let s = connect(&server);
+        let payload = random_bytes(size, i as u64);
+        let back = echo_through(s.try_clone().unwrap(), s, payload.clone());
+        assert!(back == payload, "{model}: {size} B payload came back different");
+    }
+    server.shutdown().unwrap();
+}
+
+fn many_messages_on_one_connection(model: Model) {
+    let server = start_model(model, "127.0.0.1:0", None);
+    let mut s = connect(&server);
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut back = vec![0u8; 4096];
+    for i in 0..5_000u64 {
+        let msg = random_bytes(rng.usize(1..=4096), i);
+        s.write_all(&msg).unwrap();
+        s.read_exact(&mut back[..msg.len()]).unwrap();
+        assert!(back[..msg.len()] == msg[..], "{model}: message {i} differs");
+    }
+    server.shutdown().unwrap();
+}
+
+fn serves_500_concurrent_connections(model: Model) {
+    let server = start_model(model, "127.0.0.1:0", Some(if model == Model::ThreadPool { 500 } else { 2 }));
+    let mut conns: Vec<TcpStream> = (0..500).map(|_| connect(&server)).collect();
+    for round in 0..3u64 {
+        // Every connection has a message in flight at once.
+        for (i, c) in conns.iter_mut().enumerate() {
+            c.write_all(&random_bytes(100, round * 1000 + i as u64)).unwrap();
+        }
+        for (i, c) in conns.iter_mut().enumerate() {
+            let mut back = [0u8; 100];
+            c.read_exact(&mut back).unwrap();
+            assert_eq!(back[..], random_bytes(100, round * 1000 + i as u64)[..], "{model}: conn {i} round {round}");
+        }
+    }
+    server.shutdown().unwrap();
+}
+
+fn half_close_returns_everything_then_eof(model: Model) {
+    let server = start_model(model, "127.0.0.1:0", None);
+    let mut s = connect(&server);
+    let payload = random_bytes(300_000, 3);
+    let mut writer = s.try_clone().unwrap();
+    let sent = payload.clone();
+    let w = std::thread::spawn(move || {
+        writer.write_all(&sent).unwrap();
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).unwrap(); // returns only at EOF
+    w.join().unwrap();
+    assert_eq!(back.len(), payload.len(), "{model}");
+    assert!(back == payload, "{model}: half-closed echo differs");
+    server.shutdown().unwrap();
+}
+
+fn reset_mid_stream_does_not_disturb_others(model: Model) {
+    let server = start_model(model, "127.0.0.1:0", Some(8));
+    let mut good = connect(&server);
+    let check = |s: &mut TcpStream, seed: u64| {
+        let msg = random_bytes(5000, seed);
+        s.write_all(&msg).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        s.read_exact(&mut back).unwrap();
+        assert!(back == msg, "{model}: bystander's echo differs");
+    };
+    check(&mut good, 1);
+    for i in 0..20 {
+        let bad = connect(&server);
+        (&bad).write_all(&random_bytes(200_000, 100 + i)).unwrap_or(()); // the echo is never read
+        // SO_LINGER 0: close sends RST with data in flight both ways.
+        socket2::SockRef::from(&bad).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(bad);
+        check(&mut good, 2 + i);
+    }
+    // New connections are still served.
+    check(&mut connect(&server), 99);
+    server.shutdown().unwrap();
+}
+
+fn shutdown_with_open_connections_is_prompt(model: Model) {
+    let server = start_model(model, "127.0.0.1:0", Some(64));
+    let addr = tcp_addr(&server);
+    let mut conns: Vec<TcpStream> = (0..50).map(|_| connect(&server)).collect();
+    for c in &mut conns {
+        c.write_all(b"hello").unwrap();
+        let mut back = [0u8; 5];
+        c.read_exact(&mut back).unwrap();
+    }
+    let t = Instant::now();
+    server.shutdown().unwrap();
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(1), "{model}: shutdown took {took:?}");
+    // Every connection was closed by the server: EOF or reset, not a hang.
+    for c in &mut conns {
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut b = [0u8; 1];
+        match c.read(&mut b) {
+            Ok(0) => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+            other => panic!("{model}: connection still open after shutdown: {other:?}"),
+        }
+    }
+    // The port is free again.
+    std::net::TcpListener::bind(addr).unwrap_or_else(|e| panic!("{model}: port still taken: {e}"));
+}
+
+fn serves_unix_sockets(model: Model) {
+    let path = std::env::temp_dir().join(format!("echo-bench-{}-{}.sock", model, std::process::id()));
+    let server = start_model(model, &format!("unix:{}", path.display()), None);
+    assert_eq!(server.local_addr(), &ListenAddr::Unix(path.clone()));
+    let s = UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let payload = random_bytes(1 << 20, 11);
+    let back = echo_through(s.try_clone().unwrap(), s, payload.clone());
+    assert!(back == payload, "{model}: unix echo differs");
+    server.shutdown().unwrap();
+    assert!(!path.exists(), "{model}: socket file left behind");
+}
+
+fn serves_ipv6(model: Model) {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback on this machine; {model} IPv6 case not exercised");
+        return;
+    }
+    let server = start_model(model, "[::1]:0", None);
+    assert_eq!(server.local_addr().transport(), "tcp6");
+    let mut s = connect(&server);
+    s.write_all(b"over v6").unwrap();
+    let mut back = [0u8; 7];
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"over v6");
+    server.shutdown().unwrap();
+}
+
+// ---- tests against the `echo-server` binary in its own process --------------------------
+
+struct ChildServer {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl ChildServer {
+    fn spawn(model: Model, nofile: Option<u64>) -> ChildServer {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_echo-server"));
+        cmd.args(["--model", model.name(), "--addr", "127.0.0.1:0", "--threads", "4"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(limit) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        io::BufRead::read_line(&mut io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let addr = line.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("bad line {line:?}"));
+        ChildServer { addr: addr.parse().unwrap(), child }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        s
+    }
+
+    fn proc_field(&self, file: &str, key: &str) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{}/{file}", self.child.id())).unwrap();
+        let line = text.lines().find(|l| l.starts_with(key)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    fn rss_kib(&self) -> u64 {
+        self.proc_field("status", "VmRSS:")
+    }
+
+    fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after_comm.split_whitespace().collect();
+        // Fields 14 and 15 (utime, stime) are 11 and 12 after the state field.
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    }
+
+    /// SIGTERM, then the exit status must be success within 2 s.
+    fn stop(mut self) {
+        // SAFETY: sending a signal to our own child by pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "echo-server exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "echo-server did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn ticks_per_sec() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as u64
+}
+
+fn reader_that_stops_reading_keeps_memory_bounded(model: Model) {
+    const TOTAL: usize = 64 << 20;
+    let server = ChildServer::spawn(model, None);
+    let rss_before = server.rss_kib();
+    let s = server.connect();
+    let mut writer = s.try_clone().unwrap();
+    let pattern = |i: usize| (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes()[3];
+    let w = std::thread::spawn(move || {
+        let chunk: Vec<u8> = (0..1 << 16).map(|_| 0).collect();
+        let mut buf = chunk;
+        let mut sent = 0;
+        while sent < TOTAL {
+            for (k, b) in buf.iter_mut().enumerate() {
+                *b = pattern(sent + k);
+            }
+            writer.write_all(&buf).unwrap();
+            sent += buf.len();
+        }
+    });
+    // Give the writer time to fill every buffer on the way while nobody reads.
+    std::thread::sleep(Duration::from_millis(1500));
+    let growth_kib = server.rss_kib().saturating_sub(rss_before);
+    assert!(growth_kib < 32 * 1024, "{model}: RSS grew by {growth_kib} KiB while the client did not read");
+    // Now read: every byte comes back, in order.
+    let mut reader = s;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut got = 0;
+    while got < TOTAL {
+        let n = reader.read(&mut buf).unwrap();
+        assert!(n > 0, "{model}: EOF after {got} bytes");
+        for (k, &b) in buf[..n].iter().enumerate() {
+            assert_eq!(b, pattern(got + k), "{model}: byte {} differs", got + k);
+        }
+        got += n;
+    }
+    w.join().unwrap();
+    server.stop();
+}
+
+fn descriptor_exhaustion_neither_spins_nor_stops_serving(model: Model) {
+    let server = ChildServer::spawn(model, Some(48));
+    // A burst well beyond the limit: the kernel completes the handshakes (backlog), the
+    // server can accept only some of them.
+    let burst: Vec<TcpStream> = (0..150).filter_map(|_| TcpStream::connect(server.addr).ok()).collect();
+    assert!(burst.len() > 48, "too few connects for the test to mean anything");
+    std::thread::sleep(Duration::from_millis(300)); // let it hit EMFILE
+    let cpu_before = server.cpu_ticks();
+    std::thread::sleep(Duration::from_millis(1500));
+    let cpu = server.cpu_ticks() - cpu_before;
+    // Spinning would burn ~1.5 s of CPU; backing off costs next to nothing.
+    assert!(cpu * 1000 / ticks_per_sec() < 300, "{model}: {cpu} ticks of CPU in 1.5 s while out of descriptors");
+    drop(burst);
+    // Once descriptors are free it serves new clients again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = (|| -> io::Result<()> {
+            let mut s = server.connect();
+            s.set_read_timeout(Some(Duration::from_millis(500)))?;
+            s.write_all(b"again")?;
+            let mut back = [0u8; 5];
+            s.read_exact(&mut back)?;
+            assert_eq!(&back, b"again");
+            Ok(())
+        })();
+        match attempt {
+            Ok(()) => break,
+            Err(e) => assert!(Instant::now() < deadline, "{model}: not serving after descriptors freed: {e}"),
+        }
+    }
+    server.stop();
+}
+
+fn echo_server_binary_serves_and_exits_cleanly(model: Model) {
+    let server = ChildServer::spawn(model, None);
+    let mut s = server.connect();
+    s.write_all(b"ping").unwrap();
+    let mut back = [0u8; 4];
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"ping");
+    server.stop(); // with the connection still open
+}
+
+// ---------------------------------------------------------------------------------------
+
+macro_rules! conformance {
+    (models: [$($module:ident => $model:ident),* $(,)?], tests: $tests:tt) => {
+        $( conformance!(@model $module, $model, $tests); )*
+
+        /// Fails when a model was added to `Model::ALL` but not to the list above.
+        #[test]
+        fn every_model_is_covered() {
+            let covered = [$(Model::$model),*];
+            for m in Model::ALL {
+                assert!(covered.contains(&m), "model {m} is missing from the conformance! list");
+            }
+        }
+    };
+    (@model $module:ident, $model:ident, [$($test:ident),* $(,)?]) => {
+        mod $module {
+            $( #[test] fn $test() { super::$test(servers::Model::$model) } )*
+        }
+    };
+}
+
+conformance! {
+    models: [
+        thread_per_conn => ThreadPerConn,
+        threadpool => ThreadPool,
+        mio => Mio,
+        tokio => Tokio,
+    ],
+    tests: [
+        echoes_random_payloads_byte_exact,
+        many_messages_on_one_connection,
+        serves_500_concurrent_connections,
+        half_close_returns_everything_then_eof,
+        reset_mid_stream_does_not_disturb_others,
+        shutdown_with_open_connections_is_prompt,
+        serves_unix_sockets,
+        serves_ipv6,
+        reader_that_stops_reading_keeps_memory_bounded,
+        descriptor_exhaustion_neither_spins_nor_stops_serving,
+        echo_server_binary_serves_and_exits_cleanly,
+    ]
+}
+
+#[test]
+fn echo_server_rejects_unknown_model_with_choices() {
+    let out = Command::new(env!("CARGO_BIN_EXE_echo-server")).args(["--model", "fibers"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("thread-per-conn, threadpool, mio, tokio"), "{err}");
+}
+
+#[test]
+fn echo_server_rejects_bad_address() {
+    let out = Command::new(env!("CARGO_BIN_EXE_echo-server")).args(["--model", "mio", "--addr", "nowhere"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--addr") && err.contains("HOST:PORT"), "{err}");
+}
