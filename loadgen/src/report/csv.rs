@@ -1,0 +1,91 @@
+//! The schema-1 CSV row: the contract's columns, in the contract's order.
+
+use super::Report;
+
+/// The header, in order. Readers match columns by name; new columns go at the end.
+pub const HEADER: [&str; 50] = [
+    "schema", "timestamp", "label", "target", "addr", "transport", "mode", "conns", "msg_size", "depth", "rate",
+    "duration_s", "warmup_s", "msgs", "bytes", "throughput_msgs_s", "throughput_mib_s", "lat_min_us", "lat_mean_us",
+    "lat_p50_us", "lat_p90_us", "lat_p99_us", "lat_p999_us", "lat_p9999_us", "lat_max_us", "lat_stdev_us",
+    "connect_p50_us", "connect_p99_us", "connect_max_us", "conns_ok", "connect_errors", "timeouts", "resets",
+    "mismatches", "other_errors", "send_lag_p99_us", "server_cpu_s", "server_rss_kib", "server_threads",
+    "client_cpu_s", "client_rss_kib", "status", "host", "kernel", "cpus", "version", "raw_p50_us", "raw_p99_us",
+    "fairness", "client_cpu_us_per_msg",
+];
+
+fn f(v: f64, decimals: usize) -> String {
+    format!("{v:.decimals$}")
+}
+
+fn opt<T>(v: Option<T>, show: impl Fn(T) -> String) -> String {
+    v.map(show).unwrap_or_default()
+}
+
+/// The row's fields, matching [`HEADER`].
+pub fn fields(r: &Report) -> [String; HEADER.len()] {
+    let l = &r.latency;
+    let c = &r.counters;
+    [
+        r.schema.to_string(),
+        r.timestamp.clone(),
+        r.label.clone(),
+        r.target.clone(),
+        r.addr.clone(),
+        r.transport.clone(),
+        r.mode.clone(),
+        r.conns.to_string(),
+        r.msg_size.to_string(),
+        r.depth.to_string(),
+        opt(r.rate, |v| f(v, 1)),
+        f(r.duration_s, 3),
+        f(r.warmup_s, 3),
+        c.msgs.to_string(),
+        c.bytes.to_string(),
+        f(r.throughput_msgs_s, 1),
+        f(r.throughput_mib_s, 3),
+        f(l.min_us, 1),
+        f(l.mean_us, 1),
+        f(l.p50_us, 1),
+        f(l.p90_us, 1),
+        f(l.p99_us, 1),
+        f(l.p999_us, 1),
+        f(l.p9999_us, 1),
+        f(l.max_us, 1),
+        f(l.stdev_us, 1),
+        f(r.connect.p50_us, 1),
+        f(r.connect.p99_us, 1),
+        f(r.connect.max_us, 1),
+        r.conns_ok.to_string(),
+        c.connect_errors.to_string(),
+        c.timeouts.to_string(),
+        c.resets.to_string(),
+        c.mismatches.to_string(),
+        c.other_errors.to_string(),
+        opt(r.send_lag, |p| f(p.p99_us, 1)),
+        opt(r.server, |s| f(s.cpu_s, 3)),
+        opt(r.server, |s| s.peak_rss_kib.to_string()),
+        opt(r.server, |s| s.peak_threads.to_string()),
+        f(r.client_cpu_s, 3),
+        r.client_rss_kib.to_string(),
+        r.status.to_string(),
+        r.env.host.clone(),
+        r.env.kernel.clone(),
+        r.env.cpus.to_string(),
+        r.env.version.clone(),
+        opt(r.raw, |p| f(p.p50_us, 1)),
+        opt(r.raw, |p| f(p.p99_us, 1)),
+        f(r.fairness.jain, 4),
+        opt(r.client_us_per_msg(), |v| f(v, 3)),
+    ]
+}
+
+/// One CSV row, preceded by the header line when `with_header`.
+pub fn render(r: &Report, with_header: bool) -> Vec<u8> {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    // Writing to a Vec cannot fail.
+    if with_header {
+        let _ = w.write_record(HEADER);
+    }
+    let _ = w.write_record(fields(r));
+    w.into_inner().unwrap_or_default()
+}

@@ -1,0 +1,213 @@
+//! Reports of a run: one [`Report`] record, and pure serializers that turn it into bytes
+//! (CSV row, JSON document, human table). Files are written in one place, [`sink`].
+//!
+//! A new format is one file here and one arm in [`Format`].
+
+pub mod csv;
+pub mod json;
+pub mod sink;
+pub mod table;
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::stats::{Counters, Fairness, Percentiles};
+
+/// The CSV/JSON schema version.
+pub const SCHEMA: u32 = 1;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Finished, no errors.
+    Ok,
+    /// Finished, but some error count is non-zero.
+    Errors,
+    /// Stopped early (interrupted, or the server died); holds what was measured.
+    Partial,
+    /// Nothing could be measured (no connection could be opened).
+    Failed,
+}
+
+impl Status {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Errors => "errors",
+            Status::Partial => "partial",
+            Status::Failed => "failed",
+        }
+    }
+
+    /// The process exit code the contract gives this status.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where and with what a run was made.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Environment {
+    /// Host name.
+    pub host: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// CPUs available to loadgen.
+    pub cpus: usize,
+    /// loadgen version.
+    pub version: String,
+}
+
+impl Environment {
+    /// Reads this machine's environment.
+    pub fn detect() -> Self {
+        let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+        Environment {
+            host: read("/proc/sys/kernel/hostname"),
+            kernel: read("/proc/sys/kernel/osrelease"),
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// Cost of the server process during the measured window (spawned servers only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ServerCost {
+    /// CPU seconds inside the window.
+    pub cpu_s: f64,
+    /// Peak resident set size, KiB.
+    pub peak_rss_kib: u64,
+    /// Peak thread count.
+    pub peak_threads: u64,
+}
+
+/// One interval of the measured window (merged over threads).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntervalRow {
+    /// Seconds from the start of the window to the end of this interval.
+    pub t_s: f64,
+    /// Messages per second in this interval.
+    pub msgs_s: f64,
+    /// Median latency, µs.
+    pub p50_us: f64,
+    /// 99th percentile latency, µs.
+    pub p99_us: f64,
+    /// Errors counted in this interval.
+    pub errors: u64,
+}
+
+/// Everything known about one run: the CSV columns and more.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Schema version.
+    pub schema: u32,
+    /// Start of the run, RFC 3339 UTC.
+    pub timestamp: String,
+    /// `--label`.
+    pub label: String,
+    /// Model name, or `external`.
+    pub target: String,
+    /// Address loaded.
+    pub addr: String,
+    /// `tcp`, `tcp6` or `unix`.
+    pub transport: String,
+    /// `closed` or `open`.
+    pub mode: String,
+    /// Connections asked for.
+    pub conns: usize,
+    /// Bytes per message.
+    pub msg_size: usize,
+    /// Messages in flight per connection.
+    pub depth: usize,
+    /// Open loop rate, messages/s.
+    pub rate: Option<f64>,
+    /// Measured seconds (shorter than asked when stopped early).
+    pub duration_s: f64,
+    /// Warmup seconds.
+    pub warmup_s: f64,
+    /// Counts.
+    pub counters: Counters,
+    /// Round trips per second in the window.
+    pub throughput_msgs_s: f64,
+    /// Payload MiB per second (one direction).
+    pub throughput_mib_s: f64,
+    /// Latency (open loop: from the intended send time).
+    pub latency: Percentiles,
+    /// Open loop: service time from the actual send.
+    pub raw: Option<Percentiles>,
+    /// Open loop: how late sends were against the schedule.
+    pub send_lag: Option<Percentiles>,
+    /// Connect latency.
+    pub connect: Percentiles,
+    /// Connections open when the load started.
+    pub conns_ok: usize,
+    /// Server process cost (when known).
+    pub server: Option<ServerCost>,
+    /// Client CPU seconds inside the window.
+    pub client_cpu_s: f64,
+    /// Client peak RSS, KiB.
+    pub client_rss_kib: u64,
+    /// How the run ended.
+    pub status: Status,
+    /// Why it stopped early, if it did.
+    pub stop_reason: Option<String>,
+    /// Spread of messages over connections.
+    pub fairness: Fairness,
+    /// Ids of connections with no message in the window (at most 20 listed).
+    pub starved_conns: Vec<u32>,
+    /// Per-interval series.
+    pub intervals: Vec<IntervalRow>,
+    /// Machine and version.
+    pub env: Environment,
+}
+
+impl Report {
+    /// Client CPU per message, µs.
+    pub fn client_us_per_msg(&self) -> Option<f64> {
+        per_msg(self.client_cpu_s, self.counters.msgs)
+    }
+
+    /// Server CPU per message, µs.
+    pub fn server_us_per_msg(&self) -> Option<f64> {
+        self.server.and_then(|s| per_msg(s.cpu_s, self.counters.msgs))
+    }
+}
+
+fn per_msg(cpu_s: f64, msgs: u64) -> Option<f64> {
+    (msgs > 0).then(|| cpu_s * 1e6 / msgs as f64)
+}
+
+/// The output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One schema-1 CSV row (plus header when asked).
+    Csv,
+    /// A JSON document.
+    Json,
+    /// The human summary.
+    Table,
+}
+
+impl Format {
+    /// Serializes `report` in this format.
+    pub fn render(self, report: &Report, with_header: bool) -> Vec<u8> {
+        match self {
+            Format::Csv => csv::render(report, with_header),
+            Format::Json => json::render(report),
+            Format::Table => table::render(report).into_bytes(),
+        }
+    }
+}

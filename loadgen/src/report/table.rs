@@ -1,0 +1,110 @@
+//! The human summary printed at the end of a run.
+
+use std::fmt::Write;
+
+use super::Report;
+use crate::stats::Percentiles;
+
+fn us(v: f64) -> String {
+    if v >= 1_000_000.0 {
+        format!("{:.2} s", v / 1e6)
+    } else if v >= 1000.0 {
+        format!("{:.2} ms", v / 1e3)
+    } else {
+        format!("{v:.1} us")
+    }
+}
+
+fn percentiles(out: &mut String, name: &str, p: &Percentiles) {
+    let _ = writeln!(
+        out,
+        "  {name:<10} p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  (mean {}, stdev {})",
+        us(p.p50_us),
+        us(p.p90_us),
+        us(p.p99_us),
+        us(p.p999_us),
+        us(p.p9999_us),
+        us(p.max_us),
+        us(p.mean_us),
+        us(p.stdev_us)
+    );
+}
+
+/// The summary as text.
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let mode = match r.rate {
+        Some(rate) => format!("open loop at {rate:.0} msg/s"),
+        None => "closed loop".into(),
+    };
+    let _ = writeln!(
+        o,
+        "{} at {} ({}): {} conns, {} B messages, depth {}, {}, {:.2} s measured after {:.2} s warmup",
+        r.target, r.addr, r.transport, r.conns, r.msg_size, r.depth, mode, r.duration_s, r.warmup_s
+    );
+    let _ = writeln!(
+        o,
+        "  throughput {:.0} msg/s, {:.2} MiB/s each way ({} round trips)",
+        r.throughput_msgs_s, r.throughput_mib_s, r.counters.msgs
+    );
+    let label = if r.raw.is_some() { "latency*" } else { "latency" };
+    percentiles(&mut o, label, &r.latency);
+    if let Some(raw) = &r.raw {
+        percentiles(&mut o, "raw", raw);
+        let _ = writeln!(o, "  (* from the intended send time, coordinated omission corrected; raw: from the actual send)");
+    }
+    if let Some(lag) = &r.send_lag {
+        let _ = writeln!(o, "  send lag   p50 {}  p99 {}  max {}", us(lag.p50_us), us(lag.p99_us), us(lag.max_us));
+    }
+    let _ = writeln!(
+        o,
+        "  connect    p50 {}  p99 {}  max {}; {} of {} connections open",
+        us(r.connect.p50_us),
+        us(r.connect.p99_us),
+        us(r.connect.max_us),
+        r.conns_ok,
+        r.conns
+    );
+    let c = &r.counters;
+    let _ = writeln!(
+        o,
+        "  errors     connect {}, timeouts {}, resets {}, mismatches {}, other {}",
+        c.connect_errors, c.timeouts, c.resets, c.mismatches, c.other_errors
+    );
+    let f = &r.fairness;
+    let _ = writeln!(
+        o,
+        "  fairness   per connection min {} / median {} / max {} msgs, Jain index {:.3}",
+        f.min, f.median, f.max, f.jain
+    );
+    if f.starved > 0 {
+        let ids: Vec<String> = r.starved_conns.iter().map(u32::to_string).collect();
+        let more = if f.starved as usize > ids.len() { ", ..." } else { "" };
+        let _ = writeln!(o, "  starved    {} connections had no message: {}{more}", f.starved, ids.join(", "));
+    }
+    match (&r.server, r.server_us_per_msg()) {
+        (Some(s), per) => {
+            let _ = writeln!(
+                o,
+                "  server     {:.2} s CPU ({} per msg), peak RSS {} KiB, peak {} threads",
+                s.cpu_s,
+                per.map_or("-".into(), |v| format!("{v:.2} us")),
+                s.peak_rss_kib,
+                s.peak_threads
+            );
+        }
+        (None, _) => {
+            let _ = writeln!(o, "  server     cost unknown (external server)");
+        }
+    }
+    let _ = writeln!(
+        o,
+        "  client     {:.2} s CPU ({} per msg), peak RSS {} KiB",
+        r.client_cpu_s,
+        r.client_us_per_msg().map_or("-".into(), |v| format!("{v:.2} us")),
+        r.client_rss_kib
+    );
+    let reason = r.stop_reason.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+    let _ = writeln!(o, "  status     {}{reason}", r.status);
+    o
+}

@@ -1,0 +1,245 @@
+//! What a client thread records, and how the threads' records merge.
+//!
+//! Each thread records into its own [`Interval`] (HdrHistograms in nanoseconds with 3
+//! significant digits, plus counters) and hands it to the main thread once per interval
+//! (one channel send per second per thread, never per message). The main thread merges
+//! intervals across threads; totals are the merge of all intervals. Percentiles are never
+//! averaged.
+
+use std::ops::AddAssign;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Highest latency a histogram holds (larger values are clamped to it): 100 s in ns.
+pub const MAX_TRACKABLE_NS: u64 = 100_000_000_000;
+/// Significant decimal digits kept by every histogram.
+pub const SIGFIG: u8 = 3;
+
+/// A new, empty latency histogram.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_TRACKABLE_NS, SIGFIG).expect("static histogram bounds are valid")
+}
+
+/// Error and volume counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Round trips completed (and verified) inside the measured window.
+    pub msgs: u64,
+    /// Payload bytes of those round trips (one direction).
+    pub bytes: u64,
+    /// Connection attempts that failed or timed out.
+    pub connect_errors: u64,
+    /// Messages that got no complete reply within `--timeout`.
+    pub timeouts: u64,
+    /// Connections reset or closed by the server.
+    pub resets: u64,
+    /// Messages whose echo differed from what was sent.
+    pub mismatches: u64,
+    /// Any other failure (more bytes back than sent, unexpected socket errors).
+    pub other_errors: u64,
+}
+
+impl Counters {
+    /// Sum of every error count.
+    pub fn errors(&self) -> u64 {
+        self.connect_errors + self.timeouts + self.resets + self.mismatches + self.other_errors
+    }
+}
+
+impl AddAssign for Counters {
+    fn add_assign(&mut self, o: Counters) {
+        self.msgs += o.msgs;
+        self.bytes += o.bytes;
+        self.connect_errors += o.connect_errors;
+        self.timeouts += o.timeouts;
+        self.resets += o.resets;
+        self.mismatches += o.mismatches;
+        self.other_errors += o.other_errors;
+    }
+}
+
+/// Which kind of failure closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Connect failed or timed out.
+    Connect,
+    /// No reply within the timeout.
+    Timeout,
+    /// Reset or closed by the server.
+    Reset,
+    /// Anything else.
+    Other,
+}
+
+/// One thread's (or, merged, every thread's) record of one interval.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Index of the interval inside the measured window; `None` for the warmup.
+    pub index: Option<u32>,
+    /// Latency: closed loop from the actual send; open loop from the intended send time.
+    pub latency: Histogram<u64>,
+    /// Open loop only: service time from the actual send.
+    pub raw: Histogram<u64>,
+    /// Open loop only: actual send minus intended send.
+    pub send_lag: Histogram<u64>,
+    /// Counts.
+    pub counters: Counters,
+}
+
+impl Interval {
+    /// An empty interval.
+    pub fn new(index: Option<u32>) -> Self {
+        Interval {
+            index,
+            latency: new_histogram(),
+            raw: new_histogram(),
+            send_lag: new_histogram(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Adds `other` into `self` (histograms merged exactly).
+    pub fn merge(&mut self, other: &Interval) {
+        // Both sides have the same bounds, so `add` cannot fail.
+        let _ = self.latency.add(&other.latency);
+        let _ = self.raw.add(&other.raw);
+        let _ = self.send_lag.add(&other.send_lag);
+        self.counters += other.counters;
+    }
+
+    /// Empties it for reuse as interval `index` (keeps the allocations).
+    pub fn reset(&mut self, index: Option<u32>) {
+        self.index = index;
+        self.latency.reset();
+        self.raw.reset();
+        self.send_lag.reset();
+        self.counters = Counters::default();
+    }
+
+    /// Counts a fault.
+    #[inline]
+    pub fn count(&mut self, fault: Fault) {
+        let c = &mut self.counters;
+        match fault {
+            Fault::Connect => c.connect_errors += 1,
+            Fault::Timeout => c.timeouts += 1,
+            Fault::Reset => c.resets += 1,
+            Fault::Other => c.other_errors += 1,
+        }
+    }
+}
+
+/// Latency percentiles of a histogram, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Number of values.
+    pub count: u64,
+    /// Smallest.
+    pub min_us: f64,
+    /// Mean.
+    pub mean_us: f64,
+    /// Median.
+    pub p50_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// 99.99th percentile.
+    pub p9999_us: f64,
+    /// Largest.
+    pub max_us: f64,
+    /// Standard deviation.
+    pub stdev_us: f64,
+}
+
+impl Percentiles {
+    /// Reads the percentiles of a nanosecond histogram (all zero when it is empty).
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Percentiles {
+            count: h.len(),
+            min_us: us(h.min()),
+            mean_us: h.mean() / 1000.0,
+            p50_us: us(h.value_at_quantile(0.50)),
+            p90_us: us(h.value_at_quantile(0.90)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            p999_us: us(h.value_at_quantile(0.999)),
+            p9999_us: us(h.value_at_quantile(0.9999)),
+            max_us: us(h.max()),
+            stdev_us: h.stdev() / 1000.0,
+        }
+    }
+}
+
+/// Spread of messages over connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Fairness {
+    /// Fewest messages any connection completed.
+    pub min: u64,
+    /// Median messages per connection.
+    pub median: u64,
+    /// Most messages any connection completed.
+    pub max: u64,
+    /// Jain's fairness index, (sum x)^2 / (n * sum x^2): 1 when all are equal, 1/n when one
+    /// connection did everything.
+    pub jain: f64,
+    /// Connections with no message in the window.
+    pub starved: u64,
+}
+
+impl Fairness {
+    /// Computes the spread of per-connection message counts.
+    pub fn of(per_conn: &[u64]) -> Self {
+        if per_conn.is_empty() {
+            return Fairness::default();
+        }
+        let mut sorted = per_conn.to_vec();
+        sorted.sort_unstable();
+        let sum: f64 = sorted.iter().map(|&x| x as f64).sum();
+        let sum_sq: f64 = sorted.iter().map(|&x| (x as f64) * (x as f64)).sum();
+        let jain = if sum_sq == 0.0 { 0.0 } else { sum * sum / (sorted.len() as f64 * sum_sq) };
+        Fairness {
+            min: sorted[0],
+            median: sorted[sorted.len() / 2],
+            max: sorted[sorted.len() - 1],
+            jain,
+            starved: sorted.iter().filter(|&&x| x == 0).count() as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_percentiles_equal_those_of_all_values() {
+        let mut a = Interval::new(Some(0));
+        let mut b = Interval::new(Some(0));
+        let mut all = new_histogram();
+        for v in 1..=10_000u64 {
+            let h = if v % 3 == 0 { &mut a.latency } else { &mut b.latency };
+            h.record(v * 1000).unwrap();
+            all.record(v * 1000).unwrap();
+        }
+        a.merge(&b);
+        assert_eq!(Percentiles::of(&a.latency), Percentiles::of(&all));
+        let p = Percentiles::of(&all);
+        assert!((p.p50_us - 5000.0).abs() <= 5.0, "{p:?}");
+        assert!((p.p99_us - 9900.0).abs() <= 10.0, "{p:?}");
+    }
+
+    #[test]
+    fn jain_index_bounds() {
+        assert_eq!(Fairness::of(&[5, 5, 5, 5]).jain, 1.0);
+        let f = Fairness::of(&[0, 0, 0, 8]);
+        assert_eq!((f.jain, f.starved, f.min, f.max), (0.25, 3, 0, 8));
+        assert_eq!(Fairness::of(&[]).jain, 0.0);
+    }
+}

@@ -1,0 +1,152 @@
+//! What a run loads: a model started in its own child process (`loadgen serve`, i.e. this
+//! same binary re-executed, so its CPU, memory and descriptor limit are separate and
+//! measurable), or an already running server at `--addr`.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use servers::{ListenAddr, Model};
+use thiserror::Error;
+
+use crate::config::{RunConfig, TargetSpec};
+
+/// How long a spawned server may take to print `listening ADDR`.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a server may take to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The run could not start at all (exit code 3): the target does not start, or nothing
+/// accepts connections at the address.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct CannotRun(pub String);
+
+/// An echo server child process.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    exit: Option<ExitStatus>,
+}
+
+impl ServerProcess {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `Some(status)` once it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().ok().flatten();
+        }
+        self.exit
+    }
+
+    /// SIGTERM, wait up to [`STOP_TIMEOUT`], then SIGKILL. Returns its exit status.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        if self.exited().is_some() {
+            return self.exit;
+        }
+        // SAFETY: signalling our own child, which has not been reaped (so the pid is ours).
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.exited().is_some() {
+                return self.exit;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        self.exit = self.child.wait().ok();
+        self.exit
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A running target.
+#[derive(Debug)]
+pub struct Target {
+    /// Where to connect.
+    pub addr: ListenAddr,
+    /// The model's name, or `external` for `--addr`.
+    pub name: String,
+    /// The child process, when loadgen started the server.
+    pub server: Option<ServerProcess>,
+}
+
+/// Starts the configured target (or checks that the address accepts connections).
+pub fn start(cfg: &RunConfig) -> anyhow::Result<Target> {
+    match &cfg.target {
+        TargetSpec::Model(model) => spawn_model(*model, cfg.server_threads),
+        TargetSpec::Addr(addr) => {
+            probe(addr, cfg.connect_timeout)?;
+            Ok(Target { addr: addr.clone(), name: "external".into(), server: None })
+        }
+    }
+}
+
+fn spawn_model(model: Model, threads: Option<u32>) -> anyhow::Result<Target> {
+    let exe = std::env::current_exe().context("cannot find the loadgen executable to start the server")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"]);
+    if let Some(t) = threads {
+        cmd.args(["--threads", &t.to_string()]);
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Own process group: a terminal's Ctrl-C reaches loadgen only, which then stops
+            // the server itself (and records the run as partial).
+            libc::setpgid(0, 0);
+            // If loadgen dies without stopping it, the server goes too.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| CannotRun(format!("cannot start the {model} server: {e}")))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line).map(|_| tx.send(line));
+    });
+    let mut server = ServerProcess { child, exit: None };
+    let line = match rx.recv_timeout(START_TIMEOUT) {
+        Ok(line) if !line.is_empty() => line,
+        _ => {
+            let status = server.stop();
+            return Err(CannotRun(format!(
+                "the {model} server did not report `listening ADDR` within {START_TIMEOUT:?} (exit status: {})",
+                status.map_or("still running, killed".to_string(), |s| s.to_string())
+            ))
+            .into());
+        }
+    };
+    let addr = line
+        .trim()
+        .strip_prefix("listening ")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| CannotRun(format!("the {model} server printed {line:?} instead of `listening ADDR`")))?;
+    Ok(Target { addr, name: model.name().into(), server: Some(server) })
+}
+
+/// One connect to check that something listens, within `timeout`.
+pub fn probe(addr: &ListenAddr, timeout: Duration) -> Result<(), CannotRun> {
+    let result = match addr {
+        ListenAddr::Tcp(a) => std::net::TcpStream::connect_timeout(a, timeout).map(drop),
+        ListenAddr::Unix(p) => std::os::unix::net::UnixStream::connect(p).map(drop),
+    };
+    result.map_err(|e| CannotRun(format!("cannot connect to {addr}: {e} (is the server running? check --addr)")))
+}
