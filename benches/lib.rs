@@ -1,1 +1,1 @@
-//! Shared helpers for the criterion benches live in `benches/echo.rs`; this library is empty.
+//! Support crate for the criterion benches in `benches/echo.rs` (`cargo bench`).

@@ -1,1 +1,151 @@
-fn main(){}
+//! criterion suites over the echo servers and the load generator's per-message path.
+//!
+//! Groups:
+//! - `round_trip`: one connection, one message in flight, per model x message size. The
+//!   server is started and the connection made outside the timed code (`iter_custom`).
+//!   Measures the latency of a blocking client's round trip over loopback, i.e. the
+//!   server's wake-up and echo path plus the kernel's; not throughput under load.
+//! - `throughput`: per model x connection count, one 64 B message on every connection per
+//!   iteration (all written, then all read). Measures how a model handles many ready
+//!   connections at once; not open-loop latency (use `loadgen --rate` for that).
+//! - `hot_path`: the load generator's per-message work without I/O: recording a latency,
+//!   filling and checking a payload, computing the next fixed-rate send time. Each must stay
+//!   far below the few microseconds a message costs in the kernel.
+//!
+//! Client and server share the machine's cores; compare models within one run.
+
+use std::hint::black_box;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use loadgen::payload;
+use loadgen::schedule::{Schedule, ThreadSchedule};
+use loadgen::stats::new_histogram;
+use servers::{start, ListenAddr, Model, ServerConfig, ServerHandle};
+
+/// Message sizes of the round-trip group.
+const ROUND_TRIP_SIZES: [usize; 3] = [64, 1024, 16 * 1024];
+/// Connection counts of the throughput group.
+const THROUGHPUT_CONNS: [usize; 3] = [1, 16, 128];
+/// Message size of the throughput group.
+const THROUGHPUT_MSG: usize = 64;
+/// Time criterion measures each benchmark.
+const MEASUREMENT: Duration = Duration::from_secs(2);
+/// Warm-up per benchmark.
+const WARM_UP: Duration = Duration::from_millis(500);
+/// Samples per benchmark.
+const SAMPLES: usize = 20;
+
+fn server(model: Model, conns: usize) -> ServerHandle {
+    // The thread pool needs a worker per connection, or the extra connections wait.
+    let threads = (model == Model::ThreadPool).then_some(conns.max(4));
+    start(model, &ServerConfig { threads, ..ServerConfig::default() }).expect("server starts")
+}
+
+fn connect(server: &ServerHandle) -> TcpStream {
+    let ListenAddr::Tcp(addr) = server.local_addr() else { unreachable!("benches use TCP") };
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    s
+}
+
+fn round_trip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("round_trip");
+    group.measurement_time(MEASUREMENT).warm_up_time(WARM_UP).sample_size(SAMPLES);
+    for size in ROUND_TRIP_SIZES {
+        group.throughput(Throughput::Bytes(size as u64));
+        for model in Model::ALL {
+            let srv = server(model, 1);
+            let mut conn = connect(&srv);
+            let msg = vec![0xA5u8; size];
+            let mut back = vec![0u8; size];
+            group.bench_function(BenchmarkId::new(model.name(), size), |b| {
+                b.iter_custom(|iters| {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        conn.write_all(&msg).expect("write");
+                        conn.read_exact(&mut back).expect("read");
+                    }
+                    t.elapsed()
+                })
+            });
+            drop(conn);
+            srv.shutdown().expect("shutdown");
+        }
+    }
+    group.finish();
+}
+
+fn throughput(c: &mut Criterion) {
+    let mut group = c.benchmark_group("throughput");
+    group.measurement_time(MEASUREMENT).warm_up_time(WARM_UP).sample_size(SAMPLES);
+    for conns in THROUGHPUT_CONNS {
+        group.throughput(Throughput::Elements(conns as u64));
+        for model in Model::ALL {
+            let srv = server(model, conns);
+            let mut clients: Vec<TcpStream> = (0..conns).map(|_| connect(&srv)).collect();
+            let msg = [0x5Au8; THROUGHPUT_MSG];
+            let mut back = [0u8; THROUGHPUT_MSG];
+            group.bench_function(BenchmarkId::new(model.name(), conns), |b| {
+                b.iter_custom(|iters| {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        for c in clients.iter_mut() {
+                            c.write_all(&msg).expect("write");
+                        }
+                        for c in clients.iter_mut() {
+                            c.read_exact(&mut back).expect("read");
+                        }
+                    }
+                    t.elapsed()
+                })
+            });
+            drop(clients);
+            srv.shutdown().expect("shutdown");
+        }
+    }
+    group.finish();
+}
+
+fn hot_path(c: &mut Criterion) {
+    let mut group = c.benchmark_group("hot_path");
+    group.measurement_time(MEASUREMENT).warm_up_time(WARM_UP);
+    let mut hist = new_histogram();
+    let mut v = 1u64;
+    group.bench_function("histogram_record", |b| {
+        b.iter(|| {
+            v = v.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            hist.saturating_record(black_box(v >> 40));
+        })
+    });
+    let mut buf = [0u8; 64];
+    let mut seq = 0u64;
+    group.bench_function("payload_fill_verify_64B", |b| {
+        b.iter(|| {
+            seq += 1;
+            let key = payload::key(black_box(7), seq);
+            payload::fill(key, 0, &mut buf);
+            assert!(payload::verify(key, 0, black_box(&buf)));
+        })
+    });
+    let schedule = Schedule::Open { rate: 100_000.0, conns: 1000 };
+    let mut walk = ThreadSchedule::new(schedule, (0..1000).step_by(2).collect());
+    group.bench_function("schedule_next_send", |b| {
+        b.iter(|| {
+            let next = walk.peek();
+            walk.advance();
+            black_box(next)
+        })
+    });
+    group.finish();
+}
+
+// The macro generates an undocumented pub fn.
+#[allow(missing_docs)]
+mod groups {
+    use super::*;
+    criterion_group!(benches, round_trip, throughput, hot_path);
+}
+criterion_main!(groups::benches);

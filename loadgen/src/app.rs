@@ -56,10 +56,10 @@ fn run_load(args: &RunArgs) -> anyhow::Result<u8> {
 
 /// The exit code for an error that ended a command.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.downcast_ref::<ConfigError>().is_some() || err.downcast_ref::<InputError>().is_some() {
-        2
-    } else if err.downcast_ref::<CannotRun>().is_some() {
+    if err.downcast_ref::<CannotRun>().is_some() || matches!(err.downcast_ref(), Some(ConfigError::Unresolvable(..))) {
         3
+    } else if err.downcast_ref::<ConfigError>().is_some() || err.downcast_ref::<InputError>().is_some() {
+        2
     } else {
         1
     }

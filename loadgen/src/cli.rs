@@ -25,6 +25,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once per process: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// One load run (the default).
@@ -79,6 +81,9 @@ pub struct RunArgs {
     /// Length of a reporting interval (progress, per-interval series).
     #[arg(long, default_value = "1s")]
     pub interval: String,
+    /// With --addr: the server's process id, so its CPU, memory and threads are measured too.
+    #[arg(long, value_name = "PID", requires = "addr")]
+    pub server_pid: Option<u32>,
     /// Append one CSV row to FILE (header written when the file is new).
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,

@@ -26,8 +26,14 @@ pub enum ConfigError {
         /// What is wrong and what to do.
         reason: String,
     },
+    /// The host name of `--addr` does not resolve (exit code 3: the run cannot start).
+    #[error("--addr '{0}': {1}")]
+    Unresolvable(String, String),
     /// Neither a target nor an address.
-    #[error("nothing to load: give --target MODEL (one of: {}) or --addr HOST:PORT", Model::names())]
+    #[error(
+        "nothing to load: give --target MODEL (one of: {}) or --addr HOST:PORT",
+        Model::names()
+    )]
     NoTarget,
     /// More connections than descriptors.
     #[error(
@@ -46,7 +52,11 @@ pub enum ConfigError {
 }
 
 fn invalid(flag: &'static str, value: impl ToString, reason: impl ToString) -> ConfigError {
-    ConfigError::Invalid { flag, value: value.to_string(), reason: reason.to_string() }
+    ConfigError::Invalid {
+        flag,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 /// What to put load on.
@@ -79,6 +89,8 @@ pub struct RunConfig {
     pub threads: usize,
     /// Threads of the spawned server.
     pub server_threads: Option<u32>,
+    /// With `--addr`: the external server's pid, to measure its cost.
+    pub server_pid: Option<u32>,
     /// Per-message timeout.
     pub timeout: Duration,
     /// Per-connect timeout.
@@ -99,7 +111,10 @@ impl RunConfig {
     /// The sending discipline.
     pub fn schedule(&self) -> Schedule {
         match self.rate {
-            Some(rate) => Schedule::Open { rate, conns: self.conns },
+            Some(rate) => Schedule::Open {
+                rate,
+                conns: self.conns,
+            },
             None => Schedule::Closed,
         }
     }
@@ -122,20 +137,33 @@ impl TryFrom<&RunArgs> for RunConfig {
     type Error = ConfigError;
 
     fn try_from(a: &RunArgs) -> Result<Self, ConfigError> {
-        let target = match (&a.target, &a.addr) {
-            (Some(t), _) => TargetSpec::Model(t.parse().map_err(|e: servers::UnknownModel| {
-                invalid("--target", t, format!("{e}; see `loadgen targets`"))
-            })?),
-            (None, Some(addr)) => TargetSpec::Addr(addr.parse().map_err(|e: servers::addr::BadAddr| {
-                invalid("--addr", addr, e.reason + "; expected HOST:PORT, [V6]:PORT or unix:/path")
-            })?),
-            (None, None) => return Err(ConfigError::NoTarget),
-        };
+        let target =
+            match (&a.target, &a.addr) {
+                (Some(t), _) => TargetSpec::Model(t.parse().map_err(|e: servers::UnknownModel| {
+                    invalid("--target", t, format!("{e}; see `loadgen targets`"))
+                })?),
+                (None, Some(addr)) => TargetSpec::Addr(addr.parse().map_err(|e: servers::addr::BadAddr| {
+                    if e.reason.starts_with("cannot resolve") || e.reason.starts_with("host has no") {
+                        ConfigError::Unresolvable(addr.clone(), e.reason)
+                    } else {
+                        invalid(
+                            "--addr",
+                            addr,
+                            e.reason + "; expected HOST:PORT, [V6]:PORT or unix:/path",
+                        )
+                    }
+                })?),
+                (None, None) => return Err(ConfigError::NoTarget),
+            };
         if a.conns == 0 || a.conns > 1_000_000 {
             return Err(invalid("--conns", a.conns, "must be between 1 and 1000000"));
         }
         if a.msg_size == 0 || a.msg_size > MAX_MSG_SIZE {
-            return Err(invalid("--msg-size", a.msg_size, format!("must be between 1 and {MAX_MSG_SIZE} bytes")));
+            return Err(invalid(
+                "--msg-size",
+                a.msg_size,
+                format!("must be between 1 and {MAX_MSG_SIZE} bytes"),
+            ));
         }
         if a.depth == 0 || a.depth > 4096 {
             return Err(invalid("--depth", a.depth, "must be between 1 and 4096"));
@@ -144,7 +172,13 @@ impl TryFrom<&RunArgs> for RunConfig {
             None => None,
             Some(r) => match r.trim().parse::<f64>() {
                 Ok(v) if v.is_finite() && v > 0.0 && v <= 1e9 => Some(v),
-                _ => return Err(invalid("--rate", r, "must be a number of messages per second, > 0 (e.g. 50000)")),
+                _ => {
+                    return Err(invalid(
+                        "--rate",
+                        r,
+                        "must be a number of messages per second, > 0 (e.g. 50000)",
+                    ))
+                }
             },
         };
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -161,7 +195,11 @@ impl TryFrom<&RunArgs> for RunConfig {
             Some(t) => return Err(invalid("--server-threads", t, "must be between 1 and 100000")),
         };
         if server_threads.is_some() && matches!(target, TargetSpec::Addr(_)) {
-            return Err(invalid("--server-threads", a.server_threads.unwrap_or(0), "only applies with --target"));
+            return Err(invalid(
+                "--server-threads",
+                a.server_threads.unwrap_or(0),
+                "only applies with --target",
+            ));
         }
         Ok(RunConfig {
             target,
@@ -173,6 +211,12 @@ impl TryFrom<&RunArgs> for RunConfig {
             rate,
             threads,
             server_threads,
+            server_pid: match a.server_pid {
+                Some(pid) if !std::path::Path::new(&format!("/proc/{pid}")).exists() => {
+                    return Err(invalid("--server-pid", pid, "no such process"))
+                }
+                other => other,
+            },
             timeout: positive_duration("--timeout", &a.timeout)?,
             connect_timeout: positive_duration("--connect-timeout", &a.connect_timeout)?,
             interval: positive_duration("--interval", &a.interval)?,
@@ -199,8 +243,14 @@ mod tests {
         let c = config(&["--target", "mio"]).unwrap();
         assert_eq!(c.target, TargetSpec::Model(Model::Mio));
         assert_eq!((c.conns, c.msg_size, c.depth, c.rate), (100, 64, 1, None));
-        assert_eq!((c.duration, c.warmup), (Duration::from_secs(10), Duration::from_secs(1)));
-        assert_eq!((c.timeout, c.connect_timeout), (Duration::from_secs(5), Duration::from_secs(5)));
+        assert_eq!(
+            (c.duration, c.warmup),
+            (Duration::from_secs(10), Duration::from_secs(1))
+        );
+        assert_eq!(
+            (c.timeout, c.connect_timeout),
+            (Duration::from_secs(5), Duration::from_secs(5))
+        );
     }
 
     #[test]
@@ -218,6 +268,11 @@ mod tests {
 
     #[test]
     fn threads_never_exceed_connections() {
-        assert_eq!(config(&["--target", "mio", "--conns", "1", "--threads", "4"]).unwrap().threads, 1);
+        assert_eq!(
+            config(&["--target", "mio", "--conns", "1", "--threads", "4"])
+                .unwrap()
+                .threads,
+            1
+        );
     }
 }

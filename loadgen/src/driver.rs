@@ -16,7 +16,7 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant};
@@ -75,12 +75,19 @@ pub struct Shared {
     pub start: OnceLock<Instant>,
     /// Where the threads wait for each other once their connections are open.
     pub connected: Barrier,
+    /// Connections open right now, over all threads (changes on connect and close only).
+    pub up: AtomicUsize,
 }
 
 impl Shared {
     /// Shared state for `threads` client threads.
     pub fn new(threads: usize) -> Self {
-        Shared { stop: AtomicBool::new(false), start: OnceLock::new(), connected: Barrier::new(threads) }
+        Shared {
+            stop: AtomicBool::new(false),
+            start: OnceLock::new(),
+            connected: Barrier::new(threads),
+            up: AtomicUsize::new(0),
+        }
     }
 }
 
@@ -99,12 +106,19 @@ pub struct ThreadOutput {
 /// (the order [`ThreadSchedule`] relies on).
 pub fn assign(conns: usize, threads: usize) -> Vec<Vec<u32>> {
     let threads = threads.clamp(1, conns.max(1));
-    (0..threads).map(|t| (t..conns).step_by(threads).map(|c| c as u32).collect()).collect()
+    (0..threads)
+        .map(|t| (t..conns).step_by(threads).map(|c| c as u32).collect())
+        .collect()
 }
 
 /// Runs one client thread over `conn_ids` until the run ends; intervals go to `tx`.
 /// Always meets the other threads at the barrier, even when it fails to set up.
-pub fn run_thread(conn_ids: Vec<u32>, cfg: &DriverConfig, shared: &Shared, tx: &Sender<Interval>) -> io::Result<ThreadOutput> {
+pub fn run_thread(
+    conn_ids: Vec<u32>,
+    cfg: &DriverConfig,
+    shared: &Shared,
+    tx: &Sender<Interval>,
+) -> io::Result<ThreadOutput> {
     let mut client = match Client::new(conn_ids, cfg, shared, tx) {
         Ok(c) => c,
         Err(e) => {
@@ -254,7 +268,9 @@ impl Conn {
     /// would block.
     fn send(&mut self, ctx: &mut Ctx) -> Result<(), Fault> {
         let size = ctx.msg_size;
-        let Some(sock) = self.sock.as_mut() else { return Ok(()) };
+        let Some(sock) = self.sock.as_mut() else {
+            return Ok(());
+        };
         loop {
             let limit = (self.recv_seq + ctx.depth).min(self.due);
             if self.send_seq >= limit {
@@ -277,7 +293,7 @@ impl Conn {
                 Ok(0) => return Err(Fault::Other),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()), // send buffer full: wait for WRITABLE
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,      // EINTR: retry
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,     // EINTR: retry
                 Err(e) => return Err(classify(&e)),
             };
             // Account the written bytes; a message is sent from its first byte on.
@@ -308,7 +324,9 @@ impl Conn {
     /// Reads and checks everything available.
     fn receive(&mut self, ctx: &mut Ctx) -> Result<(), Fault> {
         loop {
-            let Some(sock) = self.sock.as_mut() else { return Ok(()) };
+            let Some(sock) = self.sock.as_mut() else {
+                return Ok(());
+            };
             let n = match sock.read(&mut ctx.rbuf) {
                 Ok(0) => return Err(Fault::Reset), // the server closed the connection
                 Ok(n) => n,
@@ -329,7 +347,11 @@ impl Conn {
                 if take == 0 {
                     return Err(Fault::Other); // more bytes back than were sent
                 }
-                if !payload::verify(payload::key(self.id, self.recv_seq), self.recv_off, &ctx.rbuf[i..i + take]) {
+                if !payload::verify(
+                    payload::key(self.id, self.recv_seq),
+                    self.recv_off,
+                    &ctx.rbuf[i..i + take],
+                ) {
                     self.recv_bad = true;
                 }
                 self.recv_off += take;
@@ -393,14 +415,19 @@ impl Timer {
             libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong);
         }
         // SAFETY: fd is a fresh descriptor that nothing else owns.
-        Ok(Timer { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(Timer {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     fn arm(&self, after: Duration) {
         let after = after.max(Duration::from_nanos(1)); // zero would disarm it
         let spec = libc::itimerspec {
             it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
-            it_value: libc::timespec { tv_sec: after.as_secs() as libc::time_t, tv_nsec: after.subsec_nanos() as libc::c_long },
+            it_value: libc::timespec {
+                tv_sec: after.as_secs() as libc::time_t,
+                tv_nsec: after.subsec_nanos() as libc::c_long,
+            },
         };
         // SAFETY: valid fd and pointers to a local struct.
         unsafe {
@@ -434,7 +461,12 @@ struct Client<'a> {
 }
 
 impl<'a> Client<'a> {
-    fn new(conn_ids: Vec<u32>, cfg: &'a DriverConfig, shared: &'a Shared, tx: &'a Sender<Interval>) -> io::Result<Self> {
+    fn new(
+        conn_ids: Vec<u32>,
+        cfg: &'a DriverConfig,
+        shared: &'a Shared,
+        tx: &'a Sender<Interval>,
+    ) -> io::Result<Self> {
         let depth = cfg.depth.max(1);
         let closed = cfg.schedule == Schedule::Closed;
         let now = Instant::now();
@@ -460,7 +492,8 @@ impl<'a> Client<'a> {
             None
         } else {
             let t = Timer::new()?;
-            poll.registry().register(&mut SourceFd(&t.fd.as_raw_fd()), TIMER, Interest::READABLE)?;
+            poll.registry()
+                .register(&mut SourceFd(&t.fd.as_raw_fd()), TIMER, Interest::READABLE)?;
             Some(t)
         };
         let warm_ns = cfg.warmup.as_nanos() as u64;
@@ -506,8 +539,14 @@ impl<'a> Client<'a> {
         let result = self.load(&mut events);
         self.flush_interval(None);
         let per_conn = self.conns.iter().map(|c| (c.id, c.msgs)).collect();
+        let up = self.conns.iter().filter(|c| matches!(c.link, Link::Up)).count();
+        self.shared.up.fetch_sub(up, Ordering::Relaxed);
         result?;
-        Ok(ThreadOutput { connect: self.connect_hist.clone(), conns_ok, per_conn })
+        Ok(ThreadOutput {
+            connect: self.connect_hist.clone(),
+            conns_ok,
+            per_conn,
+        })
     }
 
     fn connect_all(&mut self, events: &mut Events) -> io::Result<()> {
@@ -643,7 +682,11 @@ impl<'a> Client<'a> {
         if self
             .poll
             .registry()
-            .register(&mut SourceFd(&sock.fd()), Token(i), Interest::READABLE | Interest::WRITABLE)
+            .register(
+                &mut SourceFd(&sock.fd()),
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )
             .is_err()
         {
             self.conns[i].link = Link::Connecting { since: now };
@@ -666,6 +709,7 @@ impl<'a> Client<'a> {
         let conn = &mut self.conns[i];
         conn.link = Link::Up;
         conn.failures = 0;
+        self.shared.up.fetch_add(1, Ordering::Relaxed);
         if let Some(Sock::Tcp(s)) = &conn.sock {
             // Without NODELAY, Nagle would hold small messages back: latency, not correctness.
             let _ = s.set_nodelay(true);
@@ -678,8 +722,12 @@ impl<'a> Client<'a> {
     fn fail(&mut self, i: usize, fault: Fault) {
         self.ctx.cur.count(fault);
         let conn = &mut self.conns[i];
-        if matches!(conn.link, Link::Connecting { .. }) {
-            self.connecting -= 1;
+        match conn.link {
+            Link::Connecting { .. } => self.connecting -= 1,
+            Link::Up => {
+                self.shared.up.fetch_sub(1, Ordering::Relaxed);
+            }
+            Link::Down { .. } => {}
         }
         if let Some(sock) = conn.sock.take() {
             let _ = self.poll.registry().deregister(&mut SourceFd(&sock.fd()));
@@ -699,7 +747,9 @@ impl<'a> Client<'a> {
             }
             _ => Duration::ZERO, // a timeout or reset: reconnect at the next scan
         };
-        conn.link = Link::Down { retry_at: Instant::now() + backoff };
+        conn.link = Link::Down {
+            retry_at: Instant::now() + backoff,
+        };
     }
 
     /// Hands the current interval to the main thread and starts the next one. `t` is the

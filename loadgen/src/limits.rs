@@ -12,14 +12,20 @@ pub fn needed(conns: usize, threads: usize) -> u64 {
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit and checks that `conns` connections
 /// fit. Returns the limit now in force.
 pub fn ensure_descriptors(conns: usize, threads: usize) -> Result<u64, ConfigError> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit write to / read from a valid local struct.
     let limit = unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return Ok(u64::MAX); // unknown: let connects fail and be counted instead
         }
         if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
                 lim.rlim_cur = lim.rlim_max;
             }

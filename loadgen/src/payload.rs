@@ -9,7 +9,7 @@
 /// The key of message `seq` on connection `conn`.
 #[inline]
 pub fn key(conn: u32, seq: u64) -> u64 {
-    mix((u64::from(conn) << 40) ^ seq ^ 0x5EED_0F_EC40)
+    mix((u64::from(conn) << 40) ^ seq ^ 0x005E_ED0F_EC40)
 }
 
 #[inline]
@@ -54,7 +54,9 @@ pub fn fill(key: u64, offset: usize, out: &mut [u8]) {
 /// Whether `got` equals bytes `offset..offset + got.len()` of message `key`.
 #[inline]
 pub fn verify(key: u64, offset: usize, got: &[u8]) -> bool {
-    walk(key, offset, got.len(), |i, expected| got[i..i + expected.len()] == *expected)
+    walk(key, offset, got.len(), |i, expected| {
+        got[i..i + expected.len()] == *expected
+    })
 }
 
 #[cfg(test)]

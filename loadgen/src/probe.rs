@@ -27,7 +27,10 @@ fn parse(stat: &str, status: &str) -> Option<ProcSample> {
     // utime and stime are fields 14 and 15 of stat(5), i.e. 11 and 12 after the state.
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     let field = |key: &str| {
-        status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
     };
     Some(ProcSample {
         cpu_s: ticks as f64 / clock_ticks_per_sec(),
@@ -64,7 +67,10 @@ pub fn self_usage() -> SelfUsage {
         libc::getrusage(libc::RUSAGE_SELF, &mut ru);
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
-    SelfUsage { cpu: tv(ru.ru_utime) + tv(ru.ru_stime), peak_rss_kib: ru.ru_maxrss as u64 }
+    SelfUsage {
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        peak_rss_kib: ru.ru_maxrss as u64,
+    }
 }
 
 #[cfg(test)]

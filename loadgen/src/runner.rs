@@ -25,6 +25,8 @@ use crate::{limits, target};
 
 /// How often the main thread checks for faults and samples the server.
 const TICK: Duration = Duration::from_millis(50);
+/// With no connection open for this long after the start, the server is taken as gone.
+const ALL_DOWN_LIMIT: Duration = Duration::from_secs(1);
 
 /// Merges the threads' intervals by index.
 #[derive(Debug)]
@@ -37,7 +39,10 @@ pub struct Aggregator {
 
 impl Default for Aggregator {
     fn default() -> Self {
-        Aggregator { warmup: Interval::new(None), intervals: BTreeMap::new() }
+        Aggregator {
+            warmup: Interval::new(None),
+            intervals: BTreeMap::new(),
+        }
     }
 }
 
@@ -46,7 +51,11 @@ impl Aggregator {
     pub fn add(&mut self, iv: &Interval) {
         match iv.index {
             None => self.warmup.merge(iv),
-            Some(i) => self.intervals.entry(i).or_insert_with(|| Interval::new(Some(i))).merge(iv),
+            Some(i) => self
+                .intervals
+                .entry(i)
+                .or_insert_with(|| Interval::new(Some(i)))
+                .merge(iv),
         }
     }
 
@@ -125,7 +134,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     }
     drop(tx);
 
-    let server_pid = target.server.as_ref().map(|s| s.pid());
+    let server_pid = target.server.as_ref().map(|s| s.pid()).or(cfg.server_pid);
     let progress = Progress::new(cfg);
     let mut agg = Aggregator::default();
     let mut stop: Option<(Instant, String)> = None;
@@ -133,6 +142,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let mut snap_end: Option<(SelfUsage, Option<ProcSample>)> = None;
     let mut last_server: Option<ProcSample> = None;
     let mut peak_threads = 0;
+    let mut all_down_since: Option<Instant> = None;
     loop {
         for iv in rx.try_iter() {
             agg.add(&iv);
@@ -147,11 +157,21 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
                 last_server = Some(s);
             }
         }
+        // Every connection down (after the start) for a while: the server went away, even
+        // when it is not our child (--addr).
+        all_down_since = match (shared.start.get(), shared.up.load(Ordering::Relaxed)) {
+            (Some(_), 0) => all_down_since.or(Some(now)),
+            _ => None,
+        };
         if stop.is_none() {
             let reason = if interrupted.load(Ordering::Relaxed) {
                 Some("interrupted".to_string())
+            } else if let Some(st) = target.server.as_mut().and_then(|s| s.exited()) {
+                Some(format!("the server exited ({st})"))
             } else {
-                target.server.as_mut().and_then(|s| s.exited()).map(|st| format!("the server exited ({st})"))
+                all_down_since
+                    .filter(|t| now.duration_since(*t) >= ALL_DOWN_LIMIT)
+                    .map(|_| format!("no connection to the server for {ALL_DOWN_LIMIT:?}"))
             };
             if let Some(reason) = reason {
                 shared.stop.store(true, Ordering::Relaxed);
@@ -271,7 +291,12 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         status,
         stop_reason,
         fairness: Fairness::of(&counts),
-        starved_conns: per_conn.iter().filter(|&&(_, n)| n == 0).map(|&(id, _)| id).take(20).collect(),
+        starved_conns: per_conn
+            .iter()
+            .filter(|&&(_, n)| n == 0)
+            .map(|&(id, _)| id)
+            .take(20)
+            .collect(),
         intervals: agg.rows(cfg.interval, measured),
         env: Environment::detect(),
     })
@@ -295,7 +320,11 @@ impl Progress {
             );
             bar
         });
-        Progress { bar, warmup: cfg.warmup, interval: cfg.interval }
+        Progress {
+            bar,
+            warmup: cfg.warmup,
+            interval: cfg.interval,
+        }
     }
 
     fn update(&self, elapsed: Duration, agg: &Aggregator) {

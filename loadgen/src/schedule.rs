@@ -48,7 +48,11 @@ impl ThreadSchedule {
     /// `conn_ids` must be the thread's connections in increasing order, spaced evenly
     /// (`t, t + T, ...`), as [`crate::driver`] assigns them.
     pub fn new(schedule: Schedule, conn_ids: Vec<u32>) -> Self {
-        ThreadSchedule { schedule, conn_ids, next: 0 }
+        ThreadSchedule {
+            schedule,
+            conn_ids,
+            next: 0,
+        }
     }
 
     /// The next message due: (index into the thread's connections, its sequence number,
@@ -61,7 +65,9 @@ impl ThreadSchedule {
         }
         let slot = (self.next % m) as usize;
         let seq = self.next / m;
-        self.schedule.intended_ns(self.conn_ids[slot], seq).map(|t| (slot, seq, t))
+        self.schedule
+            .intended_ns(self.conn_ids[slot], seq)
+            .map(|t| (slot, seq, t))
     }
 
     /// Moves past the message [`peek`](Self::peek) returned.
@@ -87,7 +93,10 @@ mod tests {
     #[test]
     fn thread_walk_is_time_ordered_and_complete() {
         // 10 connections over 3 threads; merged, the threads' walks give 1 message per 1/R.
-        let s = Schedule::Open { rate: 10_000.0, conns: 10 };
+        let s = Schedule::Open {
+            rate: 10_000.0,
+            conns: 10,
+        };
         let mut all = Vec::new();
         for t in 0..3u32 {
             let ids: Vec<u32> = (t..10).step_by(3).collect();

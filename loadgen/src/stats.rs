@@ -203,7 +203,11 @@ impl Fairness {
         sorted.sort_unstable();
         let sum: f64 = sorted.iter().map(|&x| x as f64).sum();
         let sum_sq: f64 = sorted.iter().map(|&x| (x as f64) * (x as f64)).sum();
-        let jain = if sum_sq == 0.0 { 0.0 } else { sum * sum / (sorted.len() as f64 * sum_sq) };
+        let jain = if sum_sq == 0.0 {
+            0.0
+        } else {
+            sum * sum / (sorted.len() as f64 * sum_sq)
+        };
         Fairness {
             min: sorted[0],
             median: sorted[sorted.len() / 2],

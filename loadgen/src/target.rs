@@ -91,7 +91,11 @@ pub fn start(cfg: &RunConfig) -> anyhow::Result<Target> {
         TargetSpec::Model(model) => spawn_model(*model, cfg.server_threads),
         TargetSpec::Addr(addr) => {
             probe(addr, cfg.connect_timeout)?;
-            Ok(Target { addr: addr.clone(), name: "external".into(), server: None })
+            Ok(Target {
+                addr: addr.clone(),
+                name: "external".into(),
+                server: None,
+            })
         }
     }
 }
@@ -115,7 +119,9 @@ fn spawn_model(model: Model, threads: Option<u32>) -> anyhow::Result<Target> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| CannotRun(format!("cannot start the {model} server: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| CannotRun(format!("cannot start the {model} server: {e}")))?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -138,8 +144,16 @@ fn spawn_model(model: Model, threads: Option<u32>) -> anyhow::Result<Target> {
         .trim()
         .strip_prefix("listening ")
         .and_then(|a| a.parse().ok())
-        .ok_or_else(|| CannotRun(format!("the {model} server printed {line:?} instead of `listening ADDR`")))?;
-    Ok(Target { addr, name: model.name().into(), server: Some(server) })
+        .ok_or_else(|| {
+            CannotRun(format!(
+                "the {model} server printed {line:?} instead of `listening ADDR`"
+            ))
+        })?;
+    Ok(Target {
+        addr,
+        name: model.name().into(),
+        server: Some(server),
+    })
 }
 
 /// One connect to check that something listens, within `timeout`.
@@ -148,5 +162,9 @@ pub fn probe(addr: &ListenAddr, timeout: Duration) -> Result<(), CannotRun> {
         ListenAddr::Tcp(a) => std::net::TcpStream::connect_timeout(a, timeout).map(drop),
         ListenAddr::Unix(p) => std::os::unix::net::UnixStream::connect(p).map(drop),
     };
-    result.map_err(|e| CannotRun(format!("cannot connect to {addr}: {e} (is the server running? check --addr)")))
+    result.map_err(|e| {
+        CannotRun(format!(
+            "cannot connect to {addr}: {e} (is the server running? check --addr)"
+        ))
+    })
 }

@@ -37,7 +37,10 @@ pub struct AcceptPolicy {
 
 impl Default for AcceptPolicy {
     fn default() -> Self {
-        AcceptPolicy { backoff: BACKOFF_MIN, log: RateLimitedLog::new(Duration::from_secs(1)) }
+        AcceptPolicy {
+            backoff: BACKOFF_MIN,
+            log: RateLimitedLog::new(Duration::from_secs(1)),
+        }
     }
 }
 
@@ -59,14 +62,24 @@ impl AcceptPolicy {
             Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
                 let pause = self.backoff;
                 self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-                self.log.log(format_args!("accept: {err}; pausing accepts for {pause:?}, open connections keep being served"));
+                self.log.log(format_args!(
+                    "accept: {err}; pausing accepts for {pause:?}, open connections keep being served"
+                ));
                 AcceptAction::Pause(pause)
             }
             // The peer reset or gave up while queued, or a per-connection protocol error.
-            Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM | libc::ENETDOWN | libc::ENOPROTOOPT
-                | libc::EHOSTDOWN | libc::ENONET | libc::EHOSTUNREACH | libc::EOPNOTSUPP | libc::ENETUNREACH) => {
-                AcceptAction::Skip
-            }
+            Some(
+                libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::EPERM
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH,
+            ) => AcceptAction::Skip,
             _ => {
                 self.log.log(format_args!("accept: {err}; skipped"));
                 AcceptAction::Skip
@@ -86,7 +99,11 @@ pub struct RateLimitedLog {
 impl RateLimitedLog {
     /// A logger that prints at most one line per `period`.
     pub fn new(period: Duration) -> Self {
-        RateLimitedLog { period, last: None, suppressed: 0 }
+        RateLimitedLog {
+            period,
+            last: None,
+            suppressed: 0,
+        }
     }
 
     /// Logs `msg` unless a line was logged less than a period ago. Returns whether it printed.
@@ -128,7 +145,10 @@ mod tests {
     #[test]
     fn per_connection_errors_are_skipped() {
         let mut p = AcceptPolicy::default();
-        assert_eq!(p.on_error(&io::Error::from_raw_os_error(libc::ECONNABORTED)), AcceptAction::Skip);
+        assert_eq!(
+            p.on_error(&io::Error::from_raw_os_error(libc::ECONNABORTED)),
+            AcceptAction::Skip
+        );
         assert_eq!(p.on_error(&io::ErrorKind::WouldBlock.into()), AcceptAction::Drained);
         assert_eq!(p.on_error(&io::ErrorKind::Interrupted.into()), AcceptAction::Retry);
     }

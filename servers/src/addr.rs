@@ -62,7 +62,10 @@ impl FromStr for ListenAddr {
     /// Parses `unix:/path`, a literal socket address, or `HOST:PORT` resolved by the system
     /// resolver (the first address it returns).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |reason: &str| BadAddr { input: s.to_string(), reason: reason.to_string() };
+        let bad = |reason: &str| BadAddr {
+            input: s.to_string(),
+            reason: reason.to_string(),
+        };
         if let Some(path) = s.strip_prefix("unix:") {
             if path.is_empty() {
                 return Err(bad("empty socket path"));
@@ -76,7 +79,10 @@ impl FromStr for ListenAddr {
             return Err(bad("missing port"));
         }
         match s.to_socket_addrs() {
-            Ok(mut addrs) => addrs.next().map(ListenAddr::Tcp).ok_or_else(|| bad("host has no address")),
+            Ok(mut addrs) => addrs
+                .next()
+                .map(ListenAddr::Tcp)
+                .ok_or_else(|| bad("host has no address")),
             Err(e) => Err(bad(&format!("cannot resolve: {e}"))),
         }
     }
@@ -88,11 +94,22 @@ mod tests {
 
     #[test]
     fn parses_every_form() {
-        assert_eq!("127.0.0.1:80".parse(), Ok(ListenAddr::Tcp("127.0.0.1:80".parse().unwrap())));
+        assert_eq!(
+            "127.0.0.1:80".parse(),
+            Ok(ListenAddr::Tcp("127.0.0.1:80".parse().unwrap()))
+        );
         assert_eq!("[::1]:0".parse::<ListenAddr>().unwrap().transport(), "tcp6");
         assert_eq!("unix:/tmp/x.sock".parse(), Ok(ListenAddr::Unix("/tmp/x.sock".into())));
-        assert_eq!("localhost:7".parse::<ListenAddr>().unwrap().transport().starts_with("tcp"), true);
-        assert!("127.0.0.1".parse::<ListenAddr>().unwrap_err().to_string().contains("missing port"));
+        assert!("localhost:7"
+            .parse::<ListenAddr>()
+            .unwrap()
+            .transport()
+            .starts_with("tcp"));
+        assert!("127.0.0.1"
+            .parse::<ListenAddr>()
+            .unwrap_err()
+            .to_string()
+            .contains("missing port"));
         assert!("unix:".parse::<ListenAddr>().is_err());
         assert!("no-such-host.invalid:80".parse::<ListenAddr>().is_err());
     }

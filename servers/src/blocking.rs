@@ -34,7 +34,8 @@ impl Acceptor {
     pub(crate) fn spawn(listener: Listener, mut on_conn: impl FnMut(Stream) + Send + 'static) -> io::Result<Self> {
         listener.set_nonblocking(true)?;
         let mut poll = Poll::new()?;
-        poll.registry().register(&mut SourceFd(&listener.as_raw_fd()), LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut SourceFd(&listener.as_raw_fd()), LISTENER, Interest::READABLE)?;
         let waker = Waker::new(poll.registry(), WAKE)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = Arc::clone(&stop);

@@ -89,9 +89,7 @@ impl Model {
     pub fn description(self) -> &'static str {
         match self {
             Model::ThreadPerConn => "std blocking I/O, one OS thread (64 KiB stack) per connection",
-            Model::ThreadPool => {
-                "std blocking I/O, fixed worker pool (--threads, default 16); extra connections wait"
-            }
+            Model::ThreadPool => "std blocking I/O, fixed worker pool (--threads, default 16); extra connections wait",
             Model::Mio => "mio edge-triggered event loop per thread (--threads, default 1, SO_REUSEPORT)",
             Model::Tokio => "tokio task per connection (--threads 1: current-thread runtime, N: N workers)",
         }
@@ -218,7 +216,9 @@ impl Drop for ServerHandle {
 
 impl fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerHandle").field("local_addr", &self.local_addr).finish()
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .finish()
     }
 }
 
@@ -234,7 +234,10 @@ pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
         Model::Mio => Box::new(mio_loop::start(listeners)?),
         Model::Tokio => Box::new(tokio_tasks::start(listeners, threads)?),
     };
-    Ok(ServerHandle { local_addr, running: Some(running) })
+    Ok(ServerHandle {
+        local_addr,
+        running: Some(running),
+    })
 }
 
 /// How many listening sockets a model wants: one per mio event loop (SO_REUSEPORT lets the
@@ -273,6 +276,9 @@ mod tests {
     #[test]
     fn unknown_model_lists_choices() {
         let err = "fibers".parse::<Model>().unwrap_err().to_string();
-        assert!(err.contains("fibers") && err.contains("thread-per-conn, threadpool, mio, tokio"), "{err}");
+        assert!(
+            err.contains("fibers") && err.contains("thread-per-conn, threadpool, mio, tokio"),
+            "{err}"
+        );
     }
 }

@@ -74,7 +74,9 @@ fn bind_unix(path: &Path, backlog: i32) -> io::Result<UnixListener> {
 
 fn is_stale_socket(path: &Path) -> bool {
     use std::os::unix::fs::FileTypeExt;
-    let is_socket = std::fs::symlink_metadata(path).map(|m| m.file_type().is_socket()).unwrap_or(false);
+    let is_socket = std::fs::symlink_metadata(path)
+        .map(|m| m.file_type().is_socket())
+        .unwrap_or(false);
     is_socket && matches!(UnixStream::connect(path), Err(e) if e.kind() == io::ErrorKind::ConnectionRefused)
 }
 

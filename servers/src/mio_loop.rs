@@ -46,7 +46,8 @@ pub(crate) fn start(listeners: Vec<Listener>) -> io::Result<MioServer> {
     for (i, listener) in listeners.into_iter().enumerate() {
         listener.set_nonblocking(true)?;
         let poll = Poll::new()?;
-        poll.registry().register(&mut SourceFd(&listener.as_raw_fd()), LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut SourceFd(&listener.as_raw_fd()), LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
         let mut event_loop = EventLoop {
             poll,
@@ -123,7 +124,8 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = if self.ready.is_empty() {
-                self.accept_paused_until.map(|t| t.saturating_duration_since(Instant::now()))
+                self.accept_paused_until
+                    .map(|t| t.saturating_duration_since(Instant::now()))
             } else {
                 Some(Duration::ZERO)
             };
@@ -147,7 +149,9 @@ impl EventLoop {
                 self.accept_all()?;
             }
             for _ in 0..self.ready.len() {
-                let Some(key) = self.ready.pop_front() else { break };
+                let Some(key) = self.ready.pop_front() else {
+                    break;
+                };
                 if let Some(conn) = self.conns.get_mut(key) {
                     conn.queued = false;
                     self.serve(key);
@@ -173,7 +177,12 @@ impl EventLoop {
                         token,
                         Interest::READABLE | Interest::WRITABLE,
                     )?;
-                    entry.insert(Conn { stream, pending: Vec::new(), written: 0, queued: false });
+                    entry.insert(Conn {
+                        stream,
+                        pending: Vec::new(),
+                        written: 0,
+                        queued: false,
+                    });
                 }
                 Err(e) => match self.policy.on_error(&e) {
                     AcceptAction::Drained => return Ok(()),
@@ -190,7 +199,9 @@ impl EventLoop {
     }
 
     fn serve(&mut self, key: usize) {
-        let Some(conn) = self.conns.get_mut(key) else { return }; // stale event of a closed conn
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        }; // stale event of a closed conn
         match drive(conn, &mut self.scratch) {
             After::Wait => {}
             After::MoreWork => {
@@ -217,7 +228,7 @@ fn drive(conn: &mut Conn, scratch: &mut [u8]) -> After {
                 Ok(0) => return After::Close,
                 Ok(n) => conn.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return After::Wait, // peer's window full
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,         // EINTR: retry
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,          // EINTR: retry
                 Err(_) => return After::Close,
             }
         }

@@ -37,7 +37,10 @@ impl Registry {
             return None;
         }
         let key = inner.fds.insert(socket.as_raw_fd());
-        Some(Entry { registry: Arc::clone(self), key })
+        Some(Entry {
+            registry: Arc::clone(self),
+            key,
+        })
     }
 
     /// Refuses new connections and shuts down every open socket (both directions), which
@@ -62,7 +65,11 @@ impl Registry {
             if left.is_zero() {
                 return false;
             }
-            inner = self.emptied.wait_timeout(inner, left).unwrap_or_else(|e| e.into_inner()).0;
+            inner = self
+                .emptied
+                .wait_timeout(inner, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         true
     }

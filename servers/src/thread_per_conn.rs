@@ -24,11 +24,16 @@ pub(crate) fn start(mut listeners: Vec<Listener>, stack_size: usize) -> io::Resu
     let spawn_log = Mutex::new(RateLimitedLog::new(Duration::from_secs(1)));
     let acceptor = Acceptor::spawn(listeners.swap_remove(0), move |mut stream| {
         // Registered before the thread starts, so shutdown reaches it even before it runs.
-        let Some(entry) = reg.register(&stream) else { return };
-        let spawned = std::thread::Builder::new().name("conn".into()).stack_size(stack_size).spawn(move || {
-            echo(&mut stream);
-            drop(entry); // leave the registry before `stream` closes
-        });
+        let Some(entry) = reg.register(&stream) else {
+            return;
+        };
+        let spawned = std::thread::Builder::new()
+            .name("conn".into())
+            .stack_size(stack_size)
+            .spawn(move || {
+                echo(&mut stream);
+                drop(entry); // leave the registry before `stream` closes
+            });
         if let Err(e) = spawned {
             // The closure (and with it the connection) is dropped: only this client is refused.
             let mut log = spawn_log.lock().unwrap_or_else(|e| e.into_inner());
@@ -45,7 +50,10 @@ impl Running for ThreadPerConn {
         if self.registry.wait_empty(Duration::from_millis(900)) {
             Ok(())
         } else {
-            Err(io::Error::new(io::ErrorKind::TimedOut, "connection threads did not finish within 900 ms"))
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection threads did not finish within 900 ms",
+            ))
         }
     }
 }

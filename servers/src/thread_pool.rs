@@ -29,23 +29,30 @@ pub(crate) fn start(mut listeners: Vec<Listener>, workers: usize, stack_size: us
         .map(|i| {
             let rx = Arc::clone(&rx);
             let registry = Arc::clone(&registry);
-            std::thread::Builder::new().name(format!("worker-{i}")).stack_size(stack_size).spawn(move || loop {
-                // The lock is taken once per connection, not per message.
-                let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                let Ok(mut stream) = next else { return }; // queue closed: shutting down
-                // None: shutting down; the queued connection is closed unserved.
-                if let Some(entry) = registry.register(&stream) {
-                    echo(&mut stream);
-                    drop(entry);
-                }
-            })
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .stack_size(stack_size)
+                .spawn(move || loop {
+                    // The lock is taken once per connection, not per message.
+                    let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok(mut stream) = next else { return }; // queue closed: shutting down
+                                                               // None: shutting down; the queued connection is closed unserved.
+                    if let Some(entry) = registry.register(&stream) {
+                        echo(&mut stream);
+                        drop(entry);
+                    }
+                })
         })
         .collect::<io::Result<Vec<_>>>()?;
     let acceptor = Acceptor::spawn(listeners.swap_remove(0), move |stream| {
         // Only fails when every worker has exited, i.e. during shutdown.
         let _ = tx.send(stream);
     })?;
-    Ok(ThreadPool { acceptor, registry, workers })
+    Ok(ThreadPool {
+        acceptor,
+        registry,
+        workers,
+    })
 }
 
 impl Running for ThreadPool {

@@ -53,7 +53,9 @@ pub(crate) fn start(mut listeners: Vec<Listener>, threads: usize) -> io::Result<
 impl Running for TokioServer {
     fn stop(self: Box<Self>) -> io::Result<()> {
         let _ = self.stop.send(true);
-        self.thread.join().map_err(|_| io::Error::other("tokio server thread panicked"))
+        self.thread
+            .join()
+            .map_err(|_| io::Error::other("tokio server thread panicked"))
     }
 }
 

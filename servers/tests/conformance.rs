@@ -15,7 +15,11 @@ use servers::{start, ListenAddr, Model, ServerConfig, ServerHandle};
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn start_model(model: Model, addr: &str, threads: Option<usize>) -> ServerHandle {
-    let config = ServerConfig { addr: addr.parse().unwrap(), threads, ..ServerConfig::default() };
+    let config = ServerConfig {
+        addr: addr.parse().unwrap(),
+        threads,
+        ..ServerConfig::default()
+    };
     start(model, &config).unwrap_or_else(|e| panic!("{model}: start failed: {e}"))
 }
 
@@ -62,7 +66,10 @@ fn echo_through<S: Read + Write + Send + 'static>(stream: S, writer: S, payload:
 
 fn echoes_random_payloads_byte_exact(model: Model) {
     let server = start_model(model, "127.0.0.1:0", None);
-    for (i, size) in [1, 2, 63, 64, 1000, 4096, 65_537, 1 << 20, 8 << 20].into_iter().enumerate() {
+    for (i, size) in [1, 2, 63, 64, 1000, 4096, 65_537, 1 << 20, 8 << 20]
+        .into_iter()
+        .enumerate()
+    {
         let s = connect(&server);
         let payload = random_bytes(size, i as u64);
         let back = echo_through(s.try_clone().unwrap(), s, payload.clone());
@@ -86,7 +93,11 @@ fn many_messages_on_one_connection(model: Model) {
 }
 
 fn serves_500_concurrent_connections(model: Model) {
-    let server = start_model(model, "127.0.0.1:0", Some(if model == Model::ThreadPool { 500 } else { 2 }));
+    let server = start_model(
+        model,
+        "127.0.0.1:0",
+        Some(if model == Model::ThreadPool { 500 } else { 2 }),
+    );
     let mut conns: Vec<TcpStream> = (0..500).map(|_| connect(&server)).collect();
     for round in 0..3u64 {
         // Every connection has a message in flight at once.
@@ -96,7 +107,11 @@ fn serves_500_concurrent_connections(model: Model) {
         for (i, c) in conns.iter_mut().enumerate() {
             let mut back = [0u8; 100];
             c.read_exact(&mut back).unwrap();
-            assert_eq!(back[..], random_bytes(100, round * 1000 + i as u64)[..], "{model}: conn {i} round {round}");
+            assert_eq!(
+                back[..],
+                random_bytes(100, round * 1000 + i as u64)[..],
+                "{model}: conn {i} round {round}"
+            );
         }
     }
     server.shutdown().unwrap();
@@ -134,7 +149,7 @@ fn reset_mid_stream_does_not_disturb_others(model: Model) {
     for i in 0..20 {
         let bad = connect(&server);
         (&bad).write_all(&random_bytes(200_000, 100 + i)).unwrap_or(()); // the echo is never read
-        // SO_LINGER 0: close sends RST with data in flight both ways.
+                                                                         // SO_LINGER 0: close sends RST with data in flight both ways.
         socket2::SockRef::from(&bad).set_linger(Some(Duration::ZERO)).unwrap();
         drop(bad);
         check(&mut good, 2 + i);
@@ -217,7 +232,10 @@ impl ChildServer {
             // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
             unsafe {
                 cmd.pre_exec(move || {
-                    let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    let lim = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
                     if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
                         return Err(io::Error::last_os_error());
                     }
@@ -228,8 +246,14 @@ impl ChildServer {
         let mut child = cmd.spawn().unwrap();
         let mut line = String::new();
         io::BufRead::read_line(&mut io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-        let addr = line.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("bad line {line:?}"));
-        ChildServer { addr: addr.parse().unwrap(), child }
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        ChildServer {
+            addr: addr.parse().unwrap(),
+            child,
+        }
     }
 
     fn connect(&self) -> TcpStream {
@@ -302,7 +326,10 @@ fn reader_that_stops_reading_keeps_memory_bounded(model: Model) {
     // Give the writer time to fill every buffer on the way while nobody reads.
     std::thread::sleep(Duration::from_millis(1500));
     let growth_kib = server.rss_kib().saturating_sub(rss_before);
-    assert!(growth_kib < 32 * 1024, "{model}: RSS grew by {growth_kib} KiB while the client did not read");
+    assert!(
+        growth_kib < 32 * 1024,
+        "{model}: RSS grew by {growth_kib} KiB while the client did not read"
+    );
     // Now read: every byte comes back, in order.
     let mut reader = s;
     let mut buf = vec![0u8; 1 << 16];
@@ -330,7 +357,10 @@ fn descriptor_exhaustion_neither_spins_nor_stops_serving(model: Model) {
     std::thread::sleep(Duration::from_millis(1500));
     let cpu = server.cpu_ticks() - cpu_before;
     // Spinning would burn ~1.5 s of CPU; backing off costs next to nothing.
-    assert!(cpu * 1000 / ticks_per_sec() < 300, "{model}: {cpu} ticks of CPU in 1.5 s while out of descriptors");
+    assert!(
+        cpu * 1000 / ticks_per_sec() < 300,
+        "{model}: {cpu} ticks of CPU in 1.5 s while out of descriptors"
+    );
     drop(burst);
     // Once descriptors are free it serves new clients again.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -346,7 +376,10 @@ fn descriptor_exhaustion_neither_spins_nor_stops_serving(model: Model) {
         })();
         match attempt {
             Ok(()) => break,
-            Err(e) => assert!(Instant::now() < deadline, "{model}: not serving after descriptors freed: {e}"),
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "{model}: not serving after descriptors freed: {e}"
+            ),
         }
     }
     server.stop();
@@ -408,7 +441,10 @@ conformance! {
 
 #[test]
 fn echo_server_rejects_unknown_model_with_choices() {
-    let out = Command::new(env!("CARGO_BIN_EXE_echo-server")).args(["--model", "fibers"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_echo-server"))
+        .args(["--model", "fibers"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("thread-per-conn, threadpool, mio, tokio"), "{err}");
@@ -416,7 +452,10 @@ fn echo_server_rejects_unknown_model_with_choices() {
 
 #[test]
 fn echo_server_rejects_bad_address() {
-    let out = Command::new(env!("CARGO_BIN_EXE_echo-server")).args(["--model", "mio", "--addr", "nowhere"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_echo-server"))
+        .args(["--model", "mio", "--addr", "nowhere"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--addr") && err.contains("HOST:PORT"), "{err}");

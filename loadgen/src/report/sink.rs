@@ -18,7 +18,9 @@ pub fn append_csv(path: &Path, report: &Report) -> anyhow::Result<()> {
         .open(path)
         .with_context(|| format!("cannot open CSV file {}", path.display()))?;
     let mut first = [0u8; 7];
-    let len = file.seek(std::io::SeekFrom::End(0)).with_context(|| format!("cannot read {}", path.display()))?;
+    let len = file
+        .seek(std::io::SeekFrom::End(0))
+        .with_context(|| format!("cannot read {}", path.display()))?;
     if len > 0 {
         file.seek(std::io::SeekFrom::Start(0))?;
         let n = file.read(&mut first)?;

@@ -51,10 +51,19 @@ pub fn render(r: &Report) -> String {
     percentiles(&mut o, label, &r.latency);
     if let Some(raw) = &r.raw {
         percentiles(&mut o, "raw", raw);
-        let _ = writeln!(o, "  (* from the intended send time, coordinated omission corrected; raw: from the actual send)");
+        let _ = writeln!(
+            o,
+            "  (* from the intended send time, coordinated omission corrected; raw: from the actual send)"
+        );
     }
     if let Some(lag) = &r.send_lag {
-        let _ = writeln!(o, "  send lag   p50 {}  p99 {}  max {}", us(lag.p50_us), us(lag.p99_us), us(lag.max_us));
+        let _ = writeln!(
+            o,
+            "  send lag   p50 {}  p99 {}  max {}",
+            us(lag.p50_us),
+            us(lag.p99_us),
+            us(lag.max_us)
+        );
     }
     let _ = writeln!(
         o,
@@ -80,7 +89,12 @@ pub fn render(r: &Report) -> String {
     if f.starved > 0 {
         let ids: Vec<String> = r.starved_conns.iter().map(u32::to_string).collect();
         let more = if f.starved as usize > ids.len() { ", ..." } else { "" };
-        let _ = writeln!(o, "  starved    {} connections had no message: {}{more}", f.starved, ids.join(", "));
+        let _ = writeln!(
+            o,
+            "  starved    {} connections had no message: {}{more}",
+            f.starved,
+            ids.join(", ")
+        );
     }
     match (&r.server, r.server_us_per_msg()) {
         (Some(s), per) => {

@@ -8,7 +8,11 @@ use servers::cli::{serve, ServeArgs};
 
 /// Run one echo server.
 #[derive(Debug, Parser)]
-#[command(name = "echo-server", version, about = "Run one echo server of the chosen concurrency model")]
+#[command(
+    name = "echo-server",
+    version,
+    about = "Run one echo server of the chosen concurrency model"
+)]
 struct Cli {
     #[command(flatten)]
     serve: ServeArgs,

@@ -1,0 +1,213 @@
+//! Faults: servers that corrupt, never answer, die, or reset; Ctrl-C; the spawned server
+//! killed mid-run. The run never hangs, keeps what it measured, and exits with the
+//! contract's code.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn one_row(csv: &std::path::Path) -> std::collections::HashMap<String, String> {
+    let (_, mut rows) = read_csv(csv);
+    assert_eq!(rows.len(), 1);
+    rows.remove(0)
+}
+
+#[test]
+fn corrupted_bytes_are_counted_as_mismatches() {
+    let server = FaultServer::start(Fault::Corrupt(50));
+    let csv = temp_path("corrupt.csv");
+    let out = run(&[
+        "--addr",
+        &server.addr_arg(),
+        "--conns",
+        "4",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let row = one_row(&csv);
+    assert_eq!(row["status"], "errors");
+    let (mismatches, msgs) = (num(&row, "mismatches"), num(&row, "msgs"));
+    assert!(mismatches > 0.0, "no mismatch found");
+    // About one in 50 messages is corrupted; the corrupted ones are not counted as done.
+    assert!(mismatches < msgs / 10.0, "{mismatches} mismatches for {msgs} msgs");
+}
+
+#[test]
+fn a_server_that_never_answers_gives_timeouts_not_a_hang() {
+    let server = FaultServer::start(Fault::Silent);
+    let csv = temp_path("silent.csv");
+    let t = Instant::now();
+    let out = run(&[
+        "--addr",
+        &server.addr_arg(),
+        "--conns",
+        "3",
+        "--duration",
+        "1500ms",
+        "--warmup",
+        "0s",
+        "--timeout",
+        "300ms",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1));
+    let row = one_row(&csv);
+    assert_eq!(row["status"], "errors");
+    assert_eq!(num(&row, "msgs"), 0.0);
+    // Each connection times out about every 300 ms, then is reopened.
+    assert!(num(&row, "timeouts") >= 6.0, "timeouts = {}", row["timeouts"]);
+}
+
+#[test]
+fn resets_are_counted_and_connections_reopened() {
+    let server = FaultServer::start(Fault::ResetAfter(20));
+    let csv = temp_path("reset.csv");
+    let out = run(&[
+        "--addr",
+        &server.addr_arg(),
+        "--conns",
+        "4",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let row = one_row(&csv);
+    assert_eq!(row["status"], "errors");
+    // Reopened connections keep the load going: many more messages than 4 x 20.
+    assert!(num(&row, "resets") >= 8.0, "resets = {}", row["resets"]);
+    assert!(num(&row, "msgs") > 200.0, "msgs = {}", row["msgs"]);
+    assert_eq!(num(&row, "mismatches"), 0.0);
+}
+
+#[test]
+fn an_external_server_dying_stops_the_run_as_partial() {
+    let server = FaultServer::start(Fault::DieAfter(Duration::from_secs(1)));
+    let csv = temp_path("die.csv");
+    let t = Instant::now();
+    let out = run(&[
+        "--addr",
+        &server.addr_arg(),
+        "--conns",
+        "4",
+        "--duration",
+        "20s",
+        "--warmup",
+        "0s",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(t.elapsed() < Duration::from_secs(6), "took {:?}", t.elapsed());
+    assert_eq!(out.status.code(), Some(1));
+    let row = one_row(&csv);
+    assert_eq!(row["status"], "partial");
+    assert!(num(&row, "msgs") > 0.0, "what was measured before the death is kept");
+    assert!(num(&row, "duration_s") < 5.0, "the window is cut at the stop");
+}
+
+fn wait_for_child(pid: u32) -> u32 {
+    // The server is the only child of loadgen.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        if let Some(c) = children.split_whitespace().next() {
+            return c.parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "loadgen never started its server");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_spawned_server_dying_is_noticed_within_a_second() {
+    let csv = temp_path("killed.csv");
+    let mut child = loadgen()
+        .args([
+            "--target",
+            "mio",
+            "--conns",
+            "10",
+            "--duration",
+            "30s",
+            "--warmup",
+            "0s",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = wait_for_child(child.id());
+    std::thread::sleep(Duration::from_millis(1200));
+    // SAFETY: killing the server process our loadgen child started.
+    unsafe { libc::kill(server as i32, libc::SIGKILL) };
+    let t = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(3), "noticed after {:?}", t.elapsed());
+    assert_eq!(status.code(), Some(1));
+    let row = one_row(&csv);
+    assert_eq!(row["status"], "partial");
+    assert!(num(&row, "msgs") > 0.0);
+}
+
+#[test]
+fn sigint_stops_the_run_and_the_server_and_keeps_the_row() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let csv = temp_path(&format!("sig{signal}.csv"));
+        let mut child = loadgen()
+            .args([
+                "--target",
+                "tokio",
+                "--conns",
+                "10",
+                "--duration",
+                "30s",
+                "--warmup",
+                "0s",
+                "--csv",
+                csv.to_str().unwrap(),
+                "--quiet",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = wait_for_child(child.id());
+        std::thread::sleep(Duration::from_millis(1000));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let t = Instant::now();
+        let status = child.wait().unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert_eq!(status.code(), Some(1));
+        let row = one_row(&csv);
+        assert_eq!(row["status"], "partial");
+        assert!(num(&row, "msgs") > 0.0 && num(&row, "duration_s") < 5.0);
+        // The server child is gone too.
+        assert!(
+            !std::path::Path::new(&format!("/proc/{server}")).exists() || is_zombie_or_gone(server),
+            "server {server} still running"
+        );
+    }
+}
+
+fn is_zombie_or_gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z"))
+}

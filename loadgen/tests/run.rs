@@ -1,0 +1,280 @@
+//! `loadgen run` end to end: every model, the CSV contract, the exit codes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The contract's schema-1 columns, in order (../shared/CONTRACT.md), then our appended ones.
+const CONTRACT_COLUMNS: &str =
+    "schema, timestamp, label, target, addr, transport, mode, conns, msg_size, depth, rate, \
+duration_s, warmup_s, msgs, bytes, throughput_msgs_s, throughput_mib_s, \
+lat_min_us, lat_mean_us, lat_p50_us, lat_p90_us, lat_p99_us, lat_p999_us, lat_p9999_us, \
+lat_max_us, lat_stdev_us, connect_p50_us, connect_p99_us, connect_max_us, \
+conns_ok, connect_errors, timeouts, resets, mismatches, other_errors, send_lag_p99_us, \
+server_cpu_s, server_rss_kib, server_threads, client_cpu_s, client_rss_kib, \
+status, host, kernel, cpus, version, raw_p50_us, raw_p99_us, fairness";
+
+#[test]
+fn every_model_runs_and_reports_ok() {
+    let csv = temp_path("models.csv");
+    for model in servers::Model::ALL {
+        let out = run(&[
+            "--target",
+            model.name(),
+            "--conns",
+            "50",
+            "--duration",
+            "700ms",
+            "--warmup",
+            "200ms",
+            "--server-threads",
+            "50",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--label",
+            "smoke",
+            "--quiet",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{model}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        for needle in [
+            "throughput",
+            "p99.9",
+            "connect",
+            "mismatches",
+            "server",
+            "client",
+            "status     ok",
+        ] {
+            assert!(text.contains(needle), "{model}: summary lacks {needle:?}:\n{text}");
+        }
+    }
+    let (_, rows) = read_csv(&csv);
+    assert_eq!(rows.len(), servers::Model::ALL.len());
+    for (row, model) in rows.iter().zip(servers::Model::ALL) {
+        assert_eq!(row["target"], model.name());
+        assert_eq!(
+            (row["status"].as_str(), row["mode"].as_str(), row["label"].as_str()),
+            ("ok", "closed", "smoke")
+        );
+        assert_eq!(num(row, "conns_ok"), 50.0);
+        assert!(num(row, "msgs") > 100.0, "{model}: too few messages");
+        // throughput is msgs over the exact measured window.
+        let expected = num(row, "msgs") / num(row, "duration_s");
+        assert!((num(row, "throughput_msgs_s") - expected).abs() <= 0.1 + expected * 1e-6);
+        assert!(num(row, "lat_p50_us") > 0.0 && num(row, "lat_p50_us") <= num(row, "lat_p99_us"));
+        assert!(num(row, "lat_p99_us") <= num(row, "lat_max_us"));
+        assert!(
+            num(row, "server_cpu_s") > 0.0 && num(row, "server_rss_kib") > 0.0 && num(row, "server_threads") >= 1.0
+        );
+        assert!(num(row, "client_cpu_s") > 0.0);
+        assert!(num(row, "fairness") > 0.5 && num(row, "fairness") <= 1.0);
+        assert_eq!(row["rate"], "");
+        assert_eq!(num(row, "mismatches") + num(row, "timeouts") + num(row, "resets"), 0.0);
+    }
+}
+
+#[test]
+fn csv_header_is_the_contract() {
+    let csv = temp_path("header.csv");
+    let server = FaultServer::start(Fault::None);
+    let out = run(&[
+        "--addr",
+        &server.addr_arg(),
+        "--conns",
+        "2",
+        "--duration",
+        "200ms",
+        "--warmup",
+        "0s",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    // A second run appends a row without a second header.
+    run(&[
+        "--addr",
+        &server.addr_arg(),
+        "--conns",
+        "2",
+        "--duration",
+        "200ms",
+        "--warmup",
+        "0s",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let (header, rows) = read_csv(&csv);
+    let contract: Vec<&str> = CONTRACT_COLUMNS.split(',').map(str::trim).collect();
+    assert_eq!(
+        header[..contract.len()],
+        contract[..],
+        "CSV header differs from the contract"
+    );
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["target"], "external");
+    assert_eq!(rows[0]["server_cpu_s"], "", "server cost is unknown with --addr");
+}
+
+#[test]
+fn json_summary_has_the_distribution_and_series() {
+    let json = temp_path("run.json");
+    let out = run(&[
+        "--target",
+        "mio",
+        "--conns",
+        "8",
+        "--duration",
+        "1200ms",
+        "--warmup",
+        "100ms",
+        "--interval",
+        "500ms",
+        "--json",
+        json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["status"], "ok");
+    assert!(v["latency"]["p999_us"].as_f64().unwrap() > 0.0);
+    assert!(v["counters"]["msgs"].as_u64().unwrap() > 0);
+    let series = v["intervals"].as_array().unwrap();
+    assert_eq!(series.len(), 3, "1.2 s in 500 ms intervals: {series:?}");
+    assert!((series[2]["t_s"].as_f64().unwrap() - 1.2).abs() < 1e-9);
+}
+
+#[test]
+fn each_model_completes_1000_connections() {
+    for model in servers::Model::ALL {
+        let out = run(&[
+            "--target",
+            model.name(),
+            "--conns",
+            "1000",
+            "--duration",
+            "1s",
+            "--warmup",
+            "300ms",
+            "--server-threads",
+            "1000",
+            "--quiet",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{model}:\n{text}");
+        assert!(text.contains("1000 of 1000 connections open"), "{model}:\n{text}");
+    }
+}
+
+#[test]
+fn unix_socket_target() {
+    let path = std::env::temp_dir().join(format!("loadgen-unix-{}.sock", std::process::id()));
+    let server = servers::start(
+        servers::Model::Mio,
+        &servers::ServerConfig {
+            addr: format!("unix:{}", path.display()).parse().unwrap(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let csv = temp_path("unix.csv");
+    let out = run(&[
+        "--addr",
+        &format!("unix:{}", path.display()),
+        "--conns",
+        "10",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0s",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let (_, rows) = read_csv(&csv);
+    assert_eq!(rows[0]["transport"], "unix");
+    assert!(num(&rows[0], "msgs") > 0.0);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn nothing_listening_exits_3_within_the_connect_timeout() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let t = Instant::now();
+    let out = run(&["--addr", &free.to_string(), "--connect-timeout", "1s"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(t.elapsed() < Duration::from_secs(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains(&free.to_string()), "{err}");
+}
+
+#[test]
+fn unresolvable_address_exits_3() {
+    let out = run(&["--addr", "no-such-host.invalid:7"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--addr"));
+}
+
+#[test]
+fn bad_usage_exits_2_naming_the_flag() {
+    for (args, flag) in [
+        (vec!["--target", "fibers"], "--target"),
+        (vec!["--target", "mio", "--duration", "soon"], "--duration"),
+        (vec!["--target", "mio", "--conns", "lots"], "--conns"),
+        (vec!["--target", "mio", "--no-such-flag"], "--no-such-flag"),
+        (vec!["--addr", "localhost"], "--addr"),
+        (vec![], "--target"),
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag), "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+    }
+}
+
+#[test]
+fn too_many_connections_for_the_descriptor_limit_are_refused() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = loadgen();
+    cmd.args(["--target", "mio", "--conns", "5000"]);
+    // SAFETY: setrlimit between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 1024,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--conns 5000") && err.contains("1024"), "{err}");
+}
+
+#[test]
+fn targets_lists_every_model() {
+    let out = run(&["targets"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for m in servers::Model::ALL {
+        assert!(text.lines().any(|l| l.starts_with(m.name())), "{m} missing:\n{text}");
+    }
+}
