@@ -41,11 +41,20 @@ const SAMPLES: usize = 20;
 fn server(model: Model, conns: usize) -> ServerHandle {
     // The thread pool needs a worker per connection, or the extra connections wait.
     let threads = (model == Model::ThreadPool).then_some(conns.max(4));
-    start(model, &ServerConfig { threads, ..ServerConfig::default() }).expect("server starts")
+    start(
+        model,
+        &ServerConfig {
+            threads,
+            ..ServerConfig::default()
+        },
+    )
+    .expect("server starts")
 }
 
 fn connect(server: &ServerHandle) -> TcpStream {
-    let ListenAddr::Tcp(addr) = server.local_addr() else { unreachable!("benches use TCP") };
+    let ListenAddr::Tcp(addr) = server.local_addr() else {
+        unreachable!("benches use TCP")
+    };
     let s = TcpStream::connect(addr).expect("connect");
     s.set_nodelay(true).expect("nodelay");
     s
@@ -53,7 +62,10 @@ fn connect(server: &ServerHandle) -> TcpStream {
 
 fn round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("round_trip");
-    group.measurement_time(MEASUREMENT).warm_up_time(WARM_UP).sample_size(SAMPLES);
+    group
+        .measurement_time(MEASUREMENT)
+        .warm_up_time(WARM_UP)
+        .sample_size(SAMPLES);
     for size in ROUND_TRIP_SIZES {
         group.throughput(Throughput::Bytes(size as u64));
         for model in Model::ALL {
@@ -80,7 +92,10 @@ fn round_trip(c: &mut Criterion) {
 
 fn throughput(c: &mut Criterion) {
     let mut group = c.benchmark_group("throughput");
-    group.measurement_time(MEASUREMENT).warm_up_time(WARM_UP).sample_size(SAMPLES);
+    group
+        .measurement_time(MEASUREMENT)
+        .warm_up_time(WARM_UP)
+        .sample_size(SAMPLES);
     for conns in THROUGHPUT_CONNS {
         group.throughput(Throughput::Elements(conns as u64));
         for model in Model::ALL {
@@ -130,7 +145,10 @@ fn hot_path(c: &mut Criterion) {
             assert!(payload::verify(key, 0, black_box(&buf)));
         })
     });
-    let schedule = Schedule::Open { rate: 100_000.0, conns: 1000 };
+    let schedule = Schedule::Open {
+        rate: 100_000.0,
+        conns: 1000,
+    };
     let mut walk = ThreadSchedule::new(schedule, (0..1000).step_by(2).collect());
     group.bench_function("schedule_next_send", |b| {
         b.iter(|| {
