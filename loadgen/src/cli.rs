@@ -90,6 +90,10 @@ pub struct RunArgs {
     /// Write the JSON summary to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Write an HdrHistogram interval log (.hlog) to FILE as the run goes, one histogram
+    /// per --interval (latency untagged; open loop adds `Tag=raw` service times).
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<PathBuf>,
     /// Free text copied into the report.
     #[arg(long, default_value = "")]
     pub label: String,

@@ -101,6 +101,8 @@ pub struct RunConfig {
     pub csv: Option<PathBuf>,
     /// JSON file to write.
     pub json: Option<PathBuf>,
+    /// Interval log to write.
+    pub hdr_log: Option<PathBuf>,
     /// Free text for the report.
     pub label: String,
     /// Suppress the progress line.
@@ -222,6 +224,7 @@ impl TryFrom<&RunArgs> for RunConfig {
             interval: positive_duration("--interval", &a.interval)?,
             csv: a.csv.clone(),
             json: a.json.clone(),
+            hdr_log: a.hdr_log.clone(),
             label: a.label.clone(),
             quiet: a.quiet,
         })

@@ -41,6 +41,10 @@ const TIMER: Token = Token(usize::MAX - 1);
 /// Below this wait the open-loop timer (ns precision) is used instead of the poll timeout
 /// (ms precision).
 const PRECISE_BELOW: Duration = Duration::from_millis(2);
+/// Shortest open-loop timer sleep: sends due closer together than this go out in one batch
+/// (each wake-up costs more CPU than a send). Adds at most this much send lag, which the
+/// latency (measured from the intended time) and the send-lag histogram both show.
+const MIN_TIMER_SLEEP: Duration = Duration::from_micros(50);
 
 /// Everything a client thread needs to know about the run.
 #[derive(Debug, Clone)]
@@ -100,6 +104,18 @@ pub struct ThreadOutput {
     pub conns_ok: usize,
     /// Messages completed in the window, per connection (connection id, count).
     pub per_conn: Vec<(u32, u64)>,
+    /// CPU time this thread used inside the measured window.
+    pub window_cpu: Duration,
+}
+
+/// CPU time used by the calling thread so far.
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid pointer to a local timespec.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Splits `conns` connection ids over `threads`: thread `t` gets `t, t + threads, ...`
@@ -301,8 +317,9 @@ impl Conn {
             while left > 0 {
                 if self.send_off == 0 {
                     self.sent_at[(self.send_seq % ctx.depth) as usize] = now;
-                    if let Some(intended) = ctx.schedule.intended_ns(self.id, self.send_seq) {
-                        if ctx.in_window(now) {
+                    if ctx.in_window(now) {
+                        ctx.cur.counters.sent += 1;
+                        if let Some(intended) = ctx.schedule.intended_ns(self.id, self.send_seq) {
                             ctx.cur.send_lag.saturating_record(now.saturating_sub(intended));
                         }
                     }
@@ -400,6 +417,8 @@ impl Conn {
 /// A nonblocking timerfd for sub-millisecond waits in open loop.
 struct Timer {
     fd: OwnedFd,
+    /// When it is set to fire (ns after the start), so it is not re-armed needlessly.
+    armed_at: Option<u64>,
 }
 
 impl Timer {
@@ -417,10 +436,18 @@ impl Timer {
         // SAFETY: fd is a fresh descriptor that nothing else owns.
         Ok(Timer {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            armed_at: None,
         })
     }
 
-    fn arm(&self, after: Duration) {
+    /// Makes it fire `after` from `now` (ns after the start), unless it already fires
+    /// earlier than that.
+    fn arm(&mut self, now: u64, after: Duration) {
+        let at = now + after.as_nanos() as u64;
+        if self.armed_at.is_some_and(|a| a > now && a <= at) {
+            return;
+        }
+        self.armed_at = Some(at);
         let after = after.max(Duration::from_nanos(1)); // zero would disarm it
         let spec = libc::itimerspec {
             it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
@@ -435,7 +462,8 @@ impl Timer {
         }
     }
 
-    fn clear(&self) {
+    fn clear(&mut self) {
+        self.armed_at = None;
         let mut buf = [0u8; 8];
         // EAGAIN when it has not expired: nothing to clear.
         // SAFETY: reading 8 bytes into a local buffer.
@@ -458,6 +486,8 @@ struct Client<'a> {
     connect_hist: Histogram<u64>,
     /// End of the current interval, ns after the start.
     boundary_ns: u64,
+    /// Thread CPU time when the measured window began.
+    window_cpu_start: Option<Duration>,
 }
 
 impl<'a> Client<'a> {
@@ -520,6 +550,7 @@ impl<'a> Client<'a> {
             connecting: 0,
             connect_hist: new_histogram(),
             boundary_ns: warm_ns,
+            window_cpu_start: None,
         })
     }
 
@@ -537,6 +568,9 @@ impl<'a> Client<'a> {
         }
         // Phase 2: warmup and measured window.
         let result = self.load(&mut events);
+        let window_cpu = self
+            .window_cpu_start
+            .map_or(Duration::ZERO, |c| thread_cpu().saturating_sub(c));
         self.flush_interval(None);
         let per_conn = self.conns.iter().map(|c| (c.id, c.msgs)).collect();
         let up = self.conns.iter().filter(|c| matches!(c.link, Link::Up)).count();
@@ -546,6 +580,7 @@ impl<'a> Client<'a> {
             connect: self.connect_hist.clone(),
             conns_ok,
             per_conn,
+            window_cpu,
         })
     }
 
@@ -574,6 +609,9 @@ impl<'a> Client<'a> {
                 return Ok(());
             }
             if t >= self.boundary_ns {
+                if self.window_cpu_start.is_none() {
+                    self.window_cpu_start = Some(thread_cpu());
+                }
                 self.flush_interval(Some(t));
             }
             if now >= next_scan {
@@ -584,10 +622,10 @@ impl<'a> Client<'a> {
             // Sleep until the earliest of: next scan, interval boundary, end, next due send.
             let coarse_ns = (next_scan - now).as_nanos() as u64;
             let mut wake_ns = coarse_ns.min(self.boundary_ns.min(self.ctx.end_ns) - t);
-            if let (Some(due), Some(timer)) = (next_due, self.timer.as_ref()) {
+            if let (Some(due), Some(timer)) = (next_due, self.timer.as_mut()) {
                 let wait = Duration::from_nanos(due.saturating_sub(t));
                 if wait < PRECISE_BELOW && wait.as_nanos() < u128::from(wake_ns) {
-                    timer.arm(wait); // ns precision; the poll timeout would round up to 1 ms
+                    timer.arm(t, wait.max(MIN_TIMER_SLEEP)); // the poll timeout would round up to 1 ms
                 } else {
                     wake_ns = wake_ns.min(wait.as_nanos() as u64);
                 }
@@ -620,7 +658,7 @@ impl<'a> Client<'a> {
         for event in events.iter() {
             let token = event.token();
             if token == TIMER {
-                if let Some(t) = &self.timer {
+                if let Some(t) = &mut self.timer {
                     t.clear();
                 }
                 continue;

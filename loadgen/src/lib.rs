@@ -11,6 +11,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod driver;
+pub mod hlog;
 pub mod limits;
 pub mod payload;
 pub mod probe;

@@ -17,8 +17,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::RunConfig;
 use crate::driver::{assign, run_thread, DriverConfig, Shared, ThreadOutput};
+use crate::hlog::{self, HlogWriter};
 use crate::probe::{self, ProcSample, SelfUsage};
-use crate::report::{Environment, IntervalRow, Report, ServerCost, Status, SCHEMA};
+use crate::report::{keep_up_verdict, Environment, IntervalRow, Report, ServerCost, Status, SCHEMA};
 use crate::schedule::Schedule;
 use crate::stats::{new_histogram, Fairness, Interval, Percentiles};
 use crate::{limits, target};
@@ -35,28 +36,52 @@ pub struct Aggregator {
     pub warmup: Interval,
     /// Window intervals by index, merged over threads.
     pub intervals: BTreeMap<u32, Interval>,
-}
-
-impl Default for Aggregator {
-    fn default() -> Self {
-        Aggregator {
-            warmup: Interval::new(None),
-            intervals: BTreeMap::new(),
-        }
-    }
+    /// How many threads have reported each interval.
+    arrivals: BTreeMap<u32, usize>,
+    /// Threads reporting.
+    threads: usize,
+    /// Next interval to hand out as complete.
+    next_complete: u32,
 }
 
 impl Aggregator {
+    /// An aggregator for `threads` reporting threads.
+    pub fn new(threads: usize) -> Self {
+        Aggregator {
+            warmup: Interval::new(None),
+            intervals: BTreeMap::new(),
+            arrivals: BTreeMap::new(),
+            threads,
+            next_complete: 0,
+        }
+    }
+
     /// Adds one thread's interval.
     pub fn add(&mut self, iv: &Interval) {
         match iv.index {
             None => self.warmup.merge(iv),
-            Some(i) => self
-                .intervals
-                .entry(i)
-                .or_insert_with(|| Interval::new(Some(i)))
-                .merge(iv),
+            Some(i) => {
+                self.intervals
+                    .entry(i)
+                    .or_insert_with(|| Interval::new(Some(i)))
+                    .merge(iv);
+                *self.arrivals.entry(i).or_default() += 1;
+            }
         }
+    }
+
+    /// The next interval every thread has reported, in order (each returned once). With
+    /// `all`, also those still missing a thread (at the end of a run).
+    pub fn next_complete(&mut self, all: bool) -> Option<&Interval> {
+        let i = self.next_complete;
+        let ready = self.arrivals.get(&i).is_some_and(|&n| n >= self.threads)
+            || (all && self.intervals.range(i..).next().is_some());
+        if !ready {
+            return None;
+        }
+        let (&idx, _) = self.intervals.range(i..).next()?;
+        self.next_complete = idx + 1;
+        self.intervals.get(&idx)
     }
 
     /// Everything merged: window latencies, and counts of warmup and window together for
@@ -102,6 +127,11 @@ impl Aggregator {
 pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     limits::ensure_descriptors(cfg.conns, cfg.threads)?;
     let started_at = SystemTime::now();
+    let mut hlog = match &cfg.hdr_log {
+        Some(path) => Some(HlogWriter::create(path, started_at)?),
+        None => None,
+    };
+    let created = Instant::now();
     let mut target = target::start(cfg)?;
     let interrupted = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -136,7 +166,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
 
     let server_pid = target.server.as_ref().map(|s| s.pid()).or(cfg.server_pid);
     let progress = Progress::new(cfg);
-    let mut agg = Aggregator::default();
+    let mut agg = Aggregator::new(handles.len());
     let mut stop: Option<(Instant, String)> = None;
     let mut snap_start: Option<(SelfUsage, Option<ProcSample>)> = None;
     let mut snap_end: Option<(SelfUsage, Option<ProcSample>)> = None;
@@ -146,6 +176,15 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     loop {
         for iv in rx.try_iter() {
             agg.add(&iv);
+        }
+        if let (Some(log), Some(&start)) = (hlog.as_mut(), shared.start.get()) {
+            log_intervals(
+                log,
+                &mut agg,
+                cfg,
+                start.saturating_duration_since(created) + cfg.warmup,
+                None,
+            )?;
         }
         if handles.iter().all(|h| h.is_finished()) {
             break;
@@ -225,6 +264,15 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         (Some(s), Some((at, _))) => at.saturating_duration_since(s + cfg.warmup).min(cfg.duration),
         (Some(_), None) => cfg.duration,
     };
+    if let (Some(log), Some(start)) = (hlog.as_mut(), start) {
+        log_intervals(
+            log,
+            &mut agg,
+            cfg,
+            start.saturating_duration_since(created) + cfg.warmup,
+            Some(measured),
+        )?;
+    }
     let total = agg.total();
     let mut connect = new_histogram();
     let mut per_conn: Vec<(u32, u64)> = Vec::with_capacity(cfg.conns);
@@ -263,6 +311,13 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     };
     let _ = server_stopped;
     let open = matches!(cfg.schedule(), Schedule::Open { .. });
+    let busiest = outputs.iter().map(|o| o.window_cpu.as_secs_f64()).fold(0.0, f64::max) / secs.max(1e-9);
+    let send_lag = open.then(|| Percentiles::of(&total.send_lag));
+    let achieved_rate = open.then(|| rate(c.sent as f64));
+    let keep_up = match (cfg.rate, achieved_rate, send_lag) {
+        (Some(r), Some(a), Some(lag)) if secs > 0.0 => keep_up_verdict(r, a, lag.p99_us, busiest),
+        _ => None,
+    };
     Ok(Report {
         schema: SCHEMA,
         timestamp: humantime::format_rfc3339_seconds(started_at).to_string(),
@@ -282,12 +337,15 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         throughput_mib_s: rate(c.bytes as f64 / (1024.0 * 1024.0)),
         latency: Percentiles::of(&total.latency),
         raw: open.then(|| Percentiles::of(&total.raw)),
-        send_lag: open.then(|| Percentiles::of(&total.send_lag)),
+        send_lag,
         connect: Percentiles::of(&connect),
         conns_ok,
         server,
         client_cpu_s,
         client_rss_kib: end_usage.0.peak_rss_kib,
+        client_thread_busy_max: busiest,
+        achieved_rate,
+        keep_up,
         status,
         stop_reason,
         fairness: Fairness::of(&counts),
@@ -300,6 +358,31 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         intervals: agg.rows(cfg.interval, measured),
         env: Environment::detect(),
     })
+}
+
+/// Writes the intervals every thread has reported (all of them once `measured` is known,
+/// at the end) to the interval log. `offset`: window start after the log's base time.
+fn log_intervals(
+    log: &mut HlogWriter,
+    agg: &mut Aggregator,
+    cfg: &RunConfig,
+    offset: Duration,
+    measured: Option<Duration>,
+) -> anyhow::Result<()> {
+    let open = cfg.rate.is_some();
+    while let Some(iv) = agg.next_complete(measured.is_some()) {
+        let idx = iv.index.unwrap_or(0);
+        let start = cfg.interval * idx;
+        let end = measured.unwrap_or(cfg.duration).min(start + cfg.interval);
+        if end <= start {
+            continue; // an interval begun after the run was stopped
+        }
+        log.interval(offset + start, end - start, &iv.latency, None)?;
+        if open {
+            log.interval(offset + start, end - start, &iv.raw, Some(hlog::RAW_TAG))?;
+        }
+    }
+    Ok(())
 }
 
 /// The live progress line on stderr (only when it is a terminal).

@@ -28,6 +28,8 @@ pub struct Counters {
     pub msgs: u64,
     /// Payload bytes of those round trips (one direction).
     pub bytes: u64,
+    /// Messages whose sending started inside the measured window.
+    pub sent: u64,
     /// Connection attempts that failed or timed out.
     pub connect_errors: u64,
     /// Messages that got no complete reply within `--timeout`.
@@ -51,6 +53,7 @@ impl AddAssign for Counters {
     fn add_assign(&mut self, o: Counters) {
         self.msgs += o.msgs;
         self.bytes += o.bytes;
+        self.sent += o.sent;
         self.connect_errors += o.connect_errors;
         self.timeouts += o.timeouts;
         self.resets += o.resets;

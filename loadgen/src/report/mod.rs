@@ -164,6 +164,12 @@ pub struct Report {
     pub client_cpu_s: f64,
     /// Client peak RSS, KiB.
     pub client_rss_kib: u64,
+    /// CPU use of the busiest client thread in the window (0..1 of a core).
+    pub client_thread_busy_max: f64,
+    /// Open loop: messages actually sent per second in the window.
+    pub achieved_rate: Option<f64>,
+    /// Open loop: when the schedule was not kept, who could not keep up (plain words).
+    pub keep_up: Option<String>,
     /// How the run ended.
     pub status: Status,
     /// Why it stopped early, if it did.
@@ -190,6 +196,40 @@ impl Report {
     }
 }
 
+/// A client thread busier than this is taken as saturated.
+pub const SATURATED: f64 = 0.9;
+/// Open loop: the achieved rate must reach this share of the asked rate ...
+pub const RATE_KEPT: f64 = 0.99;
+/// ... and the send lag p99 stay below this (µs), or the schedule was not kept.
+pub const LAG_KEPT_US: f64 = 1000.0;
+
+/// Open loop: `None` when the schedule was kept, else a sentence saying it was not and
+/// whether the generator (a client thread near a full core) or the server is to blame.
+pub fn keep_up_verdict(rate: f64, achieved: f64, lag_p99_us: f64, busiest_thread: f64) -> Option<String> {
+    let short = achieved < RATE_KEPT * rate;
+    let late = lag_p99_us > LAG_KEPT_US;
+    if !short && !late {
+        return None;
+    }
+    let what = match (short, late) {
+        (true, true) => {
+            format!("achieved {achieved:.0} of {rate:.0} msg/s and sends were late (lag p99 {lag_p99_us:.0} us)")
+        }
+        (true, false) => format!("achieved {achieved:.0} of {rate:.0} msg/s"),
+        _ => format!("sends were late against the schedule (lag p99 {lag_p99_us:.0} us > {LAG_KEPT_US:.0} us)"),
+    };
+    let pct = busiest_thread * 100.0;
+    Some(if busiest_thread >= SATURATED {
+        format!(
+            "the GENERATOR could not keep up: {what}; its busiest client thread used {pct:.0}% of a core (add --threads or lower --rate)"
+        )
+    } else {
+        format!(
+            "the SERVER could not keep up: {what}; client threads were at most {pct:.0}% busy, so they were waiting for replies (--depth bounds messages in flight)"
+        )
+    })
+}
+
 fn per_msg(cpu_s: f64, msgs: u64) -> Option<f64> {
     (msgs > 0).then(|| cpu_s * 1e6 / msgs as f64)
 }
@@ -213,5 +253,20 @@ impl Format {
             Format::Json => json::render(report),
             Format::Table => table::render(report).into_bytes(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_blames_the_busy_side() {
+        assert_eq!(keep_up_verdict(1000.0, 999.0, 200.0, 0.2), None);
+        assert!(keep_up_verdict(1000.0, 900.0, 200.0, 0.97)
+            .unwrap()
+            .contains("GENERATOR"));
+        assert!(keep_up_verdict(1000.0, 900.0, 200.0, 0.3).unwrap().contains("SERVER"));
+        assert!(keep_up_verdict(1000.0, 1000.0, 5000.0, 0.3).unwrap().contains("late"));
     }
 }

@@ -59,11 +59,16 @@ pub fn render(r: &Report) -> String {
     if let Some(lag) = &r.send_lag {
         let _ = writeln!(
             o,
-            "  send lag   p50 {}  p99 {}  max {}",
+            "  schedule   sent {:.0} msg/s of {:.0} asked; send lag p50 {}  p99 {}  max {}",
+            r.achieved_rate.unwrap_or(0.0),
+            r.rate.unwrap_or(0.0),
             us(lag.p50_us),
             us(lag.p99_us),
             us(lag.max_us)
         );
+    }
+    if let Some(verdict) = &r.keep_up {
+        let _ = writeln!(o, "  WARNING    {verdict}");
     }
     let _ = writeln!(
         o,
@@ -113,9 +118,10 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         o,
-        "  client     {:.2} s CPU ({} per msg), peak RSS {} KiB",
+        "  client     {:.2} s CPU ({} per msg), busiest thread {:.0}% of a core, peak RSS {} KiB",
         r.client_cpu_s,
         r.client_us_per_msg().map_or("-".into(), |v| format!("{v:.2} us")),
+        r.client_thread_busy_max * 100.0,
         r.client_rss_kib
     );
     let reason = r.stop_reason.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();

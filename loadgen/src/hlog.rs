@@ -1,0 +1,188 @@
+//! HdrHistogram interval logs (`.hlog`), the format HdrHistogram's own tools read
+//! (HistogramLogProcessor, HdrHistogramVisualizer, HdrHistogram_rust's `IntervalLogIterator`).
+//!
+//! Written as the run goes, one line per completed interval, flushed each time, so a crash
+//! loses at most the interval in progress. Values are nanoseconds; the `Interval_Max` column
+//! is in milliseconds (divisor 1e6, as Java's HistogramLogWriter does for ns recordings).
+//! Interval start times are relative to `BaseTime` (absolute, seconds since the epoch), so
+//! logs from several hosts line up and merge exactly ([`read`]).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use base64::Engine;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+
+use crate::InputError;
+
+/// Divisor of the `Interval_Max` column: ns values shown in ms.
+const MAX_VALUE_DIVISOR: f64 = 1e6;
+/// Tag of the raw (service time) histogram in open-loop logs; the latency one is untagged,
+/// so tools that read only untagged intervals see the corrected latency.
+pub const RAW_TAG: &str = "raw";
+
+/// An interval log being written.
+pub struct HlogWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+    base: SystemTime,
+    serializer: V2DeflateSerializer,
+    buf: Vec<u8>,
+}
+
+impl HlogWriter {
+    /// Creates `path` and writes the headers; `base` is the time interval starts count from.
+    pub fn create(path: &Path, base: SystemTime) -> anyhow::Result<Self> {
+        let file = File::create(path).with_context(|| format!("cannot create interval log {}", path.display()))?;
+        let mut w = HlogWriter {
+            path: path.to_path_buf(),
+            out: BufWriter::new(file),
+            base,
+            serializer: V2DeflateSerializer::new(),
+            buf: Vec::new(),
+        };
+        let epoch = base.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let headers = format!(
+            "#[Logged with echo-bench loadgen {}]\n#[Histogram log format version 1.3]\n\
+             #[StartTime: {epoch:.3} (seconds since epoch), {}]\n#[BaseTime: {epoch:.3} (seconds since epoch)]\n\
+             #[Values in nanoseconds; Interval_Max in milliseconds]\n\
+             \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
+            env!("CARGO_PKG_VERSION"),
+            humantime::format_rfc3339_millis(base),
+        );
+        w.write(headers.as_bytes())?;
+        Ok(w)
+    }
+
+    /// Appends one interval starting at `start` (since the base time) and flushes.
+    pub fn interval(
+        &mut self,
+        start: Duration,
+        length: Duration,
+        h: &Histogram<u64>,
+        tag: Option<&str>,
+    ) -> anyhow::Result<()> {
+        self.buf.clear();
+        self.serializer
+            .serialize(h, &mut self.buf)
+            .map_err(|e| anyhow::anyhow!("cannot encode a histogram: {e:?}"))?;
+        let line = format!(
+            "{}{:.3},{:.3},{:.3},{}\n",
+            tag.map(|t| format!("Tag={t},")).unwrap_or_default(),
+            start.as_secs_f64(),
+            length.as_secs_f64(),
+            h.max() as f64 / MAX_VALUE_DIVISOR,
+            base64::engine::general_purpose::STANDARD.encode(&self.buf)
+        );
+        self.write(line.as_bytes())
+    }
+
+    /// The base time.
+    pub fn base(&self) -> SystemTime {
+        self.base
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.out
+            .write_all(bytes)
+            .and_then(|()| self.out.flush())
+            .with_context(|| format!("cannot write interval log {}", self.path.display()))
+    }
+}
+
+/// One interval read back from a log.
+#[derive(Debug, Clone)]
+pub struct LoggedInterval {
+    /// Absolute start (seconds since the epoch, when the log has a base or start time).
+    pub start: Duration,
+    /// Length.
+    pub length: Duration,
+    /// Tag, if any.
+    pub tag: Option<String>,
+    /// The histogram.
+    pub histogram: Histogram<u64>,
+}
+
+/// Reads every interval of a log, with absolute start times.
+pub fn read(path: &Path) -> anyhow::Result<Vec<LoggedInterval>> {
+    let bytes =
+        std::fs::read(path).map_err(|e| InputError(format!("cannot read interval log {}: {e}", path.display())))?;
+    let mut base = Duration::ZERO;
+    let mut out = Vec::new();
+    let mut deserializer = Deserializer::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        let entry =
+            entry.map_err(|e| InputError(format!("{} is not an HdrHistogram interval log: {e:?}", path.display())))?;
+        match entry {
+            LogEntry::BaseTime(t) => base = t,
+            // StartTime alone (no BaseTime) means timestamps are relative to it.
+            LogEntry::StartTime(t) if base.is_zero() => base = t,
+            LogEntry::StartTime(_) => {}
+            LogEntry::Interval(iv) => {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(iv.encoded_histogram())
+                    .map_err(|e| InputError(format!("{}: bad base64 in an interval: {e}", path.display())))?;
+                let histogram: Histogram<u64> = deserializer
+                    .deserialize(&mut raw.as_slice())
+                    .map_err(|e| InputError(format!("{}: bad histogram in an interval: {e:?}", path.display())))?;
+                out.push(LoggedInterval {
+                    start: base + iv.start_timestamp(),
+                    length: iv.duration(),
+                    tag: iv.tag().map(|t| t.as_str().to_string()),
+                    histogram,
+                });
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!(InputError(format!("{} holds no interval histogram", path.display())));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::new_histogram;
+
+    #[test]
+    fn writes_and_reads_back_exactly() {
+        let path = std::env::temp_dir().join(format!("hlog-unit-{}.hlog", std::process::id()));
+        let base = UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+        let mut w = HlogWriter::create(&path, base).unwrap();
+        let mut a = new_histogram();
+        let mut b = new_histogram();
+        for v in 1..1000u64 {
+            a.record(v * 1000).unwrap();
+            b.record(v * 7919).unwrap();
+        }
+        w.interval(Duration::ZERO, Duration::from_secs(1), &a, None).unwrap();
+        w.interval(Duration::from_secs(1), Duration::from_millis(500), &b, Some(RAW_TAG))
+            .unwrap();
+        let back = read(&path).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].histogram, a);
+        assert_eq!(back[1].histogram, b);
+        assert_eq!(back[1].tag.as_deref(), Some(RAW_TAG));
+        assert_eq!(back[1].start, Duration::from_millis(1_700_000_001_250));
+        assert_eq!(back[1].length, Duration::from_millis(500));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn refuses_files_that_are_not_logs() {
+        let path = std::env::temp_dir().join(format!("hlog-bad-{}.hlog", std::process::id()));
+        std::fs::write(&path, "hello\n").unwrap();
+        assert!(read(&path).is_err());
+        assert!(read(Path::new("/nonexistent/x.hlog"))
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent/x.hlog"));
+        std::fs::remove_file(&path).unwrap();
+    }
+}
