@@ -76,6 +76,8 @@ pub enum Fault {
     ResetAfter(u64),
     /// Delays every echo by this long.
     Delay(Duration),
+    /// Stops answering for `pause` at the start of every `period` (a GC pause, say).
+    Freeze { period: Duration, pause: Duration },
 }
 
 /// A test echo server on 127.0.0.1:0, one thread per connection.
@@ -112,7 +114,7 @@ impl FaultServer {
                         s.set_nodelay(true).unwrap();
                         let s = Arc::new(s);
                         conns2.lock().unwrap().push(Arc::downgrade(&s));
-                        std::thread::spawn(move || serve(&s, fault));
+                        std::thread::spawn(move || serve(&s, fault, born));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
@@ -135,7 +137,7 @@ impl Drop for FaultServer {
     }
 }
 
-fn serve(s: &TcpStream, fault: Fault) {
+fn serve(s: &TcpStream, fault: Fault, born: Instant) {
     let mut s = s;
     let mut buf = vec![0u8; 16 * 1024];
     let mut chunks = 0u64;
@@ -153,6 +155,12 @@ fn serve(s: &TcpStream, fault: Fault) {
                 return;
             }
             Fault::Delay(d) => std::thread::sleep(d),
+            Fault::Freeze { period, pause } => {
+                let phase = Duration::from_nanos((born.elapsed().as_nanos() % period.as_nanos()) as u64);
+                if phase < pause {
+                    std::thread::sleep(pause - phase);
+                }
+            }
             _ => {}
         }
         if s.write_all(&buf[..n]).is_err() {

@@ -1,0 +1,174 @@
+//! Calibration: the harness checks itself against servers whose behaviour is known.
+//! Bounds are generous (the machine is shared and small); what they pin is the method:
+//! where latency is measured from, and that the schedule is kept.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use hdrhistogram::Histogram;
+
+fn json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn f(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[test]
+fn closed_loop_latency_and_throughput_match_a_known_delay() {
+    const DELAY_MS: f64 = 20.0;
+    let server = FaultServer::start(Fault::Delay(Duration::from_millis(DELAY_MS as u64)));
+    let out_json = temp_path("delay.json");
+    let out = run(&[
+        "--addr",
+        &server.addr_arg(),
+        "--conns",
+        "8",
+        "--duration",
+        "2s",
+        "--warmup",
+        "200ms",
+        "--json",
+        out_json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out_json);
+    let p50_ms = f(&v["latency"]["p50_us"]) / 1000.0;
+    assert!(
+        (DELAY_MS..DELAY_MS + 1.0).contains(&p50_ms),
+        "p50 {p50_ms} ms for a {DELAY_MS} ms server"
+    );
+    // Closed loop: conns / delay round trips per second.
+    let expected = 8.0 / (DELAY_MS / 1000.0);
+    let got = f(&v["throughput_msgs_s"]);
+    assert!(
+        (got - expected).abs() < expected * 0.1,
+        "throughput {got}, expected about {expected}"
+    );
+}
+
+#[test]
+fn open_loop_sees_a_freeze_that_raw_latency_hides() {
+    // Frozen 300 ms of every second: messages scheduled during the freeze wait for it.
+    let server = FaultServer::start(Fault::Freeze {
+        period: Duration::from_secs(1),
+        pause: Duration::from_millis(300),
+    });
+    let out_json = temp_path("freeze.json");
+    let out = run(&[
+        "--addr",
+        &server.addr_arg(),
+        "--conns",
+        "10",
+        "--rate",
+        "2000",
+        "--duration",
+        "3s",
+        "--warmup",
+        "0s",
+        "--json",
+        out_json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(out.status.code() == Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json(&out_json);
+    let (p90, p99) = (f(&v["latency"]["p90_us"]), f(&v["latency"]["p99_us"]));
+    let (raw_p50, raw_p99) = (f(&v["raw"]["p50_us"]), f(&v["raw"]["p99_us"]));
+    assert!(p99 >= 250_000.0, "corrected p99 {p99} us should show the 300 ms freeze");
+    assert!(
+        p90 >= 20.0 * raw_p50.max(100.0),
+        "corrected p90 {p90} us should be far above the service time {raw_p50} us"
+    );
+    assert!(
+        raw_p99 < 250_000.0,
+        "raw p99 {raw_p99} us should hide the freeze (only one message per connection waits)"
+    );
+    // The verdict blames the server, not the generator.
+    let verdict = v["keep_up"].as_str().unwrap_or("");
+    assert!(verdict.is_empty() || verdict.contains("SERVER"), "{verdict}");
+}
+
+#[test]
+fn fixed_rate_is_kept_within_one_percent() {
+    let out_json = temp_path("rate.json");
+    let out = run(&[
+        "--target",
+        "mio",
+        "--conns",
+        "50",
+        "--rate",
+        "10000",
+        "--duration",
+        "2s",
+        "--warmup",
+        "300ms",
+        "--json",
+        out_json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out_json);
+    let achieved = f(&v["achieved_rate"]);
+    let completed = f(&v["throughput_msgs_s"]);
+    assert!(
+        (achieved - 10_000.0).abs() <= 100.0,
+        "sent {achieved} msg/s for --rate 10000"
+    );
+    assert!(
+        (completed - 10_000.0).abs() <= 100.0,
+        "completed {completed} msg/s for --rate 10000"
+    );
+    assert_eq!(v["mode"], "open");
+    assert!(f(&v["send_lag"]["p50_us"]) < 1000.0, "sends are on time");
+}
+
+#[test]
+fn interval_log_reads_back_to_the_same_totals() {
+    let hlog = temp_path("run.hlog");
+    let out_json = temp_path("hlog.json");
+    let out = run(&[
+        "--target",
+        "tokio",
+        "--conns",
+        "20",
+        "--duration",
+        "2500ms",
+        "--warmup",
+        "200ms",
+        "--interval",
+        "500ms",
+        "--hdr-log",
+        hlog.to_str().unwrap(),
+        "--json",
+        out_json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let intervals = loadgen::hlog::read(&hlog).unwrap();
+    assert_eq!(intervals.len(), 5, "2.5 s in 500 ms intervals");
+    let mut total: Histogram<u64> = loadgen::stats::new_histogram();
+    for iv in &intervals {
+        assert!(iv.tag.is_none());
+        total.add(&iv.histogram).unwrap();
+    }
+    let v = json(&out_json);
+    assert_eq!(total.len(), v["counters"]["msgs"].as_u64().unwrap());
+    let p = loadgen::stats::Percentiles::of(&total);
+    for (key, value) in [
+        ("p50_us", p.p50_us),
+        ("p99_us", p.p99_us),
+        ("p999_us", p.p999_us),
+        ("max_us", p.max_us),
+    ] {
+        assert_eq!(value, f(&v["latency"][key]), "{key}");
+    }
+    // Consecutive intervals: each starts where the previous ended.
+    for w in intervals.windows(2) {
+        let gap = (w[1].start.as_secs_f64() - (w[0].start + w[0].length).as_secs_f64()).abs();
+        assert!(gap < 0.002, "intervals not contiguous: {gap}");
+    }
+}
