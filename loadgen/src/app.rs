@@ -7,9 +7,9 @@ use anyhow::Context;
 
 use crate::cli::{Cli, Command, RunArgs};
 use crate::config::{ConfigError, RunConfig};
-use crate::report::{sink, Format};
+use crate::report::{sink, Format, Report};
 use crate::target::CannotRun;
-use crate::{runner, InputError};
+use crate::{capacity, runner, InputError};
 
 /// Runs the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -32,6 +32,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 
 fn run_load(args: &RunArgs) -> anyhow::Result<u8> {
     let cfg = RunConfig::try_from(args)?;
+    if let Some(slo) = &cfg.search {
+        return run_search(&cfg, slo);
+    }
     let report = runner::run(&cfg)?;
     // Files first: a broken stdout must not lose the measurement.
     let mut write_errors = Vec::new();
@@ -52,6 +55,39 @@ fn run_load(args: &RunArgs) -> anyhow::Result<u8> {
         return Err(e);
     }
     Ok(report.status.exit_code())
+}
+
+/// `--rate auto`: the capacity search. Every trial is a full run on a fresh server; each
+/// appends its row to `--csv`; `--json` gets the search with its trials.
+fn run_search(cfg: &RunConfig, slo: &capacity::Slo) -> anyhow::Result<u8> {
+    let result = capacity::search(slo, |rate| -> anyhow::Result<Report> {
+        let trial = RunConfig {
+            rate,
+            search: None,
+            label: format!("{} auto-rate {slo}", cfg.label).trim().to_string(),
+            ..cfg.clone()
+        };
+        let report = runner::run(&trial)?;
+        eprintln!(
+            "  trial {}: {:.0} msg/s, {} = {:.1} us, {}",
+            rate.map_or("closed loop".into(), |r| format!("{r:.0} msg/s")),
+            report.throughput_msgs_s,
+            slo.percentile,
+            slo.value(&report),
+            report.status
+        );
+        if let Some(path) = &cfg.csv {
+            sink::append_csv(path, &report)?;
+        }
+        Ok(report)
+    })?;
+    if let Some(path) = &cfg.json {
+        let mut bytes = serde_json::to_vec_pretty(&result)?;
+        bytes.push(b'\n');
+        sink::write_file(path, &bytes)?;
+    }
+    print!("{}", capacity::render(&result));
+    Ok(if result.capacity.is_some() { 0 } else { 1 })
 }
 
 /// The exit code for an error that ended a command.

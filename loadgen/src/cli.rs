@@ -64,8 +64,12 @@ pub struct RunArgs {
     pub depth: u64,
     /// Open loop: total messages per second on a fixed schedule; latency is measured from
     /// each message's intended send time. Absent: closed loop.
+    /// `auto`: search for the highest rate meeting --slo.
     #[arg(long, value_name = "R")]
     pub rate: Option<String>,
+    /// With `--rate auto`: the latency objective, PERCENTILE=BOUND, e.g. p99=1ms, p99.9=500us.
+    #[arg(long, value_name = "SLO")]
+    pub slo: Option<String>,
     /// Client threads, each with its own event loop [default: number of cores].
     #[arg(long)]
     pub threads: Option<u64>,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use servers::{ListenAddr, Model};
 use thiserror::Error;
 
+use crate::capacity::Slo;
 use crate::cli::RunArgs;
 use crate::schedule::Schedule;
 
@@ -85,6 +86,8 @@ pub struct RunConfig {
     pub depth: usize,
     /// Open loop rate (messages/s in total); `None` for closed loop.
     pub rate: Option<f64>,
+    /// `--rate auto --slo ...`: search for the highest rate that meets this objective.
+    pub search: Option<Slo>,
     /// Client threads.
     pub threads: usize,
     /// Threads of the spawned server.
@@ -170,15 +173,18 @@ impl TryFrom<&RunArgs> for RunConfig {
         if a.depth == 0 || a.depth > 4096 {
             return Err(invalid("--depth", a.depth, "must be between 1 and 4096"));
         }
-        let rate = match &a.rate {
-            None => None,
-            Some(r) => match r.trim().parse::<f64>() {
-                Ok(v) if v.is_finite() && v > 0.0 && v <= 1e9 => Some(v),
+        let (rate, search) = match (a.rate.as_deref().map(str::trim), &a.slo) {
+            (None, None) => (None, None),
+            (Some("auto"), Some(slo)) => (None, Some(slo.parse::<Slo>().map_err(|e| invalid("--slo", slo, e))?)),
+            (Some("auto"), None) => return Err(invalid("--rate", "auto", "needs --slo, e.g. --slo p99=1ms")),
+            (_, Some(slo)) => return Err(invalid("--slo", slo, "only applies with --rate auto")),
+            (Some(r), None) => match r.parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 && v <= 1e9 => (Some(v), None),
                 _ => {
                     return Err(invalid(
                         "--rate",
                         r,
-                        "must be a number of messages per second, > 0 (e.g. 50000)",
+                        "must be messages per second, > 0 (e.g. 50000), or auto with --slo",
                     ))
                 }
             },
@@ -211,6 +217,7 @@ impl TryFrom<&RunArgs> for RunConfig {
             msg_size: a.msg_size as usize,
             depth: a.depth as usize,
             rate,
+            search,
             threads,
             server_threads,
             server_pid: match a.server_pid {
@@ -265,6 +272,11 @@ mod tests {
         assert!(msg(&["--target", "mio", "--duration", "0s"]).contains("greater than zero"));
         assert!(msg(&["--target", "mio", "--conns", "0"]).starts_with("--conns"));
         assert!(msg(&["--target", "mio", "--rate", "fast"]).starts_with("--rate"));
+        assert!(msg(&["--target", "mio", "--rate", "auto"]).contains("--slo"));
+        assert!(msg(&["--target", "mio", "--rate", "auto", "--slo", "p42=1ms"]).starts_with("--slo"));
+        assert!(msg(&["--target", "mio", "--slo", "p99=1ms"]).contains("--rate auto"));
+        let c = config(&["--target", "mio", "--rate", "auto", "--slo", "p99.9=2ms"]).unwrap();
+        assert_eq!((c.rate, c.search.unwrap().bound_us), (None, 2000.0));
         assert!(msg(&["--target", "mio", "--msg-size", "0"]).starts_with("--msg-size"));
         assert!(msg(&[]).contains("--target MODEL"));
     }

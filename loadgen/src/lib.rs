@@ -8,6 +8,7 @@
 //! The library exposes the pieces so benches and tests can drive them directly.
 
 pub mod app;
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod driver;
