@@ -189,8 +189,8 @@ pub fn render(s: &Search) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Environment, Report};
-    use crate::stats::{Counters, Fairness, Percentiles};
+    use crate::report::Report;
+    use crate::stats::{Counters, Percentiles};
 
     /// A fake server: p99 grows sharply past `knee` msg/s; closed loop does `max`.
     fn fake(rate: Option<f64>, knee: f64, max: f64) -> Report {
@@ -201,45 +201,19 @@ mod tests {
             200.0 + (tput - knee) * 10.0
         };
         Report {
-            schema: 1,
-            timestamp: String::new(),
-            label: String::new(),
-            target: "fake".into(),
-            addr: String::new(),
-            transport: "tcp".into(),
-            mode: "open".into(),
-            conns: 1,
-            msg_size: 64,
-            depth: 1,
             rate,
-            duration_s: 1.0,
-            warmup_s: 0.0,
             counters: Counters {
                 msgs: tput as u64,
                 ..Counters::default()
             },
             throughput_msgs_s: tput,
-            throughput_mib_s: 0.0,
             latency: Percentiles {
                 p99_us: p99,
                 ..Percentiles::default()
             },
-            raw: None,
-            send_lag: None,
-            connect: Percentiles::default(),
-            conns_ok: 1,
-            server: None,
-            client_cpu_s: 0.0,
-            client_rss_kib: 0,
-            client_thread_busy_max: 0.0,
             achieved_rate: rate,
-            keep_up: None,
             status: Status::Ok,
-            stop_reason: None,
-            fairness: Fairness::default(),
-            starved_conns: vec![],
-            intervals: vec![],
-            env: Environment::default(),
+            ..Report::empty("fake", "", "tcp")
         }
     }
 

@@ -31,6 +31,15 @@ pub struct Cli {
 pub enum Command {
     /// One load run (the default).
     Run(RunArgs),
+    /// A matrix of runs (targets x conns x sizes x depths x rates x repeats), one CSV row each.
+    Sweep(SweepArgs),
+    /// Compare two reports (BASE NEW), or models within one report (--by target --baseline M).
+    Compare(CompareArgs),
+    /// Charts of a report (throughput and p99 against connections) or of an interval log
+    /// (latency percentile spectrum), as SVG.
+    Plot(PlotArgs),
+    /// One report from several hosts' interval logs, merged exactly.
+    Merge(MergeArgs),
     /// List the server models `--target` can start.
     Targets,
     /// Run one echo server in this process (used by `--target`; prints `listening ADDR`).
@@ -104,4 +113,120 @@ pub struct RunArgs {
     /// No progress line, even on a terminal.
     #[arg(long)]
     pub quiet: bool,
+    /// CPUs for the spawned server (e.g. 0, 0-1, 0,2).
+    #[arg(long, value_name = "CPUS")]
+    pub pin_server: Option<String>,
+    /// CPUs for the client threads.
+    #[arg(long, value_name = "CPUS")]
+    pub pin_client: Option<String>,
+}
+
+/// Flags of `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// BASE.csv NEW.csv, or one report with --by.
+    #[arg(value_name = "REPORT", required = true, num_args = 1..=2)]
+    pub reports: Vec<PathBuf>,
+    /// Metrics to compare (throughput, mib, p50, p90, p99, p99.9, p99.99, max, mean,
+    /// server_cpu, client_cpu, or any numeric column) [default: throughput,p50,p99,p99.9].
+    #[arg(long, value_delimiter = ',')]
+    pub metric: Vec<String>,
+    /// Exit 1 when a metric got worse by more than this (e.g. 5%), significantly or
+    /// untestably (a CI gate).
+    #[arg(long, value_name = "PCT")]
+    pub threshold: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: crate::compare::render::CompareFormat,
+    /// Within one report: compare the values of this column (e.g. target).
+    #[arg(long, requires = "baseline")]
+    pub by: Option<String>,
+    /// With --by: the value the others are compared against (e.g. mio).
+    #[arg(long, requires = "by")]
+    pub baseline: Option<String>,
+}
+
+/// Flags of `plot`.
+#[derive(Debug, Clone, Args)]
+pub struct PlotArgs {
+    /// A CSV report, or an interval log (.hlog).
+    #[arg(value_name = "REPORT")]
+    pub input: PathBuf,
+    /// The SVG file to write. For a CSV report two charts are written: FILE (throughput)
+    /// and FILE with `-p99` before the extension (p99 latency).
+    #[arg(long, value_name = "FILE.svg")]
+    pub out: PathBuf,
+    /// Only rows with this message size (default: the first in the report).
+    #[arg(long)]
+    pub msg_size: Option<u64>,
+    /// Chart title.
+    #[arg(long)]
+    pub title: Option<String>,
+}
+
+/// Flags of `merge`.
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// Interval logs written with --hdr-log, e.g. one per load host.
+    #[arg(value_name = "SHARD.hlog", required = true, num_args = 1..)]
+    pub logs: Vec<PathBuf>,
+    /// Append a schema-1 row of the merged result.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Write the merged JSON summary.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Free text copied into the report.
+    #[arg(long, default_value = "")]
+    pub label: String,
+}
+
+/// Flags of `sweep`: lists are comma separated.
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    /// Models (or `all`).
+    #[arg(long, value_name = "LIST")]
+    pub targets: String,
+    /// Connection counts.
+    #[arg(long, value_name = "LIST")]
+    pub conns: String,
+    /// Message sizes.
+    #[arg(long, value_name = "LIST", default_value = "64")]
+    pub msg_size: String,
+    /// Depths.
+    #[arg(long, value_name = "LIST", default_value = "1")]
+    pub depth: String,
+    /// Rates (open loop); absent: closed loop.
+    #[arg(long, value_name = "LIST")]
+    pub rate: Option<String>,
+    /// Runs per combination.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
+    /// The CSV report to append to.
+    #[arg(long, value_name = "FILE")]
+    pub csv: PathBuf,
+    /// Measured time per run.
+    #[arg(long, default_value = "10s")]
+    pub duration: String,
+    /// Warmup per run.
+    #[arg(long, default_value = "1s")]
+    pub warmup: String,
+    /// Client threads [default: cores].
+    #[arg(long)]
+    pub threads: Option<u64>,
+    /// Server threads; for threadpool, default: one worker per connection.
+    #[arg(long)]
+    pub server_threads: Option<u64>,
+    /// Per-message timeout.
+    #[arg(long, default_value = "5s")]
+    pub timeout: String,
+    /// Label for every row.
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// CPUs for the spawned servers (e.g. 0 or 0-1 or 0,2).
+    #[arg(long, value_name = "CPUS")]
+    pub pin_server: Option<String>,
+    /// CPUs for the client threads.
+    #[arg(long, value_name = "CPUS")]
+    pub pin_client: Option<String>,
 }

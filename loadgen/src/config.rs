@@ -110,6 +110,40 @@ pub struct RunConfig {
     pub label: String,
     /// Suppress the progress line.
     pub quiet: bool,
+    /// CPUs the spawned server may run on.
+    pub pin_server: Option<Vec<usize>>,
+    /// CPUs the client threads may run on.
+    pub pin_client: Option<Vec<usize>>,
+}
+
+/// Parses a CPU list like `0`, `0-3`, `0,2,4-5`.
+pub fn parse_cpus(flag: &'static str, s: &str) -> Result<Vec<usize>, ConfigError> {
+    let bad = || invalid(flag, s, "expected CPU numbers like 0, 0-1 or 0,2");
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .max(1);
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (
+                a.trim().parse::<usize>().map_err(|_| bad())?,
+                b.trim().parse::<usize>().map_err(|_| bad())?,
+            ),
+            None => {
+                let v = part.parse::<usize>().map_err(|_| bad())?;
+                (v, v)
+            }
+        };
+        if lo > hi || hi >= cpus.max(1024) {
+            return Err(bad());
+        }
+        out.extend(lo..=hi);
+    }
+    if out.iter().any(|&c| c >= cpus) {
+        return Err(invalid(flag, s, format!("this machine has CPUs 0-{}", cpus - 1)));
+    }
+    Ok(out)
 }
 
 impl RunConfig {
@@ -234,6 +268,16 @@ impl TryFrom<&RunArgs> for RunConfig {
             hdr_log: a.hdr_log.clone(),
             label: a.label.clone(),
             quiet: a.quiet,
+            pin_server: a
+                .pin_server
+                .as_deref()
+                .map(|s| parse_cpus("--pin-server", s))
+                .transpose()?,
+            pin_client: a
+                .pin_client
+                .as_deref()
+                .map(|s| parse_cpus("--pin-client", s))
+                .transpose()?,
         })
     }
 }

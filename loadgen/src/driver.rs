@@ -67,6 +67,23 @@ pub struct DriverConfig {
     pub timeout: Duration,
     /// Per-connect timeout.
     pub connect_timeout: Duration,
+    /// CPUs the client threads are pinned to.
+    pub pin: Option<Vec<usize>>,
+}
+
+/// Restricts the calling thread (pid 0) or a process to `cpus`.
+pub fn set_affinity(pid: libc::pid_t, cpus: &[usize]) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; CPU_SET writes inside it; the pointer is valid.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        if libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// State shared by the client threads and the main thread (touched once per run or per

@@ -10,16 +10,20 @@
 pub mod app;
 pub mod capacity;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod driver;
 pub mod hlog;
 pub mod limits;
+pub mod merge;
 pub mod payload;
+pub mod plot;
 pub mod probe;
 pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod stats;
+pub mod sweep;
 pub mod target;
 
 /// Input the user gave that cannot be read (a missing or malformed file); exit code 2.

@@ -150,6 +150,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         interval: cfg.interval,
         timeout: cfg.timeout,
         connect_timeout: cfg.connect_timeout,
+        pin: cfg.pin_client.clone(),
     });
     let (tx, rx) = mpsc::channel::<Interval>();
     let mut handles = Vec::with_capacity(plan.len());
@@ -356,7 +357,11 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
             .take(20)
             .collect(),
         intervals: agg.rows(cfg.interval, measured),
-        env: Environment::detect(),
+        env: Environment {
+            pin_server: cfg.pin_server.clone(),
+            pin_client: cfg.pin_client.clone(),
+            ..Environment::detect()
+        },
     })
 }
 

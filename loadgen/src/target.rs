@@ -88,7 +88,7 @@ pub struct Target {
 /// Starts the configured target (or checks that the address accepts connections).
 pub fn start(cfg: &RunConfig) -> anyhow::Result<Target> {
     match &cfg.target {
-        TargetSpec::Model(model) => spawn_model(*model, cfg.server_threads),
+        TargetSpec::Model(model) => spawn_model(*model, cfg.server_threads, cfg.pin_server.clone()),
         TargetSpec::Addr(addr) => {
             probe(addr, cfg.connect_timeout)?;
             Ok(Target {
@@ -100,7 +100,7 @@ pub fn start(cfg: &RunConfig) -> anyhow::Result<Target> {
     }
 }
 
-fn spawn_model(model: Model, threads: Option<u32>) -> anyhow::Result<Target> {
+fn spawn_model(model: Model, threads: Option<u32>, pin: Option<Vec<usize>>) -> anyhow::Result<Target> {
     let exe = std::env::current_exe().context("cannot find the loadgen executable to start the server")?;
     let mut cmd = Command::new(exe);
     cmd.args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"]);
@@ -110,12 +110,15 @@ fn spawn_model(model: Model, threads: Option<u32>) -> anyhow::Result<Target> {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             // Own process group: a terminal's Ctrl-C reaches loadgen only, which then stops
             // the server itself (and records the run as partial).
             libc::setpgid(0, 0);
             // If loadgen dies without stopping it, the server goes too.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            if let Some(cpus) = &pin {
+                crate::driver::set_affinity(0, cpus)?;
+            }
             Ok(())
         });
     }

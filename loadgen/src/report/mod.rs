@@ -5,6 +5,7 @@
 
 pub mod csv;
 pub mod json;
+pub mod read;
 pub mod sink;
 pub mod table;
 
@@ -57,7 +58,7 @@ impl fmt::Display for Status {
     }
 }
 
-/// Where and with what a run was made.
+/// Where and with what a run was made (the run manifest).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Environment {
     /// Host name.
@@ -66,8 +67,20 @@ pub struct Environment {
     pub kernel: String,
     /// CPUs available to loadgen.
     pub cpus: usize,
-    /// loadgen version.
+    /// CPU model name.
+    pub cpu_model: String,
+    /// loadgen version and git revision it was built from.
     pub version: String,
+    /// Compiler that built it.
+    pub rustc: String,
+    /// Open-file limit (soft) of loadgen.
+    pub nofile_limit: u64,
+    /// `net.core.somaxconn`.
+    pub somaxconn: u64,
+    /// CPUs the spawned server was pinned to, if any.
+    pub pin_server: Option<Vec<usize>>,
+    /// CPUs the client threads were pinned to, if any.
+    pub pin_client: Option<Vec<usize>>,
 }
 
 impl Environment {
@@ -78,11 +91,33 @@ impl Environment {
                 .map(|s| s.trim().to_string())
                 .unwrap_or_default()
         };
+        let cpuinfo = read("/proc/cpuinfo");
+        let cpu_model = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map_or(String::new(), |(_, v)| v.trim().to_string());
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into a valid local struct.
+        let nofile_limit = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+            lim.rlim_cur
+        } else {
+            0
+        };
         Environment {
             host: read("/proc/sys/kernel/hostname"),
             kernel: read("/proc/sys/kernel/osrelease"),
             cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            version: env!("CARGO_PKG_VERSION").to_string(),
+            cpu_model,
+            version: format!("{}+{}", env!("CARGO_PKG_VERSION"), env!("LOADGEN_GIT")),
+            rustc: env!("LOADGEN_RUSTC").to_string(),
+            nofile_limit,
+            somaxconn: read("/proc/sys/net/core/somaxconn").parse().unwrap_or(0),
+            pin_server: None,
+            pin_client: None,
         }
     }
 }
@@ -185,6 +220,46 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report with nothing measured (status `failed`), to be filled in by the caller:
+    /// a sweep's run that could not start, or a merge of logs.
+    pub fn empty(target: &str, addr: &str, transport: &str) -> Report {
+        Report {
+            schema: SCHEMA,
+            timestamp: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            label: String::new(),
+            target: target.to_string(),
+            addr: addr.to_string(),
+            transport: transport.to_string(),
+            mode: "closed".into(),
+            conns: 0,
+            msg_size: 0,
+            depth: 0,
+            rate: None,
+            duration_s: 0.0,
+            warmup_s: 0.0,
+            counters: Counters::default(),
+            throughput_msgs_s: 0.0,
+            throughput_mib_s: 0.0,
+            latency: Percentiles::default(),
+            raw: None,
+            send_lag: None,
+            connect: Percentiles::default(),
+            conns_ok: 0,
+            server: None,
+            client_cpu_s: 0.0,
+            client_rss_kib: 0,
+            client_thread_busy_max: 0.0,
+            achieved_rate: None,
+            keep_up: None,
+            status: Status::Failed,
+            stop_reason: None,
+            fairness: Fairness::default(),
+            starved_conns: Vec::new(),
+            intervals: Vec::new(),
+            env: Environment::detect(),
+        }
+    }
+
     /// Client CPU per message, µs.
     pub fn client_us_per_msg(&self) -> Option<f64> {
         per_msg(self.client_cpu_s, self.counters.msgs)

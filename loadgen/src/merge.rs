@@ -1,0 +1,164 @@
+//! `loadgen merge`: one report from several load hosts' interval logs. Histograms are
+//! merged exactly (never averaged): the totals, and per aligned interval for the series.
+//! Intervals line up by their absolute start time (each log's BaseTime + offset), to the
+//! millisecond.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::cli::MergeArgs;
+use crate::hlog::{self, RAW_TAG};
+use crate::report::{sink, Format, IntervalRow, Report, Status};
+use crate::stats::{new_histogram, Counters, Percentiles};
+
+/// The merged result of several logs.
+#[derive(Debug)]
+pub struct Merged {
+    /// Latency over every interval of every log.
+    pub latency: Histogram<u64>,
+    /// Raw (service time) histograms, when the logs have them.
+    pub raw: Option<Histogram<u64>>,
+    /// Earliest interval start to latest interval end.
+    pub span: Duration,
+    /// Per aligned interval: (start after the earliest, length, merged latency).
+    pub intervals: Vec<(Duration, Duration, Histogram<u64>)>,
+}
+
+/// Merges logs read with [`hlog::read`].
+pub fn merge(logs: &[Vec<hlog::LoggedInterval>]) -> Merged {
+    let all = logs.iter().flatten();
+    let start = all.clone().map(|i| i.start).min().unwrap_or_default();
+    let end = all.clone().map(|i| i.start + i.length).max().unwrap_or_default();
+    let mut latency = new_histogram();
+    let mut raw: Option<Histogram<u64>> = None;
+    let mut by_start: BTreeMap<u128, (Duration, Histogram<u64>)> = BTreeMap::new();
+    for iv in all {
+        match iv.tag.as_deref() {
+            None => {
+                // Histograms of other bounds still merge: `add` auto-resizes when needed.
+                let _ = latency.add(&iv.histogram);
+                let e = by_start
+                    .entry((iv.start - start).as_millis())
+                    .or_insert_with(|| (iv.length, new_histogram()));
+                e.0 = e.0.max(iv.length);
+                let _ = e.1.add(&iv.histogram);
+            }
+            Some(RAW_TAG) => {
+                let _ = raw.get_or_insert_with(new_histogram).add(&iv.histogram);
+            }
+            Some(_) => {}
+        }
+    }
+    Merged {
+        latency,
+        raw,
+        span: end.saturating_sub(start),
+        intervals: by_start
+            .into_iter()
+            .map(|(ms, (len, h))| (Duration::from_millis(ms as u64), len, h))
+            .collect(),
+    }
+}
+
+/// Builds the report of a merge.
+pub fn report(m: &Merged, sources: &str, label: &str) -> Report {
+    let secs = m.span.as_secs_f64();
+    let msgs = m.latency.len();
+    Report {
+        label: label.to_string(),
+        mode: if m.raw.is_some() { "open" } else { "closed" }.into(),
+        duration_s: secs,
+        counters: Counters {
+            msgs,
+            ..Counters::default()
+        },
+        throughput_msgs_s: if secs > 0.0 { msgs as f64 / secs } else { 0.0 },
+        latency: Percentiles::of(&m.latency),
+        raw: m.raw.as_ref().map(Percentiles::of),
+        status: if msgs > 0 { Status::Ok } else { Status::Failed },
+        intervals: m
+            .intervals
+            .iter()
+            .map(|(start, len, h)| IntervalRow {
+                t_s: (*start + *len).as_secs_f64(),
+                msgs_s: h.len() as f64 / len.as_secs_f64().max(1e-9),
+                p50_us: Percentiles::of(h).p50_us,
+                p99_us: Percentiles::of(h).p99_us,
+                errors: 0,
+            })
+            .collect(),
+        ..Report::empty("merged", sources, "")
+    }
+}
+
+/// Runs `loadgen merge`.
+pub fn run(a: &MergeArgs) -> anyhow::Result<u8> {
+    let logs = a
+        .logs
+        .iter()
+        .map(|p| hlog::read(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let merged = merge(&logs);
+    let sources = a
+        .logs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let r = report(&merged, &sources, &a.label);
+    if let Some(path) = &a.csv {
+        sink::append_csv(path, &r)?;
+    }
+    if let Some(path) = &a.json {
+        sink::write_file(path, &Format::Json.render(&r, false))?;
+    }
+    println!(
+        "merged {} logs: {} round trips over {:.2} s ({:.0} msg/s), {} aligned intervals",
+        logs.len(),
+        r.counters.msgs,
+        r.duration_s,
+        r.throughput_msgs_s,
+        merged.intervals.len()
+    );
+    let l = &r.latency;
+    println!(
+        "  latency    p50 {:.1} us  p90 {:.1} us  p99 {:.1} us  p99.9 {:.1} us  p99.99 {:.1} us  max {:.1} us",
+        l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.p9999_us, l.max_us
+    );
+    Ok(r.status.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hlog::LoggedInterval;
+
+    fn iv(start_ms: u64, values: &[u64]) -> LoggedInterval {
+        let mut h = new_histogram();
+        for &v in values {
+            h.record(v).unwrap();
+        }
+        LoggedInterval {
+            start: Duration::from_millis(start_ms),
+            length: Duration::from_secs(1),
+            tag: None,
+            histogram: h,
+        }
+    }
+
+    #[test]
+    fn merges_hosts_exactly_and_aligns_intervals() {
+        let host_a = vec![iv(10_000, &[1000, 2000]), iv(11_000, &[3000])];
+        let host_b = vec![iv(10_000, &[4000]), iv(11_000, &[5000, 6000, 7000])];
+        let m = merge(&[host_a, host_b]);
+        assert_eq!(m.latency.len(), 7);
+        assert_eq!(m.span, Duration::from_secs(2));
+        assert_eq!(m.intervals.len(), 2);
+        assert_eq!(m.intervals[1].2.len(), 4);
+        let r = report(&m, "a b", "");
+        assert_eq!(r.throughput_msgs_s, 3.5);
+        assert!((r.latency.max_us - 7.0).abs() < 0.01, "3 significant digits");
+    }
+}

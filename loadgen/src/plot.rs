@@ -1,0 +1,223 @@
+//! SVG charts (plotters): throughput and p99 latency against connections, one line per
+//! model, from a CSV report; the latency percentile spectrum ("1 in N" axis, as
+//! HdrHistogram's plotter draws it) from an interval log. Pure: data in, SVG text out.
+
+use std::collections::BTreeMap;
+
+use anyhow::anyhow;
+use hdrhistogram::Histogram;
+use plotters::prelude::*;
+
+use crate::report::read::Row;
+
+const SIZE: (u32, u32) = (900, 560);
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+/// One line of a chart: its name and (x, y) points sorted by x.
+pub type Series = (String, Vec<(f64, f64)>);
+
+/// Per series (target, plus rate or depth when they vary), the mean of `column` at each
+/// connection count, over rows with `msg_size`.
+pub fn series(rows: &[Row], column: &str, msg_size: u64) -> Vec<Series> {
+    let mut acc: BTreeMap<String, BTreeMap<u64, (f64, usize)>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.num("msg_size") == Some(msg_size as f64)) {
+        let (Some(conns), Some(v)) = (r.num("conns"), r.num(column)) else {
+            continue;
+        };
+        let mut name = r.get("target").to_string();
+        if !r.get("rate").is_empty() {
+            name.push_str(&format!(" @{} msg/s", r.get("rate")));
+        }
+        if r.get("depth") != "1" && !r.get("depth").is_empty() {
+            name.push_str(&format!(" depth {}", r.get("depth")));
+        }
+        let e = acc.entry(name).or_default().entry(conns as u64).or_insert((0.0, 0));
+        e.0 += v;
+        e.1 += 1;
+    }
+    acc.into_iter()
+        .map(|(name, pts)| {
+            (
+                name,
+                pts.into_iter().map(|(c, (s, n))| (c as f64, s / n as f64)).collect(),
+            )
+        })
+        .collect()
+}
+
+fn range(series: &[Series], f: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
+    let vals = series.iter().flat_map(|(_, p)| p.iter().map(&f));
+    vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+}
+
+fn fmt_count(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.0}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// A line chart of `series` with a log x axis (connections); `log_y` for latencies.
+pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) -> anyhow::Result<String> {
+    if series.iter().all(|(_, p)| p.is_empty()) {
+        return Err(anyhow!(
+            "nothing to plot: no rows with that message size and a numeric value"
+        ));
+    }
+    let (x_lo, x_hi) = range(series, |p| p.0);
+    let (y_lo, y_hi) = range(series, |p| p.1);
+    let x = (x_lo.max(1.0) / 1.5)..(x_hi * 1.5);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption(title, ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(80);
+        macro_rules! draw {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc("connections (log scale)")
+                    .y_desc(y_label)
+                    .x_label_formatter(&|v| fmt_count(*v))
+                    .y_label_formatter(&|v| fmt_count(*v))
+                    .draw()?;
+                for (i, (name, pts)) in series.iter().enumerate() {
+                    let color = COLORS[i % COLORS.len()];
+                    chart
+                        .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+                        .label(name.as_str())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+                }
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperLeft)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .draw()?;
+            }};
+        }
+        if log_y {
+            draw!(builder.build_cartesian_2d(x.log_scale(), ((y_lo.max(1e-3)) / 1.5..y_hi * 1.5).log_scale())?);
+        } else {
+            draw!(builder.build_cartesian_2d(x.log_scale(), 0.0..y_hi * 1.1)?);
+        }
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+/// The latency percentile spectrum of a histogram (ns): latency against "1 in N" (log).
+pub fn spectrum(title: &str, h: &Histogram<u64>) -> anyhow::Result<String> {
+    if h.is_empty() {
+        return Err(anyhow!("nothing to plot: the histogram is empty"));
+    }
+    // Quantiles 0, 0.9, 0.99, ... in ten steps per decade, up to the last recorded value.
+    let max_n = (h.len() as f64).max(10.0);
+    let pts: Vec<(f64, f64)> = (0..)
+        .map(|i| 10f64.powf(f64::from(i) / 10.0))
+        .take_while(|&n| n <= max_n)
+        .map(|n| (n, h.value_at_quantile(1.0 - 1.0 / n) as f64 / 1000.0))
+        .collect();
+    let y_hi = h.max() as f64 / 1000.0;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(80)
+            .build_cartesian_2d((1.0..max_n * 1.2).log_scale(), 0.0..y_hi * 1.1)?;
+        chart
+            .configure_mesh()
+            .x_desc("percentile (log scale of 1 in N)")
+            .y_desc("latency (us)")
+            .x_label_formatter(&|n| {
+                let p = 100.0 * (1.0 - 1.0 / n);
+                if p < 99.0 {
+                    format!("{p:.0}%")
+                } else {
+                    format!("{}%", format!("{p:.5}").trim_end_matches('0').trim_end_matches('.'))
+                }
+            })
+            .y_label_formatter(&|v| fmt_count(*v))
+            .draw()?;
+        chart.draw_series(LineSeries::new(pts, COLORS[0].stroke_width(2)))?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(target: &str, conns: u32, tput: f64) -> Row {
+        Row::new(
+            [
+                ("target", target),
+                ("conns", &conns.to_string()),
+                ("msg_size", "64"),
+                ("depth", "1"),
+                ("rate", ""),
+                ("throughput_msgs_s", &tput.to_string()),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn series_average_repeats() {
+        let rows = [
+            row("mio", 10, 100.0),
+            row("mio", 10, 200.0),
+            row("mio", 1, 50.0),
+            row("tokio", 10, 80.0),
+        ];
+        let s = series(&rows, "throughput_msgs_s", 64);
+        assert_eq!(
+            s,
+            vec![
+                ("mio".to_string(), vec![(1.0, 50.0), (10.0, 150.0)]),
+                ("tokio".to_string(), vec![(10.0, 80.0)])
+            ]
+        );
+    }
+
+    #[test]
+    fn charts_are_svg_with_labels() {
+        let rows = [row("mio", 1, 50.0), row("mio", 100, 500.0), row("tokio", 1, 40.0)];
+        let svg = line_chart("Throughput", "msg/s", &series(&rows, "throughput_msgs_s", 64), false).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        for text in ["Throughput", "mio", "tokio", "connections"] {
+            assert!(svg.contains(text), "missing {text}");
+        }
+        let mut h = crate::stats::new_histogram();
+        for v in 1..10_000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let svg = spectrum("Latency", &h).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("99.9%"));
+        assert!(line_chart("x", "y", &[], false).is_err());
+    }
+}
