@@ -1,0 +1,317 @@
+//! `sweep`, `compare`, `plot` and `merge` end to end, on real runs and on constructed
+//! reports.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+const HEADER: &str = "schema,timestamp,label,target,addr,transport,mode,conns,msg_size,depth,rate,duration_s,throughput_msgs_s,lat_p50_us,lat_p99_us,lat_p999_us,status";
+
+/// A report with one row per (target, conns, throughput, p99).
+fn report(name: &str, rows: &[(&str, u32, f64, f64)]) -> std::path::PathBuf {
+    let path = temp_path(name);
+    let mut text = String::from(HEADER);
+    text.push('\n');
+    for (target, conns, tput, p99) in rows {
+        text.push_str(&format!(
+            "1,2026-01-01T00:00:00Z,,{target},x,tcp,closed,{conns},64,1,,10,{tput},{},{p99},{},ok\n",
+            p99 / 2.0,
+            p99 * 2.0
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn compare_marks_improvements_regressions_and_missing_rows() {
+    let base = report(
+        "base.csv",
+        &[
+            ("mio", 10, 1000.0, 100.0),
+            ("mio", 100, 5000.0, 300.0),
+            ("tokio", 10, 900.0, 110.0),
+        ],
+    );
+    let new = report(
+        "new.csv",
+        &[
+            ("mio", 10, 1200.0, 90.0),
+            ("mio", 100, 4000.0, 400.0),
+            ("threadpool", 10, 500.0, 50.0),
+        ],
+    );
+    let out = run(&["compare", s(&base), s(&new)]);
+    assert_eq!(out.status.code(), Some(0), "no threshold, no gate");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("+20.0%") && text.contains("better"), "{text}");
+    assert!(text.contains("-20.0%") && text.contains("worse"), "{text}");
+    assert!(text.contains("only in base: target=tokio"), "{text}");
+    assert!(text.contains("only in new: target=threadpool"), "{text}");
+    // As a CI gate: a 20% throughput loss beyond 5% fails.
+    let gate = run(&["compare", s(&base), s(&new), "--threshold", "5%"]);
+    assert_eq!(gate.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gate.stdout).contains("REGRESSION"));
+    let lenient = run(&[
+        "compare",
+        s(&base),
+        s(&new),
+        "--threshold",
+        "50%",
+        "--metric",
+        "throughput",
+    ]);
+    assert_eq!(lenient.status.code(), Some(0));
+}
+
+#[test]
+fn compare_tests_repeated_rows_for_significance() {
+    let base = report(
+        "rep-base.csv",
+        &[
+            ("mio", 10, 1000.0, 100.0),
+            ("mio", 10, 1010.0, 101.0),
+            ("mio", 10, 990.0, 99.0),
+        ],
+    );
+    let same = report(
+        "rep-same.csv",
+        &[
+            ("mio", 10, 1003.0, 100.0),
+            ("mio", 10, 997.0, 101.0),
+            ("mio", 10, 1001.0, 99.0),
+        ],
+    );
+    let worse = report(
+        "rep-worse.csv",
+        &[
+            ("mio", 10, 800.0, 100.0),
+            ("mio", 10, 810.0, 101.0),
+            ("mio", 10, 790.0, 99.0),
+        ],
+    );
+    let out = run(&[
+        "compare",
+        s(&base),
+        s(&same),
+        "--threshold",
+        "0.1%",
+        "--metric",
+        "throughput",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("no significant change"), "{text}");
+    assert!(text.contains("± "), "mean ± sd shown: {text}");
+    assert_eq!(out.status.code(), Some(0), "noise is not a regression");
+    let out = run(&[
+        "compare",
+        s(&base),
+        s(&worse),
+        "--threshold",
+        "5%",
+        "--metric",
+        "throughput",
+        "--format",
+        "markdown",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("| configuration |") && text.contains("worse (p="),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let csv_out = run(&["compare", s(&base), s(&worse), "--format", "csv"]);
+    assert!(String::from_utf8_lossy(&csv_out.stdout).starts_with("configuration,metric,base,new,ratio,change,verdict"));
+}
+
+#[test]
+fn compare_by_target_against_a_baseline() {
+    let file = report(
+        "by.csv",
+        &[
+            ("mio", 10, 1000.0, 100.0),
+            ("mio", 10, 1000.0, 100.0),
+            ("tokio", 10, 920.0, 110.0),
+            ("tokio", 10, 920.0, 110.0),
+        ],
+    );
+    let out = run(&[
+        "compare",
+        s(&file),
+        "--by",
+        "target",
+        "--baseline",
+        "mio",
+        "--metric",
+        "throughput",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tokio: 0.92 ± 0.00 x mio throughput"), "{text}");
+}
+
+#[test]
+fn bad_reports_exit_2_naming_the_file() {
+    let not_report = temp_path("not-a-report.csv");
+    std::fs::write(&not_report, "hello,world\n1,2\n").unwrap();
+    let missing_col = temp_path("missing-col.csv");
+    std::fs::write(&missing_col, "schema,target\n1,mio\n").unwrap();
+    let good = report("good.csv", &[("mio", 1, 1.0, 1.0)]);
+    for (file, what) in [
+        (Path::new("/nonexistent/base.csv").to_path_buf(), "No such file"),
+        (not_report.clone(), "not an echo-bench report"),
+        (missing_col.clone(), "lacks the column"),
+    ] {
+        let out = run(&["compare", s(&file), s(&good)]);
+        assert_eq!(out.status.code(), Some(2), "{file:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(s(&file)) && err.contains(what), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let out = run(&["plot", s(&not_report), "--out", s(&temp_path("x.svg"))]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn plot_writes_valid_svg_charts() {
+    let file = report(
+        "plot.csv",
+        &[
+            ("mio", 1, 15000.0, 80.0),
+            ("mio", 100, 150000.0, 900.0),
+            ("tokio", 1, 14000.0, 85.0),
+            ("tokio", 100, 140000.0, 1000.0),
+        ],
+    );
+    let svg = temp_path("plot.svg");
+    let out = run(&["plot", s(&file), "--out", s(&svg)]);
+    assert_eq!(out.status.code(), Some(0));
+    for path in [svg.clone(), svg.with_file_name("plot-p99.svg")] {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
+            "{path:?}"
+        );
+        assert!(text.contains("mio") && text.contains("tokio") && text.contains("connections"));
+    }
+}
+
+#[test]
+fn sweep_of_two_models_by_two_connection_counts_gives_four_rows() {
+    let csv = temp_path("sweep.csv");
+    let out = run(&[
+        "sweep",
+        "--targets",
+        "mio,tokio",
+        "--conns",
+        "1,8",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "100ms",
+        "--csv",
+        s(&csv),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let (_, rows) = read_csv(&csv);
+    assert_eq!(rows.len(), 4);
+    let mut combos: Vec<(String, String)> = rows.iter().map(|r| (r["target"].clone(), r["conns"].clone())).collect();
+    combos.sort();
+    assert_eq!(
+        combos,
+        [("mio", "1"), ("mio", "8"), ("tokio", "1"), ("tokio", "8")].map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert!(rows.iter().all(|r| r["status"] == "ok" && num(r, "msgs") > 0.0));
+    // The sweep's own report compares and plots.
+    let by = run(&["compare", s(&csv), "--by", "target", "--baseline", "mio"]);
+    assert!(String::from_utf8_lossy(&by.stdout).contains("x mio throughput"));
+}
+
+#[test]
+fn a_failed_run_is_recorded_and_the_sweep_goes_on() {
+    use std::os::unix::process::CommandExt;
+    let csv = temp_path("sweep-fail.csv");
+    // With a descriptor limit of 1024, the 2000-connection run cannot run; the others can.
+    let mut cmd = loadgen();
+    cmd.args([
+        "sweep",
+        "--targets",
+        "mio",
+        "--conns",
+        "2000,2",
+        "--duration",
+        "200ms",
+        "--warmup",
+        "0s",
+        "--csv",
+        s(&csv),
+    ]);
+    // SAFETY: setrlimit between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 1024,
+                rlim_max: 1024,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, rows) = read_csv(&csv);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0]["conns"].as_str(), rows[0]["status"].as_str()),
+        ("2000", "failed")
+    );
+    assert_eq!((rows[1]["conns"].as_str(), rows[1]["status"].as_str()), ("2", "ok"));
+    // An invalid plan runs nothing.
+    let bad = temp_path("sweep-bad.csv");
+    let out = run(&["sweep", "--targets", "mio", "--conns", "0", "--csv", s(&bad)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!bad.exists());
+}
+
+#[test]
+fn merge_combines_interval_logs_exactly() {
+    let (a, b) = (temp_path("a.hlog"), temp_path("b.hlog"));
+    let (ja, jb) = (temp_path("a.json"), temp_path("b.json"));
+    for (log, json) in [(&a, &ja), (&b, &jb)] {
+        let out = run(&[
+            "--target",
+            "mio",
+            "--conns",
+            "4",
+            "--duration",
+            "1s",
+            "--warmup",
+            "100ms",
+            "--hdr-log",
+            s(log),
+            "--json",
+            s(json),
+            "--quiet",
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let merged_json = temp_path("merged.json");
+    let out = run(&["merge", s(&a), s(&b), "--json", s(&merged_json)]);
+    assert_eq!(out.status.code(), Some(0));
+    let msgs = |p: &Path| {
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap()["counters"]["msgs"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(msgs(&merged_json), msgs(&ja) + msgs(&jb));
+    let spectrum = temp_path("spectrum.svg");
+    let out = run(&["plot", s(&a), "--out", s(&spectrum)]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(std::fs::read_to_string(&spectrum).unwrap().contains("percentile"));
+}
