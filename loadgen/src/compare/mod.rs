@@ -77,7 +77,7 @@ impl Metric {
             "max" => "lat_max_us",
             "mean" => "lat_mean_us",
             "connect_p99" => "connect_p99_us",
-            "server_cpu" => "server_cpu_s",
+            "server_cpu" => "server_cpu_us_per_msg",
             "client_cpu" => "client_cpu_us_per_msg",
             other => other,
         };

@@ -3,7 +3,7 @@
 use super::Report;
 
 /// The header, in order. Readers match columns by name; new columns go at the end.
-pub const HEADER: [&str; 50] = [
+pub const HEADER: [&str; 51] = [
     "schema",
     "timestamp",
     "label",
@@ -54,6 +54,7 @@ pub const HEADER: [&str; 50] = [
     "raw_p99_us",
     "fairness",
     "client_cpu_us_per_msg",
+    "server_cpu_us_per_msg",
 ];
 
 fn f(v: f64, decimals: usize) -> String {
@@ -119,6 +120,7 @@ pub fn fields(r: &Report) -> [String; HEADER.len()] {
         opt(r.raw, |p| f(p.p99_us, 1)),
         f(r.fairness.jain, 4),
         opt(r.client_us_per_msg(), |v| f(v, 3)),
+        opt(r.server_us_per_msg(), |v| f(v, 3)),
     ]
 }
 
