@@ -126,8 +126,9 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<u8> {
         };
         all_ok &= report.status == Status::Ok;
         if bar.is_hidden() {
+            let why = report.stop_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
             eprintln!(
-                "[{}/{}] {what}: {:.0} msg/s, p99 {:.1} us, {}",
+                "[{}/{}] {what}: {:.0} msg/s, p99 {:.1} us, {}{why}",
                 i + 1,
                 runs.len(),
                 report.throughput_msgs_s,

@@ -101,7 +101,12 @@ pub fn start(cfg: &RunConfig) -> anyhow::Result<Target> {
 }
 
 fn spawn_model(model: Model, threads: Option<u32>, pin: Option<Vec<usize>>) -> anyhow::Result<Target> {
-    let exe = std::env::current_exe().context("cannot find the loadgen executable to start the server")?;
+    // /proc/self/exe still names this very binary when its file has been replaced or
+    // deleted since (e.g. rebuilt during a long sweep); the path would not.
+    let exe = match std::path::Path::new("/proc/self/exe") {
+        p if p.exists() => p.to_path_buf(),
+        _ => std::env::current_exe().context("cannot find the loadgen executable to start the server")?,
+    };
     let mut cmd = Command::new(exe);
     cmd.args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"]);
     if let Some(t) = threads {
