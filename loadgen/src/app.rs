@@ -84,6 +84,9 @@ fn run_search(cfg: &RunConfig, slo: &capacity::Slo) -> anyhow::Result<u8> {
         if let Some(path) = &cfg.csv {
             sink::append_csv(path, &report)?;
         }
+        if crate::signals::interrupted() {
+            anyhow::bail!("interrupted during the capacity search (trials so far are in the CSV, if any)");
+        }
         Ok(report)
     })?;
     if let Some(path) = &cfg.json {

@@ -22,6 +22,7 @@ pub mod probe;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod signals;
 pub mod stats;
 pub mod sweep;
 pub mod target;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -133,10 +133,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     };
     let created = Instant::now();
     let mut target = target::start(cfg)?;
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&interrupted)).context("cannot install signal handlers")?;
-    }
+    let interrupted = crate::signals::flag();
 
     let plan = assign(cfg.conns, cfg.threads);
     let shared = Arc::new(Shared::new(plan.len()));
@@ -256,7 +253,9 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let end_usage = (probe::self_usage(), server_pid.and_then(probe::sample).or(last_server));
     let snap_end = snap_end.unwrap_or(end_usage);
     let final_server = server_pid.and_then(probe::sample).or(last_server);
-    let server_stopped = target.server.as_mut().map(|s| s.stop());
+    if let Some(server) = target.server.as_mut() {
+        server.stop();
+    }
 
     // The measured window: from the end of warmup to the planned end or the stop.
     let start = shared.start.get().copied();
@@ -310,7 +309,6 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     } else {
         Status::Ok
     };
-    let _ = server_stopped;
     let open = matches!(cfg.schedule(), Schedule::Open { .. });
     let busiest = outputs.iter().map(|o| o.window_cpu.as_secs_f64()).fold(0.0, f64::max) / secs.max(1e-9);
     let send_lag = open.then(|| Percentiles::of(&total.send_lag));

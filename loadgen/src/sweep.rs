@@ -126,7 +126,11 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<u8> {
         };
         all_ok &= report.status == Status::Ok;
         if bar.is_hidden() {
-            let why = report.stop_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            let why = report
+                .stop_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
             eprintln!(
                 "[{}/{}] {what}: {:.0} msg/s, p99 {:.1} us, {}{why}",
                 i + 1,
@@ -138,6 +142,16 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<u8> {
         }
         sink::append_csv(&a.csv, &report)?;
         bar.inc(1);
+        if crate::signals::interrupted() {
+            bar.finish_and_clear();
+            eprintln!(
+                "interrupted: {} of {} runs written to {}",
+                i + 1,
+                runs.len(),
+                a.csv.display()
+            );
+            return Ok(1);
+        }
     }
     bar.finish_and_clear();
     eprintln!("{} runs written to {}", runs.len(), a.csv.display());

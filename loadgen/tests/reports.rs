@@ -315,3 +315,33 @@ fn merge_combines_interval_logs_exactly() {
     assert_eq!(out.status.code(), Some(0));
     assert!(std::fs::read_to_string(&spectrum).unwrap().contains("percentile"));
 }
+
+#[test]
+fn ctrl_c_stops_a_sweep_after_recording_the_run_in_progress() {
+    let csv = temp_path("sweep-int.csv");
+    let mut child = loadgen()
+        .args([
+            "sweep",
+            "--targets",
+            "mio",
+            "--conns",
+            "2,3,4",
+            "--duration",
+            "20s",
+            "--warmup",
+            "0s",
+            "--csv",
+            s(&csv),
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let (_, rows) = read_csv(&csv);
+    assert_eq!(rows.len(), 1, "the sweep stops after the interrupted run");
+    assert_eq!(rows[0]["status"], "partial");
+}
