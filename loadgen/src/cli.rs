@@ -59,12 +59,6 @@ pub struct RunArgs {
     /// Concurrent client connections.
     #[arg(long, default_value_t = 100)]
     pub conns: u64,
-    /// Measured time (e.g. 500ms, 10s, 2m).
-    #[arg(long, default_value = "10s")]
-    pub duration: String,
-    /// Unmeasured time before the measured window.
-    #[arg(long, default_value = "1s")]
-    pub warmup: String,
     /// Bytes per message.
     #[arg(long, default_value_t = 64)]
     pub msg_size: u64,
@@ -72,28 +66,13 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1)]
     pub depth: u64,
     /// Open loop: total messages per second on a fixed schedule; latency is measured from
-    /// each message's intended send time. Absent: closed loop.
-    /// `auto`: search for the highest rate meeting --slo.
+    /// each message's intended send time. Absent: closed loop. `auto`: search for the
+    /// highest rate meeting --slo.
     #[arg(long, value_name = "R")]
     pub rate: Option<String>,
     /// With `--rate auto`: the latency objective, PERCENTILE=BOUND, e.g. p99=1ms, p99.9=500us.
     #[arg(long, value_name = "SLO")]
     pub slo: Option<String>,
-    /// Client threads, each with its own event loop [default: number of cores].
-    #[arg(long)]
-    pub threads: Option<u64>,
-    /// Threads of the spawned server (pool workers, event loops or runtime workers).
-    #[arg(long)]
-    pub server_threads: Option<u64>,
-    /// Per-message reply timeout.
-    #[arg(long, default_value = "5s")]
-    pub timeout: String,
-    /// Per-connect timeout.
-    #[arg(long, default_value = "5s")]
-    pub connect_timeout: String,
-    /// Length of a reporting interval (progress, per-interval series).
-    #[arg(long, default_value = "1s")]
-    pub interval: String,
     /// With --addr: the server's process id, so its CPU, memory and threads are measured too.
     #[arg(long, value_name = "PID", requires = "addr")]
     pub server_pid: Option<u32>,
@@ -107,12 +86,41 @@ pub struct RunArgs {
     /// per --interval (latency untagged; open loop adds `Tag=raw` service times).
     #[arg(long, value_name = "FILE")]
     pub hdr_log: Option<PathBuf>,
-    /// Free text copied into the report.
-    #[arg(long, default_value = "")]
-    pub label: String,
     /// No progress line, even on a terminal.
     #[arg(long)]
     pub quiet: bool,
+    /// Flags shared with `sweep`.
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// Flags of every load run, shared by `run` and `sweep`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Measured time (e.g. 500ms, 10s, 2m).
+    #[arg(long, default_value = "10s")]
+    pub duration: String,
+    /// Unmeasured time before the measured window.
+    #[arg(long, default_value = "1s")]
+    pub warmup: String,
+    /// Client threads, each with its own event loop [default: number of cores].
+    #[arg(long)]
+    pub threads: Option<u64>,
+    /// Threads of the spawned server (pool workers, event loops or runtime workers).
+    #[arg(long)]
+    pub server_threads: Option<u64>,
+    /// Per-message reply timeout.
+    #[arg(long, default_value = "5s")]
+    pub timeout: String,
+    /// Per-connect timeout.
+    #[arg(long, default_value = "5s")]
+    pub connect_timeout: String,
+    /// Length of a reporting interval (progress, per-interval series, interval log).
+    #[arg(long, default_value = "1s")]
+    pub interval: String,
+    /// Free text copied into the report.
+    #[arg(long, default_value = "")]
+    pub label: String,
     /// CPUs for the spawned server (e.g. 0, 0-1, 0,2).
     #[arg(long, value_name = "CPUS")]
     pub pin_server: Option<String>,
@@ -205,28 +213,8 @@ pub struct SweepArgs {
     /// The CSV report to append to.
     #[arg(long, value_name = "FILE")]
     pub csv: PathBuf,
-    /// Measured time per run.
-    #[arg(long, default_value = "10s")]
-    pub duration: String,
-    /// Warmup per run.
-    #[arg(long, default_value = "1s")]
-    pub warmup: String,
-    /// Client threads [default: cores].
-    #[arg(long)]
-    pub threads: Option<u64>,
-    /// Server threads; for threadpool, default: one worker per connection.
-    #[arg(long)]
-    pub server_threads: Option<u64>,
-    /// Per-message timeout.
-    #[arg(long, default_value = "5s")]
-    pub timeout: String,
-    /// Label for every row.
-    #[arg(long, default_value = "")]
-    pub label: String,
-    /// CPUs for the spawned servers (e.g. 0 or 0-1 or 0,2).
-    #[arg(long, value_name = "CPUS")]
-    pub pin_server: Option<String>,
-    /// CPUs for the client threads.
-    #[arg(long, value_name = "CPUS")]
-    pub pin_client: Option<String>,
+    /// Flags shared with `run` (for threadpool, --server-threads defaults to one worker
+    /// per connection).
+    #[command(flatten)]
+    pub load: LoadArgs,
 }

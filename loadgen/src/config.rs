@@ -224,14 +224,14 @@ impl TryFrom<&RunArgs> for RunConfig {
             },
         };
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let threads = match a.threads {
+        let threads = match a.load.threads {
             None => cores,
             Some(0) => return Err(invalid("--threads", 0, "must be at least 1")),
             Some(t) if t > 1024 => return Err(invalid("--threads", t, "at most 1024 client threads")),
             Some(t) => t as usize,
         }
         .min(a.conns as usize);
-        let server_threads = match a.server_threads {
+        let server_threads = match a.load.server_threads {
             None => None,
             Some(t) if (1..=100_000).contains(&t) => Some(t as u32),
             Some(t) => return Err(invalid("--server-threads", t, "must be between 1 and 100000")),
@@ -239,15 +239,15 @@ impl TryFrom<&RunArgs> for RunConfig {
         if server_threads.is_some() && matches!(target, TargetSpec::Addr(_)) {
             return Err(invalid(
                 "--server-threads",
-                a.server_threads.unwrap_or(0),
+                a.load.server_threads.unwrap_or(0),
                 "only applies with --target",
             ));
         }
         Ok(RunConfig {
             target,
             conns: a.conns as usize,
-            duration: positive_duration("--duration", &a.duration)?,
-            warmup: parse_duration("--warmup", &a.warmup)?,
+            duration: positive_duration("--duration", &a.load.duration)?,
+            warmup: parse_duration("--warmup", &a.load.warmup)?,
             msg_size: a.msg_size as usize,
             depth: a.depth as usize,
             rate,
@@ -260,20 +260,22 @@ impl TryFrom<&RunArgs> for RunConfig {
                 }
                 other => other,
             },
-            timeout: positive_duration("--timeout", &a.timeout)?,
-            connect_timeout: positive_duration("--connect-timeout", &a.connect_timeout)?,
-            interval: positive_duration("--interval", &a.interval)?,
+            timeout: positive_duration("--timeout", &a.load.timeout)?,
+            connect_timeout: positive_duration("--connect-timeout", &a.load.connect_timeout)?,
+            interval: positive_duration("--interval", &a.load.interval)?,
             csv: a.csv.clone(),
             json: a.json.clone(),
             hdr_log: a.hdr_log.clone(),
-            label: a.label.clone(),
+            label: a.load.label.clone(),
             quiet: a.quiet,
             pin_server: a
+                .load
                 .pin_server
                 .as_deref()
                 .map(|s| parse_cpus("--pin-server", s))
                 .transpose()?,
             pin_client: a
+                .load
                 .pin_client
                 .as_deref()
                 .map(|s| parse_cpus("--pin-client", s))

@@ -61,30 +61,23 @@ pub fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, ConfigError> {
                     for rate in &rates {
                         for target in &targets {
                             let threadpool = target.parse::<Model>() == Ok(Model::ThreadPool);
+                            let mut load = a.load.clone();
+                            // A pool smaller than the connection count leaves clients unserved.
+                            load.server_threads = load.server_threads.or(threadpool.then_some(c));
                             let args = RunArgs {
                                 target: Some(target.clone()),
                                 addr: None,
                                 conns: c,
-                                duration: a.duration.clone(),
-                                warmup: a.warmup.clone(),
                                 msg_size: size,
                                 depth,
                                 rate: rate.clone(),
                                 slo: None,
-                                threads: a.threads,
-                                // A pool smaller than the connection count leaves clients unserved.
-                                server_threads: a.server_threads.or(threadpool.then_some(c)),
                                 server_pid: None,
-                                timeout: a.timeout.clone(),
-                                connect_timeout: "5s".into(),
-                                interval: "1s".into(),
                                 csv: None,
                                 json: None,
                                 hdr_log: None,
-                                label: a.label.clone(),
                                 quiet: true,
-                                pin_server: a.pin_server.clone(),
-                                pin_client: a.pin_client.clone(),
+                                load,
                             };
                             runs.push(RunConfig::try_from(&args)?);
                         }
