@@ -288,6 +288,8 @@ struct Conn {
     sent_at: Box<[u64]>,
     /// Messages completed inside the window.
     msgs: u64,
+    /// The server's FIN (or an error) was signalled: read to EOF, never stop at a short read.
+    read_closed: bool,
 }
 
 impl Conn {
@@ -395,8 +397,9 @@ impl Conn {
                 }
             }
             // A read shorter than the buffer emptied the socket; with edge-triggered
-            // readiness new data raises a new event, so skip the read that would say EAGAIN.
-            if n < ctx.rbuf.len() {
+            // readiness new data raises a new event, so skip the read that would say EAGAIN
+            // (unless the server's FIN came with it: that raises no further event).
+            if n < ctx.rbuf.len() && !self.read_closed {
                 return Ok(());
             }
         }
@@ -532,6 +535,7 @@ impl<'a> Client<'a> {
                 recv_bad: false,
                 sent_at: vec![0; depth].into_boxed_slice(),
                 msgs: 0,
+                read_closed: false,
             })
             .collect();
         let poll = Poll::new()?;
@@ -684,6 +688,9 @@ impl<'a> Client<'a> {
             match self.conns[i].link {
                 Link::Connecting { since } => self.finish_connect(i, since),
                 Link::Up => {
+                    if event.is_read_closed() || event.is_error() {
+                        self.conns[i].read_closed = true;
+                    }
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
                         if let Err(fault) = self.conns[i].receive(&mut self.ctx) {
                             self.fail(i, fault);
@@ -795,6 +802,7 @@ impl<'a> Client<'a> {
         conn.recv_seq = conn.send_seq;
         conn.recv_off = 0;
         conn.recv_bad = false;
+        conn.read_closed = false;
         let backoff = match fault {
             Fault::Connect => {
                 conn.failures += 1;

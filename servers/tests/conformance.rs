@@ -135,6 +135,22 @@ fn half_close_returns_everything_then_eof(model: Model) {
     server.shutdown().unwrap();
 }
 
+fn data_and_fin_together_are_both_seen(model: Model) {
+    // A small message and the FIN often arrive in one readiness event: the server must
+    // echo the bytes and then notice the EOF, not wait for an event that never comes.
+    let server = start_model(model, "127.0.0.1:0", None);
+    for i in 0..200u64 {
+        let mut s = connect(&server);
+        let msg = random_bytes(1 + (i as usize % 50), i);
+        s.write_all(&msg).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        s.read_to_end(&mut back).unwrap();
+        assert_eq!(back, msg, "{model}: connection {i}");
+    }
+    server.shutdown().unwrap();
+}
+
 fn reset_mid_stream_does_not_disturb_others(model: Model) {
     let server = start_model(model, "127.0.0.1:0", Some(8));
     let mut good = connect(&server);
@@ -429,6 +445,7 @@ conformance! {
         many_messages_on_one_connection,
         serves_500_concurrent_connections,
         half_close_returns_everything_then_eof,
+        data_and_fin_together_are_both_seen,
         reset_mid_stream_does_not_disturb_others,
         shutdown_with_open_connections_is_prompt,
         serves_unix_sockets,
