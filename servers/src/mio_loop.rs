@@ -147,12 +147,18 @@ impl EventLoop {
                     WAKE => {}
                     Token(t) => {
                         let key = t - FIRST_CONN;
+                        let Some(conn) = self.conns.get_mut(key) else { continue }; // closed already
                         if event.is_read_closed() || event.is_error() {
-                            if let Some(conn) = self.conns.get_mut(key) {
-                                conn.read_closed = true;
-                            }
+                            conn.read_closed = true;
                         }
-                        self.serve(key)
+                        // WRITABLE alone matters only with output pending; otherwise it is
+                        // the ACK of an earlier reply, and serving would cost a futile read.
+                        let useful = event.is_readable()
+                            || conn.read_closed
+                            || (event.is_writable() && conn.written < conn.pending.len());
+                        if useful {
+                            self.serve(key)
+                        }
                     }
                 }
             }
