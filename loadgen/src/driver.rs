@@ -819,11 +819,9 @@ impl<'a> Client<'a> {
     /// current time, `None` at the end of the run.
     fn flush_interval(&mut self, t: Option<u64>) {
         let interval_ns = self.cfg.interval.as_nanos().max(1) as u64;
-        let next_index = match (t, self.ctx.cur.index) {
-            (None, _) => None,
-            (Some(t), _) => Some(((t.saturating_sub(self.ctx.warm_ns)) / interval_ns) as u32),
-        };
-        // Only the warmup interval may be empty-handed; every window interval is sent.
+        let next_index = t.map(|t| (t.saturating_sub(self.ctx.warm_ns) / interval_ns) as u32);
+        // Sent even when empty, so the main thread knows every thread finished the interval.
+        // A send error means the main thread is gone: nothing left to report to.
         let _ = self.tx.send(self.ctx.cur.clone());
         if let Some(idx) = next_index {
             self.ctx.cur.reset(Some(idx));
