@@ -25,19 +25,33 @@ fn word(key: u64, j: usize) -> [u8; 8] {
     mix(key ^ (j as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93)).to_le_bytes()
 }
 
-/// Calls `f(message_offset, slice_start, expected_word_bytes)` for each piece of the range.
+/// Calls `f(index_in_range, expected_bytes)` for the pieces of bytes
+/// `offset..offset + len` of message `key`: a partial word, whole aligned words, a partial
+/// word. Stops early when `f` returns false.
 #[inline]
 fn walk(key: u64, offset: usize, len: usize, mut f: impl FnMut(usize, &[u8]) -> bool) -> bool {
-    let mut pos = offset;
     let end = offset + len;
-    while pos < end {
+    let mut pos = offset;
+    // Head: up to the first word boundary.
+    if pos % 8 != 0 && pos < end {
         let w = word(key, pos / 8);
-        let b = pos % 8;
-        let take = (8 - b).min(end - pos);
-        if !f(pos - offset, &w[b..b + take]) {
+        let take = (8 - pos % 8).min(end - pos);
+        if !f(0, &w[pos % 8..pos % 8 + take]) {
             return false;
         }
         pos += take;
+    }
+    // Body: whole words.
+    while pos + 8 <= end {
+        if !f(pos - offset, &word(key, pos / 8)) {
+            return false;
+        }
+        pos += 8;
+    }
+    // Tail: the start of one more word.
+    if pos < end {
+        let w = word(key, pos / 8);
+        return f(pos - offset, &w[..end - pos]);
     }
     true
 }

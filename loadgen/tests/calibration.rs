@@ -172,3 +172,34 @@ fn interval_log_reads_back_to_the_same_totals() {
         assert!(gap < 0.002, "intervals not contiguous: {gap}");
     }
 }
+
+#[test]
+fn interval_log_survives_a_crash_minus_one_interval() {
+    let hlog = temp_path("crash.hlog");
+    let mut child = loadgen()
+        .args([
+            "--target",
+            "mio",
+            "--conns",
+            "4",
+            "--duration",
+            "30s",
+            "--warmup",
+            "0s",
+            "--interval",
+            "200ms",
+        ])
+        .args(["--hdr-log", hlog.to_str().unwrap(), "--quiet"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SIGKILL: no chance to flush anything more.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let intervals = loadgen::hlog::read(&hlog).unwrap();
+    // About 1.5 s of 200 ms intervals ran (minus connect time): all but the one in progress
+    // are on disk.
+    assert!(intervals.len() >= 4, "only {} intervals survived", intervals.len());
+    assert!(intervals.iter().all(|iv| !iv.histogram.is_empty()));
+}
