@@ -89,6 +89,10 @@ pub struct RunArgs {
     /// No progress line, even on a terminal.
     #[arg(long)]
     pub quiet: bool,
+    /// Source addresses for the connections, used round-robin (e.g. 127.0.0.2,127.0.0.3):
+    /// each adds ~28k ports towards one server address.
+    #[arg(long, value_name = "IPS")]
+    pub bind: Option<String>,
     /// Flags shared with `sweep`.
     #[command(flatten)]
     pub load: LoadArgs,

@@ -114,6 +114,8 @@ pub struct RunConfig {
     pub pin_server: Option<Vec<usize>>,
     /// CPUs the client threads may run on.
     pub pin_client: Option<Vec<usize>>,
+    /// Source addresses of the connections.
+    pub bind: Vec<std::net::IpAddr>,
 }
 
 /// Parses a CPU list like `0`, `0-3`, `0,2,4-5`.
@@ -243,7 +245,31 @@ impl TryFrom<&RunArgs> for RunConfig {
                 "only applies with --target",
             ));
         }
+        let bind = match &a.bind {
+            None => Vec::new(),
+            Some(list) => {
+                let ips = list
+                    .split(',')
+                    .map(|ip| ip.trim().parse::<std::net::IpAddr>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| invalid("--bind", list, "expected IP addresses, e.g. 127.0.0.2,127.0.0.3"))?;
+                let family_ok = |ip: &std::net::IpAddr| match &target {
+                    TargetSpec::Addr(ListenAddr::Tcp(t)) => ip.is_ipv4() == t.is_ipv4(),
+                    TargetSpec::Addr(ListenAddr::Unix(_)) => false,
+                    TargetSpec::Model(_) => ip.is_ipv4(), // spawned servers listen on 127.0.0.1
+                };
+                if let Some(bad) = ips.iter().find(|ip| !family_ok(ip)) {
+                    return Err(invalid(
+                        "--bind",
+                        list,
+                        format!("{bad} cannot reach the target (other address family, or a Unix socket)"),
+                    ));
+                }
+                ips
+            }
+        };
         Ok(RunConfig {
+            bind,
             target,
             conns: a.conns as usize,
             duration: positive_duration("--duration", &a.load.duration)?,
@@ -321,6 +347,15 @@ mod tests {
         assert!(msg(&["--target", "mio", "--rate", "auto"]).contains("--slo"));
         assert!(msg(&["--target", "mio", "--rate", "auto", "--slo", "p42=1ms"]).starts_with("--slo"));
         assert!(msg(&["--target", "mio", "--slo", "p99=1ms"]).contains("--rate auto"));
+        assert!(msg(&["--target", "mio", "--bind", "::1"]).starts_with("--bind"));
+        assert!(msg(&["--target", "mio", "--bind", "nope"]).starts_with("--bind"));
+        assert_eq!(
+            config(&["--target", "mio", "--bind", "127.0.0.2, 127.0.0.3"])
+                .unwrap()
+                .bind
+                .len(),
+            2
+        );
         let c = config(&["--target", "mio", "--rate", "auto", "--slo", "p99.9=2ms"]).unwrap();
         assert_eq!((c.rate, c.search.unwrap().bound_us), (None, 2000.0));
         assert!(msg(&["--target", "mio", "--msg-size", "0"]).starts_with("--msg-size"));

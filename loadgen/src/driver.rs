@@ -15,6 +15,7 @@
 //! (after a back-off when reconnecting keeps failing).
 
 use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
@@ -25,6 +26,7 @@ use hdrhistogram::Histogram;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use servers::ListenAddr;
+use socket2::{Domain, Socket, Type};
 
 use crate::payload;
 use crate::schedule::{Schedule, ThreadSchedule};
@@ -69,6 +71,23 @@ pub struct DriverConfig {
     pub connect_timeout: Duration,
     /// CPUs the client threads are pinned to.
     pub pin: Option<Vec<usize>>,
+    /// Source addresses, used round-robin by connection id (empty: the kernel's choice).
+    pub bind: Vec<IpAddr>,
+}
+
+/// IP_BIND_ADDRESS_NO_PORT: defer the port choice of a bound socket to `connect`.
+fn set_bind_no_port(socket: &Socket) {
+    let one: libc::c_int = 1;
+    // SAFETY: valid fd and a pointer to a local int of the given size.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 /// Restricts the calling thread (pid 0) or a process to `cpus`.
@@ -168,10 +187,28 @@ enum Sock {
 }
 
 impl Sock {
-    fn connect(addr: &ListenAddr) -> io::Result<Sock> {
-        match addr {
-            ListenAddr::Tcp(a) => mio::net::TcpStream::connect(*a).map(Sock::Tcp),
-            ListenAddr::Unix(p) => mio::net::UnixStream::connect(p).map(Sock::Unix),
+    /// Starts a nonblocking connect, from source address `from` when given.
+    fn connect(addr: &ListenAddr, from: Option<IpAddr>) -> io::Result<Sock> {
+        match (addr, from) {
+            (ListenAddr::Tcp(a), None) => mio::net::TcpStream::connect(*a).map(Sock::Tcp),
+            (ListenAddr::Tcp(a), Some(ip)) => {
+                let socket = Socket::new(Domain::for_address(*a), Type::STREAM, None)?;
+                socket.set_nonblocking(true)?;
+                // Pick the port at connect time, not at bind: the (source, destination) pair
+                // then decides uniqueness, so one source address is not capped at ~28k
+                // ports over all destinations. Unsupported kernels just pick it at bind.
+                let _ = socket.set_reuse_address(true);
+                set_bind_no_port(&socket);
+                socket.bind(&SocketAddr::new(ip, 0).into())?;
+                match socket.connect(&(*a).into()) {
+                    Ok(()) => {}
+                    // EINPROGRESS: the handshake goes on; WRITABLE tells when it is done.
+                    Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                    Err(e) => return Err(e),
+                }
+                Ok(Sock::Tcp(mio::net::TcpStream::from_std(socket.into())))
+            }
+            (ListenAddr::Unix(p), _) => mio::net::UnixStream::connect(p).map(Sock::Unix),
         }
     }
 
@@ -732,7 +769,11 @@ impl<'a> Client<'a> {
     }
 
     fn connect(&mut self, i: usize, now: Instant) {
-        let sock = match Sock::connect(&self.cfg.addr) {
+        let from = match self.cfg.bind.as_slice() {
+            [] => None,
+            ips => Some(ips[self.conns[i].id as usize % ips.len()]),
+        };
+        let sock = match Sock::connect(&self.cfg.addr, from) {
             Ok(s) => s,
             Err(_) => {
                 // Immediate failure (refused, out of ports or descriptors): counted, retried.

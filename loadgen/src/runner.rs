@@ -148,6 +148,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         timeout: cfg.timeout,
         connect_timeout: cfg.connect_timeout,
         pin: cfg.pin_client.clone(),
+        bind: cfg.bind.clone(),
     });
     let (tx, rx) = mpsc::channel::<Interval>();
     let mut handles = Vec::with_capacity(plan.len());

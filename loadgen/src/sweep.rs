@@ -77,6 +77,7 @@ pub fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, ConfigError> {
                                 json: None,
                                 hdr_log: None,
                                 quiet: true,
+                                bind: None,
                                 load,
                             };
                             runs.push(RunConfig::try_from(&args)?);

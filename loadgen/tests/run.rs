@@ -278,3 +278,26 @@ fn targets_lists_every_model() {
         assert!(text.lines().any(|l| l.starts_with(m.name())), "{m} missing:\n{text}");
     }
 }
+
+#[test]
+fn connections_come_from_the_bound_source_addresses() {
+    let server = FaultServer::start(Fault::None);
+    let out = run(&[
+        "--addr",
+        &server.addr_arg(),
+        "--conns",
+        "6",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0s",
+        "--bind",
+        "127.0.0.2,127.0.0.3",
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let mut ips: Vec<String> = server.peer_ips().iter().map(|ip| ip.to_string()).collect();
+    // The one connect that checks the address is reachable comes from the default source.
+    ips.retain(|ip| ip != "127.0.0.1");
+    assert_eq!(ips, ["127.0.0.2", "127.0.0.3"]);
+}

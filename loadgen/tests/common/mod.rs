@@ -85,6 +85,7 @@ pub struct FaultServer {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<Weak<TcpStream>>>>,
+    peers: Arc<Mutex<Vec<SocketAddr>>>,
 }
 
 impl FaultServer {
@@ -95,7 +96,8 @@ impl FaultServer {
         let stop = Arc::new(AtomicBool::new(false));
         // Weak: the serving thread owns the socket, so dropping it really closes (or resets) it.
         let conns: Arc<Mutex<Vec<Weak<TcpStream>>>> = Arc::default();
-        let (stop2, conns2) = (Arc::clone(&stop), Arc::clone(&conns));
+        let peers: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
+        let (stop2, conns2, peers2) = (Arc::clone(&stop), Arc::clone(&conns), Arc::clone(&peers));
         let born = Instant::now();
         std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
@@ -109,7 +111,8 @@ impl FaultServer {
                     }
                 }
                 match listener.accept() {
-                    Ok((s, _)) => {
+                    Ok((s, peer)) => {
+                        peers2.lock().unwrap().push(peer);
                         s.set_nonblocking(false).unwrap();
                         s.set_nodelay(true).unwrap();
                         let s = Arc::new(s);
@@ -120,7 +123,17 @@ impl FaultServer {
                 }
             }
         });
-        FaultServer { addr, stop, conns }
+        FaultServer {
+            addr,
+            stop,
+            conns,
+            peers,
+        }
+    }
+
+    /// The source addresses of every connection accepted so far.
+    pub fn peer_ips(&self) -> std::collections::BTreeSet<std::net::IpAddr> {
+        self.peers.lock().unwrap().iter().map(|p| p.ip()).collect()
     }
 
     pub fn addr_arg(&self) -> String {
