@@ -7,15 +7,12 @@ use std::io;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::accept::{AcceptAction, AcceptPolicy};
 use crate::stream::Listener;
 use crate::Running;
-
-/// Per-connection buffer of a task.
-const TASK_BUF: usize = 16 * 1024;
 
 /// A running tokio server.
 pub(crate) struct TokioServer {
@@ -112,17 +109,87 @@ async fn accept_loop(listener: AsyncListener, mut stopped: watch::Receiver<bool>
     }
 }
 
-/// Echoes until EOF or an error. `write_all` waits when the peer stops reading, and nothing
-/// is read meanwhile, so memory stays bounded at one buffer.
-async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
-    let mut buf = vec![0u8; TASK_BUF];
+/// The readiness-based I/O the echo task needs, for TCP and Unix streams alike.
+trait ReadyStream: AsyncWrite + Unpin {
+    /// Waits until the stream may be readable.
+    async fn wait_readable(&self) -> io::Result<()>;
+    /// Reads what is there without waiting (WouldBlock when nothing is).
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes what fits without waiting.
+    fn write_now(&self, buf: &[u8]) -> io::Result<usize>;
+}
+
+macro_rules! ready_stream {
+    ($t:ty) => {
+        impl ReadyStream for $t {
+            async fn wait_readable(&self) -> io::Result<()> {
+                self.readable().await
+            }
+            fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+                self.try_read(buf)
+            }
+            fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
+                self.try_write(buf)
+            }
+        }
+    };
+}
+ready_stream!(tokio::net::TcpStream);
+ready_stream!(tokio::net::UnixStream);
+
+thread_local! {
+    /// One read buffer per runtime thread, shared by every task on it (as the mio model
+    /// shares one per event loop): an idle connection holds no buffer.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0; crate::BUF_SIZE].into_boxed_slice());
+}
+
+/// What one read-and-write-back step left.
+enum Step {
+    /// Everything read was written back.
+    Done,
+    /// Nothing to read yet (a spurious wake-up).
+    Nothing,
+    /// A short write left these bytes to send first.
+    Pending(Vec<u8>),
+    /// EOF or an error: close.
+    Close,
+}
+
+/// Echoes until EOF or an error. Reads go into the thread's shared buffer and are written
+/// back at once; only what a short write leaves over is kept by the task, and nothing is
+/// read until it is written (`write_all` waits while the peer does not read), so memory per
+/// connection stays bounded by one buffer and is zero while idle.
+async fn echo<S: ReadyStream>(mut stream: S) {
     loop {
-        let n = match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return, // EOF (all echoed; drop sends FIN) or reset
-            Ok(n) => n,
-        };
-        if stream.write_all(&buf[..n]).await.is_err() {
+        if stream.wait_readable().await.is_err() {
             return;
+        }
+        let step = SCRATCH.with_borrow_mut(|buf| {
+            let n = match stream.read_now(buf) {
+                Ok(0) => return Step::Close, // EOF: all echoed; dropping the stream sends FIN
+                Ok(n) => n,
+                // WouldBlock: readiness was stale; EINTR cannot happen on a nonblocking read
+                // but is harmless to retry.
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+                    return Step::Nothing
+                }
+                Err(_) => return Step::Close,
+            };
+            match stream.write_now(&buf[..n]) {
+                Ok(w) if w == n => Step::Done,
+                Ok(w) => Step::Pending(buf[w..n].to_vec()), // short write: the rest waits
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Pending(buf[..n].to_vec()),
+                Err(_) => Step::Close,
+            }
+        });
+        match step {
+            Step::Done | Step::Nothing => {}
+            Step::Close => return,
+            Step::Pending(rest) => {
+                if stream.write_all(&rest).await.is_err() {
+                    return;
+                }
+            }
         }
     }
 }
