@@ -2,13 +2,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use loadgen::app;
 use loadgen::cli::Cli;
+use servers::cli::parse_or_exit;
 
 fn main() -> ExitCode {
-    // Bad flags: clap prints its message and exits 2.
-    let cli = Cli::parse();
+    // Bad flags: one line on stderr, exit 2.
+    let cli: Cli = parse_or_exit();
     match app::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

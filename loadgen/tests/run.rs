@@ -244,6 +244,7 @@ fn bad_usage_exits_2_naming_the_flag() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(flag), "{args:?}: {err}");
         assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     }
 }
 

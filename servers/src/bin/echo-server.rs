@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use servers::cli::{serve, ServeArgs};
+use servers::cli::{parse_or_exit, serve, ServeArgs};
 
 /// Run one echo server.
 #[derive(Debug, Parser)]
@@ -19,8 +19,8 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    // Bad flags, unknown model or bad address: clap prints one line and exits 2.
-    let cli = Cli::parse();
+    // Bad flags, unknown model or bad address: one line on stderr, exit 2.
+    let cli: Cli = parse_or_exit();
     match serve(&cli.serve) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
