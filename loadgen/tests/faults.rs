@@ -18,22 +18,12 @@ fn one_row(csv: &std::path::Path) -> std::collections::HashMap<String, String> {
 #[test]
 fn corrupted_bytes_are_counted_as_mismatches() {
     let server = FaultServer::start(Fault::Corrupt(50));
-    let csv = temp_path("corrupt.csv");
-    let out = run(&[
-        "--addr",
-        &server.addr_arg(),
-        "--conns",
-        "4",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0s",
-        "--csv",
-        csv.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let row = one_row(&csv);
+    let addr = server.addr_arg();
+    let (code, row) = run_for_row(
+        "corrupt.csv",
+        &["--addr", &addr, "--conns", "4", "--duration", "1s", "--warmup", "0s"],
+    );
+    assert_eq!(code, Some(1));
     assert_eq!(row["status"], "errors");
     let (mismatches, msgs) = (num(&row, "mismatches"), num(&row, "msgs"));
     assert!(mismatches > 0.0, "no mismatch found");
@@ -44,11 +34,11 @@ fn corrupted_bytes_are_counted_as_mismatches() {
 #[test]
 fn a_server_that_never_answers_gives_timeouts_not_a_hang() {
     let server = FaultServer::start(Fault::Silent);
-    let csv = temp_path("silent.csv");
+    let addr = server.addr_arg();
     let t = Instant::now();
-    let out = run(&[
+    let args = [
         "--addr",
-        &server.addr_arg(),
+        &addr,
         "--conns",
         "3",
         "--duration",
@@ -57,13 +47,10 @@ fn a_server_that_never_answers_gives_timeouts_not_a_hang() {
         "0s",
         "--timeout",
         "300ms",
-        "--csv",
-        csv.to_str().unwrap(),
-        "--quiet",
-    ]);
+    ];
+    let (code, row) = run_for_row("silent.csv", &args);
     assert!(t.elapsed() < Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(1));
-    let row = one_row(&csv);
+    assert_eq!(code, Some(1));
     assert_eq!(row["status"], "errors");
     assert_eq!(num(&row, "msgs"), 0.0);
     // Each connection times out about every 300 ms, then is reopened.
@@ -73,22 +60,12 @@ fn a_server_that_never_answers_gives_timeouts_not_a_hang() {
 #[test]
 fn resets_are_counted_and_connections_reopened() {
     let server = FaultServer::start(Fault::ResetAfter(20));
-    let csv = temp_path("reset.csv");
-    let out = run(&[
-        "--addr",
-        &server.addr_arg(),
-        "--conns",
-        "4",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0s",
-        "--csv",
-        csv.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let row = one_row(&csv);
+    let addr = server.addr_arg();
+    let (code, row) = run_for_row(
+        "reset.csv",
+        &["--addr", &addr, "--conns", "4", "--duration", "1s", "--warmup", "0s"],
+    );
+    assert_eq!(code, Some(1));
     assert_eq!(row["status"], "errors");
     // Reopened connections keep the load going: many more messages than 4 x 20.
     assert!(num(&row, "resets") >= 8.0, "resets = {}", row["resets"]);
@@ -99,24 +76,14 @@ fn resets_are_counted_and_connections_reopened() {
 #[test]
 fn an_external_server_dying_stops_the_run_as_partial() {
     let server = FaultServer::start(Fault::DieAfter(Duration::from_secs(1)));
-    let csv = temp_path("die.csv");
+    let addr = server.addr_arg();
     let t = Instant::now();
-    let out = run(&[
-        "--addr",
-        &server.addr_arg(),
-        "--conns",
-        "4",
-        "--duration",
-        "20s",
-        "--warmup",
-        "0s",
-        "--csv",
-        csv.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let (code, row) = run_for_row(
+        "die.csv",
+        &["--addr", &addr, "--conns", "4", "--duration", "20s", "--warmup", "0s"],
+    );
     assert!(t.elapsed() < Duration::from_secs(6), "took {:?}", t.elapsed());
-    assert_eq!(out.status.code(), Some(1));
-    let row = one_row(&csv);
+    assert_eq!(code, Some(1));
     assert_eq!(row["status"], "partial");
     assert!(num(&row, "msgs") > 0.0, "what was measured before the death is kept");
     assert!(num(&row, "duration_s") < 5.0, "the window is cut at the stop");

@@ -28,6 +28,18 @@ pub fn run(args: &[&str]) -> Output {
     out
 }
 
+/// Runs loadgen with `args` plus `--csv <fresh file> --quiet`; returns the exit code and
+/// the one CSV row it wrote.
+pub fn run_for_row(csv_name: &str, args: &[&str]) -> (Option<i32>, HashMap<String, String>) {
+    let csv = temp_path(csv_name);
+    let mut all = args.to_vec();
+    all.extend(["--csv", csv.to_str().unwrap(), "--quiet"]);
+    let out = run(&all);
+    let (_, mut rows) = read_csv(&csv);
+    assert_eq!(rows.len(), 1, "one row expected in {}", csv.display());
+    (out.status.code(), rows.remove(0))
+}
+
 /// A fresh temporary path for a test's files.
 pub fn temp_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-test-{}", std::process::id()));
