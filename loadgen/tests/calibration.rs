@@ -9,6 +9,13 @@ use std::time::Duration;
 use common::*;
 use hdrhistogram::Histogram;
 
+/// Calibration measures time: its tests run one at a time, not beside each other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
@@ -19,6 +26,7 @@ fn f(v: &serde_json::Value) -> f64 {
 
 #[test]
 fn closed_loop_latency_and_throughput_match_a_known_delay() {
+    let _serial = serial();
     const DELAY_MS: f64 = 20.0;
     let server = FaultServer::start(Fault::Delay(Duration::from_millis(DELAY_MS as u64)));
     let out_json = temp_path("delay.json");
@@ -53,6 +61,7 @@ fn closed_loop_latency_and_throughput_match_a_known_delay() {
 
 #[test]
 fn open_loop_sees_a_freeze_that_raw_latency_hides() {
+    let _serial = serial();
     // Frozen 300 ms of every second: messages scheduled during the freeze wait for it.
     let server = FaultServer::start(Fault::Freeze {
         period: Duration::from_secs(1),
@@ -94,6 +103,7 @@ fn open_loop_sees_a_freeze_that_raw_latency_hides() {
 
 #[test]
 fn fixed_rate_is_kept_within_one_percent() {
+    let _serial = serial();
     let out_json = temp_path("rate.json");
     let out = run(&[
         "--target",
@@ -128,6 +138,7 @@ fn fixed_rate_is_kept_within_one_percent() {
 
 #[test]
 fn interval_log_reads_back_to_the_same_totals() {
+    let _serial = serial();
     let hlog = temp_path("run.hlog");
     let out_json = temp_path("hlog.json");
     let out = run(&[
@@ -175,6 +186,7 @@ fn interval_log_reads_back_to_the_same_totals() {
 
 #[test]
 fn interval_log_survives_a_crash_minus_one_interval() {
+    let _serial = serial();
     let hlog = temp_path("crash.hlog");
     let mut child = loadgen()
         .args([
