@@ -102,27 +102,31 @@ fn wait_for_child(pid: u32) -> u32 {
     }
 }
 
-#[test]
-fn the_spawned_server_dying_is_noticed_within_a_second() {
-    let csv = temp_path("killed.csv");
-    let mut child = loadgen()
+/// Starts a 30 s run on `model` writing to `csv`; returns loadgen and its server's pid.
+fn start_long_run(model: &str, csv: &std::path::Path) -> (std::process::Child, u32) {
+    let child = loadgen()
         .args([
             "--target",
-            "mio",
+            model,
             "--conns",
             "10",
             "--duration",
             "30s",
             "--warmup",
             "0s",
-            "--csv",
-            csv.to_str().unwrap(),
-            "--quiet",
         ])
+        .args(["--csv", csv.to_str().unwrap(), "--quiet"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let server = wait_for_child(child.id());
+    (child, server)
+}
+
+#[test]
+fn the_spawned_server_dying_is_noticed_within_a_second() {
+    let csv = temp_path("killed.csv");
+    let (mut child, server) = start_long_run("mio", &csv);
     std::thread::sleep(Duration::from_millis(1200));
     // SAFETY: killing the server process our loadgen child started.
     unsafe { libc::kill(server as i32, libc::SIGKILL) };
@@ -139,24 +143,7 @@ fn the_spawned_server_dying_is_noticed_within_a_second() {
 fn sigint_stops_the_run_and_the_server_and_keeps_the_row() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let csv = temp_path(&format!("sig{signal}.csv"));
-        let mut child = loadgen()
-            .args([
-                "--target",
-                "tokio",
-                "--conns",
-                "10",
-                "--duration",
-                "30s",
-                "--warmup",
-                "0s",
-                "--csv",
-                csv.to_str().unwrap(),
-                "--quiet",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = wait_for_child(child.id());
+        let (mut child, server) = start_long_run("tokio", &csv);
         std::thread::sleep(Duration::from_millis(1000));
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as i32, signal) };
