@@ -163,7 +163,11 @@ fn run_plot(a: &PlotArgs) -> anyhow::Result<u8> {
             .title
             .clone()
             .unwrap_or_else(|| format!("Latency by percentile ({})", a.input.display()));
-        sink::write_file(&a.out, plot::spectrum(&title, &merged.latency)?.as_bytes())?;
+        let mut lines = vec![("latency (from the intended send time in open loop)", &merged.latency)];
+        if let Some(raw) = &merged.raw {
+            lines.push(("raw service time (from the actual send)", raw));
+        }
+        sink::write_file(&a.out, plot::spectrum(&title, &lines)?.as_bytes())?;
         println!("wrote {}", a.out.display());
         return Ok(0);
     }

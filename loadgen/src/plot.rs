@@ -62,8 +62,10 @@ fn range(series: &[Series], f: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
 fn fmt_count(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.1}M", v / 1e6)
-    } else if v >= 1e3 {
+    } else if v >= 1e3 && (v / 1e3).fract() == 0.0 {
         format!("{:.0}k", v / 1e3)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
     } else {
         format!("{v:.0}")
     }
@@ -125,19 +127,18 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) ->
     Ok(svg)
 }
 
-/// The latency percentile spectrum of a histogram (ns): latency against "1 in N" (log).
-pub fn spectrum(title: &str, h: &Histogram<u64>) -> anyhow::Result<String> {
-    if h.is_empty() {
+/// The latency percentile spectrum of histograms (ns): latency against "1 in N" (log),
+/// one line per named histogram (e.g. corrected and raw latency of an open-loop run).
+pub fn spectrum(title: &str, histograms: &[(&str, &Histogram<u64>)]) -> anyhow::Result<String> {
+    let histograms: Vec<_> = histograms.iter().filter(|(_, h)| !h.is_empty()).collect();
+    if histograms.is_empty() {
         return Err(anyhow!("nothing to plot: the histogram is empty"));
     }
-    // Quantiles 0, 0.9, 0.99, ... in ten steps per decade, up to the last recorded value.
-    let max_n = (h.len() as f64).max(10.0);
-    let pts: Vec<(f64, f64)> = (0..)
-        .map(|i| 10f64.powf(f64::from(i) / 10.0))
-        .take_while(|&n| n <= max_n)
-        .map(|n| (n, h.value_at_quantile(1.0 - 1.0 / n) as f64 / 1000.0))
-        .collect();
-    let y_hi = h.max() as f64 / 1000.0;
+    let max_n = histograms.iter().map(|(_, h)| h.len() as f64).fold(10.0, f64::max);
+    let y_hi = histograms
+        .iter()
+        .map(|(_, h)| h.max() as f64 / 1000.0)
+        .fold(0.0, f64::max);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -162,7 +163,26 @@ pub fn spectrum(title: &str, h: &Histogram<u64>) -> anyhow::Result<String> {
             })
             .y_label_formatter(&|v| fmt_count(*v))
             .draw()?;
-        chart.draw_series(LineSeries::new(pts, COLORS[0].stroke_width(2)))?;
+        for (i, (name, h)) in histograms.iter().enumerate() {
+            // Quantiles 0, 0.9, 0.99, ... in ten steps per decade, up to the last value.
+            let n_max = (h.len() as f64).max(10.0);
+            let pts: Vec<(f64, f64)> = (0..)
+                .map(|k| 10f64.powf(f64::from(k) / 10.0))
+                .take_while(|&n| n <= n_max)
+                .map(|n| (n, h.value_at_quantile(1.0 - 1.0 / n) as f64 / 1000.0))
+                .collect();
+            let color = COLORS[i % COLORS.len()];
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
         root.present()?;
     }
     Ok(svg)
@@ -216,7 +236,7 @@ mod tests {
         for v in 1..10_000u64 {
             h.record(v * 1000).unwrap();
         }
-        let svg = spectrum("Latency", &h).unwrap();
+        let svg = spectrum("Latency", &[("latency", &h)]).unwrap();
         assert!(svg.contains("<svg") && svg.contains("99.9%"));
         assert!(line_chart("x", "y", &[], false).is_err());
     }
