@@ -89,19 +89,6 @@ fn an_external_server_dying_stops_the_run_as_partial() {
     assert!(num(&row, "duration_s") < 5.0, "the window is cut at the stop");
 }
 
-fn wait_for_child(pid: u32) -> u32 {
-    // The server is the only child of loadgen.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        if let Some(c) = children.split_whitespace().next() {
-            return c.parse().unwrap();
-        }
-        assert!(Instant::now() < deadline, "loadgen never started its server");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Starts a 30 s run on `model` writing to `csv`; returns loadgen and its server's pid.
 fn start_long_run(model: &str, csv: &std::path::Path) -> (std::process::Child, u32) {
     let child = loadgen()

@@ -281,3 +281,60 @@ fn connections_come_from_the_bound_source_addresses() {
     ips.retain(|ip| ip != "127.0.0.1");
     assert_eq!(ips, ["127.0.0.2", "127.0.0.3"]);
 }
+
+#[test]
+fn cpu_pinning_is_applied_and_recorded() {
+    let json = temp_path("pinned.json");
+    let out = run(&[
+        "--target",
+        "mio",
+        "--conns",
+        "4",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0s",
+        "--pin-server",
+        "0",
+        "--pin-client",
+        "0",
+        "--json",
+        json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["env"]["pin_server"], serde_json::json!([0]));
+    assert_eq!(v["env"]["pin_client"], serde_json::json!([0]));
+    for key in ["cpu_model", "rustc", "version", "kernel"] {
+        assert!(!v["env"][key].as_str().unwrap_or("").is_empty(), "manifest lacks {key}");
+    }
+    assert!(v["env"]["nofile_limit"].as_u64().unwrap() > 0 && v["env"]["somaxconn"].as_u64().unwrap() > 0);
+    // Applied: the server process may run on CPU 0 only.
+    let mut child = loadgen()
+        .args([
+            "--target",
+            "mio",
+            "--conns",
+            "2",
+            "--duration",
+            "3s",
+            "--warmup",
+            "0s",
+            "--pin-server",
+            "0",
+            "--quiet",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = wait_for_child(child.id());
+    let status = std::fs::read_to_string(format!("/proc/{server}/status")).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let allowed = status.lines().find(|l| l.starts_with("Cpus_allowed_list:")).unwrap();
+    assert_eq!(allowed.split_whitespace().nth(1), Some("0"), "{allowed}");
+    let bad = run(&["--target", "mio", "--pin-server", "4096"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--pin-server"));
+}

@@ -40,6 +40,20 @@ pub fn run_for_row(csv_name: &str, args: &[&str]) -> (Option<i32>, HashMap<Strin
     (out.status.code(), rows.remove(0))
 }
 
+/// The pid of the (only) child of process `pid`: the server a loadgen run started.
+pub fn wait_for_child(pid: u32) -> u32 {
+    // The server is the only child of loadgen.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        if let Some(c) = children.split_whitespace().next() {
+            return c.parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "loadgen never started its server");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A fresh temporary path for a test's files.
 pub fn temp_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-test-{}", std::process::id()));
