@@ -37,6 +37,15 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 
 fn run_load(args: &RunArgs) -> anyhow::Result<u8> {
     let cfg = RunConfig::try_from(args)?;
+    for (flag, path) in [("--csv", &cfg.csv), ("--json", &cfg.json)] {
+        if let Some(path) = path {
+            sink::check_writable(path).map_err(|e| ConfigError::Invalid {
+                flag,
+                value: path.display().to_string(),
+                reason: format!("cannot write it: {e}"),
+            })?;
+        }
+    }
     if let Some(slo) = &cfg.search {
         return run_search(&cfg, slo);
     }

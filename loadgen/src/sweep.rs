@@ -93,6 +93,11 @@ pub fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, ConfigError> {
 /// Runs the sweep; exit code 0 when every run was `ok`, else 1.
 pub fn run(a: &SweepArgs) -> anyhow::Result<u8> {
     let runs = plan(a)?;
+    sink::check_writable(&a.csv).map_err(|e| ConfigError::Invalid {
+        flag: "--csv",
+        value: a.csv.display().to_string(),
+        reason: format!("cannot write it: {e}"),
+    })?;
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(runs.len() as u64);
         bar.set_style(

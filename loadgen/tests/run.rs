@@ -216,6 +216,7 @@ fn bad_usage_exits_2_naming_the_flag() {
         (vec!["--target", "mio", "--conns", "lots"], "--conns"),
         (vec!["--target", "mio", "--no-such-flag"], "--no-such-flag"),
         (vec!["--addr", "localhost"], "--addr"),
+        (vec!["--target", "mio", "--csv", "/nonexistent-dir/x.csv"], "--csv"),
         (vec![], "--target"),
     ] {
         let out = run(&args);

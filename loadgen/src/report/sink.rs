@@ -36,3 +36,9 @@ pub fn append_csv(path: &Path, report: &Report) -> anyhow::Result<()> {
 pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
+
+/// Checks, before a run, that `path` can be written (creating it empty if it does not
+/// exist, which `append_csv` then treats as new), so a typo does not cost a whole run.
+pub fn check_writable(path: &Path) -> std::io::Result<()> {
+    OpenOptions::new().append(true).create(true).open(path).map(drop)
+}
