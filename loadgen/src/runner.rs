@@ -19,7 +19,9 @@ use crate::config::RunConfig;
 use crate::driver::{assign, run_thread, DriverConfig, Shared, ThreadOutput};
 use crate::hlog::{self, HlogWriter};
 use crate::probe::{self, ProcSample, SelfUsage};
-use crate::report::{keep_up_verdict, Environment, IntervalRow, Report, ServerCost, Status, SCHEMA};
+use crate::report::{
+    closed_loop_verdict, keep_up_verdict, Environment, IntervalRow, Report, ServerCost, Status, SCHEMA,
+};
 use crate::schedule::Schedule;
 use crate::stats::{new_histogram, Fairness, Interval, Percentiles};
 use crate::{limits, target};
@@ -316,6 +318,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let achieved_rate = open.then(|| rate(c.sent as f64));
     let keep_up = match (cfg.rate, achieved_rate, send_lag) {
         (Some(r), Some(a), Some(lag)) if secs > 0.0 => keep_up_verdict(r, a, lag.p99_us, busiest),
+        (None, _, _) if secs > 0.0 => closed_loop_verdict(busiest),
         _ => None,
     };
     Ok(Report {

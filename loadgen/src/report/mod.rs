@@ -203,7 +203,8 @@ pub struct Report {
     pub client_thread_busy_max: f64,
     /// Open loop: messages actually sent per second in the window.
     pub achieved_rate: Option<f64>,
-    /// Open loop: when the schedule was not kept, who could not keep up (plain words).
+    /// Open loop: when the schedule was not kept, who could not keep up; closed loop: when
+    /// a client thread was saturated (plain words).
     pub keep_up: Option<String>,
     /// How the run ended.
     pub status: Status,
@@ -305,6 +306,17 @@ pub fn keep_up_verdict(rate: f64, achieved: f64, lag_p99_us: f64, busiest_thread
     })
 }
 
+/// Closed loop: `Some(warning)` when a client thread was near a full core, so the
+/// throughput may be the generator's limit rather than the server's.
+pub fn closed_loop_verdict(busiest_thread: f64) -> Option<String> {
+    (busiest_thread >= SATURATED).then(|| {
+        format!(
+            "the GENERATOR may be the bottleneck: its busiest client thread used {:.0}% of a core (add --threads, or give the client its own cores with --pin-client)",
+            busiest_thread * 100.0
+        )
+    })
+}
+
 fn per_msg(cpu_s: f64, msgs: u64) -> Option<f64> {
     (msgs > 0).then(|| cpu_s * 1e6 / msgs as f64)
 }
@@ -343,5 +355,7 @@ mod tests {
             .contains("GENERATOR"));
         assert!(keep_up_verdict(1000.0, 900.0, 200.0, 0.3).unwrap().contains("SERVER"));
         assert!(keep_up_verdict(1000.0, 1000.0, 5000.0, 0.3).unwrap().contains("late"));
+        assert_eq!(closed_loop_verdict(0.5), None);
+        assert!(closed_loop_verdict(0.95).unwrap().contains("GENERATOR"));
     }
 }
