@@ -235,7 +235,6 @@ fn sweep_of_two_models_by_two_connection_counts_gives_four_rows() {
 
 #[test]
 fn a_failed_run_is_recorded_and_the_sweep_goes_on() {
-    use std::os::unix::process::CommandExt;
     let csv = temp_path("sweep-fail.csv");
     // With a descriptor limit of 1024, the 2000-connection run cannot run; the others can.
     let mut cmd = loadgen();
@@ -252,17 +251,7 @@ fn a_failed_run_is_recorded_and_the_sweep_goes_on() {
         "--csv",
         s(&csv),
     ]);
-    // SAFETY: setrlimit between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 1024,
-                rlim_max: 1024,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            Ok(())
-        });
-    }
+    with_nofile(&mut cmd, 1024, 1024);
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let (_, rows) = read_csv(&csv);

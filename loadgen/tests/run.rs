@@ -234,20 +234,9 @@ fn bad_usage_exits_2_naming_the_flag() {
 
 #[test]
 fn too_many_connections_for_the_descriptor_limit_are_refused() {
-    use std::os::unix::process::CommandExt;
     let mut cmd = loadgen();
     cmd.args(["--target", "mio", "--conns", "5000"]);
-    // SAFETY: setrlimit between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 256,
-                rlim_max: 1024,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            Ok(())
-        });
-    }
+    with_nofile(&mut cmd, 256, 1024);
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);

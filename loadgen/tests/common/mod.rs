@@ -54,6 +54,22 @@ pub fn wait_for_child(pid: u32) -> u32 {
     }
 }
 
+/// Makes `cmd`'s process start with this descriptor limit (soft, hard).
+pub fn with_nofile(cmd: &mut Command, soft: u64, hard: u64) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        })
+    }
+}
+
 /// A fresh temporary path for a test's files.
 pub fn temp_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-test-{}", std::process::id()));
