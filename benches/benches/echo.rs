@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use loadgen::payload;
+use loadgen::record::new_histogram;
 use loadgen::schedule::{Schedule, ThreadSchedule};
-use loadgen::stats::new_histogram;
 use servers::{start, ListenAddr, Model, ServerConfig, ServerHandle};
 
 /// Message sizes of the round-trip group.

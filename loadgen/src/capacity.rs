@@ -16,6 +16,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use crate::error::{flag_error, Error};
 use crate::report::{Report, Status};
 
 /// Open-loop runs at most.
@@ -33,20 +34,24 @@ pub struct Slo {
 }
 
 impl FromStr for Slo {
-    type Err = String;
+    type Err = Error;
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (p, bound) = s.split_once('=').ok_or("expected PERCENTILE=BOUND, e.g. p99=1ms")?;
+    /// Parses `--slo`; a refusal names the flag.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = |reason: String| flag_error("--slo", s, reason);
+        let (p, bound) = s
+            .split_once('=')
+            .ok_or_else(|| bad("expected PERCENTILE=BOUND, e.g. p99=1ms".into()))?;
         let p = p.trim().to_ascii_lowercase();
         if !matches!(p.as_str(), "p50" | "p90" | "p99" | "p99.9" | "p99.99" | "max") {
-            return Err(format!(
+            return Err(bad(format!(
                 "unknown percentile '{p}' (use p50, p90, p99, p99.9, p99.99 or max)"
-            ));
+            )));
         }
-        let d =
-            humantime::parse_duration(bound.trim()).map_err(|e| format!("bound '{bound}': {e} (e.g. 1ms, 500us)"))?;
+        let d = humantime::parse_duration(bound.trim())
+            .map_err(|e| bad(format!("bound '{bound}': {e} (e.g. 1ms, 500us)")))?;
         if d.is_zero() {
-            return Err("the bound must be greater than zero".into());
+            return Err(bad("the bound must be greater than zero".into()));
         }
         Ok(Slo {
             percentile: p,
@@ -189,8 +194,8 @@ pub fn render(s: &Search) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{Counters, Percentiles};
     use crate::report::Report;
-    use crate::stats::{Counters, Percentiles};
 
     /// A fake server: p99 grows sharply past `knee` msg/s; closed loop does `max`.
     fn fake(rate: Option<f64>, knee: f64, max: f64) -> Report {
@@ -213,7 +218,7 @@ mod tests {
             },
             achieved_rate: rate,
             status: Status::Ok,
-            ..Report::empty("fake", "", "tcp")
+            ..Report::empty("fake", "", None)
         }
     }
 

@@ -147,9 +147,9 @@ pub struct CompareArgs {
     /// untestably (a CI gate).
     #[arg(long, value_name = "PCT")]
     pub threshold: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: crate::compare::render::CompareFormat,
+    /// Output format: table, markdown or csv.
+    #[arg(long, default_value = "table", value_parser = ["table", "markdown", "csv"])]
+    pub format: String,
     /// Within one report: compare the values of this column (e.g. target).
     #[arg(long, requires = "baseline")]
     pub by: Option<String>,

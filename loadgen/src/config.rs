@@ -1,64 +1,28 @@
-//! Checked configuration built from the raw command line. Every error names the flag and
-//! says what to do; `main` maps them to exit code 2.
+//! Checked configuration built from the raw command line, in one direction: clap's raw
+//! values ([`crate::cli`]) become a [`RunConfig`] here, and every refusal names the flag
+//! and says what to do (exit 2). `sweep` and the capacity search build their runs from a
+//! checked base by struct update, then [`RunConfig::checked`] again.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use servers::addr::{BadAddr, BadAddrKind};
 use servers::{ListenAddr, Model};
-use thiserror::Error;
 
 use crate::capacity::Slo;
-use crate::cli::RunArgs;
+use crate::cli::{LoadArgs, RunArgs};
+use crate::error::{flag_error as invalid, Error};
 use crate::schedule::Schedule;
 
 /// Largest message size accepted (64 MiB).
-pub const MAX_MSG_SIZE: u64 = 64 << 20;
-
-/// A mistake in the flags that the user can fix.
-#[derive(Debug, Error, PartialEq)]
-pub enum ConfigError {
-    /// A flag's value is not acceptable.
-    #[error("{flag} '{value}': {reason}")]
-    Invalid {
-        /// The flag, e.g. `--duration`.
-        flag: &'static str,
-        /// The value as given.
-        value: String,
-        /// What is wrong and what to do.
-        reason: String,
-    },
-    /// The host name of `--addr` does not resolve (exit code 3: the run cannot start).
-    #[error("--addr '{0}': {1}")]
-    Unresolvable(String, String),
-    /// Neither a target nor an address.
-    #[error(
-        "nothing to load: give --target MODEL (one of: {}) or --addr HOST:PORT",
-        Model::names()
-    )]
-    NoTarget,
-    /// More connections than descriptors.
-    #[error(
-        "--conns {conns} needs about {needed} file descriptors but the limit is {limit} \
-         (soft limit already raised to the hard limit); lower --conns, raise the hard limit \
-         (ulimit -Hn), or split the load over several processes"
-    )]
-    TooManyConns {
-        /// Connections asked for.
-        conns: usize,
-        /// Descriptors needed.
-        needed: u64,
-        /// The hard limit.
-        limit: u64,
-    },
-}
-
-fn invalid(flag: &'static str, value: impl ToString, reason: impl ToString) -> ConfigError {
-    ConfigError::Invalid {
-        flag,
-        value: value.to_string(),
-        reason: reason.to_string(),
-    }
-}
+pub const MAX_MSG_SIZE: usize = 64 << 20;
+/// Most connections one run may ask for.
+pub const MAX_CONNS: usize = 1_000_000;
+/// Most messages in flight per connection.
+pub const MAX_DEPTH: usize = 4096;
+/// Most client threads.
+pub const MAX_THREADS: usize = 1024;
 
 /// What to put load on.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,7 +38,7 @@ pub enum TargetSpec {
 pub struct RunConfig {
     /// What to load.
     pub target: TargetSpec,
-    /// Connections.
+    /// Concurrent connections.
     pub conns: usize,
     /// Measured time.
     pub duration: Duration,
@@ -115,11 +79,11 @@ pub struct RunConfig {
     /// CPUs the client threads may run on.
     pub pin_client: Option<Vec<usize>>,
     /// Source addresses of the connections.
-    pub bind: Vec<std::net::IpAddr>,
+    pub bind: Vec<IpAddr>,
 }
 
 /// Parses a CPU list like `0`, `0-3`, `0,2,4-5`.
-pub fn parse_cpus(flag: &'static str, s: &str) -> Result<Vec<usize>, ConfigError> {
+pub fn parse_cpus(flag: &'static str, s: &str) -> Result<Vec<usize>, Error> {
     let bad = || invalid(flag, s, "expected CPU numbers like 0, 0-1 or 0,2");
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -159,81 +123,17 @@ impl RunConfig {
             None => Schedule::Closed,
         }
     }
-}
 
-/// Parses a duration like `500ms`, `10s`, `2m`.
-pub fn parse_duration(flag: &'static str, s: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(s.trim()).map_err(|e| invalid(flag, s, format!("{e} (use e.g. 500ms, 10s, 2m)")))
-}
-
-fn positive_duration(flag: &'static str, s: &str) -> Result<Duration, ConfigError> {
-    let d = parse_duration(flag, s)?;
-    if d.is_zero() {
-        return Err(invalid(flag, s, "must be greater than zero"));
-    }
-    Ok(d)
-}
-
-impl TryFrom<&RunArgs> for RunConfig {
-    type Error = ConfigError;
-
-    fn try_from(a: &RunArgs) -> Result<Self, ConfigError> {
-        let target =
-            match (&a.target, &a.addr) {
-                (Some(t), _) => TargetSpec::Model(t.parse().map_err(|e: servers::UnknownModel| {
-                    invalid("--target", t, format!("{e}; see `loadgen targets`"))
-                })?),
-                (None, Some(addr)) => TargetSpec::Addr(addr.parse().map_err(|e: servers::addr::BadAddr| {
-                    if e.reason.starts_with("cannot resolve") || e.reason.starts_with("host has no") {
-                        ConfigError::Unresolvable(addr.clone(), e.reason)
-                    } else {
-                        invalid(
-                            "--addr",
-                            addr,
-                            e.reason + "; expected HOST:PORT, [V6]:PORT or unix:/path",
-                        )
-                    }
-                })?),
-                (None, None) => return Err(ConfigError::NoTarget),
-            };
-        if a.conns == 0 || a.conns > 1_000_000 {
-            return Err(invalid("--conns", a.conns, "must be between 1 and 1000000"));
-        }
-        if a.msg_size == 0 || a.msg_size > MAX_MSG_SIZE {
-            return Err(invalid(
-                "--msg-size",
-                a.msg_size,
-                format!("must be between 1 and {MAX_MSG_SIZE} bytes"),
-            ));
-        }
-        if a.depth == 0 || a.depth > 4096 {
-            return Err(invalid("--depth", a.depth, "must be between 1 and 4096"));
-        }
-        let (rate, search) = match (a.rate.as_deref().map(str::trim), &a.slo) {
-            (None, None) => (None, None),
-            (Some("auto"), Some(slo)) => (None, Some(slo.parse::<Slo>().map_err(|e| invalid("--slo", slo, e))?)),
-            (Some("auto"), None) => return Err(invalid("--rate", "auto", "needs --slo, e.g. --slo p99=1ms")),
-            (_, Some(slo)) => return Err(invalid("--slo", slo, "only applies with --rate auto")),
-            (Some(r), None) => match r.parse::<f64>() {
-                Ok(v) if v.is_finite() && v > 0.0 && v <= 1e9 => (Some(v), None),
-                _ => {
-                    return Err(invalid(
-                        "--rate",
-                        r,
-                        "must be messages per second, > 0 (e.g. 50000), or auto with --slo",
-                    ))
-                }
-            },
+    /// A configuration of `target` with the flags every load run shares (`run` and
+    /// `sweep`) and the contract's defaults for the rest (100 connections of 64 B, depth
+    /// 1, closed loop); [`checked`](Self::checked) must follow any change.
+    pub fn from_load(target: TargetSpec, load: &LoadArgs) -> Result<RunConfig, Error> {
+        let threads = match load.threads {
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Some(t) if (1..=MAX_THREADS as u64).contains(&t) => t as usize,
+            Some(t) => return Err(invalid("--threads", t, format!("must be between 1 and {MAX_THREADS}"))),
         };
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let threads = match a.load.threads {
-            None => cores,
-            Some(0) => return Err(invalid("--threads", 0, "must be at least 1")),
-            Some(t) if t > 1024 => return Err(invalid("--threads", t, "at most 1024 client threads")),
-            Some(t) => t as usize,
-        }
-        .min(a.conns as usize);
-        let server_threads = match a.load.server_threads {
+        let server_threads = match load.server_threads {
             None => None,
             Some(t) if (1..=100_000).contains(&t) => Some(t as u32),
             Some(t) => return Err(invalid("--server-threads", t, "must be between 1 and 100000")),
@@ -241,72 +141,192 @@ impl TryFrom<&RunArgs> for RunConfig {
         if server_threads.is_some() && matches!(target, TargetSpec::Addr(_)) {
             return Err(invalid(
                 "--server-threads",
-                a.load.server_threads.unwrap_or(0),
+                load.server_threads.unwrap_or(0),
                 "only applies with --target",
             ));
         }
-        let bind = match &a.bind {
-            None => Vec::new(),
-            Some(list) => {
-                let ips = list
-                    .split(',')
-                    .map(|ip| ip.trim().parse::<std::net::IpAddr>())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| invalid("--bind", list, "expected IP addresses, e.g. 127.0.0.2,127.0.0.3"))?;
-                let family_ok = |ip: &std::net::IpAddr| match &target {
-                    TargetSpec::Addr(ListenAddr::Tcp(t)) => ip.is_ipv4() == t.is_ipv4(),
-                    TargetSpec::Addr(ListenAddr::Unix(_)) => false,
-                    TargetSpec::Model(_) => ip.is_ipv4(), // spawned servers listen on 127.0.0.1
-                };
-                if let Some(bad) = ips.iter().find(|ip| !family_ok(ip)) {
-                    return Err(invalid(
-                        "--bind",
-                        list,
-                        format!("{bad} cannot reach the target (other address family, or a Unix socket)"),
-                    ));
-                }
-                ips
-            }
-        };
         Ok(RunConfig {
-            bind,
             target,
-            conns: a.conns as usize,
-            duration: positive_duration("--duration", &a.load.duration)?,
-            warmup: parse_duration("--warmup", &a.load.warmup)?,
-            msg_size: a.msg_size as usize,
-            depth: a.depth as usize,
-            rate,
-            search,
+            conns: 100,
+            duration: positive_duration("--duration", &load.duration)?,
+            warmup: parse_duration("--warmup", &load.warmup)?,
+            msg_size: 64,
+            depth: 1,
+            rate: None,
+            search: None,
             threads,
             server_threads,
-            server_pid: match a.server_pid {
-                Some(pid) if !std::path::Path::new(&format!("/proc/{pid}")).exists() => {
-                    return Err(invalid("--server-pid", pid, "no such process"))
-                }
-                other => other,
-            },
-            timeout: positive_duration("--timeout", &a.load.timeout)?,
-            connect_timeout: positive_duration("--connect-timeout", &a.load.connect_timeout)?,
-            interval: positive_duration("--interval", &a.load.interval)?,
-            csv: a.csv.clone(),
-            json: a.json.clone(),
-            hdr_log: a.hdr_log.clone(),
-            label: a.load.label.clone(),
-            quiet: a.quiet,
-            pin_server: a
-                .load
+            server_pid: None,
+            timeout: positive_duration("--timeout", &load.timeout)?,
+            connect_timeout: positive_duration("--connect-timeout", &load.connect_timeout)?,
+            interval: positive_duration("--interval", &load.interval)?,
+            csv: None,
+            json: None,
+            hdr_log: None,
+            label: load.label.clone(),
+            quiet: false,
+            pin_server: load
                 .pin_server
                 .as_deref()
                 .map(|s| parse_cpus("--pin-server", s))
                 .transpose()?,
-            pin_client: a
-                .load
+            pin_client: load
                 .pin_client
                 .as_deref()
                 .map(|s| parse_cpus("--pin-client", s))
                 .transpose()?,
+            bind: Vec::new(),
         })
+    }
+
+    /// Checks the values that vary between runs (connections, message size, depth, rate,
+    /// source addresses) and fits the client threads to the connections.
+    pub fn checked(mut self) -> Result<RunConfig, Error> {
+        if !(1..=MAX_CONNS).contains(&self.conns) {
+            return Err(invalid(
+                "--conns",
+                self.conns,
+                format!("must be between 1 and {MAX_CONNS}"),
+            ));
+        }
+        if !(1..=MAX_MSG_SIZE).contains(&self.msg_size) {
+            return Err(invalid(
+                "--msg-size",
+                self.msg_size,
+                format!("must be between 1 and {MAX_MSG_SIZE} bytes"),
+            ));
+        }
+        if !(1..=MAX_DEPTH).contains(&self.depth) {
+            return Err(invalid(
+                "--depth",
+                self.depth,
+                format!("must be between 1 and {MAX_DEPTH}"),
+            ));
+        }
+        if let Some(r) = self.rate {
+            check_rate(r, &r.to_string())?;
+        }
+        let target = &self.target;
+        let family_ok = |ip: &IpAddr| match target {
+            TargetSpec::Addr(ListenAddr::Tcp(t)) => ip.is_ipv4() == t.is_ipv4(),
+            TargetSpec::Addr(ListenAddr::Unix(_)) => false,
+            TargetSpec::Model(_) => ip.is_ipv4(), // spawned servers listen on 127.0.0.1
+        };
+        if let Some(bad) = self.bind.iter().find(|ip| !family_ok(ip)) {
+            let list: Vec<String> = self.bind.iter().map(IpAddr::to_string).collect();
+            return Err(invalid(
+                "--bind",
+                list.join(","),
+                format!("{bad} cannot reach the target (other address family, or a Unix socket)"),
+            ));
+        }
+        self.threads = self.threads.min(self.conns);
+        Ok(self)
+    }
+}
+
+/// Parses a duration like `500ms`, `10s`, `2m`.
+pub fn parse_duration(flag: &'static str, s: &str) -> Result<Duration, Error> {
+    humantime::parse_duration(s.trim()).map_err(|e| invalid(flag, s, format!("{e} (use e.g. 500ms, 10s, 2m)")))
+}
+
+fn positive_duration(flag: &'static str, s: &str) -> Result<Duration, Error> {
+    let d = parse_duration(flag, s)?;
+    if d.is_zero() {
+        return Err(invalid(flag, s, "must be greater than zero"));
+    }
+    Ok(d)
+}
+
+/// Parses an open-loop rate in messages per second.
+pub fn parse_rate(flag: &'static str, s: &str) -> Result<f64, Error> {
+    match s.trim().parse::<f64>() {
+        Ok(v) => check_rate(v, s).map_err(|_| rate_error(flag, s)),
+        Err(_) => Err(rate_error(flag, s)),
+    }
+}
+
+fn check_rate(v: f64, s: &str) -> Result<f64, Error> {
+    if v.is_finite() && v > 0.0 && v <= 1e9 {
+        Ok(v)
+    } else {
+        Err(rate_error("--rate", s))
+    }
+}
+
+fn rate_error(flag: &'static str, s: &str) -> Error {
+    invalid(
+        flag,
+        s,
+        "must be messages per second, > 0 (e.g. 50000), or auto with --slo",
+    )
+}
+
+/// Parses a percentage like `5%` or `5` (for `compare --threshold`).
+pub fn parse_percent(flag: &'static str, s: &str) -> Result<f64, Error> {
+    match s.trim().trim_end_matches('%').trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(invalid(flag, s, "expected a percentage, e.g. 5%")),
+    }
+}
+
+/// Parses `--addr`: a malformed address is a usage error (exit 2), a well-formed one whose
+/// host does not resolve means the run cannot start (exit 3).
+pub fn parse_addr(s: &str) -> Result<ListenAddr, Error> {
+    s.parse().map_err(|e: BadAddr| match e.kind {
+        BadAddrKind::Unresolvable => Error::CannotRun(format!("--addr '{s}': {}", e.reason)),
+        BadAddrKind::Syntax => invalid("--addr", s, e.reason + "; expected HOST:PORT, [V6]:PORT or unix:/path"),
+    })
+}
+
+impl TryFrom<&RunArgs> for RunConfig {
+    type Error = Error;
+
+    fn try_from(a: &RunArgs) -> Result<Self, Error> {
+        let target =
+            match (&a.target, &a.addr) {
+                (Some(t), _) => TargetSpec::Model(t.parse().map_err(|e: servers::UnknownModel| {
+                    invalid("--target", t, format!("{e}; see `loadgen targets`"))
+                })?),
+                (None, Some(addr)) => TargetSpec::Addr(parse_addr(addr)?),
+                (None, None) => return Err(Error::NoTarget),
+            };
+        let (rate, search) = match (a.rate.as_deref().map(str::trim), &a.slo) {
+            (None, None) => (None, None),
+            (Some("auto"), Some(slo)) => (None, Some(slo.parse::<Slo>()?)),
+            (Some("auto"), None) => return Err(invalid("--rate", "auto", "needs --slo, e.g. --slo p99=1ms")),
+            (_, Some(slo)) => return Err(invalid("--slo", slo, "only applies with --rate auto")),
+            (Some(r), None) => (Some(parse_rate("--rate", r)?), None),
+        };
+        let bind = match &a.bind {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|ip| ip.trim().parse::<IpAddr>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| invalid("--bind", list, "expected IP addresses, e.g. 127.0.0.2,127.0.0.3"))?,
+        };
+        let server_pid = match a.server_pid {
+            Some(pid) if !std::path::Path::new(&format!("/proc/{pid}")).exists() => {
+                return Err(invalid("--server-pid", pid, "no such process"))
+            }
+            other => other,
+        };
+        RunConfig {
+            conns: usize::try_from(a.conns).unwrap_or(usize::MAX),
+            msg_size: usize::try_from(a.msg_size).unwrap_or(usize::MAX),
+            depth: usize::try_from(a.depth).unwrap_or(usize::MAX),
+            rate,
+            search,
+            server_pid,
+            csv: a.csv.clone(),
+            json: a.json.clone(),
+            hdr_log: a.hdr_log.clone(),
+            quiet: a.quiet,
+            bind,
+            ..RunConfig::from_load(target, &a.load)?
+        }
+        .checked()
     }
 }
 
@@ -315,7 +335,7 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    fn config(args: &[&str]) -> Result<RunConfig, ConfigError> {
+    fn config(args: &[&str]) -> Result<RunConfig, Error> {
         let cli = crate::cli::Cli::try_parse_from(std::iter::once("loadgen").chain(args.iter().copied())).unwrap();
         RunConfig::try_from(&cli.run)
     }
@@ -340,6 +360,12 @@ mod tests {
         let msg = |args: &[&str]| config(args).unwrap_err().to_string();
         assert!(msg(&["--target", "fibers"]).starts_with("--target 'fibers'"));
         assert!(msg(&["--addr", "nowhere"]).starts_with("--addr 'nowhere'"));
+        assert_eq!(config(&["--addr", "nowhere"]).unwrap_err().exit_code(), 2);
+        assert_eq!(
+            config(&["--addr", "no-such-host.invalid:80"]).unwrap_err().exit_code(),
+            3
+        );
+        assert!(msg(&["--target", "mio", "--threads", "0"]).starts_with("--threads"));
         assert!(msg(&["--target", "mio", "--duration", "10x"]).starts_with("--duration '10x'"));
         assert!(msg(&["--target", "mio", "--duration", "0s"]).contains("greater than zero"));
         assert!(msg(&["--target", "mio", "--conns", "0"]).starts_with("--conns"));

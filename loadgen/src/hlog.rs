@@ -18,7 +18,7 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
-use crate::InputError;
+use crate::error::Error;
 
 /// Divisor of the `Interval_Max` column: ns values shown in ms.
 const MAX_VALUE_DIVISOR: f64 = 1e6;
@@ -111,13 +111,13 @@ pub struct LoggedInterval {
 /// Reads every interval of a log, with absolute start times.
 pub fn read(path: &Path) -> anyhow::Result<Vec<LoggedInterval>> {
     let bytes =
-        std::fs::read(path).map_err(|e| InputError(format!("cannot read interval log {}: {e}", path.display())))?;
+        std::fs::read(path).map_err(|e| Error::Input(format!("cannot read interval log {}: {e}", path.display())))?;
     let mut base = Duration::ZERO;
     let mut out = Vec::new();
     let mut deserializer = Deserializer::new();
     for entry in IntervalLogIterator::new(&bytes) {
-        let entry =
-            entry.map_err(|e| InputError(format!("{} is not an HdrHistogram interval log: {e:?}", path.display())))?;
+        let entry = entry
+            .map_err(|e| Error::Input(format!("{} is not an HdrHistogram interval log: {e:?}", path.display())))?;
         match entry {
             LogEntry::BaseTime(t) => base = t,
             // StartTime alone (no BaseTime) means timestamps are relative to it.
@@ -126,10 +126,10 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<LoggedInterval>> {
             LogEntry::Interval(iv) => {
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(iv.encoded_histogram())
-                    .map_err(|e| InputError(format!("{}: bad base64 in an interval: {e}", path.display())))?;
+                    .map_err(|e| Error::Input(format!("{}: bad base64 in an interval: {e}", path.display())))?;
                 let histogram: Histogram<u64> = deserializer
                     .deserialize(&mut raw.as_slice())
-                    .map_err(|e| InputError(format!("{}: bad histogram in an interval: {e:?}", path.display())))?;
+                    .map_err(|e| Error::Input(format!("{}: bad histogram in an interval: {e:?}", path.display())))?;
                 out.push(LoggedInterval {
                     start: base + iv.start_timestamp(),
                     length: iv.duration(),
@@ -140,7 +140,7 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<LoggedInterval>> {
         }
     }
     if out.is_empty() {
-        bail!(InputError(format!("{} holds no interval histogram", path.display())));
+        bail!(Error::Input(format!("{} holds no interval histogram", path.display())));
     }
     Ok(out)
 }
@@ -148,7 +148,7 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<LoggedInterval>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::new_histogram;
+    use crate::record::new_histogram;
 
     #[test]
     fn writes_and_reads_back_exactly() {

@@ -5,29 +5,25 @@
 //! echoed byte, and reports throughput, HdrHistogram latency, errors, and what the server
 //! and the client cost. See the README for the commands and the CSV columns.
 //!
-//! The library exposes the pieces so benches and tests can drive them directly.
+//! The binary is [`commands::run`] behind a thin `main`; the modules the benches and the
+//! integration tests use are public, the rest is crate-private.
 
-pub mod app;
 pub mod capacity;
 pub mod cli;
+pub mod commands;
 pub mod compare;
 pub mod config;
-pub mod driver;
+mod driver;
+pub mod error;
 pub mod hlog;
-pub mod limits;
 pub mod merge;
 pub mod payload;
-pub mod plot;
-pub mod probe;
+mod plot;
+mod proc;
+pub mod record;
 pub mod report;
-pub mod runner;
+mod run;
 pub mod schedule;
-pub mod signals;
-pub mod stats;
-pub mod sweep;
-pub mod target;
-
-/// Input the user gave that cannot be read (a missing or malformed file); exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct InputError(pub String);
+mod signals;
+mod sys;
+mod target;

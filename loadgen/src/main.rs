@@ -1,19 +1,19 @@
-//! `loadgen`: parse the command line, run, print the error chain, set the exit code.
+//! `loadgen`: parse the command line, run, print the error chain, exit with the error's code.
 
 use std::process::ExitCode;
 
-use loadgen::app;
 use loadgen::cli::Cli;
+use loadgen::{commands, error};
 use servers::cli::parse_or_exit;
 
 fn main() -> ExitCode {
     // Bad flags: one line on stderr, exit 2.
     let cli: Cli = parse_or_exit();
-    match app::run(cli) {
+    match commands::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("Error: {e:#}");
-            ExitCode::from(app::exit_code(&e))
+            ExitCode::from(error::exit_code(&e))
         }
     }
 }

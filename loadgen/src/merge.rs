@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::cli::MergeArgs;
 use crate::hlog::{self, RAW_TAG};
-use crate::report::{sink, Format, IntervalRow, Report, Status};
-use crate::stats::{new_histogram, Counters, Percentiles};
+use crate::record::{new_histogram, Counters, Percentiles};
+use crate::report::{IntervalRow, Report, Status};
+use crate::schedule::Mode;
 
 /// The merged result of several logs.
 #[derive(Debug)]
@@ -68,7 +68,7 @@ pub fn report(m: &Merged, sources: &str, label: &str) -> Report {
     let msgs = m.latency.len();
     Report {
         label: label.to_string(),
-        mode: if m.raw.is_some() { "open" } else { "closed" }.into(),
+        mode: if m.raw.is_some() { Mode::Open } else { Mode::Closed },
         duration_s: secs,
         counters: Counters {
             msgs,
@@ -89,45 +89,8 @@ pub fn report(m: &Merged, sources: &str, label: &str) -> Report {
                 errors: 0,
             })
             .collect(),
-        ..Report::empty("merged", sources, "")
+        ..Report::empty("merged", sources, None)
     }
-}
-
-/// Runs `loadgen merge`.
-pub fn run(a: &MergeArgs) -> anyhow::Result<u8> {
-    let logs = a
-        .logs
-        .iter()
-        .map(|p| hlog::read(p))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let merged = merge(&logs);
-    let sources = a
-        .logs
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let r = report(&merged, &sources, &a.label);
-    if let Some(path) = &a.csv {
-        sink::append_csv(path, &r)?;
-    }
-    if let Some(path) = &a.json {
-        sink::write_file(path, &Format::Json.render(&r, false))?;
-    }
-    println!(
-        "merged {} logs: {} round trips over {:.2} s ({:.0} msg/s), {} aligned intervals",
-        logs.len(),
-        r.counters.msgs,
-        r.duration_s,
-        r.throughput_msgs_s,
-        merged.intervals.len()
-    );
-    let l = &r.latency;
-    println!(
-        "  latency    p50 {:.1} us  p90 {:.1} us  p99 {:.1} us  p99.9 {:.1} us  p99.99 {:.1} us  max {:.1} us",
-        l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.p9999_us, l.max_us
-    );
-    Ok(r.status.exit_code())
 }
 
 #[cfg(test)]

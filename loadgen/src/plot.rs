@@ -232,7 +232,7 @@ mod tests {
         for text in ["Throughput", "mio", "tokio", "connections"] {
             assert!(svg.contains(text), "missing {text}");
         }
-        let mut h = crate::stats::new_histogram();
+        let mut h = crate::record::new_histogram();
         for v in 1..10_000u64 {
             h.record(v * 1000).unwrap();
         }

@@ -7,6 +7,36 @@
 //! connections `t, t + T, t + 2T, ...` visits them round-robin, which yields its messages in
 //! intended-time order ([`ThreadSchedule`]).
 
+use std::fmt;
+
+use serde::Serialize;
+
+/// Closed or open loop, as reports name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Each connection sends as soon as a reply frees a slot.
+    Closed,
+    /// Messages go out on a fixed schedule.
+    Open,
+}
+
+impl Mode {
+    /// `closed` or `open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Closed => "closed",
+            Mode::Open => "open",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// The sending discipline of a run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Schedule {
@@ -22,6 +52,14 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// The mode of this discipline.
+    pub fn mode(&self) -> Mode {
+        match self {
+            Schedule::Closed => Mode::Closed,
+            Schedule::Open { .. } => Mode::Open,
+        }
+    }
+
     /// Intended send time of message `seq` of connection `conn`, in nanoseconds after the
     /// start. Closed loop has none.
     #[inline]
@@ -46,7 +84,7 @@ pub struct ThreadSchedule {
 
 impl ThreadSchedule {
     /// `conn_ids` must be the thread's connections in increasing order, spaced evenly
-    /// (`t, t + T, ...`), as [`crate::driver`] assigns them.
+    /// (`t, t + T, ...`), as the driver assigns them.
     pub fn new(schedule: Schedule, conn_ids: Vec<u32>) -> Self {
         ThreadSchedule {
             schedule,

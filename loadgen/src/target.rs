@@ -10,20 +10,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use servers::{ListenAddr, Model};
-use thiserror::Error;
 
 use crate::config::{RunConfig, TargetSpec};
+use crate::error::Error;
+use crate::sys;
 
 /// How long a spawned server may take to print `listening ADDR`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a server may take to exit after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// The run could not start at all (exit code 3): the target does not start, or nothing
-/// accepts connections at the address.
-#[derive(Debug, Error)]
-#[error("{0}")]
-pub struct CannotRun(pub String);
 
 /// An echo server child process.
 #[derive(Debug)]
@@ -51,10 +46,8 @@ impl ServerProcess {
         if self.exited().is_some() {
             return self.exit;
         }
-        // SAFETY: signalling our own child, which has not been reaped (so the pid is ours).
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
+        // Our own child, not yet reaped: the pid is still ours. Gone already: nothing to do.
+        let _ = sys::signal(self.child.id(), rustix::process::Signal::TERM);
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if self.exited().is_some() {
@@ -112,24 +105,24 @@ fn spawn_model(model: Model, threads: Option<u32>, pin: Option<Vec<usize>>) -> a
     if let Some(t) = threads {
         cmd.args(["--threads", &t.to_string()]);
     }
+    // Own process group: a terminal's Ctrl-C reaches loadgen only, which then stops the
+    // server itself (and records the run as partial).
+    cmd.process_group(0);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-    // SAFETY: only async-signal-safe calls between fork and exec.
+    // SAFETY: only async-signal-safe calls (raw system calls) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            // Own process group: a terminal's Ctrl-C reaches loadgen only, which then stops
-            // the server itself (and records the run as partial).
-            libc::setpgid(0, 0);
             // If loadgen dies without stopping it, the server goes too.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
             if let Some(cpus) = &pin {
-                crate::driver::set_affinity(0, cpus)?;
+                sys::set_affinity(None, cpus)?;
             }
             Ok(())
         });
     }
     let mut child = cmd
         .spawn()
-        .map_err(|e| CannotRun(format!("cannot start the {model} server: {e}")))?;
+        .map_err(|e| Error::CannotRun(format!("cannot start the {model} server: {e}")))?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -141,7 +134,7 @@ fn spawn_model(model: Model, threads: Option<u32>, pin: Option<Vec<usize>>) -> a
         Ok(line) if !line.is_empty() => line,
         _ => {
             let status = server.stop();
-            return Err(CannotRun(format!(
+            return Err(Error::CannotRun(format!(
                 "the {model} server did not report `listening ADDR` within {START_TIMEOUT:?} (exit status: {})",
                 status.map_or("still running, killed".to_string(), |s| s.to_string())
             ))
@@ -153,7 +146,7 @@ fn spawn_model(model: Model, threads: Option<u32>, pin: Option<Vec<usize>>) -> a
         .strip_prefix("listening ")
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| {
-            CannotRun(format!(
+            Error::CannotRun(format!(
                 "the {model} server printed {line:?} instead of `listening ADDR`"
             ))
         })?;
@@ -165,13 +158,13 @@ fn spawn_model(model: Model, threads: Option<u32>, pin: Option<Vec<usize>>) -> a
 }
 
 /// One connect to check that something listens, within `timeout`.
-pub fn probe(addr: &ListenAddr, timeout: Duration) -> Result<(), CannotRun> {
+pub fn probe(addr: &ListenAddr, timeout: Duration) -> Result<(), Error> {
     let result = match addr {
         ListenAddr::Tcp(a) => std::net::TcpStream::connect_timeout(a, timeout).map(drop),
         ListenAddr::Unix(p) => std::os::unix::net::UnixStream::connect(p).map(drop),
     };
     result.map_err(|e| {
-        CannotRun(format!(
+        Error::CannotRun(format!(
             "cannot connect to {addr}: {e} (is the server running? check --addr)"
         ))
     })

@@ -161,14 +161,14 @@ fn interval_log_reads_back_to_the_same_totals() {
     assert_eq!(out.status.code(), Some(0));
     let intervals = loadgen::hlog::read(&hlog).unwrap();
     assert_eq!(intervals.len(), 5, "2.5 s in 500 ms intervals");
-    let mut total: Histogram<u64> = loadgen::stats::new_histogram();
+    let mut total: Histogram<u64> = loadgen::record::new_histogram();
     for iv in &intervals {
         assert!(iv.tag.is_none());
         total.add(&iv.histogram).unwrap();
     }
     let v = json(&out_json);
     assert_eq!(total.len(), v["counters"]["msgs"].as_u64().unwrap());
-    let p = loadgen::stats::Percentiles::of(&total);
+    let p = loadgen::record::Percentiles::of(&total);
     for (key, value) in [
         ("p50_us", p.p50_us),
         ("p99_us", p.p99_us),

@@ -15,13 +15,41 @@ pub enum ListenAddr {
     Unix(PathBuf),
 }
 
-impl ListenAddr {
-    /// The transport's name as reports write it: `tcp`, `tcp6` or `unix`.
-    pub fn transport(&self) -> &'static str {
+/// The kind of socket an address names, as reports write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// TCP over IPv4.
+    Tcp,
+    /// TCP over IPv6.
+    Tcp6,
+    /// A Unix domain stream socket.
+    Unix,
+}
+
+impl Transport {
+    /// The name in reports: `tcp`, `tcp6` or `unix`.
+    pub fn name(self) -> &'static str {
         match self {
-            ListenAddr::Tcp(a) if a.is_ipv6() => "tcp6",
-            ListenAddr::Tcp(_) => "tcp",
-            ListenAddr::Unix(_) => "unix",
+            Transport::Tcp => "tcp",
+            Transport::Tcp6 => "tcp6",
+            Transport::Unix => "unix",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl ListenAddr {
+    /// The transport of this address.
+    pub fn transport(&self) -> Transport {
+        match self {
+            ListenAddr::Tcp(a) if a.is_ipv6() => Transport::Tcp6,
+            ListenAddr::Tcp(_) => Transport::Tcp,
+            ListenAddr::Unix(_) => Transport::Unix,
         }
     }
 }
@@ -42,6 +70,18 @@ pub struct BadAddr {
     pub input: String,
     /// What is wrong with it.
     pub reason: String,
+    /// Which kind of problem: the user's spelling, or the name service.
+    pub kind: BadAddrKind,
+}
+
+/// Whether an address was malformed or well-formed but not resolvable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadAddrKind {
+    /// Not an address at all (missing port, empty path): a usage error.
+    Syntax,
+    /// A well-formed `HOST:PORT` whose host does not resolve (or has no address): the
+    /// target cannot be reached, not a typo in the flag's form.
+    Unresolvable,
 }
 
 impl fmt::Display for BadAddr {
@@ -62,10 +102,12 @@ impl FromStr for ListenAddr {
     /// Parses `unix:/path`, a literal socket address, or `HOST:PORT` resolved by the system
     /// resolver (the first address it returns).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |reason: &str| BadAddr {
+        let bad_as = |kind, reason: &str| BadAddr {
             input: s.to_string(),
             reason: reason.to_string(),
+            kind,
         };
+        let bad = |reason: &str| bad_as(BadAddrKind::Syntax, reason);
         if let Some(path) = s.strip_prefix("unix:") {
             if path.is_empty() {
                 return Err(bad("empty socket path"));
@@ -82,8 +124,8 @@ impl FromStr for ListenAddr {
             Ok(mut addrs) => addrs
                 .next()
                 .map(ListenAddr::Tcp)
-                .ok_or_else(|| bad("host has no address")),
-            Err(e) => Err(bad(&format!("cannot resolve: {e}"))),
+                .ok_or_else(|| bad_as(BadAddrKind::Unresolvable, "host has no address")),
+            Err(e) => Err(bad_as(BadAddrKind::Unresolvable, &format!("cannot resolve: {e}"))),
         }
     }
 }
@@ -98,12 +140,13 @@ mod tests {
             "127.0.0.1:80".parse(),
             Ok(ListenAddr::Tcp("127.0.0.1:80".parse().unwrap()))
         );
-        assert_eq!("[::1]:0".parse::<ListenAddr>().unwrap().transport(), "tcp6");
+        assert_eq!("[::1]:0".parse::<ListenAddr>().unwrap().transport(), Transport::Tcp6);
         assert_eq!("unix:/tmp/x.sock".parse(), Ok(ListenAddr::Unix("/tmp/x.sock".into())));
         assert!("localhost:7"
             .parse::<ListenAddr>()
             .unwrap()
             .transport()
+            .name()
             .starts_with("tcp"));
         assert!("127.0.0.1"
             .parse::<ListenAddr>()
@@ -111,7 +154,11 @@ mod tests {
             .to_string()
             .contains("missing port"));
         assert!("unix:".parse::<ListenAddr>().is_err());
-        assert!("no-such-host.invalid:80".parse::<ListenAddr>().is_err());
+        assert_eq!(
+            "no-such-host.invalid:80".parse::<ListenAddr>().unwrap_err().kind,
+            BadAddrKind::Unresolvable
+        );
+        assert_eq!("127.0.0.1".parse::<ListenAddr>().unwrap_err().kind, BadAddrKind::Syntax);
     }
 
     #[test]

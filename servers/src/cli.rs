@@ -8,7 +8,9 @@ use clap::Args;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::{start, ListenAddr, Model, ServerConfig, DEFAULT_BACKLOG};
+use crate::addr::ListenAddr;
+use crate::model::{Model, UnknownModel};
+use crate::server::{start, ServerConfig, DEFAULT_BACKLOG};
 
 /// Flags of one echo server.
 #[derive(Debug, Clone, Args)]
@@ -29,7 +31,7 @@ pub struct ServeArgs {
 }
 
 fn parse_model(s: &str) -> Result<Model, String> {
-    s.parse().map_err(|e: crate::UnknownModel| e.to_string())
+    s.parse().map_err(|e: UnknownModel| e.to_string())
 }
 
 fn parse_addr(s: &str) -> Result<ListenAddr, String> {

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use crate::addr::ListenAddr;
 use crate::stream::Listener;
-use crate::ListenAddr;
 
 /// Binds `count` listening sockets on `addr` with `backlog`.
 ///

@@ -24,8 +24,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::accept::{AcceptAction, AcceptPolicy};
+use crate::server::{Running, BUF_SIZE};
 use crate::stream::{Listener, Stream};
-use crate::{Running, BUF_SIZE};
 
 const LISTENER: Token = Token(0);
 const WAKE: Token = Token(1);

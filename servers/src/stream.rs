@@ -6,7 +6,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 
-use crate::ListenAddr;
+use crate::addr::ListenAddr;
 
 /// A bound, listening socket.
 #[derive(Debug)]

@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::accept::RateLimitedLog;
 use crate::blocking::{echo, Acceptor};
 use crate::registry::Registry;
+use crate::server::Running;
 use crate::stream::Listener;
-use crate::Running;
 
 /// A running thread-per-connection server.
 pub(crate) struct ThreadPerConn {

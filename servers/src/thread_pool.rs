@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 
 use crate::blocking::{echo, Acceptor};
 use crate::registry::Registry;
+use crate::server::Running;
 use crate::stream::{Listener, Stream};
-use crate::Running;
 
 /// A running thread-pool server.
 pub(crate) struct ThreadPool {

@@ -221,7 +221,7 @@ fn serves_ipv6(model: Model) {
         return;
     }
     let server = start_model(model, "[::1]:0", None);
-    assert_eq!(server.local_addr().transport(), "tcp6");
+    assert_eq!(server.local_addr().transport(), servers::Transport::Tcp6);
     let mut s = connect(&server);
     s.write_all(b"over v6").unwrap();
     let mut back = [0u8; 7];

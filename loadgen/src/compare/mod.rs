@@ -6,7 +6,7 @@
 //! With a single row on either side nothing can be tested, and the change is marked so.
 
 pub mod render;
-pub mod stats;
+pub mod welch;
 
 use std::collections::BTreeMap;
 
@@ -102,7 +102,7 @@ pub struct Sample {
 
 impl Sample {
     fn of(xs: &[f64]) -> Sample {
-        let (mean, sd) = stats::mean_sd(xs);
+        let (mean, sd) = welch::mean_sd(xs);
         Sample { n: xs.len(), mean, sd }
     }
 }
@@ -179,7 +179,7 @@ fn change(key: Key, metric: &Metric, base: &[f64], new: &[f64]) -> Change {
     let (b, n) = (Sample::of(base), Sample::of(new));
     let ratio = if b.mean != 0.0 { n.mean / b.mean } else { f64::NAN };
     let change_pct = (ratio - 1.0) * 100.0;
-    let p_value = stats::welch_p(base, new);
+    let p_value = welch::welch_p(base, new);
     let significance = match p_value {
         None => Significance::Untested,
         Some(p) if p < ALPHA => Significance::Significant,

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use super::{Change, Comparison, Relative, Significance};
 
 /// Output format of `compare`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompareFormat {
     /// Aligned text columns.
     Table,
@@ -13,6 +13,19 @@ pub enum CompareFormat {
     Markdown,
     /// CSV.
     Csv,
+}
+
+impl std::str::FromStr for CompareFormat {
+    type Err = crate::error::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "table" => Ok(CompareFormat::Table),
+            "markdown" => Ok(CompareFormat::Markdown),
+            "csv" => Ok(CompareFormat::Csv),
+            _ => Err(crate::error::flag_error("--format", s, "use table, markdown or csv")),
+        }
+    }
 }
 
 fn sample(n: usize, mean: f64, sd: f64) -> String {

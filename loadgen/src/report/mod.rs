@@ -3,17 +3,20 @@
 //!
 //! A new format is one file here and one arm in [`Format`].
 
-pub mod csv;
-pub mod json;
+pub(crate) mod csv_row;
+pub(crate) mod json;
 pub mod read;
-pub mod sink;
-pub mod table;
+pub(crate) mod sink;
+pub(crate) mod table;
 
 use std::fmt;
 
 use serde::Serialize;
 
-use crate::stats::{Counters, Fairness, Percentiles};
+use servers::Transport;
+
+use crate::record::{Counters, Fairness, Percentiles};
+use crate::schedule::Mode;
 
 /// The CSV/JSON schema version.
 pub const SCHEMA: u32 = 1;
@@ -97,16 +100,7 @@ impl Environment {
             .find(|l| l.starts_with("model name"))
             .and_then(|l| l.split_once(':'))
             .map_or(String::new(), |(_, v)| v.trim().to_string());
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes into a valid local struct.
-        let nofile_limit = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-            lim.rlim_cur
-        } else {
-            0
-        };
+        let nofile_limit = crate::sys::nofile_limit().unwrap_or(u64::MAX);
         Environment {
             host: read("/proc/sys/kernel/hostname"),
             kernel: read("/proc/sys/kernel/osrelease"),
@@ -161,10 +155,11 @@ pub struct Report {
     pub target: String,
     /// Address loaded.
     pub addr: String,
-    /// `tcp`, `tcp6` or `unix`.
-    pub transport: String,
-    /// `closed` or `open`.
-    pub mode: String,
+    /// The socket kind loaded (`None` when unknown, as in a merge of logs).
+    #[serde(serialize_with = "transport_name")]
+    pub transport: Option<Transport>,
+    /// Closed or open loop.
+    pub mode: Mode,
     /// Connections asked for.
     pub conns: usize,
     /// Bytes per message.
@@ -206,6 +201,9 @@ pub struct Report {
     /// Open loop: when the schedule was not kept, who could not keep up; closed loop: when
     /// a client thread was saturated (plain words).
     pub keep_up: Option<String>,
+    /// When fewer connections than asked were open when the load started: how many, and
+    /// the likely cause (plain words).
+    pub unopened: Option<String>,
     /// How the run ended.
     pub status: Status,
     /// Why it stopped early, if it did.
@@ -223,15 +221,15 @@ pub struct Report {
 impl Report {
     /// A report with nothing measured (status `failed`), to be filled in by the caller:
     /// a sweep's run that could not start, or a merge of logs.
-    pub fn empty(target: &str, addr: &str, transport: &str) -> Report {
+    pub fn empty(target: &str, addr: &str, transport: Option<Transport>) -> Report {
         Report {
             schema: SCHEMA,
             timestamp: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             label: String::new(),
             target: target.to_string(),
             addr: addr.to_string(),
-            transport: transport.to_string(),
-            mode: "closed".into(),
+            transport,
+            mode: Mode::Closed,
             conns: 0,
             msg_size: 0,
             depth: 0,
@@ -252,6 +250,7 @@ impl Report {
             client_thread_busy_max: 0.0,
             achieved_rate: None,
             keep_up: None,
+            unopened: None,
             status: Status::Failed,
             stop_reason: None,
             fairness: Fairness::default(),
@@ -272,49 +271,8 @@ impl Report {
     }
 }
 
-/// A client thread busier than this is taken as saturated.
-pub const SATURATED: f64 = 0.9;
-/// Open loop: the achieved rate must reach this share of the asked rate ...
-pub const RATE_KEPT: f64 = 0.99;
-/// ... and the send lag p99 stay below this (µs), or the schedule was not kept.
-pub const LAG_KEPT_US: f64 = 1000.0;
-
-/// Open loop: `None` when the schedule was kept, else a sentence saying it was not and
-/// whether the generator (a client thread near a full core) or the server is to blame.
-pub fn keep_up_verdict(rate: f64, achieved: f64, lag_p99_us: f64, busiest_thread: f64) -> Option<String> {
-    let short = achieved < RATE_KEPT * rate;
-    let late = lag_p99_us > LAG_KEPT_US;
-    if !short && !late {
-        return None;
-    }
-    let what = match (short, late) {
-        (true, true) => {
-            format!("achieved {achieved:.0} of {rate:.0} msg/s and sends were late (lag p99 {lag_p99_us:.0} us)")
-        }
-        (true, false) => format!("achieved {achieved:.0} of {rate:.0} msg/s"),
-        _ => format!("sends were late against the schedule (lag p99 {lag_p99_us:.0} us > {LAG_KEPT_US:.0} us)"),
-    };
-    let pct = busiest_thread * 100.0;
-    Some(if busiest_thread >= SATURATED {
-        format!(
-            "the GENERATOR could not keep up: {what}; its busiest client thread used {pct:.0}% of a core (add --threads or lower --rate)"
-        )
-    } else {
-        format!(
-            "the SERVER could not keep up: {what}; client threads were at most {pct:.0}% busy, so they were waiting for replies (--depth bounds messages in flight)"
-        )
-    })
-}
-
-/// Closed loop: `Some(warning)` when a client thread was near a full core, so the
-/// throughput may be the generator's limit rather than the server's.
-pub fn closed_loop_verdict(busiest_thread: f64) -> Option<String> {
-    (busiest_thread >= SATURATED).then(|| {
-        format!(
-            "the GENERATOR may be the bottleneck: its busiest client thread used {:.0}% of a core (add --threads, or give the client its own cores with --pin-client)",
-            busiest_thread * 100.0
-        )
-    })
+fn transport_name<S: serde::Serializer>(t: &Option<Transport>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t.map_or("", Transport::name))
 }
 
 fn per_msg(cpu_s: f64, msgs: u64) -> Option<f64> {
@@ -336,26 +294,9 @@ impl Format {
     /// Serializes `report` in this format.
     pub fn render(self, report: &Report, with_header: bool) -> Vec<u8> {
         match self {
-            Format::Csv => csv::render(report, with_header),
+            Format::Csv => csv_row::render(report, with_header),
             Format::Json => json::render(report),
             Format::Table => table::render(report).into_bytes(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verdict_blames_the_busy_side() {
-        assert_eq!(keep_up_verdict(1000.0, 999.0, 200.0, 0.2), None);
-        assert!(keep_up_verdict(1000.0, 900.0, 200.0, 0.97)
-            .unwrap()
-            .contains("GENERATOR"));
-        assert!(keep_up_verdict(1000.0, 900.0, 200.0, 0.3).unwrap().contains("SERVER"));
-        assert!(keep_up_verdict(1000.0, 1000.0, 5000.0, 0.3).unwrap().contains("late"));
-        assert_eq!(closed_loop_verdict(0.5), None);
-        assert!(closed_loop_verdict(0.95).unwrap().contains("GENERATOR"));
     }
 }

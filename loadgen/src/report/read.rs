@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::InputError;
+use crate::error::Error;
 
 /// Columns a report must have to be compared or plotted.
 pub const REQUIRED: [&str; 9] = [
@@ -45,34 +45,34 @@ impl Row {
 }
 
 /// Reads every row of a report.
-pub fn read_report(path: &Path) -> Result<Vec<Row>, InputError> {
+pub fn read_report(path: &Path) -> Result<Vec<Row>, Error> {
     let name = path.display();
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .from_path(path)
-        .map_err(|e| InputError(format!("cannot read report {name}: {}", io_reason(&e))))?;
+        .map_err(|e| Error::Input(format!("cannot read report {name}: {}", io_reason(&e))))?;
     let header: Vec<String> = reader
         .headers()
-        .map_err(|e| InputError(format!("{name} is not a CSV report: {e}")))?
+        .map_err(|e| Error::Input(format!("{name} is not a CSV report: {e}")))?
         .iter()
         .map(str::to_string)
         .collect();
     if header.first().map(String::as_str) != Some("schema") {
-        return Err(InputError(format!(
+        return Err(Error::Input(format!(
             "{name} is not an echo-bench report: its first column is not `schema`"
         )));
     }
     if let Some(missing) = REQUIRED.iter().find(|c| !header.iter().any(|h| h == *c)) {
-        return Err(InputError(format!(
+        return Err(Error::Input(format!(
             "{name} lacks the column `{missing}`; is it a schema-1 report?"
         )));
     }
     let mut rows = Vec::new();
     for (i, rec) in reader.records().enumerate() {
-        let rec = rec.map_err(|e| InputError(format!("{name}, row {}: {e}", i + 2)))?;
+        let rec = rec.map_err(|e| Error::Input(format!("{name}, row {}: {e}", i + 2)))?;
         let row = Row::new(header.iter().cloned().zip(rec.iter().map(str::to_string)));
         if row.get("schema") != "1" {
-            return Err(InputError(format!(
+            return Err(Error::Input(format!(
                 "{name}, row {}: schema {:?} is not supported (expected 1)",
                 i + 2,
                 row.get("schema")

@@ -3,9 +3,10 @@
 use std::fmt::Write;
 
 use super::Report;
-use crate::stats::Percentiles;
+use crate::record::Percentiles;
 
-fn us(v: f64) -> String {
+/// A latency in µs as people read it: `850.0 us`, `11.27 ms`, `2.25 s`.
+pub(crate) fn us(v: f64) -> String {
     if v >= 1_000_000.0 {
         format!("{:.2} s", v / 1e6)
     } else if v >= 1000.0 {
@@ -40,7 +41,15 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         o,
         "{} at {} ({}): {} conns, {} B messages, depth {}, {}, {:.2} s measured after {:.2} s warmup",
-        r.target, r.addr, r.transport, r.conns, r.msg_size, r.depth, mode, r.duration_s, r.warmup_s
+        r.target,
+        r.addr,
+        r.transport.map_or("?", servers::Transport::name),
+        r.conns,
+        r.msg_size,
+        r.depth,
+        mode,
+        r.duration_s,
+        r.warmup_s
     );
     let _ = writeln!(
         o,
@@ -79,6 +88,9 @@ pub fn render(r: &Report) -> String {
         r.conns_ok,
         r.conns
     );
+    if let Some(verdict) = &r.unopened {
+        let _ = writeln!(o, "  WARNING    {verdict}");
+    }
     let c = &r.counters;
     let _ = writeln!(
         o,

@@ -10,12 +10,13 @@ use std::str::FromStr;
 use indicatif::{ProgressBar, ProgressStyle};
 use servers::Model;
 
-use crate::cli::{RunArgs, SweepArgs};
-use crate::config::{ConfigError, RunConfig, TargetSpec};
+use super::check_output;
+use crate::cli::SweepArgs;
+use crate::config::{parse_rate, RunConfig, TargetSpec};
+use crate::error::{flag_error, Error};
 use crate::report::{sink, Report, Status};
-use crate::runner;
 
-fn list<T: FromStr>(flag: &'static str, s: &str) -> Result<Vec<T>, ConfigError> {
+fn list<T: FromStr>(flag: &'static str, s: &str) -> Result<Vec<T>, Error> {
     let items: Result<Vec<T>, _> = s
         .split(',')
         .map(str::trim)
@@ -24,63 +25,61 @@ fn list<T: FromStr>(flag: &'static str, s: &str) -> Result<Vec<T>, ConfigError> 
         .collect();
     match items {
         Ok(v) if !v.is_empty() => Ok(v),
-        _ => Err(ConfigError::Invalid {
-            flag,
-            value: s.into(),
-            reason: "expected a comma-separated list, e.g. 1,10,100".into(),
-        }),
+        _ => Err(flag_error(flag, s, "expected a comma-separated list, e.g. 1,10,100")),
     }
 }
 
-/// Every run of the sweep, checked before any runs.
-pub fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, ConfigError> {
-    let targets: Vec<String> = if a.targets.trim() == "all" {
-        Model::ALL.iter().map(|m| m.name().to_string()).collect()
+/// Every run of the sweep, checked before any runs: a base configuration from the shared
+/// flags, varied by struct update and checked again per combination.
+pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
+    let targets: Vec<Model> = if a.targets.trim() == "all" {
+        Model::ALL.to_vec()
     } else {
-        list("--targets", &a.targets)?
+        list::<String>("--targets", &a.targets)?
+            .iter()
+            .map(|t| {
+                t.parse().map_err(|e: servers::UnknownModel| {
+                    flag_error("--targets", t, format!("{e}; see `loadgen targets`"))
+                })
+            })
+            .collect::<Result<_, _>>()?
     };
-    let conns: Vec<u64> = list("--conns", &a.conns)?;
-    let sizes: Vec<u64> = list("--msg-size", &a.msg_size)?;
-    let depths: Vec<u64> = list("--depth", &a.depth)?;
-    let rates: Vec<Option<String>> = match &a.rate {
+    let conns: Vec<usize> = list("--conns", &a.conns)?;
+    let sizes: Vec<usize> = list("--msg-size", &a.msg_size)?;
+    let depths: Vec<usize> = list("--depth", &a.depth)?;
+    let rates: Vec<Option<f64>> = match &a.rate {
         None => vec![None],
-        Some(r) => list::<String>("--rate", r)?.into_iter().map(Some).collect(),
+        Some(r) => list::<String>("--rate", r)?
+            .iter()
+            .map(|r| parse_rate("--rate", r).map(Some))
+            .collect::<Result<_, _>>()?,
     };
     if a.repeat == 0 {
-        return Err(ConfigError::Invalid {
-            flag: "--repeat",
-            value: "0".into(),
-            reason: "must be at least 1".into(),
-        });
+        return Err(flag_error("--repeat", 0, "must be at least 1"));
     }
+    let base = RunConfig {
+        quiet: true,
+        ..RunConfig::from_load(TargetSpec::Model(Model::Mio), &a.load)?
+    };
     let mut runs = Vec::new();
     for _ in 0..a.repeat {
-        for &c in &conns {
-            for &size in &sizes {
+        for &conns in &conns {
+            for &msg_size in &sizes {
                 for &depth in &depths {
-                    for rate in &rates {
-                        for target in &targets {
-                            let threadpool = target.parse::<Model>() == Ok(Model::ThreadPool);
-                            let mut load = a.load.clone();
+                    for &rate in &rates {
+                        for &model in &targets {
                             // A pool smaller than the connection count leaves clients unserved.
-                            load.server_threads = load.server_threads.or(threadpool.then_some(c));
-                            let args = RunArgs {
-                                target: Some(target.clone()),
-                                addr: None,
-                                conns: c,
-                                msg_size: size,
+                            let pool_size = (model == Model::ThreadPool).then(|| conns.min(100_000) as u32);
+                            let run = RunConfig {
+                                target: TargetSpec::Model(model),
+                                conns,
+                                msg_size,
                                 depth,
-                                rate: rate.clone(),
-                                slo: None,
-                                server_pid: None,
-                                csv: None,
-                                json: None,
-                                hdr_log: None,
-                                quiet: true,
-                                bind: None,
-                                load,
+                                rate,
+                                server_threads: base.server_threads.or(pool_size),
+                                ..base.clone()
                             };
-                            runs.push(RunConfig::try_from(&args)?);
+                            runs.push(run.checked()?);
                         }
                     }
                 }
@@ -91,13 +90,9 @@ pub fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, ConfigError> {
 }
 
 /// Runs the sweep; exit code 0 when every run was `ok`, else 1.
-pub fn run(a: &SweepArgs) -> anyhow::Result<u8> {
+pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
     let runs = plan(a)?;
-    sink::check_writable(&a.csv).map_err(|e| ConfigError::Invalid {
-        flag: "--csv",
-        value: a.csv.display().to_string(),
-        reason: format!("cannot write it: {e}"),
-    })?;
+    check_output("--csv", &a.csv)?;
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(runs.len() as u64);
         bar.set_style(
@@ -119,7 +114,7 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<u8> {
             cfg.conns, cfg.msg_size, cfg.depth, cfg.rate
         );
         bar.set_message(what.clone());
-        let report = match runner::run(cfg) {
+        let report = match crate::run::run(cfg) {
             Ok(r) => r,
             Err(e) => failed(cfg, &name, &format!("{e:#}")),
         };
@@ -161,14 +156,14 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<u8> {
 fn failed(cfg: &RunConfig, name: &str, reason: &str) -> Report {
     Report {
         label: cfg.label.clone(),
-        mode: if cfg.rate.is_some() { "open" } else { "closed" }.into(),
+        mode: cfg.schedule().mode(),
         conns: cfg.conns,
         msg_size: cfg.msg_size,
         depth: cfg.depth,
         rate: cfg.rate,
         warmup_s: cfg.warmup.as_secs_f64(),
         stop_reason: Some(reason.to_string()),
-        ..Report::empty(name, "", "tcp")
+        ..Report::empty(name, "", Some(servers::Transport::Tcp))
     }
 }
 
@@ -220,6 +215,6 @@ mod tests {
         assert!(plan(&args(&["--targets", "fibers", "--conns", "1"]))
             .unwrap_err()
             .to_string()
-            .starts_with("--target"));
+            .starts_with("--targets"));
     }
 }

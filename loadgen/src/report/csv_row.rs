@@ -75,8 +75,8 @@ pub fn fields(r: &Report) -> [String; HEADER.len()] {
         r.label.clone(),
         r.target.clone(),
         r.addr.clone(),
-        r.transport.clone(),
-        r.mode.clone(),
+        r.transport.map_or("", servers::Transport::name).to_string(),
+        r.mode.to_string(),
         r.conns.to_string(),
         r.msg_size.to_string(),
         r.depth.to_string(),
@@ -126,7 +126,7 @@ pub fn fields(r: &Report) -> [String; HEADER.len()] {
 
 /// One CSV row, preceded by the header line when `with_header`.
 pub fn render(r: &Report, with_header: bool) -> Vec<u8> {
-    let mut w = ::csv::Writer::from_writer(Vec::new());
+    let mut w = csv::Writer::from_writer(Vec::new());
     // Writing to a Vec cannot fail.
     if with_header {
         let _ = w.write_record(HEADER);

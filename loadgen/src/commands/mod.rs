@@ -1,0 +1,43 @@
+//! The commands, one file each: parse-free, they take checked or raw arguments and return
+//! the process exit code. Errors carry theirs ([`crate::error`]).
+
+mod compare;
+mod merge;
+mod plot;
+mod run;
+mod sweep;
+
+use std::io::Write;
+
+use anyhow::Context;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        None => run::run(&cli.run),
+        Some(Command::Run(args)) => run::run(&args),
+        Some(Command::Sweep(args)) => sweep::run(&args),
+        Some(Command::Compare(args)) => compare::run(&args),
+        Some(Command::Plot(args)) => plot::run(&args),
+        Some(Command::Merge(args)) => merge::run(&args),
+        Some(Command::Targets) => {
+            let mut out = std::io::stdout().lock();
+            for m in servers::Model::ALL {
+                writeln!(out, "{:<16} {}", m.name(), m.description())?;
+            }
+            Ok(0)
+        }
+        Some(Command::Serve(args)) => {
+            servers::cli::serve(&args).context("echo server failed")?;
+            Ok(0)
+        }
+    }
+}
+
+/// Checks, before any work, that `path` (given with `flag`) can be written.
+pub(crate) fn check_output(flag: &'static str, path: &std::path::Path) -> Result<(), crate::error::Error> {
+    crate::report::sink::check_writable(path)
+        .map_err(|e| crate::error::flag_error(flag, path.display(), format!("cannot write it: {e}")))
+}

@@ -1,0 +1,66 @@
+//! `loadgen plot`: charts of a CSV report (throughput and p99 against connections) or the
+//! percentile spectrum of an interval log, as SVG.
+
+use super::check_output;
+use crate::cli::PlotArgs;
+use crate::error::Error;
+use crate::plot;
+use crate::report::read::read_report;
+use crate::report::sink;
+
+/// `loadgen plot`.
+pub(super) fn run(a: &PlotArgs) -> anyhow::Result<u8> {
+    check_output("--out", &a.out)?;
+    let is_log = a.input.extension().is_some_and(|e| e == "hlog");
+    if is_log {
+        let logs = crate::hlog::read(&a.input)?;
+        let merged = crate::merge::merge(&[logs]);
+        let title = a
+            .title
+            .clone()
+            .unwrap_or_else(|| format!("Latency by percentile ({})", a.input.display()));
+        let mut lines = vec![("latency (from the intended send time in open loop)", &merged.latency)];
+        if let Some(raw) = &merged.raw {
+            lines.push(("raw service time (from the actual send)", raw));
+        }
+        sink::write_file(&a.out, plot::spectrum(&title, &lines)?.as_bytes())?;
+        println!("wrote {}", a.out.display());
+        return Ok(0);
+    }
+    let rows = read_report(&a.input)?;
+    let size = match a.msg_size {
+        Some(s) => s,
+        None => rows.iter().find_map(|r| r.num("msg_size")).map_or(64, |v| v as u64),
+    };
+    let title = a.title.clone().unwrap_or_else(|| format!("{size} B messages"));
+    let tput = plot::line_chart(
+        &format!("Throughput, {title}"),
+        "round trips per second",
+        &plot::series(&rows, "throughput_msgs_s", size),
+        false,
+    )
+    .map_err(|e| Error::Input(format!("{}: {e}", a.input.display())))?;
+    let p99 = plot::line_chart(
+        &format!("p99 latency, {title}"),
+        "p99 latency (us, log)",
+        &plot::series(&rows, "lat_p99_us", size),
+        true,
+    )
+    .map_err(|e| Error::Input(format!("{}: {e}", a.input.display())))?;
+    let p99_path = suffixed(&a.out, "-p99");
+    sink::write_file(&a.out, tput.as_bytes())?;
+    sink::write_file(&p99_path, p99.as_bytes())?;
+    println!("wrote {} and {}", a.out.display(), p99_path.display());
+    Ok(0)
+}
+
+/// `dir/name.svg` with `suffix` before the extension.
+fn suffixed(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or("plot".into(), |s| s.to_string_lossy().into_owned());
+    let ext = path
+        .extension()
+        .map_or("svg".into(), |e| e.to_string_lossy().into_owned());
+    path.with_file_name(format!("{stem}{suffix}.{ext}"))
+}

@@ -1,0 +1,79 @@
+//! `loadgen run` (the default command): one load run, its report written to the files
+//! asked for and printed; or, with `--rate auto`, the capacity search.
+
+use std::io::Write;
+
+use super::check_output;
+use crate::capacity;
+use crate::cli::RunArgs;
+use crate::config::RunConfig;
+use crate::report::{sink, Format, Report};
+
+/// `loadgen run`: one run, or a capacity search with `--rate auto`.
+pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
+    let cfg = RunConfig::try_from(args)?;
+    for (flag, path) in [("--csv", &cfg.csv), ("--json", &cfg.json), ("--hdr-log", &cfg.hdr_log)] {
+        if let Some(path) = path {
+            check_output(flag, path)?;
+        }
+    }
+    if let Some(slo) = &cfg.search {
+        return run_search(&cfg, slo);
+    }
+    let report = crate::run::run(&cfg)?;
+    // Files first: a broken stdout must not lose the measurement.
+    let mut write_errors = Vec::new();
+    if let Some(path) = &cfg.csv {
+        if let Err(e) = sink::append_csv(path, &report) {
+            write_errors.push(e);
+        }
+    }
+    if let Some(path) = &cfg.json {
+        if let Err(e) = sink::write_file(path, &Format::Json.render(&report, false)) {
+            write_errors.push(e);
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(&Format::Table.render(&report, false));
+    let _ = out.flush();
+    if let Some(e) = write_errors.into_iter().next() {
+        return Err(e);
+    }
+    Ok(report.status.exit_code())
+}
+
+/// `--rate auto`: the capacity search. Every trial is a full run on a fresh server; each
+/// appends its row to `--csv`; `--json` gets the search with its trials.
+fn run_search(cfg: &RunConfig, slo: &capacity::Slo) -> anyhow::Result<u8> {
+    let result = capacity::search(slo, |rate| -> anyhow::Result<Report> {
+        let trial = RunConfig {
+            rate,
+            search: None,
+            label: format!("{} auto-rate {slo}", cfg.label).trim().to_string(),
+            ..cfg.clone()
+        };
+        let report = crate::run::run(&trial)?;
+        eprintln!(
+            "  trial {}: {:.0} msg/s, {} = {:.1} us, {}",
+            rate.map_or("closed loop".into(), |r| format!("{r:.0} msg/s")),
+            report.throughput_msgs_s,
+            slo.percentile,
+            slo.value(&report),
+            report.status
+        );
+        if let Some(path) = &cfg.csv {
+            sink::append_csv(path, &report)?;
+        }
+        if crate::signals::interrupted() {
+            anyhow::bail!("interrupted during the capacity search (trials so far are in the CSV, if any)");
+        }
+        Ok(report)
+    })?;
+    if let Some(path) = &cfg.json {
+        let mut bytes = serde_json::to_vec_pretty(&result)?;
+        bytes.push(b'\n');
+        sink::write_file(path, &bytes)?;
+    }
+    print!("{}", capacity::render(&result));
+    Ok(if result.capacity.is_some() { 0 } else { 1 })
+}

@@ -1,0 +1,245 @@
+//! One connection's framing: which message goes out next and how much of it is written,
+//! which must come back next and whether its bytes match, and when each was sent. Also the
+//! per-thread context the connections share (buffers, the schedule, the interval being
+//! recorded), kept apart from them so both can be borrowed at once.
+
+use std::io::{self, Read, Write};
+use std::time::Instant;
+
+use super::socket::{classify, Sock};
+use crate::payload;
+use crate::record::{Fault, Interval};
+use crate::schedule::Schedule;
+
+/// Where a connection stands.
+pub(super) enum Link {
+    /// Closed; (re)connect once `retry_at` has passed.
+    Down {
+        /// Not before this.
+        retry_at: Instant,
+    },
+    /// Connect in progress.
+    Connecting {
+        /// Since then.
+        since: Instant,
+    },
+    /// Open.
+    Up,
+}
+
+/// Per-message context shared by a thread's connections (split from the connections so
+/// both can be borrowed at once).
+pub(super) struct Ctx {
+    pub(super) msg_size: usize,
+    pub(super) depth: u64,
+    pub(super) schedule: Schedule,
+    pub(super) start: Instant,
+    pub(super) warm_ns: u64,
+    pub(super) end_ns: u64,
+    pub(super) sending: bool,
+    pub(super) cur: Interval,
+    pub(super) rbuf: Box<[u8]>,
+    pub(super) wbuf: Box<[u8]>,
+}
+
+impl Ctx {
+    #[inline]
+    pub(super) fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    #[inline]
+    fn in_window(&self, t: u64) -> bool {
+        t >= self.warm_ns && t < self.end_ns
+    }
+}
+
+pub(super) struct Conn {
+    pub(super) id: u32,
+    pub(super) sock: Option<Sock>,
+    pub(super) link: Link,
+    /// Consecutive failed connects (for the back-off).
+    pub(super) failures: u32,
+    /// Its first connect attempt has ended (opened or failed): the connection phase waits
+    /// for this on every connection, and first attempts go before any retry.
+    pub(super) tried: bool,
+    /// Next message to send, and bytes of it already written.
+    pub(super) send_seq: u64,
+    pub(super) send_off: usize,
+    /// Open loop: messages whose intended time has come (closed loop: unlimited).
+    pub(super) due: u64,
+    /// Next message to receive, and bytes of it already received.
+    pub(super) recv_seq: u64,
+    pub(super) recv_off: usize,
+    /// The message being received had a wrong byte.
+    pub(super) recv_bad: bool,
+    /// Actual send time (ns) of each message in flight, by `seq % depth`.
+    pub(super) sent_at: Box<[u64]>,
+    /// Messages completed inside the window.
+    pub(super) msgs: u64,
+    /// The server's FIN (or an error) was signalled: read to EOF, never stop at a short read.
+    pub(super) read_closed: bool,
+}
+
+impl Conn {
+    /// Connection `id`, closed and due to connect from `now`; `depth` messages in flight,
+    /// every message due at once in closed loop.
+    pub(super) fn new(id: u32, depth: usize, closed_loop: bool, now: Instant) -> Conn {
+        Conn {
+            id,
+            sock: None,
+            link: Link::Down { retry_at: now },
+            failures: 0,
+            tried: false,
+            send_seq: 0,
+            send_off: 0,
+            due: if closed_loop { u64::MAX } else { 0 },
+            recv_seq: 0,
+            recv_off: 0,
+            recv_bad: false,
+            sent_at: vec![0; depth].into_boxed_slice(),
+            msgs: 0,
+            read_closed: false,
+        }
+    }
+
+    /// Messages whose first byte has been written.
+    #[inline]
+    fn started(&self) -> u64 {
+        self.send_seq + u64::from(self.send_off > 0)
+    }
+
+    /// Writes as many messages as the window and the schedule allow, until the socket
+    /// would block.
+    pub(super) fn send(&mut self, ctx: &mut Ctx) -> Result<(), Fault> {
+        let size = ctx.msg_size;
+        let Some(sock) = self.sock.as_mut() else {
+            return Ok(());
+        };
+        loop {
+            let limit = (self.recv_seq + ctx.depth).min(self.due);
+            if self.send_seq >= limit {
+                return Ok(());
+            }
+            // Lay out the bytes still to send, message after message, in the write buffer.
+            let (mut len, mut seq, mut off) = (0, self.send_seq, self.send_off);
+            while seq < limit && len < ctx.wbuf.len() {
+                let take = (size - off).min(ctx.wbuf.len() - len);
+                payload::fill(payload::key(self.id, seq), off, &mut ctx.wbuf[len..len + take]);
+                len += take;
+                off += take;
+                if off == size {
+                    seq += 1;
+                    off = 0;
+                }
+            }
+            let now = ctx.now_ns();
+            let n = match sock.write(&ctx.wbuf[..len]) {
+                Ok(0) => return Err(Fault::Other),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()), // send buffer full: wait for WRITABLE
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,     // EINTR: retry
+                Err(e) => return Err(classify(&e)),
+            };
+            // Account the written bytes; a message is sent from its first byte on.
+            let mut left = n;
+            while left > 0 {
+                if self.send_off == 0 {
+                    self.sent_at[(self.send_seq % ctx.depth) as usize] = now;
+                    if ctx.in_window(now) {
+                        ctx.cur.counters.sent += 1;
+                        if let Some(intended) = ctx.schedule.intended_ns(self.id, self.send_seq) {
+                            ctx.cur.send_lag.saturating_record(now.saturating_sub(intended));
+                        }
+                    }
+                }
+                let take = (size - self.send_off).min(left);
+                self.send_off += take;
+                left -= take;
+                if self.send_off == size {
+                    self.send_seq += 1;
+                    self.send_off = 0;
+                }
+            }
+            if n < len {
+                return Ok(()); // short write: the send buffer is full; WRITABLE comes later
+            }
+        }
+    }
+
+    /// Reads and checks everything available.
+    pub(super) fn receive(&mut self, ctx: &mut Ctx) -> Result<(), Fault> {
+        loop {
+            let Some(sock) = self.sock.as_mut() else {
+                return Ok(());
+            };
+            let n = match sock.read(&mut ctx.rbuf) {
+                Ok(0) => return Err(Fault::Reset), // the server closed the connection
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(classify(&e)),
+            };
+            let now = ctx.now_ns();
+            let mut i = 0;
+            while i < n {
+                // Only bytes that were sent can come back.
+                let allowed = match self.recv_seq.cmp(&self.send_seq) {
+                    std::cmp::Ordering::Less => ctx.msg_size - self.recv_off,
+                    std::cmp::Ordering::Equal => self.send_off.saturating_sub(self.recv_off),
+                    std::cmp::Ordering::Greater => 0,
+                };
+                let take = allowed.min(n - i);
+                if take == 0 {
+                    return Err(Fault::Other); // more bytes back than were sent
+                }
+                if !payload::verify(
+                    payload::key(self.id, self.recv_seq),
+                    self.recv_off,
+                    &ctx.rbuf[i..i + take],
+                ) {
+                    self.recv_bad = true;
+                }
+                self.recv_off += take;
+                i += take;
+                if self.recv_off == ctx.msg_size {
+                    self.complete(now, ctx);
+                }
+            }
+            // A read shorter than the buffer emptied the socket; with edge-triggered
+            // readiness new data raises a new event, so skip the read that would say EAGAIN
+            // (unless the server's FIN came with it: that raises no further event).
+            if n < ctx.rbuf.len() && !self.read_closed {
+                return Ok(());
+            }
+        }
+    }
+
+    #[inline]
+    fn complete(&mut self, now: u64, ctx: &mut Ctx) {
+        let sent = self.sent_at[(self.recv_seq % ctx.depth) as usize];
+        if self.recv_bad {
+            ctx.cur.counters.mismatches += 1;
+        } else if ctx.in_window(now) {
+            match ctx.schedule.intended_ns(self.id, self.recv_seq) {
+                Some(intended) => {
+                    ctx.cur.latency.saturating_record(now.saturating_sub(intended));
+                    ctx.cur.raw.saturating_record(now.saturating_sub(sent));
+                }
+                None => ctx.cur.latency.saturating_record(now.saturating_sub(sent)),
+            }
+            ctx.cur.counters.msgs += 1;
+            ctx.cur.counters.bytes += ctx.msg_size as u64;
+            self.msgs += 1;
+        }
+        self.recv_seq += 1;
+        self.recv_off = 0;
+        self.recv_bad = false;
+    }
+
+    /// The oldest message in flight has waited longer than `timeout_ns`.
+    pub(super) fn timed_out(&self, now_ns: u64, timeout_ns: u64, depth: u64) -> bool {
+        self.recv_seq < self.started()
+            && now_ns.saturating_sub(self.sent_at[(self.recv_seq % depth) as usize]) > timeout_ns
+    }
+}

@@ -1,0 +1,193 @@
+//! The client driver: one thread's event loop over its share of the connections.
+//!
+//! One loop serves every mode; the mode is a value ([`Schedule`](crate::schedule::Schedule)):
+//! closed loop keeps `depth` messages in flight per connection, open loop sends each message
+//! at its intended time (bounded by `depth` in flight) and measures latency from that time.
+//! Per message the loop makes one `write` and (usually) one `read`, two clock reads,
+//! payload fill and check, and a histogram record: no lock, no channel send and no
+//! allocation. Once per interval it sends its [`Interval`] to the main thread.
+//!
+//! The rooms: [`socket`] (the socket kinds and how a connect starts and ends), [`conn`]
+//! (per-connection framing: what is sent, what must come back, what it measured),
+//! [`timer`] (sub-millisecond open-loop wake-ups), [`event_loop`] (the loop itself, with
+//! the connection phase and reconnects). A second transport or I/O engine is a value the
+//! one loop is parameterised by, in `socket` and `event_loop`, not a copy of the loop.
+
+mod conn;
+mod event_loop;
+mod socket;
+mod timer;
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::mpsc::Sender;
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use servers::ListenAddr;
+
+use crate::config::RunConfig;
+use crate::record::Interval;
+
+/// Connects in flight at once per thread, so a burst does not overflow the listen backlog.
+pub(crate) const CONNECT_WINDOW: usize = 64;
+
+/// The longest the connection phase may last for a thread holding `conns` connections: one
+/// `--connect-timeout` per round of [`CONNECT_WINDOW`] first attempts, plus one for
+/// retries. Past it the load starts on the connections that are open; the others keep
+/// retrying (with back-off) during the run and are counted.
+pub(crate) fn connect_phase_limit(conns: usize, connect_timeout: Duration) -> Duration {
+    let rounds = conns.div_ceil(CONNECT_WINDOW).max(1) as u32;
+    connect_timeout * (rounds + 1)
+}
+
+/// State shared by the client threads and the main thread (touched once per run, per
+/// connect or close, or per loop iteration; never per message).
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Set to stop every thread early (Ctrl-C, server died).
+    pub(crate) stop: AtomicBool,
+    /// The common start: set by the first thread past the barrier.
+    pub(crate) start: OnceLock<Instant>,
+    /// Where the threads wait for each other once their connection phase is over.
+    pub(crate) connected: Gate,
+    /// Connections open right now, over all threads.
+    pub(crate) up: AtomicUsize,
+    /// Failed connect attempts so far, over all threads (for the progress line).
+    pub(crate) connect_failures: AtomicU64,
+}
+
+impl Shared {
+    /// Shared state for `threads` client threads.
+    pub(crate) fn new(threads: usize) -> Self {
+        Shared {
+            stop: AtomicBool::new(false),
+            start: OnceLock::new(),
+            connected: Gate::new(threads),
+            up: AtomicUsize::new(0),
+            connect_failures: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A barrier that can also be opened early: the threads wait until all of them have
+/// arrived, or until [`Gate::open`] (a client thread could not be started, so not all of
+/// them ever will).
+#[derive(Debug)]
+pub(crate) struct Gate {
+    arrived: Mutex<(usize, bool)>,
+    all_in: Condvar,
+    expected: usize,
+}
+
+impl Gate {
+    /// A gate for `expected` threads.
+    pub(crate) fn new(expected: usize) -> Self {
+        Gate {
+            arrived: Mutex::new((0, false)),
+            all_in: Condvar::new(),
+            expected,
+        }
+    }
+
+    /// Arrives and waits for the others (or for the gate to be opened).
+    pub(crate) fn wait(&self) {
+        let mut state = self.arrived.lock().unwrap_or_else(|e| e.into_inner());
+        state.0 += 1;
+        if state.0 >= self.expected {
+            state.1 = true;
+            self.all_in.notify_all();
+        }
+        while !state.1 {
+            state = self.all_in.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Lets every waiting and future thread through.
+    pub(crate) fn open(&self) {
+        self.arrived.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.all_in.notify_all();
+    }
+}
+
+/// What a thread returns at the end (its intervals went to the main thread as it ran).
+#[derive(Debug)]
+pub(crate) struct ThreadOutput {
+    /// Connect latency of every successful connect, in ns.
+    pub(crate) connect: Histogram<u64>,
+    /// Connections open when the load started.
+    pub(crate) conns_ok: usize,
+    /// Messages completed in the window, per connection (connection id, count).
+    pub(crate) per_conn: Vec<(u32, u64)>,
+    /// CPU time this thread used inside the measured window.
+    pub(crate) window_cpu: Duration,
+}
+
+/// Splits `conns` connection ids over `threads`: thread `t` gets `t, t + threads, ...`
+/// (the order [`ThreadSchedule`](crate::schedule::ThreadSchedule) relies on).
+pub(crate) fn assign(conns: usize, threads: usize) -> Vec<Vec<u32>> {
+    let threads = threads.clamp(1, conns.max(1));
+    (0..threads)
+        .map(|t| (t..conns).step_by(threads).map(|c| c as u32).collect())
+        .collect()
+}
+
+/// Runs one client thread over `conn_ids` against `addr` until the run ends; intervals go
+/// to `tx`. Always meets the other threads at the barrier, even when it fails to set up.
+pub(crate) fn run_thread(
+    conn_ids: Vec<u32>,
+    cfg: &RunConfig,
+    addr: &ListenAddr,
+    shared: &Shared,
+    tx: &Sender<Interval>,
+) -> io::Result<ThreadOutput> {
+    if let Some(cpus) = &cfg.pin_client {
+        if let Err(e) = crate::sys::set_affinity(None, cpus) {
+            shared.connected.wait();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot pin a client thread (--pin-client): {e}"),
+            ));
+        }
+    }
+    match event_loop::Client::new(conn_ids, cfg, addr, shared, tx) {
+        Ok(mut client) => client.run(),
+        Err(e) => {
+            shared.connected.wait();
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_opened_gate_lets_a_partial_group_through() {
+        let gate = Gate::new(3);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| gate.wait());
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(!waiter.is_finished(), "one of three arrived: it waits");
+            gate.open();
+            waiter.join().unwrap();
+        });
+        gate.wait(); // opened: no wait
+    }
+
+    #[test]
+    fn connections_are_spread_round_robin() {
+        assert_eq!(assign(5, 2), vec![vec![0, 2, 4], vec![1, 3]]);
+        assert_eq!(assign(1, 4), vec![vec![0]]);
+    }
+
+    #[test]
+    fn the_connection_phase_is_bounded_by_rounds_of_first_attempts() {
+        let t = Duration::from_secs(1);
+        assert_eq!(connect_phase_limit(1, t), Duration::from_secs(2));
+        assert_eq!(connect_phase_limit(150, t), Duration::from_secs(4));
+        assert_eq!(connect_phase_limit(5000, t), Duration::from_secs(80));
+    }
+}

@@ -1,0 +1,106 @@
+//! The socket kinds a client connection can be (TCP, Unix stream), how a nonblocking
+//! connect starts (from a chosen source address when `--bind` gives one) and how it is
+//! known to have finished, and which fault an I/O error counts as.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+
+use servers::ListenAddr;
+use socket2::{Domain, Socket, Type};
+
+use crate::record::Fault;
+use crate::sys;
+
+/// A client socket of one of the stream kinds.
+pub(super) enum Sock {
+    /// TCP over IPv4 or IPv6.
+    Tcp(mio::net::TcpStream),
+    /// A Unix domain stream socket.
+    Unix(mio::net::UnixStream),
+}
+
+impl Sock {
+    /// Starts a nonblocking connect, from source address `from` when given.
+    pub(super) fn connect(addr: &ListenAddr, from: Option<IpAddr>) -> io::Result<Sock> {
+        match (addr, from) {
+            (ListenAddr::Tcp(a), None) => mio::net::TcpStream::connect(*a).map(Sock::Tcp),
+            (ListenAddr::Tcp(a), Some(ip)) => {
+                let socket = Socket::new(Domain::for_address(*a), Type::STREAM, None)?;
+                socket.set_nonblocking(true)?;
+                // Pick the port at connect time, not at bind: the (source, destination) pair
+                // then decides uniqueness, so one source address is not capped at ~28k
+                // ports over all destinations. Unsupported kernels just pick it at bind.
+                let _ = socket.set_reuse_address(true);
+                let _ = sys::set_bind_no_port(&socket);
+                socket.bind(&SocketAddr::new(ip, 0).into())?;
+                match socket.connect(&(*a).into()) {
+                    Ok(()) => {}
+                    // EINPROGRESS: the handshake goes on; WRITABLE tells when it is done.
+                    Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                    Err(e) => return Err(e),
+                }
+                Ok(Sock::Tcp(mio::net::TcpStream::from_std(socket.into())))
+            }
+            (ListenAddr::Unix(p), _) => mio::net::UnixStream::connect(p).map(Sock::Unix),
+        }
+    }
+
+    /// The descriptor, to register with the poller.
+    pub(super) fn fd(&self) -> RawFd {
+        match self {
+            Sock::Tcp(s) => s.as_raw_fd(),
+            Sock::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    /// `Ok(true)` once connected, `Ok(false)` while still connecting.
+    pub(super) fn connected(&self) -> io::Result<bool> {
+        let (err, peer) = match self {
+            Sock::Tcp(s) => (s.take_error(), s.peer_addr().map(drop)),
+            Sock::Unix(s) => (s.take_error(), s.peer_addr().map(drop)),
+        };
+        if let Some(e) = err? {
+            return Err(e);
+        }
+        match peer {
+            Ok(()) => Ok(true),
+            // ENOTCONN: the handshake has not finished; a later event will tell.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Read for Sock {
+    #[inline]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.read(buf),
+            Sock::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Sock {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.write(buf),
+            Sock::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The fault an I/O error on an open connection counts as.
+pub(super) fn classify(e: &io::Error) -> Fault {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => Fault::Reset,
+        io::ErrorKind::TimedOut => Fault::Timeout,
+        _ => Fault::Other,
+    }
+}

@@ -1,0 +1,174 @@
+//! Merging the client threads' intervals as they arrive, in memory that does not grow with
+//! the run's duration.
+//!
+//! Each thread hands over one [`Interval`] per reporting interval. An interval stays
+//! pending until every thread has reported it; then it is complete: it is handed out once
+//! (for the interval log), folded into the running totals, and kept only as its summary
+//! numbers (for the JSON series). So at most a few intervals' histograms are held at any
+//! time, however long the run.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::record::{Counters, Interval, Percentiles};
+use crate::report::IntervalRow;
+
+/// One completed interval's summary (its histograms are folded into the totals).
+#[derive(Debug, Clone, Copy)]
+struct Summary {
+    index: u32,
+    msgs: u64,
+    p50_us: f64,
+    p99_us: f64,
+    errors: u64,
+}
+
+/// The threads' intervals, merged.
+#[derive(Debug)]
+pub(crate) struct Aggregator {
+    /// Warmup (and connection phase) counts.
+    warmup: Interval,
+    /// Intervals not yet reported by every thread, by index, merged over the threads so far.
+    pending: BTreeMap<u32, (Interval, usize)>,
+    /// Every completed interval merged.
+    total: Interval,
+    /// Completed intervals' summaries, in order.
+    done: Vec<Summary>,
+    /// Threads reporting.
+    threads: usize,
+}
+
+impl Aggregator {
+    /// An aggregator for `threads` reporting threads.
+    pub(crate) fn new(threads: usize) -> Self {
+        Aggregator {
+            warmup: Interval::new(None),
+            pending: BTreeMap::new(),
+            total: Interval::new(None),
+            done: Vec::new(),
+            threads,
+        }
+    }
+
+    /// Adds one thread's interval.
+    pub(crate) fn add(&mut self, iv: &Interval) {
+        match iv.index {
+            None => self.warmup.merge(iv),
+            Some(i) => {
+                let (merged, arrived) = self.pending.entry(i).or_insert_with(|| (Interval::new(Some(i)), 0));
+                merged.merge(iv);
+                *arrived += 1;
+            }
+        }
+    }
+
+    /// Completes the earliest pending interval if every thread has reported it (with
+    /// `all`, at the end of a run: whether or not they have), folds it into the totals and
+    /// hands it to `sink` (for the interval log). Call until it returns `false`.
+    pub(crate) fn complete_next(&mut self, all: bool, sink: impl FnOnce(&Interval)) -> bool {
+        let Some(entry) = self.pending.first_entry() else {
+            return false;
+        };
+        if !all && entry.get().1 < self.threads {
+            return false;
+        }
+        let (iv, _) = entry.remove();
+        sink(&iv);
+        let p = Percentiles::of(&iv.latency);
+        self.done.push(Summary {
+            index: iv.index.unwrap_or(0),
+            msgs: iv.counters.msgs,
+            p50_us: p.p50_us,
+            p99_us: p.p99_us,
+            errors: iv.counters.errors(),
+        });
+        self.total.merge(&iv);
+        true
+    }
+
+    /// Everything completed, merged: window latencies and message counts; error counts of
+    /// warmup and window together.
+    pub(crate) fn total(&self) -> Interval {
+        let mut total = self.total.clone();
+        let w = self.warmup.counters;
+        total.counters += Counters {
+            msgs: 0,
+            bytes: 0,
+            sent: 0,
+            ..w
+        };
+        total
+    }
+
+    /// Errors counted so far (warmup, completed and pending intervals).
+    pub(crate) fn errors_so_far(&self) -> u64 {
+        self.warmup.counters.errors()
+            + self.total.counters.errors()
+            + self.pending.values().map(|(iv, _)| iv.counters.errors()).sum::<u64>()
+    }
+
+    /// The latest completed interval: (messages, latency p99 in µs).
+    pub(crate) fn latest(&self) -> Option<(u64, f64)> {
+        self.done.last().map(|s| (s.msgs, s.p99_us))
+    }
+
+    /// Per-interval series; the last interval may be shorter than `interval`.
+    pub(crate) fn rows(&self, interval: Duration, measured: Duration) -> Vec<IntervalRow> {
+        let len = interval.as_secs_f64();
+        let measured = measured.as_secs_f64();
+        self.done
+            .iter()
+            .filter_map(|s| {
+                let start = f64::from(s.index) * len;
+                let end = (start + len).min(measured);
+                (end > start).then(|| IntervalRow {
+                    t_s: end,
+                    msgs_s: s.msgs as f64 / (end - start),
+                    p50_us: s.p50_us,
+                    p99_us: s.p99_us,
+                    errors: s.errors,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iv(index: u32, latency_ns: u64) -> Interval {
+        let mut iv = Interval::new(Some(index));
+        iv.latency.record(latency_ns).unwrap();
+        iv.counters.msgs = 1;
+        iv
+    }
+
+    #[test]
+    fn completes_in_order_once_every_thread_reported() {
+        let mut agg = Aggregator::new(2);
+        agg.add(&iv(0, 1000));
+        agg.add(&iv(1, 2000));
+        assert!(!agg.complete_next(false, |_| {}), "interval 0 lacks a thread");
+        agg.add(&iv(0, 3000));
+        let mut seen = Vec::new();
+        while agg.complete_next(false, |iv| seen.push(iv.index)) {}
+        assert_eq!(seen, vec![Some(0)]);
+        while agg.complete_next(true, |iv| seen.push(iv.index)) {}
+        assert_eq!(seen, vec![Some(0), Some(1)]);
+        let total = agg.total();
+        assert_eq!((total.counters.msgs, total.latency.len()), (3, 3));
+        assert_eq!(agg.rows(Duration::from_secs(1), Duration::from_secs(2)).len(), 2);
+    }
+
+    #[test]
+    fn holds_no_histograms_of_completed_intervals() {
+        let mut agg = Aggregator::new(1);
+        for i in 0..10_000 {
+            agg.add(&iv(i, 1000 + u64::from(i)));
+            while agg.complete_next(false, |_| {}) {}
+        }
+        assert!(agg.pending.is_empty());
+        assert_eq!(agg.total().latency.len(), 10_000);
+    }
+}

@@ -1,0 +1,84 @@
+//! What the server and the client cost during the measured window: readings of both at the
+//! window's start and end, the server's peak thread count, and its last reading (kept for
+//! when it has exited by the end).
+
+use std::time::Instant;
+
+use crate::proc::{self, ProcSample};
+use crate::report::ServerCost;
+use crate::sys::{self, SelfUsage};
+
+/// One reading of both sides.
+type Reading = (SelfUsage, Option<ProcSample>);
+
+/// Readings taken as the run goes.
+#[derive(Debug)]
+pub(crate) struct Cost {
+    server_pid: Option<u32>,
+    at_start: Option<Reading>,
+    at_end: Option<Reading>,
+    last_server: Option<ProcSample>,
+    peak_threads: u64,
+}
+
+impl Cost {
+    /// Readings of this process and of the server `server_pid`, when known.
+    pub(crate) fn new(server_pid: Option<u32>) -> Self {
+        Cost {
+            server_pid,
+            at_start: None,
+            at_end: None,
+            last_server: None,
+            peak_threads: 0,
+        }
+    }
+
+    fn read(&self) -> Reading {
+        (sys::self_usage(), self.server_pid.and_then(proc::sample))
+    }
+
+    /// Samples the server (peak threads); takes the window readings when their time has
+    /// come. Returns the next instant it needs a reading at, if any is still to come.
+    pub(crate) fn tick(&mut self, now: Instant, window: Option<(Instant, Instant)>) -> Option<Instant> {
+        if let Some(s) = self.server_pid.and_then(proc::sample) {
+            self.peak_threads = self.peak_threads.max(s.threads);
+            self.last_server = Some(s);
+        }
+        let (start, end) = window?;
+        if self.at_start.is_none() {
+            if now < start {
+                return Some(start);
+            }
+            self.at_start = Some(self.read());
+        }
+        if self.at_end.is_none() {
+            if now < end {
+                return Some(end);
+            }
+            self.at_end = Some(self.read());
+        }
+        None
+    }
+
+    /// The cost once the run is over: (client CPU seconds in the window, client peak RSS
+    /// in KiB, the server's cost when its pid is known).
+    pub(crate) fn finish(&mut self) -> (f64, u64, Option<ServerCost>) {
+        let now = (
+            sys::self_usage(),
+            self.server_pid.and_then(proc::sample).or(self.last_server),
+        );
+        let end = self.at_end.unwrap_or(now);
+        let client_cpu_s = self
+            .at_start
+            .map_or(0.0, |(a, _)| end.0.cpu.saturating_sub(a.cpu).as_secs_f64());
+        let server = self.server_pid.map(|_| ServerCost {
+            cpu_s: match (self.at_start.and_then(|s| s.1), end.1) {
+                (Some(a), Some(b)) => (b.cpu_s - a.cpu_s).max(0.0),
+                _ => 0.0,
+            },
+            peak_rss_kib: now.1.map_or(0, |s| s.peak_rss_kib),
+            peak_threads: self.peak_threads,
+        });
+        (client_cpu_s, now.0.peak_rss_kib, server)
+    }
+}

@@ -1,0 +1,215 @@
+//! One load run from start to finish, as its steps: check the descriptor budget, start the
+//! target, run the client threads while the main thread watches, samples and logs, then
+//! assemble the [`Report`].
+//!
+//! The run never hangs and never loses what it measured: on a fault the watcher tells the
+//! threads to stop (they notice within milliseconds), and the report holds everything
+//! recorded until then, with status `partial`.
+//!
+//! The rooms: [`aggregate`] (merging the threads' intervals in bounded memory), [`watch`]
+//! (reasons to stop early), [`cost`] (server and client CPU, memory, threads),
+//! [`progress`] (the live line), [`verdict`] (status and plain-word verdicts), and
+//! [`assemble`] (the report).
+
+mod aggregate;
+mod assemble;
+mod cost;
+mod progress;
+mod verdict;
+mod watch;
+
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+
+use crate::config::RunConfig;
+use crate::driver::{assign, run_thread, Shared, ThreadOutput};
+use crate::error::Error;
+use crate::hlog::{self, HlogWriter};
+use crate::record::Interval;
+use crate::report::Report;
+use crate::{sys, target};
+use aggregate::Aggregator;
+use cost::Cost;
+use progress::Progress;
+use watch::Watch;
+
+/// How often the main thread checks for faults and samples the server.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Descriptors a run needs besides one per connection: stdio, epoll and timer per thread,
+/// the server child's pipe, report files, slack.
+pub(crate) fn descriptors_needed(conns: usize, threads: usize) -> u64 {
+    conns as u64 + 4 * threads as u64 + 64
+}
+
+/// Raises the descriptor limit to the hard limit and checks that `conns` connections fit,
+/// before anything is opened.
+fn check_descriptors(conns: usize, threads: usize) -> Result<(), Error> {
+    let needed = descriptors_needed(conns, threads);
+    match sys::raise_nofile() {
+        Some(limit) if needed > limit => Err(Error::TooManyConns { conns, needed, limit }),
+        _ => Ok(()),
+    }
+}
+
+/// What the main thread saw while the client threads ran.
+struct Observed {
+    agg: Aggregator,
+    watch: Watch,
+    cost: Cost,
+    outputs: Vec<ThreadOutput>,
+    thread_error: Option<String>,
+}
+
+/// Runs one load run. Errors only when it could not run at all (too many connections for
+/// the descriptor limit, target does not start, address unreachable); faults during the
+/// run end up in the report's status.
+pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
+    check_descriptors(cfg.conns, cfg.threads)?;
+    let started_at = SystemTime::now();
+    let mut hlog = match &cfg.hdr_log {
+        Some(path) => Some(HlogWriter::create(path, started_at)?),
+        None => None,
+    };
+    let created = Instant::now();
+    let mut target = target::start(cfg)?;
+    let plan = assign(cfg.conns, cfg.threads);
+    let shared = Shared::new(plan.len());
+    let server_pid = target.server.as_ref().map(|s| s.pid()).or(cfg.server_pid);
+
+    let addr = target.addr.clone();
+    let (tx, rx) = mpsc::channel::<Interval>();
+    let mut seen = std::thread::scope(|scope| -> anyhow::Result<Observed> {
+        let mut handles = Vec::with_capacity(plan.len());
+        for (i, ids) in plan.into_iter().enumerate() {
+            let (shared, tx, addr) = (&shared, tx.clone(), &addr);
+            let handle = std::thread::Builder::new()
+                .name(format!("client-{i}"))
+                .spawn_scoped(scope, move || run_thread(ids, cfg, addr, shared, &tx));
+            match handle {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    // The threads already started would wait for this one: stop them and let
+                    // them through; the scope joins them before the error is returned.
+                    shared.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    shared.connected.open();
+                    return Err(e).context("cannot start a client thread");
+                }
+            }
+        }
+        drop(tx);
+        let mut seen = Observed {
+            agg: Aggregator::new(handles.len()),
+            watch: Watch::new(),
+            cost: Cost::new(server_pid),
+            outputs: Vec::new(),
+            thread_error: None,
+        };
+        let progress = Progress::new(cfg);
+        let log_offset = |start: Instant| start.saturating_duration_since(created) + cfg.warmup;
+        loop {
+            drain(&rx, &mut seen.agg);
+            complete_intervals(
+                &mut seen.agg,
+                hlog.as_mut(),
+                cfg,
+                shared.start.get().map(|&s| log_offset(s)),
+                None,
+            )?;
+            if handles.iter().all(|h| h.is_finished()) {
+                break;
+            }
+            let now = Instant::now();
+            seen.watch.check(now, &shared, &mut target);
+            let start = shared.start.get().copied();
+            let window = start.map(|s| (s + cfg.warmup, s + cfg.warmup + cfg.duration));
+            let next_reading = seen.cost.tick(now, window);
+            progress.update(start.map(|s| now.saturating_duration_since(s)), &shared, &seen.agg);
+            std::thread::sleep(next_reading.map_or(TICK, |t| TICK.min(t.saturating_duration_since(now))));
+        }
+        progress.finish();
+        for h in handles {
+            match h.join() {
+                Ok(Ok(out)) => seen.outputs.push(out),
+                Ok(Err(e)) => seen.thread_error = Some(format!("a client thread failed: {e}")),
+                Err(_) => seen.thread_error = Some("a client thread panicked".to_string()),
+            }
+        }
+        drain(&rx, &mut seen.agg);
+        Ok(seen)
+    })?;
+    let (client_cpu_s, client_rss_kib, server_cost) = seen.cost.finish();
+    if let Some(server) = target.server.as_mut() {
+        server.stop();
+    }
+
+    // The measured window: from the end of warmup to the planned end or the stop.
+    let start = shared.start.get().copied();
+    let measured = match (start, seen.watch.stopped()) {
+        (None, _) => Duration::ZERO,
+        (Some(s), Some((at, _))) => at.saturating_duration_since(s + cfg.warmup).min(cfg.duration),
+        (Some(_), None) => cfg.duration,
+    };
+    let offset = start.map(|s| s.saturating_duration_since(created) + cfg.warmup);
+    complete_intervals(&mut seen.agg, hlog.as_mut(), cfg, offset, Some(measured))?;
+    let stop_reason = seen.watch.stopped().map(|(_, r)| r.clone()).or(seen.thread_error);
+    Ok(assemble::report(assemble::Parts {
+        cfg,
+        target: &target,
+        started_at,
+        measured,
+        total: seen.agg.total(),
+        intervals: seen.agg.rows(cfg.interval, measured),
+        outputs: &seen.outputs,
+        client_cpu_s,
+        client_rss_kib,
+        server: server_cost,
+        stop_reason,
+    }))
+}
+
+fn drain(rx: &Receiver<Interval>, agg: &mut Aggregator) {
+    for iv in rx.try_iter() {
+        agg.add(&iv);
+    }
+}
+
+/// Folds every interval all threads have reported (all of them once `measured` is known,
+/// at the end) into the totals, writing each to the interval log. `offset`: the window's
+/// start after the log's base time (known once the load has started).
+fn complete_intervals(
+    agg: &mut Aggregator,
+    mut log: Option<&mut HlogWriter>,
+    cfg: &RunConfig,
+    offset: Option<Duration>,
+    measured: Option<Duration>,
+) -> anyhow::Result<()> {
+    let mut result = Ok(());
+    while agg.complete_next(measured.is_some(), |iv| {
+        if let (Some(log), Some(offset), Ok(())) = (log.as_deref_mut(), offset, &result) {
+            result = log_interval(log, iv, cfg, offset, measured);
+        }
+    }) {}
+    result
+}
+
+fn log_interval(
+    log: &mut HlogWriter,
+    iv: &Interval,
+    cfg: &RunConfig,
+    offset: Duration,
+    measured: Option<Duration>,
+) -> anyhow::Result<()> {
+    let start = cfg.interval * iv.index.unwrap_or(0);
+    let end = measured.unwrap_or(cfg.duration).min(start + cfg.interval);
+    if end <= start {
+        return Ok(()); // an interval begun after the run was stopped
+    }
+    log.interval(offset + start, end - start, &iv.latency, None)?;
+    if cfg.rate.is_some() {
+        log.interval(offset + start, end - start, &iv.raw, Some(hlog::RAW_TAG))?;
+    }
+    Ok(())
+}

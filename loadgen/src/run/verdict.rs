@@ -1,0 +1,122 @@
+//! The verdicts of a run, in plain words: how it ended (its status), whether the schedule
+//! was kept and who is to blame if not, whether the generator may have been the
+//! bottleneck, and why connections could not be opened.
+
+use crate::record::Counters;
+use crate::report::Status;
+
+/// How a run ended: `failed` when nothing could be measured, `partial` when it stopped
+/// early, `errors` when any error was counted, else `ok`.
+pub(crate) fn status(conns_ok: usize, counters: &Counters, stopped_early: bool) -> Status {
+    if conns_ok == 0 && counters.msgs == 0 {
+        Status::Failed
+    } else if stopped_early {
+        Status::Partial
+    } else if counters.errors() > 0 {
+        Status::Errors
+    } else {
+        Status::Ok
+    }
+}
+
+/// `Some(sentence)` when fewer than `conns` connections were open when the load started.
+pub(crate) fn unopened_verdict(conns: usize, conns_ok: usize, counters: &Counters) -> Option<String> {
+    (conns_ok < conns).then(|| {
+        format!(
+            "{} of {conns} connections could not be opened ({} failed connect attempts): the server stopped \
+             accepting (descriptor limit? backlog?) or refused them; the load ran on the {conns_ok} that were open \
+             and the others kept retrying",
+            conns - conns_ok,
+            counters.connect_errors
+        )
+    })
+}
+
+/// A client thread busier than this is taken as saturated.
+pub(crate) const SATURATED: f64 = 0.9;
+/// Open loop: the achieved rate must reach this share of the asked rate ...
+pub(crate) const RATE_KEPT: f64 = 0.99;
+/// ... and the send lag p99 stay below this (µs), or the schedule was not kept.
+pub(crate) const LAG_KEPT_US: f64 = 1000.0;
+
+/// Open loop: `None` when the schedule was kept, else a sentence saying it was not and
+/// whether the generator (a client thread near a full core) or the server is to blame.
+pub(crate) fn keep_up_verdict(rate: f64, achieved: f64, lag_p99_us: f64, busiest_thread: f64) -> Option<String> {
+    let short = achieved < RATE_KEPT * rate;
+    let late = lag_p99_us > LAG_KEPT_US;
+    if !short && !late {
+        return None;
+    }
+    let what = match (short, late) {
+        (true, true) => {
+            format!("achieved {achieved:.0} of {rate:.0} msg/s and sends were late (lag p99 {lag_p99_us:.0} us)")
+        }
+        (true, false) => format!("achieved {achieved:.0} of {rate:.0} msg/s"),
+        _ => format!("sends were late against the schedule (lag p99 {lag_p99_us:.0} us > {LAG_KEPT_US:.0} us)"),
+    };
+    let pct = busiest_thread * 100.0;
+    Some(if busiest_thread >= SATURATED {
+        format!(
+            "the GENERATOR could not keep up: {what}; its busiest client thread used {pct:.0}% of a core (add --threads or lower --rate)"
+        )
+    } else {
+        format!(
+            "the SERVER could not keep up: {what}; client threads were at most {pct:.0}% busy, so they were waiting for replies (--depth bounds messages in flight)"
+        )
+    })
+}
+
+/// Closed loop: `Some(warning)` when a client thread was near a full core, so the
+/// throughput may be the generator's limit rather than the server's.
+pub(crate) fn closed_loop_verdict(busiest_thread: f64) -> Option<String> {
+    (busiest_thread >= SATURATED).then(|| {
+        format!(
+            "the GENERATOR may be the bottleneck: its busiest client thread used {:.0}% of a core (add --threads, or give the client its own cores with --pin-client)",
+            busiest_thread * 100.0
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_blames_the_busy_side() {
+        assert_eq!(keep_up_verdict(1000.0, 999.0, 200.0, 0.2), None);
+        assert!(keep_up_verdict(1000.0, 900.0, 200.0, 0.97)
+            .unwrap()
+            .contains("GENERATOR"));
+        assert!(keep_up_verdict(1000.0, 900.0, 200.0, 0.3).unwrap().contains("SERVER"));
+        assert!(keep_up_verdict(1000.0, 1000.0, 5000.0, 0.3).unwrap().contains("late"));
+        assert_eq!(closed_loop_verdict(0.5), None);
+        assert!(closed_loop_verdict(0.95).unwrap().contains("GENERATOR"));
+    }
+
+    #[test]
+    fn status_follows_the_contract() {
+        let errs = Counters {
+            msgs: 5,
+            timeouts: 1,
+            ..Counters::default()
+        };
+        assert_eq!(status(0, &Counters::default(), false), Status::Failed);
+        assert_eq!(status(3, &errs, true), Status::Partial);
+        assert_eq!(status(3, &errs, false), Status::Errors);
+        assert_eq!(
+            status(
+                3,
+                &Counters {
+                    msgs: 5,
+                    ..Counters::default()
+                },
+                false
+            ),
+            Status::Ok
+        );
+        assert!(unopened_verdict(300, 66, &errs)
+            .unwrap()
+            .starts_with("234 of 300 connections"));
+        assert_eq!(unopened_verdict(3, 3, &errs), None);
+    }
+}

@@ -1,0 +1,177 @@
+//! Every OS call loadgen makes, in one place: CPU affinity, thread CPU time, the descriptor
+//! limit, resource usage, socket options, signals and timerfds.
+//!
+//! Safe wrappers come from `rustix` wherever it has them. Two calls have none there and use
+//! `libc` directly, each in one small `unsafe` block: `getrusage` (peak RSS and CPU of this
+//! process) and the `IP_BIND_ADDRESS_NO_PORT` socket option.
+
+use std::io;
+use std::num::NonZeroU64;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use rustix::process::{Pid, Resource, Rlimit, Signal};
+use rustix::thread::CpuSet;
+use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
+
+/// Restricts the calling thread (`pid` `None`) or process `pid` to `cpus`.
+pub(crate) fn set_affinity(pid: Option<u32>, cpus: &[usize]) -> io::Result<()> {
+    let mut set = CpuSet::new();
+    for &c in cpus {
+        set.set(c);
+    }
+    let pid = pid.and_then(|p| Pid::from_raw(p as i32));
+    rustix::thread::sched_setaffinity(pid, &set).map_err(io::Error::from)
+}
+
+/// CPU time used by the calling thread so far.
+pub(crate) fn thread_cpu() -> Duration {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat`'s CPU times.
+pub(crate) fn clock_ticks_per_sec() -> f64 {
+    match rustix::param::clock_ticks_per_second() {
+        0 => 100.0,
+        t => t as f64,
+    }
+}
+
+/// The descriptor limit now in force (soft), or `None` when unlimited or unknown.
+pub(crate) fn nofile_limit() -> Option<u64> {
+    rustix::process::getrlimit(Resource::Nofile).current
+}
+
+/// Raises the soft descriptor limit to the hard limit; returns the limit then in force
+/// (`None`: unlimited).
+pub(crate) fn raise_nofile() -> Option<u64> {
+    let lim = rustix::process::getrlimit(Resource::Nofile);
+    if lim.current != lim.maximum {
+        let raised = Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        };
+        // Refused (e.g. by a sandbox): the old soft limit stays, and is what is returned.
+        let _ = rustix::process::setrlimit(Resource::Nofile, raised);
+    }
+    nofile_limit()
+}
+
+/// This process's own usage so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct SelfUsage {
+    /// User + system CPU time so far.
+    pub(crate) cpu: Duration,
+    /// Peak resident set size, KiB.
+    pub(crate) peak_rss_kib: u64,
+}
+
+/// `getrusage(RUSAGE_SELF)` (not wrapped by rustix).
+pub(crate) fn self_usage() -> SelfUsage {
+    // SAFETY: rusage is plain data; getrusage fills the struct it is given a valid pointer to.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    SelfUsage {
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        peak_rss_kib: ru.ru_maxrss as u64,
+    }
+}
+
+/// IP_BIND_ADDRESS_NO_PORT (not wrapped by rustix or socket2): defer the port choice of a
+/// bound socket to `connect`, so the (source, destination) pair decides uniqueness.
+pub(crate) fn set_bind_no_port(socket: &impl AsRawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: a valid descriptor and a pointer to a local int of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sends `signal` to process `pid` (one we started: a server child or a shard).
+pub(crate) fn signal(pid: u32, signal: Signal) -> io::Result<()> {
+    let pid = Pid::from_raw(pid as i32).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    rustix::process::kill_process(pid, signal).map_err(io::Error::from)
+}
+
+/// Asks for `slack` of timer slack on the calling thread (default 50 µs), so timed
+/// wake-ups are punctual.
+pub(crate) fn set_timer_slack(slack: Duration) {
+    // Best effort: without it, wake-ups are only up to 50 µs later.
+    let _ = rustix::thread::set_current_timer_slack(NonZeroU64::new(slack.as_nanos() as u64));
+}
+
+/// A nonblocking, close-on-exec monotonic timerfd.
+pub(crate) fn timerfd() -> io::Result<OwnedFd> {
+    rustix::time::timerfd_create(
+        TimerfdClockId::Monotonic,
+        TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Arms `fd` to fire once, `after` from now (zero would disarm it: at least 1 ns).
+pub(crate) fn timerfd_arm(fd: impl AsFd, after: Duration) -> io::Result<()> {
+    let after = after.max(Duration::from_nanos(1));
+    let spec = Itimerspec {
+        it_interval: Timespec { tv_sec: 0, tv_nsec: 0 },
+        it_value: Timespec {
+            tv_sec: after.as_secs() as _,
+            tv_nsec: after.subsec_nanos() as _,
+        },
+    };
+    rustix::time::timerfd_settime(fd, TimerfdTimerFlags::empty(), &spec)
+        .map(drop)
+        .map_err(io::Error::from)
+}
+
+/// Reads a timerfd's expiry count, clearing its readiness. EAGAIN (not expired) is fine.
+pub(crate) fn timerfd_clear(fd: impl AsFd) {
+    let mut buf = [0u8; 8];
+    // EAGAIN when it has not expired: nothing to clear.
+    let _ = rustix::io::read(fd, &mut buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process_and_thread() {
+        assert!(self_usage().peak_rss_kib > 0);
+        let before = thread_cpu();
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        std::hint::black_box(x);
+        assert!(thread_cpu() > before);
+        assert!(raise_nofile().map_or(true, |l| l >= 64));
+        assert!(clock_ticks_per_sec() >= 1.0);
+    }
+
+    #[test]
+    fn a_timerfd_fires() {
+        let fd = timerfd().unwrap();
+        timerfd_arm(&fd, Duration::from_micros(100)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let mut buf = [0u8; 8];
+        assert_eq!(rustix::io::read(&fd, &mut buf).unwrap(), 8);
+        timerfd_clear(&fd); // not expired again: EAGAIN, ignored
+    }
+}

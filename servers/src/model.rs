@@ -1,0 +1,105 @@
+//! The server concurrency models: names as command lines and reports spell them.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A server concurrency model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Model {
+    /// std blocking sockets, one OS thread per accepted connection (small stacks).
+    ThreadPerConn,
+    /// std blocking sockets, a fixed pool of workers fed by a queue of accepted connections.
+    /// A connection holds its worker until it closes: connections beyond the pool size wait
+    /// in the queue, unserved, until a worker frees up.
+    ThreadPool,
+    /// Nonblocking, edge-triggered mio event loops, one per thread.
+    Mio,
+    /// A tokio task per connection (current-thread runtime for 1 thread, else multi-thread).
+    Tokio,
+}
+
+impl Model {
+    /// Every model, in the order reports list them.
+    pub const ALL: [Model; 4] = [Model::ThreadPerConn, Model::ThreadPool, Model::Mio, Model::Tokio];
+
+    /// The model's name as used on command lines and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::ThreadPerConn => "thread-per-conn",
+            Model::ThreadPool => "threadpool",
+            Model::Mio => "mio",
+            Model::Tokio => "tokio",
+        }
+    }
+
+    /// One line describing the model (for `loadgen targets` and help texts).
+    pub fn description(self) -> &'static str {
+        match self {
+            Model::ThreadPerConn => "std blocking I/O, one OS thread (64 KiB stack) per connection",
+            Model::ThreadPool => "std blocking I/O, fixed worker pool (--threads, default 16); extra connections wait",
+            Model::Mio => "mio edge-triggered event loop per thread (--threads, default 1, SO_REUSEPORT)",
+            Model::Tokio => "tokio task per connection (--threads 1: current-thread runtime, N: N workers)",
+        }
+    }
+
+    /// The names of every model, comma separated (for error messages).
+    pub fn names() -> String {
+        Model::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// The error of parsing an unknown model name; its message lists the valid names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownModel(pub String);
+
+impl fmt::Display for UnknownModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown model '{}' (valid: {})", self.0, Model::names())
+    }
+}
+
+impl std::error::Error for UnknownModel {}
+
+impl FromStr for Model {
+    type Err = UnknownModel;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Model::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(s.trim()))
+            .or(match s.trim() {
+                "thread-pool" | "pool" => Some(Model::ThreadPool),
+                "threads" | "thread-per-connection" => Some(Model::ThreadPerConn),
+                _ => None,
+            })
+            .ok_or_else(|| UnknownModel(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_round_trip() {
+        for model in Model::ALL {
+            assert_eq!(model.name().parse::<Model>().unwrap(), model);
+            assert_eq!(model.to_string(), model.name());
+        }
+    }
+
+    #[test]
+    fn unknown_model_lists_choices() {
+        let err = "fibers".parse::<Model>().unwrap_err().to_string();
+        assert!(
+            err.contains("fibers") && err.contains("thread-per-conn, threadpool, mio, tokio"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! What every model shares: its configuration ([`ServerConfig`]), the handle of a running
+//! server ([`ServerHandle`]) and [`start`], which binds the listeners and hands them to the
+//! chosen model. The model modules import from here; nothing here imports a model except
+//! [`start`]'s dispatch.
+
+use std::fmt;
+use std::io;
+use std::sync::Once;
+
+use crate::addr::ListenAddr;
+use crate::model::Model;
+use crate::{listen, mio_loop, thread_per_conn, thread_pool, tokio_tasks};
+
+/// Default listen backlog. std's fixed 128 overflows on a connection burst; the kernel
+/// caps it at `net.core.somaxconn` anyway.
+pub const DEFAULT_BACKLOG: u32 = 1024;
+
+/// Default stack size of a connection thread in the blocking models: an echo loop keeps its
+/// buffer on the heap, so 64 KiB is plenty and lets 10k+ threads fit in memory.
+pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
+
+/// Default number of workers of the [`Model::ThreadPool`] model.
+pub const DEFAULT_POOL_THREADS: usize = 16;
+
+/// Size of the scratch buffer each event loop (mio) or runtime thread (tokio) reads into.
+/// The blocking models read into a smaller per-connection buffer (`blocking::CONN_BUF`).
+pub const BUF_SIZE: usize = 64 * 1024;
+
+/// Options shared by every model.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen; port 0 picks a free port (read it back from [`ServerHandle::local_addr`]).
+    pub addr: ListenAddr,
+    /// Threads: pool workers (threadpool), event loops (mio), runtime workers (tokio).
+    /// `None` picks the model's default; thread-per-conn ignores it.
+    pub threads: Option<usize>,
+    /// Listen backlog.
+    pub backlog: u32,
+    /// Stack size of connection threads in the blocking models.
+    pub stack_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: ListenAddr::Tcp(([127, 0, 0, 1], 0).into()),
+            threads: None,
+            backlog: DEFAULT_BACKLOG,
+            stack_size: DEFAULT_STACK_SIZE,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The thread count for `model`, with the model's default filled in.
+    pub fn threads_for(&self, model: Model) -> usize {
+        let default = match model {
+            Model::ThreadPerConn | Model::Mio | Model::Tokio => 1,
+            Model::ThreadPool => DEFAULT_POOL_THREADS,
+        };
+        self.threads.unwrap_or(default).max(1)
+    }
+}
+
+/// A running server's stop half, implemented by each model.
+pub(crate) trait Running: Send {
+    /// Stops accepting, closes every connection and joins every thread.
+    fn stop(self: Box<Self>) -> io::Result<()>;
+}
+
+/// A running server. Dropping it shuts it down too (ignoring errors).
+pub struct ServerHandle {
+    local_addr: ListenAddr,
+    running: Option<Box<dyn Running>>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on (with the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> &ListenAddr {
+        &self.local_addr
+    }
+
+    /// Stops the server: no more accepts, every connection closed, every thread joined and
+    /// the port (or socket file) free. Returns within about a second.
+    pub fn shutdown(mut self) -> io::Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> io::Result<()> {
+        let result = match self.running.take() {
+            Some(running) => running.stop(),
+            None => return Ok(()),
+        };
+        if let ListenAddr::Unix(path) = &self.local_addr {
+            // The socket file outlives the listener; remove it so the path can be reused.
+            let _ = std::fs::remove_file(path);
+        }
+        result
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+/// Starts `model` with `config` and returns once it is listening.
+pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
+    ignore_sigpipe();
+    let threads = config.threads_for(model);
+    let listeners = listen::bind(&config.addr, config.backlog, listeners_for(model, threads))?;
+    let local_addr = listeners[0].local_addr()?;
+    let running: Box<dyn Running> = match model {
+        Model::ThreadPerConn => Box::new(thread_per_conn::start(listeners, config.stack_size)?),
+        Model::ThreadPool => Box::new(thread_pool::start(listeners, threads, config.stack_size)?),
+        Model::Mio => Box::new(mio_loop::start(listeners)?),
+        Model::Tokio => Box::new(tokio_tasks::start(listeners, threads)?),
+    };
+    Ok(ServerHandle {
+        local_addr,
+        running: Some(running),
+    })
+}
+
+/// How many listening sockets a model wants: one per mio event loop (SO_REUSEPORT lets the
+/// kernel spread connections across them), one for everything else.
+fn listeners_for(model: Model, threads: usize) -> usize {
+    match model {
+        Model::Mio => threads,
+        _ => 1,
+    }
+}
+
+/// Ignores SIGPIPE for the whole process (once). Writing to a socket whose peer has gone
+/// then fails with EPIPE instead of killing the process.
+fn ignore_sigpipe() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: setting a signal disposition to SIG_IGN has no memory-safety preconditions.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+    });
+}
