@@ -33,7 +33,7 @@ fn walk(key: u64, offset: usize, len: usize, mut f: impl FnMut(usize, &[u8]) -> 
     let end = offset + len;
     let mut pos = offset;
     // Head: up to the first word boundary.
-    if pos % 8 != 0 && pos < end {
+    if !pos.is_multiple_of(8) && pos < end {
         let w = word(key, pos / 8);
         let take = (8 - pos % 8).min(end - pos);
         if !f(0, &w[pos % 8..pos % 8 + take]) {

@@ -161,7 +161,7 @@ mod tests {
         }
         std::hint::black_box(x);
         assert!(thread_cpu() > before);
-        assert!(raise_nofile().map_or(true, |l| l >= 64));
+        assert!(raise_nofile().is_none_or(|l| l >= 64));
         assert!(clock_ticks_per_sec() >= 1.0);
     }
 

@@ -28,7 +28,7 @@ fn f(v: &serde_json::Value) -> f64 {
 fn closed_loop_latency_and_throughput_match_a_known_delay() {
     let _serial = serial();
     const DELAY_MS: f64 = 20.0;
-    let server = FaultServer::start(Fault::Delay(Duration::from_millis(DELAY_MS as u64)));
+    let server = MisbehavingServer::start(Misbehave::Delay(Duration::from_millis(DELAY_MS as u64)));
     let out_json = temp_path("delay.json");
     let out = run(&[
         "--addr",
@@ -63,7 +63,7 @@ fn closed_loop_latency_and_throughput_match_a_known_delay() {
 fn open_loop_sees_a_freeze_that_raw_latency_hides() {
     let _serial = serial();
     // Frozen 300 ms of every second: messages scheduled during the freeze wait for it.
-    let server = FaultServer::start(Fault::Freeze {
+    let server = MisbehavingServer::start(Misbehave::Freeze {
         period: Duration::from_secs(1),
         pause: Duration::from_millis(300),
     });

@@ -9,15 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn one_row(csv: &std::path::Path) -> std::collections::HashMap<String, String> {
-    let (_, mut rows) = read_csv(csv);
-    assert_eq!(rows.len(), 1);
-    rows.remove(0)
-}
-
 #[test]
 fn corrupted_bytes_are_counted_as_mismatches() {
-    let server = FaultServer::start(Fault::Corrupt(50));
+    let server = MisbehavingServer::start(Misbehave::Corrupt(50));
     let addr = server.addr_arg();
     let (code, row) = run_for_row(
         "corrupt.csv",
@@ -33,7 +27,7 @@ fn corrupted_bytes_are_counted_as_mismatches() {
 
 #[test]
 fn a_server_that_never_answers_gives_timeouts_not_a_hang() {
-    let server = FaultServer::start(Fault::Silent);
+    let server = MisbehavingServer::start(Misbehave::Silent);
     let addr = server.addr_arg();
     let t = Instant::now();
     let args = [
@@ -59,7 +53,7 @@ fn a_server_that_never_answers_gives_timeouts_not_a_hang() {
 
 #[test]
 fn resets_are_counted_and_connections_reopened() {
-    let server = FaultServer::start(Fault::ResetAfter(20));
+    let server = MisbehavingServer::start(Misbehave::ResetAfter(20));
     let addr = server.addr_arg();
     let (code, row) = run_for_row(
         "reset.csv",
@@ -75,7 +69,7 @@ fn resets_are_counted_and_connections_reopened() {
 
 #[test]
 fn an_external_server_dying_stops_the_run_as_partial() {
-    let server = FaultServer::start(Fault::DieAfter(Duration::from_secs(1)));
+    let server = MisbehavingServer::start(Misbehave::DieAfter(Duration::from_secs(1)));
     let addr = server.addr_arg();
     let t = Instant::now();
     let (code, row) = run_for_row(
@@ -115,40 +109,31 @@ fn the_spawned_server_dying_is_noticed_within_a_second() {
     let csv = temp_path("killed.csv");
     let (mut child, server) = start_long_run("mio", &csv);
     std::thread::sleep(Duration::from_millis(1200));
-    // SAFETY: killing the server process our loadgen child started.
-    unsafe { libc::kill(server as i32, libc::SIGKILL) };
+    signal(server, Signal::KILL);
     let t = Instant::now();
     let status = child.wait().unwrap();
     assert!(t.elapsed() < Duration::from_secs(3), "noticed after {:?}", t.elapsed());
     assert_eq!(status.code(), Some(1));
-    let row = one_row(&csv);
+    let row = only_row(&csv);
     assert_eq!(row["status"], "partial");
     assert!(num(&row, "msgs") > 0.0);
 }
 
 #[test]
 fn sigint_stops_the_run_and_the_server_and_keeps_the_row() {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        let csv = temp_path(&format!("sig{signal}.csv"));
+    for (i, sig) in [Signal::INT, Signal::TERM].into_iter().enumerate() {
+        let csv = temp_path(&format!("sig{i}.csv"));
         let (mut child, server) = start_long_run("tokio", &csv);
         std::thread::sleep(Duration::from_millis(1000));
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as i32, signal) };
+        signal(child.id(), sig);
         let t = Instant::now();
         let status = child.wait().unwrap();
         assert!(t.elapsed() < Duration::from_secs(5));
         assert_eq!(status.code(), Some(1));
-        let row = one_row(&csv);
+        let row = only_row(&csv);
         assert_eq!(row["status"], "partial");
         assert!(num(&row, "msgs") > 0.0 && num(&row, "duration_s") < 5.0);
         // The server child is gone too.
-        assert!(
-            !std::path::Path::new(&format!("/proc/{server}")).exists() || is_zombie_or_gone(server),
-            "server {server} still running"
-        );
+        assert!(testkit::proc::is_gone(server), "server {server} still running");
     }
-}
-
-fn is_zombie_or_gone(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z"))
 }

@@ -326,8 +326,7 @@ fn ctrl_c_stops_a_sweep_after_recording_the_run_in_progress() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    signal(child.id(), Signal::INT);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1));
     let (_, rows) = read_csv(&csv);

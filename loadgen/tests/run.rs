@@ -84,7 +84,7 @@ fn every_model_runs_and_reports_ok() {
 #[test]
 fn csv_header_is_the_contract() {
     let csv = temp_path("header.csv");
-    let server = FaultServer::start(Fault::None);
+    let server = MisbehavingServer::start(Misbehave::None);
     let addr = server.addr_arg();
     // Two runs: the second appends a row without a second header.
     for _ in 0..2 {
@@ -255,7 +255,7 @@ fn targets_lists_every_model() {
 
 #[test]
 fn connections_come_from_the_bound_source_addresses() {
-    let server = FaultServer::start(Fault::None);
+    let server = MisbehavingServer::start(Misbehave::None);
     let out = run(&[
         "--addr",
         &server.addr_arg(),

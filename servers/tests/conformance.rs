@@ -7,10 +7,11 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use servers::{start, ListenAddr, Model, ServerConfig, ServerHandle};
+use testkit::ServerProcess;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -232,92 +233,43 @@ fn serves_ipv6(model: Model) {
 
 // ---- tests against the `echo-server` binary in its own process --------------------------
 
-struct ChildServer {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
+/// The `echo-server` binary in its own process.
+struct ChildServer(ServerProcess);
 
 impl ChildServer {
     fn spawn(model: Model, nofile: Option<u64>) -> ChildServer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_echo-server"));
         cmd.args(["--model", model.name(), "--addr", "127.0.0.1:0", "--threads", "4"])
-            .stdout(Stdio::piped())
             .stderr(Stdio::null());
         if let Some(limit) = nofile {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let lim = libc::rlimit {
-                        rlim_cur: limit,
-                        rlim_max: limit,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+            testkit::with_nofile(&mut cmd, limit, limit);
         }
-        let mut child = cmd.spawn().unwrap();
-        let mut line = String::new();
-        io::BufRead::read_line(&mut io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("bad line {line:?}"));
-        ChildServer {
-            addr: addr.parse().unwrap(),
-            child,
-        }
+        ChildServer(ServerProcess::spawn(&mut cmd))
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        self.0.addr
     }
 
     fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).unwrap();
+        let s = TcpStream::connect(self.addr()).unwrap();
         s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         s
     }
 
-    fn proc_field(&self, file: &str, key: &str) -> u64 {
-        let text = std::fs::read_to_string(format!("/proc/{}/{file}", self.child.id())).unwrap();
-        let line = text.lines().find(|l| l.starts_with(key)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-
     fn rss_kib(&self) -> u64 {
-        self.proc_field("status", "VmRSS:")
+        testkit::proc::rss_kib(self.0.pid())
     }
 
-    fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = after_comm.split_whitespace().collect();
-        // Fields 14 and 15 (utime, stime) are 11 and 12 after the state field.
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    fn cpu(&self) -> Duration {
+        testkit::proc::cpu(self.0.pid())
     }
 
     /// SIGTERM, then the exit status must be success within 2 s.
-    fn stop(mut self) {
-        // SAFETY: sending a signal to our own child by pid.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "echo-server exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "echo-server did not exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    fn stop(self) {
+        self.0.stop(Duration::from_secs(2));
     }
-}
-
-fn ticks_per_sec() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as u64
 }
 
 fn reader_that_stops_reading_keeps_memory_bounded(model: Model) {
@@ -366,16 +318,18 @@ fn descriptor_exhaustion_neither_spins_nor_stops_serving(model: Model) {
     let server = ChildServer::spawn(model, Some(48));
     // A burst well beyond the limit: the kernel completes the handshakes (backlog), the
     // server can accept only some of them.
-    let burst: Vec<TcpStream> = (0..150).filter_map(|_| TcpStream::connect(server.addr).ok()).collect();
+    let burst: Vec<TcpStream> = (0..150)
+        .filter_map(|_| TcpStream::connect(server.addr()).ok())
+        .collect();
     assert!(burst.len() > 48, "too few connects for the test to mean anything");
     std::thread::sleep(Duration::from_millis(300)); // let it hit EMFILE
-    let cpu_before = server.cpu_ticks();
+    let cpu_before = server.cpu();
     std::thread::sleep(Duration::from_millis(1500));
-    let cpu = server.cpu_ticks() - cpu_before;
+    let cpu = server.cpu() - cpu_before;
     // Spinning would burn ~1.5 s of CPU; backing off costs next to nothing.
     assert!(
-        cpu * 1000 / ticks_per_sec() < 300,
-        "{model}: {cpu} ticks of CPU in 1.5 s while out of descriptors"
+        cpu < Duration::from_millis(300),
+        "{model}: {cpu:?} of CPU in 1.5 s while out of descriptors"
     );
     drop(burst);
     // Once descriptors are free it serves new clients again.

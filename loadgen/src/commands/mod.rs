@@ -36,8 +36,12 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-/// Checks, before any work, that `path` (given with `flag`) can be written.
-pub(crate) fn check_output(flag: &'static str, path: &std::path::Path) -> Result<(), crate::error::Error> {
+/// Checks, before any work, that `path` (given with `flag`) can be written; a `--csv` file
+/// must also be empty or a report.
+pub(crate) fn check_output(flag: &'static str, path: &std::path::Path) -> anyhow::Result<()> {
+    if flag == "--csv" {
+        return crate::report::sink::check_csv(path);
+    }
     crate::report::sink::check_writable(path)
-        .map_err(|e| crate::error::flag_error(flag, path.display(), format!("cannot write it: {e}")))
+        .map_err(|e| crate::error::flag_error(flag, path.display(), format!("cannot write it: {e}")).into())
 }

@@ -1,35 +1,144 @@
 //! The one place that writes report files.
+//!
+//! Appending a row to a CSV report never breaks the file, whatever wrote it before:
+//! - appends are serialised by an exclusive lock on the file (`flock`), so rows of
+//!   concurrent runs (several processes, several hosts on a shared disk) never interleave;
+//! - a file whose header lacks some of this version's columns (an older report) is
+//!   rewritten atomically (a temporary file renamed over it) under the union of both
+//!   headers, old rows padded with empty cells, and a line on stderr says so; the file's
+//!   own extra columns are kept, empty in the new row;
+//! - a file that is not a report is refused and left untouched.
 
-use std::fs::OpenOptions;
-use std::io::{Read, Seek, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
+use super::csv_row::{fields, HEADER};
 use super::{Format, Report};
+use crate::error::Error;
 
-/// Appends `report` as a CSV row to `path`, writing the header first when the file is new
-/// or empty. Refuses a file whose first line is not a schema-1 header.
+/// Appends `report` as a CSV row to `path`: header first when the file is new or empty,
+/// the header upgraded when the file's is older. Refuses a file that is not a report.
 pub fn append_csv(path: &Path, report: &Report) -> anyhow::Result<()> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)
-        .with_context(|| format!("cannot open CSV file {}", path.display()))?;
-    let mut first = [0u8; 7];
-    let len = file
-        .seek(std::io::SeekFrom::End(0))
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if len > 0 {
-        file.seek(std::io::SeekFrom::Start(0))?;
-        let n = file.read(&mut first)?;
-        if &first[..n] != b"schema," {
-            bail!("{} is not an echo-bench CSV report (its first line does not start with `schema,`); choose another --csv file", path.display());
+    let mut file = open_locked(path)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .with_context(|| format!("cannot read CSV file {}", path.display()))?;
+    let write_err = || format!("cannot write CSV file {}", path.display());
+    if text.trim().is_empty() {
+        file.set_len(0).with_context(write_err)?;
+        file.seek(SeekFrom::Start(0)).with_context(write_err)?;
+        return file
+            .write_all(&Format::Csv.render(report, true))
+            .with_context(write_err);
+    }
+    let header = report_header(path, &text)?;
+    let missing: Vec<&str> = HEADER
+        .iter()
+        .copied()
+        .filter(|c| !header.iter().any(|h| h == c))
+        .collect();
+    let mut columns = header.clone();
+    columns.extend(missing.iter().map(|c| c.to_string()));
+    let row = row_under(&columns, report);
+    if missing.is_empty() {
+        if !text.ends_with('\n') {
+            file.write_all(b"\n").with_context(write_err)?; // a file cut short: keep rows apart
+        }
+        return file.write_all(&row).with_context(write_err);
+    }
+    rewrite(path, &text, &columns, &row)?;
+    eprintln!(
+        "note: {} had an older header; added the column(s) {} (empty in its {} earlier row(s))",
+        path.display(),
+        missing.join(", "),
+        text.lines().count().saturating_sub(1)
+    );
+    Ok(())
+    // `file` (and with it the lock) is released here, after the rename.
+}
+
+/// Opens `path` (created if absent) and takes its exclusive lock. If another process
+/// replaced the file while this one waited (an atomic header upgrade), the new file is
+/// opened and locked instead, so no row goes to an unlinked file.
+fn open_locked(path: &Path) -> anyhow::Result<File> {
+    loop {
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .with_context(|| format!("cannot open CSV file {}", path.display()))?;
+        file.lock()
+            .with_context(|| format!("cannot lock CSV file {}", path.display()))?;
+        let same = match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            _ => false,
+        };
+        if same {
+            return Ok(file);
         }
     }
-    file.write_all(&Format::Csv.render(report, len == 0))
-        .with_context(|| format!("cannot write CSV file {}", path.display()))
+}
+
+/// The header of an existing report, or an error naming the file when it is not one.
+fn report_header(path: &Path, text: &str) -> Result<Vec<String>, Error> {
+    let not_report = || {
+        Error::Input(format!(
+            "{} is not an echo-bench CSV report (its first line does not start with `schema,`); choose another --csv file",
+            path.display()
+        ))
+    };
+    if !text.starts_with("schema,") {
+        return Err(not_report());
+    }
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+    let header = reader.headers().map_err(|_| not_report())?;
+    Ok(header.iter().map(str::to_string).collect())
+}
+
+/// The report's row laid out under `columns` (matched by name; unknown columns empty).
+fn row_under(columns: &[String], report: &Report) -> Vec<u8> {
+    let values = fields(report);
+    let cells = columns
+        .iter()
+        .map(|c| HEADER.iter().position(|h| h == c).map_or("", |i| values[i].as_str()));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    // Writing to a Vec cannot fail.
+    let _ = w.write_record(cells);
+    w.into_inner().unwrap_or_default()
+}
+
+/// Replaces `path` with `columns` as its header, every old row padded to it, then `row`;
+/// written to a temporary file beside it and renamed over it (atomic: a reader sees the old
+/// file or the new one, never a mix).
+fn rewrite(path: &Path, old: &str, columns: &[String], row: &[u8]) -> anyhow::Result<()> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let bad_row = |e: csv::Error| Error::Input(format!("{}: a row cannot be read: {e}", path.display()));
+    out.write_record(columns).map_err(bad_row)?;
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(old.as_bytes());
+    for rec in reader.records() {
+        let rec = rec.map_err(bad_row)?;
+        let padded = (0..columns.len()).map(|i| rec.get(i).unwrap_or(""));
+        out.write_record(padded).map_err(bad_row)?;
+    }
+    let mut bytes = out.into_inner().unwrap_or_default();
+    bytes.extend_from_slice(row);
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        path.file_name().map_or("report".into(), |n| n.to_string_lossy()),
+        std::process::id()
+    ));
+    let result = std::fs::write(&tmp, &bytes)
+        .and_then(|()| File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("cannot rewrite CSV file {} with the upgraded header", path.display()))
 }
 
 /// Writes (replaces) `path` with `bytes`.
@@ -41,4 +150,106 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// exist, which `append_csv` then treats as new), so a typo does not cost a whole run.
 pub fn check_writable(path: &Path) -> std::io::Result<()> {
     OpenOptions::new().append(true).create(true).open(path).map(drop)
+}
+
+/// Checks, before a run, that `path` can take a CSV row: writable, and empty or a report.
+pub fn check_csv(path: &Path) -> anyhow::Result<()> {
+    check_writable(path)
+        .map_err(|e| crate::error::flag_error("--csv", path.display(), format!("cannot write it: {e}")))?;
+    let mut first = String::new();
+    if let Ok(f) = File::open(path) {
+        // Unreadable (write-only) or not UTF-8: left to the append to report.
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut first);
+    }
+    if !first.trim().is_empty() {
+        report_header(path, &first)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn temp(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn report(label: &str) -> Report {
+        Report {
+            label: label.into(),
+            status: Status::Ok,
+            ..Report::empty("mio", "127.0.0.1:1", None)
+        }
+    }
+
+    fn read(p: &Path) -> (Vec<String>, Vec<csv::StringRecord>) {
+        let mut r = csv::Reader::from_path(p).unwrap(); // not flexible: every row as wide as the header
+        let h = r.headers().unwrap().iter().map(String::from).collect();
+        (h, r.records().map(Result::unwrap).collect())
+    }
+
+    #[test]
+    fn an_older_header_is_upgraded_and_old_rows_padded() {
+        let old: Vec<&str> = HEADER[..HEADER.len() - 2].to_vec();
+        let old_row = vec!["1"; old.len()].join(",");
+        let p = temp("old.csv", &format!("{}\n{old_row}\n", old.join(",")));
+        append_csv(&p, &report("new")).unwrap();
+        let (h, rows) = read(&p);
+        assert_eq!(h, HEADER.to_vec());
+        assert_eq!(rows.len(), 2);
+        assert_eq!(&rows[0][HEADER.len() - 1], "", "old row padded");
+        assert_eq!(&rows[1][2], "new");
+        append_csv(&p, &report("again")).unwrap(); // now current: a plain append
+        assert_eq!(read(&p).1.len(), 3);
+    }
+
+    #[test]
+    fn extra_unknown_columns_are_kept() {
+        let mut cols: Vec<&str> = HEADER.to_vec();
+        cols.insert(3, "my_note");
+        let p = temp("extra.csv", &format!("{}\n", cols.join(",")));
+        append_csv(&p, &report("x")).unwrap();
+        let (h, rows) = read(&p);
+        assert_eq!(h.len(), HEADER.len() + 1);
+        assert_eq!((&rows[0][2], &rows[0][3], &rows[0][4]), ("x", "", "mio"));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_report_is_refused_untouched() {
+        let p = temp("notes.csv", "a,b\n1,2\n");
+        let err = append_csv(&p, &report("x")).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), 2);
+        assert!(err.to_string().contains("notes.csv"), "{err}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "a,b\n1,2\n");
+        assert!(check_csv(&p).is_err());
+        assert!(check_csv(&temp("fresh.csv", "")).is_ok());
+    }
+
+    #[test]
+    fn concurrent_appends_neither_interleave_nor_get_lost() {
+        let old: Vec<&str> = HEADER[..HEADER.len() - 5].to_vec();
+        let p = temp("race.csv", &format!("{}\n", old.join(",")));
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let p = &p;
+                s.spawn(move || {
+                    for i in 0..25 {
+                        append_csv(p, &report(&format!("t{t}-{i}"))).unwrap();
+                    }
+                });
+            }
+        });
+        let (h, rows) = read(&p);
+        assert_eq!(h, HEADER.to_vec());
+        let mut labels: Vec<String> = rows.iter().map(|r| r[2].to_string()).collect();
+        labels.sort();
+        labels.dedup();
+        assert_eq!(labels.len(), 100, "every row once");
+    }
 }

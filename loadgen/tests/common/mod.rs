@@ -1,15 +1,18 @@
 //! Helpers for the loadgen CLI tests: running the binary, reading its CSV, and echo servers
 //! that misbehave on purpose.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
+
+pub use testkit::proc::wait_for_child;
+pub use testkit::{signal, temp_path, with_nofile, Signal};
 
 /// The loadgen binary.
 pub fn loadgen() -> Command {
@@ -35,48 +38,7 @@ pub fn run_for_row(csv_name: &str, args: &[&str]) -> (Option<i32>, HashMap<Strin
     let mut all = args.to_vec();
     all.extend(["--csv", csv.to_str().unwrap(), "--quiet"]);
     let out = run(&all);
-    let (_, mut rows) = read_csv(&csv);
-    assert_eq!(rows.len(), 1, "one row expected in {}", csv.display());
-    (out.status.code(), rows.remove(0))
-}
-
-/// The pid of the (only) child of process `pid`: the server a loadgen run started.
-pub fn wait_for_child(pid: u32) -> u32 {
-    // The server is the only child of loadgen.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        if let Some(c) = children.split_whitespace().next() {
-            return c.parse().unwrap();
-        }
-        assert!(Instant::now() < deadline, "loadgen never started its server");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Makes `cmd`'s process start with this descriptor limit (soft, hard).
-pub fn with_nofile(cmd: &mut Command, soft: u64, hard: u64) -> &mut Command {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let lim = libc::rlimit {
-                rlim_cur: soft,
-                rlim_max: hard,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            Ok(())
-        })
-    }
-}
-
-/// A fresh temporary path for a test's files.
-pub fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadgen-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    let _ = std::fs::remove_file(&p);
-    p
+    (out.status.code(), only_row(&csv))
 }
 
 /// Reads a CSV report into (header, rows as name -> value maps).
@@ -96,6 +58,13 @@ pub fn read_csv(path: &Path) -> (Vec<String>, Vec<HashMap<String, String>>) {
     (header, rows)
 }
 
+/// The one row of a report (asserting there is exactly one).
+pub fn only_row(path: &Path) -> HashMap<String, String> {
+    let (_, mut rows) = read_csv(path);
+    assert_eq!(rows.len(), 1, "one row expected in {}", path.display());
+    rows.remove(0)
+}
+
 /// A number from a row.
 pub fn num(row: &HashMap<String, String>, col: &str) -> f64 {
     row[col]
@@ -103,9 +72,9 @@ pub fn num(row: &HashMap<String, String>, col: &str) -> f64 {
         .unwrap_or_else(|_| panic!("column {col} = {:?} is not a number", row[col]))
 }
 
-/// How a test server misbehaves.
+/// How a test server misbehaves (the client-side fault kinds are `loadgen::record::Fault`).
 #[derive(Debug, Clone, Copy)]
-pub enum Fault {
+pub enum Misbehave {
     /// Echoes faithfully.
     None,
     /// Flips one byte in every `n`-th chunk it echoes.
@@ -123,15 +92,15 @@ pub enum Fault {
 }
 
 /// A test echo server on 127.0.0.1:0, one thread per connection.
-pub struct FaultServer {
+pub struct MisbehavingServer {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<Weak<TcpStream>>>>,
     peers: Arc<Mutex<Vec<SocketAddr>>>,
 }
 
-impl FaultServer {
-    pub fn start(fault: Fault) -> FaultServer {
+impl MisbehavingServer {
+    pub fn start(fault: Misbehave) -> MisbehavingServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -143,7 +112,7 @@ impl FaultServer {
         let born = Instant::now();
         std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
-                if let Fault::DieAfter(d) = fault {
+                if let Misbehave::DieAfter(d) = fault {
                     if born.elapsed() >= d {
                         drop(listener);
                         for c in conns2.lock().unwrap().drain(..).filter_map(|w| w.upgrade()) {
@@ -165,7 +134,7 @@ impl FaultServer {
                 }
             }
         });
-        FaultServer {
+        MisbehavingServer {
             addr,
             stop,
             conns,
@@ -183,7 +152,7 @@ impl FaultServer {
     }
 }
 
-impl Drop for FaultServer {
+impl Drop for MisbehavingServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         for c in self.conns.lock().unwrap().drain(..).filter_map(|w| w.upgrade()) {
@@ -192,7 +161,7 @@ impl Drop for FaultServer {
     }
 }
 
-fn serve(s: &TcpStream, fault: Fault, born: Instant) {
+fn serve(s: &TcpStream, fault: Misbehave, born: Instant) {
     let mut s = s;
     let mut buf = vec![0u8; 16 * 1024];
     let mut chunks = 0u64;
@@ -203,14 +172,14 @@ fn serve(s: &TcpStream, fault: Fault, born: Instant) {
         };
         chunks += 1;
         match fault {
-            Fault::Silent => continue,
-            Fault::Corrupt(every) if chunks % every == 0 => buf[n / 2] ^= 0x20,
-            Fault::ResetAfter(k) if chunks > k => {
+            Misbehave::Silent => continue,
+            Misbehave::Corrupt(every) if chunks.is_multiple_of(every) => buf[n / 2] ^= 0x20,
+            Misbehave::ResetAfter(k) if chunks > k => {
                 socket2::SockRef::from(s).set_linger(Some(Duration::ZERO)).unwrap();
                 return;
             }
-            Fault::Delay(d) => std::thread::sleep(d),
-            Fault::Freeze { period, pause } => {
+            Misbehave::Delay(d) => std::thread::sleep(d),
+            Misbehave::Freeze { period, pause } => {
                 let phase = Duration::from_nanos((born.elapsed().as_nanos() % period.as_nanos()) as u64);
                 if phase < pause {
                     std::thread::sleep(pause - phase);

@@ -1,0 +1,24 @@
+//! Dev-only helpers shared by the tests of `servers` and `loadgen`, one copy each, every
+//! error checked: descriptor limits for a child, an echo server in its own process (its
+//! `listening ADDR` line read back), `/proc` readers, signalling a pid we started, and
+//! cgroup v2 sandboxes.
+
+pub mod cgroup;
+pub mod limits;
+pub mod proc;
+pub mod server;
+pub mod signal;
+
+pub use limits::with_nofile;
+pub use server::ServerProcess;
+pub use signal::{signal, Signal};
+
+/// A fresh path in this test process's own temporary directory (the file removed if it
+/// existed).
+pub fn temp_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("echo-bench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the test's temporary directory");
+    let p = dir.join(name);
+    let _ = std::fs::remove_file(&p);
+    p
+}
