@@ -220,6 +220,16 @@ impl RunConfig {
                 format!("{bad} cannot reach the target (other address family, or a Unix socket)"),
             ));
         }
+        if let (TargetSpec::Model(Model::ThreadPool), Some(n)) = (&self.target, self.server_threads) {
+            let budget = servers::thread_budget();
+            if u64::from(n) > budget.threads {
+                return Err(invalid(
+                    "--server-threads",
+                    n,
+                    format!("a pool that large would exceed this machine's thread budget of {budget}"),
+                ));
+            }
+        }
         self.threads = self.threads.min(self.conns);
         Ok(self)
     }

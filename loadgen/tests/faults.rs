@@ -83,6 +83,45 @@ fn an_external_server_dying_stops_the_run_as_partial() {
     assert!(num(&row, "duration_s") < 5.0, "the window is cut at the stop");
 }
 
+#[test]
+fn a_server_that_stops_accepting_does_not_hang_the_connection_phase() {
+    let server = MisbehavingServer::start(Misbehave::StopAcceptingAfter(50));
+    let addr = server.addr_arg();
+    let t = Instant::now();
+    let csv = temp_path("stingy.csv");
+    let out = run(&[
+        "--addr",
+        &addr,
+        "--conns",
+        "300",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0s",
+        "--connect-timeout",
+        "1s",
+        "--timeout",
+        "1s",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(t.elapsed() < Duration::from_secs(20), "took {:?}", t.elapsed());
+    assert_eq!(out.status.code(), Some(1));
+    let row = only_row(&csv);
+    assert_eq!(row["status"], "errors");
+    let ok = num(&row, "conns_ok");
+    // 50 accepted, plus those the kernel completed into the full backlog.
+    assert!((50.0..300.0).contains(&ok), "conns_ok = {ok}");
+    assert!(num(&row, "connect_errors") > 0.0);
+    assert!(num(&row, "msgs") > 0.0, "the load ran on the open connections");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("connections could not be opened") && summary.contains("stopped accepting"),
+        "{summary}"
+    );
+}
+
 /// Starts a 30 s run on `model` writing to `csv`; returns loadgen and its server's pid.
 fn start_long_run(model: &str, csv: &std::path::Path) -> (std::process::Child, u32) {
     let child = loadgen()

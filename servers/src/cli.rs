@@ -63,6 +63,16 @@ pub fn one_line(message: &str) -> String {
         .join(" ")
 }
 
+/// The exit code of a failed [`serve`]: 2 for a setting this machine cannot honour
+/// (`InvalidInput`, e.g. more pool threads than the thread budget), else 1.
+pub fn exit_code(e: &io::Error) -> u8 {
+    if e.kind() == io::ErrorKind::InvalidInput {
+        2
+    } else {
+        1
+    }
+}
+
 /// Starts the server, prints exactly one line `listening <addr>` on stdout, serves until
 /// SIGINT or SIGTERM, then shuts down cleanly.
 pub fn serve(args: &ServeArgs) -> io::Result<()> {

@@ -26,6 +26,7 @@
 pub mod accept;
 pub mod addr;
 mod blocking;
+pub mod budget;
 pub mod cli;
 pub mod listen;
 mod mio_loop;
@@ -38,6 +39,7 @@ mod thread_pool;
 mod tokio_tasks;
 
 pub use addr::{ListenAddr, Transport};
+pub use budget::{thread_budget, ThreadBudget};
 pub use model::{Model, UnknownModel};
 pub use server::{
     start, ServerConfig, ServerHandle, BUF_SIZE, DEFAULT_BACKLOG, DEFAULT_POOL_THREADS, DEFAULT_STACK_SIZE,

@@ -9,8 +9,6 @@ mod sweep;
 
 use std::io::Write;
 
-use anyhow::Context;
-
 use crate::cli::{Cli, Command};
 
 /// Runs the parsed command line; returns the process exit code.
@@ -29,10 +27,13 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        Some(Command::Serve(args)) => {
-            servers::cli::serve(&args).context("echo server failed")?;
-            Ok(0)
-        }
+        Some(Command::Serve(args)) => match servers::cli::serve(&args) {
+            Ok(()) => Ok(0),
+            Err(e) => {
+                eprintln!("echo-server: {e}");
+                Ok(servers::cli::exit_code(&e))
+            }
+        },
     }
 }
 

@@ -61,6 +61,7 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
         quiet: true,
         ..RunConfig::from_load(TargetSpec::Model(Model::Mio), &a.load)?
     };
+    let budget = servers::thread_budget().threads.min(100_000) as usize;
     let mut runs = Vec::new();
     for _ in 0..a.repeat {
         for &conns in &conns {
@@ -69,7 +70,8 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
                     for &rate in &rates {
                         for &model in &targets {
                             // A pool smaller than the connection count leaves clients unserved.
-                            let pool_size = (model == Model::ThreadPool).then(|| conns.min(100_000) as u32);
+                            // Capped at the thread budget: beyond it the pool could not start.
+                            let pool_size = (model == Model::ThreadPool).then(|| conns.min(budget) as u32);
                             let run = RunConfig {
                                 target: TargetSpec::Model(model),
                                 conns,

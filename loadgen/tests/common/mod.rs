@@ -89,6 +89,9 @@ pub enum Misbehave {
     Delay(Duration),
     /// Stops answering for `pause` at the start of every `period` (a GC pause, say).
     Freeze { period: Duration, pause: Duration },
+    /// Accepts this many connections (and echoes on them), then never accepts again, as a
+    /// server at its descriptor limit; its listen backlog is 16.
+    StopAcceptingAfter(usize),
 }
 
 /// A test echo server on 127.0.0.1:0, one thread per connection.
@@ -101,7 +104,14 @@ pub struct MisbehavingServer {
 
 impl MisbehavingServer {
     pub fn start(fault: Misbehave) -> MisbehavingServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let backlog = match fault {
+            Misbehave::StopAcceptingAfter(_) => 16,
+            _ => 128,
+        };
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+        socket.listen(backlog).unwrap();
+        let listener: TcpListener = socket.into();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -111,7 +121,12 @@ impl MisbehavingServer {
         let (stop2, conns2, peers2) = (Arc::clone(&stop), Arc::clone(&conns), Arc::clone(&peers));
         let born = Instant::now();
         std::thread::spawn(move || {
+            let mut accepted = 0;
             while !stop2.load(Ordering::Relaxed) {
+                if matches!(fault, Misbehave::StopAcceptingAfter(n) if accepted >= n) {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
                 if let Misbehave::DieAfter(d) = fault {
                     if born.elapsed() >= d {
                         drop(listener);
@@ -123,6 +138,7 @@ impl MisbehavingServer {
                 }
                 match listener.accept() {
                     Ok((s, peer)) => {
+                        accepted += 1;
                         peers2.lock().unwrap().push(peer);
                         s.set_nonblocking(false).unwrap();
                         s.set_nodelay(true).unwrap();

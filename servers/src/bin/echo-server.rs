@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use servers::cli::{parse_or_exit, serve, ServeArgs};
+use servers::cli::{exit_code, parse_or_exit, serve, ServeArgs};
 
 /// Run one echo server.
 #[derive(Debug, Parser)]
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("echo-server: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
     }
 }
