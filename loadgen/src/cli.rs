@@ -131,6 +131,11 @@ pub struct LoadArgs {
     /// CPUs for the client threads.
     #[arg(long, value_name = "CPUS")]
     pub pin_client: Option<String>,
+    /// SO_SNDBUF and SO_RCVBUF of every client socket, in bytes, and with --target of the
+    /// server's too (default: the kernel's autotuning). Small values exercise short reads
+    /// and writes.
+    #[arg(long, value_name = "BYTES")]
+    pub sock_buf: Option<u64>,
 }
 
 /// Flags of `compare`.

@@ -80,6 +80,8 @@ pub struct RunConfig {
     pub pin_client: Option<Vec<usize>>,
     /// Source addresses of the connections.
     pub bind: Vec<IpAddr>,
+    /// SO_SNDBUF/SO_RCVBUF of the client sockets (and of a spawned server's).
+    pub sock_buf: Option<usize>,
 }
 
 /// Parses a CPU list like `0`, `0-3`, `0,2,4-5`.
@@ -176,6 +178,11 @@ impl RunConfig {
                 .map(|s| parse_cpus("--pin-client", s))
                 .transpose()?,
             bind: Vec::new(),
+            sock_buf: match load.sock_buf {
+                None => None,
+                Some(b) if (1..=64 << 20).contains(&b) => Some(b as usize),
+                Some(b) => return Err(invalid("--sock-buf", b, "must be between 1 and 67108864 bytes")),
+            },
         })
     }
 

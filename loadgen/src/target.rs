@@ -81,7 +81,7 @@ pub struct Target {
 /// Starts the configured target (or checks that the address accepts connections).
 pub fn start(cfg: &RunConfig) -> anyhow::Result<Target> {
     match &cfg.target {
-        TargetSpec::Model(model) => spawn_model(*model, cfg.server_threads, cfg.pin_server.clone()),
+        TargetSpec::Model(model) => spawn_model(*model, cfg),
         TargetSpec::Addr(addr) => {
             probe(addr, cfg.connect_timeout)?;
             Ok(Target {
@@ -93,7 +93,8 @@ pub fn start(cfg: &RunConfig) -> anyhow::Result<Target> {
     }
 }
 
-fn spawn_model(model: Model, threads: Option<u32>, pin: Option<Vec<usize>>) -> anyhow::Result<Target> {
+fn spawn_model(model: Model, cfg: &RunConfig) -> anyhow::Result<Target> {
+    let pin = cfg.pin_server.clone();
     // /proc/self/exe still names this very binary when its file has been replaced or
     // deleted since (e.g. rebuilt during a long sweep); the path would not.
     let exe = match std::path::Path::new("/proc/self/exe") {
@@ -102,7 +103,10 @@ fn spawn_model(model: Model, threads: Option<u32>, pin: Option<Vec<usize>>) -> a
     };
     let mut cmd = Command::new(exe);
     cmd.args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"]);
-    if let Some(t) = threads {
+    if let Some(b) = cfg.sock_buf {
+        cmd.args(["--sock-buf", &b.to_string()]);
+    }
+    if let Some(t) = cfg.server_threads {
         cmd.args(["--threads", &t.to_string()]);
     }
     // Own process group: a terminal's Ctrl-C reaches loadgen only, which then stops the

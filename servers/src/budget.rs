@@ -53,7 +53,11 @@ impl fmt::Display for ThreadBudget {
 }
 
 fn sysctl(name: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/sys/{name}")).ok()?.trim().parse().ok()
+    std::fs::read_to_string(format!("/proc/sys/{name}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Reads this machine's limits and this process's use of them now.

@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// Listen backlog (capped by net.core.somaxconn).
     #[arg(long, default_value_t = DEFAULT_BACKLOG)]
     pub backlog: u32,
+    /// SO_SNDBUF and SO_RCVBUF of every connection, in bytes (default: the kernel's
+    /// autotuning); small values exercise short reads and writes.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..=(64 << 20)))]
+    pub sock_buf: Option<u32>,
 }
 
 fn parse_model(s: &str) -> Result<Model, String> {
@@ -82,6 +86,7 @@ pub fn serve(args: &ServeArgs) -> io::Result<()> {
         addr: args.addr.clone(),
         threads: args.threads.map(|t| t as usize),
         backlog: args.backlog,
+        sock_buf: args.sock_buf.map(|b| b as usize),
         ..ServerConfig::default()
     };
     let server = start(args.model, &config)?;

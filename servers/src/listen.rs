@@ -16,21 +16,21 @@ use crate::stream::Listener;
 /// kernel spreads new connections across them (port 0 is resolved by the first bind, the
 /// rest join that port). Unix sockets cannot do that: the extra listeners share the first
 /// one's descriptor (`try_clone`), and every loop accepts from the one queue.
-pub fn bind(addr: &ListenAddr, backlog: u32, count: usize) -> io::Result<Vec<Listener>> {
+pub fn bind(addr: &ListenAddr, backlog: u32, count: usize, sock_buf: Option<usize>) -> io::Result<Vec<Listener>> {
     let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
     match addr {
         ListenAddr::Tcp(sa) => {
             let reuse_port = count > 1;
-            let first = bind_tcp(*sa, backlog, reuse_port)?;
+            let first = bind_tcp(*sa, backlog, reuse_port, sock_buf)?;
             let bound = first.local_addr()?;
             let mut listeners = vec![Listener::Tcp(first)];
             for _ in 1..count {
-                listeners.push(Listener::Tcp(bind_tcp(bound, backlog, true)?));
+                listeners.push(Listener::Tcp(bind_tcp(bound, backlog, true, sock_buf)?));
             }
             Ok(listeners)
         }
         ListenAddr::Unix(path) => {
-            let first = bind_unix(path, backlog)?;
+            let first = bind_unix(path, backlog, sock_buf)?;
             let mut listeners = Vec::with_capacity(count);
             for _ in 1..count {
                 listeners.push(Listener::Unix(first.try_clone()?));
@@ -41,8 +41,14 @@ pub fn bind(addr: &ListenAddr, backlog: u32, count: usize) -> io::Result<Vec<Lis
     }
 }
 
-fn bind_tcp(addr: std::net::SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+fn bind_tcp(
+    addr: std::net::SocketAddr,
+    backlog: i32,
+    reuse_port: bool,
+    sock_buf: Option<usize>,
+) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    set_buffers(&socket, sock_buf)?;
     // Lets a restarted server rebind while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
     if reuse_port {
@@ -53,9 +59,20 @@ fn bind_tcp(addr: std::net::SocketAddr, backlog: i32, reuse_port: bool) -> io::R
     Ok(socket.into())
 }
 
-fn bind_unix(path: &Path, backlog: i32) -> io::Result<UnixListener> {
+/// SO_SNDBUF and SO_RCVBUF of a listener, which the connections it accepts inherit (the
+/// kernel doubles the value and applies its minimum).
+fn set_buffers(socket: &Socket, sock_buf: Option<usize>) -> io::Result<()> {
+    if let Some(size) = sock_buf {
+        socket.set_send_buffer_size(size)?;
+        socket.set_recv_buffer_size(size)?;
+    }
+    Ok(())
+}
+
+fn bind_unix(path: &Path, backlog: i32, sock_buf: Option<usize>) -> io::Result<UnixListener> {
     let try_bind = || -> io::Result<UnixListener> {
         let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        set_buffers(&socket, sock_buf)?;
         socket.bind(&SockAddr::unix(path)?)?;
         socket.listen(backlog)?;
         Ok(UnixListener::from(std::os::fd::OwnedFd::from(socket)))
@@ -90,7 +107,7 @@ mod tests {
 
     #[test]
     fn reuseport_group_shares_one_port() {
-        let ls = bind(&"127.0.0.1:0".parse().unwrap(), 64, 3).unwrap();
+        let ls = bind(&"127.0.0.1:0".parse().unwrap(), 64, 3, None).unwrap();
         let port = |l: &Listener| match l.local_addr().unwrap() {
             ListenAddr::Tcp(a) => a.port(),
             _ => unreachable!(),
@@ -104,9 +121,9 @@ mod tests {
         let path = std::env::temp_dir().join(format!("echo-bench-listen-{}.sock", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let addr = ListenAddr::Unix(path.clone());
-        drop(bind(&addr, 8, 1).unwrap()); // leaves the file behind, nobody listening
-        let live = bind(&addr, 8, 1).unwrap();
-        let err = bind(&addr, 8, 1).unwrap_err();
+        drop(bind(&addr, 8, 1, None).unwrap()); // leaves the file behind, nobody listening
+        let live = bind(&addr, 8, 1, None).unwrap();
+        let err = bind(&addr, 8, 1, None).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
         drop(live);
         std::fs::remove_file(&path).unwrap();

@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub backlog: u32,
     /// Stack size of connection threads in the blocking models.
     pub stack_size: usize,
+    /// SO_SNDBUF and SO_RCVBUF of every connection (`None`: the kernel's autotuning).
+    pub sock_buf: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +49,7 @@ impl Default for ServerConfig {
             threads: None,
             backlog: DEFAULT_BACKLOG,
             stack_size: DEFAULT_STACK_SIZE,
+            sock_buf: None,
         }
     }
 }
@@ -117,7 +120,12 @@ impl fmt::Debug for ServerHandle {
 pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
     ignore_sigpipe();
     let threads = config.threads_for(model);
-    let listeners = listen::bind(&config.addr, config.backlog, listeners_for(model, threads))?;
+    let listeners = listen::bind(
+        &config.addr,
+        config.backlog,
+        listeners_for(model, threads),
+        config.sock_buf,
+    )?;
     let local_addr = listeners[0].local_addr()?;
     let running: Box<dyn Running> = match model {
         Model::ThreadPerConn => Box::new(thread_per_conn::start(listeners, config.stack_size)?),

@@ -29,7 +29,9 @@ pub(crate) fn start(mut listeners: Vec<Listener>, workers: usize, stack_size: us
     if workers as u64 > budget.threads {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("threadpool: --threads {workers} is beyond this machine's thread budget of {budget}; lower --threads"),
+            format!(
+                "threadpool: --threads {workers} is beyond this machine's thread budget of {budget}; lower --threads"
+            ),
         ));
     }
     let registry = Arc::new(Registry::default());

@@ -176,6 +176,54 @@ fn reset_mid_stream_does_not_disturb_others(model: Model) {
     server.shutdown().unwrap();
 }
 
+fn close_with_unread_data_does_not_disturb_others(model: Model) {
+    let server = start_model(model, "127.0.0.1:0", Some(8));
+    let mut good = connect(&server);
+    let check = |s: &mut TcpStream, seed: u64| {
+        let msg = random_bytes(3000, seed);
+        s.write_all(&msg).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        s.read_exact(&mut back).unwrap();
+        assert!(back == msg, "{model}: bystander's echo differs");
+    };
+    for i in 0..20 {
+        let mut bad = connect(&server);
+        bad.write_all(&random_bytes(300_000, 200 + i)).unwrap();
+        // Let the echo start arriving, then a plain close with it unread: the kernel answers
+        // with RST while the server is still writing (it sees EPIPE or ECONNRESET).
+        std::thread::sleep(Duration::from_millis(5));
+        drop(bad);
+        check(&mut good, 300 + i);
+    }
+    check(&mut connect(&server), 999);
+    server.shutdown().unwrap();
+}
+
+fn tiny_socket_buffers_still_echo_byte_exact(model: Model) {
+    let config = ServerConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        threads: Some(2),
+        sock_buf: Some(2048),
+        ..ServerConfig::default()
+    };
+    let server = start(model, &config).unwrap();
+    for seed in 0..3 {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_send_buffer_size(2048).unwrap();
+        socket.set_recv_buffer_size(2048).unwrap();
+        socket.connect(&tcp_addr(&server).into()).unwrap();
+        let s: TcpStream = socket.into();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let payload = random_bytes(1 << 20, 500 + seed);
+        let back = echo_through(s.try_clone().unwrap(), s, payload.clone());
+        assert!(
+            back == payload,
+            "{model}: 1 MiB through 2 KiB buffers came back different"
+        );
+    }
+    server.shutdown().unwrap();
+}
+
 fn shutdown_with_open_connections_is_prompt(model: Model) {
     let server = start_model(model, "127.0.0.1:0", Some(64));
     let addr = tcp_addr(&server);
@@ -401,6 +449,8 @@ conformance! {
         half_close_returns_everything_then_eof,
         data_and_fin_together_are_both_seen,
         reset_mid_stream_does_not_disturb_others,
+        close_with_unread_data_does_not_disturb_others,
+        tiny_socket_buffers_still_echo_byte_exact,
         shutdown_with_open_connections_is_prompt,
         serves_unix_sockets,
         serves_ipv6,
@@ -408,6 +458,47 @@ conformance! {
         descriptor_exhaustion_neither_spins_nor_stops_serving,
         echo_server_binary_serves_and_exits_cleanly,
     ]
+}
+
+/// thread-per-conn in a cgroup whose `pids.max` leaves room for two connection threads:
+/// the connections whose thread cannot start are closed, the others are served, the
+/// server stays up and says so on stderr.
+#[test]
+fn thread_per_conn_survives_failed_thread_spawns() {
+    let cgroup = match testkit::cgroup::Cgroup::create("spawn") {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("SKIPPED thread_per_conn_survives_failed_thread_spawns: {why}");
+            return;
+        }
+    };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_echo-server"));
+    cmd.args(["--model", "thread-per-conn", "--addr", "127.0.0.1:0"])
+        .stderr(Stdio::piped());
+    let mut server = ServerProcess::spawn(&mut cmd);
+    let pid = server.pid();
+    let threads = testkit::proc::threads(pid);
+    cgroup.add(pid).unwrap();
+    cgroup.set_pids_max(threads + 2).unwrap();
+    let serves = |s: &mut TcpStream| -> bool {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut back = [0u8; 4];
+        s.write_all(b"ping").is_ok() && s.read_exact(&mut back).is_ok() && &back == b"ping"
+    };
+    let mut conns: Vec<TcpStream> = (0..6).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
+    let served = conns.iter_mut().map(|c| serves(c)).filter(|&ok| ok).count();
+    assert_eq!(served, 2, "two connection threads fit under pids.max");
+    assert!(cgroup.pids_max_events() > 0, "pids.max refused a spawn");
+    assert!(!server.exited(), "the server died");
+    drop(conns);
+    std::thread::sleep(Duration::from_millis(200)); // the two threads end
+    let mut again = TcpStream::connect(server.addr).unwrap();
+    assert!(serves(&mut again), "a new connection is served once threads are free");
+    drop(again);
+    let stderr = server.take_stderr();
+    server.stop(Duration::from_secs(2));
+    let log = std::io::read_to_string(stderr).unwrap();
+    assert!(log.contains("cannot spawn a connection thread"), "{log}");
 }
 
 #[test]

@@ -37,6 +37,11 @@ impl ServerProcess {
         self.child.id()
     }
 
+    /// Its stderr (when the command had it piped), to read after it stopped.
+    pub fn take_stderr(&mut self) -> std::process::ChildStderr {
+        self.child.stderr.take().expect("stderr was piped")
+    }
+
     /// Whether it has exited.
     pub fn exited(&mut self) -> bool {
         self.child.try_wait().expect("wait on the server").is_some()

@@ -286,7 +286,7 @@ impl<'a> Client<'a> {
             [] => None,
             ips => Some(ips[self.conns[i].id as usize % ips.len()]),
         };
-        let sock = match Sock::connect(self.addr, from) {
+        let sock = match Sock::connect(self.addr, from, self.cfg.sock_buf) {
             Ok(s) => s,
             Err(_) => {
                 // Immediate failure (refused, out of ports or descriptors): counted, retried.

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 
 use servers::ListenAddr;
-use socket2::{Domain, Socket, Type};
+use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::record::Fault;
 use crate::sys;
@@ -21,29 +21,38 @@ pub(super) enum Sock {
 }
 
 impl Sock {
-    /// Starts a nonblocking connect, from source address `from` when given.
-    pub(super) fn connect(addr: &ListenAddr, from: Option<IpAddr>) -> io::Result<Sock> {
-        match (addr, from) {
-            (ListenAddr::Tcp(a), None) => mio::net::TcpStream::connect(*a).map(Sock::Tcp),
-            (ListenAddr::Tcp(a), Some(ip)) => {
-                let socket = Socket::new(Domain::for_address(*a), Type::STREAM, None)?;
-                socket.set_nonblocking(true)?;
-                // Pick the port at connect time, not at bind: the (source, destination) pair
-                // then decides uniqueness, so one source address is not capped at ~28k
-                // ports over all destinations. Unsupported kernels just pick it at bind.
-                let _ = socket.set_reuse_address(true);
-                let _ = sys::set_bind_no_port(&socket);
-                socket.bind(&SocketAddr::new(ip, 0).into())?;
-                match socket.connect(&(*a).into()) {
-                    Ok(()) => {}
-                    // EINPROGRESS: the handshake goes on; WRITABLE tells when it is done.
-                    Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-                    Err(e) => return Err(e),
-                }
-                Ok(Sock::Tcp(mio::net::TcpStream::from_std(socket.into())))
-            }
-            (ListenAddr::Unix(p), _) => mio::net::UnixStream::connect(p).map(Sock::Unix),
+    /// Starts a nonblocking connect, from source address `from` when given, with
+    /// SO_SNDBUF/SO_RCVBUF of `sock_buf` bytes when given.
+    pub(super) fn connect(addr: &ListenAddr, from: Option<IpAddr>, sock_buf: Option<usize>) -> io::Result<Sock> {
+        let (domain, target) = match addr {
+            ListenAddr::Tcp(a) => (Domain::for_address(*a), SockAddr::from(*a)),
+            ListenAddr::Unix(p) => (Domain::UNIX, SockAddr::unix(p)?),
+        };
+        let socket = Socket::new(domain, Type::STREAM.nonblocking().cloexec(), None)?;
+        if let Some(size) = sock_buf {
+            socket.set_send_buffer_size(size)?;
+            socket.set_recv_buffer_size(size)?;
         }
+        if let Some(ip) = from {
+            // Pick the port at connect time, not at bind: the (source, destination) pair
+            // then decides uniqueness, so one source address is not capped at ~28k ports
+            // over all destinations. Unsupported kernels just pick it at bind.
+            let _ = socket.set_reuse_address(true);
+            let _ = sys::set_bind_no_port(&socket);
+            socket.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+        match socket.connect(&target) {
+            Ok(()) => {}
+            // EINPROGRESS: the handshake goes on; WRITABLE tells when it is done.
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            // EAGAIN on a Unix socket: the listener's backlog is full; counted as a failed
+            // connect and retried like a refused one.
+            Err(e) => return Err(e),
+        }
+        Ok(match addr {
+            ListenAddr::Tcp(_) => Sock::Tcp(mio::net::TcpStream::from_std(socket.into())),
+            ListenAddr::Unix(_) => Sock::Unix(mio::net::UnixStream::from_std(socket.into())),
+        })
     }
 
     /// The descriptor, to register with the poller.
