@@ -176,3 +176,149 @@ fn sigint_stops_the_run_and_the_server_and_keeps_the_row() {
         assert!(testkit::proc::is_gone(server), "server {server} still running");
     }
 }
+
+#[test]
+fn packet_loss_shows_the_retransmission_timeout_and_nothing_else() {
+    let server = MisbehavingServer::start(Misbehave::None);
+    let _loss = match testkit::nft::Loss::to_port(server.addr.port(), 2) {
+        Ok(l) => l,
+        Err(why) => {
+            eprintln!("SKIPPED packet_loss_shows_the_retransmission_timeout_and_nothing_else: {why}");
+            return;
+        }
+    };
+    let t = Instant::now();
+    let (code, row) = run_for_row(
+        "loss.csv",
+        &[
+            "--addr",
+            &server.addr_arg(),
+            "--conns",
+            "20",
+            "--duration",
+            "3s",
+            "--warmup",
+            "0s",
+        ],
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
+    assert_eq!(code, Some(0), "a lost packet is retransmitted, not an error");
+    assert_eq!(num(&row, "mismatches"), 0.0);
+    assert_eq!(num(&row, "timeouts"), 0.0);
+    // Closed loop: latency is the service time. Its tail sits at the retransmission
+    // timeout (200 ms minimum on Linux), its median far below it.
+    assert!(num(&row, "lat_max_us") >= 200_000.0, "max {}", row["lat_max_us"]);
+    assert!(num(&row, "lat_p50_us") < 10_000.0, "p50 {}", row["lat_p50_us"]);
+}
+
+#[test]
+fn idle_connections_starve_threadpool_and_loadgen_names_the_starved() {
+    let mut cmd = loadgen();
+    cmd.args([
+        "serve",
+        "--model",
+        "threadpool",
+        "--threads",
+        "3",
+        "--addr",
+        "127.0.0.1:0",
+    ]);
+    let pool = testkit::ServerProcess::spawn(&mut cmd);
+    // Two idle clients hold two of the three workers for as long as they stay connected.
+    let idle: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(pool.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let csv = temp_path("starved.csv");
+    let out = run(&[
+        "--addr",
+        &pool.addr.to_string(),
+        "--conns",
+        "3",
+        "--threads",
+        "1",
+        "--duration",
+        "1500ms",
+        "--warmup",
+        "0s",
+        "--timeout",
+        "500ms",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--quiet",
+    ]);
+    drop(idle);
+    let row = only_row(&csv);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(row["status"], "errors");
+    assert!(num(&row, "timeouts") > 0.0, "queued connections time out");
+    assert!(
+        num(&row, "msgs") > 0.0,
+        "the connection that got the free worker is served"
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("connections had no message:"), "{summary}");
+}
+
+#[test]
+fn a_saturated_client_thread_is_named_as_the_bottleneck() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("SKIPPED a_saturated_client_thread_is_named_as_the_bottleneck: needs 2 CPUs");
+        return;
+    }
+    // One client thread on CPU 0 filling and checking 64 KiB messages on 100 connections 4
+    // deep, the server (which only copies) on CPU 1: the client thread never waits.
+    let out = run(&[
+        "--target",
+        "mio",
+        "--conns",
+        "100",
+        "--depth",
+        "4",
+        "--msg-size",
+        "65536",
+        "--threads",
+        "1",
+        "--pin-client",
+        "0",
+        "--pin-server",
+        "1",
+        "--duration",
+        "2s",
+        "--warmup",
+        "500ms",
+        "--quiet",
+    ]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("the GENERATOR may be the bottleneck"), "{summary}");
+}
+
+#[test]
+fn megabyte_messages_through_tiny_socket_buffers_stay_exact_and_bounded() {
+    let (code, row) = run_for_row(
+        "tinybuf.csv",
+        &[
+            "--target",
+            "mio",
+            "--conns",
+            "4",
+            "--msg-size",
+            "1048576",
+            "--sock-buf",
+            "4096",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(num(&row, "mismatches"), 0.0);
+    assert!(num(&row, "msgs") > 0.0);
+    // The server holds at most a read buffer and a short write's leftover per connection.
+    assert!(
+        num(&row, "server_rss_kib") < 64.0 * 1024.0,
+        "server RSS {}",
+        row["server_rss_kib"]
+    );
+}

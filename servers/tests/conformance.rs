@@ -486,7 +486,7 @@ fn thread_per_conn_survives_failed_thread_spawns() {
         s.write_all(b"ping").is_ok() && s.read_exact(&mut back).is_ok() && &back == b"ping"
     };
     let mut conns: Vec<TcpStream> = (0..6).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
-    let served = conns.iter_mut().map(|c| serves(c)).filter(|&ok| ok).count();
+    let served = conns.iter_mut().map(&serves).filter(|&ok| ok).count();
     assert_eq!(served, 2, "two connection threads fit under pids.max");
     assert!(cgroup.pids_max_events() > 0, "pids.max refused a spawn");
     assert!(!server.exited(), "the server died");

@@ -5,8 +5,9 @@
 use crate::record::Counters;
 use crate::report::Status;
 
-/// How a run ended: `failed` when nothing could be measured, `partial` when it stopped
-/// early, `errors` when any error was counted, else `ok`.
+/// How a run ended: `failed` when nothing could be measured (no connection opened, or a
+/// whole run with neither a round trip nor an error: replies slower than the run), `partial`
+/// when it stopped early, `errors` when any error was counted, else `ok`.
 pub(crate) fn status(conns_ok: usize, counters: &Counters, stopped_early: bool) -> Status {
     if conns_ok == 0 && counters.msgs == 0 {
         Status::Failed
@@ -14,6 +15,8 @@ pub(crate) fn status(conns_ok: usize, counters: &Counters, stopped_early: bool) 
         Status::Partial
     } else if counters.errors() > 0 {
         Status::Errors
+    } else if counters.msgs == 0 {
+        Status::Failed
     } else {
         Status::Ok
     }
@@ -101,6 +104,12 @@ mod tests {
             ..Counters::default()
         };
         assert_eq!(status(0, &Counters::default(), false), Status::Failed);
+        assert_eq!(
+            status(5, &Counters::default(), false),
+            Status::Failed,
+            "no round trip at all"
+        );
+        assert_eq!(status(5, &Counters::default(), true), Status::Partial);
         assert_eq!(status(3, &errs, true), Status::Partial);
         assert_eq!(status(3, &errs, false), Status::Errors);
         assert_eq!(
