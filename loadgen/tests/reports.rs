@@ -333,3 +333,45 @@ fn ctrl_c_stops_a_sweep_after_recording_the_run_in_progress() {
     assert_eq!(rows.len(), 1, "the sweep stops after the interrupted run");
     assert_eq!(rows[0]["status"], "partial");
 }
+
+#[test]
+fn appends_from_concurrent_processes_upgrade_an_old_report_without_losing_rows() {
+    let log = temp_path("race.hlog");
+    let out = run(&[
+        "--target",
+        "mio",
+        "--conns",
+        "2",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0s",
+        "--hdr-log",
+        s(&log),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    // An older report: the contract's first columns only, one row.
+    let csv = report("race.csv", &[("mio", 10, 1000.0, 100.0)]);
+    let children: Vec<std::process::Child> = (0..8)
+        .map(|i| {
+            loadgen()
+                .args(["merge", s(&log), "--csv", s(&csv), "--label", &format!("p{i}")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert_eq!(c.wait().unwrap().code(), Some(0));
+    }
+    let (header, rows) = read_csv(&csv); // strict: every row as wide as the header
+    assert!(header.len() > HEADER.split(',').count(), "header upgraded");
+    assert_eq!(header.last().map(String::as_str), Some("server_cpu_us_per_msg"));
+    assert_eq!(rows.len(), 9, "the old row and one per process");
+    assert_eq!(rows[0]["target"], "mio");
+    let mut labels: Vec<&str> = rows[1..].iter().map(|r| r["label"].as_str()).collect();
+    labels.sort_unstable();
+    assert_eq!(labels, ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"]);
+}
