@@ -152,16 +152,19 @@ fn data_and_fin_together_are_both_seen(model: Model) {
     server.shutdown().unwrap();
 }
 
+/// One echo of 5000 random bytes on `s`, which must come back exact.
+fn bystander_is_served(model: Model, s: &mut TcpStream, seed: u64) {
+    let msg = random_bytes(5000, seed);
+    s.write_all(&msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).unwrap();
+    assert!(back == msg, "{model}: bystander's echo differs");
+}
+
 fn reset_mid_stream_does_not_disturb_others(model: Model) {
     let server = start_model(model, "127.0.0.1:0", Some(8));
     let mut good = connect(&server);
-    let check = |s: &mut TcpStream, seed: u64| {
-        let msg = random_bytes(5000, seed);
-        s.write_all(&msg).unwrap();
-        let mut back = vec![0u8; msg.len()];
-        s.read_exact(&mut back).unwrap();
-        assert!(back == msg, "{model}: bystander's echo differs");
-    };
+    let check = |s: &mut TcpStream, seed: u64| bystander_is_served(model, s, seed);
     check(&mut good, 1);
     for i in 0..20 {
         let bad = connect(&server);
@@ -179,13 +182,7 @@ fn reset_mid_stream_does_not_disturb_others(model: Model) {
 fn close_with_unread_data_does_not_disturb_others(model: Model) {
     let server = start_model(model, "127.0.0.1:0", Some(8));
     let mut good = connect(&server);
-    let check = |s: &mut TcpStream, seed: u64| {
-        let msg = random_bytes(3000, seed);
-        s.write_all(&msg).unwrap();
-        let mut back = vec![0u8; msg.len()];
-        s.read_exact(&mut back).unwrap();
-        assert!(back == msg, "{model}: bystander's echo differs");
-    };
+    let check = |s: &mut TcpStream, seed: u64| bystander_is_served(model, s, seed);
     for i in 0..20 {
         let mut bad = connect(&server);
         bad.write_all(&random_bytes(300_000, 200 + i)).unwrap();
