@@ -136,6 +136,22 @@ pub struct LoadArgs {
     /// and writes.
     #[arg(long, value_name = "BYTES")]
     pub sock_buf: Option<u64>,
+    /// Connection churn: close and reopen each connection after N round trips (1: a new
+    /// connection per message, like netperf TCP_CRR).
+    #[arg(long, value_name = "N")]
+    pub reconnect_every: Option<u64>,
+    /// Connection churn, open loop: R new connections per second on a fixed schedule, each
+    /// doing --msgs-per-conn round trips and closing; --conns bounds how many are open at
+    /// once. Latency runs from each connection's intended start.
+    #[arg(long, value_name = "R")]
+    pub conn_rate: Option<f64>,
+    /// With --conn-rate: round trips per connection [default: 1].
+    #[arg(long, value_name = "N")]
+    pub msgs_per_conn: Option<u64>,
+    /// How the client closes a connection it is done with: fin (orderly; the client's side
+    /// then sits in TIME_WAIT) or rst (SO_LINGER 0: no TIME_WAIT).
+    #[arg(long, value_name = "fin|rst", default_value = "fin", value_parser = ["fin", "rst"])]
+    pub close: String,
 }
 
 /// Flags of `compare`.

@@ -24,6 +24,43 @@ pub const MAX_DEPTH: usize = 4096;
 /// Most client threads.
 pub const MAX_THREADS: usize = 1024;
 
+/// Connection churn: how connections come and go during the run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Churn {
+    /// Every connection lives for the whole run.
+    None,
+    /// Each connection is closed and reopened after this many round trips.
+    ReconnectEvery(u64),
+    /// New connections arrive at `rate` per second on a fixed schedule, each does
+    /// `msgs_per_conn` round trips and closes.
+    ConnRate {
+        /// New connections per second, in total.
+        rate: f64,
+        /// Round trips per connection.
+        msgs_per_conn: u64,
+    },
+}
+
+impl Churn {
+    /// Round trips per connection lifetime (`u64::MAX`: no churn).
+    pub fn lifetime(&self) -> u64 {
+        match *self {
+            Churn::None => u64::MAX,
+            Churn::ReconnectEvery(n) => n,
+            Churn::ConnRate { msgs_per_conn, .. } => msgs_per_conn,
+        }
+    }
+}
+
+/// How the client closes a connection it is done with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseMode {
+    /// An orderly close (FIN); the client's side of the connection sits in TIME_WAIT.
+    Fin,
+    /// SO_LINGER 0: close sends RST, and no TIME_WAIT is left.
+    Rst,
+}
+
 /// What to put load on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetSpec {
@@ -82,6 +119,10 @@ pub struct RunConfig {
     pub bind: Vec<IpAddr>,
     /// SO_SNDBUF/SO_RCVBUF of the client sockets (and of a spawned server's).
     pub sock_buf: Option<usize>,
+    /// Connection churn.
+    pub churn: Churn,
+    /// How the client closes connections it is done with.
+    pub close: CloseMode,
 }
 
 /// Parses a CPU list like `0`, `0-3`, `0,2,4-5`.
@@ -115,6 +156,14 @@ pub fn parse_cpus(flag: &'static str, s: &str) -> Result<Vec<usize>, Error> {
 }
 
 impl RunConfig {
+    /// Closed or open loop: open with a message rate or a connection rate.
+    pub fn mode(&self) -> crate::schedule::Mode {
+        match (self.rate, self.churn) {
+            (Some(_), _) | (None, Churn::ConnRate { .. }) => crate::schedule::Mode::Open,
+            _ => crate::schedule::Mode::Closed,
+        }
+    }
+
     /// The sending discipline.
     pub fn schedule(&self) -> Schedule {
         match self.rate {
@@ -183,6 +232,12 @@ impl RunConfig {
                 Some(b) if (1..=64 << 20).contains(&b) => Some(b as usize),
                 Some(b) => return Err(invalid("--sock-buf", b, "must be between 1 and 67108864 bytes")),
             },
+            churn: churn(load)?,
+            close: if load.close == "rst" {
+                CloseMode::Rst
+            } else {
+                CloseMode::Fin
+            },
         })
     }
 
@@ -212,6 +267,13 @@ impl RunConfig {
         }
         if let Some(r) = self.rate {
             check_rate(r, &r.to_string())?;
+            if let Churn::ConnRate { rate, .. } = self.churn {
+                return Err(invalid(
+                    "--conn-rate",
+                    rate,
+                    "cannot be combined with --rate: one open loop at a time (each new connection's round trips run closed loop)",
+                ));
+            }
         }
         let target = &self.target;
         let family_ok = |ip: &IpAddr| match target {
@@ -239,6 +301,40 @@ impl RunConfig {
         }
         self.threads = self.threads.min(self.conns);
         Ok(self)
+    }
+}
+
+/// The churn flags, checked.
+fn churn(load: &LoadArgs) -> Result<Churn, Error> {
+    let positive = |flag: &'static str, n: u64| {
+        if n == 0 {
+            Err(invalid(flag, n, "must be at least 1"))
+        } else {
+            Ok(n)
+        }
+    };
+    match (load.reconnect_every, load.conn_rate, load.msgs_per_conn) {
+        (None, None, None) => Ok(Churn::None),
+        (Some(n), None, None) => Ok(Churn::ReconnectEvery(positive("--reconnect-every", n)?)),
+        (None, Some(r), n) => {
+            if !(r.is_finite() && r > 0.0 && r <= 1e7) {
+                return Err(invalid(
+                    "--conn-rate",
+                    r,
+                    "must be new connections per second, > 0 (e.g. 1000)",
+                ));
+            }
+            Ok(Churn::ConnRate {
+                rate: r,
+                msgs_per_conn: positive("--msgs-per-conn", n.unwrap_or(1))?,
+            })
+        }
+        (None, None, Some(n)) => Err(invalid("--msgs-per-conn", n, "only applies with --conn-rate")),
+        (Some(n), Some(_), _) | (Some(n), None, Some(_)) => Err(invalid(
+            "--reconnect-every",
+            n,
+            "cannot be combined with --conn-rate/--msgs-per-conn: choose one churn workload",
+        )),
     }
 }
 
@@ -402,6 +498,22 @@ mod tests {
         let c = config(&["--target", "mio", "--rate", "auto", "--slo", "p99.9=2ms"]).unwrap();
         assert_eq!((c.rate, c.search.unwrap().bound_us), (None, 2000.0));
         assert!(msg(&["--target", "mio", "--msg-size", "0"]).starts_with("--msg-size"));
+        assert!(msg(&["--target", "mio", "--reconnect-every", "0"]).starts_with("--reconnect-every"));
+        assert!(msg(&["--target", "mio", "--conn-rate", "0"]).starts_with("--conn-rate"));
+        assert!(msg(&["--target", "mio", "--conn-rate", "10", "--msgs-per-conn", "0"]).starts_with("--msgs-per-conn"));
+        assert!(msg(&["--target", "mio", "--conn-rate", "10", "--rate", "100"]).starts_with("--conn-rate"));
+        assert!(msg(&["--target", "mio", "--msgs-per-conn", "3"]).starts_with("--msgs-per-conn"));
+        let c = config(&["--target", "mio", "--conn-rate", "500", "--close", "rst"]).unwrap();
+        assert_eq!(
+            (c.churn, c.close),
+            (
+                Churn::ConnRate {
+                    rate: 500.0,
+                    msgs_per_conn: 1
+                },
+                CloseMode::Rst
+            )
+        );
         assert!(msg(&[]).contains("--target MODEL"));
     }
 

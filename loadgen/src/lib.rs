@@ -19,6 +19,7 @@ pub mod hlog;
 pub mod merge;
 pub mod payload;
 mod plot;
+mod ports;
 mod proc;
 pub mod record;
 pub mod report;

@@ -21,6 +21,60 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_TRACKABLE_NS, SIGFIG).expect("static histogram bounds are valid")
 }
 
+/// The errnos counted one by one (connection churn meets them first); the rest are
+/// counted together as `other`.
+pub const ERRNOS: [(i32, &str); 8] = [
+    (libc::EADDRNOTAVAIL, "EADDRNOTAVAIL"),
+    (libc::ECONNREFUSED, "ECONNREFUSED"),
+    (libc::ETIMEDOUT, "ETIMEDOUT"),
+    (libc::ECONNRESET, "ECONNRESET"),
+    (libc::EPIPE, "EPIPE"),
+    (libc::EMFILE, "EMFILE"),
+    (libc::ENFILE, "ENFILE"),
+    (libc::EHOSTUNREACH, "EHOSTUNREACH"),
+];
+
+/// Failed socket calls by errno ([`ERRNOS`], then one slot for any other errno).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ErrnoCounts(pub [u64; ERRNOS.len() + 1]);
+
+impl ErrnoCounts {
+    /// Counts one failure with `errno`.
+    #[inline]
+    pub fn count(&mut self, errno: i32) {
+        let i = ERRNOS.iter().position(|&(e, _)| e == errno).unwrap_or(ERRNOS.len());
+        self.0[i] += 1;
+    }
+
+    /// (name, count) of every errno seen, `other` last.
+    pub fn seen(&self) -> Vec<(&'static str, u64)> {
+        ERRNOS
+            .iter()
+            .map(|&(_, name)| name)
+            .chain(std::iter::once("other"))
+            .zip(self.0)
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
+
+    /// How many failures had `errno`.
+    pub fn get(&self, errno: i32) -> u64 {
+        ERRNOS.iter().position(|&(e, _)| e == errno).map_or(0, |i| self.0[i])
+    }
+}
+
+impl Serialize for ErrnoCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let seen = self.seen();
+        let mut map = s.serialize_map(Some(seen.len()))?;
+        for (name, n) in seen {
+            map.serialize_entry(name, &n)?;
+        }
+        map.end()
+    }
+}
+
 /// Error and volume counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
@@ -40,6 +94,10 @@ pub struct Counters {
     pub mismatches: u64,
     /// Any other failure (more bytes back than sent, unexpected socket errors).
     pub other_errors: u64,
+    /// Connections opened inside the measured window (connection churn).
+    pub conns_opened: u64,
+    /// Failed socket calls by errno (connects, reads, writes).
+    pub errnos: ErrnoCounts,
 }
 
 impl Counters {
@@ -59,6 +117,25 @@ impl AddAssign for Counters {
         self.resets += o.resets;
         self.mismatches += o.mismatches;
         self.other_errors += o.other_errors;
+        self.conns_opened += o.conns_opened;
+        for (a, b) in self.errnos.0.iter_mut().zip(o.errnos.0) {
+            *a += b;
+        }
+    }
+}
+
+/// A failure that closed a connection: its kind, and the errno when a socket call said one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// The kind, as counted.
+    pub fault: Fault,
+    /// The errno of the failed call, if any.
+    pub errno: Option<i32>,
+}
+
+impl From<Fault> for Failure {
+    fn from(fault: Fault) -> Self {
+        Failure { fault, errno: None }
     }
 }
 
@@ -120,11 +197,14 @@ impl Interval {
         self.counters = Counters::default();
     }
 
-    /// Counts a fault.
+    /// Counts a failure (and its errno).
     #[inline]
-    pub fn count(&mut self, fault: Fault) {
+    pub fn count(&mut self, failure: Failure) {
         let c = &mut self.counters;
-        match fault {
+        if let Some(errno) = failure.errno {
+            c.errnos.count(errno);
+        }
+        match failure.fault {
             Fault::Connect => c.connect_errors += 1,
             Fault::Timeout => c.timeouts += 1,
             Fault::Reset => c.resets += 1,

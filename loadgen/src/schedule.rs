@@ -115,9 +115,62 @@ impl ThreadSchedule {
     }
 }
 
+/// One client thread's share of a fixed schedule of new connections (`--conn-rate`):
+/// arrival `k` of the whole run is due at `k / rate` seconds after the start, and thread
+/// `t` of `T` takes arrivals `t, t + T, t + 2T, ...`.
+#[derive(Debug, Clone)]
+pub struct Arrivals {
+    first_ns: f64,
+    step_ns: f64,
+    next: u64,
+}
+
+impl Arrivals {
+    /// Thread `thread` of `threads` at `rate` new connections per second in total.
+    pub fn new(rate: f64, thread: usize, threads: usize) -> Self {
+        Arrivals {
+            first_ns: thread as f64 * 1e9 / rate,
+            step_ns: threads as f64 * 1e9 / rate,
+            next: 0,
+        }
+    }
+
+    /// When the next arrival is due, in ns after the start.
+    #[inline]
+    pub fn peek(&self) -> u64 {
+        (self.first_ns + self.next as f64 * self.step_ns) as u64
+    }
+
+    /// Moves past the arrival [`peek`](Self::peek) returned.
+    #[inline]
+    pub fn advance(&mut self) {
+        self.next += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arrivals_of_all_threads_interleave_at_the_total_rate() {
+        let mut all: Vec<u64> = (0..3)
+            .flat_map(|t| {
+                let mut a = Arrivals::new(1000.0, t, 3);
+                (0..10)
+                    .map(|_| {
+                        let at = a.peek();
+                        a.advance();
+                        at
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort_unstable();
+        for (k, at) in all.iter().take(30).enumerate() {
+            assert_eq!(*at, k as u64 * 1_000_000);
+        }
+    }
 
     #[test]
     fn open_schedule_spreads_the_total_rate() {

@@ -188,6 +188,7 @@ fn packet_loss_shows_the_retransmission_timeout_and_nothing_else() {
         }
     };
     let t = Instant::now();
+    let json = temp_path("loss.json");
     let (code, row) = run_for_row(
         "loss.csv",
         &[
@@ -199,6 +200,8 @@ fn packet_loss_shows_the_retransmission_timeout_and_nothing_else() {
             "3s",
             "--warmup",
             "0s",
+            "--json",
+            json.to_str().unwrap(),
         ],
     );
     assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
@@ -209,6 +212,9 @@ fn packet_loss_shows_the_retransmission_timeout_and_nothing_else() {
     // timeout (200 ms minimum on Linux), its median far below it.
     assert!(num(&row, "lat_max_us") >= 200_000.0, "max {}", row["lat_max_us"]);
     assert!(num(&row, "lat_p50_us") < 10_000.0, "p50 {}", row["lat_p50_us"]);
+    // The summary names the loss signature rather than blaming the server.
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(v["warnings"].to_string().contains("packet loss"), "{}", v["warnings"]);
 }
 
 #[test]

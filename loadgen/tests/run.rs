@@ -14,7 +14,8 @@ lat_min_us, lat_mean_us, lat_p50_us, lat_p90_us, lat_p99_us, lat_p999_us, lat_p9
 lat_max_us, lat_stdev_us, connect_p50_us, connect_p99_us, connect_max_us, \
 conns_ok, connect_errors, timeouts, resets, mismatches, other_errors, send_lag_p99_us, \
 server_cpu_s, server_rss_kib, server_threads, client_cpu_s, client_rss_kib, \
-status, host, kernel, cpus, version, raw_p50_us, raw_p99_us, fairness";
+status, host, kernel, cpus, version, raw_p50_us, raw_p99_us, fairness, \
+client_cpu_us_per_msg, server_cpu_us_per_msg, conns_opened, conn_rate_s, connect_p999_us, first_byte_p99_us";
 
 #[test]
 fn every_model_runs_and_reports_ok() {

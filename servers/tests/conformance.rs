@@ -400,6 +400,50 @@ fn descriptor_exhaustion_neither_spins_nor_stops_serving(model: Model) {
     server.stop();
 }
 
+fn churn_leaves_no_threads_or_descriptors_behind(model: Model) {
+    let server = ChildServer::spawn(model, None);
+    let pid = server.0.pid();
+    // Settle: a first connection starts whatever the model starts lazily.
+    let mut first = server.connect();
+    bystander_is_served(model, &mut first, 1);
+    drop(first);
+    std::thread::sleep(Duration::from_millis(200));
+    let (threads, fds) = (testkit::proc::threads(pid), testkit::proc::open_fds(pid));
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let server = &server;
+            s.spawn(move || {
+                for i in 0..250 {
+                    let mut c = server.connect();
+                    c.write_all(b"churn").unwrap();
+                    let mut back = [0u8; 5];
+                    c.read_exact(&mut back).unwrap();
+                    assert_eq!(&back, b"churn", "{model}: connection {t}/{i}");
+                    if i % 2 == 0 {
+                        // Half of them close with RST, the rest with FIN.
+                        socket2::SockRef::from(&c).set_linger(Some(Duration::ZERO)).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    // Back to where it started: no thread or descriptor left per closed connection.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = (testkit::proc::threads(pid), testkit::proc::open_fds(pid));
+        if now == (threads, fds) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{model}: after 1000 connections came and went, threads/fds are {now:?}, were {:?}",
+            (threads, fds)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.stop();
+}
+
 fn echo_server_binary_serves_and_exits_cleanly(model: Model) {
     let server = ChildServer::spawn(model, None);
     let mut s = server.connect();
@@ -454,6 +498,7 @@ conformance! {
         reader_that_stops_reading_keeps_memory_bounded,
         descriptor_exhaustion_neither_spins_nor_stops_serving,
         echo_server_binary_serves_and_exits_cleanly,
+        churn_leaves_no_threads_or_descriptors_behind,
     ]
 }
 

@@ -60,12 +60,14 @@ pub fn wait_for_child(pid: u32) -> u32 {
     }
 }
 
-/// TCP sockets of this machine in CLOSE_WAIT whose local port is `port` (IPv4 and IPv6).
-pub fn close_wait_on(port: u16) -> usize {
+/// TCP sockets of this machine in CLOSE_WAIT (their peer closed, they have not) whose
+/// remote port is `port` (IPv4 and IPv6): clients of the server at `port` that did not
+/// close after it did.
+pub fn close_wait_towards(port: u16) -> usize {
     let v4 = procfs::net::tcp().unwrap_or_default();
     let v6 = procfs::net::tcp6().unwrap_or_default();
     v4.iter()
         .chain(v6.iter())
-        .filter(|e| e.state == procfs::net::TcpState::CloseWait && e.local_address.port() == port)
+        .filter(|e| e.state == procfs::net::TcpState::CloseWait && e.remote_address.port() == port)
         .count()
 }

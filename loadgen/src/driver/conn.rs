@@ -6,9 +6,11 @@
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
+use hdrhistogram::Histogram;
+
 use super::socket::{classify, Sock};
 use crate::payload;
-use crate::record::{Fault, Interval};
+use crate::record::{Failure, Fault, Interval};
 use crate::schedule::Schedule;
 
 /// Where a connection stands.
@@ -25,20 +27,37 @@ pub(super) enum Link {
     },
     /// Open.
     Up,
+    /// Closed and not wanted now: a `--conn-rate` slot waiting for its next arrival.
+    Idle,
 }
 
 /// Per-message context shared by a thread's connections (split from the connections so
 /// both can be borrowed at once).
 pub(super) struct Ctx {
+    /// Bytes per message.
     pub(super) msg_size: usize,
+    /// Messages in flight per connection.
     pub(super) depth: u64,
+    /// When messages are due.
     pub(super) schedule: Schedule,
+    /// Open loop (by messages or by connections): raw service times are recorded too.
+    pub(super) open_loop: bool,
+    /// The common start of the load.
     pub(super) start: Instant,
+    /// End of warmup, ns after the start.
     pub(super) warm_ns: u64,
+    /// End of the measured window, ns after the start.
     pub(super) end_ns: u64,
+    /// The load has begun.
     pub(super) sending: bool,
+    /// The interval being recorded.
     pub(super) cur: Interval,
+    /// Time from a connection's start (intended start with `--conn-rate`) to its first
+    /// echoed byte, ns; window only.
+    pub(super) first_byte: Histogram<u64>,
+    /// The thread's read buffer.
     pub(super) rbuf: Box<[u8]>,
+    /// The thread's write buffer.
     pub(super) wbuf: Box<[u8]>,
 }
 
@@ -48,8 +67,9 @@ impl Ctx {
         self.start.elapsed().as_nanos() as u64
     }
 
+    /// Whether `t` (ns after the start) lies in the measured window.
     #[inline]
-    fn in_window(&self, t: u64) -> bool {
+    pub(super) fn in_window(&self, t: u64) -> bool {
         t >= self.warm_ns && t < self.end_ns
     }
 }
@@ -79,6 +99,16 @@ pub(super) struct Conn {
     pub(super) msgs: u64,
     /// The server's FIN (or an error) was signalled: read to EOF, never stop at a short read.
     pub(super) read_closed: bool,
+    /// First sequence number of the current connection's life, and the one past its last
+    /// (`u64::MAX`: no churn, the connection lives for the run).
+    pub(super) life_start: u64,
+    pub(super) life_end: u64,
+    /// `--conn-rate`: this connection's intended start, ns after the start.
+    pub(super) intended_ns: Option<u64>,
+    /// When its connect began, ns after the start (for the time to first byte).
+    pub(super) opened_ns: u64,
+    /// No byte has come back on this connection yet.
+    pub(super) awaiting_first_byte: bool,
 }
 
 impl Conn {
@@ -100,7 +130,27 @@ impl Conn {
             sent_at: vec![0; depth].into_boxed_slice(),
             msgs: 0,
             read_closed: false,
+            life_start: 0,
+            life_end: u64::MAX,
+            intended_ns: None,
+            opened_ns: 0,
+            awaiting_first_byte: false,
         }
+    }
+
+    /// Starts a new life on a fresh connection: at most `lifetime` round trips from the
+    /// next sequence number on.
+    pub(super) fn begin_life(&mut self, lifetime: u64, opened_ns: u64) {
+        self.life_start = self.send_seq;
+        self.life_end = self.send_seq.saturating_add(lifetime);
+        self.opened_ns = opened_ns;
+        self.awaiting_first_byte = true;
+    }
+
+    /// Every round trip of this life is done: time to close it.
+    #[inline]
+    pub(super) fn life_over(&self) -> bool {
+        self.recv_seq >= self.life_end
     }
 
     /// Messages whose first byte has been written.
@@ -111,13 +161,13 @@ impl Conn {
 
     /// Writes as many messages as the window and the schedule allow, until the socket
     /// would block.
-    pub(super) fn send(&mut self, ctx: &mut Ctx) -> Result<(), Fault> {
+    pub(super) fn send(&mut self, ctx: &mut Ctx) -> Result<(), Failure> {
         let size = ctx.msg_size;
         let Some(sock) = self.sock.as_mut() else {
             return Ok(());
         };
         loop {
-            let limit = (self.recv_seq + ctx.depth).min(self.due);
+            let limit = (self.recv_seq + ctx.depth).min(self.due).min(self.life_end);
             if self.send_seq >= limit {
                 return Ok(());
             }
@@ -135,7 +185,7 @@ impl Conn {
             }
             let now = ctx.now_ns();
             let n = match sock.write(&ctx.wbuf[..len]) {
-                Ok(0) => return Err(Fault::Other),
+                Ok(0) => return Err(Fault::Other.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()), // send buffer full: wait for WRITABLE
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,     // EINTR: retry
@@ -168,19 +218,26 @@ impl Conn {
     }
 
     /// Reads and checks everything available.
-    pub(super) fn receive(&mut self, ctx: &mut Ctx) -> Result<(), Fault> {
+    pub(super) fn receive(&mut self, ctx: &mut Ctx) -> Result<(), Failure> {
         loop {
             let Some(sock) = self.sock.as_mut() else {
                 return Ok(());
             };
             let n = match sock.read(&mut ctx.rbuf) {
-                Ok(0) => return Err(Fault::Reset), // the server closed the connection
+                Ok(0) => return Err(Fault::Reset.into()), // the server closed the connection
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(classify(&e)),
             };
             let now = ctx.now_ns();
+            if self.awaiting_first_byte {
+                self.awaiting_first_byte = false;
+                if ctx.in_window(now) {
+                    let from = self.intended_ns.unwrap_or(self.opened_ns);
+                    ctx.first_byte.saturating_record(now.saturating_sub(from));
+                }
+            }
             let mut i = 0;
             while i < n {
                 // Only bytes that were sent can come back.
@@ -191,7 +248,7 @@ impl Conn {
                 };
                 let take = allowed.min(n - i);
                 if take == 0 {
-                    return Err(Fault::Other); // more bytes back than were sent
+                    return Err(Fault::Other.into()); // more bytes back than were sent
                 }
                 if !payload::verify(
                     payload::key(self.id, self.recv_seq),
@@ -221,12 +278,17 @@ impl Conn {
         if self.recv_bad {
             ctx.cur.counters.mismatches += 1;
         } else if ctx.in_window(now) {
-            match ctx.schedule.intended_ns(self.id, self.recv_seq) {
-                Some(intended) => {
-                    ctx.cur.latency.saturating_record(now.saturating_sub(intended));
-                    ctx.cur.raw.saturating_record(now.saturating_sub(sent));
-                }
-                None => ctx.cur.latency.saturating_record(now.saturating_sub(sent)),
+            // Open loop: from the intended send time; `--conn-rate`: a connection's first
+            // round trip from its intended start (connect and any wait included).
+            let intended = ctx
+                .schedule
+                .intended_ns(self.id, self.recv_seq)
+                .or(self.intended_ns.filter(|_| self.recv_seq == self.life_start));
+            ctx.cur
+                .latency
+                .saturating_record(now.saturating_sub(intended.unwrap_or(sent)));
+            if ctx.open_loop {
+                ctx.cur.raw.saturating_record(now.saturating_sub(sent));
             }
             ctx.cur.counters.msgs += 1;
             ctx.cur.counters.bytes += ctx.msg_size as u64;

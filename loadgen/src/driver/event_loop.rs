@@ -9,7 +9,14 @@
 //! 2. **Load.** Warmup and measured window, until their end or until told to stop.
 //!    A connection that fails to open, times out, is reset, or misbehaves is closed,
 //!    counted, and reopened (after a back-off when reconnecting keeps failing).
+//!
+//! Connection churn is a value too ([`Churn`]): with `--reconnect-every N` a connection
+//! that completed its N round trips is closed (FIN or RST) and reopened at once; with
+//! `--conn-rate` the connections are slots that start idle, and each arrival of the fixed
+//! schedule takes a free slot (or waits for one: its latency, measured from its intended
+//! start, shows the wait), does its round trips and returns the slot.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
@@ -21,12 +28,12 @@ use mio::{Events, Interest, Poll, Token};
 use servers::ListenAddr;
 
 use super::conn::{Conn, Ctx, Link};
-use super::socket::Sock;
+use super::socket::{connect_failure, Sock};
 use super::timer::Timer;
 use super::{connect_phase_limit, Shared, ThreadOutput, CONNECT_WINDOW};
-use crate::config::RunConfig;
-use crate::record::{new_histogram, Fault, Interval};
-use crate::schedule::{Schedule, ThreadSchedule};
+use crate::config::{Churn, CloseMode, RunConfig};
+use crate::record::{new_histogram, Failure, Fault, Interval};
+use crate::schedule::{Arrivals, Schedule, ThreadSchedule};
 use crate::sys::thread_cpu;
 
 /// How often timeouts and reconnects are checked.
@@ -60,11 +67,19 @@ pub(super) struct Client<'a> {
     boundary_ns: u64,
     /// Thread CPU time when the measured window began.
     window_cpu_start: Option<Duration>,
+    /// Round trips per connection life (`u64::MAX`: no churn).
+    lifetime: u64,
+    /// `--conn-rate`: this thread's share of the arrivals, and its idle slots.
+    arrivals: Option<Arrivals>,
+    idle: Vec<usize>,
+    /// Connections to reopen as soon as the connect window has room.
+    waiting: VecDeque<usize>,
 }
 
 impl<'a> Client<'a> {
-    /// A thread over `conn_ids`, nothing opened yet.
+    /// Thread `thread` of `threads` over `conn_ids`, nothing opened yet.
     pub(super) fn new(
+        (thread, threads): (usize, usize),
         conn_ids: Vec<u32>,
         cfg: &'a RunConfig,
         addr: &'a ListenAddr,
@@ -75,9 +90,25 @@ impl<'a> Client<'a> {
         let schedule = cfg.schedule();
         let closed = schedule == Schedule::Closed;
         let now = Instant::now();
-        let conns = conn_ids.iter().map(|&id| Conn::new(id, depth, closed, now)).collect();
+        let mut conns: Vec<Conn> = conn_ids.iter().map(|&id| Conn::new(id, depth, closed, now)).collect();
+        let arrivals = match cfg.churn {
+            Churn::ConnRate { rate, .. } => {
+                // Slots start idle: nothing to open before the load.
+                for c in &mut conns {
+                    c.link = Link::Idle;
+                    c.tried = true;
+                }
+                Some(Arrivals::new(rate, thread, threads))
+            }
+            _ => None,
+        };
+        let idle = if arrivals.is_some() {
+            (0..conns.len()).rev().collect()
+        } else {
+            Vec::new()
+        };
         let poll = Poll::new()?;
-        let timer = if closed {
+        let timer = if closed && arrivals.is_none() {
             None
         } else {
             let t = Timer::new()?;
@@ -97,11 +128,13 @@ impl<'a> Client<'a> {
                 msg_size: cfg.msg_size,
                 depth: depth as u64,
                 schedule,
+                open_loop: cfg.mode() == crate::schedule::Mode::Open,
                 start: now,
                 warm_ns,
                 end_ns: warm_ns + cfg.duration.as_nanos() as u64,
                 sending: false,
                 cur: Interval::new(None),
+                first_byte: new_histogram(),
                 rbuf: vec![0; BUF].into_boxed_slice(),
                 wbuf: vec![0; BUF.min(cfg.msg_size * depth).max(1)].into_boxed_slice(),
             },
@@ -111,6 +144,10 @@ impl<'a> Client<'a> {
             connect_hist: new_histogram(),
             boundary_ns: warm_ns,
             window_cpu_start: None,
+            lifetime: cfg.churn.lifetime(),
+            arrivals,
+            idle,
+            waiting: VecDeque::new(),
         })
     }
 
@@ -139,6 +176,7 @@ impl<'a> Client<'a> {
         result?;
         Ok(ThreadOutput {
             connect: self.connect_hist.clone(),
+            first_byte: self.ctx.first_byte.clone(),
             conns_ok,
             per_conn,
             window_cpu,
@@ -176,7 +214,10 @@ impl<'a> Client<'a> {
                 self.maintain(now);
                 next_scan = now + SCAN_EVERY;
             }
-            let next_due = self.send_due(t);
+            let next_due = match self.arrivals {
+                Some(_) => self.start_arrivals(now, t),
+                None => self.send_due(t),
+            };
             // Sleep until the earliest of: next scan, interval boundary, end, next due send.
             let coarse_ns = (next_scan - now).as_nanos() as u64;
             let mut wake_ns = coarse_ns.min(self.boundary_ns.min(self.ctx.end_ns) - t);
@@ -206,6 +247,32 @@ impl<'a> Client<'a> {
         None
     }
 
+    /// `--conn-rate`: starts every arrival whose time has come, while a slot and the connect
+    /// window allow; returns the time of the next one (`None` while arrivals wait for room,
+    /// which a closing connection or a finished connect makes).
+    fn start_arrivals(&mut self, now: Instant, t: u64) -> Option<u64> {
+        loop {
+            let at = self.arrivals.as_ref()?.peek();
+            if at > t {
+                return Some(at);
+            }
+            if self.connecting >= CONNECT_WINDOW {
+                return None;
+            }
+            let i = self.idle.pop()?;
+            if let Some(a) = self.arrivals.as_mut() {
+                a.advance();
+            }
+            self.conns[i].intended_ns = Some(at);
+            if self.ctx.in_window(t) {
+                // How late the client started it: its own lag, not the server's.
+                self.ctx.cur.send_lag.saturating_record(t - at);
+            }
+            self.conns[i].link = Link::Down { retry_at: now };
+            self.connect(i, now);
+        }
+    }
+
     fn poll_once(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         if let Err(e) = self.poll.poll(events, timeout) {
             // EINTR: a signal arrived; the caller's loop polls again.
@@ -229,14 +296,18 @@ impl<'a> Client<'a> {
                         self.conns[i].read_closed = true;
                     }
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
-                        if let Err(fault) = self.conns[i].receive(&mut self.ctx) {
-                            self.fail(i, fault);
+                        if let Err(failure) = self.conns[i].receive(&mut self.ctx) {
+                            self.fail(i, failure);
+                            continue;
+                        }
+                        if self.conns[i].life_over() {
+                            self.retire(i);
                             continue;
                         }
                     }
                     self.send(i);
                 }
-                Link::Down { .. } => {} // stale event of a closed socket
+                Link::Down { .. } | Link::Idle => {} // stale event of a closed socket
             }
         }
         Ok(())
@@ -245,8 +316,8 @@ impl<'a> Client<'a> {
     /// Sends what connection `i` may send now, if it is open and the load has begun.
     fn send(&mut self, i: usize) {
         if self.ctx.sending && matches!(self.conns[i].link, Link::Up) {
-            if let Err(fault) = self.conns[i].send(&mut self.ctx) {
-                self.fail(i, fault);
+            if let Err(failure) = self.conns[i].send(&mut self.ctx) {
+                self.fail(i, failure);
             }
         }
     }
@@ -260,10 +331,17 @@ impl<'a> Client<'a> {
         for i in 0..self.conns.len() {
             match self.conns[i].link {
                 Link::Connecting { since } if now.duration_since(since) > self.cfg.connect_timeout => {
-                    self.fail(i, Fault::Connect)
+                    // Our own connect timeout: counted as the kernel's would be.
+                    self.fail(
+                        i,
+                        Failure {
+                            fault: Fault::Connect,
+                            errno: Some(libc::ETIMEDOUT),
+                        },
+                    )
                 }
                 Link::Up if self.ctx.sending && self.conns[i].timed_out(t, timeout_ns, self.ctx.depth) => {
-                    self.fail(i, Fault::Timeout)
+                    self.fail(i, Fault::Timeout.into())
                 }
                 _ => {}
             }
@@ -286,13 +364,15 @@ impl<'a> Client<'a> {
             [] => None,
             ips => Some(ips[self.conns[i].id as usize % ips.len()]),
         };
+        let opened_ns = now.saturating_duration_since(self.ctx.start).as_nanos() as u64;
+        self.conns[i].begin_life(self.lifetime, opened_ns);
         let sock = match Sock::connect(self.addr, from, self.cfg.sock_buf) {
             Ok(s) => s,
-            Err(_) => {
+            Err(e) => {
                 // Immediate failure (refused, out of ports or descriptors): counted, retried.
                 self.conns[i].link = Link::Connecting { since: now };
                 self.connecting += 1;
-                return self.fail(i, Fault::Connect);
+                return self.fail(i, connect_failure(&e));
             }
         };
         if self
@@ -307,7 +387,7 @@ impl<'a> Client<'a> {
         {
             self.conns[i].link = Link::Connecting { since: now };
             self.connecting += 1;
-            return self.fail(i, Fault::Other);
+            return self.fail(i, Fault::Other.into());
         }
         self.conns[i].sock = Some(sock);
         self.conns[i].link = Link::Connecting { since: now };
@@ -319,9 +399,14 @@ impl<'a> Client<'a> {
         match state {
             Some(Ok(true)) => {}
             Some(Ok(false)) => return, // still connecting
-            _ => return self.fail(i, Fault::Connect),
+            Some(Err(e)) => return self.fail(i, connect_failure(&e)),
+            None => return self.fail(i, Fault::Connect.into()),
         }
         self.connecting -= 1;
+        let now_ns = self.ctx.now_ns();
+        if self.ctx.sending && self.ctx.in_window(now_ns) {
+            self.ctx.cur.counters.conns_opened += 1;
+        }
         let conn = &mut self.conns[i];
         conn.link = Link::Up;
         conn.failures = 0;
@@ -333,18 +418,60 @@ impl<'a> Client<'a> {
         }
         self.connect_hist.saturating_record(since.elapsed().as_nanos() as u64);
         self.send(i);
+        self.reopen_waiting(Instant::now());
     }
 
-    /// Counts `fault`, closes connection `i` and schedules its reconnect.
-    fn fail(&mut self, i: usize, fault: Fault) {
-        self.ctx.cur.count(fault);
+    /// Connection `i` did all its round trips: closes it (FIN, or RST with `--close rst`)
+    /// and reopens it at once (`--reconnect-every`) or returns its slot (`--conn-rate`).
+    /// Not an error.
+    fn retire(&mut self, i: usize) {
         let conn = &mut self.conns[i];
+        if let Some(sock) = conn.sock.take() {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&sock.fd()));
+            if self.cfg.close == CloseMode::Rst {
+                sock.set_reset_on_close();
+            }
+        }
+        self.shared.up.fetch_sub(1, Ordering::Relaxed);
+        conn.read_closed = false;
+        if self.arrivals.is_some() {
+            conn.link = Link::Idle;
+            conn.intended_ns = None;
+            self.idle.push(i);
+            return;
+        }
+        let now = Instant::now();
+        conn.link = Link::Down { retry_at: now };
+        if self.connecting < CONNECT_WINDOW {
+            self.connect(i, now);
+        } else {
+            self.waiting.push_back(i);
+        }
+    }
+
+    /// Reopens connections retired while the connect window was full, as it has room.
+    fn reopen_waiting(&mut self, now: Instant) {
+        while self.connecting < CONNECT_WINDOW {
+            let Some(i) = self.waiting.pop_front() else { return };
+            if matches!(self.conns[i].link, Link::Down { .. }) {
+                self.connect(i, now);
+            }
+        }
+    }
+
+    /// Counts `failure`, closes connection `i` and schedules its reconnect (`--conn-rate`:
+    /// abandons that connection and returns its slot).
+    fn fail(&mut self, i: usize, failure: Failure) {
+        self.ctx.cur.count(failure);
+        let fault = failure.fault;
+        let conn = &mut self.conns[i];
+        let was_connecting = matches!(conn.link, Link::Connecting { .. });
         match conn.link {
             Link::Connecting { .. } => self.connecting -= 1,
             Link::Up => {
                 self.shared.up.fetch_sub(1, Ordering::Relaxed);
             }
-            Link::Down { .. } => {}
+            Link::Down { .. } | Link::Idle => {}
         }
         if let Some(sock) = conn.sock.take() {
             let _ = self.poll.registry().deregister(&mut SourceFd(&sock.fd()));
@@ -367,9 +494,18 @@ impl<'a> Client<'a> {
             }
             _ => Duration::ZERO, // a timeout or reset: reconnect at the next scan
         };
-        conn.link = Link::Down {
-            retry_at: Instant::now() + backoff,
-        };
+        if self.arrivals.is_some() {
+            conn.link = Link::Idle;
+            conn.intended_ns = None;
+            self.idle.push(i);
+        } else {
+            conn.link = Link::Down {
+                retry_at: Instant::now() + backoff,
+            };
+        }
+        if was_connecting {
+            self.reopen_waiting(Instant::now());
+        }
     }
 
     /// Hands the current interval to the main thread and starts the next one. `t` is the

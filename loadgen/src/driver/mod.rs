@@ -116,6 +116,8 @@ impl Gate {
 pub(crate) struct ThreadOutput {
     /// Connect latency of every successful connect, in ns.
     pub(crate) connect: Histogram<u64>,
+    /// Time from a connection's (intended) start to its first echoed byte, ns; window only.
+    pub(crate) first_byte: Histogram<u64>,
     /// Connections open when the load started.
     pub(crate) conns_ok: usize,
     /// Messages completed in the window, per connection (connection id, count).
@@ -133,9 +135,11 @@ pub(crate) fn assign(conns: usize, threads: usize) -> Vec<Vec<u32>> {
         .collect()
 }
 
-/// Runs one client thread over `conn_ids` against `addr` until the run ends; intervals go
-/// to `tx`. Always meets the other threads at the barrier, even when it fails to set up.
+/// Runs client thread `thread` of `threads` over `conn_ids` against `addr` until the run
+/// ends; intervals go to `tx`. Always meets the other threads at the barrier, even when it
+/// fails to set up.
 pub(crate) fn run_thread(
+    thread: (usize, usize),
     conn_ids: Vec<u32>,
     cfg: &RunConfig,
     addr: &ListenAddr,
@@ -151,7 +155,7 @@ pub(crate) fn run_thread(
             ));
         }
     }
-    match event_loop::Client::new(conn_ids, cfg, addr, shared, tx) {
+    match event_loop::Client::new(thread, conn_ids, cfg, addr, shared, tx) {
         Ok(mut client) => client.run(),
         Err(e) => {
             shared.connected.wait();

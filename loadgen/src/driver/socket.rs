@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use servers::ListenAddr;
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::record::Fault;
+use crate::record::{Failure, Fault};
 use crate::sys;
 
 /// A client socket of one of the stream kinds.
@@ -53,6 +53,16 @@ impl Sock {
             ListenAddr::Tcp(_) => Sock::Tcp(mio::net::TcpStream::from_std(socket.into())),
             ListenAddr::Unix(_) => Sock::Unix(mio::net::UnixStream::from_std(socket.into())),
         })
+    }
+
+    /// Makes the coming close send RST instead of FIN (SO_LINGER 0): no TIME_WAIT.
+    pub(super) fn set_reset_on_close(&self) {
+        let sock = match self {
+            Sock::Tcp(s) => socket2::SockRef::from(s),
+            Sock::Unix(s) => socket2::SockRef::from(s),
+        };
+        // Fails only on a socket that is already gone: its close is moot then.
+        let _ = sock.set_linger(Some(std::time::Duration::ZERO));
     }
 
     /// The descriptor, to register with the poller.
@@ -105,11 +115,23 @@ impl Write for Sock {
     }
 }
 
-/// The fault an I/O error on an open connection counts as.
-pub(super) fn classify(e: &io::Error) -> Fault {
-    match e.kind() {
+/// The failure an I/O error on an open connection counts as, with its errno.
+pub(super) fn classify(e: &io::Error) -> Failure {
+    let fault = match e.kind() {
         io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => Fault::Reset,
         io::ErrorKind::TimedOut => Fault::Timeout,
         _ => Fault::Other,
+    };
+    Failure {
+        fault,
+        errno: e.raw_os_error(),
+    }
+}
+
+/// A failed connect, with its errno.
+pub(super) fn connect_failure(e: &io::Error) -> Failure {
+    Failure {
+        fault: Fault::Connect,
+        errno: e.raw_os_error(),
     }
 }

@@ -3,7 +3,7 @@
 use super::Report;
 
 /// The header, in order. Readers match columns by name; new columns go at the end.
-pub const HEADER: [&str; 51] = [
+pub const HEADER: [&str; 55] = [
     "schema",
     "timestamp",
     "label",
@@ -55,6 +55,10 @@ pub const HEADER: [&str; 51] = [
     "fairness",
     "client_cpu_us_per_msg",
     "server_cpu_us_per_msg",
+    "conns_opened",
+    "conn_rate_s",
+    "connect_p999_us",
+    "first_byte_p99_us",
 ];
 
 fn f(v: f64, decimals: usize) -> String {
@@ -121,6 +125,10 @@ pub fn fields(r: &Report) -> [String; HEADER.len()] {
         f(r.fairness.jain, 4),
         opt(r.client_us_per_msg(), |v| f(v, 3)),
         opt(r.server_us_per_msg(), |v| f(v, 3)),
+        c.conns_opened.to_string(),
+        f(r.conn_rate_s, 1),
+        f(r.connect.p999_us, 1),
+        f(r.first_byte.p99_us, 1),
     ]
 }
 

@@ -168,6 +168,12 @@ pub struct Report {
     pub depth: usize,
     /// Open loop rate, messages/s.
     pub rate: Option<f64>,
+    /// Connection churn asked for: `--reconnect-every`.
+    pub reconnect_every: Option<u64>,
+    /// Connection churn asked for: `--conn-rate` (new connections/s) and round trips each.
+    pub conn_rate: Option<(f64, u64)>,
+    /// How the client closed connections it was done with (`fin` or `rst`).
+    pub close: &'static str,
     /// Measured seconds (shorter than asked when stopped early).
     pub duration_s: f64,
     /// Warmup seconds.
@@ -186,6 +192,11 @@ pub struct Report {
     pub send_lag: Option<Percentiles>,
     /// Connect latency.
     pub connect: Percentiles,
+    /// Time from a connection's start (its intended start with `--conn-rate`) to its first
+    /// echoed byte, for connections opened in the window.
+    pub first_byte: Percentiles,
+    /// Connections opened per second in the window.
+    pub conn_rate_s: f64,
     /// Connections open when the load started.
     pub conns_ok: usize,
     /// Server process cost (when known).
@@ -201,9 +212,9 @@ pub struct Report {
     /// Open loop: when the schedule was not kept, who could not keep up; closed loop: when
     /// a client thread was saturated (plain words).
     pub keep_up: Option<String>,
-    /// When fewer connections than asked were open when the load started: how many, and
-    /// the likely cause (plain words).
-    pub unopened: Option<String>,
+    /// Other findings in plain words: connections that could not be opened, ports that ran
+    /// out, a loss signature in the latency tail.
+    pub warnings: Vec<String>,
     /// How the run ended.
     pub status: Status,
     /// Why it stopped early, if it did.
@@ -234,6 +245,9 @@ impl Report {
             msg_size: 0,
             depth: 0,
             rate: None,
+            reconnect_every: None,
+            conn_rate: None,
+            close: "fin",
             duration_s: 0.0,
             warmup_s: 0.0,
             counters: Counters::default(),
@@ -243,6 +257,8 @@ impl Report {
             raw: None,
             send_lag: None,
             connect: Percentiles::default(),
+            first_byte: Percentiles::default(),
+            conn_rate_s: 0.0,
             conns_ok: 0,
             server: None,
             client_cpu_s: 0.0,
@@ -250,7 +266,7 @@ impl Report {
             client_thread_busy_max: 0.0,
             achieved_rate: None,
             keep_up: None,
-            unopened: None,
+            warnings: Vec::new(),
             status: Status::Failed,
             stop_reason: None,
             fairness: Fairness::default(),

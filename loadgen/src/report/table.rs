@@ -34,9 +34,16 @@ fn percentiles(out: &mut String, name: &str, p: &Percentiles) {
 /// The summary as text.
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
-    let mode = match r.rate {
-        Some(rate) => format!("open loop at {rate:.0} msg/s"),
-        None => "closed loop".into(),
+    let mode = match (r.rate, r.conn_rate, r.reconnect_every) {
+        (Some(rate), _, _) => format!("open loop at {rate:.0} msg/s"),
+        (None, Some((rate, n)), _) => {
+            format!(
+                "open loop of {rate:.0} new connections/s, {n} round trips each (at most {} at once)",
+                r.conns
+            )
+        }
+        (None, None, Some(n)) => format!("closed loop, a new connection every {n} round trips"),
+        (None, None, None) => "closed loop".into(),
     };
     let _ = writeln!(
         o,
@@ -65,31 +72,59 @@ pub fn render(r: &Report) -> String {
             "  (* from the intended send time, coordinated omission corrected; raw: from the actual send)"
         );
     }
-    if let Some(lag) = &r.send_lag {
-        let _ = writeln!(
-            o,
-            "  schedule   sent {:.0} msg/s of {:.0} asked; send lag p50 {}  p99 {}  max {}",
-            r.achieved_rate.unwrap_or(0.0),
-            r.rate.unwrap_or(0.0),
-            us(lag.p50_us),
-            us(lag.p99_us),
-            us(lag.max_us)
-        );
+    match (&r.send_lag, r.conn_rate) {
+        (Some(lag), Some((rate, _))) => {
+            let _ = writeln!(
+                o,
+                "  schedule   opened {:.0} connections/s of {rate:.0} asked; start lag p50 {}  p99 {}  max {}",
+                r.conn_rate_s,
+                us(lag.p50_us),
+                us(lag.p99_us),
+                us(lag.max_us)
+            );
+        }
+        (Some(lag), None) => {
+            let _ = writeln!(
+                o,
+                "  schedule   sent {:.0} msg/s of {:.0} asked; send lag p50 {}  p99 {}  max {}",
+                r.achieved_rate.unwrap_or(0.0),
+                r.rate.unwrap_or(0.0),
+                us(lag.p50_us),
+                us(lag.p99_us),
+                us(lag.max_us)
+            );
+        }
+        _ => {}
     }
     if let Some(verdict) = &r.keep_up {
         let _ = writeln!(o, "  WARNING    {verdict}");
     }
+    let open = match r.conn_rate {
+        Some(_) => format!("connections opened as they arrive, {} at most at once", r.conns),
+        None => format!("{} of {} connections open", r.conns_ok, r.conns),
+    };
     let _ = writeln!(
         o,
-        "  connect    p50 {}  p99 {}  max {}; {} of {} connections open",
+        "  connect    p50 {}  p99 {}  max {}; {open}",
         us(r.connect.p50_us),
         us(r.connect.p99_us),
         us(r.connect.max_us),
-        r.conns_ok,
-        r.conns
     );
-    if let Some(verdict) = &r.unopened {
-        let _ = writeln!(o, "  WARNING    {verdict}");
+    if r.counters.conns_opened > 0 {
+        let _ = writeln!(
+            o,
+            "  churn      {} connections opened ({:.0}/s, closed with {}); connect p99.9 {}; first byte p50 {}  p99 {}  max {}",
+            r.counters.conns_opened,
+            r.conn_rate_s,
+            r.close.to_uppercase(),
+            us(r.connect.p999_us),
+            us(r.first_byte.p50_us),
+            us(r.first_byte.p99_us),
+            us(r.first_byte.max_us)
+        );
+    }
+    for warning in &r.warnings {
+        let _ = writeln!(o, "  WARNING    {warning}");
     }
     let c = &r.counters;
     let _ = writeln!(
@@ -97,6 +132,11 @@ pub fn render(r: &Report) -> String {
         "  errors     connect {}, timeouts {}, resets {}, mismatches {}, other {}",
         c.connect_errors, c.timeouts, c.resets, c.mismatches, c.other_errors
     );
+    let errnos = c.errnos.seen();
+    if !errnos.is_empty() {
+        let list: Vec<String> = errnos.iter().map(|(name, n)| format!("{name} {n}")).collect();
+        let _ = writeln!(o, "  errno      {}", list.join(", "));
+    }
     let f = &r.fairness;
     let _ = writeln!(
         o,

@@ -95,6 +95,7 @@ impl Aggregator {
             msgs: 0,
             bytes: 0,
             sent: 0,
+            conns_opened: 0,
             ..w
         };
         total

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::verdict;
-use crate::config::RunConfig;
+use crate::config::{Churn, CloseMode, RunConfig};
 use crate::driver::ThreadOutput;
 use crate::record::{new_histogram, Fairness, Interval, Percentiles};
 use crate::report::{Environment, IntervalRow, Report, ServerCost, SCHEMA};
@@ -35,11 +35,13 @@ pub(super) struct Parts<'a> {
 pub(super) fn report(p: Parts<'_>) -> Report {
     let cfg = p.cfg;
     let mut connect = new_histogram();
+    let mut first_byte = new_histogram();
     let mut per_conn: Vec<(u32, u64)> = Vec::with_capacity(cfg.conns);
     let mut conns_ok = 0;
     for out in p.outputs {
         // Same bounds on both sides: `add` cannot fail.
         let _ = connect.add(&out.connect);
+        let _ = first_byte.add(&out.first_byte);
         per_conn.extend_from_slice(&out.per_conn);
         conns_ok += out.conns_ok;
     }
@@ -48,16 +50,38 @@ pub(super) fn report(p: Parts<'_>) -> Report {
     let secs = p.measured.as_secs_f64();
     let rate = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
     let c = p.total.counters;
-    let mode = cfg.schedule().mode();
-    let open = cfg.rate.is_some();
-    let busiest = p.outputs.iter().map(|o| o.window_cpu.as_secs_f64()).fold(0.0, f64::max) / secs.max(1e-9);
-    let send_lag = open.then(|| Percentiles::of(&p.total.send_lag));
-    let achieved_rate = open.then(|| rate(c.sent as f64));
-    let keep_up = match (cfg.rate, achieved_rate, send_lag) {
-        (Some(r), Some(a), Some(lag)) if secs > 0.0 => verdict::keep_up_verdict(r, a, lag.p99_us, busiest),
-        (None, _, _) if secs > 0.0 => verdict::closed_loop_verdict(busiest),
+    let mode = cfg.mode();
+    let open = mode == crate::schedule::Mode::Open;
+    let conn_rate = match cfg.churn {
+        Churn::ConnRate { rate, .. } => Some(rate),
         _ => None,
     };
+    let busiest = p.outputs.iter().map(|o| o.window_cpu.as_secs_f64()).fold(0.0, f64::max) / secs.max(1e-9);
+    let send_lag = open.then(|| Percentiles::of(&p.total.send_lag));
+    let achieved_rate = cfg.rate.map(|_| rate(c.sent as f64));
+    let conn_rate_s = rate(c.conns_opened as f64);
+    let keep_up = match (cfg.rate, conn_rate, send_lag) {
+        _ if secs <= 0.0 => None,
+        (Some(r), _, Some(lag)) => verdict::keep_up_verdict(r, rate(c.sent as f64), "msg/s", lag.p99_us, busiest),
+        (None, Some(r), Some(lag)) => {
+            verdict::keep_up_verdict(r, conn_rate_s, "new connections/s", lag.p99_us, busiest)
+        }
+        _ => verdict::closed_loop_verdict(busiest),
+    };
+    let latency = Percentiles::of(&p.total.latency);
+    let raw = open.then(|| Percentiles::of(&p.total.raw));
+    // Connection slots of `--conn-rate` are neither opened up front nor fairly comparable.
+    let slots = conn_rate.is_some();
+    let warnings: Vec<String> = [
+        (!slots)
+            .then(|| verdict::unopened_verdict(cfg.conns, conns_ok, &c))
+            .flatten(),
+        verdict::ports_verdict(&c),
+        verdict::loss_verdict(if open { &p.total.raw } else { &p.total.latency }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     Report {
         schema: SCHEMA,
         timestamp: humantime::format_rfc3339_seconds(p.started_at).to_string(),
@@ -70,15 +94,29 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         msg_size: cfg.msg_size,
         depth: cfg.depth,
         rate: cfg.rate,
+        reconnect_every: match cfg.churn {
+            Churn::ReconnectEvery(n) => Some(n),
+            _ => None,
+        },
+        conn_rate: match cfg.churn {
+            Churn::ConnRate { rate, msgs_per_conn } => Some((rate, msgs_per_conn)),
+            _ => None,
+        },
+        close: match cfg.close {
+            CloseMode::Fin => "fin",
+            CloseMode::Rst => "rst",
+        },
         duration_s: secs,
         warmup_s: cfg.warmup.as_secs_f64(),
         counters: c,
         throughput_msgs_s: rate(c.msgs as f64),
         throughput_mib_s: rate(c.bytes as f64 / (1024.0 * 1024.0)),
-        latency: Percentiles::of(&p.total.latency),
-        raw: open.then(|| Percentiles::of(&p.total.raw)),
+        latency,
+        raw,
         send_lag,
         connect: Percentiles::of(&connect),
+        first_byte: Percentiles::of(&first_byte),
+        conn_rate_s,
         conns_ok,
         server: p.server,
         client_cpu_s: p.client_cpu_s,
@@ -86,13 +124,17 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         client_thread_busy_max: busiest,
         achieved_rate,
         keep_up,
-        unopened: verdict::unopened_verdict(cfg.conns, conns_ok, &c),
-        status: verdict::status(conns_ok, &c, p.stop_reason.is_some()),
+        warnings,
+        status: verdict::status(if slots { cfg.conns } else { conns_ok }, &c, p.stop_reason.is_some()),
         stop_reason: p.stop_reason,
-        fairness: Fairness::of(&counts),
+        fairness: if slots {
+            Fairness::default()
+        } else {
+            Fairness::of(&counts)
+        },
         starved_conns: per_conn
             .iter()
-            .filter(|&&(_, n)| n == 0)
+            .filter(|&&(_, n)| n == 0 && !slots)
             .map(|&(id, _)| id)
             .take(STARVED_LISTED)
             .collect(),

@@ -75,6 +75,12 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     };
     let created = Instant::now();
     let mut target = target::start(cfg)?;
+    let (bind, note) = crate::ports::plan(cfg, &target.addr);
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    let spread = bind.map(|bind| RunConfig { bind, ..cfg.clone() });
+    let cfg = spread.as_ref().unwrap_or(cfg);
     let plan = assign(cfg.conns, cfg.threads);
     let shared = Shared::new(plan.len());
     let server_pid = target.server.as_ref().map(|s| s.pid()).or(cfg.server_pid);
@@ -82,12 +88,13 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let addr = target.addr.clone();
     let (tx, rx) = mpsc::channel::<Interval>();
     let mut seen = std::thread::scope(|scope| -> anyhow::Result<Observed> {
-        let mut handles = Vec::with_capacity(plan.len());
+        let threads = plan.len();
+        let mut handles = Vec::with_capacity(threads);
         for (i, ids) in plan.into_iter().enumerate() {
             let (shared, tx, addr) = (&shared, tx.clone(), &addr);
             let handle = std::thread::Builder::new()
                 .name(format!("client-{i}"))
-                .spawn_scoped(scope, move || run_thread(ids, cfg, addr, shared, &tx));
+                .spawn_scoped(scope, move || run_thread((i, threads), ids, cfg, addr, shared, &tx));
             match handle {
                 Ok(h) => handles.push(h),
                 Err(e) => {

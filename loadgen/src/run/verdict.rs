@@ -22,6 +22,18 @@ pub(crate) fn status(conns_ok: usize, counters: &Counters, stopped_early: bool) 
     }
 }
 
+/// `Some(sentence)` when connects failed for want of ephemeral ports.
+pub(crate) fn ports_verdict(counters: &Counters) -> Option<String> {
+    let n = counters.errnos.get(libc::EADDRNOTAVAIL);
+    (n > 0).then(|| {
+        format!(
+            "{n} connects failed with EADDRNOTAVAIL: the ephemeral ports towards the server ran out \
+             (closed connections hold theirs in TIME_WAIT for 60 s); add --bind with more source \
+             addresses (e.g. 127.0.0.2,127.0.0.3) or --close rst"
+        )
+    })
+}
+
 /// `Some(sentence)` when fewer than `conns` connections were open when the load started.
 pub(crate) fn unopened_verdict(conns: usize, conns_ok: usize, counters: &Counters) -> Option<String> {
     (conns_ok < conns).then(|| {
@@ -44,7 +56,14 @@ pub(crate) const LAG_KEPT_US: f64 = 1000.0;
 
 /// Open loop: `None` when the schedule was kept, else a sentence saying it was not and
 /// whether the generator (a client thread near a full core) or the server is to blame.
-pub(crate) fn keep_up_verdict(rate: f64, achieved: f64, lag_p99_us: f64, busiest_thread: f64) -> Option<String> {
+/// `unit` names what the rate counts (`msg/s`, or `new connections/s` with `--conn-rate`).
+pub(crate) fn keep_up_verdict(
+    rate: f64,
+    achieved: f64,
+    unit: &str,
+    lag_p99_us: f64,
+    busiest_thread: f64,
+) -> Option<String> {
     let short = achieved < RATE_KEPT * rate;
     let late = lag_p99_us > LAG_KEPT_US;
     if !short && !late {
@@ -52,19 +71,41 @@ pub(crate) fn keep_up_verdict(rate: f64, achieved: f64, lag_p99_us: f64, busiest
     }
     let what = match (short, late) {
         (true, true) => {
-            format!("achieved {achieved:.0} of {rate:.0} msg/s and sends were late (lag p99 {lag_p99_us:.0} us)")
+            format!("achieved {achieved:.0} of {rate:.0} {unit} and sends were late (lag p99 {lag_p99_us:.0} us)")
         }
-        (true, false) => format!("achieved {achieved:.0} of {rate:.0} msg/s"),
+        (true, false) => format!("achieved {achieved:.0} of {rate:.0} {unit}"),
         _ => format!("sends were late against the schedule (lag p99 {lag_p99_us:.0} us > {LAG_KEPT_US:.0} us)"),
     };
     let pct = busiest_thread * 100.0;
     Some(if busiest_thread >= SATURATED {
         format!(
-            "the GENERATOR could not keep up: {what}; its busiest client thread used {pct:.0}% of a core (add --threads or lower --rate)"
+            "the GENERATOR could not keep up: {what}; its busiest client thread used {pct:.0}% of a core (add --threads or lower the rate)"
         )
     } else {
         format!(
-            "the SERVER could not keep up: {what}; client threads were at most {pct:.0}% busy, so they were waiting for replies (--depth bounds messages in flight)"
+            "replies were late (server or network): {what}; client threads were at most {pct:.0}% busy, so they were waiting for replies (--depth bounds messages in flight)"
+        )
+    })
+}
+
+/// TCP's minimum retransmission timeout on Linux, ns.
+pub(crate) const MIN_RTO_NS: u64 = 200_000_000;
+
+/// `Some(sentence)` when the service times (ns) cluster at TCP's retransmission timeout:
+/// more of them just above 200 ms (up to 240 ms) than in the whole 50-200 ms range below,
+/// with the median far below. That is the signature of lost packets recovered by a
+/// retransmission; a server that stalls spreads its waits over the range instead.
+pub(crate) fn loss_verdict(service: &hdrhistogram::Histogram<u64>) -> Option<String> {
+    if service.is_empty() {
+        return None;
+    }
+    let at_rto = service.count_between(MIN_RTO_NS, MIN_RTO_NS * 6 / 5);
+    let below = service.count_between(MIN_RTO_NS / 4, MIN_RTO_NS - 1);
+    let median = service.value_at_quantile(0.5);
+    (at_rto > 0 && at_rto > below && median < MIN_RTO_NS / 20).then(|| {
+        format!(
+            "{at_rto} replies took 200-240 ms while the median is {:.0} us: TCP's retransmission timeout, a likely sign of packet loss",
+            median as f64 / 1000.0
         )
     })
 }
@@ -86,12 +127,27 @@ mod tests {
 
     #[test]
     fn verdict_blames_the_busy_side() {
-        assert_eq!(keep_up_verdict(1000.0, 999.0, 200.0, 0.2), None);
-        assert!(keep_up_verdict(1000.0, 900.0, 200.0, 0.97)
+        assert_eq!(keep_up_verdict(1000.0, 999.0, "msg/s", 200.0, 0.2), None);
+        assert!(keep_up_verdict(1000.0, 900.0, "msg/s", 200.0, 0.97)
             .unwrap()
             .contains("GENERATOR"));
-        assert!(keep_up_verdict(1000.0, 900.0, 200.0, 0.3).unwrap().contains("SERVER"));
-        assert!(keep_up_verdict(1000.0, 1000.0, 5000.0, 0.3).unwrap().contains("late"));
+        assert!(keep_up_verdict(1000.0, 900.0, "msg/s", 200.0, 0.3)
+            .unwrap()
+            .starts_with("replies were late (server or network)"));
+        assert!(keep_up_verdict(1000.0, 1000.0, "msg/s", 5000.0, 0.3)
+            .unwrap()
+            .contains("late"));
+        let mut lossy = crate::record::new_histogram();
+        lossy.record_n(30_000, 1000).unwrap();
+        lossy.record_n(205_000_000, 20).unwrap();
+        assert!(loss_verdict(&lossy).unwrap().contains("packet loss"));
+        // A server frozen for 300 ms: waits spread evenly from 0 to 300 ms.
+        let mut frozen = crate::record::new_histogram();
+        frozen.record_n(30_000, 1000).unwrap();
+        for ms in 0..300u64 {
+            frozen.record(ms * 1_000_000 + 1).unwrap();
+        }
+        assert_eq!(loss_verdict(&frozen), None);
         assert_eq!(closed_loop_verdict(0.5), None);
         assert!(closed_loop_verdict(0.95).unwrap().contains("GENERATOR"));
     }

@@ -85,6 +85,8 @@ pub enum Misbehave {
     DieAfter(Duration),
     /// Resets (RST) each connection after echoing this many chunks.
     ResetAfter(u64),
+    /// Closes each connection (FIN) after echoing this many chunks.
+    CloseAfter(u64),
     /// Delays every echo by this long.
     Delay(Duration),
     /// Stops answering for `pause` at the start of every `period` (a GC pause, say).
@@ -192,6 +194,12 @@ fn serve(s: &TcpStream, fault: Misbehave, born: Instant) {
             Misbehave::Corrupt(every) if chunks.is_multiple_of(every) => buf[n / 2] ^= 0x20,
             Misbehave::ResetAfter(k) if chunks > k => {
                 socket2::SockRef::from(s).set_linger(Some(Duration::ZERO)).unwrap();
+                return;
+            }
+            Misbehave::CloseAfter(k) if chunks > k => {
+                // An orderly close of both directions (the serving thread's `Arc` may
+                // outlive this function, so `shutdown` rather than relying on drop).
+                let _ = s.shutdown(std::net::Shutdown::Both);
                 return;
             }
             Misbehave::Delay(d) => std::thread::sleep(d),
