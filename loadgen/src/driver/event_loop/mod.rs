@@ -27,12 +27,13 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use servers::ListenAddr;
 
+mod lifecycle;
+
 use super::conn::{Conn, Ctx, Link};
-use super::socket::{connect_failure, Sock};
 use super::timer::Timer;
 use super::{connect_phase_limit, Shared, ThreadOutput, CONNECT_WINDOW};
-use crate::config::{Churn, CloseMode, RunConfig};
-use crate::record::{new_histogram, Failure, Fault, Interval};
+use crate::config::{Churn, RunConfig};
+use crate::record::{new_histogram, Interval};
 use crate::schedule::{Arrivals, Schedule, ThreadSchedule};
 use crate::sys::thread_cpu;
 
@@ -319,192 +320,6 @@ impl<'a> Client<'a> {
             if let Err(failure) = self.conns[i].send(&mut self.ctx) {
                 self.fail(i, failure);
             }
-        }
-    }
-
-    /// Connect timeouts, message timeouts and (re)connects. Free connect slots go to
-    /// connections never tried before any retry, so a server that stops accepting cannot
-    /// keep the untried ones from ever getting a first attempt.
-    fn maintain(&mut self, now: Instant) {
-        let t = now.saturating_duration_since(self.ctx.start).as_nanos() as u64;
-        let timeout_ns = self.cfg.timeout.as_nanos() as u64;
-        for i in 0..self.conns.len() {
-            match self.conns[i].link {
-                Link::Connecting { since } if now.duration_since(since) > self.cfg.connect_timeout => {
-                    // Our own connect timeout: counted as the kernel's would be.
-                    self.fail(
-                        i,
-                        Failure {
-                            fault: Fault::Connect,
-                            errno: Some(libc::ETIMEDOUT),
-                        },
-                    )
-                }
-                Link::Up if self.ctx.sending && self.conns[i].timed_out(t, timeout_ns, self.ctx.depth) => {
-                    self.fail(i, Fault::Timeout.into())
-                }
-                _ => {}
-            }
-        }
-        for first_attempts in [true, false] {
-            for i in 0..self.conns.len() {
-                if self.connecting >= CONNECT_WINDOW {
-                    return;
-                }
-                let c = &self.conns[i];
-                if matches!(c.link, Link::Down { retry_at } if retry_at <= now) && c.tried != first_attempts {
-                    self.connect(i, now);
-                }
-            }
-        }
-    }
-
-    fn connect(&mut self, i: usize, now: Instant) {
-        let from = match self.cfg.bind.as_slice() {
-            [] => None,
-            ips => Some(ips[self.conns[i].id as usize % ips.len()]),
-        };
-        let opened_ns = now.saturating_duration_since(self.ctx.start).as_nanos() as u64;
-        self.conns[i].begin_life(self.lifetime, opened_ns);
-        let sock = match Sock::connect(self.addr, from, self.cfg.sock_buf) {
-            Ok(s) => s,
-            Err(e) => {
-                // Immediate failure (refused, out of ports or descriptors): counted, retried.
-                self.conns[i].link = Link::Connecting { since: now };
-                self.connecting += 1;
-                return self.fail(i, connect_failure(&e));
-            }
-        };
-        if self
-            .poll
-            .registry()
-            .register(
-                &mut SourceFd(&sock.fd()),
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .is_err()
-        {
-            self.conns[i].link = Link::Connecting { since: now };
-            self.connecting += 1;
-            return self.fail(i, Fault::Other.into());
-        }
-        self.conns[i].sock = Some(sock);
-        self.conns[i].link = Link::Connecting { since: now };
-        self.connecting += 1;
-    }
-
-    fn finish_connect(&mut self, i: usize, since: Instant) {
-        let state = self.conns[i].sock.as_ref().map(Sock::connected);
-        match state {
-            Some(Ok(true)) => {}
-            Some(Ok(false)) => return, // still connecting
-            Some(Err(e)) => return self.fail(i, connect_failure(&e)),
-            None => return self.fail(i, Fault::Connect.into()),
-        }
-        self.connecting -= 1;
-        let now_ns = self.ctx.now_ns();
-        if self.ctx.sending && self.ctx.in_window(now_ns) {
-            self.ctx.cur.counters.conns_opened += 1;
-        }
-        let conn = &mut self.conns[i];
-        conn.link = Link::Up;
-        conn.failures = 0;
-        conn.tried = true;
-        self.shared.up.fetch_add(1, Ordering::Relaxed);
-        if let Some(Sock::Tcp(s)) = &conn.sock {
-            // Without NODELAY, Nagle would hold small messages back: latency, not correctness.
-            let _ = s.set_nodelay(true);
-        }
-        self.connect_hist.saturating_record(since.elapsed().as_nanos() as u64);
-        self.send(i);
-        self.reopen_waiting(Instant::now());
-    }
-
-    /// Connection `i` did all its round trips: closes it (FIN, or RST with `--close rst`)
-    /// and reopens it at once (`--reconnect-every`) or returns its slot (`--conn-rate`).
-    /// Not an error.
-    fn retire(&mut self, i: usize) {
-        let conn = &mut self.conns[i];
-        if let Some(sock) = conn.sock.take() {
-            let _ = self.poll.registry().deregister(&mut SourceFd(&sock.fd()));
-            if self.cfg.close == CloseMode::Rst {
-                sock.set_reset_on_close();
-            }
-        }
-        self.shared.up.fetch_sub(1, Ordering::Relaxed);
-        conn.read_closed = false;
-        if self.arrivals.is_some() {
-            conn.link = Link::Idle;
-            conn.intended_ns = None;
-            self.idle.push(i);
-            return;
-        }
-        let now = Instant::now();
-        conn.link = Link::Down { retry_at: now };
-        if self.connecting < CONNECT_WINDOW {
-            self.connect(i, now);
-        } else {
-            self.waiting.push_back(i);
-        }
-    }
-
-    /// Reopens connections retired while the connect window was full, as it has room.
-    fn reopen_waiting(&mut self, now: Instant) {
-        while self.connecting < CONNECT_WINDOW {
-            let Some(i) = self.waiting.pop_front() else { return };
-            if matches!(self.conns[i].link, Link::Down { .. }) {
-                self.connect(i, now);
-            }
-        }
-    }
-
-    /// Counts `failure`, closes connection `i` and schedules its reconnect (`--conn-rate`:
-    /// abandons that connection and returns its slot).
-    fn fail(&mut self, i: usize, failure: Failure) {
-        self.ctx.cur.count(failure);
-        let fault = failure.fault;
-        let conn = &mut self.conns[i];
-        let was_connecting = matches!(conn.link, Link::Connecting { .. });
-        match conn.link {
-            Link::Connecting { .. } => self.connecting -= 1,
-            Link::Up => {
-                self.shared.up.fetch_sub(1, Ordering::Relaxed);
-            }
-            Link::Down { .. } | Link::Idle => {}
-        }
-        if let Some(sock) = conn.sock.take() {
-            let _ = self.poll.registry().deregister(&mut SourceFd(&sock.fd()));
-        }
-        // Messages in flight are lost; the stream restarts at the next sequence number.
-        if conn.send_off > 0 {
-            conn.send_seq += 1;
-            conn.send_off = 0;
-        }
-        conn.recv_seq = conn.send_seq;
-        conn.recv_off = 0;
-        conn.recv_bad = false;
-        conn.read_closed = false;
-        let backoff = match fault {
-            Fault::Connect => {
-                conn.tried = true;
-                conn.failures += 1;
-                self.shared.connect_failures.fetch_add(1, Ordering::Relaxed);
-                Duration::from_millis(5u64 << conn.failures.min(8)).min(Duration::from_secs(1))
-            }
-            _ => Duration::ZERO, // a timeout or reset: reconnect at the next scan
-        };
-        if self.arrivals.is_some() {
-            conn.link = Link::Idle;
-            conn.intended_ns = None;
-            self.idle.push(i);
-        } else {
-            conn.link = Link::Down {
-                retry_at: Instant::now() + backoff,
-            };
-        }
-        if was_connecting {
-            self.reopen_waiting(Instant::now());
         }
     }
 

@@ -7,8 +7,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use servers::addr::{BadAddr, BadAddrKind};
 use servers::{ListenAddr, Model};
+
+mod parse;
+
+use parse::{check_rate, churn, positive_duration};
+pub use parse::{parse_addr, parse_cpus, parse_duration, parse_percent, parse_rate};
 
 use crate::capacity::Slo;
 use crate::cli::{LoadArgs, RunArgs};
@@ -123,36 +127,6 @@ pub struct RunConfig {
     pub churn: Churn,
     /// How the client closes connections it is done with.
     pub close: CloseMode,
-}
-
-/// Parses a CPU list like `0`, `0-3`, `0,2,4-5`.
-pub fn parse_cpus(flag: &'static str, s: &str) -> Result<Vec<usize>, Error> {
-    let bad = || invalid(flag, s, "expected CPU numbers like 0, 0-1 or 0,2");
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .max(1);
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim) {
-        let (lo, hi) = match part.split_once('-') {
-            Some((a, b)) => (
-                a.trim().parse::<usize>().map_err(|_| bad())?,
-                b.trim().parse::<usize>().map_err(|_| bad())?,
-            ),
-            None => {
-                let v = part.parse::<usize>().map_err(|_| bad())?;
-                (v, v)
-            }
-        };
-        if lo > hi || hi >= cpus.max(1024) {
-            return Err(bad());
-        }
-        out.extend(lo..=hi);
-    }
-    if out.iter().any(|&c| c >= cpus) {
-        return Err(invalid(flag, s, format!("this machine has CPUs 0-{}", cpus - 1)));
-    }
-    Ok(out)
 }
 
 impl RunConfig {
@@ -302,94 +276,6 @@ impl RunConfig {
         self.threads = self.threads.min(self.conns);
         Ok(self)
     }
-}
-
-/// The churn flags, checked.
-fn churn(load: &LoadArgs) -> Result<Churn, Error> {
-    let positive = |flag: &'static str, n: u64| {
-        if n == 0 {
-            Err(invalid(flag, n, "must be at least 1"))
-        } else {
-            Ok(n)
-        }
-    };
-    match (load.reconnect_every, load.conn_rate, load.msgs_per_conn) {
-        (None, None, None) => Ok(Churn::None),
-        (Some(n), None, None) => Ok(Churn::ReconnectEvery(positive("--reconnect-every", n)?)),
-        (None, Some(r), n) => {
-            if !(r.is_finite() && r > 0.0 && r <= 1e7) {
-                return Err(invalid(
-                    "--conn-rate",
-                    r,
-                    "must be new connections per second, > 0 (e.g. 1000)",
-                ));
-            }
-            Ok(Churn::ConnRate {
-                rate: r,
-                msgs_per_conn: positive("--msgs-per-conn", n.unwrap_or(1))?,
-            })
-        }
-        (None, None, Some(n)) => Err(invalid("--msgs-per-conn", n, "only applies with --conn-rate")),
-        (Some(n), Some(_), _) | (Some(n), None, Some(_)) => Err(invalid(
-            "--reconnect-every",
-            n,
-            "cannot be combined with --conn-rate/--msgs-per-conn: choose one churn workload",
-        )),
-    }
-}
-
-/// Parses a duration like `500ms`, `10s`, `2m`.
-pub fn parse_duration(flag: &'static str, s: &str) -> Result<Duration, Error> {
-    humantime::parse_duration(s.trim()).map_err(|e| invalid(flag, s, format!("{e} (use e.g. 500ms, 10s, 2m)")))
-}
-
-fn positive_duration(flag: &'static str, s: &str) -> Result<Duration, Error> {
-    let d = parse_duration(flag, s)?;
-    if d.is_zero() {
-        return Err(invalid(flag, s, "must be greater than zero"));
-    }
-    Ok(d)
-}
-
-/// Parses an open-loop rate in messages per second.
-pub fn parse_rate(flag: &'static str, s: &str) -> Result<f64, Error> {
-    match s.trim().parse::<f64>() {
-        Ok(v) => check_rate(v, s).map_err(|_| rate_error(flag, s)),
-        Err(_) => Err(rate_error(flag, s)),
-    }
-}
-
-fn check_rate(v: f64, s: &str) -> Result<f64, Error> {
-    if v.is_finite() && v > 0.0 && v <= 1e9 {
-        Ok(v)
-    } else {
-        Err(rate_error("--rate", s))
-    }
-}
-
-fn rate_error(flag: &'static str, s: &str) -> Error {
-    invalid(
-        flag,
-        s,
-        "must be messages per second, > 0 (e.g. 50000), or auto with --slo",
-    )
-}
-
-/// Parses a percentage like `5%` or `5` (for `compare --threshold`).
-pub fn parse_percent(flag: &'static str, s: &str) -> Result<f64, Error> {
-    match s.trim().trim_end_matches('%').trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(invalid(flag, s, "expected a percentage, e.g. 5%")),
-    }
-}
-
-/// Parses `--addr`: a malformed address is a usage error (exit 2), a well-formed one whose
-/// host does not resolve means the run cannot start (exit 3).
-pub fn parse_addr(s: &str) -> Result<ListenAddr, Error> {
-    s.parse().map_err(|e: BadAddr| match e.kind {
-        BadAddrKind::Unresolvable => Error::CannotRun(format!("--addr '{s}': {}", e.reason)),
-        BadAddrKind::Syntax => invalid("--addr", s, e.reason + "; expected HOST:PORT, [V6]:PORT or unix:/path"),
-    })
 }
 
 impl TryFrom<&RunArgs> for RunConfig {
