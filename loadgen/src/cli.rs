@@ -152,6 +152,10 @@ pub struct LoadArgs {
     /// then sits in TIME_WAIT) or rst (SO_LINGER 0: no TIME_WAIT).
     #[arg(long, value_name = "fin|rst", default_value = "fin", value_parser = ["fin", "rst"])]
     pub close: String,
+    /// How open-loop sends are timed: sleep (timer only), hybrid (timer, then spin for an
+    /// adaptive margin before each send) or spin (busy: one core per client thread).
+    #[arg(long, value_name = "MODE", default_value = "hybrid", value_parser = ["sleep", "hybrid", "spin"])]
+    pub pacing: String,
 }
 
 /// Flags of `compare`.

@@ -161,8 +161,15 @@ pub struct Interval {
     pub latency: Histogram<u64>,
     /// Open loop only: service time from the actual send.
     pub raw: Histogram<u64>,
-    /// Open loop only: actual send minus intended send.
+    /// Open loop only: actual send minus intended send (= client lag + backpressure).
     pub send_lag: Histogram<u64>,
+    /// Open loop only: actual send minus the time the message became sendable (intended
+    /// time, or later when its connection had no free slot under `--depth`): the client's
+    /// own lateness.
+    pub client_lag: Histogram<u64>,
+    /// Open loop only: how long a due message waited for a free slot under `--depth`
+    /// (replies it waited for: the server's or the network's doing).
+    pub backpressure: Histogram<u64>,
     /// Counts.
     pub counters: Counters,
 }
@@ -175,6 +182,8 @@ impl Interval {
             latency: new_histogram(),
             raw: new_histogram(),
             send_lag: new_histogram(),
+            client_lag: new_histogram(),
+            backpressure: new_histogram(),
             counters: Counters::default(),
         }
     }
@@ -185,16 +194,18 @@ impl Interval {
         let _ = self.latency.add(&other.latency);
         let _ = self.raw.add(&other.raw);
         let _ = self.send_lag.add(&other.send_lag);
+        let _ = self.client_lag.add(&other.client_lag);
+        let _ = self.backpressure.add(&other.backpressure);
         self.counters += other.counters;
     }
 
-    /// Empties it for reuse as interval `index` (keeps the allocations).
-    pub fn reset(&mut self, index: Option<u32>) {
-        self.index = index;
-        self.latency.reset();
-        self.raw.reset();
-        self.send_lag.reset();
-        self.counters = Counters::default();
+    /// Records how late a message (or connection) went out against its intended time
+    /// `intended`, having become sendable at `sendable` (≥ `intended`), sent at `now`.
+    #[inline]
+    pub fn record_lag(&mut self, intended: u64, sendable: u64, now: u64) {
+        self.send_lag.saturating_record(now.saturating_sub(intended));
+        self.client_lag.saturating_record(now.saturating_sub(sendable));
+        self.backpressure.saturating_record(sendable.saturating_sub(intended));
     }
 
     /// Counts a failure (and its errno).
@@ -277,6 +288,31 @@ pub struct Fairness {
 }
 
 impl Fairness {
+    /// Open loop: the spread judged against each connection's own schedule. `per_conn`
+    /// holds (messages completed, messages due) in the window; Jain's index is over the
+    /// share of its due messages each connection completed, and a connection counts as
+    /// starved only when at least two messages were due and none completed (one due near
+    /// the window's end may rightly complete after it). Connections due nothing are left
+    /// out.
+    pub fn against_schedule(per_conn: &[(u64, u64)]) -> Self {
+        let judged: Vec<&(u64, u64)> = per_conn.iter().filter(|(_, due)| *due > 0).collect();
+        let counts: Vec<u64> = judged.iter().map(|(n, _)| *n).collect();
+        let mut f = Fairness::of(&counts);
+        let shares: Vec<f64> = judged
+            .iter()
+            .map(|&&(n, due)| (n as f64 / due as f64).min(1.0))
+            .collect();
+        let sum: f64 = shares.iter().sum();
+        let sum_sq: f64 = shares.iter().map(|x| x * x).sum();
+        f.jain = if sum_sq == 0.0 {
+            0.0
+        } else {
+            sum * sum / (shares.len() as f64 * sum_sq)
+        };
+        f.starved = judged.iter().filter(|&&&(n, due)| n == 0 && due >= 2).count() as u64;
+        f
+    }
+
     /// Computes the spread of per-connection message counts.
     pub fn of(per_conn: &[u64]) -> Self {
         if per_conn.is_empty() {
@@ -320,6 +356,18 @@ mod tests {
         let p = Percentiles::of(&all);
         assert!((p.p50_us - 5000.0).abs() <= 5.0, "{p:?}");
         assert!((p.p99_us - 9900.0).abs() <= 10.0, "{p:?}");
+    }
+
+    #[test]
+    fn open_loop_fairness_ignores_connections_due_nothing() {
+        let f = Fairness::against_schedule(&[(1, 1), (0, 0), (0, 0), (2, 2), (0, 1)]);
+        assert_eq!(
+            f.starved, 0,
+            "a connection due one message may finish it after the window"
+        );
+        let f = Fairness::against_schedule(&[(1, 1), (2, 2), (0, 3)]);
+        assert_eq!(f.starved, 1);
+        assert!((Fairness::against_schedule(&[(5, 5), (3, 3)]).jain - 1.0).abs() < 1e-12);
     }
 
     #[test]

@@ -74,6 +74,21 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// How many messages of connection `conn` are due in `[from_ns, to_ns)` (ns after the
+    /// start); closed loop: `None` (as many as it can).
+    pub fn due_between(&self, conn: u32, from_ns: u64, to_ns: u64) -> Option<u64> {
+        let Schedule::Open { rate, conns } = *self else {
+            return None;
+        };
+        let step = 1e9 / rate;
+        let (first, period) = (f64::from(conn) * step, conns as f64 * step);
+        // Messages k >= 0 with first + k * period in [from, to).
+        let k = |t: u64| ((t as f64 - first) / period).ceil().max(0.0) as u64;
+        Some(k(to_ns).saturating_sub(k(from_ns)))
+    }
+}
+
 /// One client thread's walk through its connections' intended send times, in time order.
 #[derive(Debug, Clone)]
 pub struct ThreadSchedule {
@@ -170,6 +185,22 @@ mod tests {
         for (k, at) in all.iter().take(30).enumerate() {
             assert_eq!(*at, k as u64 * 1_000_000);
         }
+    }
+
+    #[test]
+    fn due_counts_follow_each_connections_own_schedule() {
+        // 50 msg/s over 1000 connections: each is due once every 20 s.
+        let s = Schedule::Open {
+            rate: 50.0,
+            conns: 1000,
+        };
+        let window = (1_000_000_000, 6_000_000_000);
+        let due: Vec<u64> = (0..1000)
+            .map(|c| s.due_between(c, window.0, window.1).unwrap())
+            .collect();
+        assert_eq!(due.iter().sum::<u64>(), 250, "5 s at 50 msg/s");
+        assert_eq!(due.iter().filter(|&&d| d == 0).count(), 750);
+        assert_eq!(Schedule::Closed.due_between(0, 0, 1), None);
     }
 
     #[test]

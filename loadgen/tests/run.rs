@@ -15,7 +15,8 @@ lat_max_us, lat_stdev_us, connect_p50_us, connect_p99_us, connect_max_us, \
 conns_ok, connect_errors, timeouts, resets, mismatches, other_errors, send_lag_p99_us, \
 server_cpu_s, server_rss_kib, server_threads, client_cpu_s, client_rss_kib, \
 status, host, kernel, cpus, version, raw_p50_us, raw_p99_us, fairness, \
-client_cpu_us_per_msg, server_cpu_us_per_msg, conns_opened, conn_rate_s, connect_p999_us, first_byte_p99_us";
+client_cpu_us_per_msg, server_cpu_us_per_msg, conns_opened, conn_rate_s, connect_p999_us, first_byte_p99_us, \
+client_lag_p99_us";
 
 #[test]
 fn every_model_runs_and_reports_ok() {
@@ -324,11 +325,24 @@ fn cpu_pinning_is_applied_and_recorded() {
         .spawn()
         .unwrap();
     let server = wait_for_child(child.id());
-    let status = std::fs::read_to_string(format!("/proc/{server}/status")).unwrap();
+    // The child appears at fork; its affinity is set between fork and exec: wait for that.
+    let allowed = || {
+        let status = std::fs::read_to_string(format!("/proc/{server}/status")).unwrap_or_default();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("Cpus_allowed_list:"))
+            .unwrap_or("")
+            .to_string();
+        line
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while allowed().split_whitespace().nth(1) != Some("0") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let line = allowed();
     let _ = child.kill();
     let _ = child.wait();
-    let allowed = status.lines().find(|l| l.starts_with("Cpus_allowed_list:")).unwrap();
-    assert_eq!(allowed.split_whitespace().nth(1), Some("0"), "{allowed}");
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
     let bad = run(&["--target", "mio", "--pin-server", "4096"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--pin-server"));
@@ -336,8 +350,8 @@ fn cpu_pinning_is_applied_and_recorded() {
 
 #[test]
 fn client_memory_does_not_grow_with_the_run_length() {
-    // 50 ms intervals make a 6 s run hold 120 intervals of ~0.7 MB of histograms each:
-    // before intervals were folded as they completed, its peak RSS grew by ~80 MB over the
+    // 100 ms intervals make a 6 s run hold 60 intervals of ~1 MB of histograms each:
+    // before intervals were folded as they completed, its peak RSS grew by ~60 MB over the
     // 1 s run's (release, 10 ms intervals: 415 vs 80 MB; now 22 vs 20 MB).
     let rss = |duration: &str| {
         let (code, row) = run_for_row(
@@ -352,7 +366,7 @@ fn client_memory_does_not_grow_with_the_run_length() {
                 "--warmup",
                 "0s",
                 "--interval",
-                "50ms",
+                "100ms",
             ],
         );
         assert_eq!(code, Some(0));
@@ -360,7 +374,7 @@ fn client_memory_does_not_grow_with_the_run_length() {
     };
     let (short, long) = (rss("1s"), rss("6s"));
     assert!(
-        long <= short * 1.25,
+        long <= short * 1.25 + 2048.0,
         "peak client RSS grew from {short} KiB (1 s) to {long} KiB (6 s)"
     );
 }

@@ -95,6 +95,11 @@ pub(super) struct Conn {
     pub(super) recv_bad: bool,
     /// Actual send time (ns) of each message in flight, by `seq % depth`.
     pub(super) sent_at: Box<[u64]>,
+    /// When each slot under `--depth` was last freed (its reply completed), by
+    /// `seq % depth`: the message after it may go from then on.
+    pub(super) freed_at: Box<[u64]>,
+    /// `--conn-rate`: when this slot became idle (free for the next arrival), ns.
+    pub(super) idle_since: u64,
     /// Messages completed inside the window.
     pub(super) msgs: u64,
     /// The server's FIN (or an error) was signalled: read to EOF, never stop at a short read.
@@ -128,6 +133,8 @@ impl Conn {
             recv_off: 0,
             recv_bad: false,
             sent_at: vec![0; depth].into_boxed_slice(),
+            freed_at: vec![0; depth].into_boxed_slice(),
+            idle_since: 0,
             msgs: 0,
             read_closed: false,
             life_start: 0,
@@ -199,7 +206,13 @@ impl Conn {
                     if ctx.in_window(now) {
                         ctx.cur.counters.sent += 1;
                         if let Some(intended) = ctx.schedule.intended_ns(self.id, self.send_seq) {
-                            ctx.cur.send_lag.saturating_record(now.saturating_sub(intended));
+                            // Sendable once due and its slot under --depth was free.
+                            let freed = if self.send_seq >= self.life_start + ctx.depth {
+                                self.freed_at[(self.send_seq % ctx.depth) as usize]
+                            } else {
+                                self.opened_ns
+                            };
+                            ctx.cur.record_lag(intended, intended.max(freed), now);
                         }
                     }
                 }
@@ -294,6 +307,7 @@ impl Conn {
             ctx.cur.counters.bytes += ctx.msg_size as u64;
             self.msgs += 1;
         }
+        self.freed_at[(self.recv_seq % ctx.depth) as usize] = now;
         self.recv_seq += 1;
         self.recv_off = 0;
         self.recv_bad = false;

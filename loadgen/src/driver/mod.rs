@@ -15,6 +15,7 @@
 
 mod conn;
 mod event_loop;
+mod pacer;
 mod socket;
 mod timer;
 

@@ -3,7 +3,7 @@
 use super::Report;
 
 /// The header, in order. Readers match columns by name; new columns go at the end.
-pub const HEADER: [&str; 55] = [
+pub const HEADER: [&str; 56] = [
     "schema",
     "timestamp",
     "label",
@@ -59,6 +59,7 @@ pub const HEADER: [&str; 55] = [
     "conn_rate_s",
     "connect_p999_us",
     "first_byte_p99_us",
+    "client_lag_p99_us",
 ];
 
 fn f(v: f64, decimals: usize) -> String {
@@ -129,6 +130,7 @@ pub fn fields(r: &Report) -> [String; HEADER.len()] {
         f(r.conn_rate_s, 1),
         f(r.connect.p999_us, 1),
         f(r.first_byte.p99_us, 1),
+        opt(r.client_lag, |p| f(p.p99_us, 1)),
     ]
 }
 

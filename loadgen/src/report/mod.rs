@@ -188,8 +188,12 @@ pub struct Report {
     pub latency: Percentiles,
     /// Open loop: service time from the actual send.
     pub raw: Option<Percentiles>,
-    /// Open loop: how late sends were against the schedule.
+    /// Open loop: how late sends were against the schedule (client lag + backpressure).
     pub send_lag: Option<Percentiles>,
+    /// Open loop: the client's own lateness (sendable, but sent late).
+    pub client_lag: Option<Percentiles>,
+    /// Open loop: waits for a free slot under `--depth` (replies late).
+    pub backpressure: Option<Percentiles>,
     /// Connect latency.
     pub connect: Percentiles,
     /// Time from a connection's start (its intended start with `--conn-rate`) to its first
@@ -256,6 +260,8 @@ impl Report {
             latency: Percentiles::default(),
             raw: None,
             send_lag: None,
+            client_lag: None,
+            backpressure: None,
             connect: Percentiles::default(),
             first_byte: Percentiles::default(),
             conn_rate_s: 0.0,

@@ -96,6 +96,17 @@ pub fn render(r: &Report) -> String {
         }
         _ => {}
     }
+    if let (Some(client), Some(waits)) = (&r.client_lag, &r.backpressure) {
+        let _ = writeln!(
+            o,
+            "  lag split  client (sendable, sent late) p50 {}  p99 {}  max {}; waiting for replies under --depth p99 {}  max {}",
+            us(client.p50_us),
+            us(client.p99_us),
+            us(client.max_us),
+            us(waits.p99_us),
+            us(waits.max_us)
+        );
+    }
     if let Some(verdict) = &r.keep_up {
         let _ = writeln!(o, "  WARNING    {verdict}");
     }

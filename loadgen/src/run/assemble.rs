@@ -47,6 +47,16 @@ pub(super) fn report(p: Parts<'_>) -> Report {
     }
     per_conn.sort_unstable();
     let counts: Vec<u64> = per_conn.iter().map(|&(_, n)| n).collect();
+    // Open loop: how many messages each connection was due in the window.
+    let schedule = cfg.schedule();
+    let window_ns = (
+        cfg.warmup.as_nanos() as u64,
+        (cfg.warmup + p.measured).as_nanos() as u64,
+    );
+    let due: Option<Vec<u64>> = per_conn
+        .iter()
+        .map(|&(id, _)| schedule.due_between(id, window_ns.0, window_ns.1))
+        .collect();
     let secs = p.measured.as_secs_f64();
     let rate = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
     let c = p.total.counters;
@@ -58,14 +68,19 @@ pub(super) fn report(p: Parts<'_>) -> Report {
     };
     let busiest = p.outputs.iter().map(|o| o.window_cpu.as_secs_f64()).fold(0.0, f64::max) / secs.max(1e-9);
     let send_lag = open.then(|| Percentiles::of(&p.total.send_lag));
+    let client_lag = open.then(|| Percentiles::of(&p.total.client_lag));
+    let backpressure = open.then(|| Percentiles::of(&p.total.backpressure));
+    let lags = verdict::Lags {
+        total_p99_us: send_lag.map_or(0.0, |l| l.p99_us),
+        client_p99_us: client_lag.map_or(0.0, |l| l.p99_us),
+        backpressure_p99_us: backpressure.map_or(0.0, |l| l.p99_us),
+    };
     let achieved_rate = cfg.rate.map(|_| rate(c.sent as f64));
     let conn_rate_s = rate(c.conns_opened as f64);
-    let keep_up = match (cfg.rate, conn_rate, send_lag) {
+    let keep_up = match (cfg.rate, conn_rate) {
         _ if secs <= 0.0 => None,
-        (Some(r), _, Some(lag)) => verdict::keep_up_verdict(r, rate(c.sent as f64), "msg/s", lag.p99_us, busiest),
-        (None, Some(r), Some(lag)) => {
-            verdict::keep_up_verdict(r, conn_rate_s, "new connections/s", lag.p99_us, busiest)
-        }
+        (Some(r), _) => verdict::keep_up_verdict(r, rate(c.sent as f64), "msg/s", lags, busiest),
+        (None, Some(r)) => verdict::keep_up_verdict(r, conn_rate_s, "new connections/s", lags, busiest),
         _ => verdict::closed_loop_verdict(busiest),
     };
     let latency = Percentiles::of(&p.total.latency);
@@ -78,6 +93,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
             .flatten(),
         verdict::ports_verdict(&c),
         verdict::loss_verdict(if open { &p.total.raw } else { &p.total.latency }),
+        client_lag.and_then(|l| verdict::pacing_verdict(l.p99_us, latency.p99_us)),
     ]
     .into_iter()
     .flatten()
@@ -114,6 +130,8 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         latency,
         raw,
         send_lag,
+        client_lag,
+        backpressure,
         connect: Percentiles::of(&connect),
         first_byte: Percentiles::of(&first_byte),
         conn_rate_s,
@@ -127,15 +145,18 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         warnings,
         status: verdict::status(if slots { cfg.conns } else { conns_ok }, &c, p.stop_reason.is_some()),
         stop_reason: p.stop_reason,
-        fairness: if slots {
-            Fairness::default()
-        } else {
-            Fairness::of(&counts)
+        fairness: match (&due, slots) {
+            (_, true) => Fairness::default(),
+            (Some(due), false) => {
+                Fairness::against_schedule(&counts.iter().copied().zip(due.iter().copied()).collect::<Vec<_>>())
+            }
+            (None, false) => Fairness::of(&counts),
         },
         starved_conns: per_conn
             .iter()
-            .filter(|&&(_, n)| n == 0 && !slots)
-            .map(|&(id, _)| id)
+            .enumerate()
+            .filter(|&(k, &(_, n))| n == 0 && !slots && due.as_ref().is_none_or(|d| d[k] >= 2))
+            .map(|(_, &(id, _))| id)
             .take(STARVED_LISTED)
             .collect(),
         intervals: p.intervals,

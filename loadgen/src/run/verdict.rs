@@ -54,36 +54,72 @@ pub(crate) const RATE_KEPT: f64 = 0.99;
 /// ... and the send lag p99 stay below this (µs), or the schedule was not kept.
 pub(crate) const LAG_KEPT_US: f64 = 1000.0;
 
-/// Open loop: `None` when the schedule was kept, else a sentence saying it was not and
-/// whether the generator (a client thread near a full core) or the server is to blame.
-/// `unit` names what the rate counts (`msg/s`, or `new connections/s` with `--conn-rate`).
-pub(crate) fn keep_up_verdict(
-    rate: f64,
-    achieved: f64,
-    unit: &str,
-    lag_p99_us: f64,
-    busiest_thread: f64,
-) -> Option<String> {
+/// Open loop: `None` when the schedule was kept, else a sentence saying it was not and who
+/// is to blame: the generator when a client thread was near a full core or its own pacing
+/// was late (client lag), else the replies (server or network), which held sends back
+/// under `--depth` (backpressure). `unit` names what the rate counts (`msg/s`, or `new
+/// connections/s` with `--conn-rate`).
+pub(crate) fn keep_up_verdict(rate: f64, achieved: f64, unit: &str, lag: Lags, busiest_thread: f64) -> Option<String> {
     let short = achieved < RATE_KEPT * rate;
-    let late = lag_p99_us > LAG_KEPT_US;
+    let late = lag.total_p99_us > LAG_KEPT_US;
     if !short && !late {
         return None;
     }
     let what = match (short, late) {
-        (true, true) => {
-            format!("achieved {achieved:.0} of {rate:.0} {unit} and sends were late (lag p99 {lag_p99_us:.0} us)")
-        }
+        (true, true) => format!(
+            "achieved {achieved:.0} of {rate:.0} {unit} and sends were late (lag p99 {:.0} us)",
+            lag.total_p99_us
+        ),
         (true, false) => format!("achieved {achieved:.0} of {rate:.0} {unit}"),
-        _ => format!("sends were late against the schedule (lag p99 {lag_p99_us:.0} us > {LAG_KEPT_US:.0} us)"),
+        _ => format!(
+            "sends were late against the schedule (lag p99 {:.0} us > {LAG_KEPT_US:.0} us)",
+            lag.total_p99_us
+        ),
     };
     let pct = busiest_thread * 100.0;
     Some(if busiest_thread >= SATURATED {
         format!(
             "the GENERATOR could not keep up: {what}; its busiest client thread used {pct:.0}% of a core (add --threads or lower the rate)"
         )
+    } else if lag.client_p99_us > lag.backpressure_p99_us {
+        format!(
+            "the GENERATOR's pacing was late: {what}; sends were sendable but went out late (client lag p99 {:.0} us, \
+             waits for replies p99 {:.0} us) with client threads at most {pct:.0}% busy (try --pacing spin or --pin-client)",
+            lag.client_p99_us, lag.backpressure_p99_us
+        )
     } else {
         format!(
-            "replies were late (server or network): {what}; client threads were at most {pct:.0}% busy, so they were waiting for replies (--depth bounds messages in flight)"
+            "replies were late (server or network): {what}; sends waited for replies under --depth (p99 {:.0} us) \
+             while client threads were at most {pct:.0}% busy",
+            lag.backpressure_p99_us
+        )
+    })
+}
+
+/// The p99s of an open-loop run's lateness, µs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Lags {
+    /// Actual minus intended send time.
+    pub(crate) total_p99_us: f64,
+    /// The client's own part.
+    pub(crate) client_p99_us: f64,
+    /// The part spent waiting for replies under `--depth`.
+    pub(crate) backpressure_p99_us: f64,
+}
+
+/// Share of the corrected latency p99 above which the client's own lateness is said to
+/// dominate the measurement.
+pub(crate) const CLIENT_LAG_SHARE: f64 = 0.1;
+
+/// Open loop: `Some(sentence)` when the client's own lateness is more than
+/// [`CLIENT_LAG_SHARE`] of the corrected p99: then the latency at this rate reflects the
+/// client's pacing rather than the server.
+pub(crate) fn pacing_verdict(client_lag_p99_us: f64, latency_p99_us: f64) -> Option<String> {
+    (client_lag_p99_us > CLIENT_LAG_SHARE * latency_p99_us && latency_p99_us > 0.0).then(|| {
+        format!(
+            "the latency at this rate reflects the client's pacing: its own lag p99 {client_lag_p99_us:.1} us is {:.0}% of \
+             the corrected p99 {latency_p99_us:.1} us; try --pacing spin, more --threads, or --pin-client",
+            100.0 * client_lag_p99_us / latency_p99_us
         )
     })
 }
@@ -127,16 +163,26 @@ mod tests {
 
     #[test]
     fn verdict_blames_the_busy_side() {
-        assert_eq!(keep_up_verdict(1000.0, 999.0, "msg/s", 200.0, 0.2), None);
-        assert!(keep_up_verdict(1000.0, 900.0, "msg/s", 200.0, 0.97)
+        let lag = |total, client, backpressure| Lags {
+            total_p99_us: total,
+            client_p99_us: client,
+            backpressure_p99_us: backpressure,
+        };
+        assert_eq!(
+            keep_up_verdict(1000.0, 999.0, "msg/s", lag(200.0, 5.0, 190.0), 0.2),
+            None
+        );
+        assert!(keep_up_verdict(1000.0, 900.0, "msg/s", lag(200.0, 5.0, 190.0), 0.97)
             .unwrap()
-            .contains("GENERATOR"));
-        assert!(keep_up_verdict(1000.0, 900.0, "msg/s", 200.0, 0.3)
+            .contains("GENERATOR could not keep up"));
+        assert!(keep_up_verdict(1000.0, 900.0, "msg/s", lag(200.0, 5.0, 190.0), 0.3)
             .unwrap()
             .starts_with("replies were late (server or network)"));
-        assert!(keep_up_verdict(1000.0, 1000.0, "msg/s", 5000.0, 0.3)
+        assert!(keep_up_verdict(1000.0, 1000.0, "msg/s", lag(5000.0, 4000.0, 10.0), 0.3)
             .unwrap()
-            .contains("late"));
+            .starts_with("the GENERATOR's pacing was late"));
+        assert!(pacing_verdict(20.0, 100.0).unwrap().contains("--pacing spin"));
+        assert_eq!(pacing_verdict(5.0, 100.0), None);
         let mut lossy = crate::record::new_histogram();
         lossy.record_n(30_000, 1000).unwrap();
         lossy.record_n(205_000_000, 20).unwrap();

@@ -131,6 +131,7 @@ impl Client<'_> {
         if self.arrivals.is_some() {
             conn.link = Link::Idle;
             conn.intended_ns = None;
+            conn.idle_since = self.ctx.now_ns();
             self.idle.push(i);
             return;
         }
@@ -191,6 +192,7 @@ impl Client<'_> {
         if self.arrivals.is_some() {
             conn.link = Link::Idle;
             conn.intended_ns = None;
+            conn.idle_since = self.ctx.now_ns();
             self.idle.push(i);
         } else {
             conn.link = Link::Down {

@@ -1,0 +1,193 @@
+//! How an open-loop thread waits for its next send (or connection arrival): `--pacing`.
+//!
+//! - `sleep`: a timerfd armed for the send time (ns precision, 1 µs timer slack); the send
+//!   is as late as the kernel's wake-up.
+//! - `spin`: never sleeps while a send is pending: polls without blocking (so replies are
+//!   still read) and, in the last [`SPIN_ON_CLOCK`], spins on the clock. Most precise; one
+//!   busy core per client thread.
+//! - `hybrid` (the default): sleeps on the timerfd until a margin before the send time, then
+//!   spins on the clock. The margin adapts to the wake-up lateness it observes: twice the
+//!   worst recent lateness, decaying by 1/16 per wake-up, within [`MIN_MARGIN`] and
+//!   [`MAX_MARGIN`], and never more than [`SPIN_SHARE`] of the thread's mean gap between
+//!   sends, so a thread spins at most about a tenth of its time: on a machine the server
+//!   shares, a spinning client would take the server's CPU and slow the replies it
+//!   measures.
+
+use std::time::Duration;
+
+use super::timer::Timer;
+use crate::config::Pacing;
+
+/// Smallest hybrid margin.
+pub(super) const MIN_MARGIN: Duration = Duration::from_micros(5);
+/// Largest hybrid margin: beyond it a late timer is cheaper than a spinning core that the
+/// server (sharing the machine) would miss.
+pub(super) const MAX_MARGIN: Duration = Duration::from_micros(100);
+/// Hybrid margin before any wake-up was observed.
+const FIRST_MARGIN: Duration = Duration::from_micros(50);
+/// `hybrid`: the most of the mean gap between sends spent spinning.
+pub(super) const SPIN_SHARE: f64 = 0.1;
+/// `spin`: closer to the send time than this, spin on the clock instead of polling.
+pub(super) const SPIN_ON_CLOCK: Duration = Duration::from_micros(20);
+
+/// What the loop does until its next send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wait {
+    /// Poll with this timeout (a timer may be armed to end it sooner).
+    Poll(Duration),
+    /// Spin on the clock until this time (ns after the start), then send.
+    Spin(u64),
+}
+
+/// A thread's pacing state.
+#[derive(Debug)]
+pub(super) struct Pacer {
+    mode: Pacing,
+    margin_ns: u64,
+    /// The margin's ceiling: [`MAX_MARGIN`], or less at high rates ([`SPIN_SHARE`]).
+    max_margin_ns: u64,
+    /// The wake-up the timer was last armed for, to learn its lateness.
+    armed_for: Option<u64>,
+}
+
+impl Pacer {
+    /// A pacer in `mode` for a thread whose sends are `gap` apart on average.
+    pub(super) fn new(mode: Pacing, gap: Duration) -> Self {
+        let max_margin_ns = ((gap.as_nanos() as f64 * SPIN_SHARE) as u64)
+            .clamp(MIN_MARGIN.as_nanos() as u64, MAX_MARGIN.as_nanos() as u64);
+        Pacer {
+            mode,
+            margin_ns: (FIRST_MARGIN.as_nanos() as u64).min(max_margin_ns),
+            max_margin_ns,
+            armed_for: None,
+        }
+    }
+
+    /// How to wait at `t` for the send due at `due` (ns after the start), when nothing
+    /// else needs the loop before `coarse` from now.
+    pub(super) fn plan(&mut self, t: u64, due: Option<u64>, coarse: Duration, timer: Option<&mut Timer>) -> Wait {
+        let (Some(due), Some(timer)) = (due, timer) else {
+            return Wait::Poll(coarse);
+        };
+        let wait = due.saturating_sub(t);
+        if u128::from(wait) >= coarse.as_nanos() {
+            return Wait::Poll(coarse);
+        }
+        match self.mode {
+            Pacing::Sleep => {
+                self.arm(timer, t, wait);
+                Wait::Poll(coarse)
+            }
+            Pacing::Spin if wait <= SPIN_ON_CLOCK.as_nanos() as u64 => Wait::Spin(due),
+            Pacing::Spin => Wait::Poll(Duration::ZERO),
+            Pacing::Hybrid if wait <= self.margin_ns => Wait::Spin(due),
+            Pacing::Hybrid => {
+                self.arm(timer, t, wait - self.margin_ns);
+                Wait::Poll(coarse)
+            }
+        }
+    }
+
+    fn arm(&mut self, timer: &mut Timer, t: u64, after: u64) {
+        timer.arm(t, Duration::from_nanos(after));
+        self.armed_for = Some(t + after);
+    }
+
+    /// The loop woke at `t`: learns how late the timer was (hybrid margin).
+    pub(super) fn woke(&mut self, t: u64) {
+        let Some(armed) = self.armed_for else { return };
+        if t < armed {
+            return; // woken early by a socket: says nothing about the timer
+        }
+        self.armed_for = None;
+        let late = t - armed;
+        let (lo, hi) = (MIN_MARGIN.as_nanos() as u64, self.max_margin_ns);
+        self.margin_ns = (self.margin_ns - self.margin_ns / 16).max(2 * late).clamp(lo, hi);
+    }
+
+    /// The hybrid margin now.
+    #[cfg(test)]
+    fn margin(&self) -> Duration {
+        Duration::from_nanos(self.margin_ns)
+    }
+}
+
+/// Closer to the send time than this, spin without yielding.
+const YIELD_ABOVE_NS: u64 = 3_000;
+
+/// Spins on the clock until `now_ns()` reaches `until`, yielding the CPU while more than a
+/// few µs remain: a server thread that shares this core gets it (a yield costs well under
+/// a µs when nothing else wants the core).
+#[inline]
+pub(super) fn spin_until(until: u64, now_ns: impl Fn() -> u64) {
+    loop {
+        let now = now_ns();
+        if now >= until {
+            return;
+        }
+        if until - now > YIELD_ABOVE_NS {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COARSE: Duration = Duration::from_millis(20);
+
+    #[test]
+    fn hybrid_sleeps_to_the_margin_then_spins_and_learns_the_lateness() {
+        let mut timer = Timer::new().unwrap();
+        let mut p = Pacer::new(Pacing::Hybrid, Duration::from_millis(10));
+        assert_eq!(p.plan(0, Some(1_000_000), COARSE, Some(&mut timer)), Wait::Poll(COARSE));
+        assert_eq!(p.armed_for, Some(1_000_000 - 50_000));
+        assert_eq!(p.plan(0, Some(40_000), COARSE, Some(&mut timer)), Wait::Spin(40_000));
+        // The timer woke 80 µs late: the margin grows to 160 µs, then decays.
+        p.armed_for = Some(1_000);
+        p.woke(41_000);
+        assert_eq!(p.margin(), Duration::from_micros(80));
+        p.armed_for = Some(1_000);
+        p.woke(1_000);
+        assert_eq!(p.margin(), Duration::from_micros(75));
+        p.armed_for = Some(1_000);
+        p.woke(10_000_000);
+        assert_eq!(p.margin(), MAX_MARGIN);
+    }
+
+    #[test]
+    fn at_high_rates_hybrid_spins_only_a_tenth_of_the_gap() {
+        let p = Pacer::new(Pacing::Hybrid, Duration::from_micros(100));
+        assert_eq!(p.margin(), Duration::from_micros(10));
+        let mut p = Pacer::new(Pacing::Hybrid, Duration::from_micros(10));
+        p.armed_for = Some(0);
+        p.woke(1_000_000);
+        assert_eq!(p.margin(), MIN_MARGIN);
+    }
+
+    #[test]
+    fn each_mode_waits_its_own_way() {
+        let mut timer = Timer::new().unwrap();
+        let mut sleep = Pacer::new(Pacing::Sleep, Duration::from_millis(1));
+        assert_eq!(
+            sleep.plan(0, Some(10_000), COARSE, Some(&mut timer)),
+            Wait::Poll(COARSE)
+        );
+        assert_eq!(sleep.armed_for, Some(10_000));
+        let mut spin = Pacer::new(Pacing::Spin, Duration::from_millis(1));
+        assert_eq!(spin.plan(0, Some(10_000), COARSE, Some(&mut timer)), Wait::Spin(10_000));
+        assert_eq!(
+            spin.plan(0, Some(1_000_000), COARSE, Some(&mut timer)),
+            Wait::Poll(Duration::ZERO)
+        );
+        // Nothing due before the coarse wake-up (or closed loop): plain poll.
+        assert_eq!(
+            spin.plan(0, Some(1_000_000_000), COARSE, Some(&mut timer)),
+            Wait::Poll(COARSE)
+        );
+        assert_eq!(spin.plan(0, None, COARSE, None), Wait::Poll(COARSE));
+    }
+}
