@@ -102,10 +102,10 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
     /// Measured time (e.g. 500ms, 10s, 2m).
-    #[arg(long, default_value = "10s")]
+    #[arg(long, default_value = "10s", allow_hyphen_values = true)]
     pub duration: String,
     /// Unmeasured time before the measured window.
-    #[arg(long, default_value = "1s")]
+    #[arg(long, default_value = "1s", allow_hyphen_values = true)]
     pub warmup: String,
     /// Client threads, each with its own event loop [default: number of cores].
     #[arg(long)]
@@ -114,13 +114,13 @@ pub struct LoadArgs {
     #[arg(long)]
     pub server_threads: Option<u64>,
     /// Per-message reply timeout.
-    #[arg(long, default_value = "5s")]
+    #[arg(long, default_value = "5s", allow_hyphen_values = true)]
     pub timeout: String,
     /// Per-connect timeout.
-    #[arg(long, default_value = "5s")]
+    #[arg(long, default_value = "5s", allow_hyphen_values = true)]
     pub connect_timeout: String,
     /// Length of a reporting interval (progress, per-interval series, interval log).
-    #[arg(long, default_value = "1s")]
+    #[arg(long, default_value = "1s", allow_hyphen_values = true)]
     pub interval: String,
     /// Free text copied into the report.
     #[arg(long, default_value = "")]

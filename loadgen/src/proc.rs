@@ -1,5 +1,12 @@
 //! Readings of another process (the server): CPU time, peak memory and threads, from
-//! `/proc/<pid>`. This process's own usage comes from [`crate::sys::self_usage`].
+//! `/proc/<pid>`; and finding the process that listens at an address on this machine, so
+//! `--addr` to a local server is measured without `--server-pid`. This process's own usage
+//! comes from [`crate::sys::self_usage`].
+
+use std::net::SocketAddr;
+
+use procfs::process::FDTarget;
+use servers::ListenAddr;
 
 /// One reading of a process.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -37,6 +44,77 @@ fn parse(stat: &str, status: &str) -> Option<ProcSample> {
     })
 }
 
+/// A process found listening at an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listener {
+    /// Its pid.
+    pub(crate) pid: u32,
+    /// Its command name.
+    pub(crate) command: String,
+}
+
+/// The process listening at `addr` on this machine (in this network namespace), found by
+/// matching the listening socket's inode in `/proc/net/{tcp,tcp6,unix}` against the
+/// descriptors in `/proc/*/fd`. `None` when the address is not local, nothing of ours can
+/// see it, or `/proc` cannot be read.
+pub(crate) fn find_listener(addr: &ListenAddr) -> Option<Listener> {
+    let inode = match addr {
+        ListenAddr::Tcp(a) => tcp_listen_inode(*a)?,
+        ListenAddr::Unix(path) => {
+            procfs::net::unix()
+                .ok()?
+                .into_iter()
+                .find(|e| e.path.as_deref() == Some(path.as_path()) && e.state == procfs::net::UnixState::UNCONNECTED)
+                .or_else(|| {
+                    // A listening Unix socket shows as UNCONNECTED on some kernels, LISTENING
+                    // (flag) on others: any bound entry of that path will do.
+                    procfs::net::unix()
+                        .ok()?
+                        .into_iter()
+                        .find(|e| e.path.as_deref() == Some(path.as_path()))
+                })?
+                .inode
+        }
+    };
+    let me = std::process::id() as i32;
+    procfs::process::all_processes().ok()?.flatten().find_map(|p| {
+        if p.pid == me {
+            return None;
+        }
+        let owns = p.fd().ok()?.flatten().any(|fd| fd.target == FDTarget::Socket(inode));
+        owns.then(|| Listener {
+            pid: p.pid as u32,
+            command: p.stat().map(|s| s.comm).unwrap_or_default(),
+        })
+    })
+}
+
+fn tcp_listen_inode(addr: SocketAddr) -> Option<u64> {
+    let table = if addr.is_ipv4() {
+        procfs::net::tcp()
+    } else {
+        procfs::net::tcp6()
+    };
+    let listening = |e: &&procfs::net::TcpNetEntry| {
+        e.state == procfs::net::TcpState::Listen
+            && e.local_address.port() == addr.port()
+            && (e.local_address.ip() == addr.ip() || e.local_address.ip().is_unspecified())
+    };
+    if let Some(e) = table.ok()?.iter().find(listening) {
+        return Some(e.inode);
+    }
+    // An IPv6 wildcard listener also takes IPv4 connections.
+    procfs::net::tcp6()
+        .ok()?
+        .iter()
+        .find(|e| {
+            e.state == procfs::net::TcpState::Listen
+                && e.local_address.port() == addr.port()
+                && e.local_address.ip().is_unspecified()
+        })
+        .map(|e| e.inode)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +126,28 @@ mod tests {
         let s = parse(stat, status).unwrap();
         assert_eq!((s.peak_rss_kib, s.threads), (2048, 3));
         assert!((s.cpu_s - 300.0 / crate::sys::clock_ticks_per_sec()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn finds_the_process_listening_on_a_port() {
+        // Listening in this very process: skipped on purpose (it is loadgen itself), so
+        // ask a child to listen instead.
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", "import socket,sys,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(20)"])
+            .stdout(std::process::Stdio::piped())
+            .spawn();
+        let Ok(child) = child.as_mut() else {
+            eprintln!("SKIPPED finds_the_process_listening_on_a_port: no python3");
+            return;
+        };
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let port: u16 = line.trim().parse().unwrap();
+        let found = find_listener(&ListenAddr::Tcp(([127, 0, 0, 1], port).into()));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(found.map(|l| l.pid), Some(child.id()));
+        assert_eq!(find_listener(&ListenAddr::Tcp(([127, 0, 0, 1], 1).into())), None);
     }
 
     #[test]

@@ -103,7 +103,43 @@ fn csv_header_is_the_contract() {
     );
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["target"], "external");
-    assert_eq!(rows[0]["server_cpu_s"], "", "server cost is unknown with --addr");
+    // The server listens in this test process, on this machine: found by its socket.
+    assert!(
+        num(&rows[0], "server_threads") >= 1.0,
+        "server cost is measured for a local --addr"
+    );
+}
+
+#[test]
+fn a_local_server_at_addr_is_found_and_measured_without_a_pid() {
+    let mut cmd = loadgen();
+    cmd.args(["serve", "--model", "mio", "--addr", "127.0.0.1:0"]);
+    let server = testkit::ServerProcess::spawn(&mut cmd);
+    let json = temp_path("found.json");
+    let (code, row) = run_for_row(
+        "found.csv",
+        &[
+            "--addr",
+            &server.addr.to_string(),
+            "--conns",
+            "4",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "0s",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0));
+    assert!(num(&row, "server_cpu_s") > 0.0, "{}", row["server_cpu_s"]);
+    assert!(num(&row, "server_rss_kib") > 0.0 && num(&row, "server_threads") >= 1.0);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let source = v["server_source"].as_str().unwrap_or("");
+    assert!(
+        source.contains(&format!("pid {}", server.pid())) && source.contains("listening socket"),
+        "{source}"
+    );
 }
 
 #[test]
@@ -223,6 +259,27 @@ fn bad_usage_exits_2_naming_the_flag() {
         (vec!["--target", "mio", "--no-such-flag"], "--no-such-flag"),
         (vec!["--addr", "localhost"], "--addr"),
         (vec!["--target", "mio", "--csv", "/nonexistent-dir/x.csv"], "--csv"),
+        (vec!["--target", "mio", "--duration", "-1s"], "--duration"),
+        (vec!["--target", "mio", "--hdr-log", "/proc/x.hlog"], "--hdr-log"),
+        (vec!["--target", "mio", "--json", "/nonexistent-dir/x.json"], "--json"),
+        (vec!["plot", "x.csv", "--out", "/nonexistent-dir/x.svg"], "--out"),
+        (vec!["merge", "x.hlog", "--csv", "/nonexistent-dir/x.csv"], "--csv"),
+        (
+            vec![
+                "sweep",
+                "--targets",
+                "mio",
+                "--conns",
+                "1",
+                "--csv",
+                "/nonexistent-dir/x.csv",
+            ],
+            "--csv",
+        ),
+        (
+            vec!["--target", "threadpool", "--server-threads", "100000"],
+            "--server-threads",
+        ),
         (vec![], "--target"),
     ] {
         let out = run(&args);

@@ -75,6 +75,9 @@ pub(super) fn churn(load: &LoadArgs) -> Result<Churn, Error> {
 
 /// Parses a duration like `500ms`, `10s`, `2m`.
 pub fn parse_duration(flag: &'static str, s: &str) -> Result<Duration, Error> {
+    if s.trim().starts_with('-') {
+        return Err(invalid(flag, s, "must not be negative (use e.g. 500ms, 10s, 2m)"));
+    }
     humantime::parse_duration(s.trim()).map_err(|e| invalid(flag, s, format!("{e} (use e.g. 500ms, 10s, 2m)")))
 }
 

@@ -205,6 +205,9 @@ pub struct Report {
     pub conns_ok: usize,
     /// Server process cost (when known).
     pub server: Option<ServerCost>,
+    /// How the server's process was found with `--addr` (`--server-pid`, or its listening
+    /// socket on this machine).
+    pub server_source: Option<String>,
     /// Client CPU seconds inside the window.
     pub client_cpu_s: f64,
     /// Client peak RSS, KiB.
@@ -267,6 +270,7 @@ impl Report {
             conn_rate_s: 0.0,
             conns_ok: 0,
             server: None,
+            server_source: None,
             client_cpu_s: 0.0,
             client_rss_kib: 0,
             client_thread_busy_max: 0.0,

@@ -166,9 +166,10 @@ pub fn render(r: &Report) -> String {
     }
     match (&r.server, r.server_us_per_msg()) {
         (Some(s), per) => {
+            let source = r.server_source.as_deref().map(|w| format!("; {w}")).unwrap_or_default();
             let _ = writeln!(
                 o,
-                "  server     {:.2} s CPU ({} per msg), peak RSS {} KiB, peak {} threads",
+                "  server     {:.2} s CPU ({} per msg), peak RSS {} KiB, peak {} threads{source}",
                 s.cpu_s,
                 per.map_or("-".into(), |v| format!("{v:.2} us")),
                 s.peak_rss_kib,
@@ -176,7 +177,11 @@ pub fn render(r: &Report) -> String {
             );
         }
         (None, _) => {
-            let _ = writeln!(o, "  server     cost unknown (external server)");
+            let _ = writeln!(
+                o,
+                "  server     cost unknown (no process on this machine listens at {}; give --server-pid if it is here)",
+                r.addr
+            );
         }
     }
     let _ = writeln!(

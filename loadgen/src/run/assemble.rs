@@ -27,6 +27,8 @@ pub(super) struct Parts<'a> {
     pub(super) client_cpu_s: f64,
     pub(super) client_rss_kib: u64,
     pub(super) server: Option<ServerCost>,
+    /// How the server's process was found, when loadgen did not start it.
+    pub(super) server_source: Option<String>,
     /// Why the run stopped early, if it did.
     pub(super) stop_reason: Option<String>,
 }
@@ -137,6 +139,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         conn_rate_s,
         conns_ok,
         server: p.server,
+        server_source: p.server_source,
         client_cpu_s: p.client_cpu_s,
         client_rss_kib: p.client_rss_kib,
         client_thread_busy_max: busiest,

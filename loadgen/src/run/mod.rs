@@ -83,7 +83,17 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let cfg = spread.as_ref().unwrap_or(cfg);
     let plan = assign(cfg.conns, cfg.threads);
     let shared = Shared::new(plan.len());
-    let server_pid = target.server.as_ref().map(|s| s.pid()).or(cfg.server_pid);
+    let (server_pid, server_source) = match (&target.server, cfg.server_pid) {
+        (Some(child), _) => (Some(child.pid()), None),
+        (None, Some(pid)) => (Some(pid), Some(format!("pid {pid}, from --server-pid"))),
+        (None, None) => match crate::proc::find_listener(&target.addr) {
+            Some(l) => (
+                Some(l.pid),
+                Some(format!("pid {} ({}), found by its listening socket", l.pid, l.command)),
+            ),
+            None => (None, None),
+        },
+    };
 
     let addr = target.addr.clone();
     let (tx, rx) = mpsc::channel::<Interval>();
@@ -173,6 +183,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         client_cpu_s,
         client_rss_kib,
         server: server_cost,
+        server_source,
         stop_reason,
     }))
 }
