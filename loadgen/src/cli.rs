@@ -42,6 +42,14 @@ pub enum Command {
     Merge(MergeArgs),
     /// List the server models `--target` can start.
     Targets,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Man,
     /// Run one echo server in this process (used by `--target`; prints `listening ADDR`).
     #[command(hide = true)]
     Serve(ServeArgs),
@@ -181,6 +189,11 @@ pub struct CompareArgs {
     /// With --by: the value the others are compared against (e.g. mio).
     #[arg(long, requires = "by")]
     pub baseline: Option<String>,
+    /// With --threshold: gate even when the two reports come from different machines
+    /// (host, kernel or CPU count differ); without it such a comparison is printed but
+    /// does not fail.
+    #[arg(long)]
+    pub across_machines: bool,
 }
 
 /// Flags of `plot`.

@@ -127,7 +127,88 @@ fn compare_tests_repeated_rows_for_significance() {
     );
     assert_eq!(out.status.code(), Some(1));
     let csv_out = run(&["compare", s(&base), s(&worse), "--format", "csv"]);
-    assert!(String::from_utf8_lossy(&csv_out.stdout).starts_with("configuration,metric,base,new,ratio,change,verdict"));
+    assert!(String::from_utf8_lossy(&csv_out.stdout)
+        .starts_with("configuration,metric,base,new,ratio,change,p_adjusted,verdict"));
+}
+
+/// A report of three repeats per (target, conns), made on `host`.
+fn report_on(name: &str, host: &str, cpus: u32, rows: &[(&str, u32, f64)]) -> std::path::PathBuf {
+    let path = temp_path(name);
+    let mut text = String::from(
+        "schema,target,transport,mode,conns,msg_size,depth,rate,throughput_msgs_s,host,kernel,cpus,version\n",
+    );
+    for (target, conns, tput) in rows {
+        for jitter in [-1.0, 0.0, 1.0] {
+            text.push_str(&format!(
+                "1,{target},tcp,closed,{conns},64,1,,{},{host},6.18,{cpus},0.1.0\n",
+                tput + jitter
+            ));
+        }
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn compare_adjusts_p_values_over_all_its_tests() {
+    // 12 configurations, each with a small but consistent difference: alone, each would be
+    // significant at 5%; over 12 tests, only the clear ones stay significant.
+    let mut rows = Vec::new();
+    for conns in 1..=12u32 {
+        rows.push(("mio", conns, 1000.0));
+        rows.push(("tokio", conns, if conns == 1 { 1100.0 } else { 1003.0 }));
+    }
+    let file = report_on("holm.csv", "vm", 2, &rows);
+    let out = run(&[
+        "compare",
+        s(&file),
+        "--by",
+        "target",
+        "--baseline",
+        "mio",
+        "--metric",
+        "throughput",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().next().unwrap().contains("p_adjusted"), "{text}");
+    let better = text.lines().filter(|l| l.contains("better (p=")).count();
+    assert_eq!(better, 1, "only the clear difference survives the adjustment: {text}");
+}
+
+#[test]
+fn compare_names_different_machines_and_does_not_gate_across_them() {
+    let base = report_on("env-base.csv", "vm", 2, &[("mio", 10, 1000.0)]);
+    let new = report_on("env-new.csv", "otherbox", 64, &[("mio", 10, 500.0)]);
+    let out = run(&[
+        "compare",
+        s(&base),
+        s(&new),
+        "--threshold",
+        "5%",
+        "--metric",
+        "throughput",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("environments differ: base: host vm, cpus 2; new: host otherbox, cpus 64"),
+        "{text}"
+    );
+    assert!(text.contains("not gating"), "{text}");
+    assert_eq!(out.status.code(), Some(0));
+    let gated = run(&[
+        "compare",
+        s(&base),
+        s(&new),
+        "--threshold",
+        "5%",
+        "--metric",
+        "throughput",
+        "--across-machines",
+    ]);
+    assert_eq!(gated.status.code(), Some(1));
 }
 
 #[test]

@@ -435,3 +435,17 @@ fn client_memory_does_not_grow_with_the_run_length() {
         "peak client RSS grew from {short} KiB (1 s) to {long} KiB (6 s)"
     );
 }
+
+#[test]
+fn completions_and_man_page_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("loadgen") && script.contains("conn-rate"), "{shell}");
+    }
+    let man = run(&["man"]);
+    assert_eq!(man.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&man.stdout).contains(".TH loadgen 1"));
+    assert_eq!(run(&["completions", "tcsh"]).status.code(), Some(2));
+}

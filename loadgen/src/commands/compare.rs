@@ -45,11 +45,20 @@ pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
             let c = compare::compare(&b, &n, &metrics);
             out.write_all(render::comparison(&c, format, threshold).as_bytes())?;
             let regressions = threshold.map_or(0, |t| c.changes.iter().filter(|ch| ch.is_regression(t)).count());
-            if regressions > 0 {
-                writeln!(out, "{regressions} regression(s) beyond {}%", threshold.unwrap_or(0.0))?;
-                return Ok(1);
+            if regressions == 0 {
+                return Ok(0);
             }
-            Ok(0)
+            let machines_differ = c.environment.iter().any(|(col, _, _)| col != "version");
+            if machines_differ && !a.across_machines {
+                writeln!(
+                    out,
+                    "{regressions} regression(s) beyond {}%, not gating: the reports come from different machines (pass --across-machines to gate anyway)",
+                    threshold.unwrap_or(0.0)
+                )?;
+                return Ok(0);
+            }
+            writeln!(out, "{regressions} regression(s) beyond {}%", threshold.unwrap_or(0.0))?;
+            Ok(1)
         }
         _ => Err(Error::Input(
             "compare takes BASE.csv NEW.csv, or one report with --by COLUMN --baseline VALUE".to_string(),

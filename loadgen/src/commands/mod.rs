@@ -9,6 +9,8 @@ mod sweep;
 
 use std::io::Write;
 
+use anyhow::Context;
+
 use crate::cli::{Cli, Command};
 
 /// Runs the parsed command line; returns the process exit code.
@@ -25,6 +27,18 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             for m in servers::Model::ALL {
                 writeln!(out, "{:<16} {}", m.name(), m.description())?;
             }
+            Ok(0)
+        }
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "loadgen", &mut std::io::stdout());
+            Ok(0)
+        }
+        Some(Command::Man) => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .context("cannot write the man page")?;
             Ok(0)
         }
         Some(Command::Serve(args)) => match servers::cli::serve(&args) {

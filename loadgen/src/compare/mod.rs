@@ -136,6 +136,9 @@ pub struct Change {
     pub change_pct: f64,
     /// Welch's p-value, when testable.
     pub p_value: Option<f64>,
+    /// The p-value adjusted for every test of the same invocation (Holm), which decides
+    /// the significance.
+    pub p_adjusted: Option<f64>,
     /// What the test says.
     pub significance: Significance,
     /// Better (+1), worse (-1) or equal (0), by the metric's direction.
@@ -158,6 +161,8 @@ pub struct Comparison {
     pub only_base: Vec<Key>,
     /// Configurations only in the new report.
     pub only_new: Vec<Key>,
+    /// Manifest columns whose values differ between the reports: (column, base, new).
+    pub environment: Vec<(String, String, String)>,
 }
 
 fn group<'a>(rows: &'a [Row], skip: Option<&str>) -> BTreeMap<Key, Vec<&'a Row>> {
@@ -201,8 +206,30 @@ fn change(key: Key, metric: &Metric, base: &[f64], new: &[f64]) -> Change {
         ratio,
         change_pct,
         p_value,
+        p_adjusted: p_value,
         significance,
         direction,
+    }
+}
+
+/// Holm's step-down adjustment of every tested change's p-value, so that the chance of
+/// calling *any* change significant by accident stays below [`ALPHA`] across all the
+/// comparisons of one invocation (48 tests at 5% each would otherwise expect two false
+/// findings). The significance follows the adjusted value.
+pub fn holm_adjust<'a>(changes: impl IntoIterator<Item = &'a mut Change>) {
+    let mut tested: Vec<&mut Change> = changes.into_iter().filter(|c| c.p_value.is_some()).collect();
+    tested.sort_by(|a, b| a.p_value.partial_cmp(&b.p_value).unwrap_or(std::cmp::Ordering::Equal));
+    let m = tested.len();
+    let mut running_max: f64 = 0.0;
+    for (i, c) in tested.into_iter().enumerate() {
+        let p = c.p_value.unwrap_or(1.0);
+        running_max = running_max.max(((m - i) as f64 * p).min(1.0));
+        c.p_adjusted = Some(running_max);
+        c.significance = if running_max < ALPHA {
+            Significance::Significant
+        } else {
+            Significance::NotSignificant
+        };
     }
 }
 
@@ -219,11 +246,38 @@ pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric]) -> Comparison {
             }
         }
     }
+    holm_adjust(changes.iter_mut());
     Comparison {
         changes,
         only_base: gb.keys().filter(|k| !gn.contains_key(k)).cloned().collect(),
         only_new: gn.keys().filter(|k| !gb.contains_key(k)).cloned().collect(),
+        environment: environment_differences(base, new),
     }
+}
+
+/// The manifest columns compared between the two sides of a comparison.
+pub const ENVIRONMENT_COLUMNS: [&str; 4] = ["host", "kernel", "cpus", "version"];
+
+/// How the environments of two reports differ: for each manifest column whose values differ,
+/// (column, base values, new values). Empty when both come from the same kind of setup.
+pub fn environment_differences(base: &[Row], new: &[Row]) -> Vec<(String, String, String)> {
+    let values = |rows: &[Row], col: &str| {
+        let mut v: Vec<String> = rows
+            .iter()
+            .map(|r| r.get(col).to_string())
+            .filter(|v| !v.is_empty())
+            .collect();
+        v.sort();
+        v.dedup();
+        v.join("/")
+    };
+    ENVIRONMENT_COLUMNS
+        .iter()
+        .filter_map(|&col| {
+            let (b, n) = (values(base, col), values(new, col));
+            (b != n && !b.is_empty() && !n.is_empty()).then(|| (col.to_string(), b, n))
+        })
+        .collect()
 }
 
 /// One value of the `--by` column relative to the baseline value, in one configuration.
@@ -277,12 +331,35 @@ pub fn relative(rows: &[Row], by: &str, baseline: &str, metrics: &[Metric]) -> V
             }
         }
     }
+    holm_adjust(out.iter_mut().map(|r| &mut r.change));
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tested(p: f64) -> Change {
+        let mut c = change(Key(vec![]), &Metric::parse("throughput"), &[1.0, 2.0], &[1.5, 2.5]);
+        c.p_value = Some(p);
+        c
+    }
+
+    #[test]
+    fn holm_keeps_the_family_error_rate() {
+        let mut cs: Vec<Change> = [0.003, 0.04, 0.2, 0.5].into_iter().map(tested).collect();
+        holm_adjust(cs.iter_mut());
+        let adj: Vec<f64> = cs.iter().map(|c| c.p_adjusted.unwrap()).collect();
+        // 4 x 0.003, max(3 x 0.04, ..), max(2 x 0.2, ..), 0.5
+        assert!((adj[0] - 0.012).abs() < 1e-12 && (adj[1] - 0.12).abs() < 1e-12);
+        assert!((adj[2] - 0.4).abs() < 1e-12 && (adj[3] - 0.5).abs() < 1e-12);
+        assert_eq!(cs[0].significance, Significance::Significant);
+        assert_eq!(
+            cs[1].significance,
+            Significance::NotSignificant,
+            "0.04 alone, not among 4 tests"
+        );
+    }
 
     fn row(target: &str, conns: u32, tput: f64, p99: f64) -> Row {
         Row::new(

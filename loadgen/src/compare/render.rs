@@ -51,9 +51,11 @@ pub fn verdict(c: &Change, threshold_pct: Option<f64>) -> String {
         -1 => "worse",
         _ => "same",
     };
-    let mut v = match (c.significance, c.p_value) {
-        (Significance::Significant, Some(p)) => format!("{dir} (p={p:.3})"),
-        (Significance::NotSignificant, Some(p)) => format!("no significant change (p={p:.2})"),
+    let mut v = match (c.significance, c.p_value, c.p_adjusted) {
+        (Significance::Significant, Some(p), Some(adj)) => format!("{dir} (p={p:.3}, adjusted {adj:.3})"),
+        (Significance::NotSignificant, Some(p), Some(adj)) => {
+            format!("no significant change (p={p:.2}, adjusted {adj:.2})")
+        }
         _ => format!("{dir} (untested: 1 run a side)"),
     };
     if threshold_pct.is_some_and(|t| c.is_regression(t)) {
@@ -109,7 +111,16 @@ fn grid(format: CompareFormat, header: &[&str], rows: &[Vec<String>]) -> String 
 
 /// A comparison of two reports.
 pub fn comparison(c: &Comparison, format: CompareFormat, threshold_pct: Option<f64>) -> String {
-    let header = ["configuration", "metric", "base", "new", "ratio", "change", "verdict"];
+    let header = [
+        "configuration",
+        "metric",
+        "base",
+        "new",
+        "ratio",
+        "change",
+        "p_adjusted",
+        "verdict",
+    ];
     let rows: Vec<Vec<String>> = c
         .changes
         .iter()
@@ -121,11 +132,28 @@ pub fn comparison(c: &Comparison, format: CompareFormat, threshold_pct: Option<f
                 sample(ch.new.n, ch.new.mean, ch.new.sd),
                 format!("{:.3}", ch.ratio),
                 format!("{:+.1}%", ch.change_pct),
+                ch.p_adjusted.map_or(String::new(), |p| format!("{p:.4}")),
                 verdict(ch, threshold_pct),
             ]
         })
         .collect();
-    let mut o = grid(format, &header, &rows);
+    let mut o = String::new();
+    if !c.environment.is_empty() && format != CompareFormat::Csv {
+        let sides = |pick: fn(&(String, String, String)) -> &String| {
+            c.environment
+                .iter()
+                .map(|d| format!("{} {}", d.0, pick(d)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            o,
+            "environments differ: base: {}; new: {}. Differences below may be the machines', not the code's.",
+            sides(|d| &d.1),
+            sides(|d| &d.2)
+        );
+    }
+    o.push_str(&grid(format, &header, &rows));
     if format != CompareFormat::Csv {
         for (side, keys) in [("base", &c.only_base), ("new", &c.only_new)] {
             for k in keys {
@@ -138,7 +166,14 @@ pub fn comparison(c: &Comparison, format: CompareFormat, threshold_pct: Option<f
 
 /// Values of one column relative to a baseline value.
 pub fn relatives(rel: &[Relative], by: &str, baseline: &str, format: CompareFormat) -> String {
-    let header = ["configuration", by, "metric", "relative to baseline", "verdict"];
+    let header = [
+        "configuration",
+        by,
+        "metric",
+        "relative to baseline",
+        "p_adjusted",
+        "verdict",
+    ];
     let rows: Vec<Vec<String>> = rel
         .iter()
         .map(|r| {
@@ -150,6 +185,7 @@ pub fn relatives(rel: &[Relative], by: &str, baseline: &str, format: CompareForm
                     "{}: {:.2} ± {:.2} x {baseline} {}",
                     r.value, r.ratio, r.ratio_sd, r.metric.name
                 ),
+                r.change.p_adjusted.map_or(String::new(), |p| format!("{p:.4}")),
                 verdict(&r.change, None),
             ]
         })
