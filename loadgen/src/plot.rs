@@ -1,5 +1,6 @@
 //! SVG charts (plotters): throughput and p99 latency against connections, one line per
-//! model, from a CSV report; the latency percentile spectrum ("1 in N" axis, as
+//! model, from a CSV report (the mean of repeated runs, with error bars of one standard
+//! deviation, so noise shows next to differences); the latency percentile spectrum ("1 in N" axis, as
 //! HdrHistogram's plotter draws it) from an interval log. Pure: data in, SVG text out.
 
 use std::collections::BTreeMap;
@@ -22,13 +23,27 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-/// One line of a chart: its name and (x, y) points sorted by x.
-pub type Series = (String, Vec<(f64, f64)>);
+/// One point of a chart: x, the mean of y over repeats, its sample standard deviation (0
+/// for one run) and the number of repeats.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    /// Connections.
+    pub x: f64,
+    /// Mean over the repeats.
+    pub y: f64,
+    /// Sample standard deviation over the repeats.
+    pub sd: f64,
+    /// Repeats.
+    pub n: usize,
+}
 
-/// Per series (target, plus rate or depth when they vary), the mean of `column` at each
-/// connection count, over rows with `msg_size`.
+/// One line of a chart: its name and points sorted by x.
+pub type Series = (String, Vec<Point>);
+
+/// Per series (target, plus rate or depth when they vary), the mean and standard
+/// deviation of `column` at each connection count, over rows with `msg_size`.
 pub fn series(rows: &[Row], column: &str, msg_size: u64) -> Vec<Series> {
-    let mut acc: BTreeMap<String, BTreeMap<u64, (f64, usize)>> = BTreeMap::new();
+    let mut acc: BTreeMap<String, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.num("msg_size") == Some(msg_size as f64)) {
         let (Some(conns), Some(v)) = (r.num("conns"), r.num(column)) else {
             continue;
@@ -40,23 +55,32 @@ pub fn series(rows: &[Row], column: &str, msg_size: u64) -> Vec<Series> {
         if r.get("depth") != "1" && !r.get("depth").is_empty() {
             name.push_str(&format!(" depth {}", r.get("depth")));
         }
-        let e = acc.entry(name).or_default().entry(conns as u64).or_insert((0.0, 0));
-        e.0 += v;
-        e.1 += 1;
+        acc.entry(name).or_default().entry(conns as u64).or_default().push(v);
     }
     acc.into_iter()
         .map(|(name, pts)| {
-            (
-                name,
-                pts.into_iter().map(|(c, (s, n))| (c as f64, s / n as f64)).collect(),
-            )
+            let points = pts
+                .into_iter()
+                .map(|(c, ys)| {
+                    let (y, sd) = crate::compare::welch::mean_sd(&ys);
+                    Point {
+                        x: c as f64,
+                        y,
+                        sd,
+                        n: ys.len(),
+                    }
+                })
+                .collect();
+            (name, points)
         })
         .collect()
 }
 
-fn range(series: &[Series], f: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
+fn range(series: &[Series], f: impl Fn(&Point) -> (f64, f64)) -> (f64, f64) {
     let vals = series.iter().flat_map(|(_, p)| p.iter().map(&f));
-    vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+    vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (a, b)| {
+        (lo.min(a), hi.max(b))
+    })
 }
 
 fn fmt_count(v: f64) -> String {
@@ -78,8 +102,18 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) ->
             "nothing to plot: no rows with that message size and a numeric value"
         ));
     }
-    let (x_lo, x_hi) = range(series, |p| p.0);
-    let (y_lo, y_hi) = range(series, |p| p.1);
+    let (x_lo, x_hi) = range(series, |p| (p.x, p.x));
+    let (y_lo, y_hi) = range(series, |p| ((p.y - p.sd).max(p.y / 2.0), p.y + p.sd));
+    let repeats = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|p| p.n))
+        .max()
+        .unwrap_or(1);
+    let title = if repeats > 1 {
+        format!("{title} (mean of up to {repeats} runs, bars: ±1 standard deviation)")
+    } else {
+        title.to_string()
+    };
     let x = (x_lo.max(1.0) / 1.5)..(x_hi * 1.5);
     let mut svg = String::new();
     {
@@ -87,7 +121,7 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) ->
         root.fill(&WHITE)?;
         let mut builder = ChartBuilder::on(&root);
         builder
-            .caption(title, ("sans-serif", 22))
+            .caption(title, ("sans-serif", 18))
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(80);
@@ -104,10 +138,18 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) ->
                 for (i, (name, pts)) in series.iter().enumerate() {
                     let color = COLORS[i % COLORS.len()];
                     chart
-                        .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+                        .draw_series(LineSeries::new(
+                            pts.iter().map(|p| (p.x, p.y)),
+                            color.stroke_width(2),
+                        ))?
                         .label(name.as_str())
                         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-                    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+                    chart.draw_series(pts.iter().map(|p| Circle::new((p.x, p.y), 4, color.filled())))?;
+                    chart.draw_series(pts.iter().filter(|p| p.n > 1 && p.sd > 0.0).map(|p| {
+                        // Kept above zero so a log axis can draw it.
+                        let lo = (p.y - p.sd).max(p.y / 100.0);
+                        ErrorBar::new_vertical(p.x, lo, p.y, p.y + p.sd, color.stroke_width(1), 10)
+                    }))?;
                 }
                 chart
                     .configure_series_labels()
@@ -144,7 +186,7 @@ pub fn spectrum(title: &str, histograms: &[(&str, &Histogram<u64>)]) -> anyhow::
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 22))
+            .caption(title, ("sans-serif", 18))
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(80)
@@ -215,13 +257,20 @@ mod tests {
             row("tokio", 10, 80.0),
         ];
         let s = series(&rows, "throughput_msgs_s", 64);
+        let pt = |x, y, sd, n| Point { x, y, sd, n };
         assert_eq!(
             s,
             vec![
-                ("mio".to_string(), vec![(1.0, 50.0), (10.0, 150.0)]),
-                ("tokio".to_string(), vec![(10.0, 80.0)])
+                (
+                    "mio".to_string(),
+                    vec![pt(1.0, 50.0, 0.0, 1), pt(10.0, 150.0, 50.0_f64.hypot(50.0), 2)]
+                ),
+                ("tokio".to_string(), vec![pt(10.0, 80.0, 0.0, 1)])
             ]
         );
+        // Repeats draw error bars and say so.
+        let svg = line_chart("t", "y", &s, false).unwrap();
+        assert!(svg.contains("standard deviation"), "the caption names the bars");
     }
 
     #[test]
