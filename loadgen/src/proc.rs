@@ -44,6 +44,27 @@ fn parse(stat: &str, status: &str) -> Option<ProcSample> {
     })
 }
 
+/// `TcpExtListenOverflows` of this network namespace: connections the kernel dropped
+/// because a listener's accept queue was full (the client retries its SYN after 1 s).
+pub(crate) fn listen_overflows() -> Option<u64> {
+    net_counter("/proc/net/netstat", "TcpExt:", "ListenOverflows")
+}
+
+/// `Tcp RetransSegs` of this network namespace: TCP segments retransmitted (loss, or a
+/// retransmission timer that fired).
+pub(crate) fn tcp_retransmits() -> Option<u64> {
+    net_counter("/proc/net/snmp", "Tcp:", "RetransSegs")
+}
+
+/// One counter of a `/proc/net/{netstat,snmp}` table: a line of names, then one of values.
+fn net_counter(file: &str, table: &str, name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let mut lines = text.lines().filter(|l| l.starts_with(table));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let i = names.split_whitespace().position(|n| n == name)?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
 /// A process found listening at an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Listener {
@@ -148,6 +169,14 @@ mod tests {
         let _ = child.wait();
         assert_eq!(found.map(|l| l.pid), Some(child.id()));
         assert_eq!(find_listener(&ListenAddr::Tcp(([127, 0, 0, 1], 1).into())), None);
+    }
+
+    #[test]
+    fn reads_the_listen_overflow_counter() {
+        assert!(
+            listen_overflows().is_some(),
+            "/proc/net/netstat has TcpExt ListenOverflows"
+        );
     }
 
     #[test]

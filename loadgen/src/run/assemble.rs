@@ -31,6 +31,10 @@ pub(super) struct Parts<'a> {
     pub(super) server_source: Option<String>,
     /// Why the run stopped early, if it did.
     pub(super) stop_reason: Option<String>,
+    /// Accept-queue overflows on this machine during the run (`TcpExtListenOverflows`).
+    pub(super) listen_overflows: u64,
+    /// TCP segments retransmitted on this machine during the run (`RetransSegs`).
+    pub(super) tcp_retransmits: u64,
 }
 
 /// Builds the report.
@@ -94,7 +98,8 @@ pub(super) fn report(p: Parts<'_>) -> Report {
             .then(|| verdict::unopened_verdict(cfg.conns, conns_ok, &c))
             .flatten(),
         verdict::ports_verdict(&c),
-        verdict::loss_verdict(if open { &p.total.raw } else { &p.total.latency }),
+        verdict::backlog_verdict(p.listen_overflows, Percentiles::of(&connect).max_us),
+        verdict::loss_verdict(if open { &p.total.raw } else { &p.total.latency }, p.tcp_retransmits),
         client_lag.and_then(|l| verdict::pacing_verdict(l.p99_us, latency.p99_us)),
     ]
     .into_iter()

@@ -75,6 +75,8 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     };
     let created = Instant::now();
     let mut target = target::start(cfg)?;
+    let overflows_before = crate::proc::listen_overflows();
+    let retransmits_before = crate::proc::tcp_retransmits();
     let (bind, note) = crate::ports::plan(cfg, &target.addr);
     if let Some(note) = note {
         eprintln!("{note}");
@@ -172,6 +174,12 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let offset = start.map(|s| s.saturating_duration_since(created) + cfg.warmup);
     complete_intervals(&mut seen.agg, hlog.as_mut(), cfg, offset, Some(measured))?;
     let stop_reason = seen.watch.stopped().map(|(_, r)| r.clone()).or(seen.thread_error);
+    let delta = |before: Option<u64>, after: Option<u64>| match (before, after) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => 0,
+    };
+    let listen_overflows = delta(overflows_before, crate::proc::listen_overflows());
+    let tcp_retransmits = delta(retransmits_before, crate::proc::tcp_retransmits());
     Ok(assemble::report(assemble::Parts {
         cfg,
         target: &target,
@@ -185,6 +193,8 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         server: server_cost,
         server_source,
         stop_reason,
+        listen_overflows,
+        tcp_retransmits,
     }))
 }
 

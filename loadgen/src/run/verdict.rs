@@ -34,6 +34,22 @@ pub(crate) fn ports_verdict(counters: &Counters) -> Option<String> {
     })
 }
 
+/// `Some(sentence)` when listeners' accept queues overflowed during the run: the kernel
+/// dropped those SYNs and the clients retried after 1 s (connects near 1 s).
+pub(crate) fn backlog_verdict(overflows: u64, connect_max_us: f64) -> Option<String> {
+    (overflows > 0).then(|| {
+        let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|_| "?".into());
+        format!(
+            "accept queues on this machine overflowed {overflows} times during the run (TcpExtListenOverflows): those connects were \
+             dropped and retried after 1 s (connect max {:.0} ms); the server accepts slower than connections arrive, \
+             and its listen backlog is capped by net.core.somaxconn = {somaxconn}",
+            connect_max_us / 1000.0
+        )
+    })
+}
+
 /// `Some(sentence)` when fewer than `conns` connections were open when the load started.
 pub(crate) fn unopened_verdict(conns: usize, conns_ok: usize, counters: &Counters) -> Option<String> {
     (conns_ok < conns).then(|| {
@@ -127,12 +143,13 @@ pub(crate) fn pacing_verdict(client_lag_p99_us: f64, latency_p99_us: f64) -> Opt
 /// TCP's minimum retransmission timeout on Linux, ns.
 pub(crate) const MIN_RTO_NS: u64 = 200_000_000;
 
-/// `Some(sentence)` when the service times (ns) cluster at TCP's retransmission timeout:
-/// more of them just above 200 ms (up to 240 ms) than in the whole 50-200 ms range below,
-/// with the median far below. That is the signature of lost packets recovered by a
-/// retransmission; a server that stalls spreads its waits over the range instead.
-pub(crate) fn loss_verdict(service: &hdrhistogram::Histogram<u64>) -> Option<String> {
-    if service.is_empty() {
+/// `Some(sentence)` when the service times (ns) cluster at TCP's retransmission timeout
+/// (more of them just above 200 ms, up to 240 ms, than in the whole 50-200 ms range below,
+/// with the median far below) and TCP did retransmit on this machine during the run
+/// (`retransmits`): the signature of lost packets. A server that stalls can make a similar
+/// tail, but no retransmissions.
+pub(crate) fn loss_verdict(service: &hdrhistogram::Histogram<u64>, retransmits: u64) -> Option<String> {
+    if service.is_empty() || retransmits == 0 {
         return None;
     }
     let at_rto = service.count_between(MIN_RTO_NS, MIN_RTO_NS * 6 / 5);
@@ -140,7 +157,8 @@ pub(crate) fn loss_verdict(service: &hdrhistogram::Histogram<u64>) -> Option<Str
     let median = service.value_at_quantile(0.5);
     (at_rto > 0 && at_rto > below && median < MIN_RTO_NS / 20).then(|| {
         format!(
-            "{at_rto} replies took 200-240 ms while the median is {:.0} us: TCP's retransmission timeout, a likely sign of packet loss",
+            "{at_rto} replies took 200-240 ms while the median is {:.0} us, and TCP retransmitted {retransmits} segments \
+             on this machine during the run: the retransmission timeout, a likely sign of packet loss",
             median as f64 / 1000.0
         )
     })
@@ -186,14 +204,15 @@ mod tests {
         let mut lossy = crate::record::new_histogram();
         lossy.record_n(30_000, 1000).unwrap();
         lossy.record_n(205_000_000, 20).unwrap();
-        assert!(loss_verdict(&lossy).unwrap().contains("packet loss"));
+        assert!(loss_verdict(&lossy, 20).unwrap().contains("packet loss"));
+        assert_eq!(loss_verdict(&lossy, 0), None, "no retransmission, no loss");
         // A server frozen for 300 ms: waits spread evenly from 0 to 300 ms.
         let mut frozen = crate::record::new_histogram();
         frozen.record_n(30_000, 1000).unwrap();
         for ms in 0..300u64 {
             frozen.record(ms * 1_000_000 + 1).unwrap();
         }
-        assert_eq!(loss_verdict(&frozen), None);
+        assert_eq!(loss_verdict(&frozen, 20), None);
         assert_eq!(closed_loop_verdict(0.5), None);
         assert!(closed_loop_verdict(0.95).unwrap().contains("GENERATOR"));
     }
