@@ -101,6 +101,18 @@ pub struct RunArgs {
     /// each adds ~28k ports towards one server address.
     #[arg(long, value_name = "IPS")]
     pub bind: Option<String>,
+    /// This process is shard I of N of a run made by several hosts (or processes): it takes
+    /// its share of --conns, waits for --start-at, and writes its interval log; merge the
+    /// shards' logs with `loadgen merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// When the load starts, the same for every shard: unix seconds or RFC 3339.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
+    /// Run as P shard processes of loadgen on this machine, each with its own descriptor
+    /// limit and source addresses, merged into one report.
+    #[arg(long, value_name = "P", default_value_t = 1)]
+    pub procs: u32,
     /// Flags shared with `sweep`.
     #[command(flatten)]
     pub load: LoadArgs,
@@ -121,6 +133,10 @@ pub struct LoadArgs {
     /// Threads of the spawned server (pool workers, event loops or runtime workers).
     #[arg(long)]
     pub server_threads: Option<u64>,
+    /// Server processes sharing the port (SO_REUSEPORT), each with its own descriptor
+    /// limit; with --target.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub server_procs: u32,
     /// Per-message reply timeout.
     #[arg(long, default_value = "5s", allow_hyphen_values = true)]
     pub timeout: String,

@@ -82,6 +82,11 @@ impl HlogWriter {
         self.write(line.as_bytes())
     }
 
+    /// Appends a comment line `#[text]` (readers of the format skip it) and flushes.
+    pub fn comment(&mut self, text: &str) -> anyhow::Result<()> {
+        self.write(format!("#[{text}]\n").as_bytes())
+    }
+
     /// The base time.
     pub fn base(&self) -> SystemTime {
         self.base
@@ -110,8 +115,18 @@ pub struct LoggedInterval {
 
 /// Reads every interval of a log, with absolute start times.
 pub fn read(path: &Path) -> anyhow::Result<Vec<LoggedInterval>> {
+    Ok(read_with_notes(path)?.0)
+}
+
+/// Reads every interval of a log, and the text of its comment lines that start with
+/// `prefix` (e.g. a shard's stamp), without the prefix.
+pub fn read_with_notes(path: &Path) -> anyhow::Result<(Vec<LoggedInterval>, Vec<String>)> {
     let bytes =
         std::fs::read(path).map_err(|e| Error::Input(format!("cannot read interval log {}: {e}", path.display())))?;
+    let notes = String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|l| l.strip_prefix("#[")?.strip_suffix(']').map(str::to_string))
+        .collect();
     let mut base = Duration::ZERO;
     let mut out = Vec::new();
     let mut deserializer = Deserializer::new();
@@ -142,7 +157,7 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<LoggedInterval>> {
     if out.is_empty() {
         bail!(Error::Input(format!("{} holds no interval histogram", path.display())));
     }
-    Ok(out)
+    Ok((out, notes))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ pub mod record;
 pub mod report;
 mod run;
 pub mod schedule;
+pub mod shard;
 mod signals;
 mod sys;
 mod target;

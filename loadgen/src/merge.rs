@@ -12,6 +12,7 @@ use crate::hlog::{self, RAW_TAG};
 use crate::record::{new_histogram, Counters, Percentiles};
 use crate::report::{IntervalRow, Report, Status};
 use crate::schedule::Mode;
+use crate::shard::{RunStamp, ShardResult, CONNECT_TAG};
 
 /// The merged result of several logs.
 #[derive(Debug)]
@@ -20,6 +21,8 @@ pub struct Merged {
     pub latency: Histogram<u64>,
     /// Raw (service time) histograms, when the logs have them.
     pub raw: Option<Histogram<u64>>,
+    /// Connect latency (`Tag=connect`), when the logs have it (loadgen's shards).
+    pub connect: Option<Histogram<u64>>,
     /// Earliest interval start to latest interval end.
     pub span: Duration,
     /// Per aligned interval: (start after the earliest, length, merged latency).
@@ -29,10 +32,12 @@ pub struct Merged {
 /// Merges logs read with [`hlog::read`].
 pub fn merge(logs: &[Vec<hlog::LoggedInterval>]) -> Merged {
     let all = logs.iter().flatten();
-    let start = all.clone().map(|i| i.start).min().unwrap_or_default();
-    let end = all.clone().map(|i| i.start + i.length).max().unwrap_or_default();
+    let latency_ivs = all.clone().filter(|i| i.tag.is_none());
+    let start = latency_ivs.clone().map(|i| i.start).min().unwrap_or_default();
+    let end = latency_ivs.map(|i| i.start + i.length).max().unwrap_or_default();
     let mut latency = new_histogram();
     let mut raw: Option<Histogram<u64>> = None;
+    let mut connect: Option<Histogram<u64>> = None;
     let mut by_start: BTreeMap<u128, (Duration, Histogram<u64>)> = BTreeMap::new();
     for iv in all {
         match iv.tag.as_deref() {
@@ -48,12 +53,16 @@ pub fn merge(logs: &[Vec<hlog::LoggedInterval>]) -> Merged {
             Some(RAW_TAG) => {
                 let _ = raw.get_or_insert_with(new_histogram).add(&iv.histogram);
             }
+            Some(CONNECT_TAG) => {
+                let _ = connect.get_or_insert_with(new_histogram).add(&iv.histogram);
+            }
             Some(_) => {}
         }
     }
     Merged {
         latency,
         raw,
+        connect,
         span: end.saturating_sub(start),
         intervals: by_start
             .into_iter()
@@ -62,8 +71,43 @@ pub fn merge(logs: &[Vec<hlog::LoggedInterval>]) -> Merged {
     }
 }
 
-/// Builds the report of a merge.
-pub fn report(m: &Merged, sources: &str, label: &str) -> Report {
+/// Builds the report of a merge. With the shards' stamp and combined result (logs
+/// written by loadgen shards), the report has the whole run's configuration, counts and
+/// costs; without, only what the histograms say.
+pub fn report(m: &Merged, sources: &str, label: &str, shards: Option<(&RunStamp, &ShardResult, u32)>) -> Report {
+    let base = plain_report(m, sources, label);
+    let Some((stamp, total, procs)) = shards else {
+        return base;
+    };
+    let secs = total.duration_s;
+    let rate = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
+    let c = total.counters;
+    Report {
+        target: stamp.target.clone(),
+        addr: total.addr.clone(),
+        conns: total.conns,
+        msg_size: stamp.msg_size,
+        depth: stamp.depth,
+        rate: stamp.rate,
+        duration_s: secs,
+        warmup_s: stamp.warmup_s,
+        counters: c,
+        throughput_msgs_s: rate(c.msgs as f64),
+        throughput_mib_s: rate(c.bytes as f64 / (1024.0 * 1024.0)),
+        conn_rate_s: rate(c.conns_opened as f64),
+        connect: m.connect.as_ref().map(Percentiles::of).unwrap_or_default(),
+        conns_ok: total.conns_ok,
+        server: total.server,
+        client_cpu_s: total.client_cpu_s,
+        client_rss_kib: total.client_rss_kib,
+        status: if c.msgs == 0 { Status::Failed } else { total.status },
+        stop_reason: total.stop_reason.clone(),
+        procs,
+        ..base
+    }
+}
+
+fn plain_report(m: &Merged, sources: &str, label: &str) -> Report {
     let secs = m.span.as_secs_f64();
     let msgs = m.latency.len();
     Report {
@@ -120,7 +164,7 @@ mod tests {
         assert_eq!(m.span, Duration::from_secs(2));
         assert_eq!(m.intervals.len(), 2);
         assert_eq!(m.intervals[1].2.len(), 4);
-        let r = report(&m, "a b", "");
+        let r = report(&m, "a b", "", None);
         assert_eq!(r.throughput_msgs_s, 3.5);
         assert!((r.latency.max_us - 7.0).abs() < 0.01, "3 significant digits");
     }

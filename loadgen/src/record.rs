@@ -63,6 +63,18 @@ impl ErrnoCounts {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for ErrnoCounts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<String, u64>::deserialize(d)?;
+        let mut counts = ErrnoCounts::default();
+        for (name, n) in map {
+            let i = ERRNOS.iter().position(|&(_, e)| e == name).unwrap_or(ERRNOS.len());
+            counts.0[i] += n;
+        }
+        Ok(counts)
+    }
+}
+
 impl Serialize for ErrnoCounts {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
@@ -76,7 +88,8 @@ impl Serialize for ErrnoCounts {
 }
 
 /// Error and volume counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Counters {
     /// Round trips completed (and verified) inside the measured window.
     pub msgs: u64,

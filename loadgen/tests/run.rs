@@ -16,7 +16,7 @@ conns_ok, connect_errors, timeouts, resets, mismatches, other_errors, send_lag_p
 server_cpu_s, server_rss_kib, server_threads, client_cpu_s, client_rss_kib, \
 status, host, kernel, cpus, version, raw_p50_us, raw_p99_us, fairness, \
 client_cpu_us_per_msg, server_cpu_us_per_msg, conns_opened, conn_rate_s, connect_p999_us, first_byte_p99_us, \
-client_lag_p99_us";
+client_lag_p99_us, procs, shard";
 
 #[test]
 fn every_model_runs_and_reports_ok() {

@@ -3,8 +3,65 @@
 
 use super::check_output;
 use crate::cli::MergeArgs;
+use crate::error::Error;
+use crate::hlog::LoggedInterval;
 use crate::merge;
 use crate::report::{sink, Format};
+use crate::shard::{self, RunStamp, ShardResult};
+
+/// Logs of a sharded run must agree on what was run and when; each shard once.
+const WINDOW_SLACK_S: f64 = 1.0;
+
+/// When the logs were written by loadgen shards: their common stamp and their results.
+/// Refuses, naming the file, a log of another run or window, or a shard given twice.
+fn check_shards(
+    a: &MergeArgs,
+    read: &[(Vec<LoggedInterval>, Vec<String>)],
+) -> Result<Option<(RunStamp, Vec<ShardResult>)>, Error> {
+    let parsed: Vec<_> = read.iter().map(|(_, notes)| shard::parse_notes(notes)).collect();
+    let Some(first) = parsed.iter().find_map(|(s, _)| s.clone()) else {
+        return Ok(None); // logs of another tool: histograms only
+    };
+    let first_file = a.logs[parsed.iter().position(|(s, _)| s.is_some()).unwrap_or(0)].display();
+    let mut results: Vec<ShardResult> = Vec::new();
+    let mut window_starts = Vec::new();
+    for (((stamp, result), path), (ivs, _)) in parsed.iter().zip(&a.logs).zip(read) {
+        let file = path.display();
+        let stamp = stamp.as_ref().ok_or_else(|| {
+            Error::Input(format!(
+                "{file} is not a loadgen shard log, unlike {first_file}; merge them apart"
+            ))
+        })?;
+        if let Some(diff) = stamp.difference(&first) {
+            return Err(Error::Input(format!(
+                "{file} comes from another run than {first_file} ({diff}); merge only the shards of one run"
+            )));
+        }
+        let result = result.as_ref().ok_or_else(|| {
+            Error::Input(format!(
+                "{file} has no shard result (did that shard die?); merge the others, or rerun it"
+            ))
+        })?;
+        if results.iter().any(|r| r.shard == result.shard) {
+            return Err(Error::Input(format!(
+                "{file} repeats shard {} of the run",
+                result.shard
+            )));
+        }
+        results.push(result.clone());
+        if let Some(start) = ivs.iter().filter(|i| i.tag.is_none()).map(|i| i.start).min() {
+            window_starts.push((start.as_secs_f64(), file.to_string()));
+        }
+    }
+    let earliest = window_starts.iter().map(|(t, _)| *t).fold(f64::INFINITY, f64::min);
+    if let Some((t, file)) = window_starts.iter().find(|(t, _)| t - earliest > WINDOW_SLACK_S) {
+        return Err(Error::Input(format!(
+            "{file} measured a window starting {:.1} s after the others': not the same window; check --start-at and the hosts' clocks",
+            t - earliest
+        )));
+    }
+    Ok(Some((first, results)))
+}
 
 /// Runs `loadgen merge`.
 pub(super) fn run(a: &MergeArgs) -> anyhow::Result<u8> {
@@ -14,11 +71,13 @@ pub(super) fn run(a: &MergeArgs) -> anyhow::Result<u8> {
     if let Some(path) = &a.json {
         check_output("--json", path)?;
     }
-    let logs = a
+    let read = a
         .logs
         .iter()
-        .map(|p| crate::hlog::read(p))
+        .map(|p| crate::hlog::read_with_notes(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let shards = check_shards(a, &read)?;
+    let logs: Vec<_> = read.into_iter().map(|(ivs, _)| ivs).collect();
     let merged = merge::merge(&logs);
     let sources = a
         .logs
@@ -26,7 +85,17 @@ pub(super) fn run(a: &MergeArgs) -> anyhow::Result<u8> {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(" ");
-    let r = merge::report(&merged, &sources, &a.label);
+    let combined = shards
+        .as_ref()
+        .map(|(stamp, results)| (stamp, shard::combine(results, stamp.shards)));
+    let r = merge::report(
+        &merged,
+        &sources,
+        &a.label,
+        combined
+            .as_ref()
+            .map(|(stamp, total)| (*stamp, total, logs.len() as u32)),
+    );
     if let Some(path) = &a.csv {
         sink::append_csv(path, &r)?;
     }

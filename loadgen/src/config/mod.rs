@@ -76,6 +76,34 @@ pub enum Pacing {
     Spin,
 }
 
+/// This process's part of a run made by several (`--shard I/N`, or `--procs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Which part, from 0.
+    pub index: u32,
+    /// Of how many.
+    pub count: u32,
+}
+
+impl Shard {
+    /// The whole run in one process.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// The connection ids of this shard out of `conns`: shard `I` of `N` gets
+    /// `floor(I*C/N) .. floor((I+1)*C/N)`, so payload patterns (keyed by connection id)
+    /// stay unique across shards.
+    pub fn range(&self, conns: usize) -> std::ops::Range<u32> {
+        let at = |i: u32| (u64::from(i) * conns as u64 / u64::from(self.count)) as u32;
+        at(self.index)..at(self.index + 1)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 /// What to put load on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetSpec {
@@ -140,9 +168,22 @@ pub struct RunConfig {
     pub close: CloseMode,
     /// How open-loop sends are timed.
     pub pacing: Pacing,
+    /// This process's part of the run (`--shard`); `Shard::WHOLE` alone.
+    pub shard: Shard,
+    /// When the load starts (`--start-at`): every shard's window begins at this instant.
+    pub start_at: Option<std::time::SystemTime>,
+    /// Local shard processes to fan out to (`--procs`), merged into one report.
+    pub procs: u32,
+    /// Server processes sharing the port (`--server-procs`, with `--target`).
+    pub server_procs: u32,
 }
 
 impl RunConfig {
+    /// This process's connections (its shard's share of `conns`).
+    pub fn my_conns(&self) -> usize {
+        self.shard.range(self.conns).len()
+    }
+
     /// Closed or open loop: open with a message rate or a connection rate.
     pub fn mode(&self) -> crate::schedule::Mode {
         match (self.rate, self.churn) {
@@ -230,6 +271,14 @@ impl RunConfig {
                 "spin" => Pacing::Spin,
                 _ => Pacing::Hybrid,
             },
+            shard: Shard::WHOLE,
+            start_at: None,
+            procs: 1,
+            server_procs: match load.server_procs {
+                0 => return Err(invalid("--server-procs", 0, "must be at least 1")),
+                n @ 1..=64 => n,
+                n => return Err(invalid("--server-procs", n, "at most 64 server processes")),
+            },
         })
     }
 
@@ -291,7 +340,28 @@ impl RunConfig {
                 ));
             }
         }
-        self.threads = self.threads.min(self.conns);
+        if self.server_procs > 1 && matches!(self.target, TargetSpec::Addr(_)) {
+            return Err(invalid(
+                "--server-procs",
+                self.server_procs,
+                "only applies with --target",
+            ));
+        }
+        if self.shard.count > 1 && self.start_at.is_none() {
+            return Err(invalid(
+                "--shard",
+                self.shard,
+                "a run in several shards needs --start-at TIME, the same on every shard",
+            ));
+        }
+        if self.my_conns() == 0 {
+            return Err(invalid(
+                "--shard",
+                self.shard,
+                format!("gets none of the {} connections", self.conns),
+            ));
+        }
+        self.threads = self.threads.min(self.my_conns());
         Ok(self)
     }
 }
@@ -342,7 +412,29 @@ impl TryFrom<&RunArgs> for RunConfig {
             }
             other => other,
         };
+        let shard = a
+            .shard
+            .as_deref()
+            .map(parse::parse_shard)
+            .transpose()?
+            .unwrap_or(Shard::WHOLE);
+        let start_at = a.start_at.as_deref().map(parse::parse_start_at).transpose()?;
+        let procs = match a.procs {
+            0 => return Err(invalid("--procs", 0, "must be at least 1")),
+            n @ 1..=64 => n,
+            n => return Err(invalid("--procs", n, "at most 64 local shard processes")),
+        };
+        if procs > 1 && a.shard.is_some() {
+            return Err(invalid(
+                "--procs",
+                procs,
+                "cannot be combined with --shard (each host runs its own shards)",
+            ));
+        }
         RunConfig {
+            shard,
+            start_at,
+            procs,
             conns: usize::try_from(a.conns).unwrap_or(usize::MAX),
             msg_size: usize::try_from(a.msg_size).unwrap_or(usize::MAX),
             depth: usize::try_from(a.depth).unwrap_or(usize::MAX),

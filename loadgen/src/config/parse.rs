@@ -129,3 +129,44 @@ pub fn parse_addr(s: &str) -> Result<ListenAddr, Error> {
         BadAddrKind::Syntax => invalid("--addr", s, e.reason + "; expected HOST:PORT, [V6]:PORT or unix:/path"),
     })
 }
+
+/// Parses `--shard I/N` (0 <= I < N).
+pub(super) fn parse_shard(s: &str) -> Result<super::Shard, Error> {
+    let bad = |why: &str| invalid("--shard", s, why);
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| bad("expected I/N, e.g. 0/3 for the first of three"))?;
+    let (index, count) = match (i.trim().parse::<u32>(), n.trim().parse::<u32>()) {
+        (Ok(i), Ok(n)) => (i, n),
+        _ => return Err(bad("expected I/N, e.g. 0/3 for the first of three")),
+    };
+    if count == 0 || index >= count {
+        return Err(bad("I must be below N (shards count from 0: 0/3, 1/3, 2/3)"));
+    }
+    Ok(super::Shard { index, count })
+}
+
+/// Parses `--start-at`: unix seconds (fractions allowed) or RFC 3339; refuses a time more
+/// than a second in the past.
+pub(super) fn parse_start_at(s: &str) -> Result<std::time::SystemTime, Error> {
+    let t = match s.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 => std::time::UNIX_EPOCH + Duration::from_secs_f64(secs),
+        Ok(_) => return Err(invalid("--start-at", s, "expected unix seconds or an RFC 3339 time")),
+        Err(_) => humantime::parse_rfc3339_weak(s.trim()).map_err(|e| {
+            invalid(
+                "--start-at",
+                s,
+                format!("{e}; expected unix seconds or e.g. 2026-11-26T10:00:00Z"),
+            )
+        })?,
+    };
+    let now = std::time::SystemTime::now();
+    if now.duration_since(t).is_ok_and(|late| late > Duration::from_secs(1)) {
+        return Err(invalid(
+            "--start-at",
+            s,
+            "is more than a second in the past; choose a time every shard can still meet",
+        ));
+    }
+    Ok(t)
+}

@@ -57,17 +57,21 @@ pub(crate) struct Shared {
     pub(crate) up: AtomicUsize,
     /// Failed connect attempts so far, over all threads (for the progress line).
     pub(crate) connect_failures: AtomicU64,
+    /// `--start-at`: when the load must start.
+    pub(crate) start_at: Option<Instant>,
 }
 
 impl Shared {
-    /// Shared state for `threads` client threads.
-    pub(crate) fn new(threads: usize) -> Self {
+    /// Shared state for `threads` client threads, the load starting at `start_at` (else as
+    /// soon as every thread has connected).
+    pub(crate) fn new(threads: usize, start_at: Option<Instant>) -> Self {
         Shared {
             stop: AtomicBool::new(false),
             start: OnceLock::new(),
             connected: Gate::new(threads),
             up: AtomicUsize::new(0),
             connect_failures: AtomicU64::new(0),
+            start_at,
         }
     }
 }
@@ -127,12 +131,12 @@ pub(crate) struct ThreadOutput {
     pub(crate) window_cpu: Duration,
 }
 
-/// Splits `conns` connection ids over `threads`: thread `t` gets `t, t + threads, ...`
-/// (the order [`ThreadSchedule`](crate::schedule::ThreadSchedule) relies on).
-pub(crate) fn assign(conns: usize, threads: usize) -> Vec<Vec<u32>> {
-    let threads = threads.clamp(1, conns.max(1));
+/// Splits the connection ids `ids` over `threads`: thread `t` gets `lo + t, lo + t +
+/// threads, ...` (the order [`ThreadSchedule`](crate::schedule::ThreadSchedule) relies on).
+pub(crate) fn assign(ids: std::ops::Range<u32>, threads: usize) -> Vec<Vec<u32>> {
+    let threads = threads.clamp(1, ids.len().max(1)) as u32;
     (0..threads)
-        .map(|t| (t..conns).step_by(threads).map(|c| c as u32).collect())
+        .map(|t| (ids.start + t..ids.end).step_by(threads as usize).collect())
         .collect()
 }
 
@@ -184,8 +188,9 @@ mod tests {
 
     #[test]
     fn connections_are_spread_round_robin() {
-        assert_eq!(assign(5, 2), vec![vec![0, 2, 4], vec![1, 3]]);
-        assert_eq!(assign(1, 4), vec![vec![0]]);
+        assert_eq!(assign(0..5, 2), vec![vec![0, 2, 4], vec![1, 3]]);
+        assert_eq!(assign(0..1, 4), vec![vec![0]]);
+        assert_eq!(assign(10..13, 2), vec![vec![10, 12], vec![11]]);
     }
 
     #[test]

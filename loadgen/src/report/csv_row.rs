@@ -3,7 +3,7 @@
 use super::Report;
 
 /// The header, in order. Readers match columns by name; new columns go at the end.
-pub const HEADER: [&str; 56] = [
+pub const HEADER: [&str; 58] = [
     "schema",
     "timestamp",
     "label",
@@ -60,6 +60,8 @@ pub const HEADER: [&str; 56] = [
     "connect_p999_us",
     "first_byte_p99_us",
     "client_lag_p99_us",
+    "procs",
+    "shard",
 ];
 
 fn f(v: f64, decimals: usize) -> String {
@@ -131,6 +133,8 @@ pub fn fields(r: &Report) -> [String; HEADER.len()] {
         f(r.connect.p999_us, 1),
         f(r.first_byte.p99_us, 1),
         opt(r.client_lag, |p| f(p.p99_us, 1)),
+        r.procs.to_string(),
+        r.shard.clone().unwrap_or_default(),
     ]
 }
 

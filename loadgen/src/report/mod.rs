@@ -22,7 +22,7 @@ use crate::schedule::Mode;
 pub const SCHEMA: u32 = 1;
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Finished, no errors.
@@ -117,7 +117,7 @@ impl Environment {
 }
 
 /// Cost of the server process during the measured window (spawned servers only).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ServerCost {
     /// CPU seconds inside the window.
     pub cpu_s: f64,
@@ -234,6 +234,10 @@ pub struct Report {
     pub intervals: Vec<IntervalRow>,
     /// Machine and version.
     pub env: Environment,
+    /// Client processes that made the run (`--procs`, or the shards merged).
+    pub procs: u32,
+    /// This report's shard `I/N` (`--shard`), empty for a whole run.
+    pub shard: Option<String>,
 }
 
 impl Report {
@@ -283,6 +287,8 @@ impl Report {
             starved_conns: Vec::new(),
             intervals: Vec::new(),
             env: Environment::detect(),
+            procs: 1,
+            shard: None,
         }
     }
 

@@ -42,7 +42,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
     let cfg = p.cfg;
     let mut connect = new_histogram();
     let mut first_byte = new_histogram();
-    let mut per_conn: Vec<(u32, u64)> = Vec::with_capacity(cfg.conns);
+    let mut per_conn: Vec<(u32, u64)> = Vec::with_capacity(cfg.my_conns());
     let mut conns_ok = 0;
     for out in p.outputs {
         // Same bounds on both sides: `add` cannot fail.
@@ -95,7 +95,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
     let slots = conn_rate.is_some();
     let warnings: Vec<String> = [
         (!slots)
-            .then(|| verdict::unopened_verdict(cfg.conns, conns_ok, &c))
+            .then(|| verdict::unopened_verdict(cfg.my_conns(), conns_ok, &c))
             .flatten(),
         verdict::ports_verdict(&c),
         verdict::backlog_verdict(p.listen_overflows, Percentiles::of(&connect).max_us),
@@ -113,7 +113,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         addr: p.target.addr.to_string(),
         transport: Some(p.target.addr.transport()),
         mode,
-        conns: cfg.conns,
+        conns: cfg.my_conns(),
         msg_size: cfg.msg_size,
         depth: cfg.depth,
         rate: cfg.rate,
@@ -151,7 +151,11 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         achieved_rate,
         keep_up,
         warnings,
-        status: verdict::status(if slots { cfg.conns } else { conns_ok }, &c, p.stop_reason.is_some()),
+        status: verdict::status(
+            if slots { cfg.my_conns() } else { conns_ok },
+            &c,
+            p.stop_reason.is_some(),
+        ),
         stop_reason: p.stop_reason,
         fairness: match (&due, slots) {
             (_, true) => Fairness::default(),
@@ -168,6 +172,8 @@ pub(super) fn report(p: Parts<'_>) -> Report {
             .take(STARVED_LISTED)
             .collect(),
         intervals: p.intervals,
+        procs: 1,
+        shard: (cfg.shard.count > 1).then(|| cfg.shard.to_string()),
         env: Environment {
             pin_server: cfg.pin_server.clone(),
             pin_client: cfg.pin_client.clone(),

@@ -29,7 +29,7 @@ use crate::error::Error;
 use crate::hlog::{self, HlogWriter};
 use crate::record::Interval;
 use crate::report::Report;
-use crate::{sys, target};
+use crate::{shard, sys, target};
 use aggregate::Aggregator;
 use cost::Cost;
 use progress::Progress;
@@ -67,7 +67,7 @@ struct Observed {
 /// the descriptor limit, target does not start, address unreachable); faults during the
 /// run end up in the report's status.
 pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
-    check_descriptors(cfg.conns, cfg.threads)?;
+    check_descriptors(cfg.my_conns(), cfg.threads)?;
     let started_at = SystemTime::now();
     let mut hlog = match &cfg.hdr_log {
         Some(path) => Some(HlogWriter::create(path, started_at)?),
@@ -75,6 +75,9 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     };
     let created = Instant::now();
     let mut target = target::start(cfg)?;
+    if let Some(log) = hlog.as_mut() {
+        log.comment(&shard::run_note(&shard::RunStamp::of(cfg, &target.name)))?;
+    }
     let overflows_before = crate::proc::listen_overflows();
     let retransmits_before = crate::proc::tcp_retransmits();
     let (bind, note) = crate::ports::plan(cfg, &target.addr);
@@ -83,8 +86,15 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     }
     let spread = bind.map(|bind| RunConfig { bind, ..cfg.clone() });
     let cfg = spread.as_ref().unwrap_or(cfg);
-    let plan = assign(cfg.conns, cfg.threads);
-    let shared = Shared::new(plan.len());
+    let plan = assign(cfg.shard.range(cfg.conns), cfg.threads);
+    let start_at = cfg.start_at.map(|t| {
+        let now = (Instant::now(), SystemTime::now());
+        match t.duration_since(now.1) {
+            Ok(ahead) => now.0 + ahead,
+            Err(_) => now.0, // already passed (by less than a second: checked)
+        }
+    });
+    let shared = Shared::new(plan.len(), start_at);
     let (server_pid, server_source) = match (&target.server, cfg.server_pid) {
         (Some(child), _) => (Some(child.pid()), None),
         (None, Some(pid)) => (Some(pid), Some(format!("pid {pid}, from --server-pid"))),
@@ -180,7 +190,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     };
     let listen_overflows = delta(overflows_before, crate::proc::listen_overflows());
     let tcp_retransmits = delta(retransmits_before, crate::proc::tcp_retransmits());
-    Ok(assemble::report(assemble::Parts {
+    let report = assemble::report(assemble::Parts {
         cfg,
         target: &target,
         started_at,
@@ -195,7 +205,18 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         stop_reason,
         listen_overflows,
         tcp_retransmits,
-    }))
+    });
+    if let (Some(log), Some(offset)) = (hlog.as_mut(), offset) {
+        // What merging shards needs besides the latency histograms: connect times and counts.
+        let mut connect = crate::record::new_histogram();
+        for out in &seen.outputs {
+            // Same bounds on both sides: `add` cannot fail.
+            let _ = connect.add(&out.connect);
+        }
+        log.interval(offset, measured, &connect, Some(shard::CONNECT_TAG))?;
+        log.comment(&shard::result_note(&shard::ShardResult::of(&report, cfg.shard.index)))?;
+    }
+    Ok(report)
 }
 
 fn drain(rx: &Receiver<Interval>, agg: &mut Aggregator) {

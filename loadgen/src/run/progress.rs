@@ -35,7 +35,7 @@ impl Progress {
         });
         Progress {
             bar,
-            conns: cfg.conns,
+            conns: cfg.my_conns(),
             warmup: cfg.warmup,
             interval: cfg.interval,
         }

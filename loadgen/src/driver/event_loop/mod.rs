@@ -101,6 +101,8 @@ impl<'a> Client<'a> {
         let mut conns: Vec<Conn> = conn_ids.iter().map(|&id| Conn::new(id, depth, closed, now)).collect();
         let arrivals = match cfg.churn {
             Churn::ConnRate { rate, .. } => {
+                // A shard makes its share of the arrivals.
+                let rate = rate / f64::from(cfg.shard.count);
                 // Slots start idle: nothing to open before the load.
                 for c in &mut conns {
                     c.link = Link::Idle;
@@ -169,7 +171,16 @@ impl<'a> Client<'a> {
         let conns_ok = self.conns.iter().filter(|c| matches!(c.link, Link::Up)).count();
         self.shared.connected.wait();
         connect_phase?;
-        self.ctx.start = *self.shared.start.get_or_init(Instant::now);
+        // The first thread through sets the common start: now, or the agreed `--start-at`
+        // (waiting for it; a shard that connected too late starts at once, and its log's
+        // absolute times say so).
+        self.ctx.start = *self.shared.start.get_or_init(|| match self.shared.start_at {
+            Some(at) => {
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                at.max(Instant::now())
+            }
+            None => Instant::now(),
+        });
         self.ctx.sending = true;
         for i in 0..self.conns.len() {
             self.send(i);
