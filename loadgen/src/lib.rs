@@ -15,6 +15,7 @@ pub mod compare;
 pub mod config;
 mod driver;
 pub mod error;
+mod fanout;
 pub mod hlog;
 pub mod merge;
 pub mod payload;

@@ -19,8 +19,38 @@ pub(crate) struct ProcSample {
     pub(crate) threads: u64,
 }
 
-/// Reads `/proc/<pid>/stat` and `/proc/<pid>/status`; `None` once the process is gone.
+/// Reads `/proc/<pid>/stat` and `/proc/<pid>/status` of `pid` and of its child processes
+/// (a server of several processes, `--server-procs`), summed: CPU and threads added, peak
+/// RSS added over the processes; `None` once `pid` is gone.
 pub(crate) fn sample(pid: u32) -> Option<ProcSample> {
+    let mut total = sample_one(pid)?;
+    for child in children(pid) {
+        if let Some(s) = sample_one(child) {
+            total.cpu_s += s.cpu_s;
+            total.peak_rss_kib += s.peak_rss_kib;
+            total.threads += s.threads;
+        }
+    }
+    Some(total)
+}
+
+/// The child processes of `pid` (from every thread's `children` list).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+fn sample_one(pid: u32) -> Option<ProcSample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     parse(&stat, &status)

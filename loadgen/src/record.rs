@@ -285,7 +285,7 @@ impl Percentiles {
 }
 
 /// Spread of messages over connections.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Fairness {
     /// Fewest messages any connection completed.
     pub min: u64,

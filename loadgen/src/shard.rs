@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
-use crate::record::Counters;
+use crate::record::{Counters, Fairness};
 use crate::report::{Report, ServerCost, Status};
 
 /// Prefix of the stamp comment.
@@ -103,6 +103,12 @@ pub struct ShardResult {
     pub stop_reason: Option<String>,
     /// Where it connected.
     pub addr: String,
+    /// Its spread of messages over connections.
+    #[serde(default)]
+    pub fairness: Fairness,
+    /// CPU use of its busiest client thread in the window (0..1 of a core).
+    #[serde(default)]
+    pub busiest_thread: f64,
 }
 
 impl ShardResult {
@@ -120,6 +126,8 @@ impl ShardResult {
             status: r.status,
             stop_reason: r.stop_reason.clone(),
             addr: r.addr.clone(),
+            fairness: r.fairness,
+            busiest_thread: r.client_thread_busy_max,
         }
     }
 }
@@ -160,6 +168,29 @@ pub fn combine(results: &[ShardResult], shards: u32) -> ShardResult {
         status: Status::Ok,
         stop_reason: None,
         addr: String::new(),
+        fairness: Fairness::default(),
+        busiest_thread: 0.0,
+    };
+    // Jain's index combines exactly: each shard's sum of squares follows from its index,
+    // n and sum (J = (sum x)^2 / (n * sum x^2)). The median is the shards' middle median.
+    let (mut sum, mut sum_sq, mut n) = (0.0, 0.0, 0.0);
+    let mut medians = Vec::new();
+    for r in results {
+        let (x, k) = (r.counters.msgs as f64, r.conns as f64);
+        if r.fairness.jain > 0.0 {
+            sum += x;
+            sum_sq += x * x / (k * r.fairness.jain);
+        }
+        n += k;
+        medians.push(r.fairness.median);
+    }
+    medians.sort_unstable();
+    total.fairness = Fairness {
+        min: results.iter().map(|r| r.fairness.min).min().unwrap_or(0),
+        median: medians.get(medians.len() / 2).copied().unwrap_or(0),
+        max: results.iter().map(|r| r.fairness.max).max().unwrap_or(0),
+        jain: if sum_sq > 0.0 { sum * sum / (n * sum_sq) } else { 0.0 },
+        starved: results.iter().map(|r| r.fairness.starved).sum(),
     };
     for r in results {
         total.conns += r.conns;
@@ -168,6 +199,7 @@ pub fn combine(results: &[ShardResult], shards: u32) -> ShardResult {
         total.duration_s = total.duration_s.max(r.duration_s);
         total.client_cpu_s += r.client_cpu_s;
         total.client_rss_kib = total.client_rss_kib.max(r.client_rss_kib);
+        total.busiest_thread = total.busiest_thread.max(r.busiest_thread);
         total.server = total.server.or(r.server);
         total.status = total.status.max(r.status);
         total.stop_reason = total.stop_reason.take().or_else(|| r.stop_reason.clone());
@@ -205,6 +237,14 @@ mod tests {
             status,
             stop_reason: None,
             addr: "127.0.0.1:9".into(),
+            fairness: Fairness {
+                min: msgs / 10,
+                median: msgs / 10,
+                max: msgs / 10,
+                jain: 1.0,
+                starved: 0,
+            },
+            busiest_thread: 0.5,
         }
     }
 
@@ -216,6 +256,9 @@ mod tests {
             (20, 150, 2)
         );
         assert_eq!(total.status, Status::Errors);
+        // Even within each shard, uneven across them: 10 x 10 and 10 x 5 messages.
+        let expected = 150.0_f64.powi(2) / (20.0 * (10.0 * 100.0 + 10.0 * 25.0));
+        assert!((total.fairness.jain - expected).abs() < 1e-9, "{}", total.fairness.jain);
         let missing = combine(&[result(0, 100, Status::Ok)], 3);
         assert_eq!(missing.status, Status::Partial);
         assert_eq!(missing.stop_reason.as_deref(), Some("1 of 3 shards reported"));

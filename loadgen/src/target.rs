@@ -106,6 +106,9 @@ fn spawn_model(model: Model, cfg: &RunConfig) -> anyhow::Result<Target> {
     if let Some(b) = cfg.sock_buf {
         cmd.args(["--sock-buf", &b.to_string()]);
     }
+    if cfg.server_procs > 1 {
+        cmd.args(["--procs", &cfg.server_procs.to_string()]);
+    }
     if let Some(t) = cfg.server_threads {
         cmd.args(["--threads", &t.to_string()]);
     }

@@ -16,11 +16,19 @@ use crate::stream::Listener;
 /// kernel spreads new connections across them (port 0 is resolved by the first bind, the
 /// rest join that port). Unix sockets cannot do that: the extra listeners share the first
 /// one's descriptor (`try_clone`), and every loop accepts from the one queue.
-pub fn bind(addr: &ListenAddr, backlog: u32, count: usize, sock_buf: Option<usize>) -> io::Result<Vec<Listener>> {
+/// With `reuse_port`, TCP listeners get SO_REUSEPORT even when `count` is 1, so other
+/// processes can bind the same port.
+pub fn bind(
+    addr: &ListenAddr,
+    backlog: u32,
+    count: usize,
+    sock_buf: Option<usize>,
+    reuse_port: bool,
+) -> io::Result<Vec<Listener>> {
     let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
     match addr {
         ListenAddr::Tcp(sa) => {
-            let reuse_port = count > 1;
+            let reuse_port = reuse_port || count > 1;
             let first = bind_tcp(*sa, backlog, reuse_port, sock_buf)?;
             let bound = first.local_addr()?;
             let mut listeners = vec![Listener::Tcp(first)];
@@ -107,7 +115,7 @@ mod tests {
 
     #[test]
     fn reuseport_group_shares_one_port() {
-        let ls = bind(&"127.0.0.1:0".parse().unwrap(), 64, 3, None).unwrap();
+        let ls = bind(&"127.0.0.1:0".parse().unwrap(), 64, 3, None, false).unwrap();
         let port = |l: &Listener| match l.local_addr().unwrap() {
             ListenAddr::Tcp(a) => a.port(),
             _ => unreachable!(),
@@ -121,9 +129,9 @@ mod tests {
         let path = std::env::temp_dir().join(format!("echo-bench-listen-{}.sock", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let addr = ListenAddr::Unix(path.clone());
-        drop(bind(&addr, 8, 1, None).unwrap()); // leaves the file behind, nobody listening
-        let live = bind(&addr, 8, 1, None).unwrap();
-        let err = bind(&addr, 8, 1, None).unwrap_err();
+        drop(bind(&addr, 8, 1, None, false).unwrap()); // leaves the file behind, nobody listening
+        let live = bind(&addr, 8, 1, None, false).unwrap();
+        let err = bind(&addr, 8, 1, None, false).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
         drop(live);
         std::fs::remove_file(&path).unwrap();

@@ -42,6 +42,9 @@ pub struct ServerConfig {
     pub stack_size: usize,
     /// SO_SNDBUF and SO_RCVBUF of every connection (`None`: the kernel's autotuning).
     pub sock_buf: Option<usize>,
+    /// Bind TCP listeners with SO_REUSEPORT even when this process has one, so other
+    /// server processes can share the port (`echo-server --procs`).
+    pub reuse_port: bool,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +55,7 @@ impl Default for ServerConfig {
             backlog: DEFAULT_BACKLOG,
             stack_size: DEFAULT_STACK_SIZE,
             sock_buf: None,
+            reuse_port: false,
         }
     }
 }
@@ -127,6 +131,7 @@ pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
         config.backlog,
         listeners_for(model, threads),
         config.sock_buf,
+        config.reuse_port,
     )?;
     let local_addr = listeners[0].local_addr()?;
     let running: Box<dyn Running> = match model {

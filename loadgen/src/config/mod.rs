@@ -424,6 +424,13 @@ impl TryFrom<&RunArgs> for RunConfig {
             n @ 1..=64 => n,
             n => return Err(invalid("--procs", n, "at most 64 local shard processes")),
         };
+        if procs > 1 && a.rate.as_deref().map(str::trim) == Some("auto") {
+            return Err(invalid(
+                "--procs",
+                procs,
+                "cannot be combined with --rate auto (run the search in one process)",
+            ));
+        }
         if procs > 1 && a.shard.is_some() {
             return Err(invalid(
                 "--procs",

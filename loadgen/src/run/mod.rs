@@ -13,7 +13,7 @@
 
 mod aggregate;
 mod assemble;
-mod cost;
+pub(crate) mod cost;
 mod progress;
 mod verdict;
 mod watch;

@@ -8,6 +8,8 @@ use clap::Args;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+mod group;
+
 use crate::addr::ListenAddr;
 use crate::model::{Model, UnknownModel};
 use crate::server::{start, ServerConfig, DEFAULT_BACKLOG};
@@ -32,6 +34,13 @@ pub struct ServeArgs {
     /// autotuning); small values exercise short reads and writes.
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..=(64 << 20)))]
     pub sock_buf: Option<u32>,
+    /// Server processes sharing the port through SO_REUSEPORT (TCP), each with its own
+    /// descriptor limit; this one is the first and stops the others with itself.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub procs: u32,
+    /// Bind with SO_REUSEPORT (used for the other processes of --procs).
+    #[arg(long, hide = true)]
+    pub reuse_port: bool,
 }
 
 fn parse_model(s: &str) -> Result<Model, String> {
@@ -78,25 +87,51 @@ pub fn exit_code(e: &io::Error) -> u8 {
 }
 
 /// Starts the server, prints exactly one line `listening <addr>` on stdout, serves until
-/// SIGINT or SIGTERM, then shuts down cleanly.
+/// SIGINT or SIGTERM, then shuts down cleanly. With `--procs N`, this process serves too
+/// and starts N-1 more on the same port (SO_REUSEPORT, so the kernel spreads connections
+/// over them); it prints its line once all of them listen, stops them with itself, and
+/// exits with an error if one of them dies, so whoever watches it sees the group fail.
 pub fn serve(args: &ServeArgs) -> io::Result<()> {
     // Registered before the server starts, so an early signal is not lost.
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    if args.procs > 1 && !matches!(args.addr, ListenAddr::Tcp(_)) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--procs above 1 needs a TCP address: processes share a port through SO_REUSEPORT, which Unix sockets lack",
+        ));
+    }
     let config = ServerConfig {
         addr: args.addr.clone(),
         threads: args.threads.map(|t| t as usize),
         backlog: args.backlog,
         sock_buf: args.sock_buf.map(|b| b as usize),
+        reuse_port: args.reuse_port || args.procs > 1,
         ..ServerConfig::default()
     };
     let server = start(args.model, &config)?;
+    let mut others = group::spawn_others(args, server.local_addr())?;
     {
         let mut out = io::stdout().lock();
         writeln!(out, "listening {}", server.local_addr())?;
         out.flush()?;
     }
-    let _ = signals.forever().next();
-    server.shutdown()
+    let died = loop {
+        if signals.pending().next().is_some() {
+            break None;
+        }
+        if let Some(status) = others.exited() {
+            break Some(status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    others.stop();
+    server.shutdown()?;
+    match died {
+        Some(status) => Err(io::Error::other(format!(
+            "a server process of the group exited ({status})"
+        ))),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
