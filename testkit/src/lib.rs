@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 pub mod limits;
+pub mod netns;
 pub mod nft;
 pub mod proc;
 pub mod server;

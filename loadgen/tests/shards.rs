@@ -1,0 +1,226 @@
+//! Runs of several processes and hosts: `--procs`, `--server-procs`, `--shard` with
+//! `--start-at`, and `loadgen merge` of shard logs (also across network namespaces
+//! standing in for hosts).
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+
+fn at(ahead: Duration) -> String {
+    format!(
+        "{:.3}",
+        (SystemTime::now() + ahead)
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    )
+}
+
+#[test]
+fn procs_and_server_procs_make_one_report() {
+    let (code, row) = run_for_row(
+        "procs.csv",
+        &[
+            "--target",
+            "mio",
+            "--server-procs",
+            "2",
+            "--procs",
+            "3",
+            "--conns",
+            "30",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!((row["status"].as_str(), row["procs"].as_str()), ("ok", "3"));
+    assert_eq!((num(&row, "conns"), num(&row, "conns_ok")), (30.0, 30.0));
+    assert!(num(&row, "msgs") > 0.0);
+    // Two server processes of two threads each (main + event loop), measured together.
+    assert!(num(&row, "server_threads") >= 4.0, "threads {}", row["server_threads"]);
+}
+
+#[test]
+fn shards_started_together_merge_into_the_whole_run() {
+    let server = MisbehavingServer::start(Misbehave::None);
+    let start = at(Duration::from_secs(2));
+    let logs: Vec<_> = (0..3).map(|i| temp_path(&format!("shard{i}.hlog"))).collect();
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            loadgen()
+                .args([
+                    "--addr",
+                    &server.addr_arg(),
+                    "--conns",
+                    "10",
+                    "--duration",
+                    "1s",
+                    "--warmup",
+                    "200ms",
+                ])
+                .args(["--shard", &format!("{i}/3"), "--start-at", &start, "--quiet"])
+                .args(["--hdr-log", logs[i].to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert_eq!(c.wait().unwrap().code(), Some(0));
+    }
+    let json = temp_path("shards-merged.json");
+    let mut args = vec!["merge"];
+    args.extend(logs.iter().map(|p| p.to_str().unwrap()));
+    args.extend(["--json", json.to_str().unwrap()]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    // 10 connections split 3/3/4, every shard's counts summed.
+    assert_eq!(
+        (v["conns"].as_u64(), v["conns_ok"].as_u64(), v["procs"].as_u64()),
+        (Some(10), Some(10), Some(3))
+    );
+    let total: u64 = logs
+        .iter()
+        .map(|l| {
+            let (_, notes) = loadgen::hlog::read_with_notes(l).unwrap();
+            loadgen::shard::parse_notes(&notes).1.unwrap().counters.msgs
+        })
+        .sum();
+    assert_eq!(v["counters"]["msgs"].as_u64(), Some(total));
+    // Exact: the merged percentiles are those of one histogram of every sample.
+    let mut all = loadgen::record::new_histogram();
+    for l in &logs {
+        for iv in loadgen::hlog::read(l).unwrap().into_iter().filter(|i| i.tag.is_none()) {
+            all.add(&iv.histogram).unwrap();
+        }
+    }
+    let p = loadgen::record::Percentiles::of(&all);
+    assert_eq!(v["latency"]["p99_us"].as_f64(), Some(p.p99_us));
+    assert_eq!(all.len(), total, "every completed round trip is in the logs");
+    // A log of another run is refused, naming the file.
+    let other = temp_path("other.hlog");
+    let solo = run(&[
+        "--addr",
+        &server.addr_arg(),
+        "--conns",
+        "2",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0s",
+        "--hdr-log",
+        other.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(solo.status.code(), Some(0));
+    let mixed = run(&["merge", logs[0].to_str().unwrap(), other.to_str().unwrap()]);
+    assert_eq!(mixed.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&mixed.stderr);
+    assert!(err.contains("other.hlog") && err.contains("another run"), "{err}");
+}
+
+#[test]
+fn shard_flags_are_checked() {
+    let past = at(Duration::ZERO).parse::<f64>().unwrap() - 5.0;
+    for (args, flag) in [
+        (vec!["--procs", "0"], "--procs"),
+        (vec!["--shard", "3/2"], "--shard"),
+        (vec!["--shard", "1/3"], "--shard"),
+        (vec!["--shard", "0/2", "--start-at", &format!("{past}")], "--start-at"),
+        (vec!["--start-at", "yesterday"], "--start-at"),
+        (vec!["--server-procs", "0"], "--server-procs"),
+    ] {
+        let mut all = vec!["--target", "mio"];
+        all.extend(args.iter().map(|s| &**s));
+        let out = run(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag) && err.lines().count() == 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn shards_on_two_hosts_merge_exactly() {
+    let hosts = match testkit::netns::Hosts::create(2) {
+        Ok(h) => h,
+        Err(why) => {
+            eprintln!("SKIPPED shards_on_two_hosts_merge_exactly: {why}");
+            return;
+        }
+    };
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_loadgen"));
+    let mut serve = testkit::netns::Hosts::command(&hosts.server, exe);
+    serve.args(["serve", "--model", "mio", "--addr", "0.0.0.0:0"]);
+    let server = testkit::ServerProcess::spawn(&mut serve);
+    let port = server.addr.port();
+    let start = at(Duration::from_secs(2));
+    let logs: Vec<_> = (0..2).map(|i| temp_path(&format!("host{i}.hlog"))).collect();
+    let children: Vec<_> = hosts
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(i, (ns, server_ip))| {
+            testkit::netns::Hosts::command(ns, exe)
+                .args([
+                    "--addr",
+                    &format!("{server_ip}:{port}"),
+                    "--conns",
+                    "8",
+                    "--duration",
+                    "1s",
+                ])
+                .args([
+                    "--warmup",
+                    "200ms",
+                    "--shard",
+                    &format!("{i}/2"),
+                    "--start-at",
+                    &start,
+                    "--quiet",
+                ])
+                .args(["--hdr-log", logs[i].to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert_eq!(c.wait().unwrap().code(), Some(0));
+    }
+    let json = temp_path("hosts-merged.json");
+    let out = run(&[
+        "merge",
+        logs[0].to_str().unwrap(),
+        logs[1].to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let mut all = loadgen::record::new_histogram();
+    let mut sum = 0;
+    for l in &logs {
+        let (ivs, notes) = loadgen::hlog::read_with_notes(l).unwrap();
+        sum += loadgen::shard::parse_notes(&notes).1.unwrap().counters.msgs;
+        for iv in ivs.into_iter().filter(|i| i.tag.is_none()) {
+            all.add(&iv.histogram).unwrap();
+        }
+    }
+    assert!(sum > 0);
+    assert_eq!(v["counters"]["msgs"].as_u64(), Some(sum), "the merged count is the sum");
+    let p = loadgen::record::Percentiles::of(&all);
+    for q in ["p50_us", "p99_us", "p999_us", "max_us"] {
+        assert_eq!(
+            v["latency"][q].as_f64(),
+            Some(serde_json::to_value(p).unwrap()[q].as_f64().unwrap()),
+            "{q}"
+        );
+    }
+    drop(server);
+}
