@@ -109,10 +109,7 @@ pub struct RunArgs {
     /// When the load starts, the same for every shard: unix seconds or RFC 3339.
     #[arg(long, value_name = "TIME")]
     pub start_at: Option<String>,
-    /// Run as P shard processes of loadgen on this machine, each with its own descriptor
-    /// limit and source addresses, merged into one report.
-    #[arg(long, value_name = "P", default_value_t = 1)]
-    pub procs: u32,
+
     /// Flags shared with `sweep`.
     #[command(flatten)]
     pub load: LoadArgs,
@@ -137,6 +134,10 @@ pub struct LoadArgs {
     /// limit; with --target.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub server_procs: u32,
+    /// Run as P shard processes of loadgen on this machine, each with its own descriptor
+    /// limit and source address, merged into one report.
+    #[arg(long, value_name = "P", default_value_t = 1)]
+    pub procs: u32,
     /// Per-message reply timeout.
     #[arg(long, default_value = "5s", allow_hyphen_values = true)]
     pub timeout: String,

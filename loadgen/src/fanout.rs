@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 
-use crate::config::{RunConfig, TargetSpec};
+use crate::config::{Churn, CloseMode, Pacing, RunConfig, TargetSpec};
 use crate::report::Report;
 use crate::run::cost::Cost;
 use crate::{hlog, merge, shard, sys, target};
@@ -23,45 +23,62 @@ use crate::{hlog, merge, shard, sys, target};
 const CONNECTS_PER_S: f64 = 4000.0;
 /// How often the shards and the server are checked.
 const TICK: Duration = Duration::from_millis(50);
-/// Flags of the parent's command line that the shards get in another form.
-const OWN_FLAGS: [&str; 13] = [
-    "--procs",
-    "--target",
-    "--addr",
-    "--server-threads",
-    "--server-procs",
-    "--pin-server",
-    "--csv",
-    "--json",
-    "--hdr-log",
-    "--server-pid",
-    "--shard",
-    "--start-at",
-    "--bind",
-];
-
-/// The shards' command line: the parent's, without the flags it handles itself, plus the
-/// shard's own.
-fn shard_args(parent: &[String], own: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut skip_value = false;
-    for a in parent {
-        if skip_value {
-            skip_value = false;
-            continue;
-        }
-        let name = a.split_once('=').map_or(a.as_str(), |(n, _)| n);
-        if OWN_FLAGS.contains(&name) || name == "--threads" {
-            skip_value = !a.contains('=');
-            continue;
-        }
-        if name == "--quiet" {
-            continue;
-        }
-        out.push(a.clone());
+/// The shards' command line, built from the checked configuration (so `run` and `sweep`
+/// fan out alike): every setting of the run, plus the shard's own flags.
+fn shard_args(cfg: &RunConfig, own: &[String]) -> Vec<String> {
+    let d = |d: Duration| format!("{}ms", d.as_millis().max(1));
+    let mut a: Vec<String> = vec!["run".into()];
+    let mut push = |flag: &str, value: String| {
+        a.push(flag.to_string());
+        a.push(value);
+    };
+    push("--conns", cfg.conns.to_string());
+    push("--msg-size", cfg.msg_size.to_string());
+    push("--depth", cfg.depth.to_string());
+    if let Some(rate) = cfg.rate {
+        push("--rate", rate.to_string());
     }
-    out.extend_from_slice(own);
-    out
+    push("--duration", d(cfg.duration));
+    push("--warmup", format!("{}ms", cfg.warmup.as_millis()));
+    push("--timeout", d(cfg.timeout));
+    push("--connect-timeout", d(cfg.connect_timeout));
+    push("--interval", d(cfg.interval));
+    push("--threads", (cfg.threads / cfg.procs as usize).max(1).to_string());
+    if !cfg.label.is_empty() {
+        push("--label", cfg.label.clone());
+    }
+    if let Some(cpus) = &cfg.pin_client {
+        push(
+            "--pin-client",
+            cpus.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        );
+    }
+    if let Some(b) = cfg.sock_buf {
+        push("--sock-buf", b.to_string());
+    }
+    match cfg.churn {
+        Churn::None => {}
+        Churn::ReconnectEvery(n) => push("--reconnect-every", n.to_string()),
+        Churn::ConnRate { rate, msgs_per_conn } => {
+            push("--conn-rate", rate.to_string());
+            push("--msgs-per-conn", msgs_per_conn.to_string());
+        }
+    }
+    push(
+        "--close",
+        if cfg.close == CloseMode::Rst { "rst" } else { "fin" }.into(),
+    );
+    push(
+        "--pacing",
+        match cfg.pacing {
+            Pacing::Sleep => "sleep",
+            Pacing::Hybrid => "hybrid",
+            Pacing::Spin => "spin",
+        }
+        .into(),
+    );
+    a.extend_from_slice(own);
+    a
 }
 
 /// Runs `cfg` as `cfg.procs` shard processes and merges them into one report.
@@ -79,9 +96,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         .unwrap_or_default()
         .as_secs_f64();
     let loopback_v4 = matches!(&target.addr, servers::ListenAddr::Tcp(a) if a.ip().is_loopback() && a.is_ipv4());
-    let parent: Vec<String> = std::env::args().skip(1).collect();
     let exe = PathBuf::from("/proc/self/exe");
-    let threads = (cfg.threads / procs as usize).max(1);
     let mut shards: Vec<Child> = Vec::new();
     for i in 0..procs {
         let mut own: Vec<String> = [
@@ -93,8 +108,6 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
             format!("{at:.6}"),
             "--hdr-log".into(),
             log_path(&dir, i).display().to_string(),
-            "--threads".into(),
-            threads.to_string(),
             "--quiet".into(),
         ]
         .into();
@@ -106,7 +119,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
             own.extend(["--bind".into(), format!("127.0.0.{}", 2 + i)]);
         }
         let child = Command::new(&exe)
-            .args(shard_args(&parent, &own))
+            .args(shard_args(cfg, &own))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -201,38 +214,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shards_get_the_parents_flags_but_their_own_target_and_outputs() {
-        let parent: Vec<String> = [
-            "run",
+    fn a_shard_gets_every_setting_of_the_run_and_its_own_flags() {
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from([
+            "loadgen",
             "--target",
             "mio",
             "--conns",
             "50000",
-            "--procs=3",
-            "--csv",
-            "x.csv",
+            "--procs",
+            "3",
             "--msg-size",
             "128",
-            "--quiet",
             "--threads",
-            "4",
-        ]
-        .map(String::from)
-        .into();
-        let own: Vec<String> = ["--addr", "127.0.0.1:9", "--shard", "0/3"].map(String::from).into();
-        assert_eq!(
-            shard_args(&parent, &own),
-            [
-                "run",
-                "--conns",
-                "50000",
-                "--msg-size",
-                "128",
-                "--addr",
-                "127.0.0.1:9",
-                "--shard",
-                "0/3"
-            ]
-        );
+            "6",
+            "--reconnect-every",
+            "5",
+            "--close",
+            "rst",
+        ])
+        .unwrap();
+        let cfg = RunConfig::try_from(&cli.run).unwrap();
+        let start = format!("{}", std::time::UNIX_EPOCH.elapsed().unwrap().as_secs() + 60);
+        let args = shard_args(&cfg, &["--shard".into(), "0/3".into(), "--start-at".into(), start]);
+        let again = <crate::cli::Cli as clap::Parser>::try_parse_from(
+            std::iter::once("loadgen".to_string())
+                .chain(args.iter().cloned().chain(["--addr".into(), "127.0.0.1:9".into()])),
+        )
+        .unwrap();
+        let shard = match again.command {
+            Some(crate::cli::Command::Run(a)) => RunConfig::try_from(&a).unwrap_or_else(|e| panic!("{e}: {args:?}")),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((shard.conns, shard.msg_size, shard.threads), (50000, 128, 2));
+        assert_eq!((shard.churn, shard.close), (cfg.churn, cfg.close));
+        assert_eq!(shard.shard.to_string(), "0/3");
+        assert_eq!((shard.duration, shard.warmup), (cfg.duration, cfg.warmup));
     }
 }

@@ -42,7 +42,8 @@ fn check_shards(
                 "{file} has no shard result (did that shard die?); merge the others, or rerun it"
             ))
         })?;
-        if results.iter().any(|r| r.shard == result.shard) {
+        // Whole runs (not shards of one) merge freely: each counts as one more host.
+        if first.shards > 1 && results.iter().any(|r| r.shard == result.shard) {
             return Err(Error::Input(format!(
                 "{file} repeats shard {} of the run",
                 result.shard
@@ -52,6 +53,9 @@ fn check_shards(
         if let Some(start) = ivs.iter().filter(|i| i.tag.is_none()).map(|i| i.start).min() {
             window_starts.push((start.as_secs_f64(), file.to_string()));
         }
+    }
+    if first.shards == 1 {
+        return Ok(Some((first, results)));
     }
     let earliest = window_starts.iter().map(|(t, _)| *t).fold(f64::INFINITY, f64::min);
     if let Some((t, file)) = window_starts.iter().find(|(t, _)| t - earliest > WINDOW_SLACK_S) {

@@ -51,6 +51,15 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// One measured run of `cfg`: in this process, or fanned out to `--procs` shard processes.
+pub(crate) fn measure(cfg: &crate::config::RunConfig) -> anyhow::Result<crate::report::Report> {
+    if cfg.procs > 1 {
+        crate::fanout::run(cfg)
+    } else {
+        crate::run::run(cfg)
+    }
+}
+
 /// Checks, before any work, that `path` (given with `flag`) can be written; a `--csv` file
 /// must also be empty or a report.
 pub(crate) fn check_output(flag: &'static str, path: &std::path::Path) -> anyhow::Result<()> {

@@ -20,11 +20,7 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
     if let Some(slo) = &cfg.search {
         return run_search(&cfg, slo);
     }
-    let report = if cfg.procs > 1 {
-        crate::fanout::run(&cfg)?
-    } else {
-        crate::run::run(&cfg)?
-    };
+    let report = super::measure(&cfg)?;
     // Files first: a broken stdout must not lose the measurement.
     let mut write_errors = Vec::new();
     if let Some(path) = &cfg.csv {

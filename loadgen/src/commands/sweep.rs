@@ -71,7 +71,9 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
                         for &model in &targets {
                             // A pool smaller than the connection count leaves clients unserved.
                             // Capped at the thread budget: beyond it the pool could not start.
-                            let pool_size = (model == Model::ThreadPool).then(|| conns.min(budget) as u32);
+                            // Split over the server processes (each has its own budget).
+                            let per_proc = conns.div_ceil(base.server_procs as usize);
+                            let pool_size = (model == Model::ThreadPool).then(|| per_proc.min(budget) as u32);
                             let run = RunConfig {
                                 target: TargetSpec::Model(model),
                                 conns,
@@ -116,7 +118,7 @@ pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
             cfg.conns, cfg.msg_size, cfg.depth, cfg.rate
         );
         bar.set_message(what.clone());
-        let report = match crate::run::run(cfg) {
+        let report = match super::measure(cfg) {
             Ok(r) => r,
             Err(e) => failed(cfg, &name, &format!("{e:#}")),
         };

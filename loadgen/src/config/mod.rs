@@ -273,7 +273,11 @@ impl RunConfig {
             },
             shard: Shard::WHOLE,
             start_at: None,
-            procs: 1,
+            procs: match load.procs {
+                0 => return Err(invalid("--procs", 0, "must be at least 1")),
+                n @ 1..=64 => n,
+                n => return Err(invalid("--procs", n, "at most 64 local shard processes")),
+            },
             server_procs: match load.server_procs {
                 0 => return Err(invalid("--server-procs", 0, "must be at least 1")),
                 n @ 1..=64 => n,
@@ -419,11 +423,7 @@ impl TryFrom<&RunArgs> for RunConfig {
             .transpose()?
             .unwrap_or(Shard::WHOLE);
         let start_at = a.start_at.as_deref().map(parse::parse_start_at).transpose()?;
-        let procs = match a.procs {
-            0 => return Err(invalid("--procs", 0, "must be at least 1")),
-            n @ 1..=64 => n,
-            n => return Err(invalid("--procs", n, "at most 64 local shard processes")),
-        };
+        let procs = a.load.procs;
         if procs > 1 && a.rate.as_deref().map(str::trim) == Some("auto") {
             return Err(invalid(
                 "--procs",
@@ -441,7 +441,6 @@ impl TryFrom<&RunArgs> for RunConfig {
         RunConfig {
             shard,
             start_at,
-            procs,
             conns: usize::try_from(a.conns).unwrap_or(usize::MAX),
             msg_size: usize::try_from(a.msg_size).unwrap_or(usize::MAX),
             depth: usize::try_from(a.depth).unwrap_or(usize::MAX),
