@@ -5,7 +5,10 @@
 //!   and guard page, its signal stack and guard). Past the limit the signal-stack mapping
 //!   fails *inside the new thread*, where std panics: with `panic = "abort"` that kills the
 //!   whole server. So this is the limit to respect with a margin;
-//! - `kernel.pid_max` and `kernel.threads-max`: every thread takes a pid (machine-wide);
+//! - `kernel.pid_max` and `kernel.threads-max`: every thread takes a pid, machine-wide, so
+//!   the budget counts only the pids still free now (threads of every process, from
+//!   `/proc/loadavg`), and thread-per-conn takes its budget again as it goes: several
+//!   server processes on one box share those pids;
 //! - `RLIMIT_NPROC`: threads of this user (not enforced for root).
 //!
 //! The blocking models take their budget at start: thread-per-conn refuses connections
@@ -52,6 +55,13 @@ impl fmt::Display for ThreadBudget {
     }
 }
 
+/// Threads (scheduling entities) on the whole machine now: the 4th field of
+/// `/proc/loadavg` is `running/total`.
+fn threads_now() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().nth(3)?.split_once('/')?.1.parse().ok()
+}
+
 fn sysctl(name: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/sys/{name}"))
         .ok()?
@@ -68,8 +78,9 @@ pub fn thread_budget() -> ThreadBudget {
     let nproc = rustix::process::getrlimit(rustix::process::Resource::Nproc).current;
     let maps_used = std::fs::read_to_string("/proc/self/maps").map_or(0, |m| m.lines().count() as u64);
     let by_maps = max_map_count.map(|m| m.saturating_sub(maps_used + MAPS_MARGIN) / MAPS_PER_THREAD);
-    let by_pids = pid_max.map(|p| p.saturating_sub(PIDS_MARGIN));
-    let by_threads = threads_max.map(|t| t.saturating_sub(PIDS_MARGIN));
+    let used = threads_now().unwrap_or(0);
+    let by_pids = pid_max.map(|p| p.saturating_sub(used + PIDS_MARGIN));
+    let by_threads = threads_max.map(|t| t.saturating_sub(used + PIDS_MARGIN));
     let threads = [by_maps, by_pids, by_threads, nproc]
         .into_iter()
         .flatten()

@@ -20,6 +20,9 @@ use crate::registry::Registry;
 use crate::server::Running;
 use crate::stream::Listener;
 
+/// Every this many accepted connections the thread budget is taken again.
+const BUDGET_EVERY: u64 = 256;
+
 /// A running thread-per-connection server.
 pub(crate) struct ThreadPerConn {
     acceptor: Acceptor,
@@ -30,15 +33,22 @@ pub(crate) struct ThreadPerConn {
 pub(crate) fn start(mut listeners: Vec<Listener>, stack_size: usize) -> io::Result<ThreadPerConn> {
     let registry = Arc::new(Registry::default());
     let reg = Arc::clone(&registry);
-    let budget = thread_budget();
+    let mut budget = thread_budget();
     eprintln!("echo-server: thread-per-conn: thread budget {budget}");
     let live = Arc::new(AtomicU64::new(0));
+    let mut accepted = 0u64;
     let spawn_log = Mutex::new(RateLimitedLog::new(Duration::from_secs(1)));
     let acceptor = Acceptor::spawn(listeners.swap_remove(0), move |mut stream| {
         let refuse = |why: &dyn std::fmt::Display| {
             let mut log = spawn_log.lock().unwrap_or_else(|e| e.into_inner());
             log.log(format_args!("{why}; connection closed, the others are still served"));
         };
+        accepted += 1;
+        if accepted % BUDGET_EVERY == 0 {
+            // Pids are machine-wide: other processes (other servers of --procs) use them too.
+            let now = thread_budget();
+            budget.threads = now.threads.saturating_add(live.load(Ordering::Relaxed));
+        }
         if live.load(Ordering::Relaxed) >= budget.threads {
             // `stream` is dropped: only this client is refused.
             return refuse(&format_args!("at the thread budget ({} threads)", budget.threads));
