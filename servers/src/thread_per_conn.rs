@@ -44,7 +44,7 @@ pub(crate) fn start(mut listeners: Vec<Listener>, stack_size: usize) -> io::Resu
             log.log(format_args!("{why}; connection closed, the others are still served"));
         };
         accepted += 1;
-        if accepted % BUDGET_EVERY == 0 {
+        if accepted.is_multiple_of(BUDGET_EVERY) {
             // Pids are machine-wide: other processes (other servers of --procs) use them too.
             let now = thread_budget();
             budget.threads = now.threads.saturating_add(live.load(Ordering::Relaxed));
