@@ -159,3 +159,27 @@ fn churn_flags_are_checked() {
         assert!(err.contains(flag) && err.lines().count() == 1, "{err}");
     }
 }
+
+#[test]
+fn short_lived_connections_are_not_taken_for_a_dead_server() {
+    // At 200 new connections/s of one round trip each, no connection is open most of the
+    // time; new ones keep opening, so the server is alive and the run must not stop.
+    let (code, row) = run_for_row(
+        "sparse.csv",
+        &[
+            "--target",
+            "mio",
+            "--conns",
+            "10",
+            "--conn-rate",
+            "200",
+            "--duration",
+            "3s",
+            "--warmup",
+            "200ms",
+        ],
+    );
+    assert_eq!(row["status"], "ok", "{row:?}");
+    assert_eq!(code, Some(0));
+    assert!((num(&row, "duration_s") - 3.0).abs() < 0.01);
+}

@@ -18,6 +18,27 @@ fn at(ahead: Duration) -> String {
     )
 }
 
+/// The merged report `v` of the shard `logs`: its count is the sum of the shards' and its
+/// percentiles are those of one histogram of every sample.
+fn merged_is_exact(logs: &[std::path::PathBuf], v: &serde_json::Value) {
+    let mut all = loadgen::record::new_histogram();
+    let mut sum = 0;
+    for l in logs {
+        let (ivs, notes) = loadgen::hlog::read_with_notes(l).unwrap();
+        sum += loadgen::shard::parse_notes(&notes).1.unwrap().counters.msgs;
+        for iv in ivs.into_iter().filter(|i| i.tag.is_none()) {
+            all.add(&iv.histogram).unwrap();
+        }
+    }
+    assert!(sum > 0);
+    assert_eq!(v["counters"]["msgs"].as_u64(), Some(sum), "the merged count is the sum");
+    assert_eq!(all.len(), sum, "every completed round trip is in the logs");
+    let p = serde_json::to_value(loadgen::record::Percentiles::of(&all)).unwrap();
+    for q in ["p50_us", "p99_us", "p999_us", "max_us"] {
+        assert_eq!(v["latency"][q], p[q], "{q}");
+    }
+}
+
 #[test]
 fn procs_and_server_procs_make_one_report() {
     let (code, row) = run_for_row(
@@ -85,24 +106,7 @@ fn shards_started_together_merge_into_the_whole_run() {
         (v["conns"].as_u64(), v["conns_ok"].as_u64(), v["procs"].as_u64()),
         (Some(10), Some(10), Some(3))
     );
-    let total: u64 = logs
-        .iter()
-        .map(|l| {
-            let (_, notes) = loadgen::hlog::read_with_notes(l).unwrap();
-            loadgen::shard::parse_notes(&notes).1.unwrap().counters.msgs
-        })
-        .sum();
-    assert_eq!(v["counters"]["msgs"].as_u64(), Some(total));
-    // Exact: the merged percentiles are those of one histogram of every sample.
-    let mut all = loadgen::record::new_histogram();
-    for l in &logs {
-        for iv in loadgen::hlog::read(l).unwrap().into_iter().filter(|i| i.tag.is_none()) {
-            all.add(&iv.histogram).unwrap();
-        }
-    }
-    let p = loadgen::record::Percentiles::of(&all);
-    assert_eq!(v["latency"]["p99_us"].as_f64(), Some(p.p99_us));
-    assert_eq!(all.len(), total, "every completed round trip is in the logs");
+    merged_is_exact(&logs, &v);
     // A log of another run is refused, naming the file.
     let other = temp_path("other.hlog");
     let solo = run(&[
@@ -203,24 +207,6 @@ fn shards_on_two_hosts_merge_exactly() {
     ]);
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let mut all = loadgen::record::new_histogram();
-    let mut sum = 0;
-    for l in &logs {
-        let (ivs, notes) = loadgen::hlog::read_with_notes(l).unwrap();
-        sum += loadgen::shard::parse_notes(&notes).1.unwrap().counters.msgs;
-        for iv in ivs.into_iter().filter(|i| i.tag.is_none()) {
-            all.add(&iv.histogram).unwrap();
-        }
-    }
-    assert!(sum > 0);
-    assert_eq!(v["counters"]["msgs"].as_u64(), Some(sum), "the merged count is the sum");
-    let p = loadgen::record::Percentiles::of(&all);
-    for q in ["p50_us", "p99_us", "p999_us", "max_us"] {
-        assert_eq!(
-            v["latency"][q].as_f64(),
-            Some(serde_json::to_value(p).unwrap()[q].as_f64().unwrap()),
-            "{q}"
-        );
-    }
+    merged_is_exact(&logs, &v);
     drop(server);
 }

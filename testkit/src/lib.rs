@@ -15,6 +15,23 @@ pub use limits::with_nofile;
 pub use server::ServerProcess;
 pub use signal::{signal, Signal};
 
+/// Runs `program args...`; `Err` says what failed (the program missing, or its stderr).
+pub fn run_tool(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 /// A fresh path in this test process's own temporary directory (the file removed if it
 /// existed).
 pub fn temp_path(name: &str) -> std::path::PathBuf {

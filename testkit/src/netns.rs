@@ -15,19 +15,7 @@ pub struct Hosts {
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run ip: {e} (install iproute2)"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    crate::run_tool("ip", args).map_err(|e| format!("{e} (needs root and iproute2)"))
 }
 
 impl Hosts {

@@ -3,7 +3,6 @@
 //! root and the `nft` command; [`Loss::to_port`] says why not otherwise, so the caller can
 //! skip with that message.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A loss rule in force until dropped.
@@ -12,19 +11,7 @@ pub struct Loss {
 }
 
 fn nft(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("nft")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run nft: {e} (install nftables)"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "nft {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    crate::run_tool("nft", args).map_err(|e| format!("{e} (needs root and nftables)"))
 }
 
 impl Loss {

@@ -71,8 +71,10 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
                         for &model in &targets {
                             // A pool smaller than the connection count leaves clients unserved.
                             // Capped at the thread budget: beyond it the pool could not start.
-                            // Split over the server processes (each has its own budget).
-                            let per_proc = conns.div_ceil(base.server_procs as usize);
+                            // Split over the server processes (each has its own budget), with
+                            // room for SO_REUSEPORT's uneven spread (a hash, not a dealer).
+                            let procs = base.server_procs as usize;
+                            let per_proc = if procs > 1 { conns * 6 / (5 * procs) + 16 } else { conns };
                             let pool_size = (model == Model::ThreadPool).then(|| per_proc.min(budget) as u32);
                             let run = RunConfig {
                                 target: TargetSpec::Model(model),

@@ -57,6 +57,9 @@ pub(crate) struct Shared {
     pub(crate) up: AtomicUsize,
     /// Failed connect attempts so far, over all threads (for the progress line).
     pub(crate) connect_failures: AtomicU64,
+    /// Successful connects so far, over all threads: with connection churn, connections
+    /// come and go, and the server is alive while new ones open.
+    pub(crate) connects: AtomicU64,
     /// `--start-at`: when the load must start.
     pub(crate) start_at: Option<Instant>,
 }
@@ -71,6 +74,7 @@ impl Shared {
             connected: Gate::new(threads),
             up: AtomicUsize::new(0),
             connect_failures: AtomicU64::new(0),
+            connects: AtomicU64::new(0),
             start_at,
         }
     }

@@ -149,11 +149,14 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o, "  errno      {}", list.join(", "));
     }
     let f = &r.fairness;
-    let _ = writeln!(
-        o,
-        "  fairness   per connection min {} / median {} / max {} msgs, Jain index {:.3}",
-        f.min, f.median, f.max, f.jain
-    );
+    if r.conn_rate.is_none() {
+        // `--conn-rate` slots carry many short connections each: no per-connection spread.
+        let _ = writeln!(
+            o,
+            "  fairness   per connection min {} / median {} / max {} msgs, Jain index {:.3}",
+            f.min, f.median, f.max, f.jain
+        );
+    }
     if f.starved > 0 {
         let ids: Vec<String> = r.starved_conns.iter().map(u32::to_string).collect();
         let more = if f.starved as usize > ids.len() { ", ..." } else { "" };

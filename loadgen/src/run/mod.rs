@@ -151,8 +151,9 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
                 break;
             }
             let now = Instant::now();
-            seen.watch.check(now, &shared, &mut target);
             let start = shared.start.get().copied();
+            let load_end = start.map(|s| s + cfg.warmup + cfg.duration);
+            seen.watch.check(now, load_end, &shared, &mut target);
             let window = start.map(|s| (s + cfg.warmup, s + cfg.warmup + cfg.duration));
             let next_reading = seen.cost.tick(now, window);
             progress.update(start.map(|s| now.saturating_duration_since(s)), &shared, &seen.agg);

@@ -1,6 +1,7 @@
 //! Watching a run for reasons to stop early: Ctrl-C or SIGTERM, the spawned server
-//! exiting, or no connection open for a while after the start (the server went away,
-//! even when it is not our child).
+//! exiting, or no connection open and none opened for a while after the start (the server
+//! went away, even when it is not our child; with connection churn, connections are
+//! mostly closed between round trips, and new ones opening show the server is there).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,6 +17,8 @@ pub(crate) const ALL_DOWN_LIMIT: Duration = Duration::from_secs(1);
 pub(crate) struct Watch {
     interrupted: &'static AtomicBool,
     all_down_since: Option<Instant>,
+    /// Successful connects at the last check.
+    connects: u64,
     /// When and why the run was stopped, once it was.
     stopped: Option<(Instant, String)>,
 }
@@ -26,14 +29,20 @@ impl Watch {
         Watch {
             interrupted: crate::signals::flag(),
             all_down_since: None,
+            connects: 0,
             stopped: None,
         }
     }
 
     /// Checks once; on a reason to stop, tells the client threads and remembers why.
-    pub(crate) fn check(&mut self, now: Instant, shared: &Shared, target: &mut Target) {
-        self.all_down_since = match (shared.start.get(), shared.up.load(Ordering::Relaxed)) {
-            (Some(_), 0) => self.all_down_since.or(Some(now)),
+    /// `load_end` is when the load is planned to end: past it the threads close their
+    /// connections, which says nothing about the server.
+    pub(crate) fn check(&mut self, now: Instant, load_end: Option<Instant>, shared: &Shared, target: &mut Target) {
+        let connects = shared.connects.load(Ordering::Relaxed);
+        let opened = std::mem::replace(&mut self.connects, connects) != connects;
+        let loading = load_end.is_some_and(|end| now < end);
+        self.all_down_since = match (loading, shared.up.load(Ordering::Relaxed), opened) {
+            (true, 0, false) => self.all_down_since.or(Some(now)),
             _ => None,
         };
         if self.stopped.is_some() {

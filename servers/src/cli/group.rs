@@ -23,7 +23,12 @@ pub(super) fn spawn_others(args: &ServeArgs, addr: &ListenAddr) -> io::Result<Ot
         return Ok(others);
     }
     // The same program: `echo-server ...`, or `loadgen serve ...` (its first argument).
-    let exe = std::env::current_exe()?;
+    // /proc/self/exe still names this very binary when its file was replaced since (a
+    // rebuild during a long sweep); the path would not.
+    let exe = match std::path::Path::new("/proc/self/exe") {
+        p if p.exists() => p.to_path_buf(),
+        _ => std::env::current_exe()?,
+    };
     let serve_word: Vec<String> = std::env::args().skip(1).take_while(|a| a == "serve").collect();
     for _ in 1..args.procs {
         let mut cmd = Command::new(&exe);

@@ -106,6 +106,7 @@ impl Client<'_> {
         conn.failures = 0;
         conn.tried = true;
         self.shared.up.fetch_add(1, Ordering::Relaxed);
+        self.shared.connects.fetch_add(1, Ordering::Relaxed);
         if let Some(Sock::Tcp(s)) = &conn.sock {
             // Without NODELAY, Nagle would hold small messages back: latency, not correctness.
             let _ = s.set_nodelay(true);

@@ -243,7 +243,13 @@ impl<'a> Client<'a> {
             // (the pacer times the last one precisely; the poll timeout has ms precision).
             let coarse = (next_scan - now).min(Duration::from_nanos(self.boundary_ns.min(self.ctx.end_ns) - t));
             match self.pacer.plan(t, next_due, coarse, self.timer.as_mut()) {
-                Wait::Spin(until) => pacer::spin_until(until, || self.ctx.now_ns()),
+                Wait::Spin(until) => {
+                    // Replies are read first (a poll that does not block): a loop that only
+                    // spun between sends would never read them, and with --depth bounding
+                    // what is in flight, sends would stop.
+                    self.poll_once(events, Some(Duration::ZERO))?;
+                    pacer::spin_until(until, || self.ctx.now_ns());
+                }
                 Wait::Poll(timeout) => {
                     self.poll_once(events, Some(timeout))?;
                     self.pacer.woke(self.ctx.now_ns());
