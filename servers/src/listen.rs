@@ -2,6 +2,7 @@
 //! SO_REUSEADDR, SO_REUSEPORT groups for multi-loop servers, and Unix socket paths.
 
 use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
@@ -17,15 +18,27 @@ use crate::stream::Listener;
 /// rest join that port). Unix sockets cannot do that: the extra listeners share the first
 /// one's descriptor (`try_clone`), and every loop accepts from the one queue.
 /// With `reuse_port`, TCP listeners get SO_REUSEPORT even when `count` is 1, so other
-/// processes can bind the same port.
+/// processes can bind the same port. With `inherited`, a Unix listener is not bound but
+/// taken from that descriptor (one another process of the server bound and passed on).
 pub fn bind(
     addr: &ListenAddr,
     backlog: u32,
     count: usize,
     sock_buf: Option<usize>,
     reuse_port: bool,
+    inherited: Option<RawFd>,
 ) -> io::Result<Vec<Listener>> {
     let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+    if let (ListenAddr::Unix(_), Some(fd)) = (addr, inherited) {
+        // SAFETY: the descriptor was handed to this process to own (`--listen-fd`): nothing
+        // else in it uses or closes it.
+        let first = UnixListener::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let mut listeners = vec![Listener::Unix(first.try_clone()?)];
+        for _ in 1..count {
+            listeners.push(Listener::Unix(first.try_clone()?));
+        }
+        return Ok(listeners);
+    }
     match addr {
         ListenAddr::Tcp(sa) => {
             let reuse_port = reuse_port || count > 1;
@@ -115,7 +128,7 @@ mod tests {
 
     #[test]
     fn reuseport_group_shares_one_port() {
-        let ls = bind(&"127.0.0.1:0".parse().unwrap(), 64, 3, None, false).unwrap();
+        let ls = bind(&"127.0.0.1:0".parse().unwrap(), 64, 3, None, false, None).unwrap();
         let port = |l: &Listener| match l.local_addr().unwrap() {
             ListenAddr::Tcp(a) => a.port(),
             _ => unreachable!(),
@@ -129,9 +142,9 @@ mod tests {
         let path = std::env::temp_dir().join(format!("echo-bench-listen-{}.sock", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let addr = ListenAddr::Unix(path.clone());
-        drop(bind(&addr, 8, 1, None, false).unwrap()); // leaves the file behind, nobody listening
-        let live = bind(&addr, 8, 1, None, false).unwrap();
-        let err = bind(&addr, 8, 1, None, false).unwrap_err();
+        drop(bind(&addr, 8, 1, None, false, None).unwrap()); // leaves the file behind, nobody listening
+        let live = bind(&addr, 8, 1, None, false, None).unwrap();
+        let err = bind(&addr, 8, 1, None, false, None).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
         drop(live);
         std::fs::remove_file(&path).unwrap();

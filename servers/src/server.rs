@@ -45,6 +45,9 @@ pub struct ServerConfig {
     /// Bind TCP listeners with SO_REUSEPORT even when this process has one, so other
     /// server processes can share the port (`echo-server --procs`).
     pub reuse_port: bool,
+    /// A Unix listener's descriptor to take instead of binding the path (the other
+    /// processes of `echo-server --procs` share the first one's listener).
+    pub listen_fd: Option<std::os::fd::RawFd>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
             stack_size: DEFAULT_STACK_SIZE,
             sock_buf: None,
             reuse_port: false,
+            listen_fd: None,
         }
     }
 }
@@ -132,6 +136,7 @@ pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
         listeners_for(model, threads),
         config.sock_buf,
         config.reuse_port,
+        config.listen_fd,
     )?;
     let local_addr = listeners[0].local_addr()?;
     let running: Box<dyn Running> = match model {

@@ -564,3 +564,45 @@ fn echo_server_rejects_bad_address() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--addr") && err.contains("HOST:PORT"), "{err}");
 }
+
+/// `echo-server --procs 3` on TCP (SO_REUSEPORT) and on a Unix socket (one listener shared):
+/// three processes serve, and stopping the first stops them all.
+#[test]
+fn several_processes_share_one_address() {
+    let sock = std::env::temp_dir().join(format!("eb-procs-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&sock);
+    for addr in ["127.0.0.1:0".to_string(), format!("unix:{}", sock.display())] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_echo-server"));
+        cmd.args(["--model", "mio", "--procs", "3", "--addr", &addr]);
+        // `ServerProcess` parses a TCP address; read the line ourselves for Unix.
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        io::BufRead::read_line(&mut io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let listening: ListenAddr = line.trim().strip_prefix("listening ").unwrap().parse().unwrap();
+        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
+        assert_eq!(children.split_whitespace().count(), 2, "{addr}: two more processes");
+        for i in 0..30u64 {
+            let msg = random_bytes(100, i);
+            let back = match &listening {
+                ListenAddr::Tcp(a) => {
+                    let s = TcpStream::connect(a).unwrap();
+                    echo_through(s.try_clone().unwrap(), s, msg.clone())
+                }
+                ListenAddr::Unix(p) => {
+                    let s = UnixStream::connect(p).unwrap();
+                    echo_through(s.try_clone().unwrap(), s, msg.clone())
+                }
+            };
+            assert_eq!(back, msg, "{addr}");
+        }
+        testkit::signal(child.id(), testkit::Signal::TERM);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{addr}: {status}");
+        for pid in children.split_whitespace() {
+            assert!(
+                testkit::proc::is_gone(pid.parse().unwrap()),
+                "{addr}: process {pid} left behind"
+            );
+        }
+    }
+}

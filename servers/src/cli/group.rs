@@ -2,6 +2,7 @@
 //! same model and options on the port the first process bound, with SO_REUSEPORT.
 
 use std::io::{self, BufRead, BufReader};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,28 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 /// The running other processes (none without `--procs`).
 pub(super) struct Others(Vec<Child>);
 
-/// Starts `args.procs - 1` more servers on `addr` and waits until each listens.
-pub(super) fn spawn_others(args: &ServeArgs, addr: &ListenAddr) -> io::Result<Others> {
+/// Binds the Unix listener the processes of the group share, inheritable by children.
+pub(super) fn inheritable_listener(addr: &ListenAddr, backlog: u32) -> io::Result<OwnedFd> {
+    let listener = crate::listen::bind(addr, backlog, 1, None, false, None)?
+        .pop()
+        .ok_or_else(|| io::Error::other("no listener bound"))?;
+    let fd: OwnedFd = match listener {
+        crate::stream::Listener::Unix(l) => l.into(),
+        crate::stream::Listener::Tcp(l) => l.into(),
+    };
+    // Kept open across exec: the other processes take it with --listen-fd.
+    rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty())?;
+    Ok(fd)
+}
+
+/// A new descriptor for the same socket, owned by whoever takes the number.
+pub(super) fn dup_raw(fd: &OwnedFd) -> io::Result<RawFd> {
+    Ok(fd.try_clone()?.into_raw_fd())
+}
+
+/// Starts `args.procs - 1` more servers on `addr` (sharing `unix`, the Unix listener, when
+/// given) and waits until each listens.
+pub(super) fn spawn_others(args: &ServeArgs, addr: &ListenAddr, unix: Option<&OwnedFd>) -> io::Result<Others> {
     let mut others = Others(Vec::new());
     if args.procs <= 1 {
         return Ok(others);
@@ -33,14 +54,12 @@ pub(super) fn spawn_others(args: &ServeArgs, addr: &ListenAddr) -> io::Result<Ot
     for _ in 1..args.procs {
         let mut cmd = Command::new(&exe);
         cmd.args(&serve_word)
-            .args([
-                "--model",
-                args.model.name(),
-                "--addr",
-                &addr.to_string(),
-                "--reuse-port",
-            ])
+            .args(["--model", args.model.name(), "--addr", &addr.to_string()])
             .args(["--backlog", &args.backlog.to_string()]);
+        match unix {
+            Some(fd) => cmd.args(["--listen-fd", &fd.as_raw_fd().to_string()]),
+            None => cmd.arg("--reuse-port"),
+        };
         if let Some(t) = args.threads {
             cmd.args(["--threads", &t.to_string()]);
         }

@@ -38,9 +38,13 @@ pub struct ServeArgs {
     /// descriptor limit; this one is the first and stops the others with itself.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub procs: u32,
-    /// Bind with SO_REUSEPORT (used for the other processes of --procs).
+    /// Bind with SO_REUSEPORT (used for the other processes of --procs, TCP).
     #[arg(long, hide = true)]
     pub reuse_port: bool,
+    /// Serve the Unix listener inherited as this descriptor (the other processes of
+    /// --procs, Unix sockets).
+    #[arg(long, hide = true)]
+    pub listen_fd: Option<i32>,
 }
 
 fn parse_model(s: &str) -> Result<Model, String> {
@@ -94,22 +98,26 @@ pub fn exit_code(e: &io::Error) -> u8 {
 pub fn serve(args: &ServeArgs) -> io::Result<()> {
     // Registered before the server starts, so an early signal is not lost.
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    if args.procs > 1 && !matches!(args.addr, ListenAddr::Tcp(_)) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "--procs above 1 needs a TCP address: processes share a port through SO_REUSEPORT, which Unix sockets lack",
-        ));
-    }
+    // Several processes on a Unix socket share the first one's listener (a path cannot be
+    // bound twice); on TCP each binds the port with SO_REUSEPORT.
+    let shared_unix = match (&args.addr, args.procs > 1) {
+        (ListenAddr::Unix(_), true) => Some(group::inheritable_listener(&args.addr, args.backlog)?),
+        _ => None,
+    };
     let config = ServerConfig {
         addr: args.addr.clone(),
         threads: args.threads.map(|t| t as usize),
         backlog: args.backlog,
         sock_buf: args.sock_buf.map(|b| b as usize),
         reuse_port: args.reuse_port || args.procs > 1,
+        listen_fd: match &shared_unix {
+            Some(l) => Some(group::dup_raw(l)?),
+            None => args.listen_fd,
+        },
         ..ServerConfig::default()
     };
     let server = start(args.model, &config)?;
-    let mut others = group::spawn_others(args, server.local_addr())?;
+    let mut others = group::spawn_others(args, server.local_addr(), shared_unix.as_ref())?;
     {
         let mut out = io::stdout().lock();
         writeln!(out, "listening {}", server.local_addr())?;
@@ -125,6 +133,7 @@ pub fn serve(args: &ServeArgs) -> io::Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     others.stop();
+    drop(shared_unix);
     server.shutdown()?;
     match died {
         Some(status) => Err(io::Error::other(format!(
