@@ -24,6 +24,33 @@ pub(crate) fn set_affinity(pid: Option<u32>, cpus: &[usize]) -> io::Result<()> {
     rustix::thread::sched_setaffinity(pid, &set).map_err(io::Error::from)
 }
 
+/// Moves the calling thread off `cpus` (to every other CPU it may run on) until the guard
+/// is dropped; nothing happens when no other CPU is left. The main thread uses it to keep
+/// its periodic sampling off the CPUs `--pin-client` gave the client threads, where it
+/// would preempt them.
+pub(crate) fn avoid_cpus(cpus: &[usize]) -> Option<AffinityGuard> {
+    let before = rustix::thread::sched_getaffinity(None).ok()?;
+    let mut others = before;
+    for &c in cpus {
+        others.unset(c);
+    }
+    if others.count() == 0 {
+        return None;
+    }
+    rustix::thread::sched_setaffinity(None, &others).ok()?;
+    Some(AffinityGuard(before))
+}
+
+/// Restores the calling thread's CPU affinity when dropped.
+pub(crate) struct AffinityGuard(CpuSet);
+
+impl Drop for AffinityGuard {
+    fn drop(&mut self) {
+        // Best effort: a thread left on fewer CPUs still runs.
+        let _ = rustix::thread::sched_setaffinity(None, &self.0);
+    }
+}
+
 /// CPU time used by the calling thread so far.
 pub(crate) fn thread_cpu() -> Duration {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);

@@ -129,6 +129,8 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
             }
         }
         drop(tx);
+        // The sampling below must not preempt client threads pinned to their own CPUs.
+        let _off_client_cpus = cfg.pin_client.as_deref().and_then(sys::avoid_cpus);
         let mut seen = Observed {
             agg: Aggregator::new(handles.len()),
             watch: Watch::new(),
