@@ -25,6 +25,9 @@ pub(super) const MIN_MARGIN: Duration = Duration::from_micros(5);
 pub(super) const MAX_MARGIN: Duration = Duration::from_micros(100);
 /// Hybrid margin before any wake-up was observed.
 const FIRST_MARGIN: Duration = Duration::from_micros(50);
+/// How much later than asked a poll timeout may end: epoll's timeout is in whole
+/// milliseconds, rounded up.
+const POLL_ROUNDING: Duration = Duration::from_millis(1);
 /// `hybrid`: the most of the mean gap between sends spent spinning.
 pub(super) const SPIN_SHARE: f64 = 0.1;
 /// `spin`: closer to the send time than this, spin on the clock instead of polling.
@@ -70,7 +73,9 @@ impl Pacer {
             return Wait::Poll(coarse);
         };
         let wait = due.saturating_sub(t);
-        if u128::from(wait) >= coarse.as_nanos() {
+        // The poll timeout has millisecond precision and is rounded up: a coarse wake-up
+        // is only safe when even a whole millisecond more does not pass the send time.
+        if u128::from(wait) >= coarse.as_nanos() + POLL_ROUNDING.as_nanos() {
             return Wait::Poll(coarse);
         }
         match self.mode {
