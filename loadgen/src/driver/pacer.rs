@@ -9,9 +9,10 @@
 //!   spins on the clock. The margin adapts to the wake-up lateness it observes: twice the
 //!   worst recent lateness, decaying by 1/16 per wake-up, within [`MIN_MARGIN`] and
 //!   [`MAX_MARGIN`], and never more than [`SPIN_SHARE`] of the thread's mean gap between
-//!   sends, so a thread spins at most about a tenth of its time: on a machine the server
+//!   sends, so a thread spins at most about 30% of its time: on a machine the server
 //!   shares, a spinning client would take the server's CPU and slow the replies it
-//!   measures.
+//!   measures (measured at 10k msg/s on 2 cores: a tenth left the median 24 µs late, 40%
+//!   cost 0.53 of a core, 30% gives 4 µs for 0.3 of a core).
 
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ const FIRST_MARGIN: Duration = Duration::from_micros(50);
 /// milliseconds, rounded up.
 const POLL_ROUNDING: Duration = Duration::from_millis(1);
 /// `hybrid`: the most of the mean gap between sends spent spinning.
-pub(super) const SPIN_SHARE: f64 = 0.1;
+pub(super) const SPIN_SHARE: f64 = 0.3;
 /// `spin`: closer to the send time than this, spin on the clock instead of polling.
 pub(super) const SPIN_ON_CLOCK: Duration = Duration::from_micros(20);
 
@@ -164,9 +165,9 @@ mod tests {
     }
 
     #[test]
-    fn at_high_rates_hybrid_spins_only_a_tenth_of_the_gap() {
+    fn at_high_rates_hybrid_spins_only_part_of_the_gap() {
         let p = Pacer::new(Pacing::Hybrid, Duration::from_micros(100));
-        assert_eq!(p.margin(), Duration::from_micros(10));
+        assert_eq!(p.margin(), Duration::from_micros(30));
         let mut p = Pacer::new(Pacing::Hybrid, Duration::from_micros(10));
         p.armed_for = Some(0);
         p.woke(1_000_000);
