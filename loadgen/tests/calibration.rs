@@ -16,10 +16,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn json(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
 fn f(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -44,7 +40,7 @@ fn closed_loop_latency_and_throughput_match_a_known_delay() {
         "--quiet",
     ]);
     assert_eq!(out.status.code(), Some(0));
-    let v = json(&out_json);
+    let v = read_json(&out_json);
     let p50_ms = f(&v["latency"]["p50_us"]) / 1000.0;
     assert!(
         (DELAY_MS..DELAY_MS + 1.0).contains(&p50_ms),
@@ -84,7 +80,7 @@ fn open_loop_sees_a_freeze_that_raw_latency_hides() {
         "--quiet",
     ]);
     assert!(out.status.code() == Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let v = json(&out_json);
+    let v = read_json(&out_json);
     let (p90, p99) = (f(&v["latency"]["p90_us"]), f(&v["latency"]["p99_us"]));
     let (raw_p50, raw_p99) = (f(&v["raw"]["p50_us"]), f(&v["raw"]["p99_us"]));
     assert!(p99 >= 250_000.0, "corrected p99 {p99} us should show the 300 ms freeze");
@@ -123,7 +119,7 @@ fn fixed_rate_is_kept_within_one_percent() {
         "--quiet",
     ]);
     assert_eq!(out.status.code(), Some(0));
-    let v = json(&out_json);
+    let v = read_json(&out_json);
     let achieved = f(&v["achieved_rate"]);
     let completed = f(&v["throughput_msgs_s"]);
     assert!(
@@ -172,7 +168,7 @@ fn interval_log_reads_back_to_the_same_totals() {
     for iv in &intervals {
         total.add(&iv.histogram).unwrap();
     }
-    let v = json(&out_json);
+    let v = read_json(&out_json);
     assert_eq!(total.len(), v["counters"]["msgs"].as_u64().unwrap());
     let p = loadgen::record::Percentiles::of(&total);
     for (key, value) in [

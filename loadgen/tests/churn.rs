@@ -73,7 +73,7 @@ fn a_connection_rate_is_kept_and_latency_runs_from_the_intended_start() {
     assert!((msgs - 3.0 * 1000.0).abs() < 60.0, "{msgs} round trips");
     // Corrected latency (first round trips from the intended start) is never below raw.
     assert!(num(&row, "lat_p99_us") >= num(&row, "raw_p99_us"));
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let v = read_json(&json);
     assert_eq!(v["conn_rate"][0].as_f64(), Some(500.0));
     assert_eq!(v["close"], "rst");
 }
@@ -101,7 +101,7 @@ fn refused_connects_are_counted_by_errno() {
         "--quiet",
     ]);
     assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let v = read_json(&json);
     assert!(
         v["counters"]["errnos"]["ECONNREFUSED"].as_u64().unwrap_or(0) > 0,
         "{}",

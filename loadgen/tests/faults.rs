@@ -213,7 +213,7 @@ fn packet_loss_shows_the_retransmission_timeout_and_nothing_else() {
     assert!(num(&row, "lat_max_us") >= 200_000.0, "max {}", row["lat_max_us"]);
     assert!(num(&row, "lat_p50_us") < 10_000.0, "p50 {}", row["lat_p50_us"]);
     // The summary names the loss signature rather than blaming the server.
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let v = read_json(&json);
     assert!(v["warnings"].to_string().contains("packet loss"), "{}", v["warnings"]);
 }
 

@@ -374,11 +374,7 @@ fn merge_combines_interval_logs_exactly() {
     let merged_json = temp_path("merged.json");
     let out = run(&["merge", s(&a), s(&b), "--json", s(&merged_json)]);
     assert_eq!(out.status.code(), Some(0));
-    let msgs = |p: &Path| {
-        serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap()["counters"]["msgs"]
-            .as_u64()
-            .unwrap()
-    };
+    let msgs = |p: &Path| read_json(p)["counters"]["msgs"].as_u64().unwrap();
     assert_eq!(msgs(&merged_json), msgs(&ja) + msgs(&jb));
     let spectrum = temp_path("spectrum.svg");
     let out = run(&["plot", s(&a), "--out", s(&spectrum)]);

@@ -134,7 +134,7 @@ fn a_local_server_at_addr_is_found_and_measured_without_a_pid() {
     assert_eq!(code, Some(0));
     assert!(num(&row, "server_cpu_s") > 0.0, "{}", row["server_cpu_s"]);
     assert!(num(&row, "server_rss_kib") > 0.0 && num(&row, "server_threads") >= 1.0);
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let v = read_json(&json);
     let source = v["server_source"].as_str().unwrap_or("");
     assert!(
         source.contains(&format!("pid {}", server.pid())) && source.contains("listening socket"),
@@ -161,7 +161,7 @@ fn json_summary_has_the_distribution_and_series() {
         "--quiet",
     ]);
     assert_eq!(out.status.code(), Some(0));
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let v = read_json(&json);
     assert_eq!(v["status"], "ok");
     assert!(v["latency"]["p999_us"].as_f64().unwrap() > 0.0);
     assert!(v["counters"]["msgs"].as_u64().unwrap() > 0);
@@ -356,7 +356,7 @@ fn cpu_pinning_is_applied_and_recorded() {
         "--quiet",
     ]);
     assert_eq!(out.status.code(), Some(0));
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let v = read_json(&json);
     assert_eq!(v["env"]["pin_server"], serde_json::json!([0]));
     assert_eq!(v["env"]["pin_client"], serde_json::json!([0]));
     for key in ["cpu_model", "rustc", "version", "kernel"] {

@@ -39,6 +39,20 @@ fn merged_is_exact(logs: &[std::path::PathBuf], v: &serde_json::Value) {
     }
 }
 
+/// Waits for every shard (each must succeed), merges their logs and returns the merged
+/// JSON report.
+fn wait_and_merge(children: Vec<std::process::Child>, logs: &[std::path::PathBuf], name: &str) -> serde_json::Value {
+    for mut c in children {
+        assert_eq!(c.wait().unwrap().code(), Some(0));
+    }
+    let json = temp_path(name);
+    let mut args = vec!["merge"];
+    args.extend(logs.iter().map(|p| p.to_str().unwrap()));
+    args.extend(["--json", json.to_str().unwrap()]);
+    assert_eq!(run(&args).status.code(), Some(0));
+    read_json(&json)
+}
+
 #[test]
 fn procs_and_server_procs_make_one_report() {
     let (code, row) = run_for_row(
@@ -91,16 +105,7 @@ fn shards_started_together_merge_into_the_whole_run() {
                 .unwrap()
         })
         .collect();
-    for mut c in children {
-        assert_eq!(c.wait().unwrap().code(), Some(0));
-    }
-    let json = temp_path("shards-merged.json");
-    let mut args = vec!["merge"];
-    args.extend(logs.iter().map(|p| p.to_str().unwrap()));
-    args.extend(["--json", json.to_str().unwrap()]);
-    let out = run(&args);
-    assert_eq!(out.status.code(), Some(0));
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let v = wait_and_merge(children, &logs, "shards-merged.json");
     // 10 connections split 3/3/4, every shard's counts summed.
     assert_eq!(
         (v["conns"].as_u64(), v["conns_ok"].as_u64(), v["procs"].as_u64()),
@@ -194,19 +199,7 @@ fn shards_on_two_hosts_merge_exactly() {
                 .unwrap()
         })
         .collect();
-    for mut c in children {
-        assert_eq!(c.wait().unwrap().code(), Some(0));
-    }
-    let json = temp_path("hosts-merged.json");
-    let out = run(&[
-        "merge",
-        logs[0].to_str().unwrap(),
-        logs[1].to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0));
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let v = wait_and_merge(children, &logs, "hosts-merged.json");
     merged_is_exact(&logs, &v);
     drop(server);
 }

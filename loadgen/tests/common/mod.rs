@@ -65,6 +65,11 @@ pub fn only_row(path: &Path) -> HashMap<String, String> {
     rows.remove(0)
 }
 
+/// A JSON report (or any JSON file) read back.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 /// A number from a row.
 pub fn num(row: &HashMap<String, String>, col: &str) -> f64 {
     row[col]
