@@ -1,18 +1,20 @@
 //! Addresses the servers listen on and the load generator connects to:
-//! `HOST:PORT`, `[V6]:PORT` and `unix:/path`.
+//! `HOST:PORT`, `[V6]:PORT` (TCP), `unix:/path` and `udp://HOST:PORT`.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-/// A TCP socket address or a Unix domain socket path.
+/// A TCP socket address, a Unix domain socket path or a UDP socket address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ListenAddr {
     /// TCP over IPv4 or IPv6.
     Tcp(SocketAddr),
     /// A Unix domain stream socket at this path.
     Unix(PathBuf),
+    /// UDP over IPv4 or IPv6 (`udp://HOST:PORT`).
+    Udp(SocketAddr),
 }
 
 /// The kind of socket an address names, as reports write it.
@@ -24,16 +26,27 @@ pub enum Transport {
     Tcp6,
     /// A Unix domain stream socket.
     Unix,
+    /// UDP over IPv4.
+    Udp,
+    /// UDP over IPv6.
+    Udp6,
 }
 
 impl Transport {
-    /// The name in reports: `tcp`, `tcp6` or `unix`.
+    /// The name in reports: `tcp`, `tcp6`, `unix`, `udp` or `udp6`.
     pub fn name(self) -> &'static str {
         match self {
             Transport::Tcp => "tcp",
             Transport::Tcp6 => "tcp6",
             Transport::Unix => "unix",
+            Transport::Udp => "udp",
+            Transport::Udp6 => "udp6",
         }
+    }
+
+    /// Whether this transport carries datagrams (UDP) rather than a byte stream.
+    pub fn is_datagram(self) -> bool {
+        matches!(self, Transport::Udp | Transport::Udp6)
     }
 }
 
@@ -50,7 +63,22 @@ impl ListenAddr {
             ListenAddr::Tcp(a) if a.is_ipv6() => Transport::Tcp6,
             ListenAddr::Tcp(_) => Transport::Tcp,
             ListenAddr::Unix(_) => Transport::Unix,
+            ListenAddr::Udp(a) if a.is_ipv6() => Transport::Udp6,
+            ListenAddr::Udp(_) => Transport::Udp,
         }
+    }
+
+    /// The IP socket address (TCP or UDP); `None` for a Unix socket.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        match self {
+            ListenAddr::Tcp(a) | ListenAddr::Udp(a) => Some(*a),
+            ListenAddr::Unix(_) => None,
+        }
+    }
+
+    /// Whether this is a UDP address.
+    pub fn is_udp(&self) -> bool {
+        matches!(self, ListenAddr::Udp(_))
     }
 }
 
@@ -59,6 +87,7 @@ impl fmt::Display for ListenAddr {
         match self {
             ListenAddr::Tcp(a) => write!(f, "{a}"),
             ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            ListenAddr::Udp(a) => write!(f, "udp://{a}"),
         }
     }
 }
@@ -88,7 +117,7 @@ impl fmt::Display for BadAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid address '{}': {} (expected HOST:PORT, [V6]:PORT or unix:/path)",
+            "invalid address '{}': {} (expected HOST:PORT, [V6]:PORT, unix:/path or udp://HOST:PORT)",
             self.input, self.reason
         )
     }
@@ -99,23 +128,44 @@ impl std::error::Error for BadAddr {}
 impl FromStr for ListenAddr {
     type Err = BadAddr;
 
-    /// Parses `unix:/path`, a literal socket address, or `HOST:PORT` resolved by the system
-    /// resolver (the first address it returns).
+    /// Parses `unix:/path`, `udp://HOST:PORT`, `tcp://HOST:PORT`, a literal socket address,
+    /// or `HOST:PORT` resolved by the system resolver (the first address it returns).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(rest) = s.strip_prefix("udp://") {
+            return parse_ip(rest).map(ListenAddr::Udp).map_err(|mut e| {
+                e.input = s.to_string();
+                e
+            });
+        }
+        let rest = s.strip_prefix("tcp://").unwrap_or(s);
+        if let Some(path) = rest.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(BadAddr {
+                    input: s.to_string(),
+                    reason: "empty socket path".into(),
+                    kind: BadAddrKind::Syntax,
+                });
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        parse_ip(rest).map(ListenAddr::Tcp).map_err(|mut e| {
+            e.input = s.to_string();
+            e
+        })
+    }
+}
+
+/// Parses `HOST:PORT` or `[V6]:PORT` into an IP socket address.
+fn parse_ip(s: &str) -> Result<SocketAddr, BadAddr> {
+    {
         let bad_as = |kind, reason: &str| BadAddr {
             input: s.to_string(),
             reason: reason.to_string(),
             kind,
         };
         let bad = |reason: &str| bad_as(BadAddrKind::Syntax, reason);
-        if let Some(path) = s.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err(bad("empty socket path"));
-            }
-            return Ok(ListenAddr::Unix(PathBuf::from(path)));
-        }
         if let Ok(addr) = s.parse::<SocketAddr>() {
-            return Ok(ListenAddr::Tcp(addr));
+            return Ok(addr);
         }
         if !s.contains(':') {
             return Err(bad("missing port"));
@@ -123,7 +173,6 @@ impl FromStr for ListenAddr {
         match s.to_socket_addrs() {
             Ok(mut addrs) => addrs
                 .next()
-                .map(ListenAddr::Tcp)
                 .ok_or_else(|| bad_as(BadAddrKind::Unresolvable, "host has no address")),
             Err(e) => Err(bad_as(BadAddrKind::Unresolvable, &format!("cannot resolve: {e}"))),
         }
@@ -159,11 +208,28 @@ mod tests {
             BadAddrKind::Unresolvable
         );
         assert_eq!("127.0.0.1".parse::<ListenAddr>().unwrap_err().kind, BadAddrKind::Syntax);
+        assert_eq!(
+            "udp://[::1]:7".parse::<ListenAddr>().unwrap().transport(),
+            Transport::Udp6
+        );
+        assert_eq!(
+            "tcp://127.0.0.1:7".parse(),
+            Ok(ListenAddr::Tcp("127.0.0.1:7".parse().unwrap()))
+        );
+        let e = "udp://127.0.0.1".parse::<ListenAddr>().unwrap_err();
+        assert_eq!(e.input, "udp://127.0.0.1");
+        assert!(e.reason.contains("missing port"));
     }
 
     #[test]
     fn displays_as_parsed() {
-        for s in ["127.0.0.1:9", "[::1]:9", "unix:/tmp/e.sock"] {
+        for s in [
+            "127.0.0.1:9",
+            "[::1]:9",
+            "unix:/tmp/e.sock",
+            "udp://127.0.0.1:7",
+            "udp://[::1]:7",
+        ] {
             assert_eq!(s.parse::<ListenAddr>().unwrap().to_string(), s);
         }
     }

@@ -16,6 +16,7 @@
 //! thread pool refuses to start with more workers than the budget.
 
 use std::fmt;
+use std::io;
 
 /// Memory mappings per std thread: stack + guard, signal stack + guard.
 pub const MAPS_PER_THREAD: u64 = 4;
@@ -53,6 +54,19 @@ impl fmt::Display for ThreadBudget {
             self.nproc.map_or("unlimited".into(), |v| v.to_string())
         )
     }
+}
+
+/// Refuses (`InvalidInput`) to start `workers` threads of `model` beyond the thread budget:
+/// a pool would die when a worker's start fails, not degrade.
+pub(crate) fn refuse_beyond_budget(model: &str, workers: usize) -> io::Result<()> {
+    let budget = thread_budget();
+    if workers as u64 > budget.threads {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{model}: --threads {workers} is beyond this machine's thread budget of {budget}; lower --threads"),
+        ));
+    }
+    Ok(())
 }
 
 /// Threads (scheduling entities) on the whole machine now: the 4th field of

@@ -1,4 +1,4 @@
-//! Interchangeable echo servers, one per concurrency model.
+//! Interchangeable echo servers (TCP, Unix stream and UDP), one per concurrency model.
 //!
 //! Every model has the same interface and the same behaviour: it binds the address in a
 //! [`ServerConfig`], echoes every byte it reads back to the same connection, and stops when
@@ -22,6 +22,8 @@
 //! - SIGPIPE is ignored process-wide by [`start`], so a peer that went away never kills
 //!   the server: the write fails with EPIPE and only that connection is closed.
 //! - A peer that stops reading is no longer read from: memory per connection stays bounded.
+//! - Over UDP (`udp://HOST:PORT`) every model echoes datagrams; [`udp`] maps each model to
+//!   datagrams and explains why UDP binds loopback unless `allow_remote` is set.
 
 pub mod accept;
 pub mod addr;
@@ -37,10 +39,12 @@ pub mod stream;
 mod thread_per_conn;
 mod thread_pool;
 mod tokio_tasks;
+pub mod udp;
 
 pub use addr::{ListenAddr, Transport};
 pub use budget::{thread_budget, ThreadBudget};
 pub use model::{Model, UnknownModel};
 pub use server::{
-    start, ServerConfig, ServerHandle, BUF_SIZE, DEFAULT_BACKLOG, DEFAULT_POOL_THREADS, DEFAULT_STACK_SIZE,
+    start, ServerConfig, ServerHandle, BUF_SIZE, DEFAULT_BACKLOG, DEFAULT_PEER_IDLE, DEFAULT_POOL_THREADS,
+    DEFAULT_SOURCE_RATE, DEFAULT_STACK_SIZE,
 };

@@ -50,6 +50,10 @@ pub fn bind(
             }
             Ok(listeners)
         }
+        ListenAddr::Udp(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a UDP address has no listener: bind it with bind_udp",
+        )),
         ListenAddr::Unix(path) => {
             let first = bind_unix(path, backlog, sock_buf)?;
             let mut listeners = Vec::with_capacity(count);
@@ -60,6 +64,37 @@ pub fn bind(
             Ok(listeners)
         }
     }
+}
+
+/// Binds `count` UDP sockets on `addr`: with `count > 1` (or `reuse_port`) all with
+/// SO_REUSEPORT on one port (port 0 is resolved by the first bind), so the kernel spreads
+/// peers over them by address hash and connected sockets can share the port.
+pub fn bind_udp(
+    addr: std::net::SocketAddr,
+    count: usize,
+    sock_buf: Option<usize>,
+    reuse_port: bool,
+) -> io::Result<Vec<std::net::UdpSocket>> {
+    let reuse_port = reuse_port || count > 1;
+    let one = |at: std::net::SocketAddr| -> io::Result<std::net::UdpSocket> {
+        let socket = Socket::new(Domain::for_address(at), Type::DGRAM.cloexec(), None)?;
+        set_buffers(&socket, sock_buf)?;
+        if reuse_port {
+            socket.set_reuse_address(true)?;
+            socket.set_reuse_port(true)?;
+        }
+        socket
+            .bind(&at.into())
+            .map_err(|e| with_addr(e, &format!("udp://{at}")))?;
+        Ok(socket.into())
+    };
+    let first = one(addr)?;
+    let bound = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(one(bound)?);
+    }
+    Ok(sockets)
 }
 
 fn bind_tcp(

@@ -9,7 +9,7 @@ use std::sync::Once;
 
 use crate::addr::ListenAddr;
 use crate::model::Model;
-use crate::{listen, mio_loop, thread_per_conn, thread_pool, tokio_tasks};
+use crate::{listen, mio_loop, thread_per_conn, thread_pool, tokio_tasks, udp};
 
 /// Default listen backlog: 4096, `net.core.somaxconn`'s default since Linux 5.4 (the kernel
 /// caps it there anyway). std's fixed 128, and 1024 too, overflow on a burst of 10k
@@ -48,7 +48,21 @@ pub struct ServerConfig {
     /// A Unix listener's descriptor to take instead of binding the path (the other
     /// processes of `echo-server --procs` share the first one's listener).
     pub listen_fd: Option<std::os::fd::RawFd>,
+    /// UDP: bind an address other than loopback, with the source guard on (see
+    /// [`crate::udp`]). Without it a non-loopback UDP address is refused.
+    pub allow_remote: bool,
+    /// UDP with `allow_remote`: datagrams per second answered per source address (0: no
+    /// limit).
+    pub source_rate: u32,
+    /// UDP thread-per-conn: a peer's thread ends after this long without a datagram.
+    pub peer_idle: std::time::Duration,
 }
+
+/// Default per-source limit of a UDP server bound beyond loopback: datagrams per second.
+pub const DEFAULT_SOURCE_RATE: u32 = 10_000;
+
+/// Default idle time after which a UDP peer's thread (thread-per-conn) ends.
+pub const DEFAULT_PEER_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -60,6 +74,9 @@ impl Default for ServerConfig {
             sock_buf: None,
             reuse_port: false,
             listen_fd: None,
+            allow_remote: false,
+            source_rate: DEFAULT_SOURCE_RATE,
+            peer_idle: DEFAULT_PEER_IDLE,
         }
     }
 }
@@ -130,6 +147,13 @@ impl fmt::Debug for ServerHandle {
 pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
     ignore_sigpipe();
     let threads = config.threads_for(model);
+    if let ListenAddr::Udp(addr) = config.addr {
+        let (local, running) = udp::start(model, config, addr, threads)?;
+        return Ok(ServerHandle {
+            local_addr: ListenAddr::Udp(local),
+            running: Some(running),
+        });
+    }
     let listeners = listen::bind(
         &config.addr,
         config.backlog,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::blocking::{echo, Acceptor};
-use crate::budget::thread_budget;
+use crate::budget::refuse_beyond_budget;
 use crate::registry::Registry;
 use crate::server::Running;
 use crate::stream::{Listener, Stream};
@@ -25,15 +25,7 @@ pub(crate) struct ThreadPool {
 /// More workers than the thread budget ([`crate::budget`]) is refused with
 /// `InvalidInput`: the pool would die when a worker's start fails, not degrade.
 pub(crate) fn start(mut listeners: Vec<Listener>, workers: usize, stack_size: usize) -> io::Result<ThreadPool> {
-    let budget = thread_budget();
-    if workers as u64 > budget.threads {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "threadpool: --threads {workers} is beyond this machine's thread budget of {budget}; lower --threads"
-            ),
-        ));
-    }
+    refuse_beyond_budget("threadpool", workers)?;
     let registry = Arc::new(Registry::default());
     let (tx, rx) = mpsc::channel::<Stream>();
     let rx = Arc::new(Mutex::new(rx));

@@ -1,4 +1,5 @@
-//! The conformance suite: every behaviour test, run against every server model.
+//! The conformance suite: every behaviour test, run against every server model, over TCP
+//! and Unix streams here and over UDP in `conformance/udp.rs`.
 //!
 //! Each test is a function taking a [`Model`]; the `conformance!` macro at the bottom expands
 //! every test once per model, so a new model gets the whole suite by adding one line there
@@ -12,6 +13,10 @@ use std::time::{Duration, Instant};
 
 use servers::{start, ListenAddr, Model, ServerConfig, ServerHandle};
 use testkit::ServerProcess;
+
+#[path = "conformance/udp.rs"]
+mod udp;
+use udp::*;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -499,6 +504,12 @@ conformance! {
         descriptor_exhaustion_neither_spins_nor_stops_serving,
         echo_server_binary_serves_and_exits_cleanly,
         churn_leaves_no_threads_or_descriptors_behind,
+        udp_echoes_random_payloads_byte_exact,
+        udp_serves_many_peers,
+        udp_serves_ipv6,
+        udp_shutdown_is_prompt_and_frees_the_port,
+        udp_binds_loopback_unless_allowed,
+        udp_echo_server_binary_says_udp,
     ]
 }
 
@@ -565,13 +576,17 @@ fn echo_server_rejects_bad_address() {
     assert!(err.contains("--addr") && err.contains("HOST:PORT"), "{err}");
 }
 
-/// `echo-server --procs 3` on TCP (SO_REUSEPORT) and on a Unix socket (one listener shared):
+/// `echo-server --procs 3` on TCP and UDP (SO_REUSEPORT) and on a Unix socket (one listener shared):
 /// three processes serve, and stopping the first stops them all.
 #[test]
 fn several_processes_share_one_address() {
     let sock = std::env::temp_dir().join(format!("eb-procs-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&sock);
-    for addr in ["127.0.0.1:0".to_string(), format!("unix:{}", sock.display())] {
+    for addr in [
+        "127.0.0.1:0".to_string(),
+        format!("unix:{}", sock.display()),
+        "udp://127.0.0.1:0".to_string(),
+    ] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_echo-server"));
         cmd.args(["--model", "mio", "--procs", "3", "--addr", &addr]);
         // `ServerProcess` parses a TCP address; read the line ourselves for Unix.
@@ -592,6 +607,7 @@ fn several_processes_share_one_address() {
                     let s = UnixStream::connect(p).unwrap();
                     echo_through(s.try_clone().unwrap(), s, msg.clone())
                 }
+                ListenAddr::Udp(a) => udp::round_trip(&udp::client(*a), &msg),
             };
             assert_eq!(back, msg, "{addr}");
         }

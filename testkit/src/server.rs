@@ -13,6 +13,8 @@ pub struct ServerProcess {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// It printed a `udp://` address.
+    pub udp: bool,
 }
 
 impl ServerProcess {
@@ -23,13 +25,16 @@ impl ServerProcess {
         BufReader::new(child.stdout.take().expect("piped stdout"))
             .read_line(&mut line)
             .expect("read the server's first line");
-        let addr = line
+        let text = line
             .trim()
             .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("the server printed {line:?}, not `listening ADDR`"))
+            .unwrap_or_else(|| panic!("the server printed {line:?}, not `listening ADDR`"));
+        let udp = text.starts_with("udp://");
+        let addr = text
+            .trim_start_matches("udp://")
             .parse()
             .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
-        ServerProcess { child, addr }
+        ServerProcess { child, addr, udp }
     }
 
     /// Its pid.

@@ -66,6 +66,11 @@ pub(super) fn spawn_others(args: &ServeArgs, addr: &ListenAddr, unix: Option<&Ow
         if let Some(b) = args.sock_buf {
             cmd.args(["--sock-buf", &b.to_string()]);
         }
+        if args.allow_remote {
+            cmd.arg("--allow-remote");
+        }
+        cmd.args(["--source-rate", &args.source_rate.to_string()])
+            .args(["--peer-idle", &args.peer_idle.to_string()]);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd.spawn()?;
         let stdout = child.stdout.take().expect("stdout is piped");

@@ -20,7 +20,8 @@ pub struct ServeArgs {
     /// Concurrency model: thread-per-conn, threadpool, mio or tokio.
     #[arg(long, value_parser = parse_model)]
     pub model: Model,
-    /// Address to listen on: HOST:PORT, [V6]:PORT or unix:/path (port 0: any free port).
+    /// Address to listen on: HOST:PORT, [V6]:PORT, unix:/path or udp://HOST:PORT (port 0:
+    /// any free port).
     #[arg(long, default_value = "127.0.0.1:0", value_parser = parse_addr)]
     pub addr: ListenAddr,
     /// Threads: pool workers (threadpool, default 16), event loops (mio, default 1),
@@ -38,6 +39,21 @@ pub struct ServeArgs {
     /// descriptor limit; this one is the first and stops the others with itself.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub procs: u32,
+    /// UDP: bind an address other than loopback. Echo over UDP reflects datagrams to
+    /// whatever source they claim (RFC 862): with this flag the server drops datagrams from
+    /// ports below 1024 and from broadcast or multicast sources, and limits each source's
+    /// rate (--source-rate).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// UDP with --allow-remote: datagrams per second answered per source address (0: no
+    /// limit).
+    #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_SOURCE_RATE)]
+    pub source_rate: u32,
+    /// UDP, thread-per-conn: a peer's thread ends after this many seconds without a
+    /// datagram.
+    #[arg(long, value_name = "SECS", default_value_t = crate::server::DEFAULT_PEER_IDLE.as_secs_f64(),
+          value_parser = parse_secs)]
+    pub peer_idle: f64,
     /// Bind with SO_REUSEPORT (used for the other processes of --procs, TCP).
     #[arg(long, hide = true)]
     pub reuse_port: bool,
@@ -49,6 +65,13 @@ pub struct ServeArgs {
 
 fn parse_model(s: &str) -> Result<Model, String> {
     s.parse().map_err(|e: UnknownModel| e.to_string())
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a number of seconds between 0 and 86400")),
+    }
 }
 
 fn parse_addr(s: &str) -> Result<ListenAddr, String> {
@@ -114,6 +137,9 @@ pub fn serve(args: &ServeArgs) -> io::Result<()> {
             Some(l) => Some(group::dup_raw(l)?),
             None => args.listen_fd,
         },
+        allow_remote: args.allow_remote,
+        source_rate: args.source_rate,
+        peer_idle: std::time::Duration::from_secs_f64(args.peer_idle),
         ..ServerConfig::default()
     };
     let server = start(args.model, &config)?;

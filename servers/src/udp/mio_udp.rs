@@ -1,0 +1,152 @@
+//! The mio model over UDP: one event loop per thread, each on its own nonblocking
+//! SO_REUSEPORT socket (the kernel spreads peers over them by address hash).
+//!
+//! A loop reads and echoes until the socket would block, at most [`BATCH`] datagrams per
+//! wake-up before it looks at its other events (a stop request). A reply the send buffer
+//! has no room for is kept (one datagram) and the loop stops reading until WRITABLE says
+//! it went out: memory stays bounded, and the kernel's receive queue does the buffering.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::{Guard, GuardConfig, DATAGRAM_BUF};
+use crate::server::Running;
+
+const SOCKET: Token = Token(0);
+const WAKE: Token = Token(1);
+/// Datagrams per wake-up before the loop looks at its other events.
+const BATCH: usize = 256;
+
+/// Running mio UDP loops.
+pub(crate) struct MioUdp {
+    stop: Arc<AtomicBool>,
+    loops: Vec<(Arc<Waker>, JoinHandle<()>)>,
+}
+
+/// Starts one loop per socket.
+pub(crate) fn start(sockets: Vec<UdpSocket>, guard: GuardConfig) -> io::Result<MioUdp> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads = sockets.len();
+    let mut server = MioUdp {
+        stop: Arc::clone(&stop),
+        loops: Vec::with_capacity(threads),
+    };
+    for (i, socket) in sockets.into_iter().enumerate() {
+        socket.set_nonblocking(true)?;
+        let mut socket = mio::net::UdpSocket::from_std(socket);
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut socket, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        let mut echo = Echo {
+            socket,
+            buf: vec![0; DATAGRAM_BUF].into_boxed_slice(),
+            pending: None,
+            guard: Guard::new(guard, threads),
+        };
+        let stop = Arc::clone(&stop);
+        let spawned = std::thread::Builder::new().name(format!("mio-udp-{i}")).spawn(move || {
+            if let Err(e) = echo.run(poll, &stop) {
+                eprintln!("echo-server: mio udp loop {i} failed: {e}");
+            }
+        });
+        match spawned {
+            Ok(t) => server.loops.push((waker, t)),
+            Err(e) => {
+                Box::new(server).stop()?;
+                return Err(e);
+            }
+        }
+    }
+    Ok(server)
+}
+
+struct Echo {
+    socket: mio::net::UdpSocket,
+    buf: Box<[u8]>,
+    /// A reply that found the send buffer full: its length (in `buf`) and destination.
+    pending: Option<(usize, SocketAddr)>,
+    guard: Guard,
+}
+
+impl Echo {
+    fn run(&mut self, mut poll: Poll, stop: &AtomicBool) -> io::Result<()> {
+        let mut events = Events::with_capacity(16);
+        let mut more = false;
+        while !stop.load(Ordering::Acquire) {
+            // With work left from the last batch, only look at events, do not sleep.
+            let timeout = more.then_some(Duration::ZERO);
+            if let Err(e) = poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue; // EINTR: poll again
+                }
+                return Err(e);
+            }
+            more = self.serve()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the pending reply, then echoes up to [`BATCH`] datagrams. Returns whether
+    /// datagrams may be left to read.
+    fn serve(&mut self) -> io::Result<bool> {
+        if let Some((n, to)) = self.pending {
+            if !self.send(n, to)? {
+                return Ok(false); // still no room: wait for WRITABLE
+            }
+            self.pending = None;
+        }
+        for _ in 0..BATCH {
+            let (n, src) = match self.socket.recv_from(&mut self.buf) {
+                Ok(got) => got,
+                // Drained: the next datagram raises a new READABLE edge.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue, // EINTR: retry
+                // An error queued by an earlier send (ICMP): the socket is still good.
+                Err(_) => continue,
+            };
+            if !self.guard.admit(src) {
+                continue;
+            }
+            if !self.send(n, src)? {
+                self.pending = Some((n, src));
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Sends `buf[..n]` to `to`; false when the send buffer is full (EAGAIN).
+    fn send(&mut self, n: usize, to: SocketAddr) -> io::Result<bool> {
+        loop {
+            return match self.socket.send_to(&self.buf[..n], to) {
+                Ok(_) => Ok(true),
+                // No room in the send buffer: keep the reply, WRITABLE comes when there is.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue, // EINTR: retry
+                // Any other error loses this one datagram (the peer's ICMP, no route), as
+                // UDP may; the socket goes on.
+                Err(_) => Ok(true),
+            };
+        }
+    }
+}
+
+impl Running for MioUdp {
+    fn stop(self: Box<Self>) -> io::Result<()> {
+        self.stop.store(true, Ordering::Release);
+        for (waker, _) in &self.loops {
+            let _ = waker.wake();
+        }
+        for (_, thread) in self.loops {
+            let _ = thread.join();
+        }
+        Ok(())
+    }
+}

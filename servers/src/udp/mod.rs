@@ -1,0 +1,73 @@
+//! UDP echo: every model mapped onto datagrams. A datagram is echoed back to its source as
+//! it came (a reply is never larger than its request); receive buffers hold datagrams up to
+//! 64 KiB ([`DATAGRAM_BUF`]).
+//!
+//! | model | UDP mapping |
+//! |---|---|
+//! | threadpool | N threads blocking in `recv_from` on one socket |
+//! | mio | one nonblocking SO_REUSEPORT socket per event loop |
+//! | tokio | one `UdpSocket` task per runtime worker, SO_REUSEPORT sockets |
+//! | thread-per-conn | a dispatcher thread on the bound socket; each new peer gets a thread with its own socket connected to that peer on the same port; idle peers time out |
+//!
+//! Echo over UDP is a reflection vector (RFC 862; CVE-1999-0103, CVE-2024-2169): a spoofed
+//! source makes the server send to a victim, or two echo/chargen services loop forever.
+//! So UDP servers bind loopback only, unless [`ServerConfig::allow_remote`] says otherwise,
+//! and then every datagram passes a [`Guard`] first.
+
+use std::io;
+use std::net::SocketAddr;
+
+use crate::model::Model;
+use crate::server::{Running, ServerConfig};
+
+mod guard;
+mod mio_udp;
+mod per_peer;
+mod pool;
+mod tokio_udp;
+
+pub use guard::{Guard, GuardConfig};
+
+/// Largest datagram a server receives whole (IPv6's largest payload fits too).
+pub const DATAGRAM_BUF: usize = 64 * 1024;
+
+/// Starts `model` over UDP on `addr`; returns the bound address and the running server.
+pub(crate) fn start(
+    model: Model,
+    config: &ServerConfig,
+    addr: SocketAddr,
+    threads: usize,
+) -> io::Result<(SocketAddr, Box<dyn Running>)> {
+    if !addr.ip().is_loopback() && !config.allow_remote {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "UDP echo binds loopback only: udp://{addr} would answer anyone (a reflection \
+                 vector, RFC 862); use udp://127.0.0.1:PORT, or pass --allow-remote to accept \
+                 the risk with source filtering and a per-source rate limit"
+            ),
+        ));
+    }
+    let guard = GuardConfig {
+        on: config.allow_remote,
+        source_rate: config.source_rate,
+    };
+    let sockets = match model {
+        Model::Mio | Model::Tokio => threads,
+        _ => 1,
+    };
+    let sockets = crate::listen::bind_udp(
+        addr,
+        sockets,
+        config.sock_buf,
+        config.reuse_port || model == Model::ThreadPerConn,
+    )?;
+    let local = sockets[0].local_addr()?;
+    let running: Box<dyn Running> = match model {
+        Model::ThreadPool => Box::new(pool::start(sockets, threads, config.stack_size, guard)?),
+        Model::ThreadPerConn => Box::new(per_peer::start(sockets, config.stack_size, config.peer_idle, guard)?),
+        Model::Mio => Box::new(mio_udp::start(sockets, guard)?),
+        Model::Tokio => Box::new(tokio_udp::start(sockets, threads, guard)?),
+    };
+    Ok((local, running))
+}

@@ -1,0 +1,209 @@
+//! The thread-per-connection model over UDP: a dispatcher thread receives on the bound
+//! socket; the first datagram of a new peer gets that peer a thread of its own, with its own
+//! socket bound to the same address (SO_REUSEPORT) and connected to the peer, so the kernel
+//! delivers the peer's next datagrams straight to it (a connected socket wins the lookup
+//! over the unconnected one). A peer thread that hears nothing for the idle time closes its
+//! socket and ends; the peer's next datagram starts a new one.
+//!
+//! Datagrams that reach the dispatcher while their peer already has a thread (sent before
+//! the peer's socket existed) are echoed by the dispatcher. So is every datagram of a new
+//! peer past the thread budget ([`crate::budget`]): it is served, not refused, and logged.
+
+use std::collections::HashSet;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+
+use super::{pool, Guard, GuardConfig, DATAGRAM_BUF};
+use crate::accept::RateLimitedLog;
+use crate::budget::thread_budget;
+use crate::registry::Registry;
+use crate::server::Running;
+
+/// A running UDP thread-per-peer server.
+pub(crate) struct PerPeer {
+    stop: Arc<AtomicBool>,
+    socket: UdpSocket,
+    dispatcher: JoinHandle<()>,
+    registry: Arc<Registry>,
+}
+
+/// Peers that have a thread now.
+type Peers = Arc<Mutex<HashSet<SocketAddr>>>;
+
+/// Starts the dispatcher on `sockets[0]`; peer threads get `stack_size` and end after
+/// `idle` without a datagram.
+pub(crate) fn start(
+    mut sockets: Vec<UdpSocket>,
+    stack_size: usize,
+    idle: Duration,
+    guard: GuardConfig,
+) -> io::Result<PerPeer> {
+    let socket = sockets.swap_remove(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let registry = Arc::new(Registry::default());
+    let budget = thread_budget();
+    eprintln!("echo-server: thread-per-conn (udp): thread budget {budget}");
+    let dispatcher = {
+        let socket = socket.try_clone()?;
+        let stop = Arc::clone(&stop);
+        let registry = Arc::clone(&registry);
+        std::thread::Builder::new().name("udp-dispatch".into()).spawn(move || {
+            let peers: Peers = Arc::default();
+            let spawn = Spawn {
+                local: socket.local_addr().ok(),
+                stack_size,
+                idle,
+                budget: budget.threads,
+                registry,
+                peers,
+                stop: Arc::clone(&stop),
+                log: RateLimitedLog::new(Duration::from_secs(1)),
+            };
+            dispatch(&socket, &stop, Guard::new(guard, 1), spawn);
+        })?
+    };
+    Ok(PerPeer {
+        stop,
+        socket,
+        dispatcher,
+        registry,
+    })
+}
+
+/// What the dispatcher needs to start a peer's thread.
+struct Spawn {
+    local: Option<SocketAddr>,
+    stack_size: usize,
+    idle: Duration,
+    budget: u64,
+    registry: Arc<Registry>,
+    peers: Peers,
+    stop: Arc<AtomicBool>,
+    log: RateLimitedLog,
+}
+
+fn dispatch(socket: &UdpSocket, stop: &AtomicBool, mut guard: Guard, mut spawn: Spawn) {
+    let mut buf = vec![0u8; DATAGRAM_BUF];
+    loop {
+        let (n, src) = match socket.recv_from(&mut buf) {
+            // Shutdown wakes the receive with 0 bytes; the flag tells it from an empty datagram.
+            Ok(_) if stop.load(Ordering::Acquire) => return,
+            Ok(got) => got,
+            Err(_) if stop.load(Ordering::Acquire) => return,
+            // EINTR, or an error queued by an earlier send: the socket is still good.
+            Err(_) => continue,
+        };
+        if !guard.admit(src) {
+            continue;
+        }
+        let known = spawn.peers.lock().unwrap_or_else(|e| e.into_inner()).contains(&src);
+        if known || !spawn.peer_thread(src, &buf[..n]) {
+            // A failed send loses one datagram, as UDP may.
+            let _ = socket.send_to(&buf[..n], src);
+        }
+    }
+}
+
+impl Spawn {
+    /// Starts `src`'s thread, which echoes `first` and then serves the peer; false when it
+    /// cannot (budget, socket or spawn failure), so the dispatcher echoes `first` itself.
+    fn peer_thread(&mut self, src: SocketAddr, first: &[u8]) -> bool {
+        let live = self.peers.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
+        if live >= self.budget {
+            self.log.log(format_args!(
+                "at the thread budget ({} threads): new peers are served by the dispatcher",
+                self.budget
+            ));
+            return false;
+        }
+        let Some(local) = self.local else { return false };
+        let socket = match connected_socket(local, src, self.idle) {
+            Ok(s) => s,
+            Err(e) => {
+                self.log.log(format_args!(
+                    "cannot open a socket for peer {src}: {e}; served by the dispatcher"
+                ));
+                return false;
+            }
+        };
+        // Registered before the thread starts, so shutdown reaches it even before it runs.
+        let Some(entry) = self.registry.register(&socket) else {
+            return false;
+        };
+        self.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(src);
+        let peers = Arc::clone(&self.peers);
+        let stop = Arc::clone(&self.stop);
+        let first = first.to_vec();
+        let spawned = std::thread::Builder::new()
+            .name("udp-peer".into())
+            .stack_size(self.stack_size)
+            .spawn(move || {
+                let _ = socket.send(&first);
+                serve_peer(&socket, &stop);
+                peers.lock().unwrap_or_else(|e| e.into_inner()).remove(&src);
+                drop(entry); // leave the registry before `socket` closes
+            });
+        if let Err(e) = spawned {
+            self.peers.lock().unwrap_or_else(|e| e.into_inner()).remove(&src);
+            self.log.log(format_args!(
+                "cannot spawn a peer thread: {e}; served by the dispatcher"
+            ));
+            return false;
+        }
+        true
+    }
+}
+
+/// A socket on `local` (sharing its port) connected to `peer`, whose receives time out
+/// after `idle`.
+fn connected_socket(local: SocketAddr, peer: SocketAddr, idle: Duration) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(local), Type::DGRAM.cloexec(), None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&local.into())?;
+    socket.connect(&peer.into())?;
+    socket.set_read_timeout(Some(idle))?;
+    Ok(socket.into())
+}
+
+/// Echoes the peer's datagrams until it is idle for the timeout or the server shuts the
+/// socket down (a receive of 0 bytes after shutdown; an empty datagram is echoed).
+fn serve_peer(socket: &UdpSocket, stop: &AtomicBool) {
+    let mut buf = vec![0u8; DATAGRAM_BUF];
+    loop {
+        match socket.recv(&mut buf) {
+            Ok(_) if stop.load(Ordering::Acquire) => return,
+            Ok(n) => {
+                // A failed send loses one datagram, as UDP may.
+                let _ = socket.send(&buf[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue, // EINTR: retry
+            // EAGAIN after SO_RCVTIMEO: idle for the timeout. ECONNREFUSED: the peer's port
+            // is gone (ICMP). Either way this peer is done.
+            Err(_) => return,
+        }
+    }
+}
+
+impl Running for PerPeer {
+    fn stop(self: Box<Self>) -> io::Result<()> {
+        self.stop.store(true, Ordering::Release);
+        pool::wake_all(&self.socket);
+        let _ = self.dispatcher.join();
+        self.registry.close_all();
+        if self.registry.wait_empty(Duration::from_millis(900)) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "peer threads did not finish within 900 ms",
+            ))
+        }
+    }
+}

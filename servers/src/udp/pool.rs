@@ -1,0 +1,95 @@
+//! The thread-pool model over UDP: N threads block in `recv_from` on one socket and echo
+//! each datagram with `send_to`. The kernel hands each datagram to one waiting thread.
+
+use std::io;
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::{Guard, GuardConfig, DATAGRAM_BUF};
+use crate::budget::refuse_beyond_budget;
+use crate::server::Running;
+
+/// A running UDP thread pool.
+pub(crate) struct Pool {
+    stop: Arc<AtomicBool>,
+    socket: UdpSocket,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// Starts `workers` threads on `sockets[0]`.
+pub(crate) fn start(
+    mut sockets: Vec<UdpSocket>,
+    workers: usize,
+    stack_size: usize,
+    guard: GuardConfig,
+) -> io::Result<Pool> {
+    refuse_beyond_budget("threadpool", workers)?;
+    let socket = sockets.swap_remove(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut pool = Pool {
+        stop: Arc::clone(&stop),
+        socket: socket.try_clone()?,
+        workers: Vec::with_capacity(workers),
+    };
+    for i in 0..workers {
+        let socket = socket.try_clone()?;
+        let stop = Arc::clone(&stop);
+        let spawned = std::thread::Builder::new()
+            .name(format!("udp-worker-{i}"))
+            .stack_size(stack_size)
+            .spawn(move || serve(&socket, &stop, Guard::new(guard, workers)));
+        match spawned {
+            Ok(t) => pool.workers.push(t),
+            Err(e) => {
+                Box::new(pool).stop()?;
+                return Err(e);
+            }
+        }
+    }
+    Ok(pool)
+}
+
+/// Echoes datagrams on `socket` until `stop` is set (and the socket shut down to wake it).
+pub(super) fn serve(socket: &UdpSocket, stop: &AtomicBool, mut guard: Guard) {
+    let mut buf = vec![0u8; DATAGRAM_BUF];
+    loop {
+        match socket.recv_from(&mut buf) {
+            // Shutdown wakes a blocked receive with 0 bytes: the flag tells it from an
+            // empty datagram, which is echoed like any other.
+            Ok(_) if stop.load(Ordering::Acquire) => return,
+            Ok((n, src)) => {
+                if guard.admit(src) {
+                    // A failed send loses one datagram, as UDP may: nothing to clean up.
+                    let _ = socket.send_to(&buf[..n], src);
+                }
+            }
+            Err(_) if stop.load(Ordering::Acquire) => return,
+            // EINTR, or an error queued by an earlier send (ICMP): the socket is still good.
+            Err(_) => continue,
+        }
+    }
+}
+
+/// Wakes every thread blocked on `socket`: receives return at once from now on.
+pub(super) fn wake_all(socket: &impl AsRawFd) {
+    // SAFETY: shutdown on a descriptor this server owns (still open) has no memory effects.
+    // On an unconnected UDP socket it fails with ENOTCONN but still marks the receive side
+    // shut and wakes the waiters, which is all we want.
+    unsafe {
+        libc::shutdown(socket.as_raw_fd(), libc::SHUT_RDWR);
+    }
+}
+
+impl Running for Pool {
+    fn stop(self: Box<Self>) -> io::Result<()> {
+        self.stop.store(true, Ordering::Release);
+        wake_all(&self.socket);
+        for worker in self.workers {
+            let _ = worker.join();
+        }
+        Ok(())
+    }
+}

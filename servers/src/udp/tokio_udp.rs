@@ -1,0 +1,80 @@
+//! The tokio model over UDP: one task per runtime worker, each owning a `UdpSocket` bound
+//! with SO_REUSEPORT to the same address (the kernel spreads peers over them), looping
+//! `recv_from` then `send_to`. `threads == 1` runs the current-thread runtime. Shutdown
+//! drops the runtime, which drops the tasks and closes their sockets.
+
+use std::io;
+use std::net::UdpSocket;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{Guard, GuardConfig, DATAGRAM_BUF};
+use crate::server::Running;
+
+/// A running tokio UDP server.
+pub(crate) struct TokioUdp {
+    stop: watch::Sender<bool>,
+    thread: JoinHandle<()>,
+}
+
+/// Starts the runtime and one echo task per socket.
+pub(crate) fn start(sockets: Vec<UdpSocket>, threads: usize, guard: GuardConfig) -> io::Result<TokioUdp> {
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("tokio-worker")
+            .enable_all()
+            .build()?
+    };
+    let tasks = sockets.len();
+    let sockets = {
+        // Converting needs a runtime context (it registers with the reactor).
+        let _guard = runtime.enter();
+        sockets
+            .into_iter()
+            .map(|s| {
+                s.set_nonblocking(true)?;
+                tokio::net::UdpSocket::from_std(s)
+            })
+            .collect::<io::Result<Vec<_>>>()?
+    };
+    let (stop, mut stopped) = watch::channel(false);
+    let thread = std::thread::Builder::new().name("tokio-main".into()).spawn(move || {
+        runtime.block_on(async move {
+            for socket in sockets {
+                tokio::spawn(echo(socket, Guard::new(guard, tasks)));
+            }
+            // Until stop is sent (or its sender dropped).
+            let _ = stopped.wait_for(|s| *s).await;
+        });
+        // Drops every echo task (closing its socket) and joins the workers.
+        runtime.shutdown_timeout(Duration::from_millis(500));
+    })?;
+    Ok(TokioUdp { stop, thread })
+}
+
+async fn echo(socket: tokio::net::UdpSocket, mut guard: Guard) {
+    let mut buf = vec![0u8; DATAGRAM_BUF];
+    loop {
+        let Ok((n, src)) = socket.recv_from(&mut buf).await else {
+            continue; // an error queued by an earlier send (ICMP): the socket is still good
+        };
+        if guard.admit(src) {
+            // A failed send loses one datagram, as UDP may.
+            let _ = socket.send_to(&buf[..n], src).await;
+        }
+    }
+}
+
+impl Running for TokioUdp {
+    fn stop(self: Box<Self>) -> io::Result<()> {
+        let _ = self.stop.send(true);
+        self.thread
+            .join()
+            .map_err(|_| io::Error::other("tokio server thread panicked"))
+    }
+}
