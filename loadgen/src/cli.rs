@@ -61,9 +61,13 @@ pub struct RunArgs {
     /// Start this echo server model in its own child process (see `loadgen targets`).
     #[arg(long, value_name = "MODEL", conflicts_with = "addr")]
     pub target: Option<String>,
-    /// Load an already running echo server: HOST:PORT, [V6]:PORT or unix:/path.
+    /// Load an already running echo server: HOST:PORT, [V6]:PORT, unix:/path or
+    /// udp://HOST:PORT.
     #[arg(long, value_name = "ADDR")]
     pub addr: Option<String>,
+    /// With --target: the socket kind the spawned server serves and the client uses.
+    #[arg(long, value_name = "tcp|unix|udp")]
+    pub transport: Option<String>,
     /// Concurrent client connections.
     #[arg(long, default_value_t = 100)]
     pub conns: u64,
@@ -138,9 +142,10 @@ pub struct LoadArgs {
     /// limit and source address, merged into one report.
     #[arg(long, value_name = "P", default_value_t = 1)]
     pub procs: u32,
-    /// Per-message reply timeout.
-    #[arg(long, default_value = "5s", allow_hyphen_values = true)]
-    pub timeout: String,
+    /// Per-message reply timeout [default: 5s; over UDP 1s]. A stream connection whose
+    /// reply is this late is closed and reopened; a UDP datagram counts as lost.
+    #[arg(long, allow_hyphen_values = true)]
+    pub timeout: Option<String>,
     /// Per-connect timeout.
     #[arg(long, default_value = "5s", allow_hyphen_values = true)]
     pub connect_timeout: String,
@@ -266,6 +271,9 @@ pub struct SweepArgs {
     /// Rates (open loop); absent: closed loop.
     #[arg(long, value_name = "LIST")]
     pub rate: Option<String>,
+    /// Transports (tcp, unix, udp), e.g. tcp,udp.
+    #[arg(long, value_name = "LIST", default_value = "tcp")]
+    pub transport: String,
     /// Runs per combination.
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,

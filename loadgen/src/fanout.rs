@@ -40,7 +40,7 @@ fn shard_args(cfg: &RunConfig, own: &[String]) -> Vec<String> {
     }
     push("--duration", d(cfg.duration));
     push("--warmup", format!("{}ms", cfg.warmup.as_millis()));
-    push("--timeout", d(cfg.timeout));
+    push("--timeout", d(cfg.reply_timeout()));
     push("--connect-timeout", d(cfg.connect_timeout));
     push("--interval", d(cfg.interval));
     push("--threads", (cfg.threads / cfg.procs as usize).max(1).to_string());

@@ -111,6 +111,7 @@ pub(crate) struct Listener {
 pub(crate) fn find_listener(addr: &ListenAddr) -> Option<Listener> {
     let inode = match addr {
         ListenAddr::Tcp(a) => tcp_listen_inode(*a)?,
+        ListenAddr::Udp(a) => udp_bound_inode(*a)?,
         ListenAddr::Unix(path) => {
             procfs::net::unix()
                 .ok()?
@@ -137,6 +138,19 @@ pub(crate) fn find_listener(addr: &ListenAddr) -> Option<Listener> {
             pid: p.pid as u32,
             command: p.stat().map(|s| s.comm).unwrap_or_default(),
         })
+    })
+}
+
+/// The inode of an unconnected UDP socket bound to `addr` (or to its port on a wildcard
+/// address). A connected socket (remote port set) is a client's, or a thread-per-conn
+/// server's peer socket, never the one that was bound first.
+fn udp_bound_inode(addr: SocketAddr) -> Option<u64> {
+    let tables = [procfs::net::udp(), procfs::net::udp6()];
+    tables.into_iter().flatten().flatten().find_map(|e| {
+        let ours = e.local_address.port() == addr.port()
+            && e.remote_address.port() == 0
+            && (e.local_address.ip() == addr.ip() || e.local_address.ip().is_unspecified());
+        ours.then_some(e.inode)
     })
 }
 

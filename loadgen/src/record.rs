@@ -109,6 +109,15 @@ pub struct Counters {
     pub other_errors: u64,
     /// Connections opened inside the measured window (connection churn).
     pub conns_opened: u64,
+    /// UDP: datagrams sent inside the window whose reply did not come within `--timeout`.
+    pub lost: u64,
+    /// UDP: replies that came after their datagram was counted lost.
+    pub late: u64,
+    /// UDP: replies to a datagram that had already been answered.
+    pub duplicates: u64,
+    /// UDP: replies that came after the reply to a later datagram of their connection
+    /// (counted as completed round trips too).
+    pub reordered: u64,
     /// Failed socket calls by errno (connects, reads, writes).
     pub errnos: ErrnoCounts,
 }
@@ -131,6 +140,10 @@ impl AddAssign for Counters {
         self.mismatches += o.mismatches;
         self.other_errors += o.other_errors;
         self.conns_opened += o.conns_opened;
+        self.lost += o.lost;
+        self.late += o.late;
+        self.duplicates += o.duplicates;
+        self.reordered += o.reordered;
         for (a, b) in self.errnos.0.iter_mut().zip(o.errnos.0) {
             *a += b;
         }

@@ -102,7 +102,7 @@ fn spawn_model(model: Model, cfg: &RunConfig) -> anyhow::Result<Target> {
         _ => std::env::current_exe().context("cannot find the loadgen executable to start the server")?,
     };
     let mut cmd = Command::new(exe);
-    cmd.args(["serve", "--model", model.name(), "--addr", "127.0.0.1:0"]);
+    cmd.args(["serve", "--model", model.name(), "--addr", &cfg.transport.spawn_addr()]);
     if let Some(b) = cfg.sock_buf {
         cmd.args(["--sock-buf", &b.to_string()]);
     }
@@ -164,11 +164,40 @@ fn spawn_model(model: Model, cfg: &RunConfig) -> anyhow::Result<Target> {
     })
 }
 
+/// UDP has no connect: a header-only datagram must come back within `timeout` (resent
+/// every 100 ms in case one is lost). A closed port answers with ICMP, which the connected
+/// socket reports as ECONNREFUSED.
+fn probe_udp(addr: std::net::SocketAddr, timeout: Duration) -> std::io::Result<()> {
+    let any: std::net::SocketAddr = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }
+        .parse()
+        .expect("literal address");
+    let s = std::net::UdpSocket::bind(any)?;
+    s.connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let probe = [0u8; crate::driver::datagram::HEADER];
+    let deadline = std::time::Instant::now() + timeout;
+    let mut buf = [0u8; 64];
+    while std::time::Instant::now() < deadline {
+        s.send(&probe)?;
+        match s.recv(&mut buf) {
+            Ok(n) if buf[..n] == probe => return Ok(()),
+            Ok(_) => {} // something else: not an echo of ours
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("no echo of a UDP probe within {timeout:?}"),
+    ))
+}
+
 /// One connect to check that something listens, within `timeout`.
 pub fn probe(addr: &ListenAddr, timeout: Duration) -> Result<(), Error> {
     let result = match addr {
         ListenAddr::Tcp(a) => std::net::TcpStream::connect_timeout(a, timeout).map(drop),
         ListenAddr::Unix(p) => std::os::unix::net::UnixStream::connect(p).map(drop),
+        ListenAddr::Udp(a) => probe_udp(*a, timeout),
     };
     result.map_err(|e| {
         Error::CannotRun(format!(

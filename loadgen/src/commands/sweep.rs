@@ -1,5 +1,5 @@
-//! `loadgen sweep`: every combination of targets, connection counts, message sizes,
-//! depths and rates, repeated, each run on a fresh server process, one CSV row per run.
+//! `loadgen sweep`: every combination of targets, transports, connection counts, message
+//! sizes, depths and rates, repeated, each run on a fresh server process, one CSV row per run.
 //! The combinations are interleaved (all targets of one configuration back to back) so
 //! drift over a long sweep hits every model alike. A run that fails is recorded with its
 //! status and the sweep goes on.
@@ -12,7 +12,7 @@ use servers::Model;
 
 use super::check_output;
 use crate::cli::SweepArgs;
-use crate::config::{parse_rate, RunConfig, TargetSpec};
+use crate::config::{parse_rate, RunConfig, SockKind, TargetSpec};
 use crate::error::{flag_error, Error};
 use crate::report::{sink, Report, Status};
 
@@ -54,6 +54,7 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
             .map(|r| parse_rate("--rate", r).map(Some))
             .collect::<Result<_, _>>()?,
     };
+    let transports: Vec<SockKind> = list("--transport", &a.transport)?;
     if a.repeat == 0 {
         return Err(flag_error("--repeat", 0, "must be at least 1"));
     }
@@ -68,7 +69,8 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
             for &msg_size in &sizes {
                 for &depth in &depths {
                     for &rate in &rates {
-                        for &model in &targets {
+                        for (&transport, &model) in transports.iter().flat_map(|t| targets.iter().map(move |m| (t, m)))
+                        {
                             // A pool smaller than the connection count leaves clients unserved.
                             // Capped at the thread budget: beyond it the pool could not start.
                             // Split over the server processes (each has its own budget), with
@@ -78,6 +80,7 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
                             let pool_size = (model == Model::ThreadPool).then(|| per_proc.min(budget) as u32);
                             let run = RunConfig {
                                 target: TargetSpec::Model(model),
+                                transport,
                                 conns,
                                 msg_size,
                                 depth,
@@ -116,8 +119,12 @@ pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
             TargetSpec::Addr(a) => a.to_string(),
         };
         let what = format!(
-            "{name} conns={} msg={} depth={} rate={:?}",
-            cfg.conns, cfg.msg_size, cfg.depth, cfg.rate
+            "{name} {} conns={} msg={} depth={} rate={:?}",
+            cfg.transport.name(),
+            cfg.conns,
+            cfg.msg_size,
+            cfg.depth,
+            cfg.rate
         );
         bar.set_message(what.clone());
         let report = match super::measure(cfg) {

@@ -104,6 +104,84 @@ impl std::fmt::Display for Shard {
     }
 }
 
+/// Reply timeout when `--timeout` is not given, over TCP and Unix streams: a reply this
+/// late fails the connection (it is closed and reopened).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reply timeout when `--timeout` is not given, over UDP: a datagram unanswered this long
+/// counts as lost (and frees its slot, so the connection goes on).
+pub const DEFAULT_UDP_TIMEOUT: Duration = Duration::from_secs(1);
+/// Largest UDP payload over IPv4 (65535 - 20 - 8); over IPv6 20 bytes more.
+pub const MAX_UDP_PAYLOAD_V4: usize = 65_507;
+/// Largest UDP payload that is not fragmented on a 1500-byte MTU (IPv4).
+pub const UDP_UNFRAGMENTED: usize = 1472;
+
+/// Which kind of socket a run uses (`--transport`, with `--target`; with `--addr` the
+/// address says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SockKind {
+    /// TCP (the default).
+    Tcp,
+    /// A Unix domain stream socket.
+    Unix,
+    /// UDP: connected datagram sockets.
+    Udp,
+}
+
+impl SockKind {
+    /// Every kind, as `--transport` spells them.
+    pub const ALL: [SockKind; 3] = [SockKind::Tcp, SockKind::Unix, SockKind::Udp];
+
+    /// The name `--transport` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            SockKind::Tcp => "tcp",
+            SockKind::Unix => "unix",
+            SockKind::Udp => "udp",
+        }
+    }
+
+    /// The kind of an address.
+    pub fn of(addr: &ListenAddr) -> SockKind {
+        match addr {
+            ListenAddr::Tcp(_) => SockKind::Tcp,
+            ListenAddr::Unix(_) => SockKind::Unix,
+            ListenAddr::Udp(_) => SockKind::Udp,
+        }
+    }
+
+    /// The address a spawned server of this kind binds: loopback, any free port (or a
+    /// fresh socket path).
+    pub fn spawn_addr(self) -> String {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        match self {
+            SockKind::Tcp => "127.0.0.1:0".into(),
+            SockKind::Udp => "udp://127.0.0.1:0".into(),
+            SockKind::Unix => format!(
+                "unix:{}",
+                std::env::temp_dir()
+                    .join(format!(
+                        "echo-bench-{}-{}.sock",
+                        std::process::id(),
+                        NEXT.fetch_add(1, Ordering::Relaxed)
+                    ))
+                    .display()
+            ),
+        }
+    }
+}
+
+impl std::str::FromStr for SockKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        SockKind::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| invalid("--transport", s, "expected tcp, unix or udp"))
+    }
+}
+
 /// What to put load on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetSpec {
@@ -138,8 +216,11 @@ pub struct RunConfig {
     pub server_threads: Option<u32>,
     /// With `--addr`: the external server's pid, to measure its cost.
     pub server_pid: Option<u32>,
-    /// Per-message timeout.
-    pub timeout: Duration,
+    /// Per-message timeout as given (`None`: the transport's default, see
+    /// [`reply_timeout`](Self::reply_timeout)).
+    pub timeout: Option<Duration>,
+    /// The socket kind: with a spawned server, the one it serves; else the address's.
+    pub transport: SockKind,
     /// Per-connect timeout.
     pub connect_timeout: Duration,
     /// Reporting interval.
@@ -179,6 +260,20 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The reply timeout: `--timeout`, else [`DEFAULT_TIMEOUT`] on a stream and
+    /// [`DEFAULT_UDP_TIMEOUT`] over UDP.
+    pub fn reply_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(match self.transport {
+            SockKind::Udp => DEFAULT_UDP_TIMEOUT,
+            _ => DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// Whether the run is over UDP.
+    pub fn is_udp(&self) -> bool {
+        self.transport == SockKind::Udp
+    }
+
     /// This process's connections (its shard's share of `conns`).
     pub fn my_conns(&self) -> usize {
         self.shard.range(self.conns).len()
@@ -225,7 +320,6 @@ impl RunConfig {
             ));
         }
         Ok(RunConfig {
-            target,
             conns: 100,
             duration: positive_duration("--duration", &load.duration)?,
             warmup: parse_duration("--warmup", &load.warmup)?,
@@ -236,7 +330,15 @@ impl RunConfig {
             threads,
             server_threads,
             server_pid: None,
-            timeout: positive_duration("--timeout", &load.timeout)?,
+            timeout: load
+                .timeout
+                .as_deref()
+                .map(|t| positive_duration("--timeout", t))
+                .transpose()?,
+            transport: match &target {
+                TargetSpec::Addr(a) => SockKind::of(a),
+                TargetSpec::Model(_) => SockKind::Tcp,
+            },
             connect_timeout: positive_duration("--connect-timeout", &load.connect_timeout)?,
             interval: positive_duration("--interval", &load.interval)?,
             csv: None,
@@ -283,6 +385,7 @@ impl RunConfig {
                 n @ 1..=64 => n,
                 n => return Err(invalid("--server-procs", n, "at most 64 server processes")),
             },
+            target,
         })
     }
 
@@ -310,6 +413,21 @@ impl RunConfig {
                 format!("must be between 1 and {MAX_DEPTH}"),
             ));
         }
+        if self.is_udp() {
+            let v6 = matches!(self.target, TargetSpec::Addr(ListenAddr::Udp(a)) if a.is_ipv6());
+            let max = MAX_UDP_PAYLOAD_V4 + if v6 { 20 } else { 0 };
+            let header = crate::driver::datagram::HEADER;
+            if !(header..=max).contains(&self.msg_size) {
+                return Err(invalid(
+                    "--msg-size",
+                    self.msg_size,
+                    format!(
+                        "over UDP a message is one datagram: between {header} bytes (its header: sequence \
+                         number, send time, connection id) and {max} bytes"
+                    ),
+                ));
+            }
+        }
         if let Some(r) = self.rate {
             check_rate(r, &r.to_string())?;
             if let Churn::ConnRate { rate, .. } = self.churn {
@@ -322,9 +440,10 @@ impl RunConfig {
         }
         let target = &self.target;
         let family_ok = |ip: &IpAddr| match target {
-            TargetSpec::Addr(ListenAddr::Tcp(t)) => ip.is_ipv4() == t.is_ipv4(),
+            TargetSpec::Addr(ListenAddr::Tcp(t) | ListenAddr::Udp(t)) => ip.is_ipv4() == t.is_ipv4(),
             TargetSpec::Addr(ListenAddr::Unix(_)) => false,
-            TargetSpec::Model(_) => ip.is_ipv4(), // spawned servers listen on 127.0.0.1
+            // Spawned servers listen on 127.0.0.1 (or a Unix socket).
+            TargetSpec::Model(_) => ip.is_ipv4() && self.transport != SockKind::Unix,
         };
         if let Some(bad) = self.bind.iter().find(|ip| !family_ok(ip)) {
             let list: Vec<String> = self.bind.iter().map(IpAddr::to_string).collect();
@@ -438,7 +557,19 @@ impl TryFrom<&RunArgs> for RunConfig {
                 "cannot be combined with --shard (each host runs its own shards)",
             ));
         }
+        let base = RunConfig::from_load(target, &a.load)?;
         RunConfig {
+            transport: match (&a.transport, &a.target) {
+                (Some(t), Some(_)) => t.parse()?,
+                (Some(t), None) => {
+                    return Err(invalid(
+                        "--transport",
+                        t,
+                        "only applies with --target; an --addr names its own (udp://HOST:PORT, unix:/path)",
+                    ))
+                }
+                (None, _) => base.transport,
+            },
             shard,
             start_at,
             conns: usize::try_from(a.conns).unwrap_or(usize::MAX),
@@ -452,7 +583,7 @@ impl TryFrom<&RunArgs> for RunConfig {
             hdr_log: a.hdr_log.clone(),
             quiet: a.quiet,
             bind,
-            ..RunConfig::from_load(target, &a.load)?
+            ..base
         }
         .checked()
     }

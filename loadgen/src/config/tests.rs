@@ -17,9 +17,29 @@ fn defaults_follow_the_contract() {
         (Duration::from_secs(10), Duration::from_secs(1))
     );
     assert_eq!(
-        (c.timeout, c.connect_timeout),
+        (c.reply_timeout(), c.connect_timeout),
         (Duration::from_secs(5), Duration::from_secs(5))
     );
+}
+
+#[test]
+fn udp_has_its_own_timeout_and_message_bounds() {
+    let udp = |extra: &[&str]| config(&[&["--target", "mio", "--transport", "udp"][..], extra].concat());
+    assert_eq!(udp(&[]).unwrap().reply_timeout(), Duration::from_secs(1));
+    assert_eq!(udp(&["--timeout", "3s"]).unwrap().reply_timeout(), Duration::from_secs(3));
+    for (size, ok) in [("19", false), ("20", true), ("65507", true), ("65508", false)] {
+        let r = udp(&["--msg-size", size]);
+        assert_eq!(r.is_ok(), ok, "--msg-size {size}: {r:?}");
+        if let Err(e) = r {
+            assert!(e.to_string().contains("--msg-size"), "{e}");
+        }
+    }
+    let over_v6 = config(&["--addr", "udp://[::1]:7", "--msg-size", "65527"]);
+    assert!(over_v6.is_ok(), "{over_v6:?}");
+    let e = config(&["--addr", "udp://127.0.0.1:7", "--transport", "udp"]).unwrap_err();
+    assert!(e.to_string().contains("only applies with --target"), "{e}");
+    let e = config(&["--target", "mio", "--transport", "sctp"]).unwrap_err();
+    assert!(e.to_string().contains("--transport"), "{e}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
+use super::datagram::Window;
 use super::socket::{classify, Sock};
 use crate::payload;
 use crate::record::{Failure, Fault, Interval};
@@ -114,12 +115,14 @@ pub(super) struct Conn {
     pub(super) opened_ns: u64,
     /// No byte has come back on this connection yet.
     pub(super) awaiting_first_byte: bool,
+    /// UDP: the datagrams in flight (`None` on a stream).
+    pub(super) window: Option<Box<Window>>,
 }
 
 impl Conn {
     /// Connection `id`, closed and due to connect from `now`; `depth` messages in flight,
-    /// every message due at once in closed loop.
-    pub(super) fn new(id: u32, depth: usize, closed_loop: bool, now: Instant) -> Conn {
+    /// every message due at once in closed loop; over UDP with `window`.
+    pub(super) fn new(id: u32, depth: usize, closed_loop: bool, now: Instant, window: Option<Window>) -> Conn {
         Conn {
             id,
             sock: None,
@@ -142,6 +145,7 @@ impl Conn {
             intended_ns: None,
             opened_ns: 0,
             awaiting_first_byte: false,
+            window: window.map(Box::new),
         }
     }
 
@@ -169,6 +173,9 @@ impl Conn {
     /// Writes as many messages as the window and the schedule allow, until the socket
     /// would block.
     pub(super) fn send(&mut self, ctx: &mut Ctx) -> Result<(), Failure> {
+        if self.window.is_some() {
+            return self.send_datagrams(ctx);
+        }
         let size = ctx.msg_size;
         let Some(sock) = self.sock.as_mut() else {
             return Ok(());
@@ -232,6 +239,10 @@ impl Conn {
 
     /// Reads and checks everything available.
     pub(super) fn receive(&mut self, ctx: &mut Ctx) -> Result<(), Failure> {
+        if self.window.is_some() {
+            self.note_first_byte(ctx);
+            return self.receive_datagrams(ctx);
+        }
         loop {
             let Some(sock) = self.sock.as_mut() else {
                 return Ok(());
@@ -243,14 +254,7 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(classify(&e)),
             };
-            let now = ctx.now_ns();
-            if self.awaiting_first_byte {
-                self.awaiting_first_byte = false;
-                if ctx.in_window(now) {
-                    let from = self.intended_ns.unwrap_or(self.opened_ns);
-                    ctx.first_byte.saturating_record(now.saturating_sub(from));
-                }
-            }
+            let now = self.note_first_byte(ctx);
             let mut i = 0;
             while i < n {
                 // Only bytes that were sent can come back.
@@ -285,27 +289,27 @@ impl Conn {
         }
     }
 
+    /// Records the time to the first byte back, if this is it; returns the time now.
+    #[inline]
+    fn note_first_byte(&mut self, ctx: &mut Ctx) -> u64 {
+        let now = ctx.now_ns();
+        if self.awaiting_first_byte {
+            self.awaiting_first_byte = false;
+            if ctx.in_window(now) {
+                let from = self.intended_ns.unwrap_or(self.opened_ns);
+                ctx.first_byte.saturating_record(now.saturating_sub(from));
+            }
+        }
+        now
+    }
+
     #[inline]
     fn complete(&mut self, now: u64, ctx: &mut Ctx) {
         let sent = self.sent_at[(self.recv_seq % ctx.depth) as usize];
         if self.recv_bad {
             ctx.cur.counters.mismatches += 1;
-        } else if ctx.in_window(now) {
-            // Open loop: from the intended send time; `--conn-rate`: a connection's first
-            // round trip from its intended start (connect and any wait included).
-            let intended = ctx
-                .schedule
-                .intended_ns(self.id, self.recv_seq)
-                .or(self.intended_ns.filter(|_| self.recv_seq == self.life_start));
-            ctx.cur
-                .latency
-                .saturating_record(now.saturating_sub(intended.unwrap_or(sent)));
-            if ctx.open_loop {
-                ctx.cur.raw.saturating_record(now.saturating_sub(sent));
-            }
-            ctx.cur.counters.msgs += 1;
-            ctx.cur.counters.bytes += ctx.msg_size as u64;
-            self.msgs += 1;
+        } else {
+            self.record_round_trip(self.recv_seq, sent, now, ctx);
         }
         self.freed_at[(self.recv_seq % ctx.depth) as usize] = now;
         self.recv_seq += 1;
@@ -313,9 +317,35 @@ impl Conn {
         self.recv_bad = false;
     }
 
+    /// Records round trip `seq`, sent at `sent` and verified back at `now`, when `now`
+    /// lies in the window.
+    #[inline]
+    pub(super) fn record_round_trip(&mut self, seq: u64, sent: u64, now: u64, ctx: &mut Ctx) {
+        if !ctx.in_window(now) {
+            return;
+        }
+        // Open loop: from the intended send time; `--conn-rate`: a connection's first
+        // round trip from its intended start (connect and any wait included).
+        let intended = ctx
+            .schedule
+            .intended_ns(self.id, seq)
+            .or(self.intended_ns.filter(|_| seq == self.life_start));
+        ctx.cur
+            .latency
+            .saturating_record(now.saturating_sub(intended.unwrap_or(sent)));
+        if ctx.open_loop {
+            ctx.cur.raw.saturating_record(now.saturating_sub(sent));
+        }
+        ctx.cur.counters.msgs += 1;
+        ctx.cur.counters.bytes += ctx.msg_size as u64;
+        self.msgs += 1;
+    }
+
     /// The oldest message in flight has waited longer than `timeout_ns`.
+    /// (Not over UDP, where a missing reply is a loss, not a failure.)
     pub(super) fn timed_out(&self, now_ns: u64, timeout_ns: u64, depth: u64) -> bool {
-        self.recv_seq < self.started()
+        self.window.is_none()
+            && self.recv_seq < self.started()
             && now_ns.saturating_sub(self.sent_at[(self.recv_seq % depth) as usize]) > timeout_ns
     }
 }

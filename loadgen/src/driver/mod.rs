@@ -9,11 +9,13 @@
 //!
 //! The rooms: [`socket`] (the socket kinds and how a connect starts and ends), [`conn`]
 //! (per-connection framing: what is sent, what must come back, what it measured),
+//! [`datagram`] (the same over UDP: headers, the window of datagrams in flight, losses),
 //! [`timer`] (sub-millisecond open-loop wake-ups), [`event_loop`] (the loop itself, with
 //! the connection phase and reconnects). A second transport or I/O engine is a value the
 //! one loop is parameterised by, in `socket` and `event_loop`, not a copy of the loop.
 
 mod conn;
+pub(crate) mod datagram;
 mod event_loop;
 mod pacer;
 mod socket;

@@ -1,6 +1,11 @@
-//! The socket kinds a client connection can be (TCP, Unix stream), how a nonblocking
-//! connect starts (from a chosen source address when `--bind` gives one) and how it is
-//! known to have finished, and which fault an I/O error counts as.
+//! The socket kinds a client connection can be (TCP, Unix stream, connected UDP), how a
+//! nonblocking connect starts (from a chosen source address when `--bind` gives one) and
+//! how it is known to have finished, and which fault an I/O error counts as.
+//!
+//! A UDP "connection" is a connected UDP socket. It counts as open once the server has
+//! echoed its probe (a header-only datagram, [`datagram::probe`]): a server that is not
+//! there answers with ICMP port unreachable, which the socket reports as ECONNREFUSED,
+//! and the connect fails like a refused TCP connect.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -9,6 +14,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use servers::ListenAddr;
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use super::datagram;
 use crate::record::{Failure, Fault};
 use crate::sys;
 
@@ -18,17 +24,26 @@ pub(super) enum Sock {
     Tcp(mio::net::TcpStream),
     /// A Unix domain stream socket.
     Unix(mio::net::UnixStream),
+    /// A connected UDP socket.
+    Udp(mio::net::UdpSocket),
 }
 
 impl Sock {
     /// Starts a nonblocking connect, from source address `from` when given, with
-    /// SO_SNDBUF/SO_RCVBUF of `sock_buf` bytes when given.
-    pub(super) fn connect(addr: &ListenAddr, from: Option<IpAddr>, sock_buf: Option<usize>) -> io::Result<Sock> {
-        let (domain, target) = match addr {
-            ListenAddr::Tcp(a) => (Domain::for_address(*a), SockAddr::from(*a)),
-            ListenAddr::Unix(p) => (Domain::UNIX, SockAddr::unix(p)?),
+    /// SO_SNDBUF/SO_RCVBUF of `sock_buf` bytes when given. Over UDP the socket connects at
+    /// once and sends connection `id`'s probe, stamped `now_ns`.
+    pub(super) fn connect(
+        addr: &ListenAddr,
+        from: Option<IpAddr>,
+        sock_buf: Option<usize>,
+        (id, now_ns): (u32, u64),
+    ) -> io::Result<Sock> {
+        let (domain, target, kind) = match addr {
+            ListenAddr::Tcp(a) => (Domain::for_address(*a), SockAddr::from(*a), Type::STREAM),
+            ListenAddr::Unix(p) => (Domain::UNIX, SockAddr::unix(p)?, Type::STREAM),
+            ListenAddr::Udp(a) => (Domain::for_address(*a), SockAddr::from(*a), Type::DGRAM),
         };
-        let socket = Socket::new(domain, Type::STREAM.nonblocking().cloexec(), None)?;
+        let socket = Socket::new(domain, kind.nonblocking().cloexec(), None)?;
         if let Some(size) = sock_buf {
             socket.set_send_buffer_size(size)?;
             socket.set_recv_buffer_size(size)?;
@@ -52,7 +67,20 @@ impl Sock {
         Ok(match addr {
             ListenAddr::Tcp(_) => Sock::Tcp(mio::net::TcpStream::from_std(socket.into())),
             ListenAddr::Unix(_) => Sock::Unix(mio::net::UnixStream::from_std(socket.into())),
+            ListenAddr::Udp(_) => {
+                let udp = mio::net::UdpSocket::from_std(socket.into());
+                send_probe(&udp, id, now_ns)?;
+                Sock::Udp(udp)
+            }
         })
+    }
+
+    /// UDP, still connecting: sends the probe again (it or its echo may have been lost).
+    pub(super) fn reprobe(&self, id: u32, now_ns: u64) -> io::Result<()> {
+        match self {
+            Sock::Udp(s) => send_probe(s, id, now_ns),
+            _ => Ok(()),
+        }
     }
 
     /// Makes the coming close send RST instead of FIN (SO_LINGER 0): no TIME_WAIT.
@@ -60,6 +88,7 @@ impl Sock {
         let sock = match self {
             Sock::Tcp(s) => socket2::SockRef::from(s),
             Sock::Unix(s) => socket2::SockRef::from(s),
+            Sock::Udp(_) => return, // no connection to reset
         };
         // Fails only on a socket that is already gone: its close is moot then.
         let _ = sock.set_linger(Some(std::time::Duration::ZERO));
@@ -70,14 +99,29 @@ impl Sock {
         match self {
             Sock::Tcp(s) => s.as_raw_fd(),
             Sock::Unix(s) => s.as_raw_fd(),
+            Sock::Udp(s) => s.as_raw_fd(),
         }
     }
 
-    /// `Ok(true)` once connected, `Ok(false)` while still connecting.
-    pub(super) fn connected(&self) -> io::Result<bool> {
+    /// `Ok(true)` once connected, `Ok(false)` while still connecting. Over UDP: once the
+    /// echo of connection `id`'s probe is back (other datagrams before it are dropped);
+    /// ECONNREFUSED when the server's host said nobody serves the port.
+    pub(super) fn connected(&self, id: u32) -> io::Result<bool> {
         let (err, peer) = match self {
             Sock::Tcp(s) => (s.take_error(), s.peer_addr().map(drop)),
             Sock::Unix(s) => (s.take_error(), s.peer_addr().map(drop)),
+            Sock::Udp(s) => {
+                let mut buf = [0u8; datagram::HEADER + 1];
+                loop {
+                    return match s.recv(&mut buf) {
+                        Ok(n) if datagram::is_probe_echo(&buf[..n], id) => Ok(true),
+                        Ok(_) => continue, // not our probe's echo: keep looking
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue, // EINTR
+                        Err(e) => Err(e),
+                    };
+                }
+            }
         };
         if let Some(e) = err? {
             return Err(e);
@@ -97,6 +141,7 @@ impl Read for Sock {
         match self {
             Sock::Tcp(s) => s.read(buf),
             Sock::Unix(s) => s.read(buf),
+            Sock::Udp(s) => s.recv(buf),
         }
     }
 }
@@ -107,6 +152,7 @@ impl Write for Sock {
         match self {
             Sock::Tcp(s) => s.write(buf),
             Sock::Unix(s) => s.write(buf),
+            Sock::Udp(s) => s.send(buf),
         }
     }
 
@@ -115,10 +161,22 @@ impl Write for Sock {
     }
 }
 
+fn send_probe(s: &mio::net::UdpSocket, id: u32, now_ns: u64) -> io::Result<()> {
+    match s.send(&datagram::probe(id, now_ns)) {
+        // A full send buffer right after connect: the next probe (or the timeout) follows.
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        other => other.map(drop),
+    }
+}
+
 /// The failure an I/O error on an open connection counts as, with its errno.
 pub(super) fn classify(e: &io::Error) -> Failure {
     let fault = match e.kind() {
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => Fault::Reset,
+        // ECONNREFUSED on an open UDP socket: the server's port closed (ICMP).
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionRefused => Fault::Reset,
         io::ErrorKind::TimedOut => Fault::Timeout,
         _ => Fault::Other,
     };

@@ -3,7 +3,7 @@
 use super::Report;
 
 /// The header, in order. Readers match columns by name; new columns go at the end.
-pub const HEADER: [&str; 58] = [
+pub const HEADER: [&str; 62] = [
     "schema",
     "timestamp",
     "label",
@@ -62,6 +62,10 @@ pub const HEADER: [&str; 58] = [
     "client_lag_p99_us",
     "procs",
     "shard",
+    "lost",
+    "late",
+    "duplicates",
+    "reordered",
 ];
 
 fn f(v: f64, decimals: usize) -> String {
@@ -74,8 +78,14 @@ fn opt<T>(v: Option<T>, show: impl Fn(T) -> String) -> String {
 
 /// The row's fields, matching [`HEADER`].
 pub fn fields(r: &Report) -> [String; HEADER.len()] {
-    let l = &r.latency;
+    // UDP counts: empty on a stream, where they have no meaning.
     let c = &r.counters;
+    let is_udp = r.transport.map_or(
+        c.lost + c.late + c.duplicates + c.reordered > 0,
+        servers::Transport::is_datagram,
+    );
+    let udp = |n: u64| if is_udp { n.to_string() } else { String::new() };
+    let l = &r.latency;
     [
         r.schema.to_string(),
         r.timestamp.clone(),
@@ -135,6 +145,10 @@ pub fn fields(r: &Report) -> [String; HEADER.len()] {
         opt(r.client_lag, |p| f(p.p99_us, 1)),
         r.procs.to_string(),
         r.shard.clone().unwrap_or_default(),
+        udp(c.lost),
+        udp(c.late),
+        udp(c.duplicates),
+        udp(c.reordered),
     ]
 }
 

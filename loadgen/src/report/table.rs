@@ -143,6 +143,24 @@ pub fn render(r: &Report) -> String {
         "  errors     connect {}, timeouts {}, resets {}, mismatches {}, other {}",
         c.connect_errors, c.timeouts, c.resets, c.mismatches, c.other_errors
     );
+    if r.transport.is_some_and(servers::Transport::is_datagram) {
+        let share = |n: u64| {
+            if c.sent == 0 {
+                String::new()
+            } else {
+                format!(" ({:.3}% of {} sent)", n as f64 * 100.0 / c.sent as f64, c.sent)
+            }
+        };
+        let _ = writeln!(
+            o,
+            "  datagrams  lost {}{}, late {}, duplicates {}, reordered {}  (lost: no reply within --timeout)",
+            c.lost,
+            share(c.lost),
+            c.late,
+            c.duplicates,
+            c.reordered
+        );
+    }
     let errnos = c.errnos.seen();
     if !errnos.is_empty() {
         let list: Vec<String> = errnos.iter().map(|(name, n)| format!("{name} {n}")).collect();

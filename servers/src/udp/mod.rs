@@ -31,6 +31,14 @@ pub use guard::{Guard, GuardConfig};
 /// Largest datagram a server receives whole (IPv6's largest payload fits too).
 pub const DATAGRAM_BUF: usize = 64 * 1024;
 
+/// `recv_from` on a blocking socket that the server may shut down to wake it: `Ok(None)`
+/// when the kernel returned no source address (the wake-up of a shutdown). std's
+/// `recv_from` asserts on that and panics, so this goes through rustix.
+pub(crate) fn recv_from(socket: &std::net::UdpSocket, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
+    let (n, _, from) = rustix::net::recvfrom(socket, buf, rustix::net::RecvFlags::empty())?;
+    Ok(from.and_then(|a| SocketAddr::try_from(a).ok()).map(|a| (n, a)))
+}
+
 /// Starts `model` over UDP on `addr`; returns the bound address and the running server.
 pub(crate) fn start(
     model: Model,

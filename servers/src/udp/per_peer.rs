@@ -91,10 +91,11 @@ struct Spawn {
 fn dispatch(socket: &UdpSocket, stop: &AtomicBool, mut guard: Guard, mut spawn: Spawn) {
     let mut buf = vec![0u8; DATAGRAM_BUF];
     loop {
-        let (n, src) = match socket.recv_from(&mut buf) {
+        let (n, src) = match super::recv_from(socket, &mut buf) {
             // Shutdown wakes the receive with 0 bytes; the flag tells it from an empty datagram.
             Ok(_) if stop.load(Ordering::Acquire) => return,
-            Ok(got) => got,
+            Ok(Some(got)) => got,
+            Ok(None) => continue, // no source address: nothing to answer
             Err(_) if stop.load(Ordering::Acquire) => return,
             // EINTR, or an error queued by an earlier send: the socket is still good.
             Err(_) => continue,

@@ -56,11 +56,12 @@ pub(crate) fn start(
 pub(super) fn serve(socket: &UdpSocket, stop: &AtomicBool, mut guard: Guard) {
     let mut buf = vec![0u8; DATAGRAM_BUF];
     loop {
-        match socket.recv_from(&mut buf) {
-            // Shutdown wakes a blocked receive with 0 bytes: the flag tells it from an
-            // empty datagram, which is echoed like any other.
+        match super::recv_from(socket, &mut buf) {
+            // Shutdown wakes a blocked receive with 0 bytes and no source: the flag tells
+            // it from an empty datagram, which is echoed like any other.
             Ok(_) if stop.load(Ordering::Acquire) => return,
-            Ok((n, src)) => {
+            Ok(None) => continue, // no source address: nothing to answer
+            Ok(Some((n, src))) => {
                 if guard.admit(src) {
                     // A failed send loses one datagram, as UDP may: nothing to clean up.
                     let _ = socket.send_to(&buf[..n], src);

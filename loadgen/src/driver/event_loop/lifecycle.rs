@@ -15,13 +15,16 @@ use super::Client;
 use crate::config::CloseMode;
 use crate::record::{Failure, Fault};
 
+/// UDP: a connect probe unanswered this long is sent again (at each scan).
+const REPROBE_AFTER: Duration = Duration::from_millis(100);
+
 impl Client<'_> {
     /// Connect timeouts, message timeouts and (re)connects. Free connect slots go to
     /// connections never tried before any retry, so a server that stops accepting cannot
     /// keep the untried ones from ever getting a first attempt.
     pub(super) fn maintain(&mut self, now: Instant) {
         let t = now.saturating_duration_since(self.ctx.start).as_nanos() as u64;
-        let timeout_ns = self.cfg.timeout.as_nanos() as u64;
+        let timeout_ns = self.cfg.reply_timeout().as_nanos() as u64;
         for i in 0..self.conns.len() {
             match self.conns[i].link {
                 Link::Connecting { since } if now.duration_since(since) > self.cfg.connect_timeout => {
@@ -36,6 +39,20 @@ impl Client<'_> {
                 }
                 Link::Up if self.ctx.sending && self.conns[i].timed_out(t, timeout_ns, self.ctx.depth) => {
                     self.fail(i, Fault::Timeout.into())
+                }
+                Link::Up if self.conns[i].window.is_some() => {
+                    // UDP: unanswered datagrams become losses, which frees their slots.
+                    self.conns[i].expire_datagrams(t, timeout_ns, &mut self.ctx);
+                    self.send(i);
+                }
+                Link::Connecting { since } if now.duration_since(since) >= REPROBE_AFTER => {
+                    // UDP: the probe or its echo may have been lost; a stream ignores this.
+                    let c = &self.conns[i];
+                    if let Some(sock) = &c.sock {
+                        if let Err(e) = sock.reprobe(c.id, t) {
+                            self.fail(i, connect_failure(&e));
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -60,7 +77,7 @@ impl Client<'_> {
         };
         let opened_ns = now.saturating_duration_since(self.ctx.start).as_nanos() as u64;
         self.conns[i].begin_life(self.lifetime, opened_ns);
-        let sock = match Sock::connect(self.addr, from, self.cfg.sock_buf) {
+        let sock = match Sock::connect(self.addr, from, self.cfg.sock_buf, (self.conns[i].id, opened_ns)) {
             Ok(s) => s,
             Err(e) => {
                 // Immediate failure (refused, out of ports or descriptors): counted, retried.
@@ -89,7 +106,8 @@ impl Client<'_> {
     }
 
     pub(super) fn finish_connect(&mut self, i: usize, since: Instant) {
-        let state = self.conns[i].sock.as_ref().map(Sock::connected);
+        let id = self.conns[i].id;
+        let state = self.conns[i].sock.as_ref().map(|s| s.connected(id));
         match state {
             Some(Ok(true)) => {}
             Some(Ok(false)) => return, // still connecting
@@ -129,6 +147,9 @@ impl Client<'_> {
         }
         self.shared.up.fetch_sub(1, Ordering::Relaxed);
         conn.read_closed = false;
+        if let Some(w) = conn.window.as_mut() {
+            w.reset(conn.send_seq);
+        }
         if self.arrivals.is_some() {
             conn.link = Link::Idle;
             conn.intended_ns = None;
@@ -178,6 +199,9 @@ impl Client<'_> {
             conn.send_off = 0;
         }
         conn.recv_seq = conn.send_seq;
+        if let Some(w) = conn.window.as_mut() {
+            w.reset(conn.send_seq);
+        }
         conn.recv_off = 0;
         conn.recv_bad = false;
         conn.read_closed = false;

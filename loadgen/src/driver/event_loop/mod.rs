@@ -30,6 +30,7 @@ use servers::ListenAddr;
 mod lifecycle;
 
 use super::conn::{Conn, Ctx, Link};
+use super::datagram::{self, Window};
 use super::pacer::{self, Pacer, Wait};
 use super::timer::Timer;
 use super::{connect_phase_limit, Shared, ThreadOutput, CONNECT_WINDOW};
@@ -98,7 +99,17 @@ impl<'a> Client<'a> {
         let schedule = cfg.schedule();
         let closed = schedule == Schedule::Closed;
         let now = Instant::now();
-        let mut conns: Vec<Conn> = conn_ids.iter().map(|&id| Conn::new(id, depth, closed, now)).collect();
+        // UDP: each connection's window of datagrams in flight (closed loop: --depth of
+        // them; open loop: as many as the schedule sends within a timeout).
+        let window = addr.is_udp().then(|| {
+            let per_conn_rate = cfg.rate.map(|r| r / cfg.conns as f64);
+            let slots = datagram::window_slots(depth, per_conn_rate, cfg.reply_timeout().as_secs_f64());
+            (slots, if closed { depth as u64 } else { u64::MAX })
+        });
+        let mut conns: Vec<Conn> = conn_ids
+            .iter()
+            .map(|&id| Conn::new(id, depth, closed, now, window.map(|(n, d)| Window::new(n, d))))
+            .collect();
         let arrivals = match cfg.churn {
             Churn::ConnRate { rate, .. } => {
                 // A shard makes its share of the arrivals.
@@ -222,8 +233,28 @@ impl<'a> Client<'a> {
         loop {
             let now = Instant::now();
             let t = now.saturating_duration_since(self.ctx.start).as_nanos() as u64;
-            if t >= self.ctx.end_ns || self.shared.stop.load(Ordering::Relaxed) {
+            if self.shared.stop.load(Ordering::Relaxed) {
                 return Ok(());
+            }
+            if t >= self.ctx.end_ns {
+                // UDP: datagrams of the window still in flight are either answered or lost
+                // within a timeout; wait for that (sending nothing), so the window's loss
+                // count is complete.
+                let timeout_ns = self.cfg.reply_timeout().as_nanos() as u64;
+                let in_flight = self
+                    .conns
+                    .iter()
+                    .any(|c| c.window.as_ref().is_some_and(|w| w.in_flight() > 0));
+                if !in_flight || t >= self.ctx.end_ns + timeout_ns + 2 * SCAN_EVERY.as_nanos() as u64 {
+                    return Ok(());
+                }
+                self.ctx.sending = false;
+                if now >= next_scan {
+                    self.maintain(now);
+                    next_scan = now + SCAN_EVERY;
+                }
+                self.poll_once(events, Some(next_scan.saturating_duration_since(now)))?;
+                continue;
             }
             if t >= self.boundary_ns {
                 if self.window_cpu_start.is_none() {
