@@ -23,7 +23,7 @@ pub fn new_histogram() -> Histogram<u64> {
 
 /// The errnos counted one by one (connection churn meets them first); the rest are
 /// counted together as `other`.
-pub const ERRNOS: [(i32, &str); 8] = [
+pub const ERRNOS: [(i32, &str); 10] = [
     (libc::EADDRNOTAVAIL, "EADDRNOTAVAIL"),
     (libc::ECONNREFUSED, "ECONNREFUSED"),
     (libc::ETIMEDOUT, "ETIMEDOUT"),
@@ -32,6 +32,9 @@ pub const ERRNOS: [(i32, &str); 8] = [
     (libc::EMFILE, "EMFILE"),
     (libc::ENFILE, "ENFILE"),
     (libc::EHOSTUNREACH, "EHOSTUNREACH"),
+    // A UDP send a local firewall rule dropped (netfilter answers EPERM), or no buffer.
+    (libc::EPERM, "EPERM"),
+    (libc::ENOBUFS, "ENOBUFS"),
 ];
 
 /// Failed socket calls by errno ([`ERRNOS`], then one slot for any other errno).

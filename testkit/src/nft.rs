@@ -17,6 +17,15 @@ fn nft(args: &[&str]) -> Result<(), String> {
 impl Loss {
     /// Drops `percent` % (at random) of the TCP packets sent to `port` on this machine.
     pub fn to_port(port: u16, percent: u32) -> Result<Loss, String> {
+        Loss::of("tcp", port, percent)
+    }
+
+    /// Drops `percent` % (at random) of the UDP datagrams sent to `port` on this machine.
+    pub fn to_udp_port(port: u16, percent: u32) -> Result<Loss, String> {
+        Loss::of("udp", port, percent)
+    }
+
+    fn of(protocol: &str, port: u16, percent: u32) -> Result<Loss, String> {
         static N: AtomicU32 = AtomicU32::new(0);
         let table = format!(
             "echo_bench_loss_{}_{}",
@@ -39,7 +48,7 @@ impl Loss {
             "inet",
             &loss.table,
             "out",
-            "tcp",
+            protocol,
             "dport",
             &port.to_string(),
             "numgen",

@@ -26,7 +26,10 @@ fn defaults_follow_the_contract() {
 fn udp_has_its_own_timeout_and_message_bounds() {
     let udp = |extra: &[&str]| config(&[&["--target", "mio", "--transport", "udp"][..], extra].concat());
     assert_eq!(udp(&[]).unwrap().reply_timeout(), Duration::from_secs(1));
-    assert_eq!(udp(&["--timeout", "3s"]).unwrap().reply_timeout(), Duration::from_secs(3));
+    assert_eq!(
+        udp(&["--timeout", "3s"]).unwrap().reply_timeout(),
+        Duration::from_secs(3)
+    );
     for (size, ok) in [("19", false), ("20", true), ("65507", true), ("65508", false)] {
         let r = udp(&["--msg-size", size]);
         assert_eq!(r.is_ok(), ok, "--msg-size {size}: {r:?}");

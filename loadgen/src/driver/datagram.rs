@@ -27,6 +27,8 @@ const PROBE: u64 = u64::MAX;
 const MAX_WINDOW: usize = 65_536;
 /// Lost sequence numbers remembered per connection, to tell a late reply from a duplicate.
 const LOST_MEMORY: usize = 1024;
+/// Most datagrams one connection keeps waiting outside its window (see [`Window::room`]).
+const MAX_PARKED: usize = 4096;
 
 /// Writes a header into `out[..HEADER]`.
 #[inline]
@@ -96,6 +98,8 @@ pub(super) struct Window {
     /// Highest sequence number answered so far (`None`: none yet).
     highest: Option<u64>,
     lost: VecDeque<u64>,
+    /// Datagrams still waiting for a reply whose slot the window needed: (seq, sent).
+    parked: Vec<(u64, u64)>,
 }
 
 /// What a reply turned out to be.
@@ -125,6 +129,7 @@ impl Window {
             depth,
             highest: None,
             lost: VecDeque::new(),
+            parked: Vec::new(),
         }
     }
 
@@ -145,14 +150,29 @@ impl Window {
         self.in_flight
     }
 
-    /// Whether datagram `seq` may go now; if so, since when its slot was free.
+    /// Whether datagram `seq` may go now; if so, since when its slot was free (0: not
+    /// known). A datagram still waiting in the slot (one that will be lost, or is very
+    /// slow) is parked outside the window rather than holding the connection back.
     #[inline]
     fn room(&mut self, seq: u64) -> Option<u64> {
         if self.in_flight >= self.depth {
             return None;
         }
         let slot = *self.slot(seq);
-        (slot.state == State::Resolved).then_some(slot.resolved_ns)
+        if slot.state == State::Resolved {
+            return Some(slot.resolved_ns);
+        }
+        if self.parked.len() >= MAX_PARKED {
+            return None; // thousands unanswered: let the timeout free them
+        }
+        self.parked.push((slot.seq, slot.sent_ns));
+        self.slot(seq).state = State::Resolved;
+        Some(0)
+    }
+
+    /// The lowest sequence number not resolved: every datagram below it is answered or lost.
+    fn unresolved_from(&self) -> u64 {
+        self.parked.iter().map(|p| p.0).fold(self.tail, u64::min)
     }
 
     /// Advances the tail past resolved datagrams.
@@ -174,6 +194,10 @@ impl Window {
             let sent = slot.sent_ns;
             return Reply::Fresh(sent, highest.is_some_and(|h| seq < h));
         }
+        if let Some(i) = self.parked.iter().position(|p| p.0 == seq) {
+            let (_, sent) = self.parked.swap_remove(i);
+            return Reply::Fresh(sent, highest.is_some_and(|h| seq < h));
+        }
         match self.lost.iter().position(|&l| l == seq) {
             Some(i) => {
                 self.lost.remove(i);
@@ -191,6 +215,16 @@ impl Window {
         self.tail = next;
         self.in_flight = 0;
         self.lost.clear();
+        self.parked.clear();
+    }
+
+    /// Counts datagram `seq` as lost (remembered, to tell a late reply from a duplicate).
+    fn lose(&mut self, seq: u64) {
+        self.in_flight -= 1;
+        if self.lost.len() == LOST_MEMORY {
+            self.lost.pop_front();
+        }
+        self.lost.push_back(seq);
     }
 }
 
@@ -212,13 +246,29 @@ impl Conn {
             let now = ctx.now_ns();
             write_header(&mut ctx.wbuf[..HEADER], seq, now, self.id);
             payload::fill(payload::key(self.id, seq), HEADER, &mut ctx.wbuf[HEADER..size]);
-            match io::Write::write(sock, &ctx.wbuf[..size]) {
-                Ok(_) => {}
+            let dropped = match io::Write::write(sock, &ctx.wbuf[..size]) {
+                Ok(_) => None,
                 // Send buffer full: WRITABLE comes when there is room.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue, // EINTR: retry
                 // ECONNREFUSED: an ICMP port unreachable came back, nobody serves the port.
-                Err(e) => return Err(classify(&e)),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Err(classify(&e)),
+                // The kernel dropped this one datagram (a firewall rule answers EPERM, a
+                // full device queue ENOBUFS): lost on the way out, counted below.
+                Err(e) => Some(e.raw_os_error()),
+            };
+            if let Some(errno) = dropped {
+                if ctx.in_window(now) {
+                    ctx.cur.counters.sent += 1;
+                    ctx.cur.counters.lost += 1;
+                    if let Some(errno) = errno {
+                        ctx.cur.counters.errnos.count(errno);
+                    }
+                }
+                self.send_seq += 1;
+                // Not in a loop: a send that keeps failing is tried again at the next
+                // event or scan, not spun on.
+                return Ok(());
             }
             *w.slot(seq) = Slot {
                 seq,
@@ -277,7 +327,7 @@ impl Conn {
                     w.in_flight -= 1;
                     w.highest = Some(w.highest.map_or(seq, |h| h.max(seq)));
                     w.advance(self.send_seq);
-                    self.recv_seq = w.tail;
+                    self.recv_seq = w.unresolved_from();
                     if !intact {
                         if ctx.in_window(sent) {
                             ctx.cur.counters.mismatches += 1;
@@ -300,6 +350,7 @@ impl Conn {
     /// slots (they are remembered, so a reply that comes after all counts as late).
     pub(super) fn expire_datagrams(&mut self, now_ns: u64, timeout_ns: u64, ctx: &mut Ctx) {
         let Some(w) = self.window.as_mut() else { return };
+        let mut lost_in_window = 0;
         while w.tail < self.send_seq {
             let tail = w.tail;
             let slot = w.slot(tail);
@@ -309,19 +360,24 @@ impl Conn {
                 }
                 slot.state = State::Resolved;
                 slot.resolved_ns = now_ns;
-                let sent = slot.sent_ns;
-                w.in_flight -= 1;
-                if ctx.in_window(sent) {
-                    ctx.cur.counters.lost += 1;
-                }
-                if w.lost.len() == LOST_MEMORY {
-                    w.lost.pop_front();
-                }
-                w.lost.push_back(tail);
+                lost_in_window += u64::from(ctx.in_window(slot.sent_ns));
+                w.lose(tail);
             }
             w.tail += 1;
         }
-        self.recv_seq = w.tail;
+        let mut i = 0;
+        while i < w.parked.len() {
+            let (seq, sent) = w.parked[i];
+            if now_ns.saturating_sub(sent) > timeout_ns {
+                w.parked.swap_remove(i);
+                lost_in_window += u64::from(ctx.in_window(sent));
+                w.lose(seq);
+            } else {
+                i += 1;
+            }
+        }
+        ctx.cur.counters.lost += lost_in_window;
+        self.recv_seq = w.unresolved_from();
     }
 }
 
@@ -370,8 +426,7 @@ mod tests {
         assert_eq!(w.tail(), 2);
         // 2 is given up as lost; its reply then is late, and a second one a duplicate.
         w.slot(2).state = State::Resolved;
-        w.in_flight -= 1;
-        w.lost.push_back(2);
+        w.lose(2);
         assert!(matches!(answer(&mut w, 2), Reply::Late));
         assert!(matches!(answer(&mut w, 2), Reply::Duplicate));
         assert!(matches!(answer(&mut w, 3), Reply::Fresh(30, false)));
@@ -391,7 +446,11 @@ mod tests {
             resolved_ns: 0,
             state: State::InFlight,
         };
-        assert_eq!(open.room(16), None, "slot 0 still holds datagram 0");
+        // Datagram 16 needs slot 0, where 0 still waits: 0 is parked, not in the way.
+        assert_eq!(open.room(16), Some(0));
+        assert_eq!(open.parked, vec![(0, 0)]);
+        assert!(matches!(open.classify(0), Reply::Fresh(0, false)));
+        assert!(open.parked.is_empty());
         assert!(window_slots(1, Some(1000.0), 1.0) >= 1000);
         assert_eq!(window_slots(4, None, 1.0), 16);
     }

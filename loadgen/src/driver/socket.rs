@@ -163,9 +163,11 @@ impl Write for Sock {
 
 fn send_probe(s: &mio::net::UdpSocket, id: u32, now_ns: u64) -> io::Result<()> {
     match s.send(&datagram::probe(id, now_ns)) {
-        // A full send buffer right after connect: the next probe (or the timeout) follows.
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-        other => other.map(drop),
+        // ECONNREFUSED: an earlier probe met a closed port (ICMP): the connect fails.
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Err(e),
+        // Any other failure (a full send buffer, a firewall's EPERM) loses this probe only:
+        // the next one follows (`reprobe`), within the connect timeout.
+        _ => Ok(()),
     }
 }
 

@@ -104,7 +104,7 @@ fn dispatch(socket: &UdpSocket, stop: &AtomicBool, mut guard: Guard, mut spawn: 
             continue;
         }
         let known = spawn.peers.lock().unwrap_or_else(|e| e.into_inner()).contains(&src);
-        if known || !spawn.peer_thread(src, &buf[..n]) {
+        if known || !spawn.peer_thread(socket, &mut guard, src, &buf[..n]) {
             // A failed send loses one datagram, as UDP may.
             let _ = socket.send_to(&buf[..n], src);
         }
@@ -114,7 +114,7 @@ fn dispatch(socket: &UdpSocket, stop: &AtomicBool, mut guard: Guard, mut spawn: 
 impl Spawn {
     /// Starts `src`'s thread, which echoes `first` and then serves the peer; false when it
     /// cannot (budget, socket or spawn failure), so the dispatcher echoes `first` itself.
-    fn peer_thread(&mut self, src: SocketAddr, first: &[u8]) -> bool {
+    fn peer_thread(&mut self, main: &UdpSocket, guard: &mut Guard, src: SocketAddr, first: &[u8]) -> bool {
         let live = self.peers.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
         if live >= self.budget {
             self.log.log(format_args!(
@@ -124,7 +124,7 @@ impl Spawn {
             return false;
         }
         let Some(local) = self.local else { return false };
-        let socket = match connected_socket(local, src, self.idle) {
+        let socket = match connected_socket(local, src, self.idle).and_then(|s| answer_strays(s, main, guard, src)) {
             Ok(s) => s,
             Err(e) => {
                 self.log.log(format_args!(
@@ -171,6 +171,31 @@ fn connected_socket(local: SocketAddr, peer: SocketAddr, idle: Duration) -> io::
     socket.connect(&peer.into())?;
     socket.set_read_timeout(Some(idle))?;
     Ok(socket.into())
+}
+
+/// Answers, through the main socket, the datagrams of other peers that reached the new
+/// socket in the instant between its bind and its connect: unconnected, it was one more
+/// member of the SO_REUSEPORT group and the kernel may have handed it any peer's datagram.
+/// After the connect only its peer's datagrams arrive, so draining once is enough.
+fn answer_strays(socket: UdpSocket, main: &UdpSocket, guard: &mut Guard, peer: SocketAddr) -> io::Result<UdpSocket> {
+    socket.set_nonblocking(true)?;
+    let mut buf = vec![0u8; DATAGRAM_BUF];
+    loop {
+        match socket.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                // The peer's own datagram (sent right after its first) is answered here too.
+                if from == peer || guard.admit(from) {
+                    // A failed send loses one datagram, as UDP may.
+                    let _ = main.send_to(&buf[..n], from);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break, // drained
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue, // EINTR: retry
+            Err(_) => break, // an error queued by a send (ICMP): nothing left to drain
+        }
+    }
+    socket.set_nonblocking(false)?;
+    Ok(socket)
 }
 
 /// Echoes the peer's datagrams until it is idle for the timeout or the server shuts the
