@@ -40,7 +40,7 @@ pub struct Point {
 /// One line of a chart: its name and points sorted by x.
 pub type Series = (String, Vec<Point>);
 
-/// Per series (target, plus rate or depth when they vary), the mean and standard
+/// Per series (target, plus transport, rate or depth when they are not the defaults), the mean and standard
 /// deviation of `column` at each connection count, over rows with `msg_size`.
 pub fn series(rows: &[Row], column: &str, msg_size: u64) -> Vec<Series> {
     let mut acc: BTreeMap<String, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
@@ -49,6 +49,10 @@ pub fn series(rows: &[Row], column: &str, msg_size: u64) -> Vec<Series> {
             continue;
         };
         let mut name = r.get("target").to_string();
+        // TCP over IPv4 is the default; UDP, Unix and IPv6 rows are their own lines.
+        if !matches!(r.get("transport"), "" | "tcp") {
+            name.push_str(&format!(" {}", r.get("transport")));
+        }
         if !r.get("rate").is_empty() {
             name.push_str(&format!(" @{} msg/s", r.get("rate")));
         }
@@ -235,9 +239,11 @@ mod tests {
     use super::*;
 
     fn row(target: &str, conns: u32, tput: f64) -> Row {
+        let (target, transport) = target.split_once(' ').unwrap_or((target, "tcp"));
         Row::new(
             [
                 ("target", target),
+                ("transport", transport),
                 ("conns", &conns.to_string()),
                 ("msg_size", "64"),
                 ("depth", "1"),
@@ -255,6 +261,7 @@ mod tests {
             row("mio", 10, 200.0),
             row("mio", 1, 50.0),
             row("tokio", 10, 80.0),
+            row("mio udp", 10, 70.0),
         ];
         let s = series(&rows, "throughput_msgs_s", 64);
         let pt = |x, y, sd, n| Point { x, y, sd, n };
@@ -265,6 +272,7 @@ mod tests {
                     "mio".to_string(),
                     vec![pt(1.0, 50.0, 0.0, 1), pt(10.0, 150.0, 50.0_f64.hypot(50.0), 2)]
                 ),
+                ("mio udp".to_string(), vec![pt(10.0, 70.0, 0.0, 1)]),
                 ("tokio".to_string(), vec![pt(10.0, 80.0, 0.0, 1)])
             ]
         );

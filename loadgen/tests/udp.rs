@@ -200,3 +200,71 @@ fn a_udp_message_smaller_than_its_header_is_refused() {
     assert!(err.contains("--msg-size") && err.contains("header"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn a_datagram_above_the_ethernet_mtu_is_warned_about() {
+    let out = run(&[
+        "--target",
+        "mio",
+        "--transport",
+        "udp",
+        "--msg-size",
+        "1473",
+        "--conns",
+        "2",
+        "--duration",
+        "200ms",
+        "--warmup",
+        "0s",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("WARNING") && text.contains("fragments"), "{text}");
+}
+
+#[test]
+fn sweep_compare_and_plot_take_udp_rows() {
+    let csv = temp_path("udp-sweep.csv");
+    let out = run(&[
+        "sweep",
+        "--targets",
+        "mio",
+        "--transport",
+        "tcp,udp",
+        "--conns",
+        "2",
+        "--duration",
+        "200ms",
+        "--warmup",
+        "0s",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let (_, rows) = read_csv(&csv);
+    let kinds: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["transport"].as_str(), r["lost"].as_str()))
+        .collect();
+    // UDP counts are numbers on the UDP row and empty on the TCP row.
+    assert_eq!(kinds, [("tcp", ""), ("udp", "0")]);
+    let out = run(&[
+        "compare",
+        csv.to_str().unwrap(),
+        "--by",
+        "transport",
+        "--baseline",
+        "tcp",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("udp"));
+    let svg = temp_path("udp-sweep.svg");
+    let out = run(&["plot", csv.to_str().unwrap(), "--out", svg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        std::fs::read_to_string(&svg).unwrap().contains("mio udp"),
+        "a UDP line of its own"
+    );
+}

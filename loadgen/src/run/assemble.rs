@@ -98,6 +98,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
             .then(|| verdict::unopened_verdict(cfg.my_conns(), conns_ok, &c))
             .flatten(),
         verdict::ports_verdict(&c),
+        cfg.is_udp().then(|| verdict::fragment_verdict(cfg.msg_size)).flatten(),
         verdict::backlog_verdict(p.listen_overflows, Percentiles::of(&connect).max_us),
         verdict::loss_verdict(if open { &p.total.raw } else { &p.total.latency }, p.tcp_retransmits),
         client_lag.and_then(|l| verdict::pacing_verdict(l.p99_us, latency.p99_us)),

@@ -22,6 +22,18 @@ pub(crate) fn status(conns_ok: usize, counters: &Counters, stopped_early: bool) 
     }
 }
 
+/// UDP: `Some(sentence)` when a datagram of `msg_size` bytes would be fragmented on a
+/// 1500-byte MTU (IPv4), which this run, on loopback's 64 KiB MTU, does not show.
+pub(crate) fn fragment_verdict(msg_size: usize) -> Option<String> {
+    (msg_size > crate::config::UDP_UNFRAGMENTED).then(|| {
+        format!(
+            "{msg_size} B datagrams exceed {} B: on a 1500-byte MTU they travel as IP fragments, and losing one \
+             fragment loses the datagram (loopback's MTU is 64 KiB: a run here does not show it)",
+            crate::config::UDP_UNFRAGMENTED
+        )
+    })
+}
+
 /// `Some(sentence)` when connects failed for want of ephemeral ports.
 pub(crate) fn ports_verdict(counters: &Counters) -> Option<String> {
     let n = counters.errnos.get(libc::EADDRNOTAVAIL);
