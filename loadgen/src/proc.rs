@@ -86,6 +86,21 @@ pub(crate) fn tcp_retransmits() -> Option<u64> {
     net_counter("/proc/net/snmp", "Tcp:", "RetransSegs")
 }
 
+/// Datagrams dropped on this machine (this network namespace) because a UDP socket's
+/// receive buffer was full: `Udp RcvbufErrors` plus `Udp6RcvbufErrors`.
+pub(crate) fn udp_rcvbuf_errors() -> Option<u64> {
+    let v4 = net_counter("/proc/net/snmp", "Udp:", "RcvbufErrors");
+    let v6 = std::fs::read_to_string("/proc/net/snmp6").ok().and_then(|t| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("Udp6RcvbufErrors"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    });
+    match (v4, v6) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+    }
+}
+
 /// One counter of a `/proc/net/{netstat,snmp}` table: a line of names, then one of values.
 fn net_counter(file: &str, table: &str, name: &str) -> Option<u64> {
     let text = std::fs::read_to_string(file).ok()?;

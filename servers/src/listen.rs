@@ -115,12 +115,18 @@ fn bind_tcp(
     Ok(socket.into())
 }
 
-/// SO_SNDBUF and SO_RCVBUF of a listener, which the connections it accepts inherit (the
-/// kernel doubles the value and applies its minimum).
-fn set_buffers(socket: &Socket, sock_buf: Option<usize>) -> io::Result<()> {
+/// SO_SNDBUF and SO_RCVBUF of a socket (a listener's connections inherit them; the kernel
+/// doubles the value and applies its minimum). With CAP_NET_ADMIN the FORCE variants go
+/// past `net.core.{w,r}mem_max` (a UDP server's queue needs that to hold a burst); without
+/// it the value is capped there.
+pub fn set_buffers(socket: &Socket, sock_buf: Option<usize>) -> io::Result<()> {
     if let Some(size) = sock_buf {
-        socket.set_send_buffer_size(size)?;
-        socket.set_recv_buffer_size(size)?;
+        if rustix::net::sockopt::set_socket_send_buffer_size_force(socket, size).is_err() {
+            socket.set_send_buffer_size(size)?; // EPERM: not privileged, take the cap
+        }
+        if rustix::net::sockopt::set_socket_recv_buffer_size_force(socket, size).is_err() {
+            socket.set_recv_buffer_size(size)?; // EPERM: not privileged, take the cap
+        }
     }
     Ok(())
 }

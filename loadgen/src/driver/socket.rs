@@ -44,10 +44,7 @@ impl Sock {
             ListenAddr::Udp(a) => (Domain::for_address(*a), SockAddr::from(*a), Type::DGRAM),
         };
         let socket = Socket::new(domain, kind.nonblocking().cloexec(), None)?;
-        if let Some(size) = sock_buf {
-            socket.set_send_buffer_size(size)?;
-            socket.set_recv_buffer_size(size)?;
-        }
+        servers::listen::set_buffers(&socket, sock_buf)?;
         if let Some(ip) = from {
             // Pick the port at connect time, not at bind: the (source, destination) pair
             // then decides uniqueness, so one source address is not capped at ~28k ports

@@ -124,10 +124,14 @@ pub fn render(r: &Report) -> String {
     if r.counters.conns_opened > 0 {
         let _ = writeln!(
             o,
-            "  churn      {} connections opened ({:.0}/s, closed with {}); connect p99.9 {}; first byte p50 {}  p99 {}  max {}",
+            "  churn      {} connections opened ({:.0}/s, {}); connect p99.9 {}; first byte p50 {}  p99 {}  max {}",
             r.counters.conns_opened,
             r.conn_rate_s,
-            r.close.to_uppercase(),
+            if r.transport.is_some_and(servers::Transport::is_datagram) {
+                "a new UDP socket each".to_string()
+            } else {
+                format!("closed with {}", r.close.to_uppercase())
+            },
             us(r.connect.p999_us),
             us(r.first_byte.p50_us),
             us(r.first_byte.p99_us),

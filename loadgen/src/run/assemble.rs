@@ -35,6 +35,8 @@ pub(super) struct Parts<'a> {
     pub(super) listen_overflows: u64,
     /// TCP segments retransmitted on this machine during the run (`RetransSegs`).
     pub(super) tcp_retransmits: u64,
+    /// Datagrams dropped by full UDP receive buffers on this machine during the run.
+    pub(super) udp_rcvbuf_drops: u64,
 }
 
 /// Builds the report.
@@ -99,6 +101,9 @@ pub(super) fn report(p: Parts<'_>) -> Report {
             .flatten(),
         verdict::ports_verdict(&c),
         cfg.is_udp().then(|| verdict::fragment_verdict(cfg.msg_size)).flatten(),
+        cfg.is_udp()
+            .then(|| verdict::rcvbuf_verdict(p.udp_rcvbuf_drops, c.lost))
+            .flatten(),
         verdict::backlog_verdict(p.listen_overflows, Percentiles::of(&connect).max_us),
         verdict::loss_verdict(if open { &p.total.raw } else { &p.total.latency }, p.tcp_retransmits),
         client_lag.and_then(|l| verdict::pacing_verdict(l.p99_us, latency.p99_us)),

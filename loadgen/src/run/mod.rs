@@ -80,6 +80,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     }
     let overflows_before = crate::proc::listen_overflows();
     let retransmits_before = crate::proc::tcp_retransmits();
+    let rcvbuf_before = crate::proc::udp_rcvbuf_errors();
     let (bind, note) = crate::ports::plan(cfg, &target.addr);
     if let Some(note) = note {
         eprintln!("{note}");
@@ -193,6 +194,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     };
     let listen_overflows = delta(overflows_before, crate::proc::listen_overflows());
     let tcp_retransmits = delta(retransmits_before, crate::proc::tcp_retransmits());
+    let udp_rcvbuf_drops = delta(rcvbuf_before, crate::proc::udp_rcvbuf_errors());
     let report = assemble::report(assemble::Parts {
         cfg,
         target: &target,
@@ -208,6 +210,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         stop_reason,
         listen_overflows,
         tcp_retransmits,
+        udp_rcvbuf_drops,
     });
     if let (Some(log), Some(offset)) = (hlog.as_mut(), offset) {
         // What merging shards needs besides the latency histograms: connect times and counts.

@@ -34,6 +34,19 @@ pub(crate) fn fragment_verdict(msg_size: usize) -> Option<String> {
     })
 }
 
+/// UDP: `Some(sentence)` when full socket receive buffers dropped datagrams on this
+/// machine during the run (`RcvbufErrors`), which is where `lost` datagrams went on
+/// loopback: the receiver's queue, the server's or the client's, not the network.
+pub(crate) fn rcvbuf_verdict(drops: u64, lost: u64) -> Option<String> {
+    (drops > 0).then(|| {
+        format!(
+            "{drops} datagrams were dropped by full socket receive buffers on this machine (Udp RcvbufErrors; \
+             {lost} counted lost): the receiver's queue overflowed, the server's or the client's. Fewer datagrams \
+             in flight, or a larger --sock-buf (capped by net.core.rmem_max), keeps them"
+        )
+    })
+}
+
 /// `Some(sentence)` when connects failed for want of ephemeral ports.
 pub(crate) fn ports_verdict(counters: &Counters) -> Option<String> {
     let n = counters.errnos.get(libc::EADDRNOTAVAIL);
