@@ -449,3 +449,16 @@ fn completions_and_man_page_are_generated() {
     assert!(String::from_utf8_lossy(&man.stdout).contains(".TH loadgen 1"));
     assert_eq!(run(&["completions", "tcsh"]).status.code(), Some(2));
 }
+
+#[test]
+fn the_uring_target_refuses_in_one_line_without_io_uring() {
+    let out = loadgen()
+        .args(["--target", "uring", "--duration", "200ms"])
+        .env(servers::uring::DISABLE_ENV, "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("io_uring"), "{err}");
+}

@@ -40,6 +40,7 @@ mod thread_per_conn;
 mod thread_pool;
 mod tokio_tasks;
 pub mod udp;
+pub mod uring;
 
 pub use addr::{ListenAddr, Transport};
 pub use budget::{thread_budget, ThreadBudget};

@@ -16,11 +16,19 @@ pub enum Model {
     Mio,
     /// A tokio task per connection (current-thread runtime for 1 thread, else multi-thread).
     Tokio,
+    /// An io_uring ring per thread: multishot accept and receive, provided buffers.
+    Uring,
 }
 
 impl Model {
     /// Every model, in the order reports list them.
-    pub const ALL: [Model; 4] = [Model::ThreadPerConn, Model::ThreadPool, Model::Mio, Model::Tokio];
+    pub const ALL: [Model; 5] = [
+        Model::ThreadPerConn,
+        Model::ThreadPool,
+        Model::Mio,
+        Model::Tokio,
+        Model::Uring,
+    ];
 
     /// The model's name as used on command lines and in reports.
     pub fn name(self) -> &'static str {
@@ -29,6 +37,7 @@ impl Model {
             Model::ThreadPool => "threadpool",
             Model::Mio => "mio",
             Model::Tokio => "tokio",
+            Model::Uring => "uring",
         }
     }
 
@@ -39,6 +48,9 @@ impl Model {
             Model::ThreadPool => "std blocking I/O, fixed worker pool (--threads, default 16); extra connections wait",
             Model::Mio => "mio edge-triggered event loop per thread (--threads, default 1, SO_REUSEPORT)",
             Model::Tokio => "tokio task per connection (--threads 1: current-thread runtime, N: N workers)",
+            Model::Uring => {
+                "io_uring ring per thread (--threads, default 1, SO_REUSEPORT): multishot accept/recv, provided buffers"
+            }
         }
     }
 
@@ -98,7 +110,7 @@ mod tests {
     fn unknown_model_lists_choices() {
         let err = "fibers".parse::<Model>().unwrap_err().to_string();
         assert!(
-            err.contains("fibers") && err.contains("thread-per-conn, threadpool, mio, tokio"),
+            err.contains("fibers") && err.contains("thread-per-conn, threadpool, mio, tokio, uring"),
             "{err}"
         );
     }

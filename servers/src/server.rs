@@ -9,7 +9,7 @@ use std::sync::Once;
 
 use crate::addr::ListenAddr;
 use crate::model::Model;
-use crate::{listen, mio_loop, thread_per_conn, thread_pool, tokio_tasks, udp};
+use crate::{listen, mio_loop, thread_per_conn, thread_pool, tokio_tasks, udp, uring};
 
 /// Default listen backlog: 4096, `net.core.somaxconn`'s default since Linux 5.4 (the kernel
 /// caps it there anyway). std's fixed 128, and 1024 too, overflow on a burst of 10k
@@ -85,7 +85,7 @@ impl ServerConfig {
     /// The thread count for `model`, with the model's default filled in.
     pub fn threads_for(&self, model: Model) -> usize {
         let default = match model {
-            Model::ThreadPerConn | Model::Mio | Model::Tokio => 1,
+            Model::ThreadPerConn | Model::Mio | Model::Tokio | Model::Uring => 1,
             Model::ThreadPool => DEFAULT_POOL_THREADS,
         };
         self.threads.unwrap_or(default).max(1)
@@ -168,6 +168,7 @@ pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
         Model::ThreadPool => Box::new(thread_pool::start(listeners, threads, config.stack_size)?),
         Model::Mio => Box::new(mio_loop::start(listeners)?),
         Model::Tokio => Box::new(tokio_tasks::start(listeners, threads)?),
+        Model::Uring => Box::new(uring::start_stream(listeners)?),
     };
     Ok(ServerHandle {
         local_addr,
@@ -179,7 +180,7 @@ pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
 /// kernel spread connections across them), one for everything else.
 fn listeners_for(model: Model, threads: usize) -> usize {
     match model {
-        Model::Mio => threads,
+        Model::Mio | Model::Uring => threads,
         _ => 1,
     }
 }

@@ -104,12 +104,13 @@ pub fn one_line(message: &str) -> String {
 }
 
 /// The exit code of a failed [`serve`]: 2 for a setting this machine cannot honour
-/// (`InvalidInput`, e.g. more pool threads than the thread budget), else 1.
+/// (`InvalidInput`, e.g. more pool threads than the thread budget), 3 for a model this
+/// kernel cannot run (`Unsupported`: io_uring missing or disabled), else 1.
 pub fn exit_code(e: &io::Error) -> u8 {
-    if e.kind() == io::ErrorKind::InvalidInput {
-        2
-    } else {
-        1
+    match e.kind() {
+        io::ErrorKind::InvalidInput => 2,
+        io::ErrorKind::Unsupported => 3,
+        _ => 1,
     }
 }
 

@@ -41,8 +41,9 @@ pub(crate) fn start(sockets: Vec<UdpSocket>, guard: GuardConfig) -> io::Result<M
         socket.set_nonblocking(true)?;
         let mut socket = mio::net::UdpSocket::from_std(socket);
         let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut socket, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+        // READABLE only: every send frees send-buffer space and would raise a WRITABLE edge,
+        // a second wake-up per datagram. WRITABLE is asked for only while a reply waits.
+        poll.registry().register(&mut socket, SOCKET, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
         let mut echo = Echo {
             socket,
@@ -88,7 +89,16 @@ impl Echo {
                 }
                 return Err(e);
             }
+            let waiting = self.pending.is_some();
             more = self.serve()?;
+            if waiting != self.pending.is_some() {
+                let interest = if self.pending.is_some() {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                poll.registry().reregister(&mut self.socket, SOCKET, interest)?;
+            }
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! | threadpool | N threads blocking in `recv_from` on one socket |
 //! | mio | one nonblocking SO_REUSEPORT socket per event loop |
 //! | tokio | one `UdpSocket` task per runtime worker, SO_REUSEPORT sockets |
+//! | uring | one SO_REUSEPORT socket per ring, 16 `recvmsg` in flight, each answered by `sendmsg` |
 //! | thread-per-conn | a dispatcher thread on the bound socket; each new peer gets a thread with its own socket connected to that peer on the same port; idle peers time out |
 //!
 //! Echo over UDP is a reflection vector (RFC 862; CVE-1999-0103, CVE-2024-2169): a spoofed
@@ -61,7 +62,7 @@ pub(crate) fn start(
         source_rate: config.source_rate,
     };
     let sockets = match model {
-        Model::Mio | Model::Tokio => threads,
+        Model::Mio | Model::Tokio | Model::Uring => threads,
         _ => 1,
     };
     let sockets = crate::listen::bind_udp(
@@ -76,6 +77,7 @@ pub(crate) fn start(
         Model::ThreadPerConn => Box::new(per_peer::start(sockets, config.stack_size, config.peer_idle, guard)?),
         Model::Mio => Box::new(mio_udp::start(sockets, guard)?),
         Model::Tokio => Box::new(tokio_udp::start(sockets, threads, guard)?),
+        Model::Uring => Box::new(crate::uring::start_udp(sockets, guard)?),
     };
     Ok((local, running))
 }

@@ -86,14 +86,18 @@ impl Client<'_> {
                 return self.fail(i, connect_failure(&e));
             }
         };
+        // A stream needs WRITABLE (the connect's end, a full send buffer). A UDP socket does
+        // not: every send would raise a WRITABLE edge (a wake-up per datagram for nothing);
+        // a send that found its buffer full is retried at the next event or scan.
+        let interest = if self.addr.is_udp() {
+            Interest::READABLE
+        } else {
+            Interest::READABLE | Interest::WRITABLE
+        };
         if self
             .poll
             .registry()
-            .register(
-                &mut SourceFd(&sock.fd()),
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )
+            .register(&mut SourceFd(&sock.fd()), Token(i), interest)
             .is_err()
         {
             self.conns[i].link = Link::Connecting { since: now };

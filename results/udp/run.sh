@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The four models over TCP and over UDP, side by side: 1/10/100 connections, 64 B, closed
+# loop, depth 1, 3 interleaved repeats (every model and transport of one configuration back
+# to back). Then one open-loop run per transport at a fixed rate for latency, and a
+# closed-loop run at 2000 connections that overflows a default receive buffer.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build --release -q
+L=target/release/loadgen
+out=results/udp
+rm -f $out/tcp-vs-udp.csv $out/open-loop.csv
+$L sweep --targets all --transport tcp,udp --conns 1,10,100 --repeat 3 --duration 3s --warmup 1s \
+  --csv $out/tcp-vs-udp.csv
+$L compare $out/tcp-vs-udp.csv --by transport --baseline tcp --metric throughput,p50,p99,server_cpu_us_per_msg \
+  --format markdown > $out/udp-vs-tcp.md
+$L plot $out/tcp-vs-udp.csv --out $out/tcp-vs-udp.svg
+for t in tcp udp; do
+  $L --target mio --transport $t --conns 100 --rate 20000 --duration 5s --warmup 1s --quiet \
+    --csv $out/open-loop.csv > $out/open-loop-$t.txt
+done
+$L --target mio --transport udp --conns 2000 --duration 3s --warmup 1s --quiet > $out/c2000-default-buffers.txt || true
+$L --target mio --transport udp --conns 2000 --duration 3s --warmup 1s --quiet --sock-buf 4000000 \
+  > $out/c2000-4MB-buffers.txt || true

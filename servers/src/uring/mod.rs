@@ -1,0 +1,275 @@
+//! The io_uring model: one ring per thread (`--threads N`, each with its own SO_REUSEPORT
+//! listener), a completion-driven loop with multishot accept, multishot receive into a
+//! provided-buffer ring, and echo sent straight from the received buffer ([`stream`]).
+//! Over UDP each thread keeps [`udp::SLOTS`] `recvmsg` operations in flight on its own
+//! SO_REUSEPORT socket and answers each with `sendmsg` ([`udp`]).
+//!
+//! Rings are created in their own thread with SINGLE_ISSUER and DEFER_TASKRUN (completion
+//! work runs when the loop asks for completions, not as interrupts to it) where the kernel
+//! has them (6.1+), else without. Where io_uring is missing or disabled
+//! (`kernel.io_uring_disabled`), [`available`] says why and the model refuses to start.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use io_uring::{opcode, squeue, types, IoUring};
+
+use crate::server::Running;
+use crate::stream::Listener;
+
+mod bufring;
+mod stream;
+pub(crate) mod udp;
+
+/// Submission queue entries per ring.
+const ENTRIES: u32 = 4096;
+
+/// What a completion is for (the top byte of its user data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Accept = 1,
+    Recv = 2,
+    Send = 3,
+    Wake = 4,
+    Timer = 5,
+    Cancel = 6,
+}
+
+/// User data of an operation: its kind, the generation of the connection it belongs to
+/// (so a completion for a closed connection whose slot was reused is recognised), and the
+/// connection's slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ud {
+    pub(crate) kind: Kind,
+    pub(crate) gen: u32,
+    pub(crate) index: usize,
+}
+
+impl Ud {
+    pub(crate) fn of(kind: Kind, gen: u32, index: usize) -> u64 {
+        Ud { kind, gen, index }.encode()
+    }
+
+    pub(crate) fn encode(self) -> u64 {
+        (self.kind as u64) << 56 | u64::from(self.gen & 0x00FF_FFFF) << 32 | (self.index as u64 & 0xFFFF_FFFF)
+    }
+
+    pub(crate) fn decode(ud: u64) -> Ud {
+        let kind = match ud >> 56 {
+            1 => Kind::Accept,
+            2 => Kind::Recv,
+            3 => Kind::Send,
+            4 => Kind::Wake,
+            5 => Kind::Timer,
+            _ => Kind::Cancel,
+        };
+        Ud {
+            kind,
+            gen: ((ud >> 32) & 0x00FF_FFFF) as u32,
+            index: (ud & 0xFFFF_FFFF) as usize,
+        }
+    }
+}
+
+/// A ring and the number of its operations still in flight, so a loop can end only when
+/// the kernel holds nothing of it (an operation keeps its socket open, and its port bound,
+/// until it completes).
+pub(crate) struct Ring {
+    io: IoUring,
+    inflight: usize,
+}
+
+impl Ring {
+    /// Queues `entry`, submitting first when the submission queue is full.
+    pub(crate) fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: every buffer an entry points to (pool buffers, the loop's own fields)
+            // outlives the operation: the loop owns them and drops them after the ring.
+            if unsafe { self.io.submission().push(entry) }.is_ok() {
+                self.inflight += 1;
+                return Ok(());
+            }
+            self.io.submit()?; // full: hand what is queued to the kernel, then retry
+        }
+    }
+
+    /// Submits what is queued and waits for at least one completion (at most `timeout`);
+    /// appends every completion as (user data, result, flags) to `out`.
+    pub(crate) fn wait(&mut self, out: &mut Vec<(u64, i32, u32)>, timeout: Option<&types::Timespec>) -> io::Result<()> {
+        let submitted = match timeout {
+            None => self.io.submit_and_wait(1),
+            Some(ts) => self
+                .io
+                .submitter()
+                .submit_with_args(1, &types::SubmitArgs::new().timespec(ts)),
+        };
+        match submitted {
+            Ok(_) => {}
+            // EINTR: a signal; EBUSY: completions must be reaped first; ETIME: the timeout.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::ETIME)) => {}
+            Err(e) => return Err(e),
+        }
+        let before = out.len();
+        out.extend(self.io.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+        // A multishot operation lives on while its completions say MORE.
+        self.inflight -= out[before..].iter().filter(|c| !io_uring::cqueue::more(c.2)).count();
+        Ok(())
+    }
+
+    /// Cancels everything in flight and waits (at most a second) until the kernel has
+    /// completed it all.
+    pub(crate) fn drain(&mut self) {
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+            .build()
+            .user_data(Ud::of(Kind::Cancel, 0, 0));
+        if self.push(&cancel).is_err() {
+            return;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let tick = types::Timespec::new().nsec(50_000_000);
+        let mut done = Vec::new();
+        while self.inflight > 0 && std::time::Instant::now() < deadline {
+            done.clear();
+            if self.wait(&mut done, Some(&tick)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A new ring: with SINGLE_ISSUER and DEFER_TASKRUN where the kernel has them.
+pub(crate) fn new_ring() -> io::Result<Ring> {
+    let io = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_cqsize(ENTRIES * 4)
+        .build(ENTRIES)
+        .or_else(|_| IoUring::builder().setup_cqsize(ENTRIES * 4).build(ENTRIES))?;
+    Ok(Ring { io, inflight: 0 })
+}
+
+/// Set (to anything) to make [`available`] say no, as on a kernel without io_uring: how the
+/// tests check the refusal on a machine that has it.
+pub const DISABLE_ENV: &str = "ECHO_BENCH_DISABLE_URING";
+
+/// Whether this kernel lets this process use io_uring; the error (`Unsupported`) says why
+/// not.
+pub fn available() -> io::Result<()> {
+    if std::env::var_os(DISABLE_ENV).is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("io_uring is unavailable: disabled by {DISABLE_ENV}"),
+        ));
+    }
+    match IoUring::new(2) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| s != "0");
+            let why = match disabled {
+                Some(v) => format!("io_uring is disabled here (kernel.io_uring_disabled = {v})"),
+                None => format!("this kernel does not offer io_uring ({e})"),
+            };
+            Err(io::Error::new(io::ErrorKind::Unsupported, why))
+        }
+    }
+}
+
+/// Running io_uring loops.
+pub(crate) struct UringServer {
+    stop: Arc<AtomicBool>,
+    loops: Vec<(OwnedFd, JoinHandle<()>)>,
+}
+
+/// Starts one ring per listener (streams) or per socket (UDP).
+pub(crate) fn start_stream(listeners: Vec<Listener>) -> io::Result<UringServer> {
+    available()?;
+    spawn_loops(listeners, |ring, listener, wake, stop| {
+        stream::StreamLoop::new(ring, listener, wake)?.run(stop)
+    })
+}
+
+/// Starts one ring per UDP socket.
+pub(crate) fn start_udp(sockets: Vec<std::net::UdpSocket>, guard: crate::udp::GuardConfig) -> io::Result<UringServer> {
+    available()?;
+    let n = sockets.len();
+    spawn_loops(sockets, move |ring, socket, wake, stop| {
+        udp::UdpLoop::new(ring, socket, wake, crate::udp::Guard::new(guard, n)).run(stop)
+    })
+}
+
+fn spawn_loops<T: Send + 'static>(
+    items: Vec<T>,
+    body: impl Fn(Ring, T, std::os::fd::RawFd, &AtomicBool) -> io::Result<()> + Send + Sync + Copy + 'static,
+) -> io::Result<UringServer> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut server = UringServer {
+        stop: Arc::clone(&stop),
+        loops: Vec::new(),
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        // SAFETY: eventfd has no memory preconditions; the result is checked.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let wake = unsafe { OwnedFd::from_raw_fd(raw) };
+        let wake_raw = wake.as_raw_fd();
+        let stop = Arc::clone(&stop);
+        // The ring is built inside its thread: SINGLE_ISSUER binds it to its creator.
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new().name(format!("uring-{i}")).spawn(move || {
+            let ring = match new_ring() {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            if let Err(e) = body(ring, item, wake_raw, &stop) {
+                eprintln!("echo-server: uring loop {i} failed: {e}");
+            }
+        });
+        match spawned.map(|t| (t, ready_rx.recv())) {
+            Ok((t, Ok(Ok(())))) => server.loops.push((wake, t)),
+            Ok((t, Ok(Err(e)))) => {
+                let _ = t.join();
+                Box::new(server).stop()?;
+                return Err(e);
+            }
+            Ok((t, Err(_))) => {
+                let _ = t.join();
+                Box::new(server).stop()?;
+                return Err(io::Error::other("uring loop thread ended before its ring was ready"));
+            }
+            Err(e) => {
+                Box::new(server).stop()?;
+                return Err(e);
+            }
+        }
+    }
+    Ok(server)
+}
+
+impl Running for UringServer {
+    fn stop(self: Box<Self>) -> io::Result<()> {
+        self.stop.store(true, Ordering::Release);
+        for (wake, _) in &self.loops {
+            // SAFETY: writing 8 bytes from a live local to our own eventfd.
+            unsafe {
+                libc::write(wake.as_raw_fd(), (&1u64 as *const u64).cast(), 8);
+            }
+        }
+        for (_, thread) in self.loops {
+            let _ = thread.join();
+        }
+        Ok(())
+    }
+}

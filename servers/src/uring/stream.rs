@@ -1,0 +1,322 @@
+//! One io_uring event loop over a stream listener (TCP or Unix): multishot accept,
+//! multishot receive into the provided-buffer ring, and echo straight from the received
+//! buffer (no copy), one send in flight per connection so bytes keep their order, the rest
+//! of a short send resubmitted. A buffer goes back to the pool once its bytes are sent.
+//!
+//! Memory is bounded by the pool ([`BUFFERS`] x [`BUF_LEN`]); a connection holding
+//! [`MAX_QUEUED`] unsent buffers (a peer that stops reading) has its receive cancelled
+//! until it drains, so one slow peer cannot take the whole pool. Accept errors follow the
+//! shared policy ([`AcceptPolicy`]): out of descriptors, accepting pauses (a timeout
+//! operation) instead of spinning.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use io_uring::{cqueue, opcode, squeue, types};
+use slab::Slab;
+
+use super::bufring::BufRing;
+use super::{Kind, Ring, Ud};
+use crate::accept::{AcceptAction, AcceptPolicy};
+use crate::stream::Listener;
+
+/// Buffers in the pool of one loop.
+const BUFFERS: u16 = 4096;
+/// Bytes per buffer.
+const BUF_LEN: usize = 4096;
+/// The buffer group of the pool.
+const BGID: u16 = 0;
+/// Unsent buffers a connection may hold before its receive is paused.
+const MAX_QUEUED: usize = 16;
+
+struct Conn {
+    fd: OwnedFd,
+    gen: u32,
+    /// A multishot receive is armed.
+    recv_armed: bool,
+    /// Its receive was cancelled because too much waits to be sent.
+    paused: bool,
+    /// The peer closed its side (or an error ended the receive): close once all is sent.
+    read_closed: bool,
+    /// A send is in flight (for the front of `queue`).
+    sending: bool,
+    /// Received buffers to echo: (buffer id, bytes already sent, length).
+    queue: VecDeque<(u16, usize, usize)>,
+}
+
+/// The loop's state.
+pub(super) struct StreamLoop {
+    ring: Ring,
+    bufs: BufRing,
+    listener: Listener,
+    conns: Slab<Conn>,
+    gen: u32,
+    policy: AcceptPolicy,
+    pause: types::Timespec,
+    wake_fd: RawFd,
+    wake_buf: Box<[u8; 8]>,
+    /// Connections whose receive ended for want of buffers (ENOBUFS): re-armed when some
+    /// come back.
+    starved: Vec<usize>,
+    /// Sends still in flight for connections closed meanwhile: (their user data, buffer),
+    /// so the buffer goes back only when the kernel is done with it.
+    orphans: Vec<(u64, u16)>,
+    tcp: bool,
+}
+
+impl StreamLoop {
+    /// A loop on `listener`, woken for shutdown through the eventfd `wake_fd`.
+    pub(super) fn new(ring: Ring, listener: Listener, wake_fd: RawFd) -> io::Result<StreamLoop> {
+        let bufs = BufRing::new(&ring.io, BUFFERS, BUF_LEN, BGID)?;
+        let tcp = matches!(listener, Listener::Tcp(_));
+        Ok(StreamLoop {
+            ring,
+            bufs,
+            listener,
+            conns: Slab::new(),
+            gen: 0,
+            policy: AcceptPolicy::default(),
+            pause: types::Timespec::new(),
+            wake_fd,
+            wake_buf: Box::new([0; 8]),
+            starved: Vec::new(),
+            orphans: Vec::new(),
+            tcp,
+        })
+    }
+
+    /// Serves until `stop` is set (and the eventfd written).
+    pub(super) fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
+        self.arm_accept()?;
+        self.arm_wake()?;
+        let mut done: Vec<(u64, i32, u32)> = Vec::with_capacity(1024);
+        while !stop.load(Ordering::Acquire) {
+            done.clear();
+            self.ring.wait(&mut done, None)?;
+            for &(ud, res, flags) in &done {
+                self.complete(Ud::decode(ud), res, flags)?;
+            }
+            if !self.starved.is_empty() {
+                for i in std::mem::take(&mut self.starved) {
+                    self.arm_recv(i)?;
+                }
+            }
+            self.bufs.publish();
+        }
+        // Every socket shut, every operation cancelled and completed: then the listener's
+        // port is free when this returns.
+        for (_, c) in &self.conns {
+            // SAFETY: shutting down a descriptor this loop owns (still open).
+            unsafe { libc::shutdown(c.fd.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+        self.ring.drain();
+        Ok(())
+    }
+
+    fn complete(&mut self, ud: Ud, res: i32, flags: u32) -> io::Result<()> {
+        match ud.kind {
+            Kind::Accept => self.accepted(res, flags),
+            Kind::Recv => self.received(ud, res, flags),
+            Kind::Send => self.sent(ud, res),
+            Kind::Timer => self.arm_accept(),    // the accept pause is over
+            Kind::Wake | Kind::Cancel => Ok(()), // the loop checks the stop flag
+        }
+    }
+
+    fn accepted(&mut self, res: i32, flags: u32) -> io::Result<()> {
+        if res >= 0 {
+            self.policy.accepted();
+            // SAFETY: a successful accept completion carries a new descriptor we now own.
+            let fd = unsafe { OwnedFd::from_raw_fd(res) };
+            if self.tcp {
+                // Without NODELAY, Nagle would hold small echoes back: latency, not correctness.
+                let _ = socket2::SockRef::from(&fd).set_nodelay(true);
+            }
+            self.gen = self.gen.wrapping_add(1);
+            let i = self.conns.insert(Conn {
+                fd,
+                gen: self.gen,
+                recv_armed: false,
+                paused: false,
+                read_closed: false,
+                sending: false,
+                queue: VecDeque::new(),
+            });
+            self.arm_recv(i)?;
+            if !cqueue::more(flags) {
+                self.arm_accept()?;
+            }
+            return Ok(());
+        }
+        match self.policy.on_error(&io::Error::from_raw_os_error(-res)) {
+            // Out of descriptors or memory: the multishot accept has ended; resume it after
+            // the back-off, not at once (the pending connection would fail again: a spin).
+            AcceptAction::Pause(d) if !cqueue::more(flags) => {
+                self.pause = types::Timespec::from(d);
+                let timeout = opcode::Timeout::new(&self.pause)
+                    .build()
+                    .user_data(Ud::of(Kind::Timer, 0, 0));
+                self.ring.push(&timeout)
+            }
+            _ if !cqueue::more(flags) => self.arm_accept(),
+            _ => Ok(()),
+        }
+    }
+
+    fn received(&mut self, ud: Ud, res: i32, flags: u32) -> io::Result<()> {
+        let bid = cqueue::buffer_select(flags);
+        let live = self.conns.get(ud.index).is_some_and(|c| c.gen == ud.gen);
+        if !live {
+            // A closed connection's last completion: only its buffer matters.
+            if let Some(bid) = bid {
+                self.bufs.give_back(bid);
+            }
+            return Ok(());
+        }
+        let more = cqueue::more(flags);
+        let conn = &mut self.conns[ud.index];
+        if !more {
+            conn.recv_armed = false;
+        }
+        match res {
+            n if n > 0 => {
+                let Some(bid) = bid else { return Ok(()) }; // data always comes in a buffer
+                conn.queue.push_back((bid, 0, n as usize));
+                if conn.queue.len() >= MAX_QUEUED && conn.recv_armed && !conn.paused {
+                    // The peer is not reading: stop taking buffers for it until it drains.
+                    conn.paused = true;
+                    let cancel = opcode::AsyncCancel::new(Ud::of(Kind::Recv, ud.gen, ud.index))
+                        .build()
+                        .user_data(Ud::of(Kind::Cancel, 0, 0));
+                    self.ring.push(&cancel)?;
+                }
+                self.send_next(ud.index)?;
+                if !more && !self.conns[ud.index].paused {
+                    self.arm_recv(ud.index)?; // the kernel ended the multishot: renew it
+                }
+            }
+            0 => {
+                // EOF: the peer shut its side; echo what is left, then close.
+                conn.read_closed = true;
+                self.close_if_done(ud.index);
+            }
+            e if -e == libc::ENOBUFS => {
+                // The pool ran dry: re-armed once this iteration has given buffers back.
+                if !more {
+                    self.starved.push(ud.index);
+                }
+            }
+            e if -e == libc::ECANCELED => {} // paused on purpose; re-armed when drained
+            _ => self.close(ud.index),       // reset or another error: this connection only
+        }
+        Ok(())
+    }
+
+    fn sent(&mut self, ud: Ud, res: i32) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(ud.index).filter(|c| c.gen == ud.gen) else {
+            // Closed meanwhile: the buffer this send read from can go back now.
+            if let Some(k) = self.orphans.iter().position(|&(u, _)| u == ud.encode()) {
+                let (_, bid) = self.orphans.swap_remove(k);
+                self.bufs.give_back(bid);
+            }
+            return Ok(());
+        };
+        conn.sending = false;
+        if res < 0 {
+            // EPIPE or ECONNRESET: the peer is gone; only this connection ends.
+            self.close(ud.index);
+            return Ok(());
+        }
+        let front = conn.queue.front_mut().expect("a send was in flight for the front");
+        front.1 += res as usize;
+        if front.1 >= front.2 {
+            let (bid, _, _) = conn.queue.pop_front().expect("front exists");
+            self.bufs.give_back(bid);
+        } // else a short send: the rest goes next
+        let conn = &mut self.conns[ud.index];
+        if conn.paused && conn.queue.len() < MAX_QUEUED / 2 {
+            conn.paused = false;
+            if !conn.recv_armed && !conn.read_closed {
+                self.arm_recv(ud.index)?;
+            }
+        }
+        self.send_next(ud.index)?;
+        self.close_if_done(ud.index);
+        Ok(())
+    }
+
+    /// Starts the send of the front buffer, unless one is in flight.
+    fn send_next(&mut self, i: usize) -> io::Result<()> {
+        let conn = &mut self.conns[i];
+        if conn.sending {
+            return Ok(());
+        }
+        let Some(&(bid, off, len)) = conn.queue.front() else {
+            return Ok(());
+        };
+        let bytes = self.bufs.bytes(bid, off, len);
+        let send = opcode::Send::new(types::Fd(conn.fd.as_raw_fd()), bytes.as_ptr(), bytes.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(Ud::of(Kind::Send, conn.gen, i));
+        conn.sending = true;
+        self.ring.push(&send)
+    }
+
+    fn arm_recv(&mut self, i: usize) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(i) else {
+            return Ok(());
+        };
+        if conn.recv_armed || conn.read_closed {
+            return Ok(());
+        }
+        conn.recv_armed = true;
+        let recv = opcode::RecvMulti::new(types::Fd(conn.fd.as_raw_fd()), BGID)
+            .build()
+            .user_data(Ud::of(Kind::Recv, conn.gen, i));
+        self.ring.push(&recv)
+    }
+
+    fn arm_accept(&mut self) -> io::Result<()> {
+        let accept = opcode::AcceptMulti::new(types::Fd(self.listener.as_raw_fd()))
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(Ud::of(Kind::Accept, 0, 0));
+        self.ring.push(&accept)
+    }
+
+    fn arm_wake(&mut self) -> io::Result<()> {
+        let read = opcode::Read::new(types::Fd(self.wake_fd), self.wake_buf.as_mut_ptr(), 8)
+            .build()
+            .flags(squeue::Flags::empty())
+            .user_data(Ud::of(Kind::Wake, 0, 0));
+        self.ring.push(&read)
+    }
+
+    fn close_if_done(&mut self, i: usize) {
+        let c = &self.conns[i];
+        if c.read_closed && c.queue.is_empty() && !c.sending {
+            self.close(i);
+        }
+    }
+
+    /// Closes connection `i`: its buffers go back, and a shutdown ends its armed receive
+    /// (an io_uring request holds the socket open until it completes).
+    fn close(&mut self, i: usize) {
+        let conn = self.conns.remove(i);
+        for (k, (bid, _, _)) in conn.queue.into_iter().enumerate() {
+            if k == 0 && conn.sending {
+                // The kernel may still read it: back when the send completes.
+                self.orphans.push((Ud::of(Kind::Send, conn.gen, i), bid));
+            } else {
+                self.bufs.give_back(bid);
+            }
+        }
+        // SAFETY: the descriptor is open (owned by `conn.fd`, closed when it drops below).
+        unsafe {
+            libc::shutdown(conn.fd.as_raw_fd(), libc::SHUT_RDWR);
+        }
+    }
+}
