@@ -182,6 +182,10 @@ pub struct LoadArgs {
     /// then sits in TIME_WAIT) or rst (SO_LINGER 0: no TIME_WAIT).
     #[arg(long, value_name = "fin|rst", default_value = "fin", value_parser = ["fin", "rst"])]
     pub close: String,
+    /// The client's I/O engine: epoll (a system call per send and receive) or uring
+    /// (io_uring: one system call per loop iteration for all of them; TCP and Unix).
+    #[arg(long, value_name = "ENGINE", default_value = "epoll", value_parser = ["epoll", "uring"])]
+    pub engine: String,
     /// How open-loop sends are timed: sleep (timer only), hybrid (timer, then spin for an
     /// adaptive margin before each send) or spin (busy: one core per client thread).
     #[arg(long, value_name = "MODE", default_value = "hybrid", value_parser = ["sleep", "hybrid", "spin"])]

@@ -182,6 +182,25 @@ impl std::str::FromStr for SockKind {
     }
 }
 
+/// The client driver's I/O engine (`--engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Readiness: mio (epoll), a system call per send and per receive.
+    Epoll,
+    /// Completion: io_uring, every send and receive of a loop iteration in one system call.
+    Uring,
+}
+
+impl Engine {
+    /// The name `--engine` takes and reports show.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Epoll => "epoll",
+            Engine::Uring => "uring",
+        }
+    }
+}
+
 /// What to put load on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetSpec {
@@ -221,6 +240,8 @@ pub struct RunConfig {
     pub timeout: Option<Duration>,
     /// The socket kind: with a spawned server, the one it serves; else the address's.
     pub transport: SockKind,
+    /// The client driver's I/O engine.
+    pub engine: Engine,
     /// Per-connect timeout.
     pub connect_timeout: Duration,
     /// Reporting interval.
@@ -335,6 +356,11 @@ impl RunConfig {
                 .as_deref()
                 .map(|t| positive_duration("--timeout", t))
                 .transpose()?,
+            engine: if load.engine == "uring" {
+                Engine::Uring
+            } else {
+                Engine::Epoll
+            },
             transport: match &target {
                 TargetSpec::Addr(a) => SockKind::of(a),
                 TargetSpec::Model(_) => SockKind::Tcp,
@@ -426,6 +452,18 @@ impl RunConfig {
                          number, send time, connection id) and {max} bytes"
                     ),
                 ));
+            }
+        }
+        if self.engine == Engine::Uring {
+            if self.is_udp() {
+                return Err(invalid(
+                    "--engine",
+                    "uring",
+                    "drives TCP and Unix streams; UDP runs on --engine epoll",
+                ));
+            }
+            if let Err(e) = servers::uring::available() {
+                return Err(Error::CannotRun(format!("--engine uring: {e}")));
             }
         }
         if let Some(r) = self.rate {

@@ -3,13 +3,14 @@
 //! per-thread context the connections share (buffers, the schedule, the interval being
 //! recorded), kept apart from them so both can be borrowed at once.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
 use super::datagram::Window;
 use super::socket::{classify, Sock};
+use super::uring_io::UringIo;
 use crate::payload;
 use crate::record::{Failure, Fault, Interval};
 use crate::schedule::Schedule;
@@ -60,6 +61,8 @@ pub(super) struct Ctx {
     pub(super) rbuf: Box<[u8]>,
     /// The thread's write buffer.
     pub(super) wbuf: Box<[u8]>,
+    /// `--engine uring`: the thread's ring (its sockets do their I/O through it).
+    pub(super) uring: Option<UringIo>,
 }
 
 impl Ctx {
@@ -198,7 +201,7 @@ impl Conn {
                 }
             }
             let now = ctx.now_ns();
-            let n = match sock.write(&ctx.wbuf[..len]) {
+            let n = match sock.send_bytes(&ctx.wbuf[..len], ctx.uring.as_mut()) {
                 Ok(0) => return Err(Fault::Other.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()), // send buffer full: wait for WRITABLE
@@ -247,7 +250,7 @@ impl Conn {
             let Some(sock) = self.sock.as_mut() else {
                 return Ok(());
             };
-            let n = match sock.read(&mut ctx.rbuf) {
+            let n = match sock.recv_bytes(&mut ctx.rbuf, ctx.uring.as_mut()) {
                 Ok(0) => return Err(Fault::Reset.into()), // the server closed the connection
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),

@@ -20,6 +20,7 @@ mod event_loop;
 mod pacer;
 mod socket;
 mod timer;
+mod uring_io;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};

@@ -15,6 +15,7 @@ use servers::ListenAddr;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::datagram;
+use super::uring_io::{UringIo, UringSock};
 use crate::record::{Failure, Fault};
 use crate::sys;
 
@@ -26,6 +27,8 @@ pub(super) enum Sock {
     Unix(mio::net::UnixStream),
     /// A connected UDP socket.
     Udp(mio::net::UdpSocket),
+    /// A stream socket driven by io_uring (`--engine uring`).
+    Uring(UringSock),
 }
 
 impl Sock {
@@ -72,6 +75,54 @@ impl Sock {
         })
     }
 
+    /// Hands a stream socket whose connect has started to the io_uring engine, as
+    /// connection `token`.
+    pub(super) fn into_uring(self, io: &mut UringIo, token: usize) -> io::Result<Sock> {
+        use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+        let raw = match self {
+            Sock::Tcp(s) => s.into_raw_fd(),
+            Sock::Unix(s) => s.into_raw_fd(),
+            other => return Ok(other), // UDP stays on epoll; a uring socket already is
+        };
+        // SAFETY: the descriptor was just released by its owner, and is owned here alone.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        io.adopt(fd, token).map(Sock::Uring)
+    }
+
+    /// TCP_NODELAY, where the socket is TCP (a no-op elsewhere).
+    pub(super) fn set_nodelay(&self) {
+        // Without NODELAY, Nagle would hold small messages back: latency, not correctness.
+        match self {
+            Sock::Tcp(s) => {
+                let _ = s.set_nodelay(true);
+            }
+            Sock::Uring(s) => {
+                let _ = socket2::SockRef::from(s.fd()).set_nodelay(true); // fails on Unix: fine
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes `data` (through the engine for a uring socket).
+    #[inline]
+    pub(super) fn send_bytes(&mut self, data: &[u8], io: Option<&mut UringIo>) -> io::Result<usize> {
+        match (self, io) {
+            (Sock::Uring(s), Some(io)) => s.write(data, io),
+            (Sock::Uring(_), None) => Err(io::Error::other("a uring socket without its ring")),
+            (other, _) => other.write(data),
+        }
+    }
+
+    /// Reads into `out` (through the engine for a uring socket).
+    #[inline]
+    pub(super) fn recv_bytes(&mut self, out: &mut [u8], io: Option<&mut UringIo>) -> io::Result<usize> {
+        match (self, io) {
+            (Sock::Uring(s), Some(io)) => s.read(out, io),
+            (Sock::Uring(_), None) => Err(io::Error::other("a uring socket without its ring")),
+            (other, _) => other.read(out),
+        }
+    }
+
     /// UDP, still connecting: sends the probe again (it or its echo may have been lost).
     pub(super) fn reprobe(&self, id: u32, now_ns: u64) -> io::Result<()> {
         match self {
@@ -85,6 +136,7 @@ impl Sock {
         let sock = match self {
             Sock::Tcp(s) => socket2::SockRef::from(s),
             Sock::Unix(s) => socket2::SockRef::from(s),
+            Sock::Uring(s) => socket2::SockRef::from(s.fd()),
             Sock::Udp(_) => return, // no connection to reset
         };
         // Fails only on a socket that is already gone: its close is moot then.
@@ -97,6 +149,7 @@ impl Sock {
             Sock::Tcp(s) => s.as_raw_fd(),
             Sock::Unix(s) => s.as_raw_fd(),
             Sock::Udp(s) => s.as_raw_fd(),
+            Sock::Uring(s) => s.fd().as_raw_fd(),
         }
     }
 
@@ -107,6 +160,10 @@ impl Sock {
         let (err, peer) = match self {
             Sock::Tcp(s) => (s.take_error(), s.peer_addr().map(drop)),
             Sock::Unix(s) => (s.take_error(), s.peer_addr().map(drop)),
+            Sock::Uring(s) => {
+                let r = socket2::SockRef::from(s.fd());
+                (r.take_error(), r.peer_addr().map(drop))
+            }
             Sock::Udp(s) => {
                 let mut buf = [0u8; datagram::HEADER + 1];
                 loop {
@@ -139,6 +196,7 @@ impl Read for Sock {
             Sock::Tcp(s) => s.read(buf),
             Sock::Unix(s) => s.read(buf),
             Sock::Udp(s) => s.recv(buf),
+            Sock::Uring(_) => Err(io::Error::other("a uring socket reads through its ring")),
         }
     }
 }
@@ -150,6 +208,7 @@ impl Write for Sock {
             Sock::Tcp(s) => s.write(buf),
             Sock::Unix(s) => s.write(buf),
             Sock::Udp(s) => s.send(buf),
+            Sock::Uring(_) => Err(io::Error::other("a uring socket writes through its ring")),
         }
     }
 

@@ -12,7 +12,7 @@ use io_uring::types::BufRingEntry;
 use io_uring::IoUring;
 
 /// The ring of buffer descriptors and the buffers it describes.
-pub(super) struct BufRing {
+pub struct BufRing {
     entries: NonNull<BufRingEntry>,
     layout: Layout,
     mask: u16,
@@ -27,7 +27,7 @@ unsafe impl Send for BufRing {}
 impl BufRing {
     /// `count` (a power of two, at most 32768) buffers of `buf_size` bytes, registered with
     /// `ring` as buffer group `bgid`, all handed to the kernel.
-    pub(super) fn new(ring: &IoUring, count: u16, buf_size: usize, bgid: u16) -> io::Result<BufRing> {
+    pub fn new(ring: &IoUring, count: u16, buf_size: usize, bgid: u16) -> io::Result<BufRing> {
         assert!(count.is_power_of_two(), "buffer count must be a power of two");
         let layout = Layout::from_size_align(usize::from(count) * size_of::<BufRingEntry>(), 4096)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -56,13 +56,13 @@ impl BufRing {
     }
 
     /// The first `len` bytes of buffer `bid`, from `off`.
-    pub(super) fn bytes(&self, bid: u16, off: usize, len: usize) -> &[u8] {
+    pub fn bytes(&self, bid: u16, off: usize, len: usize) -> &[u8] {
         let start = usize::from(bid) * self.buf_size;
         &self.bufs[start + off..start + len]
     }
 
     /// Returns buffer `bid` to the pool (visible to the kernel after [`publish`](Self::publish)).
-    pub(super) fn give_back(&mut self, bid: u16) {
+    pub fn give_back(&mut self, bid: u16) {
         let i = usize::from(self.tail & self.mask);
         // SAFETY: `i` is below the ring's entry count; the kernel only reads entries
         // between its head and the published tail, and this one is past the tail.
@@ -74,7 +74,7 @@ impl BufRing {
     }
 
     /// Makes the buffers given back so far visible to the kernel.
-    pub(super) fn publish(&self) {
+    pub fn publish(&self) {
         // SAFETY: the tail field lies in the first entry of the live descriptor ring; the
         // kernel reads it with acquire semantics, so a release store orders the entries.
         unsafe {

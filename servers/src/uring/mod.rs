@@ -21,6 +21,7 @@ use crate::server::Running;
 use crate::stream::Listener;
 
 mod bufring;
+pub use bufring::BufRing;
 mod stream;
 pub(crate) mod udp;
 
@@ -77,14 +78,14 @@ impl Ud {
 /// A ring and the number of its operations still in flight, so a loop can end only when
 /// the kernel holds nothing of it (an operation keeps its socket open, and its port bound,
 /// until it completes).
-pub(crate) struct Ring {
+pub struct Ring {
     io: IoUring,
     inflight: usize,
 }
 
 impl Ring {
     /// Queues `entry`, submitting first when the submission queue is full.
-    pub(crate) fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
+    pub fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
         loop {
             // SAFETY: every buffer an entry points to (pool buffers, the loop's own fields)
             // outlives the operation: the loop owns them and drops them after the ring.
@@ -98,7 +99,7 @@ impl Ring {
 
     /// Submits what is queued and waits for at least one completion (at most `timeout`);
     /// appends every completion as (user data, result, flags) to `out`.
-    pub(crate) fn wait(&mut self, out: &mut Vec<(u64, i32, u32)>, timeout: Option<&types::Timespec>) -> io::Result<()> {
+    pub fn wait(&mut self, out: &mut Vec<(u64, i32, u32)>, timeout: Option<&types::Timespec>) -> io::Result<()> {
         let submitted = match timeout {
             None => self.io.submit_and_wait(1),
             Some(ts) => self
@@ -119,9 +120,14 @@ impl Ring {
         Ok(())
     }
 
+    /// The ring itself.
+    pub fn io(&self) -> &IoUring {
+        &self.io
+    }
+
     /// Cancels everything in flight and waits (at most a second) until the kernel has
     /// completed it all.
-    pub(crate) fn drain(&mut self) {
+    pub fn drain(&mut self) {
         let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
             .build()
             .user_data(Ud::of(Kind::Cancel, 0, 0));
@@ -141,7 +147,7 @@ impl Ring {
 }
 
 /// A new ring: with SINGLE_ISSUER and DEFER_TASKRUN where the kernel has them.
-pub(crate) fn new_ring() -> io::Result<Ring> {
+pub fn new_ring() -> io::Result<Ring> {
     let io = IoUring::builder()
         .setup_single_issuer()
         .setup_defer_taskrun()

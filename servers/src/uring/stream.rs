@@ -69,7 +69,7 @@ pub(super) struct StreamLoop {
 impl StreamLoop {
     /// A loop on `listener`, woken for shutdown through the eventfd `wake_fd`.
     pub(super) fn new(ring: Ring, listener: Listener, wake_fd: RawFd) -> io::Result<StreamLoop> {
-        let bufs = BufRing::new(&ring.io, BUFFERS, BUF_LEN, BGID)?;
+        let bufs = BufRing::new(ring.io(), BUFFERS, BUF_LEN, BGID)?;
         let tcp = matches!(listener, Listener::Tcp(_));
         Ok(StreamLoop {
             ring,

@@ -94,16 +94,20 @@ impl Client<'_> {
         } else {
             Interest::READABLE | Interest::WRITABLE
         };
-        if self
-            .poll
-            .registry()
-            .register(&mut SourceFd(&sock.fd()), Token(i), interest)
-            .is_err()
-        {
+        let watched = match self.ctx.uring.as_mut() {
+            // io_uring: a poll operation says when the handshake is over.
+            Some(io) => sock.into_uring(io, i),
+            None => self
+                .poll
+                .registry()
+                .register(&mut SourceFd(&sock.fd()), Token(i), interest)
+                .map(|()| sock),
+        };
+        let Ok(sock) = watched else {
             self.conns[i].link = Link::Connecting { since: now };
             self.connecting += 1;
             return self.fail(i, Fault::Other.into());
-        }
+        };
         self.conns[i].sock = Some(sock);
         self.conns[i].link = Link::Connecting { since: now };
         self.connecting += 1;
@@ -129,9 +133,13 @@ impl Client<'_> {
         conn.tried = true;
         self.shared.up.fetch_add(1, Ordering::Relaxed);
         self.shared.connects.fetch_add(1, Ordering::Relaxed);
-        if let Some(Sock::Tcp(s)) = &conn.sock {
-            // Without NODELAY, Nagle would hold small messages back: latency, not correctness.
-            let _ = s.set_nodelay(true);
+        if let Some(sock) = conn.sock.as_mut() {
+            sock.set_nodelay();
+            if let (Sock::Uring(s), Some(io)) = (sock, self.ctx.uring.as_mut()) {
+                if let Err(e) = io.start(s) {
+                    return self.fail(i, connect_failure(&e));
+                }
+            }
         }
         self.connect_hist.saturating_record(since.elapsed().as_nanos() as u64);
         self.send(i);
@@ -142,13 +150,13 @@ impl Client<'_> {
     /// and reopens it at once (`--reconnect-every`) or returns its slot (`--conn-rate`).
     /// Not an error.
     pub(super) fn retire(&mut self, i: usize) {
-        let conn = &mut self.conns[i];
-        if let Some(sock) = conn.sock.take() {
-            let _ = self.poll.registry().deregister(&mut SourceFd(&sock.fd()));
+        if let Some(sock) = self.conns[i].sock.take() {
             if self.cfg.close == CloseMode::Rst {
                 sock.set_reset_on_close();
             }
+            self.close_sock(sock);
         }
+        let conn = &mut self.conns[i];
         self.shared.up.fetch_sub(1, Ordering::Relaxed);
         conn.read_closed = false;
         if let Some(w) = conn.window.as_mut() {
@@ -167,6 +175,17 @@ impl Client<'_> {
             self.connect(i, now);
         } else {
             self.waiting.push_back(i);
+        }
+    }
+
+    /// Closes a socket: out of the poller (epoll), or through the ring, which keeps it
+    /// until its operations have completed (io_uring).
+    pub(super) fn close_sock(&mut self, sock: Sock) {
+        match (sock, self.ctx.uring.as_mut()) {
+            (Sock::Uring(s), Some(io)) => io.close(s),
+            (sock, _) => {
+                let _ = self.poll.registry().deregister(&mut SourceFd(&sock.fd()));
+            }
         }
     }
 
@@ -195,8 +214,9 @@ impl Client<'_> {
             Link::Down { .. } | Link::Idle => {}
         }
         if let Some(sock) = conn.sock.take() {
-            let _ = self.poll.registry().deregister(&mut SourceFd(&sock.fd()));
+            self.close_sock(sock);
         }
+        let conn = &mut self.conns[i];
         // Messages in flight are lost; the stream restarts at the next sequence number.
         if conn.send_off > 0 {
             conn.send_seq += 1;

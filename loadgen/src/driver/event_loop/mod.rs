@@ -33,8 +33,9 @@ use super::conn::{Conn, Ctx, Link};
 use super::datagram::{self, Window};
 use super::pacer::{self, Pacer, Wait};
 use super::timer::Timer;
+use super::uring_io::{Ready, UringIo};
 use super::{connect_phase_limit, Shared, ThreadOutput, CONNECT_WINDOW};
-use crate::config::{Churn, RunConfig};
+use crate::config::{Churn, Engine, RunConfig};
 use crate::record::{new_histogram, Interval};
 use crate::schedule::{Arrivals, Schedule, ThreadSchedule};
 use crate::sys::thread_cpu;
@@ -83,6 +84,20 @@ pub(super) struct Client<'a> {
     waiting: VecDeque<usize>,
     /// Open loop: how the thread waits for its next send.
     pacer: Pacer,
+    /// What the last wait found ready (kept for its capacity).
+    ready: Vec<Ready>,
+}
+
+impl Drop for Client<'_> {
+    fn drop(&mut self) {
+        // io_uring: the kernel may still use a socket's buffers; the ring keeps each socket
+        // until its operations complete (and drains them all when it is dropped).
+        for i in 0..self.conns.len() {
+            if let Some(sock) = self.conns[i].sock.take() {
+                self.close_sock(sock);
+            }
+        }
+    }
 }
 
 impl<'a> Client<'a> {
@@ -129,12 +144,20 @@ impl<'a> Client<'a> {
             Vec::new()
         };
         let poll = Poll::new()?;
+        let mut uring = match cfg.engine {
+            Engine::Uring => Some(UringIo::new()?),
+            Engine::Epoll => None,
+        };
         let timer = if closed && arrivals.is_none() {
             None
         } else {
             let t = Timer::new()?;
-            poll.registry()
-                .register(&mut SourceFd(&t.fd()), TIMER, Interest::READABLE)?;
+            match uring.as_mut() {
+                Some(io) => io.watch_timer(t.fd(), TIMER.0)?,
+                None => poll
+                    .registry()
+                    .register(&mut SourceFd(&t.fd()), TIMER, Interest::READABLE)?,
+            }
             Some(t)
         };
         let warm_ns = cfg.warmup.as_nanos() as u64;
@@ -159,7 +182,9 @@ impl<'a> Client<'a> {
                 first_byte: new_histogram(),
                 rbuf: vec![0; BUF].into_boxed_slice(),
                 wbuf: vec![0; BUF.min(cfg.msg_size * depth).max(1)].into_boxed_slice(),
+                uring,
             },
+            ready: Vec::with_capacity(1024),
             walk: ThreadSchedule::new(schedule, conn_ids),
             timer,
             connecting: 0,
@@ -330,44 +355,61 @@ impl<'a> Client<'a> {
         }
     }
 
+    /// Waits for readiness (epoll) or completions (io_uring), at most `timeout`, and
+    /// serves what came.
     fn poll_once(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
-        if let Err(e) = self.poll.poll(events, timeout) {
-            // EINTR: a signal arrived; the caller's loop polls again.
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-        for event in events.iter() {
-            let token = event.token();
-            if token == TIMER {
-                if let Some(t) = &mut self.timer {
-                    t.clear();
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        if let Some(io) = self.ctx.uring.as_mut() {
+            io.wait(timeout.unwrap_or(SCAN_EVERY), &mut self.conns, &mut ready)?;
+        } else {
+            if let Err(e) = self.poll.poll(events, timeout) {
+                // EINTR: a signal arrived; the caller's loop polls again.
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
                 }
-                continue;
             }
-            let i = token.0;
-            match self.conns[i].link {
-                Link::Connecting { since } => self.finish_connect(i, since),
-                Link::Up => {
-                    if event.is_read_closed() || event.is_error() {
-                        self.conns[i].read_closed = true;
-                    }
-                    if event.is_readable() || event.is_read_closed() || event.is_error() {
-                        if let Err(failure) = self.conns[i].receive(&mut self.ctx) {
-                            self.fail(i, failure);
-                            continue;
-                        }
-                        if self.conns[i].life_over() {
-                            self.retire(i);
-                            continue;
-                        }
-                    }
-                    self.send(i);
-                }
-                Link::Down { .. } | Link::Idle => {} // stale event of a closed socket
-            }
+            ready.extend(events.iter().map(|e| Ready {
+                token: e.token().0,
+                readable: e.is_readable(),
+                writable: e.is_writable(),
+                closed: e.is_read_closed() || e.is_error(),
+            }));
         }
+        for r in &ready {
+            self.serve(*r);
+        }
+        self.ready = ready;
         Ok(())
+    }
+
+    /// Serves one connection that is ready (or the timer).
+    fn serve(&mut self, r: Ready) {
+        if r.token == TIMER.0 {
+            if let Some(t) = &mut self.timer {
+                t.clear();
+            }
+            return;
+        }
+        let i = r.token;
+        match self.conns[i].link {
+            Link::Connecting { since } => self.finish_connect(i, since),
+            Link::Up => {
+                if r.closed {
+                    self.conns[i].read_closed = true;
+                }
+                if r.readable || r.closed {
+                    if let Err(failure) = self.conns[i].receive(&mut self.ctx) {
+                        return self.fail(i, failure);
+                    }
+                    if self.conns[i].life_over() {
+                        return self.retire(i);
+                    }
+                }
+                self.send(i);
+            }
+            Link::Down { .. } | Link::Idle => {} // stale event of a closed socket
+        }
     }
 
     /// Sends what connection `i` may send now, if it is open and the load has begun.
