@@ -38,6 +38,21 @@ const WARM_UP: Duration = Duration::from_millis(500);
 /// Samples per benchmark.
 const SAMPLES: usize = 20;
 
+/// Every model this machine can run: uring only where io_uring is available (else it is
+/// skipped, and says why).
+fn runnable() -> Vec<Model> {
+    Model::ALL
+        .into_iter()
+        .filter(|&m| match (m, servers::uring::available()) {
+            (Model::Uring, Err(e)) => {
+                eprintln!("skipping the uring benchmarks: {e}");
+                false
+            }
+            _ => true,
+        })
+        .collect()
+}
+
 fn server(model: Model, conns: usize) -> ServerHandle {
     // The thread pool needs a worker per connection, or the extra connections wait.
     let threads = (model == Model::ThreadPool).then_some(conns.max(4));
@@ -68,7 +83,7 @@ fn round_trip(c: &mut Criterion) {
         .sample_size(SAMPLES);
     for size in ROUND_TRIP_SIZES {
         group.throughput(Throughput::Bytes(size as u64));
-        for model in Model::ALL {
+        for model in runnable() {
             let srv = server(model, 1);
             let mut conn = connect(&srv);
             let msg = vec![0xA5u8; size];
@@ -98,7 +113,7 @@ fn throughput(c: &mut Criterion) {
         .sample_size(SAMPLES);
     for conns in THROUGHPUT_CONNS {
         group.throughput(Throughput::Elements(conns as u64));
-        for model in Model::ALL {
+        for model in runnable() {
             let srv = server(model, conns);
             let mut clients: Vec<TcpStream> = (0..conns).map(|_| connect(&srv)).collect();
             let msg = [0x5Au8; THROUGHPUT_MSG];

@@ -33,6 +33,7 @@ fn shard_args(cfg: &RunConfig, own: &[String]) -> Vec<String> {
         a.push(value);
     };
     push("--conns", cfg.conns.to_string());
+    push("--engine", cfg.engine.name().to_string());
     push("--msg-size", cfg.msg_size.to_string());
     push("--depth", cfg.depth.to_string());
     if let Some(rate) = cfg.rate {

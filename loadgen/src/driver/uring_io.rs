@@ -262,7 +262,8 @@ impl UringIo {
             let more = cqueue::more(flags);
             if op == Some(Op::Timer) {
                 out.push(Ready {
-                    token,
+                    // The timer's own token: a connection's fits the user data, its may not.
+                    token: self.timer.map_or(token, |(_, t)| t),
                     readable: true,
                     writable: false,
                     closed: false,

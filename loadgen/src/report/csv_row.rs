@@ -3,7 +3,7 @@
 use super::Report;
 
 /// The header, in order. Readers match columns by name; new columns go at the end.
-pub const HEADER: [&str; 62] = [
+pub const HEADER: [&str; 63] = [
     "schema",
     "timestamp",
     "label",
@@ -66,6 +66,7 @@ pub const HEADER: [&str; 62] = [
     "late",
     "duplicates",
     "reordered",
+    "engine",
 ];
 
 fn f(v: f64, decimals: usize) -> String {
@@ -149,6 +150,7 @@ pub fn fields(r: &Report) -> [String; HEADER.len()] {
         udp(c.late),
         udp(c.duplicates),
         udp(c.reordered),
+        r.engine.clone(),
     ]
 }
 

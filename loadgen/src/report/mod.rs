@@ -236,6 +236,9 @@ pub struct Report {
     pub env: Environment,
     /// Client processes that made the run (`--procs`, or the shards merged).
     pub procs: u32,
+    /// The client driver's I/O engine (`epoll`, `uring`; empty when unknown, as in a merge).
+    #[serde(default)]
+    pub engine: String,
     /// This report's shard `I/N` (`--shard`), empty for a whole run.
     pub shard: Option<String>,
 }
@@ -288,6 +291,7 @@ impl Report {
             intervals: Vec::new(),
             env: Environment::detect(),
             procs: 1,
+            engine: String::new(),
             shard: None,
         }
     }

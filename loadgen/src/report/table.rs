@@ -47,10 +47,15 @@ pub fn render(r: &Report) -> String {
     };
     let _ = writeln!(
         o,
-        "{} at {} ({}): {} conns, {} B messages, depth {}, {}, {:.2} s measured after {:.2} s warmup",
+        "{} at {} ({}{}): {} conns, {} B messages, depth {}, {}, {:.2} s measured after {:.2} s warmup",
         r.target,
         r.addr,
         r.transport.map_or("?", servers::Transport::name),
+        if r.engine == "uring" {
+            ", client on io_uring"
+        } else {
+            ""
+        },
         r.conns,
         r.msg_size,
         r.depth,

@@ -179,6 +179,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
             .collect(),
         intervals: p.intervals,
         procs: 1,
+        engine: cfg.engine.name().to_string(),
         shard: (cfg.shard.count > 1).then(|| cfg.shard.to_string()),
         env: Environment {
             pin_server: cfg.pin_server.clone(),
