@@ -31,8 +31,31 @@ const BGID: u16 = 0;
 /// Unsent buffers a connection may hold before its receive is paused.
 const MAX_QUEUED: usize = 16;
 
+/// A connection's socket: a descriptor, or a slot of the ring's registered file table
+/// (the kernel then skips the descriptor lookup on every operation).
+enum Handle {
+    Fd(OwnedFd),
+    Fixed(u32),
+}
+
+/// Builds an operation on a [`Handle`], whichever kind it is.
+macro_rules! on {
+    ($handle:expr, |$t:ident| $build:expr) => {
+        match $handle {
+            Handle::Fd(fd) => {
+                let $t = types::Fd(fd.as_raw_fd());
+                $build
+            }
+            Handle::Fixed(i) => {
+                let $t = types::Fixed(*i);
+                $build
+            }
+        }
+    };
+}
+
 struct Conn {
-    fd: OwnedFd,
+    fd: Handle,
     gen: u32,
     /// A multishot receive is armed.
     recv_armed: bool,
@@ -63,14 +86,26 @@ pub(super) struct StreamLoop {
     /// Sends still in flight for connections closed meanwhile: (their user data, buffer),
     /// so the buffer goes back only when the kernel is done with it.
     orphans: Vec<(u64, u16)>,
-    tcp: bool,
+    /// Accepted sockets go straight into the registered file table.
+    fixed: bool,
 }
 
 impl StreamLoop {
     /// A loop on `listener`, woken for shutdown through the eventfd `wake_fd`.
     pub(super) fn new(ring: Ring, listener: Listener, wake_fd: RawFd) -> io::Result<StreamLoop> {
         let bufs = BufRing::new(ring.io(), BUFFERS, BUF_LEN, BGID)?;
-        let tcp = matches!(listener, Listener::Tcp(_));
+        if let Listener::Tcp(l) = &listener {
+            // Accepted sockets inherit TCP_NODELAY from the listener: no call per accept.
+            // Without it, Nagle would hold small echoes back (latency, not correctness).
+            socket2::SockRef::from(l).set_nodelay(true)?;
+        }
+        // A registered file table as large as the descriptor limit allows (the kernel caps
+        // it there): where the kernel has it, accepts fill it directly.
+        let table = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(65_536)
+            .min(65_536) as u32;
+        let fixed = ring.io().submitter().register_files_sparse(table).is_ok();
         Ok(StreamLoop {
             ring,
             bufs,
@@ -83,7 +118,7 @@ impl StreamLoop {
             wake_buf: Box::new([0; 8]),
             starved: Vec::new(),
             orphans: Vec::new(),
-            tcp,
+            fixed,
         })
     }
 
@@ -107,9 +142,9 @@ impl StreamLoop {
         }
         // Every socket shut, every operation cancelled and completed: then the listener's
         // port is free when this returns.
-        for (_, c) in &self.conns {
-            // SAFETY: shutting down a descriptor this loop owns (still open).
-            unsafe { libc::shutdown(c.fd.as_raw_fd(), libc::SHUT_RDWR) };
+        let open: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
+        for i in open {
+            self.close(i);
         }
         self.ring.drain();
         Ok(())
@@ -128,12 +163,12 @@ impl StreamLoop {
     fn accepted(&mut self, res: i32, flags: u32) -> io::Result<()> {
         if res >= 0 {
             self.policy.accepted();
-            // SAFETY: a successful accept completion carries a new descriptor we now own.
-            let fd = unsafe { OwnedFd::from_raw_fd(res) };
-            if self.tcp {
-                // Without NODELAY, Nagle would hold small echoes back: latency, not correctness.
-                let _ = socket2::SockRef::from(&fd).set_nodelay(true);
-            }
+            let fd = if self.fixed {
+                Handle::Fixed(res as u32) // the slot the kernel chose in the file table
+            } else {
+                // SAFETY: a successful accept completion carries a new descriptor we now own.
+                Handle::Fd(unsafe { OwnedFd::from_raw_fd(res) })
+            };
             self.gen = self.gen.wrapping_add(1);
             let i = self.conns.insert(Conn {
                 fd,
@@ -150,19 +185,21 @@ impl StreamLoop {
             }
             return Ok(());
         }
-        match self.policy.on_error(&io::Error::from_raw_os_error(-res)) {
-            // Out of descriptors or memory: the multishot accept has ended; resume it after
-            // the back-off, not at once (the pending connection would fail again: a spin).
-            AcceptAction::Pause(d) if !cqueue::more(flags) => {
-                self.pause = types::Timespec::from(d);
-                let timeout = opcode::Timeout::new(&self.pause)
-                    .build()
-                    .user_data(Ud::of(Kind::Timer, 0, 0));
-                self.ring.push(&timeout)
-            }
-            _ if !cqueue::more(flags) => self.arm_accept(),
-            _ => Ok(()),
+        if cqueue::more(flags) {
+            return Ok(()); // one connection failed; the multishot accept goes on
         }
+        // The multishot accept has ended. Out of descriptors or memory: resume it after the
+        // back-off, not at once (the pending connection would fail again: a spin). Any
+        // other error: after the shortest pause, so an error that persists cannot spin.
+        let pause = match self.policy.on_error(&io::Error::from_raw_os_error(-res)) {
+            AcceptAction::Pause(d) => d,
+            _ => crate::accept::BACKOFF_MIN,
+        };
+        self.pause = types::Timespec::from(pause);
+        let timeout = opcode::Timeout::new(&self.pause)
+            .build()
+            .user_data(Ud::of(Kind::Timer, 0, 0));
+        self.ring.push(&timeout)
     }
 
     fn received(&mut self, ud: Ud, res: i32, flags: u32) -> io::Result<()> {
@@ -257,10 +294,11 @@ impl StreamLoop {
             return Ok(());
         };
         let bytes = self.bufs.bytes(bid, off, len);
-        let send = opcode::Send::new(types::Fd(conn.fd.as_raw_fd()), bytes.as_ptr(), bytes.len() as u32)
+        let (ptr, len) = (bytes.as_ptr(), bytes.len() as u32);
+        let send = on!(&conn.fd, |t| opcode::Send::new(t, ptr, len)
             .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(Ud::of(Kind::Send, conn.gen, i));
+            .build())
+        .user_data(Ud::of(Kind::Send, conn.gen, i));
         conn.sending = true;
         self.ring.push(&send)
     }
@@ -273,15 +311,18 @@ impl StreamLoop {
             return Ok(());
         }
         conn.recv_armed = true;
-        let recv = opcode::RecvMulti::new(types::Fd(conn.fd.as_raw_fd()), BGID)
-            .build()
-            .user_data(Ud::of(Kind::Recv, conn.gen, i));
+        let recv =
+            on!(&conn.fd, |t| opcode::RecvMulti::new(t, BGID).build()).user_data(Ud::of(Kind::Recv, conn.gen, i));
         self.ring.push(&recv)
     }
 
     fn arm_accept(&mut self) -> io::Result<()> {
+        // Direct descriptors take no flags (the kernel refuses SOCK_CLOEXEC with EINVAL):
+        // they are not in the descriptor table, so exec cannot inherit them anyway.
+        let flags = if self.fixed { 0 } else { libc::SOCK_CLOEXEC };
         let accept = opcode::AcceptMulti::new(types::Fd(self.listener.as_raw_fd()))
-            .flags(libc::SOCK_CLOEXEC)
+            .allocate_file_index(self.fixed)
+            .flags(flags)
             .build()
             .user_data(Ud::of(Kind::Accept, 0, 0));
         self.ring.push(&accept)
@@ -314,9 +355,25 @@ impl StreamLoop {
                 self.bufs.give_back(bid);
             }
         }
-        // SAFETY: the descriptor is open (owned by `conn.fd`, closed when it drops below).
-        unsafe {
-            libc::shutdown(conn.fd.as_raw_fd(), libc::SHUT_RDWR);
+        match &conn.fd {
+            // SAFETY: the descriptor is open (owned by `conn.fd`, closed when it drops below).
+            Handle::Fd(fd) => unsafe {
+                libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR);
+            },
+            Handle::Fixed(slot) => {
+                // Its armed receive is cancelled (it holds the socket open), then the slot
+                // is freed; the socket closes with its last operation. Not a shutdown
+                // operation: the kernel runs that on a worker thread it starts for it.
+                // Failing to queue these (the ring is going away) leaves the slot to the
+                // ring's own teardown.
+                let done = Ud::of(Kind::Cancel, 0, 0);
+                if conn.recv_armed {
+                    let recv = Ud::of(Kind::Recv, conn.gen, i);
+                    let _ = self.ring.push(&opcode::AsyncCancel::new(recv).build().user_data(done));
+                }
+                let close = opcode::Close::new(types::Fixed(*slot)).build().user_data(done);
+                let _ = self.ring.push(&close);
+            }
         }
     }
 }

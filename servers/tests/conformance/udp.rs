@@ -37,12 +37,22 @@ pub(super) fn client(to: SocketAddr) -> UdpSocket {
     s
 }
 
+/// `recv`, again after EINTR (a signal meant for another test of this process).
+fn recv(s: &UdpSocket, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match s.recv(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Sends `payload` and returns the reply (one retry: loopback drops only on a full queue).
 pub(super) fn round_trip(s: &UdpSocket, payload: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; 70_000];
     for _ in 0..2 {
         s.send(payload).unwrap();
-        if let Ok(n) = s.recv(&mut buf) {
+        if let Ok(n) = recv(s, &mut buf) {
             buf.truncate(n);
             return buf;
         }
@@ -79,9 +89,7 @@ pub(super) fn udp_serves_many_peers(model: Model) {
         }
         for (p, s) in peers.iter().enumerate() {
             let mut buf = [0u8; 128];
-            let n = s
-                .recv(&mut buf)
-                .unwrap_or_else(|e| panic!("{model}: peer {p} round {round}: {e}"));
+            let n = recv(s, &mut buf).unwrap_or_else(|e| panic!("{model}: peer {p} round {round}: {e}"));
             assert_eq!(
                 &buf[..n],
                 &payload(p, round)[..],
