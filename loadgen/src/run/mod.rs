@@ -130,6 +130,8 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
             }
         }
         drop(tx);
+        // Spawned threads inherit the nice value: lowered only now, after them.
+        let _yield = sys::yield_to_client_threads();
         // The sampling below must not preempt client threads pinned to their own CPUs.
         let _off_client_cpus = cfg.pin_client.as_deref().and_then(sys::avoid_cpus);
         let mut seen = Observed {
