@@ -217,6 +217,17 @@ impl Interval {
         }
     }
 
+    /// Empties it, keeping its memory (for the next interval).
+    pub fn clear(&mut self) {
+        self.index = None;
+        self.latency.reset();
+        self.raw.reset();
+        self.send_lag.reset();
+        self.client_lag.reset();
+        self.backpressure.reset();
+        self.counters = Counters::default();
+    }
+
     /// Adds `other` into `self` (histograms merged exactly).
     pub fn merge(&mut self, other: &Interval) {
         // Both sides have the same bounds, so `add` cannot fail.

@@ -174,6 +174,45 @@ pub(crate) fn timerfd_clear(fd: impl AsFd) {
     let _ = rustix::io::read(fd, &mut buf);
 }
 
+/// Nice value of the thread that merges the client threads' intervals and samples the
+/// server while a run goes: lower priority than the client threads (0), so that on a busy
+/// core a client thread's timer wake-up preempts it at once instead of waiting out its
+/// slice (measured: sends 1-2 ms late at 50 msg/s while it merged an interval).
+const AGGREGATOR_NICE: i32 = 10;
+
+/// Lowers the calling thread's priority to [`AGGREGATOR_NICE`] until the guard is dropped
+/// (on Linux the nice value is per thread; best effort: unchanged where it could not be
+/// restored).
+pub(crate) fn yield_to_client_threads() -> NiceGuard {
+    // Only where the nice value can be raised back afterwards (root, or RLIMIT_NICE
+    // allowing it): else the next run's threads would inherit the lowered priority.
+    let ceiling = rustix::process::getrlimit(rustix::process::Resource::Nice)
+        .current
+        .map_or(i32::MIN, |n| 20 - n as i32);
+    let may_restore = |nice: i32| rustix::process::geteuid().is_root() || nice >= ceiling;
+    let before = rustix::process::getpriority_process(None)
+        .ok()
+        .filter(|&n| may_restore(n));
+    let lowered = before.is_some_and(|_| rustix::process::setpriority_process(None, AGGREGATOR_NICE).is_ok());
+    NiceGuard {
+        restore: before.filter(|_| lowered),
+    }
+}
+
+/// Restores the thread's nice value when dropped.
+pub(crate) struct NiceGuard {
+    restore: Option<i32>,
+}
+
+impl Drop for NiceGuard {
+    fn drop(&mut self) {
+        if let Some(nice) = self.restore {
+            // Checked possible before lowering (root or RLIMIT_NICE).
+            let _ = rustix::process::setpriority_process(None, nice);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,42 +239,5 @@ mod tests {
         let mut buf = [0u8; 8];
         assert_eq!(rustix::io::read(&fd, &mut buf).unwrap(), 8);
         timerfd_clear(&fd); // not expired again: EAGAIN, ignored
-    }
-}
-
-/// Nice value of the thread that merges the client threads' intervals and samples the
-/// server while a run goes: lower priority than the client threads (0), so that on a busy
-/// core a client thread's timer wake-up preempts it at once instead of waiting out its
-/// slice (measured: sends 1-2 ms late at 50 msg/s while it merged an interval).
-const AGGREGATOR_NICE: i32 = 10;
-
-/// Lowers the calling thread's priority to [`AGGREGATOR_NICE`] until the guard is dropped
-/// (on Linux the nice value is per thread; best effort: unchanged where it could not be
-/// restored).
-pub(crate) fn yield_to_client_threads() -> NiceGuard {
-    // Only where the nice value can be raised back afterwards (root, or RLIMIT_NICE
-    // allowing it): else the next run's threads would inherit the lowered priority.
-    let ceiling = rustix::process::getrlimit(rustix::process::Resource::Nice)
-        .current
-        .map_or(i32::MIN, |n| 20 - n as i32);
-    let may_restore = |nice: i32| rustix::process::geteuid().is_root() || nice >= ceiling;
-    let before = rustix::process::getpriority_process(None).ok().filter(|&n| may_restore(n));
-    let lowered = before.is_some_and(|_| rustix::process::setpriority_process(None, AGGREGATOR_NICE).is_ok());
-    NiceGuard {
-        restore: before.filter(|_| lowered),
-    }
-}
-
-/// Restores the thread's nice value when dropped.
-pub(crate) struct NiceGuard {
-    restore: Option<i32>,
-}
-
-impl Drop for NiceGuard {
-    fn drop(&mut self) {
-        if let Some(nice) = self.restore {
-            // Checked possible before lowering (root or RLIMIT_NICE).
-            let _ = rustix::process::setpriority_process(None, nice);
-        }
     }
 }

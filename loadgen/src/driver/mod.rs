@@ -65,6 +65,9 @@ pub(crate) struct Shared {
     pub(crate) connects: AtomicU64,
     /// `--start-at`: when the load must start.
     pub(crate) start_at: Option<Instant>,
+    /// Cleared intervals for the client threads to record the next one into: the main
+    /// thread refills it with the ones it has merged (see [`Shared::recycle`]).
+    pub(crate) blanks: Mutex<Vec<Interval>>,
 }
 
 impl Shared {
@@ -79,6 +82,18 @@ impl Shared {
             connect_failures: AtomicU64::new(0),
             connects: AtomicU64::new(0),
             start_at,
+            // Two per thread to begin with: the first boundaries need no allocation either.
+            blanks: Mutex::new((0..2 * threads).map(|_| Interval::new(None)).collect()),
+        }
+    }
+
+    /// Clears an interval the main thread has merged and keeps it for a client thread's
+    /// next one (at most a few per thread are kept).
+    pub(crate) fn recycle(&self, mut iv: Interval, threads: usize) {
+        let mut blanks = self.blanks.lock().unwrap_or_else(|e| e.into_inner());
+        if blanks.len() < 4 * threads {
+            iv.clear();
+            blanks.push(iv);
         }
     }
 }

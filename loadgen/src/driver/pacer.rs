@@ -22,8 +22,10 @@ use crate::config::Pacing;
 /// Smallest hybrid margin.
 pub(super) const MIN_MARGIN: Duration = Duration::from_micros(5);
 /// Largest hybrid margin: beyond it a late timer is cheaper than a spinning core that the
-/// server (sharing the machine) would miss.
-pub(super) const MAX_MARGIN: Duration = Duration::from_micros(100);
+/// server (sharing the machine) would miss. Reached only at low rates (a send gap of 3.3 ms
+/// or more, given [`SPIN_SHARE`]): at 50 msg/s a 100 µs ceiling left the sends whose timer
+/// woke 100-500 µs late (this VM's tail) late; 1 ms costs at most 5% of a core there.
+pub(super) const MAX_MARGIN: Duration = Duration::from_micros(1000);
 /// Hybrid margin before any wake-up was observed.
 const FIRST_MARGIN: Duration = Duration::from_micros(50);
 /// How much later than asked a poll timeout may end: epoll's timeout is in whole

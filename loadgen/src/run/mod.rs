@@ -144,7 +144,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         let progress = Progress::new(cfg);
         let log_offset = |start: Instant| start.saturating_duration_since(created) + cfg.warmup;
         loop {
-            drain(&rx, &mut seen.agg);
+            drain(&rx, &mut seen.agg, &shared, threads);
             complete_intervals(
                 &mut seen.agg,
                 hlog.as_mut(),
@@ -172,7 +172,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
                 Err(_) => seen.thread_error = Some("a client thread panicked".to_string()),
             }
         }
-        drain(&rx, &mut seen.agg);
+        drain(&rx, &mut seen.agg, &shared, threads);
         Ok(seen)
     })?;
     let (client_cpu_s, client_rss_kib, server_cost) = seen.cost.finish();
@@ -227,9 +227,10 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-fn drain(rx: &Receiver<Interval>, agg: &mut Aggregator) {
+fn drain(rx: &Receiver<Interval>, agg: &mut Aggregator, shared: &Shared, threads: usize) {
     for iv in rx.try_iter() {
         agg.add(&iv);
+        shared.recycle(iv, threads);
     }
 }
 
