@@ -63,6 +63,7 @@ pub(crate) fn start(
                 registry,
                 peers,
                 stop: Arc::clone(&stop),
+                guard,
                 log: RateLimitedLog::new(Duration::from_secs(1)),
             };
             dispatch(&socket, &stop, Guard::new(guard, 1), spawn);
@@ -85,6 +86,8 @@ struct Spawn {
     registry: Arc<Registry>,
     peers: Peers,
     stop: Arc<AtomicBool>,
+    /// Each peer thread checks its own datagrams too: they never pass the dispatcher.
+    guard: GuardConfig,
     log: RateLimitedLog,
 }
 
@@ -140,13 +143,16 @@ impl Spawn {
         self.peers.lock().unwrap_or_else(|e| e.into_inner()).insert(src);
         let peers = Arc::clone(&self.peers);
         let stop = Arc::clone(&self.stop);
+        // One source per thread: the whole per-source rate (with the dispatcher's share, a
+        // source can get at most twice `--source-rate` answered).
+        let peer_guard = Guard::new(self.guard, 1);
         let first = first.to_vec();
         let spawned = std::thread::Builder::new()
             .name("udp-peer".into())
             .stack_size(self.stack_size)
             .spawn(move || {
                 let _ = socket.send(&first);
-                serve_peer(&socket, &stop);
+                serve_peer(&socket, src, &stop, peer_guard);
                 peers.lock().unwrap_or_else(|e| e.into_inner()).remove(&src);
                 drop(entry); // leave the registry before `socket` closes
             });
@@ -200,11 +206,12 @@ fn answer_strays(socket: UdpSocket, main: &UdpSocket, guard: &mut Guard, peer: S
 
 /// Echoes the peer's datagrams until it is idle for the timeout or the server shuts the
 /// socket down (a receive of 0 bytes after shutdown; an empty datagram is echoed).
-fn serve_peer(socket: &UdpSocket, stop: &AtomicBool) {
+fn serve_peer(socket: &UdpSocket, peer: SocketAddr, stop: &AtomicBool, mut guard: Guard) {
     let mut buf = vec![0u8; DATAGRAM_BUF];
     loop {
         match socket.recv(&mut buf) {
             Ok(_) if stop.load(Ordering::Acquire) => return,
+            Ok(_) if !guard.admit(peer) => {} // over its rate: dropped
             Ok(n) => {
                 // A failed send loses one datagram, as UDP may.
                 let _ = socket.send(&buf[..n]);
