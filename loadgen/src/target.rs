@@ -181,13 +181,23 @@ fn probe_udp(addr: std::net::SocketAddr, timeout: Duration) -> std::io::Result<(
     let probe = [0u8; crate::driver::datagram::HEADER];
     let deadline = std::time::Instant::now() + timeout;
     let mut buf = [0u8; 64];
+    let refused = |e: &std::io::Error| e.kind() == std::io::ErrorKind::ConnectionRefused;
     while std::time::Instant::now() < deadline {
-        s.send(&probe)?;
+        match s.send(&probe) {
+            // Nobody at the port (an earlier probe's ICMP): fatal.
+            Err(e) if refused(&e) => return Err(e),
+            // Any other failure (a firewall's EPERM, no buffer) loses this probe only.
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            Ok(_) => {}
+        }
         match s.recv(&mut buf) {
             Ok(n) if buf[..n] == probe => return Ok(()),
             Ok(_) => {} // something else: not an echo of ours
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-            Err(e) => return Err(e),
+            Err(e) if refused(&e) => return Err(e),
+            Err(_) => {} // timed out (lost on the way) or interrupted: probe again
         }
     }
     Err(std::io::Error::new(
