@@ -199,6 +199,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     report.target = target.name.clone();
     report.transport = Some(target.addr.transport());
     report.conns = cfg.conns;
+    report.engine = cfg.engine.name().to_string();
     report.server = match &cfg.target {
         TargetSpec::Model(_) => server_cost,
         TargetSpec::Addr(_) => report.server,
