@@ -69,11 +69,18 @@ impl Pacer {
             // them only makes every one late; the thread is busy most of the gap anyway.
             gap.as_nanos() as u64
         } else {
-            ((gap.as_nanos() as f64 * SPIN_SHARE) as u64).clamp(MIN_MARGIN.as_nanos() as u64, MAX_MARGIN.as_nanos() as u64)
+            ((gap.as_nanos() as f64 * SPIN_SHARE) as u64)
+                .clamp(MIN_MARGIN.as_nanos() as u64, MAX_MARGIN.as_nanos() as u64)
+        };
+        // Low rates keep the whole margin from the start (see `woke`).
+        let first = if max_margin_ns >= MAX_MARGIN.as_nanos() as u64 {
+            max_margin_ns
+        } else {
+            (FIRST_MARGIN.as_nanos() as u64).min(max_margin_ns)
         };
         Pacer {
             mode,
-            margin_ns: (FIRST_MARGIN.as_nanos() as u64).min(max_margin_ns),
+            margin_ns: first,
             max_margin_ns,
             armed_for: None,
         }
@@ -120,7 +127,27 @@ impl Pacer {
         self.armed_for = None;
         let late = t - armed;
         let (lo, hi) = (MIN_MARGIN.as_nanos() as u64, self.max_margin_ns);
+        if hi >= MAX_MARGIN.as_nanos() as u64 {
+            // Low rates (sends 3.3 ms apart or more): the whole margin, always. Decaying it
+            // between the rare late wake-ups left the next one uncovered (measured at 50
+            // msg/s: sends 50-200 µs late); at these gaps it costs at most 30% of the time.
+            self.margin_ns = hi;
+            return;
+        }
         self.margin_ns = (self.margin_ns - self.margin_ns / 16).max(2 * late).clamp(lo, hi);
+    }
+
+    /// Whether its spins yield the core (see [`spin_until`]): `spin` always (it never
+    /// sleeps, so a server thread on its core needs the yields) and `hybrid` at high rates;
+    /// not `hybrid` at low rates (sends 3.3 ms apart or more), where it spins up to 1 ms
+    /// right before each send and a yield gave the core away for a whole slice (sends
+    /// 0.1-2 ms late at 50 msg/s) while there is little for anyone else to run.
+    pub(super) fn shares_core(&self) -> bool {
+        match self.mode {
+            Pacing::Spin => true,
+            Pacing::Hybrid => self.max_margin_ns < MAX_MARGIN.as_nanos() as u64,
+            Pacing::Sleep => false,
+        }
     }
 
     /// The hybrid margin now.
@@ -133,17 +160,18 @@ impl Pacer {
 /// Closer to the send time than this, spin without yielding.
 const YIELD_ABOVE_NS: u64 = 3_000;
 
-/// Spins on the clock until `now_ns()` reaches `until`, yielding the CPU while more than a
-/// few µs remain: a server thread that shares this core gets it (a yield costs well under
-/// a µs when nothing else wants the core).
+/// Spins on the clock until `now_ns()` reaches `until`. With `share_core`, yields the CPU
+/// while more than a few µs remain, so a server thread on this core gets it (see
+/// [`Pacer::shares_core`]); without it, it does not: a yield hands the core to any runnable
+/// thread for its whole slice.
 #[inline]
-pub(super) fn spin_until(until: u64, now_ns: impl Fn() -> u64) {
+pub(super) fn spin_until(until: u64, share_core: bool, now_ns: impl Fn() -> u64) {
     loop {
         let now = now_ns();
         if now >= until {
             return;
         }
-        if until - now > YIELD_ABOVE_NS {
+        if share_core && until - now > YIELD_ABOVE_NS {
             std::thread::yield_now();
         } else {
             std::hint::spin_loop();
@@ -160,7 +188,7 @@ mod tests {
     #[test]
     fn hybrid_sleeps_to_the_margin_then_spins_and_learns_the_lateness() {
         let mut timer = Timer::new().unwrap();
-        let mut p = Pacer::new(Pacing::Hybrid, Duration::from_millis(10));
+        let mut p = Pacer::new(Pacing::Hybrid, Duration::from_millis(1));
         assert_eq!(p.plan(0, Some(1_000_000), COARSE, Some(&mut timer)), Wait::Poll(COARSE));
         assert_eq!(p.armed_for, Some(1_000_000 - 50_000));
         assert_eq!(p.plan(0, Some(40_000), COARSE, Some(&mut timer)), Wait::Spin(40_000));
@@ -173,7 +201,19 @@ mod tests {
         assert_eq!(p.margin(), Duration::from_micros(75));
         p.armed_for = Some(1_000);
         p.woke(10_000_000);
+        assert_eq!(p.margin(), Duration::from_micros(300), "30% of the 1 ms gap at most");
+        assert!(p.shares_core());
+    }
+
+    #[test]
+    fn at_low_rates_hybrid_keeps_its_whole_margin_and_its_core() {
+        let mut p = Pacer::new(Pacing::Hybrid, Duration::from_millis(20));
         assert_eq!(p.margin(), MAX_MARGIN);
+        p.armed_for = Some(1_000);
+        p.woke(1_000); // on time: no decay at low rates
+        assert_eq!(p.margin(), MAX_MARGIN);
+        assert!(!p.shares_core());
+        assert!(Pacer::new(Pacing::Spin, Duration::from_millis(20)).shares_core());
     }
 
     #[test]

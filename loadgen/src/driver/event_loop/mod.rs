@@ -304,7 +304,7 @@ impl<'a> Client<'a> {
                     // spun between sends would never read them, and with --depth bounding
                     // what is in flight, sends would stop.
                     self.poll_once(events, Some(Duration::ZERO))?;
-                    pacer::spin_until(until, || self.ctx.now_ns());
+                    pacer::spin_until(until, self.pacer.shares_core(), || self.ctx.now_ns());
                 }
                 Wait::Poll(timeout) => {
                     self.poll_once(events, Some(timeout))?;
