@@ -33,10 +33,11 @@ const FIRST_CONN: usize = 2;
 /// Read/write rounds per connection per wake-up before it yields to the others.
 pub(crate) const MAX_ROUNDS: usize = 16;
 
-/// Running mio event loops.
+/// Running mio event loops (TCP/Unix here, UDP in `udp::mio_udp`): a stop flag, and each
+/// loop's waker and thread.
 pub(crate) struct MioServer {
-    stop: Arc<AtomicBool>,
-    loops: Vec<(Arc<Waker>, JoinHandle<()>)>,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) loops: Vec<(Arc<Waker>, JoinHandle<()>)>,
 }
 
 /// Starts one event loop per listener.

@@ -20,19 +20,25 @@ pub(crate) struct TokioServer {
     thread: JoinHandle<()>,
 }
 
-/// Starts the runtime and the accept loop on `listeners[0]`.
-pub(crate) fn start(mut listeners: Vec<Listener>, threads: usize) -> io::Result<TokioServer> {
-    let listener = listeners.swap_remove(0);
-    listener.set_nonblocking(true)?;
-    let runtime = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+/// The runtime of `threads` workers: the current-thread runtime for one, else the
+/// multi-thread one (TCP/Unix here, UDP in `udp::tokio_udp`).
+pub(crate) fn runtime(threads: usize) -> io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("tokio-worker")
             .enable_all()
-            .build()?
-    };
+            .build()
+    }
+}
+
+/// Starts the runtime and the accept loop on `listeners[0]`.
+pub(crate) fn start(mut listeners: Vec<Listener>, threads: usize) -> io::Result<TokioServer> {
+    let listener = listeners.swap_remove(0);
+    listener.set_nonblocking(true)?;
+    let runtime = runtime(threads)?;
     // Converting needs a runtime context (it registers with the reactor).
     let listener = {
         let _guard = runtime.enter();

@@ -10,12 +10,12 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::{Guard, GuardConfig, DATAGRAM_BUF};
+use crate::mio_loop::MioServer;
 use crate::server::Running;
 
 const SOCKET: Token = Token(0);
@@ -23,17 +23,11 @@ const WAKE: Token = Token(1);
 /// Datagrams per wake-up before the loop looks at its other events.
 const BATCH: usize = 256;
 
-/// Running mio UDP loops.
-pub(crate) struct MioUdp {
-    stop: Arc<AtomicBool>,
-    loops: Vec<(Arc<Waker>, JoinHandle<()>)>,
-}
-
 /// Starts one loop per socket.
-pub(crate) fn start(sockets: Vec<UdpSocket>, guard: GuardConfig) -> io::Result<MioUdp> {
+pub(crate) fn start(sockets: Vec<UdpSocket>, guard: GuardConfig) -> io::Result<MioServer> {
     let stop = Arc::new(AtomicBool::new(false));
     let threads = sockets.len();
-    let mut server = MioUdp {
+    let mut server = MioServer {
         stop: Arc::clone(&stop),
         loops: Vec::with_capacity(threads),
     };
@@ -145,18 +139,5 @@ impl Echo {
                 Err(_) => Ok(true),
             };
         }
-    }
-}
-
-impl Running for MioUdp {
-    fn stop(self: Box<Self>) -> io::Result<()> {
-        self.stop.store(true, Ordering::Release);
-        for (waker, _) in &self.loops {
-            let _ = waker.wake();
-        }
-        for (_, thread) in self.loops {
-            let _ = thread.join();
-        }
-        Ok(())
     }
 }

@@ -21,15 +21,7 @@ pub(crate) struct TokioUdp {
 
 /// Starts the runtime and one echo task per socket.
 pub(crate) fn start(sockets: Vec<UdpSocket>, threads: usize, guard: GuardConfig) -> io::Result<TokioUdp> {
-    let runtime = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("tokio-worker")
-            .enable_all()
-            .build()?
-    };
+    let runtime = crate::tokio_tasks::runtime(threads)?;
     let tasks = sockets.len();
     let sockets = {
         // Converting needs a runtime context (it registers with the reactor).
