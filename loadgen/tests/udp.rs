@@ -268,3 +268,41 @@ fn sweep_compare_and_plot_take_udp_rows() {
         "a UDP line of its own"
     );
 }
+
+#[test]
+fn a_udp_server_that_dies_mid_run_ends_the_run_with_what_it_measured() {
+    let server = python_server("plain");
+    let addr = udp_addr(&server);
+    let pid = server.pid();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        signal(pid, Signal::KILL);
+        server // dropped here: already dead
+    });
+    let t = Instant::now();
+    let (code, row) = run_for_row(
+        "udp-dies.csv",
+        &[
+            "--addr",
+            &addr,
+            "--conns",
+            "10",
+            "--duration",
+            "10s",
+            "--warmup",
+            "0s",
+            "--connect-timeout",
+            "1s",
+        ],
+    );
+    drop(killer.join());
+    // Its port then answers ICMP: resets, the run stops early and keeps what it measured.
+    assert_eq!(code, Some(1), "{row:?}");
+    assert_eq!(row["status"], "partial", "{row:?}");
+    assert!(
+        num(&row, "resets") > 0.0,
+        "ICMP port unreachable counts as the server's reset: {row:?}"
+    );
+    assert!(num(&row, "msgs") > 0.0, "{row:?}");
+    assert!(t.elapsed() < Duration::from_secs(12), "took {:?}", t.elapsed());
+}

@@ -56,6 +56,20 @@ impl Registry {
         }
     }
 
+    /// Shuts every connection down and waits (at most 900 ms) for their threads to leave;
+    /// `TimedOut` naming `what` when they did not.
+    pub(crate) fn shut_down(&self, what: &str) -> std::io::Result<()> {
+        self.close_all();
+        if self.wait_empty(Duration::from_millis(900)) {
+            Ok(())
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("{what} threads did not finish within 900 ms"),
+            ))
+        }
+    }
+
     /// Waits until every connection has left, at most `timeout`. Returns whether it emptied.
     pub(crate) fn wait_empty(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;

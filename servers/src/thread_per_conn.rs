@@ -79,14 +79,6 @@ pub(crate) fn start(mut listeners: Vec<Listener>, stack_size: usize) -> io::Resu
 impl Running for ThreadPerConn {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.acceptor.stop();
-        self.registry.close_all();
-        if self.registry.wait_empty(Duration::from_millis(900)) {
-            Ok(())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connection threads did not finish within 900 ms",
-            ))
-        }
+        self.registry.shut_down("connection")
     }
 }

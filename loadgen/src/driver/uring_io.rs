@@ -44,11 +44,12 @@ enum Op {
 }
 
 fn ud(op: Op, id: u32, token: usize) -> u64 {
-    (op as u64) << 56 | u64::from(id & 0x00FF_FFFF) << 32 | (token as u64 & 0xFFFF_FFFF)
+    servers::uring::pack(op as u8, id, token)
 }
 
 fn decode(ud: u64) -> (Option<Op>, u32, usize) {
-    let op = match ud >> 56 {
+    let (op, id, token) = servers::uring::unpack(ud);
+    let op = match op {
         1 => Some(Op::Recv),
         2 => Some(Op::Send),
         3 => Some(Op::Connect),
@@ -56,7 +57,7 @@ fn decode(ud: u64) -> (Option<Op>, u32, usize) {
         5 => Some(Op::Cancel),
         _ => None,
     };
-    (op, ((ud >> 32) & 0x00FF_FFFF) as u32, (ud & 0xFFFF_FFFF) as usize)
+    (op, id, token)
 }
 
 /// Connection `token`'s socket, if it is a uring one.

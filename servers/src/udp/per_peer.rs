@@ -229,14 +229,6 @@ impl Running for PerPeer {
         self.stop.store(true, Ordering::Release);
         pool::wake_all(&self.socket);
         let _ = self.dispatcher.join();
-        self.registry.close_all();
-        if self.registry.wait_empty(Duration::from_millis(900)) {
-            Ok(())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "peer threads did not finish within 900 ms",
-            ))
-        }
+        self.registry.shut_down("peer")
     }
 }

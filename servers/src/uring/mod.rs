@@ -39,6 +39,22 @@ pub(crate) enum Kind {
     Cancel = 6,
 }
 
+/// Packs an operation's user data: a kind (top byte), a generation (24 bits: a completion
+/// for a closed connection whose slot was reused is told apart) and a slot (32 bits). The
+/// server's loops and loadgen's io_uring engine both use it, with kinds of their own.
+pub fn pack(kind: u8, gen: u32, index: usize) -> u64 {
+    u64::from(kind) << 56 | u64::from(gen & 0x00FF_FFFF) << 32 | (index as u64 & 0xFFFF_FFFF)
+}
+
+/// The (kind, generation, slot) [`pack`] put in.
+pub fn unpack(ud: u64) -> (u8, u32, usize) {
+    (
+        (ud >> 56) as u8,
+        ((ud >> 32) & 0x00FF_FFFF) as u32,
+        (ud & 0xFFFF_FFFF) as usize,
+    )
+}
+
 /// User data of an operation: its kind, the generation of the connection it belongs to
 /// (so a completion for a closed connection whose slot was reused is recognised), and the
 /// connection's slot.
@@ -55,11 +71,12 @@ impl Ud {
     }
 
     pub(crate) fn encode(self) -> u64 {
-        (self.kind as u64) << 56 | u64::from(self.gen & 0x00FF_FFFF) << 32 | (self.index as u64 & 0xFFFF_FFFF)
+        pack(self.kind as u8, self.gen, self.index)
     }
 
     pub(crate) fn decode(ud: u64) -> Ud {
-        let kind = match ud >> 56 {
+        let (kind, gen, index) = unpack(ud);
+        let kind = match kind {
             1 => Kind::Accept,
             2 => Kind::Recv,
             3 => Kind::Send,
@@ -67,11 +84,7 @@ impl Ud {
             5 => Kind::Timer,
             _ => Kind::Cancel,
         };
-        Ud {
-            kind,
-            gen: ((ud >> 32) & 0x00FF_FFFF) as u32,
-            index: (ud & 0xFFFF_FFFF) as usize,
-        }
+        Ud { kind, gen, index }
     }
 }
 
@@ -277,5 +290,28 @@ impl Running for UringServer {
             let _ = thread.join();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_data_round_trips_and_masks_its_fields() {
+        assert_eq!(unpack(pack(3, 0x12_3456, 7)), (3, 0x12_3456, 7));
+        assert_eq!(
+            unpack(pack(255, u32::MAX, u32::MAX as usize)),
+            (255, 0xFF_FFFF, u32::MAX as usize)
+        );
+        let ud = Ud::of(Kind::Send, 9, 42);
+        assert_eq!(
+            Ud::decode(ud),
+            Ud {
+                kind: Kind::Send,
+                gen: 9,
+                index: 42
+            }
+        );
     }
 }
