@@ -152,19 +152,27 @@ pub(crate) fn timerfd() -> io::Result<OwnedFd> {
     .map_err(io::Error::from)
 }
 
-/// Arms `fd` to fire once, `after` from now (zero would disarm it: at least 1 ns).
-pub(crate) fn timerfd_arm(fd: impl AsFd, after: Duration) -> io::Result<()> {
-    let after = after.max(Duration::from_nanos(1));
+/// Arms `fd` to fire once at `at` on the monotonic clock (an absolute time: how long the
+/// caller took since it read the clock does not make the wake-up later). Zero would disarm
+/// it: at least 1 ns.
+pub(crate) fn timerfd_arm_at(fd: impl AsFd, at: Duration) -> io::Result<()> {
+    let at = at.max(Duration::from_nanos(1));
     let spec = Itimerspec {
         it_interval: Timespec { tv_sec: 0, tv_nsec: 0 },
         it_value: Timespec {
-            tv_sec: after.as_secs() as _,
-            tv_nsec: after.subsec_nanos() as _,
+            tv_sec: at.as_secs() as _,
+            tv_nsec: at.subsec_nanos() as _,
         },
     };
-    rustix::time::timerfd_settime(fd, TimerfdTimerFlags::empty(), &spec)
+    rustix::time::timerfd_settime(fd, TimerfdTimerFlags::ABSTIME, &spec)
         .map(drop)
         .map_err(io::Error::from)
+}
+
+/// The monotonic clock now (the clock `Instant` and the timerfds read).
+pub(crate) fn monotonic_now() -> Duration {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Reads a timerfd's expiry count, clearing its readiness. EAGAIN (not expired) is fine.
@@ -232,11 +240,13 @@ mod tests {
     }
 
     #[test]
-    fn a_timerfd_fires() {
+    fn a_timerfd_fires_at_its_absolute_time() {
         let fd = timerfd().unwrap();
-        timerfd_arm(&fd, Duration::from_micros(100)).unwrap();
-        std::thread::sleep(Duration::from_millis(5));
         let mut buf = [0u8; 8];
+        timerfd_arm_at(&fd, monotonic_now() + Duration::from_secs(60)).unwrap();
+        assert!(rustix::io::read(&fd, &mut buf).is_err(), "a minute ahead: not yet");
+        timerfd_arm_at(&fd, monotonic_now() + Duration::from_micros(100)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
         assert_eq!(rustix::io::read(&fd, &mut buf).unwrap(), 8);
         timerfd_clear(&fd); // not expired again: EAGAIN, ignored
     }

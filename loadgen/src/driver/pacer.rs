@@ -114,7 +114,7 @@ impl Pacer {
     }
 
     fn arm(&mut self, timer: &mut Timer, t: u64, after: u64) {
-        timer.arm(t, Duration::from_nanos(after));
+        timer.arm(t, t + after);
         self.armed_for = Some(t + after);
     }
 

@@ -86,6 +86,9 @@ pub(super) struct Client<'a> {
     pacer: Pacer,
     /// What the last wait found ready (kept for its capacity).
     ready: Vec<Ready>,
+    /// Open loop (a message schedule, not `--conn-rate`): when the next send is due (ns
+    /// after the start), so that serving a batch of replies does not hold it back.
+    next_send: Option<u64>,
 }
 
 impl Drop for Client<'_> {
@@ -185,6 +188,7 @@ impl<'a> Client<'a> {
                 uring,
             },
             ready: Vec::with_capacity(1024),
+            next_send: None,
             walk: ThreadSchedule::new(schedule, conn_ids),
             timer,
             connecting: 0,
@@ -217,6 +221,9 @@ impl<'a> Client<'a> {
             }
             None => Instant::now(),
         });
+        if let Some(timer) = self.timer.as_mut() {
+            timer.set_start(self.ctx.start);
+        }
         self.ctx.sending = true;
         for i in 0..self.conns.len() {
             self.send(i);
@@ -274,6 +281,7 @@ impl<'a> Client<'a> {
                     return Ok(());
                 }
                 self.ctx.sending = false;
+                self.next_send = None;
                 if now >= next_scan {
                     self.maintain(now);
                     next_scan = now + SCAN_EVERY;
@@ -293,11 +301,18 @@ impl<'a> Client<'a> {
             }
             let next_due = match self.arrivals {
                 Some(_) => self.start_arrivals(now, t),
-                None => self.send_due(t),
+                None => {
+                    self.next_send = self.send_due(t);
+                    self.next_send
+                }
             };
             // Wait until the earliest of: next scan, interval boundary, end, next due send
             // (the pacer times the last one precisely; the poll timeout has ms precision).
-            let coarse = (next_scan - now).min(Duration::from_nanos(self.boundary_ns.min(self.ctx.end_ns) - t));
+            // The clock is read again: the sends above took time.
+            let (now, t) = (Instant::now(), self.ctx.now_ns());
+            let coarse = next_scan
+                .saturating_duration_since(now)
+                .min(Duration::from_nanos(self.boundary_ns.min(self.ctx.end_ns).saturating_sub(t)));
             match self.pacer.plan(t, next_due, coarse, self.timer.as_mut()) {
                 Wait::Spin(until) => {
                     // Replies are read first (a poll that does not block): a loop that only
@@ -378,6 +393,14 @@ impl<'a> Client<'a> {
         }
         for r in &ready {
             self.serve(*r);
+            // A send that fell due while the batch was served goes out now, not after the
+            // batch (at 50k msg/s a batch of replies took longer than the gap between sends).
+            if let Some(due) = self.next_send {
+                let t = self.ctx.now_ns();
+                if t >= due && t < self.ctx.end_ns {
+                    self.next_send = self.send_due(t);
+                }
+            }
         }
         self.ready = ready;
         Ok(())
