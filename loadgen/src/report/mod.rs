@@ -80,6 +80,13 @@ pub struct Environment {
     pub nofile_limit: u64,
     /// `net.core.somaxconn`.
     pub somaxconn: u64,
+    /// The CPU idle driver (`/sys/devices/system/cpu/cpuidle/current_driver`; empty when
+    /// unknown): `haltpoll` is a virtual machine's.
+    pub cpuidle: String,
+    /// `haltpoll`: how long an idle vCPU polls before it halts (`guest_halt_poll_ns`).
+    /// Zero makes every timer wake-up of an idle client thread pay a VM exit (~30 µs here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub halt_poll_ns: Option<u64>,
     /// CPUs the spawned server was pinned to, if any.
     pub pin_server: Option<Vec<usize>>,
     /// CPUs the client threads were pinned to, if any.
@@ -110,6 +117,8 @@ impl Environment {
             rustc: env!("LOADGEN_RUSTC").to_string(),
             nofile_limit,
             somaxconn: read("/proc/sys/net/core/somaxconn").parse().unwrap_or(0),
+            cpuidle: read("/sys/devices/system/cpu/cpuidle/current_driver"),
+            halt_poll_ns: read("/sys/module/haltpoll/parameters/guest_halt_poll_ns").parse().ok(),
             pin_server: None,
             pin_client: None,
         }

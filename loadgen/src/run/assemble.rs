@@ -95,6 +95,11 @@ pub(super) fn report(p: Parts<'_>) -> Report {
     let raw = open.then(|| Percentiles::of(&p.total.raw));
     // Connection slots of `--conn-rate` are neither opened up front nor fairly comparable.
     let slots = conn_rate.is_some();
+    let env = Environment {
+        pin_server: cfg.pin_server.clone(),
+        pin_client: cfg.pin_client.clone(),
+        ..Environment::detect()
+    };
     let warnings: Vec<String> = [
         (!slots)
             .then(|| verdict::unopened_verdict(cfg.my_conns(), conns_ok, &c))
@@ -106,7 +111,11 @@ pub(super) fn report(p: Parts<'_>) -> Report {
             .flatten(),
         verdict::backlog_verdict(p.listen_overflows, Percentiles::of(&connect).max_us),
         verdict::loss_verdict(if open { &p.total.raw } else { &p.total.latency }, p.tcp_retransmits),
-        client_lag.and_then(|l| verdict::pacing_verdict(l.p99_us, latency.p99_us)),
+        client_lag.and_then(|l| {
+            // `spin` never sleeps: the idle vCPU's wake-up is not its lateness.
+            let halt_poll_ns = env.halt_poll_ns.filter(|_| cfg.pacing != crate::config::Pacing::Spin);
+            verdict::pacing_verdict(l.p99_us, latency.p99_us, halt_poll_ns)
+        }),
     ]
     .into_iter()
     .flatten()
@@ -181,10 +190,6 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         procs: 1,
         engine: cfg.engine.name().to_string(),
         shard: (cfg.shard.count > 1).then(|| cfg.shard.to_string()),
-        env: Environment {
-            pin_server: cfg.pin_server.clone(),
-            pin_client: cfg.pin_client.clone(),
-            ..Environment::detect()
-        },
+        env,
     }
 }

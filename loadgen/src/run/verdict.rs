@@ -154,12 +154,20 @@ pub(crate) const CLIENT_LAG_SHARE: f64 = 0.1;
 
 /// Open loop: `Some(sentence)` when the client's own lateness is more than
 /// [`CLIENT_LAG_SHARE`] of the corrected p99: then the latency at this rate reflects the
-/// client's pacing rather than the server.
-pub(crate) fn pacing_verdict(client_lag_p99_us: f64, latency_p99_us: f64) -> Option<String> {
+/// client's pacing rather than the server. `halt_poll_ns` is the machine's
+/// `guest_halt_poll_ns` where the idle driver is a VM's `haltpoll`: at zero the sentence
+/// names it, since every timer wake-up of an idle vCPU then pays a VM exit.
+pub(crate) fn pacing_verdict(client_lag_p99_us: f64, latency_p99_us: f64, halt_poll_ns: Option<u64>) -> Option<String> {
     (client_lag_p99_us > CLIENT_LAG_SHARE * latency_p99_us && latency_p99_us > 0.0).then(|| {
+        let vm = if halt_poll_ns == Some(0) {
+            "; this VM halts idle vCPUs at once (cpuidle haltpoll, guest_halt_poll_ns = 0), which makes timer \
+             wake-ups late: see README \"Pacing\" for /sys/module/haltpoll/parameters/guest_halt_poll_ns"
+        } else {
+            ""
+        };
         format!(
             "the latency at this rate reflects the client's pacing: its own lag p99 {client_lag_p99_us:.1} us is {:.0}% of \
-             the corrected p99 {latency_p99_us:.1} us; try --pacing spin, more --threads, or --pin-client",
+             the corrected p99 {latency_p99_us:.1} us; try --pacing spin, more --threads, or --pin-client{vm}",
             100.0 * client_lag_p99_us / latency_p99_us
         )
     })
@@ -224,8 +232,10 @@ mod tests {
         assert!(keep_up_verdict(1000.0, 1000.0, "msg/s", lag(5000.0, 4000.0, 10.0), 0.3)
             .unwrap()
             .starts_with("the GENERATOR's pacing was late"));
-        assert!(pacing_verdict(20.0, 100.0).unwrap().contains("--pacing spin"));
-        assert_eq!(pacing_verdict(5.0, 100.0), None);
+        assert!(pacing_verdict(20.0, 100.0, None).unwrap().contains("--pacing spin"));
+        assert!(!pacing_verdict(20.0, 100.0, Some(200_000)).unwrap().contains("haltpoll"));
+        assert!(pacing_verdict(20.0, 100.0, Some(0)).unwrap().contains("guest_halt_poll_ns = 0"));
+        assert_eq!(pacing_verdict(5.0, 100.0, Some(0)), None);
         let mut lossy = crate::record::new_histogram();
         lossy.record_n(30_000, 1000).unwrap();
         lossy.record_n(205_000_000, 20).unwrap();
