@@ -109,6 +109,9 @@ pub struct ShardResult {
     /// CPU use of its busiest client thread in the window (0..1 of a core).
     #[serde(default)]
     pub busiest_thread: f64,
+    /// The same without its pacing spin.
+    #[serde(default)]
+    pub busiest_work: f64,
 }
 
 impl ShardResult {
@@ -128,6 +131,7 @@ impl ShardResult {
             addr: r.addr.clone(),
             fairness: r.fairness,
             busiest_thread: r.client_thread_busy_max,
+            busiest_work: r.client_thread_work_max,
         }
     }
 }
@@ -170,6 +174,7 @@ pub fn combine(results: &[ShardResult], shards: u32) -> ShardResult {
         addr: String::new(),
         fairness: Fairness::default(),
         busiest_thread: 0.0,
+        busiest_work: 0.0,
     };
     // Jain's index combines exactly: each shard's sum of squares follows from its index,
     // n and sum (J = (sum x)^2 / (n * sum x^2)). The median is the shards' middle median.
@@ -200,6 +205,7 @@ pub fn combine(results: &[ShardResult], shards: u32) -> ShardResult {
         total.client_cpu_s += r.client_cpu_s;
         total.client_rss_kib = total.client_rss_kib.max(r.client_rss_kib);
         total.busiest_thread = total.busiest_thread.max(r.busiest_thread);
+        total.busiest_work = total.busiest_work.max(r.busiest_work);
         total.server = total.server.or(r.server);
         total.status = total.status.max(r.status);
         total.stop_reason = total.stop_reason.take().or_else(|| r.stop_reason.clone());
@@ -245,6 +251,7 @@ mod tests {
                 starved: 0,
             },
             busiest_thread: 0.5,
+            busiest_work: 0.5,
         }
     }
 

@@ -135,6 +135,47 @@ fn fixed_rate_is_kept_within_one_percent() {
 }
 
 #[test]
+fn every_pacing_mode_keeps_the_rate_and_spinning_is_not_taken_for_saturation() {
+    let _serial = serial();
+    for (mode, lag_p50_bound_us) in [("sleep", 2000.0), ("hybrid", 500.0), ("spin", 200.0)] {
+        let out_json = temp_path(&format!("pacing-{mode}.json"));
+        let out = run(&[
+            "--target",
+            "mio",
+            "--conns",
+            "20",
+            "--rate",
+            "2000",
+            "--pacing",
+            mode,
+            "--duration",
+            "1500ms",
+            "--warmup",
+            "300ms",
+            "--json",
+            out_json.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{mode}");
+        let v = read_json(&out_json);
+        let achieved = f(&v["achieved_rate"]);
+        assert!((achieved - 2000.0).abs() <= 40.0, "{mode}: sent {achieved} msg/s of 2000");
+        let lag = f(&v["client_lag"]["p50_us"]);
+        assert!(lag < lag_p50_bound_us, "{mode}: client lag p50 {lag} us");
+        assert!(f(&v["backpressure"]["count"]) > 0.0, "{mode}: the split is recorded");
+        let (busy, work) = (f(&v["client_thread_busy_max"]), f(&v["client_thread_work_max"]));
+        assert!(work <= busy + 1e-9, "{mode}: work {work} > busy {busy}");
+        if mode == "spin" {
+            // It spins a whole core at a load that needs a few percent of one: busy, not
+            // saturated, and no verdict blames the generator.
+            assert!(busy > 0.5, "spin: busiest thread {busy}");
+            assert!(work < 0.5, "spin: work {work} of a core at 2000 msg/s");
+            assert!(v["keep_up"].is_null(), "spin: {}", v["keep_up"]);
+        }
+    }
+}
+
+#[test]
 fn interval_log_reads_back_to_the_same_totals() {
     let _serial = serial();
     let hlog = temp_path("run.hlog");

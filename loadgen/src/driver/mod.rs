@@ -151,6 +151,9 @@ pub(crate) struct ThreadOutput {
     pub(crate) per_conn: Vec<(u32, u64)>,
     /// CPU time this thread used inside the measured window.
     pub(crate) window_cpu: Duration,
+    /// Wall time of it spent spinning to pace sends (`hybrid`, `spin`): CPU that is not
+    /// work, so a spinning thread is not taken for a saturated one.
+    pub(crate) window_spin: Duration,
 }
 
 /// Splits the connection ids `ids` over `threads`: thread `t` gets `lo + t, lo + t +

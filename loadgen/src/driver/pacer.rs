@@ -160,16 +160,17 @@ impl Pacer {
 /// Closer to the send time than this, spin without yielding.
 const YIELD_ABOVE_NS: u64 = 3_000;
 
-/// Spins on the clock until `now_ns()` reaches `until`. With `share_core`, yields the CPU
+/// Spins on the clock until `now_ns()` reaches `until`; returns the time it saw then.
+/// With `share_core`, yields the CPU
 /// while more than a few µs remain, so a server thread on this core gets it (see
 /// [`Pacer::shares_core`]); without it, it does not: a yield hands the core to any runnable
 /// thread for its whole slice.
 #[inline]
-pub(super) fn spin_until(until: u64, share_core: bool, now_ns: impl Fn() -> u64) {
+pub(super) fn spin_until(until: u64, share_core: bool, now_ns: impl Fn() -> u64) -> u64 {
     loop {
         let now = now_ns();
         if now >= until {
-            return;
+            return now;
         }
         if share_core && until - now > YIELD_ABOVE_NS {
             std::thread::yield_now();

@@ -223,6 +223,9 @@ pub struct Report {
     pub client_rss_kib: u64,
     /// CPU use of the busiest client thread in the window (0..1 of a core).
     pub client_thread_busy_max: f64,
+    /// The same without the time client threads spun to pace their sends (`hybrid`,
+    /// `spin`): the share that was work. The generator is judged saturated on this one.
+    pub client_thread_work_max: f64,
     /// Open loop: messages actually sent per second in the window.
     pub achieved_rate: Option<f64>,
     /// Open loop: when the schedule was not kept, who could not keep up; closed loop: when
@@ -290,6 +293,7 @@ impl Report {
             client_cpu_s: 0.0,
             client_rss_kib: 0,
             client_thread_busy_max: 0.0,
+            client_thread_work_max: 0.0,
             achieved_rate: None,
             keep_up: None,
             warnings: Vec::new(),

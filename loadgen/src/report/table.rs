@@ -216,13 +216,25 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         o,
-        "  client     {:.2} s CPU ({} per msg), busiest thread {:.0}% of a core, peak RSS {} KiB",
+        "  client     {:.2} s CPU ({} per msg), busiest thread {:.0}% of a core{}, peak RSS {} KiB",
         r.client_cpu_s,
         r.client_us_per_msg().map_or("-".into(), |v| format!("{v:.2} us")),
         r.client_thread_busy_max * 100.0,
+        spin_note(r),
         r.client_rss_kib
     );
     let reason = r.stop_reason.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
     let _ = writeln!(o, "  status     {}{reason}", r.status);
     o
+}
+
+/// ` (N% of it pacing spin)` when client threads spun a visible share of their CPU to pace
+/// their sends, so a busy thread is not read as a saturated one.
+fn spin_note(r: &Report) -> String {
+    let spin = r.client_thread_busy_max - r.client_thread_work_max;
+    if spin >= 0.01 {
+        format!(" ({:.0}% work, the rest pacing spin)", r.client_thread_work_max * 100.0)
+    } else {
+        String::new()
+    }
 }

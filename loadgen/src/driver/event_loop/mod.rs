@@ -75,6 +75,8 @@ pub(super) struct Client<'a> {
     boundary_ns: u64,
     /// Thread CPU time when the measured window began.
     window_cpu_start: Option<Duration>,
+    /// Time spent spinning to pace sends in the measured window, ns.
+    window_spin_ns: u64,
     /// Round trips per connection life (`u64::MAX`: no churn).
     lifetime: u64,
     /// `--conn-rate`: this thread's share of the arrivals, and its idle slots.
@@ -195,6 +197,7 @@ impl<'a> Client<'a> {
             connect_hist: new_histogram(),
             boundary_ns: warm_ns,
             window_cpu_start: None,
+            window_spin_ns: 0,
             lifetime: cfg.churn.lifetime(),
             arrivals,
             idle,
@@ -244,6 +247,7 @@ impl<'a> Client<'a> {
             conns_ok,
             per_conn,
             window_cpu,
+            window_spin: Duration::from_nanos(self.window_spin_ns),
         })
     }
 
@@ -262,6 +266,8 @@ impl<'a> Client<'a> {
 
     fn load(&mut self, events: &mut Events) -> io::Result<()> {
         let mut next_scan = Instant::now();
+        // The previous iteration's next send: unchanged, this one sent (or started) nothing.
+        let mut prev_due = None;
         loop {
             let now = Instant::now();
             let t = now.saturating_duration_since(self.ctx.start).as_nanos() as u64;
@@ -289,7 +295,8 @@ impl<'a> Client<'a> {
                 self.poll_once(events, Some(next_scan.saturating_duration_since(now)))?;
                 continue;
             }
-            if t >= self.boundary_ns {
+            let flushed = t >= self.boundary_ns;
+            if flushed {
                 if self.window_cpu_start.is_none() {
                     self.window_cpu_start = Some(thread_cpu());
                 }
@@ -305,10 +312,16 @@ impl<'a> Client<'a> {
             // Housekeeping after the sends that are due, not before: a scan of 1000
             // connections takes tens of µs, and at 50 msg/s (a send every 20 ms, as often
             // as the scan) it made sends late.
-            if now >= next_scan {
+            let scanned = now >= next_scan;
+            if scanned {
                 self.maintain(now);
                 next_scan = now + SCAN_EVERY;
             }
+            // Nothing done so far in this iteration: if its wait finds nothing either, the
+            // whole iteration was pacing spin (`spin` polls in a loop), not work.
+            let quiet = next_due == prev_due && !flushed && !scanned;
+            prev_due = next_due;
+            let iter_from = t;
             // Wait until the earliest of: next scan, interval boundary, end, next due send
             // (the pacer times the last one precisely; the poll timeout has ms precision).
             // The clock is read again: the sends above took time.
@@ -321,12 +334,19 @@ impl<'a> Client<'a> {
                     // Replies are read first (a poll that does not block): a loop that only
                     // spun between sends would never read them, and with --depth bounding
                     // what is in flight, sends would stop.
-                    self.poll_once(events, Some(Duration::ZERO))?;
-                    pacer::spin_until(until, self.pacer.shares_core(), || self.ctx.now_ns());
+                    let found = self.poll_once(events, Some(Duration::ZERO))?;
+                    let from = if quiet && found == 0 { iter_from } else { self.ctx.now_ns() };
+                    let to = pacer::spin_until(until, self.pacer.shares_core(), || self.ctx.now_ns());
+                    self.spun(from, to);
                 }
                 Wait::Poll(timeout) => {
-                    self.poll_once(events, Some(timeout))?;
-                    self.pacer.woke(self.ctx.now_ns());
+                    let found = self.poll_once(events, Some(timeout))?;
+                    let now = self.ctx.now_ns();
+                    // A poll that does not block and finds nothing is spinning too (`spin`).
+                    if timeout.is_zero() && quiet && found == 0 {
+                        self.spun(iter_from, now);
+                    }
+                    self.pacer.woke(now);
                 }
             }
         }
@@ -373,9 +393,17 @@ impl<'a> Client<'a> {
         }
     }
 
+    /// Counts the time from `from` to `to` (ns after the start) as spent spinning, inside
+    /// the measured window.
+    fn spun(&mut self, from: u64, to: u64) {
+        if self.window_cpu_start.is_some() && to < self.ctx.end_ns {
+            self.window_spin_ns += to.saturating_sub(from);
+        }
+    }
+
     /// Waits for readiness (epoll) or completions (io_uring), at most `timeout`, and
-    /// serves what came.
-    fn poll_once(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+    /// serves what came; returns how many sockets (or the timer) it served.
+    fn poll_once(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
         let mut ready = std::mem::take(&mut self.ready);
         ready.clear();
         if let Some(io) = self.ctx.uring.as_mut() {
@@ -405,8 +433,9 @@ impl<'a> Client<'a> {
                 }
             }
         }
+        let found = ready.len();
         self.ready = ready;
-        Ok(())
+        Ok(found)
     }
 
     /// Serves one connection that is ready (or the timer).
