@@ -159,7 +159,10 @@ fn every_pacing_mode_keeps_the_rate_and_spinning_is_not_taken_for_saturation() {
         assert_eq!(out.status.code(), Some(0), "{mode}");
         let v = read_json(&out_json);
         let achieved = f(&v["achieved_rate"]);
-        assert!((achieved - 2000.0).abs() <= 40.0, "{mode}: sent {achieved} msg/s of 2000");
+        assert!(
+            (achieved - 2000.0).abs() <= 40.0,
+            "{mode}: sent {achieved} msg/s of 2000"
+        );
         let lag = f(&v["client_lag"]["p50_us"]);
         assert!(lag < lag_p50_bound_us, "{mode}: client lag p50 {lag} us");
         assert!(f(&v["backpressure"]["count"]) > 0.0, "{mode}: the split is recorded");

@@ -234,7 +234,9 @@ mod tests {
             .starts_with("the GENERATOR's pacing was late"));
         assert!(pacing_verdict(20.0, 100.0, None).unwrap().contains("--pacing spin"));
         assert!(!pacing_verdict(20.0, 100.0, Some(200_000)).unwrap().contains("haltpoll"));
-        assert!(pacing_verdict(20.0, 100.0, Some(0)).unwrap().contains("guest_halt_poll_ns = 0"));
+        assert!(pacing_verdict(20.0, 100.0, Some(0))
+            .unwrap()
+            .contains("guest_halt_poll_ns = 0"));
         assert_eq!(pacing_verdict(5.0, 100.0, Some(0)), None);
         let mut lossy = crate::record::new_histogram();
         lossy.record_n(30_000, 1000).unwrap();

@@ -326,16 +326,20 @@ impl<'a> Client<'a> {
             // (the pacer times the last one precisely; the poll timeout has ms precision).
             // The clock is read again: the sends above took time.
             let (now, t) = (Instant::now(), self.ctx.now_ns());
-            let coarse = next_scan
-                .saturating_duration_since(now)
-                .min(Duration::from_nanos(self.boundary_ns.min(self.ctx.end_ns).saturating_sub(t)));
+            let coarse = next_scan.saturating_duration_since(now).min(Duration::from_nanos(
+                self.boundary_ns.min(self.ctx.end_ns).saturating_sub(t),
+            ));
             match self.pacer.plan(t, next_due, coarse, self.timer.as_mut()) {
                 Wait::Spin(until) => {
                     // Replies are read first (a poll that does not block): a loop that only
                     // spun between sends would never read them, and with --depth bounding
                     // what is in flight, sends would stop.
                     let found = self.poll_once(events, Some(Duration::ZERO))?;
-                    let from = if quiet && found == 0 { iter_from } else { self.ctx.now_ns() };
+                    let from = if quiet && found == 0 {
+                        iter_from
+                    } else {
+                        self.ctx.now_ns()
+                    };
                     let to = pacer::spin_until(until, self.pacer.shares_core(), || self.ctx.now_ns());
                     self.spun(from, to);
                 }
