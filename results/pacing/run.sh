@@ -9,8 +9,11 @@
 #    setting) against polling up to 200 µs first, interleaved; the setting is restored on
 #    exit. Skipped (with a line) elsewhere.
 #
-# Output: pacing.csv, light-load.txt, haltpoll.csv, runs/*.json; `summarize.py` prints the
-# tables of the README from them.
+# 0. The machine itself (probes/*.c): how often a spinning thread loses its CPU, and how
+#    late a bare timerfd wakes a sleeping one (machine.txt).
+#
+# Output: machine.txt, pacing.csv, light-load.txt, haltpoll.csv, runs/*.json;
+# `summarize.py` prints the tables of the README from them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repeat=${REPEAT:-3}
@@ -18,8 +21,21 @@ light=${LIGHT:-5}
 out=results/pacing
 cargo build --release -q -p loadgen
 L=target/release/loadgen
-rm -rf $out/runs $out/pacing.csv $out/haltpoll.csv $out/light-load.txt $out/*.json
-mkdir -p $out/runs
+rm -rf $out/runs $out/pacing.csv $out/haltpoll.csv $out/light-load.txt $out/machine.txt $out/*.json
+mkdir -p $out/runs target/pacing-probes
+gcc -O2 -Wall -o target/pacing-probes/gaps $out/probes/gaps.c
+gcc -O2 -Wall -o target/pacing-probes/timer_lateness $out/probes/timer_lateness.c
+probe() {
+  {
+    echo "== CPU 0 and 1, each spun on alone:"
+    taskset -c 0 target/pacing-probes/gaps
+    taskset -c 1 target/pacing-probes/gaps
+    target/pacing-probes/timer_lateness 100 20000
+    target/pacing-probes/timer_lateness 1000 3000
+  } >>$out/machine.txt
+}
+echo "# $(date -u +%FT%TZ), $(uname -r), idle driver $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo unknown)" >$out/machine.txt
+probe
 common=(--target mio --conns 100 --duration 5s --warmup 1s --quiet)
 
 for r in $(seq "$repeat"); do
@@ -48,6 +64,10 @@ if [[ $driver == haltpoll && -w $knob ]]; then
   for r in $(seq "$repeat"); do
     for poll in 0 200000; do
       echo $poll >$knob
+      if [[ $r == 1 ]]; then
+        echo "== guest_halt_poll_ns = $poll" >>$out/machine.txt
+        probe
+      fi
       for run in "hybrid 1000" "hybrid 10000" "sleep 10000"; do
         set -- $run
         $L "${common[@]}" --rate "$2" --pacing "$1" --label "pacing=$1,halt_poll_ns=$poll" \
