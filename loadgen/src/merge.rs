@@ -106,6 +106,9 @@ pub fn report(m: &Merged, sources: &str, label: &str, shards: Option<(&RunStamp,
         status: if c.msgs == 0 { Status::Failed } else { total.status },
         stop_reason: total.stop_reason.clone(),
         procs,
+        engine: stamp.engine.clone(),
+        // The shards' address says the transport (`udp://`, a Unix path, or TCP).
+        transport: total.addr.parse::<servers::ListenAddr>().ok().map(|a| a.transport()),
         ..base
     }
 }

@@ -46,6 +46,10 @@ pub struct RunStamp {
     pub start_at: Option<f64>,
     /// Shards of the run.
     pub shards: u32,
+    /// The client's I/O engine (`epoll`, `uring`); empty in logs written before it was
+    /// recorded.
+    #[serde(default)]
+    pub engine: String,
 }
 
 impl RunStamp {
@@ -65,6 +69,7 @@ impl RunStamp {
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs_f64()),
             shards: cfg.shard.count,
+            engine: cfg.engine.name().to_string(),
         }
     }
 
@@ -284,6 +289,7 @@ mod tests {
             warmup_s: 0.5,
             start_at: Some(1_800_000_000.0),
             shards: 3,
+            engine: "epoll".into(),
         };
         let notes = vec![run_note(&stamp), result_note(&result(1, 5, Status::Ok))];
         let notes: Vec<String> = notes.into_iter().collect();

@@ -111,6 +111,11 @@ fn shards_started_together_merge_into_the_whole_run() {
         (v["conns"].as_u64(), v["conns_ok"].as_u64(), v["procs"].as_u64()),
         (Some(10), Some(10), Some(3))
     );
+    // What the shards ran on is carried over, not left blank.
+    assert_eq!(
+        (v["engine"].as_str(), v["transport"].as_str()),
+        (Some("epoll"), Some("tcp"))
+    );
     merged_is_exact(&logs, &v);
     // A log of another run is refused, naming the file.
     let other = temp_path("other.hlog");
