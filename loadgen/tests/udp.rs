@@ -199,6 +199,11 @@ fn a_udp_message_smaller_than_its_header_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--msg-size") && err.contains("header"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+    // A reset needs a TCP connection: asked for over UDP, it is refused, not ignored.
+    let out = run(&["--target", "mio", "--transport", "udp", "--close", "rst"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--close") && err.contains("UDP"), "{err}");
 }
 
 #[test]

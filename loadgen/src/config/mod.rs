@@ -272,6 +272,13 @@ impl RunConfig {
                 format!("must be between 1 and {MAX_DEPTH}"),
             ));
         }
+        if self.is_udp() && self.close == CloseMode::Rst {
+            return Err(invalid(
+                "--close",
+                "rst",
+                "resets a TCP connection; a UDP socket has no connection to reset (leave --close out over UDP)",
+            ));
+        }
         if self.is_udp() {
             let v6 = matches!(self.target, TargetSpec::Addr(ListenAddr::Udp(a)) if a.is_ipv6());
             let max = MAX_UDP_PAYLOAD_V4 + if v6 { 20 } else { 0 };
