@@ -399,6 +399,15 @@ impl TryFrom<&RunArgs> for RunConfig {
             (_, Some(slo)) => return Err(invalid("--slo", slo, "only applies with --rate auto")),
             (Some(r), None) => (Some(parse_rate("--rate", r)?), None),
         };
+        // Pacing times open-loop sends (and --conn-rate arrivals): asked for in a closed-loop
+        // run it would do nothing, which the user should hear about.
+        if a.load.pacing != "hybrid" && rate.is_none() && search.is_none() && a.load.conn_rate.is_none() {
+            return Err(invalid(
+                "--pacing",
+                &a.load.pacing,
+                "times open-loop sends; this run is closed loop (add --rate R or --conn-rate R)",
+            ));
+        }
         let bind = match &a.bind {
             None => Vec::new(),
             Some(list) => list

@@ -61,6 +61,9 @@ fn errors_name_the_flag() {
     assert!(msg(&["--target", "mio", "--conns", "0"]).starts_with("--conns"));
     assert!(msg(&["--target", "mio", "--rate", "fast"]).starts_with("--rate"));
     assert!(msg(&["--target", "mio", "--rate", "auto"]).contains("--slo"));
+    assert!(msg(&["--target", "mio", "--pacing", "spin"]).starts_with("--pacing"));
+    assert!(config(&["--target", "mio", "--pacing", "spin", "--rate", "100"]).is_ok());
+    assert!(config(&["--target", "mio", "--pacing", "sleep", "--conn-rate", "10"]).is_ok());
     assert!(msg(&["--target", "mio", "--rate", "auto", "--slo", "p42=1ms"]).starts_with("--slo"));
     assert!(msg(&["--target", "mio", "--slo", "p99=1ms"]).contains("--rate auto"));
     assert!(msg(&["--target", "mio", "--bind", "::1"]).starts_with("--bind"));
