@@ -179,6 +179,33 @@ fn every_pacing_mode_keeps_the_rate_and_spinning_is_not_taken_for_saturation() {
 }
 
 #[test]
+fn the_connection_phase_is_not_counted_as_waiting_for_replies() {
+    let _serial = serial();
+    // 200 connections at 100 msg/s: each sends every 2 s, so no message can wait for the
+    // reply before it; with no warmup the first messages go right after the connection phase.
+    let out_json = temp_path("no-warmup.json");
+    let out = run(&[
+        "--target",
+        "mio",
+        "--conns",
+        "200",
+        "--rate",
+        "100",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--json",
+        out_json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = read_json(&out_json);
+    assert!(f(&v["backpressure"]["count"]) >= 90.0, "{}", v["backpressure"]);
+    assert_eq!(f(&v["backpressure"]["max_us"]), 0.0, "{}", v["backpressure"]);
+}
+
+#[test]
 fn interval_log_reads_back_to_the_same_totals() {
     let _serial = serial();
     let hlog = temp_path("run.hlog");

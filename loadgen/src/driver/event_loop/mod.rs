@@ -217,13 +217,22 @@ impl<'a> Client<'a> {
         // The first thread through sets the common start: now, or the agreed `--start-at`
         // (waiting for it; a shard that connected too late starts at once, and its log's
         // absolute times say so).
-        self.ctx.start = *self.shared.start.get_or_init(|| match self.shared.start_at {
+        let start = *self.shared.start.get_or_init(|| match self.shared.start_at {
             Some(at) => {
                 std::thread::sleep(at.saturating_duration_since(Instant::now()));
                 at.max(Instant::now())
             }
             None => Instant::now(),
         });
+        // Connect times of the connection phase counted from this thread's own origin: now
+        // from the common start (before it: 0). Left as they were, a connection's first
+        // message seemed to wait for a slot until the connect time, which with --warmup 0
+        // showed the connection phase as backpressure.
+        let shift = start.saturating_duration_since(self.ctx.start).as_nanos() as u64;
+        for c in &mut self.conns {
+            c.opened_ns = c.opened_ns.saturating_sub(shift);
+        }
+        self.ctx.start = start;
         if let Some(timer) = self.timer.as_mut() {
             timer.set_start(self.ctx.start);
         }
