@@ -16,6 +16,16 @@ pub(crate) fn us(v: f64) -> String {
     }
 }
 
+/// A rate as people read it: whole numbers, and two decimals below 10 (`0.20 msg/s`, not
+/// `0 msg/s`).
+pub(crate) fn per_s(v: f64) -> String {
+    if v != 0.0 && v.abs() < 10.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
 fn percentiles(out: &mut String, name: &str, p: &Percentiles) {
     let _ = writeln!(
         out,
@@ -35,7 +45,7 @@ fn percentiles(out: &mut String, name: &str, p: &Percentiles) {
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
     let mode = match (r.rate, r.conn_rate, r.reconnect_every) {
-        (Some(rate), _, _) => format!("open loop at {rate:.0} msg/s"),
+        (Some(rate), _, _) => format!("open loop at {} msg/s", per_s(rate)),
         (None, Some((rate, n)), _) => {
             format!(
                 "open loop of {rate:.0} new connections/s, {n} round trips each (at most {} at once)",
@@ -65,8 +75,10 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        "  throughput {:.0} msg/s, {:.2} MiB/s each way ({} round trips)",
-        r.throughput_msgs_s, r.throughput_mib_s, r.counters.msgs
+        "  throughput {} msg/s, {:.2} MiB/s each way ({} round trips)",
+        per_s(r.throughput_msgs_s),
+        r.throughput_mib_s,
+        r.counters.msgs
     );
     let label = if r.raw.is_some() { "latency*" } else { "latency" };
     percentiles(&mut o, label, &r.latency);
@@ -81,8 +93,9 @@ pub fn render(r: &Report) -> String {
         (Some(lag), Some((rate, _))) => {
             let _ = writeln!(
                 o,
-                "  schedule   opened {:.0} connections/s of {rate:.0} asked; start lag p50 {}  p99 {}  max {}",
-                r.conn_rate_s,
+                "  schedule   opened {} connections/s of {} asked; start lag p50 {}  p99 {}  max {}",
+                per_s(r.conn_rate_s),
+                per_s(rate),
                 us(lag.p50_us),
                 us(lag.p99_us),
                 us(lag.max_us)
@@ -91,9 +104,9 @@ pub fn render(r: &Report) -> String {
         (Some(lag), None) => {
             let _ = writeln!(
                 o,
-                "  schedule   sent {:.0} msg/s of {:.0} asked; send lag p50 {}  p99 {}  max {}",
-                r.achieved_rate.unwrap_or(0.0),
-                r.rate.unwrap_or(0.0),
+                "  schedule   sent {} msg/s of {} asked; send lag p50 {}  p99 {}  max {}",
+                per_s(r.achieved_rate.unwrap_or(0.0)),
+                per_s(r.rate.unwrap_or(0.0)),
                 us(lag.p50_us),
                 us(lag.p99_us),
                 us(lag.max_us)

@@ -3,6 +3,7 @@
 //! bottleneck, and why connections could not be opened.
 
 use crate::record::Counters;
+use crate::report::table::per_s;
 use crate::report::Status;
 
 /// How a run ended: `failed` when nothing could be measured (no connection opened, or a
@@ -106,12 +107,13 @@ pub(crate) fn keep_up_verdict(rate: f64, achieved: f64, unit: &str, lag: Lags, b
     if !short && !late {
         return None;
     }
+    let (achieved, rate) = (per_s(achieved), per_s(rate));
     let what = match (short, late) {
         (true, true) => format!(
-            "achieved {achieved:.0} of {rate:.0} {unit} and sends were late (lag p99 {:.0} us)",
+            "achieved {achieved} of {rate} {unit} and sends were late (lag p99 {:.0} us)",
             lag.total_p99_us
         ),
-        (true, false) => format!("achieved {achieved:.0} of {rate:.0} {unit}"),
+        (true, false) => format!("achieved {achieved} of {rate} {unit}"),
         _ => format!(
             "sends were late against the schedule (lag p99 {:.0} us > {LAG_KEPT_US:.0} us)",
             lag.total_p99_us
@@ -232,6 +234,10 @@ mod tests {
         assert!(keep_up_verdict(1000.0, 1000.0, "msg/s", lag(5000.0, 4000.0, 10.0), 0.3)
             .unwrap()
             .starts_with("the GENERATOR's pacing was late"));
+        // Rates under 10 keep their decimals: "0 of 0" said nothing.
+        assert!(keep_up_verdict(0.5, 0.25, "msg/s", lag(0.0, 0.0, 0.0), 0.1)
+            .unwrap()
+            .contains("achieved 0.25 of 0.50 msg/s"));
         assert!(pacing_verdict(20.0, 100.0, None).unwrap().contains("--pacing spin"));
         assert!(!pacing_verdict(20.0, 100.0, Some(200_000)).unwrap().contains("haltpoll"));
         assert!(pacing_verdict(20.0, 100.0, Some(0))
