@@ -128,6 +128,60 @@ impl ThreadSchedule {
     pub fn advance(&mut self) {
         self.next += 1;
     }
+
+    /// Messages walked past so far.
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// The thread's connections.
+    pub fn conns(&self) -> usize {
+        self.conn_ids.len()
+    }
+
+    /// How far the walk would be once every message due by `t` (ns after the start) was
+    /// passed: the number of the thread's messages, in its order, intended at `t` or
+    /// before. Found by search (intended times grow along the walk), not by walking.
+    pub fn due_by(&self, t: u64) -> u64 {
+        let m = self.conn_ids.len() as u64;
+        let intended = |k: u64| {
+            self.schedule
+                .intended_ns(self.conn_ids[(k % m) as usize], k / m)
+                .unwrap_or(u64::MAX)
+        };
+        if m == 0 || intended(self.next) > t {
+            return self.next;
+        }
+        // intended(lo) <= t < intended(hi): widen, then halve.
+        let (mut lo, mut step) = (self.next, 1u64);
+        let mut hi = lo + step;
+        while intended(hi) <= t {
+            lo = hi;
+            step = step.saturating_mul(2);
+            hi = lo.saturating_add(step);
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if intended(mid) <= t {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        hi
+    }
+
+    /// Moves the walk to position `next` (from [`due_by`](Self::due_by)); the messages
+    /// passed over are the caller's to mark due.
+    pub fn seek(&mut self, next: u64) {
+        self.next = self.next.max(next);
+    }
+
+    /// Position `next` of the walk: how many of connection `slot`'s messages come before it.
+    pub fn before(&self, next: u64, slot: usize) -> u64 {
+        let m = self.conn_ids.len() as u64;
+        next / m + u64::from((slot as u64) < next % m)
+    }
 }
 
 /// One client thread's share of a fixed schedule of new connections (`--conn-rate`):
@@ -210,6 +264,28 @@ mod tests {
         assert_eq!(s.intended_ns(1, 0), Some(1_000_000));
         assert_eq!(s.intended_ns(0, 1), Some(4_000_000));
         assert_eq!(Schedule::Closed.intended_ns(0, 5), None);
+    }
+
+    #[test]
+    fn catching_up_lands_where_walking_would() {
+        // Thread 1 of 3 over 10 connections (1, 4, 7), at an odd rate.
+        let s = Schedule::Open { rate: 777.0, conns: 10 };
+        for t in [0, 1, 1_286_000, 5_000_000, 99_999_999, 1_000_000_000] {
+            let mut walk = ThreadSchedule::new(s, vec![1, 4, 7]);
+            let jumped = walk.due_by(t);
+            let mut due = [0u64; 3];
+            while let Some((slot, seq, at)) = walk.peek() {
+                if at > t {
+                    break;
+                }
+                due[slot] = seq + 1;
+                walk.advance();
+            }
+            assert_eq!(jumped, walk.position(), "t {t}");
+            for (slot, d) in due.iter().enumerate() {
+                assert_eq!(walk.before(jumped, slot), *d, "t {t}, slot {slot}");
+            }
+        }
     }
 
     #[test]

@@ -206,6 +206,39 @@ fn the_connection_phase_is_not_counted_as_waiting_for_replies() {
 }
 
 #[test]
+fn a_rate_far_beyond_the_machine_still_measures_and_says_so() {
+    let _serial = serial();
+    // 1e9 msg/s: the schedule is behind from the first ns. The run must still send, read
+    // every reply it can, and say who could not keep up (it once walked the schedule one
+    // message at a time and read nothing: status failed).
+    let out_json = temp_path("absurd-rate.json");
+    let out = run(&[
+        "--target",
+        "mio",
+        "--conns",
+        "10",
+        "--rate",
+        "1e9",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "0s",
+        "--json",
+        out_json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = read_json(&out_json);
+    assert_eq!(v["status"], "ok");
+    assert!(f(&v["throughput_msgs_s"]) > 1000.0, "{}", v["throughput_msgs_s"]);
+    assert!(
+        v["keep_up"].as_str().is_some_and(|s| s.contains("achieved")),
+        "{}",
+        v["keep_up"]
+    );
+}
+
+#[test]
 fn interval_log_reads_back_to_the_same_totals() {
     let _serial = serial();
     let hlog = temp_path("run.hlog");
