@@ -16,6 +16,16 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Runs loadgen with `args` and `--quiet`, expects exit 0, returns its JSON report.
+fn report(name: &str, args: &[&str]) -> serde_json::Value {
+    let json = temp_path(name);
+    let mut all = args.to_vec();
+    all.extend(["--json", json.to_str().unwrap(), "--quiet"]);
+    let out = run(&all);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    read_json(&json)
+}
+
 fn f(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -25,22 +35,19 @@ fn closed_loop_latency_and_throughput_match_a_known_delay() {
     let _serial = serial();
     const DELAY_MS: f64 = 20.0;
     let server = MisbehavingServer::start(Misbehave::Delay(Duration::from_millis(DELAY_MS as u64)));
-    let out_json = temp_path("delay.json");
-    let out = run(&[
-        "--addr",
-        &server.addr_arg(),
-        "--conns",
-        "8",
-        "--duration",
-        "2s",
-        "--warmup",
-        "200ms",
-        "--json",
-        out_json.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(out.status.code(), Some(0));
-    let v = read_json(&out_json);
+    let v = report(
+        "delay.json",
+        &[
+            "--addr",
+            &server.addr_arg(),
+            "--conns",
+            "8",
+            "--duration",
+            "2s",
+            "--warmup",
+            "200ms",
+        ],
+    );
     let p50_ms = f(&v["latency"]["p50_us"]) / 1000.0;
     assert!(
         (DELAY_MS..DELAY_MS + 1.0).contains(&p50_ms),
@@ -102,24 +109,21 @@ fn open_loop_sees_a_freeze_that_raw_latency_hides() {
 #[test]
 fn fixed_rate_is_kept_within_one_percent() {
     let _serial = serial();
-    let out_json = temp_path("rate.json");
-    let out = run(&[
-        "--target",
-        "mio",
-        "--conns",
-        "50",
-        "--rate",
-        "10000",
-        "--duration",
-        "2s",
-        "--warmup",
-        "300ms",
-        "--json",
-        out_json.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(out.status.code(), Some(0));
-    let v = read_json(&out_json);
+    let v = report(
+        "rate.json",
+        &[
+            "--target",
+            "mio",
+            "--conns",
+            "50",
+            "--rate",
+            "10000",
+            "--duration",
+            "2s",
+            "--warmup",
+            "300ms",
+        ],
+    );
     let achieved = f(&v["achieved_rate"]);
     let completed = f(&v["throughput_msgs_s"]);
     assert!(
@@ -138,26 +142,23 @@ fn fixed_rate_is_kept_within_one_percent() {
 fn every_pacing_mode_keeps_the_rate_and_spinning_is_not_taken_for_saturation() {
     let _serial = serial();
     for (mode, lag_p50_bound_us) in [("sleep", 2000.0), ("hybrid", 500.0), ("spin", 200.0)] {
-        let out_json = temp_path(&format!("pacing-{mode}.json"));
-        let out = run(&[
-            "--target",
-            "mio",
-            "--conns",
-            "20",
-            "--rate",
-            "2000",
-            "--pacing",
-            mode,
-            "--duration",
-            "1500ms",
-            "--warmup",
-            "300ms",
-            "--json",
-            out_json.to_str().unwrap(),
-            "--quiet",
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{mode}");
-        let v = read_json(&out_json);
+        let v = report(
+            &format!("pacing-{mode}.json"),
+            &[
+                "--target",
+                "mio",
+                "--conns",
+                "20",
+                "--rate",
+                "2000",
+                "--pacing",
+                mode,
+                "--duration",
+                "1500ms",
+                "--warmup",
+                "300ms",
+            ],
+        );
         let achieved = f(&v["achieved_rate"]);
         assert!(
             (achieved - 2000.0).abs() <= 40.0,
@@ -183,24 +184,21 @@ fn the_connection_phase_is_not_counted_as_waiting_for_replies() {
     let _serial = serial();
     // 200 connections at 100 msg/s: each sends every 2 s, so no message can wait for the
     // reply before it; with no warmup the first messages go right after the connection phase.
-    let out_json = temp_path("no-warmup.json");
-    let out = run(&[
-        "--target",
-        "mio",
-        "--conns",
-        "200",
-        "--rate",
-        "100",
-        "--duration",
-        "1s",
-        "--warmup",
-        "0s",
-        "--json",
-        out_json.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(out.status.code(), Some(0));
-    let v = read_json(&out_json);
+    let v = report(
+        "no-warmup.json",
+        &[
+            "--target",
+            "mio",
+            "--conns",
+            "200",
+            "--rate",
+            "100",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+        ],
+    );
     assert!(f(&v["backpressure"]["count"]) >= 90.0, "{}", v["backpressure"]);
     assert_eq!(f(&v["backpressure"]["max_us"]), 0.0, "{}", v["backpressure"]);
 }
@@ -211,24 +209,21 @@ fn a_rate_far_beyond_the_machine_still_measures_and_says_so() {
     // 1e9 msg/s: the schedule is behind from the first ns. The run must still send, read
     // every reply it can, and say who could not keep up (it once walked the schedule one
     // message at a time and read nothing: status failed).
-    let out_json = temp_path("absurd-rate.json");
-    let out = run(&[
-        "--target",
-        "mio",
-        "--conns",
-        "10",
-        "--rate",
-        "1e9",
-        "--duration",
-        "500ms",
-        "--warmup",
-        "0s",
-        "--json",
-        out_json.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(out.status.code(), Some(0));
-    let v = read_json(&out_json);
+    let v = report(
+        "absurd-rate.json",
+        &[
+            "--target",
+            "mio",
+            "--conns",
+            "10",
+            "--rate",
+            "1e9",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "0s",
+        ],
+    );
     assert_eq!(v["status"], "ok");
     assert!(f(&v["throughput_msgs_s"]) > 1000.0, "{}", v["throughput_msgs_s"]);
     assert!(
