@@ -160,17 +160,27 @@ impl Pacer {
 /// Closer to the send time than this, spin without yielding.
 const YIELD_ABOVE_NS: u64 = 3_000;
 
-/// Spins on the clock until `now_ns()` reaches `until`; returns the time it saw then.
-/// With `share_core`, yields the CPU
-/// while more than a few µs remain, so a server thread on this core gets it (see
-/// [`Pacer::shares_core`]); without it, it does not: a yield hands the core to any runnable
-/// thread for its whole slice.
+/// Two readings of the clock in a spin further apart than this: the thread was off the CPU
+/// in between (a yield that handed the core over, a preemption), which is not CPU spent.
+pub(super) const OFF_CPU_GAP_NS: u64 = 20_000;
+
+/// Spins on the clock until `now_ns()` reaches `until`; returns the time it saw then and
+/// how much of the spin it was on the CPU (gaps over [`OFF_CPU_GAP_NS`] left out). With
+/// `share_core`, yields the CPU while more than a few µs remain, so a server thread on this
+/// core gets it (see [`Pacer::shares_core`]); without it, it does not: a yield hands the
+/// core to any runnable thread for its whole slice.
 #[inline]
-pub(super) fn spin_until(until: u64, share_core: bool, now_ns: impl Fn() -> u64) -> u64 {
+pub(super) fn spin_until(until: u64, share_core: bool, now_ns: impl Fn() -> u64) -> (u64, u64) {
+    let (mut last, mut on_cpu) = (now_ns(), 0);
     loop {
         let now = now_ns();
+        let gap = now - last;
+        if gap < OFF_CPU_GAP_NS {
+            on_cpu += gap;
+        }
+        last = now;
         if now >= until {
-            return now;
+            return (now, on_cpu);
         }
         if share_core && until - now > YIELD_ABOVE_NS {
             std::thread::yield_now();

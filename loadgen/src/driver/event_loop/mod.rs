@@ -347,20 +347,22 @@ impl<'a> Client<'a> {
                     // spun between sends would never read them, and with --depth bounding
                     // what is in flight, sends would stop.
                     let found = self.poll_once(events, Some(Duration::ZERO))?;
-                    let from = if quiet && found == 0 {
-                        iter_from
+                    // An iteration that found nothing to do before it spun was spin as well.
+                    let before = if quiet && found == 0 {
+                        self.idle_since(iter_from)
                     } else {
-                        self.ctx.now_ns()
+                        0
                     };
-                    let to = pacer::spin_until(until, self.pacer.shares_core(), || self.ctx.now_ns());
-                    self.spun(from, to);
+                    let (to, on_cpu) = pacer::spin_until(until, self.pacer.shares_core(), || self.ctx.now_ns());
+                    self.spun(before + on_cpu, to);
                 }
                 Wait::Poll(timeout) => {
                     let found = self.poll_once(events, Some(timeout))?;
                     let now = self.ctx.now_ns();
                     // A poll that does not block and finds nothing is spinning too (`spin`).
                     if timeout.is_zero() && quiet && found == 0 {
-                        self.spun(iter_from, now);
+                        let idle = self.idle_since(iter_from);
+                        self.spun(idle, now);
                     }
                     self.pacer.woke(now);
                 }
@@ -427,11 +429,21 @@ impl<'a> Client<'a> {
         }
     }
 
-    /// Counts the time from `from` to `to` (ns after the start) as spent spinning, inside
-    /// the measured window.
-    fn spun(&mut self, from: u64, to: u64) {
-        if self.window_cpu_start.is_some() && to < self.ctx.end_ns {
-            self.window_spin_ns += to.saturating_sub(from);
+    /// Counts `ns` spent spinning at `at` (ns after the start), inside the measured window.
+    fn spun(&mut self, ns: u64, at: u64) {
+        if self.window_cpu_start.is_some() && at < self.ctx.end_ns {
+            self.window_spin_ns += ns;
+        }
+    }
+
+    /// The time since `from` of a loop iteration that found nothing to do, as spin; none if
+    /// it took longer than a spin's step (the thread was off the CPU for most of it).
+    fn idle_since(&self, from: u64) -> u64 {
+        let ns = self.ctx.now_ns().saturating_sub(from);
+        if ns < pacer::OFF_CPU_GAP_NS {
+            ns
+        } else {
+            0
         }
     }
 
