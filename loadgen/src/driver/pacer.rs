@@ -10,8 +10,8 @@
 //!   worst recent lateness, decaying by 1/16 per wake-up, within [`MIN_MARGIN`] and
 //!   [`MAX_MARGIN`], and never more than [`SPIN_SHARE`] of the thread's mean gap between
 //!   sends, so a thread spins at most about 30% of its time (except when its sends are
-//!   closer together than [`SPIN_GAPS_BELOW`]: then it spins through the gaps, being busy
-//!   most of the time anyway): on a machine the server
+//!   closer together than [`SPIN_GAPS_BELOW`]: then it spins through the gaps, where a
+//!   wake-up per send costs more CPU than spinning): on a machine the server
 //!   shares, a spinning client would take the server's CPU and slow the replies it
 //!   measures (measured at 10k msg/s on 2 cores: a tenth left the median 24 µs late, 40%
 //!   cost 0.53 of a core, 30% gives 4 µs for 0.3 of a core).
@@ -35,9 +35,14 @@ const FIRST_MARGIN: Duration = Duration::from_micros(50);
 const POLL_ROUNDING: Duration = Duration::from_millis(1);
 /// `hybrid`: the most of the mean gap between sends spent spinning.
 pub(super) const SPIN_SHARE: f64 = 0.3;
-/// `hybrid`: a thread whose sends are closer together than this spins through the gaps
-/// (sleeping would wake it later than the next send: ~40 µs here at the median).
-pub(super) const SPIN_GAPS_BELOW: Duration = Duration::from_micros(50);
+/// `hybrid`: a thread whose sends are closer together than this (over ~11.8k msg/s per
+/// thread) spins through the gaps. Measured on the 2-core VM at 12.5k-20k msg/s per thread
+/// (results/pacing/README.md): sleeping between such sends left them late (client lag p50
+/// 5-19 µs, p99 30-60 µs, against 0.1-0.2 / 0.6-24 µs spinning) and cost more CPU in
+/// wake-ups than spinning did work (0.52-0.63 of a core against 0.25-0.38 of work, for a
+/// whole core busy); the corrected median came out the same or better spinning. At 10k
+/// (100 µs apart) sleeping still pays: 0.3 of a core, lag p50 0.1 µs.
+pub(super) const SPIN_GAPS_BELOW: Duration = Duration::from_micros(85);
 /// `spin`: closer to the send time than this, spin on the clock instead of polling.
 pub(super) const SPIN_ON_CLOCK: Duration = Duration::from_micros(20);
 
@@ -65,8 +70,8 @@ impl Pacer {
     /// A pacer in `mode` for a thread whose sends are `gap` apart on average.
     pub(super) fn new(mode: Pacing, gap: Duration) -> Self {
         let max_margin_ns = if gap < SPIN_GAPS_BELOW {
-            // Sends closer together than a timer wake-up is late here: sleeping between
-            // them only makes every one late; the thread is busy most of the gap anyway.
+            // Sends this close together: a wake-up per send costs more than spinning, and
+            // makes every send late (see SPIN_GAPS_BELOW).
             gap.as_nanos() as u64
         } else {
             ((gap.as_nanos() as f64 * SPIN_SHARE) as u64)
