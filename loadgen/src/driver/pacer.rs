@@ -38,7 +38,7 @@ pub(super) const SPIN_SHARE: f64 = 0.3;
 /// `hybrid`: a thread whose sends are closer together than this (over ~11.8k msg/s per
 /// thread) spins through the gaps. Measured on the 2-core VM at 12.5k-20k msg/s per thread
 /// (results/pacing/README.md): sleeping between such sends left them late (client lag p50
-/// 5-19 µs, p99 30-60 µs, against 0.1-0.2 / 0.6-24 µs spinning) and cost more CPU in
+/// 5-19 µs, p99 30-60 µs and once 390, against 0.1-0.2 / 0.6-24 µs spinning) and cost more CPU in
 /// wake-ups than spinning did work (0.52-0.63 of a core against 0.25-0.38 of work, for a
 /// whole core busy); the corrected median came out the same or better spinning. At 10k
 /// (100 µs apart) sleeping still pays: 0.3 of a core, lag p50 0.1 µs.
