@@ -118,12 +118,13 @@ pub(super) fn report(p: Parts<'_>) -> Report {
             .flatten(),
         verdict::backlog_verdict(p.listen_overflows, Percentiles::of(&connect).max_us),
         verdict::loss_verdict(if open { &p.total.raw } else { &p.total.latency }, p.tcp_retransmits),
-        client_lag.and_then(|l| {
+        open.then(|| {
             // Only `sleep` is as late as the wake-up of an idle vCPU (measured: halt polling
             // halved its lag, and left hybrid's, whose margin covers the median, as it was).
             let halt_poll_ns = env.halt_poll_ns.filter(|_| cfg.pacing == crate::config::Pacing::Sleep);
-            verdict::pacing_verdict(l.p99_us, latency.p99_us, halt_poll_ns)
-        }),
+            verdict::pacing_verdict(&p.total.client_lag, latency.p99_us, halt_poll_ns)
+        })
+        .flatten(),
     ]
     .into_iter()
     .flatten()

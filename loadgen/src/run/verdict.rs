@@ -154,13 +154,26 @@ pub(crate) struct Lags {
 /// dominate the measurement.
 pub(crate) const CLIENT_LAG_SHARE: f64 = 0.1;
 
-/// Open loop: `Some(sentence)` when the client's own lateness is more than
-/// [`CLIENT_LAG_SHARE`] of the corrected p99: then the latency at this rate reflects the
-/// client's pacing rather than the server. `halt_poll_ns` is the machine's
-/// `guest_halt_poll_ns` where the idle driver is a VM's `haltpoll`: at zero the sentence
-/// names it, since every timer wake-up of an idle vCPU then pays a VM exit.
-pub(crate) fn pacing_verdict(client_lag_p99_us: f64, latency_p99_us: f64, halt_poll_ns: Option<u64>) -> Option<String> {
-    (client_lag_p99_us > CLIENT_LAG_SHARE * latency_p99_us && latency_p99_us > 0.0).then(|| {
+/// Fewest sends that must have been late by that share for the self-check to speak: in a
+/// short or slow run the p99 is two or three sends (250 at 50 msg/s for 5 s), and two sends
+/// a stalled VM held back are not the client's pacing.
+pub(crate) const MIN_LATE_SENDS: u64 = 10;
+
+/// Open loop: `Some(sentence)` when the client's own lateness (`client_lag`, ns) has a p99
+/// above [`CLIENT_LAG_SHARE`] of the corrected p99, in at least [`MIN_LATE_SENDS`] sends:
+/// then the latency at this rate reflects the client's pacing rather than the server.
+/// `halt_poll_ns` is the machine's `guest_halt_poll_ns` where the idle driver is a VM's
+/// `haltpoll`: at zero the sentence names it, since every timer wake-up of an idle vCPU then
+/// pays a VM exit.
+pub(crate) fn pacing_verdict(
+    client_lag: &hdrhistogram::Histogram<u64>,
+    latency_p99_us: f64,
+    halt_poll_ns: Option<u64>,
+) -> Option<String> {
+    let client_lag_p99_us = client_lag.value_at_quantile(0.99) as f64 / 1000.0;
+    let bar_ns = (CLIENT_LAG_SHARE * latency_p99_us * 1000.0) as u64;
+    let late = client_lag.count_between(bar_ns.saturating_add(1), u64::MAX);
+    (client_lag_p99_us > CLIENT_LAG_SHARE * latency_p99_us && latency_p99_us > 0.0 && late >= MIN_LATE_SENDS).then(|| {
         let vm = if halt_poll_ns == Some(0) {
             "; this VM halts idle vCPUs at once (cpuidle haltpoll, guest_halt_poll_ns = 0), which makes timer \
              wake-ups late: see README \"Pacing\" for /sys/module/haltpoll/parameters/guest_halt_poll_ns"
@@ -169,7 +182,8 @@ pub(crate) fn pacing_verdict(client_lag_p99_us: f64, latency_p99_us: f64, halt_p
         };
         format!(
             "the latency at this rate reflects the client's pacing: its own lag p99 {client_lag_p99_us:.1} us is {:.0}% of \
-             the corrected p99 {latency_p99_us:.1} us; try --pacing spin, more --threads, or --pin-client{vm}",
+             the corrected p99 {latency_p99_us:.1} us ({late} sends late by more than a tenth of it); try --pacing spin, \
+             more --threads, or --pin-client{vm}",
             100.0 * client_lag_p99_us / latency_p99_us
         )
     })
@@ -238,12 +252,32 @@ mod tests {
         assert!(keep_up_verdict(0.5, 0.25, "msg/s", lag(0.0, 0.0, 0.0), 0.1)
             .unwrap()
             .contains("achieved 0.25 of 0.50 msg/s"));
-        assert!(pacing_verdict(20.0, 100.0, None).unwrap().contains("--pacing spin"));
-        assert!(!pacing_verdict(20.0, 100.0, Some(200_000)).unwrap().contains("haltpoll"));
-        assert!(pacing_verdict(20.0, 100.0, Some(0))
+        // Client lag: 1000 sends on time, `n` sends 20 µs late; corrected p99 100 µs.
+        let lag = |n: u64| {
+            let mut h = crate::record::new_histogram();
+            h.record_n(100, 1000).unwrap();
+            h.record_n(20_000, n).unwrap();
+            h
+        };
+        assert!(pacing_verdict(&lag(20), 100.0, None).unwrap().contains("--pacing spin"));
+        assert!(!pacing_verdict(&lag(20), 100.0, Some(200_000))
+            .unwrap()
+            .contains("haltpoll"));
+        assert!(pacing_verdict(&lag(20), 100.0, Some(0))
             .unwrap()
             .contains("guest_halt_poll_ns = 0"));
-        assert_eq!(pacing_verdict(5.0, 100.0, Some(0)), None);
+        assert_eq!(pacing_verdict(&lag(0), 100.0, Some(0)), None, "on time");
+        assert_eq!(
+            pacing_verdict(&lag(20), 1000.0, None),
+            None,
+            "late by less than a tenth"
+        );
+        // Three late sends out of 250 make a p99, not a pattern.
+        let mut few = crate::record::new_histogram();
+        few.record_n(100, 247).unwrap();
+        few.record_n(150_000, 3).unwrap();
+        assert!(few.value_at_quantile(0.99) > 100_000);
+        assert_eq!(pacing_verdict(&few, 200.0, None), None);
         let mut lossy = crate::record::new_histogram();
         lossy.record_n(30_000, 1000).unwrap();
         lossy.record_n(205_000_000, 20).unwrap();
