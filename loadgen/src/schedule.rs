@@ -134,6 +134,19 @@ impl ThreadSchedule {
         self.next
     }
 
+    /// Whether more than `by` messages are due by `t` (ns after the start): one intended
+    /// time computed, cheap enough to ask before every walk.
+    #[inline]
+    pub fn behind(&self, t: u64, by: u64) -> bool {
+        let m = self.conn_ids.len() as u64;
+        let k = self.next + by;
+        m > 0
+            && self
+                .schedule
+                .intended_ns(self.conn_ids[(k % m) as usize], k / m)
+                .is_some_and(|at| at <= t)
+    }
+
     /// The thread's connections.
     pub fn conns(&self) -> usize {
         self.conn_ids.len()
@@ -282,6 +295,8 @@ mod tests {
                 walk.advance();
             }
             assert_eq!(jumped, walk.position(), "t {t}");
+            let fresh = ThreadSchedule::new(s, vec![1, 4, 7]);
+            assert_eq!(fresh.behind(t, 2), jumped > 2, "t {t}");
             for (slot, d) in due.iter().enumerate() {
                 assert_eq!(walk.before(jumped, slot), *d, "t {t}, slot {slot}");
             }

@@ -193,17 +193,16 @@ fn nobody_at_the_udp_port_is_exit_3_within_the_connect_timeout() {
 }
 
 #[test]
-fn a_udp_message_smaller_than_its_header_is_refused() {
-    let out = run(&["--target", "mio", "--transport", "udp", "--msg-size", "8"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--msg-size") && err.contains("header"), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    // A reset needs a TCP connection: asked for over UDP, it is refused, not ignored.
-    let out = run(&["--target", "mio", "--transport", "udp", "--close", "rst"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--close") && err.contains("UDP"), "{err}");
+fn flags_that_do_not_fit_udp_are_refused_naming_them() {
+    // A message smaller than its header; a reset, which needs a TCP connection (refused,
+    // not ignored).
+    for (flag, value, says) in [("--msg-size", "8", "header"), ("--close", "rst", "UDP")] {
+        let out = run(&["--target", "mio", "--transport", "udp", flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag) && err.contains(says), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 }
 
 #[test]

@@ -373,22 +373,19 @@ impl<'a> Client<'a> {
     /// Open loop: marks every message whose time has come as due and sends it; returns the
     /// time of the next one.
     fn send_due(&mut self, t: u64) -> Option<u64> {
-        let m = self.walk.conns() as u64;
-        if self.walk.peek().is_some_and(|(_, _, at)| at <= t) {
+        if self.walk.behind(t, CATCH_UP_AFTER * self.walk.conns() as u64) {
+            // Far behind the schedule (a rate beyond what the thread can send): every
+            // connection's messages due by now are marked at once, O(connections), instead
+            // of walked one by one (at 1e9 msg/s the walk alone took the thread, and no
+            // reply was ever read).
             let end = self.walk.due_by(t);
-            if end - self.walk.position() > CATCH_UP_AFTER * m {
-                // Far behind the schedule (a rate beyond what the thread can send): every
-                // connection's messages due by now are marked at once, O(connections),
-                // instead of walked one by one (at 1e9 msg/s the walk alone took the
-                // thread, and no reply was ever read).
-                for slot in 0..self.conns.len() {
-                    let due = self.walk.before(end, slot);
-                    self.conns[slot].due = self.conns[slot].due.max(due);
-                }
-                self.walk.seek(end);
-                for slot in 0..self.conns.len() {
-                    self.send(slot);
-                }
+            for slot in 0..self.conns.len() {
+                let due = self.walk.before(end, slot);
+                self.conns[slot].due = self.conns[slot].due.max(due);
+            }
+            self.walk.seek(end);
+            for slot in 0..self.conns.len() {
+                self.send(slot);
             }
         }
         while let Some((slot, seq, at)) = self.walk.peek() {
