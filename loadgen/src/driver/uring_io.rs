@@ -253,9 +253,13 @@ impl UringIo {
     /// each to its connection's socket and appends what the loop must hear to `out`.
     pub(super) fn wait(&mut self, timeout: Duration, conns: &mut [Conn], out: &mut Vec<Ready>) -> io::Result<()> {
         self.bufs.publish();
-        let ts = types::Timespec::from(timeout);
         self.done.clear();
-        self.ring.wait(&mut self.done, Some(&ts))?;
+        if timeout.is_zero() {
+            // A poll that must not block (spinning to pace): no wait, not even a zero one.
+            self.ring.reap(&mut self.done)?;
+        } else {
+            self.ring.wait(&mut self.done, Some(&types::Timespec::from(timeout)))?;
+        }
 
         for k in 0..self.done.len() {
             let (user, res, flags) = self.done[k];
