@@ -202,10 +202,14 @@ pub struct CompareArgs {
     /// server_cpu, client_cpu, or any numeric column) [default: throughput,p50,p99,p99.9].
     #[arg(long, value_delimiter = ',')]
     pub metric: Vec<String>,
-    /// Exit 1 when a metric got worse by more than this (e.g. 5%), significantly or
-    /// untestably (a CI gate).
+    /// The band of no change (e.g. 5%), and a CI gate: exit 1 when a gated metric is
+    /// `worse` beyond it, or `inconclusive` with its estimate beyond it in the bad direction
+    /// [without it: a 5% band, exit 0].
     #[arg(long, value_name = "PCT")]
     pub threshold: Option<String>,
+    /// Metrics the gate judges [default: every --metric given, else throughput].
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub gate: Vec<String>,
     /// Output format: table, markdown or csv.
     #[arg(long, default_value = "table", value_parser = ["table", "markdown", "csv"])]
     pub format: String,

@@ -11,25 +11,50 @@ use crate::config::parse_percent;
 use crate::error::Error;
 use crate::report::read::read_report;
 
-/// `loadgen compare`.
-pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
+/// The metrics to print and which of them the gate judges: `--metric` (default: throughput,
+/// p50, p99, p99.9) and `--gate` (default: every `--metric` given, else throughput).
+fn metrics(a: &CompareArgs) -> Vec<Metric> {
     let names: Vec<String> = if a.metric.is_empty() {
         compare::DEFAULT_METRICS.iter().map(|s| s.to_string()).collect()
     } else {
-        a.metric.clone()
+        a.metric.iter().map(|n| n.trim().to_string()).collect()
     };
-    let metrics: Vec<Metric> = names.iter().map(|n| Metric::parse(n.trim())).collect();
+    let gate: Vec<String> = if !a.gate.is_empty() {
+        a.gate.iter().map(|n| n.trim().to_string()).collect()
+    } else if !a.metric.is_empty() {
+        names.clone()
+    } else {
+        vec!["throughput".to_string()]
+    };
+    let mut out: Vec<Metric> = names
+        .iter()
+        .map(|n| Metric {
+            gated: gate.contains(n),
+            ..Metric::parse(n)
+        })
+        .collect();
+    // A gated metric that is not printed is still compared.
+    for g in gate.iter().filter(|g| !names.contains(g)) {
+        out.push(Metric::parse(g));
+    }
+    out
+}
+
+/// `loadgen compare`.
+pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
+    let metrics = metrics(a);
     let threshold = a
         .threshold
         .as_deref()
         .map(|t| parse_percent("--threshold", t))
         .transpose()?;
+    let band = threshold.unwrap_or(compare::DEFAULT_BAND_PCT);
     let format: CompareFormat = a.format.parse()?;
     let mut out = std::io::stdout().lock();
     match (&a.by, &a.baseline, a.reports.as_slice()) {
         (Some(by), Some(baseline), [file]) => {
             let rows = read_report(file)?;
-            let rel = compare::relative(&rows, by, baseline, &metrics);
+            let rel = compare::relative(&rows, by, baseline, &metrics, band);
             if rel.is_empty() {
                 return Err(Error::Input(format!(
                     "{}: no configuration has both `{by}={baseline}` and another `{by}` value",
@@ -42,22 +67,54 @@ pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
         }
         (None, None, [base, new]) => {
             let (b, n) = (read_report(base)?, read_report(new)?);
-            let c = compare::compare(&b, &n, &metrics);
-            out.write_all(render::comparison(&c, format, threshold).as_bytes())?;
-            let regressions = threshold.map_or(0, |t| c.changes.iter().filter(|ch| ch.is_regression(t)).count());
-            if regressions == 0 {
+            let c = compare::compare(&b, &n, &metrics, band);
+            out.write_all(render::comparison(&c, format, threshold.is_some()).as_bytes())?;
+            let Some(t) = threshold else { return Ok(0) };
+            // The gate's messages go to stderr, so `--format csv` output stays parseable.
+            let mut err = std::io::stderr().lock();
+            let failing: Vec<_> = c.changes.iter().filter(|ch| ch.fails_gate()).collect();
+            for ch in &failing {
+                let why = match (ch.outcome, ch.advice) {
+                    (compare::Outcome::Worse, _) => "worse beyond the threshold".to_string(),
+                    (_, Some(adv)) => format!(
+                        "inconclusive, and its estimate is beyond the threshold: {}",
+                        render::advice(adv)
+                    ),
+                    _ => "inconclusive, and its estimate is beyond the threshold".to_string(),
+                };
+                writeln!(
+                    err,
+                    "GATE: {} {}: {} ({}): {why}",
+                    ch.key.describe(None),
+                    ch.metric.name,
+                    render::ratio(ch),
+                    format!("n={}/{}", ch.base.n, ch.new.n)
+                )?;
+            }
+            let unsettled = c
+                .changes
+                .iter()
+                .filter(|ch| ch.metric.gated && ch.outcome == compare::Outcome::Inconclusive && !ch.fails_gate())
+                .count();
+            if unsettled > 0 {
+                writeln!(
+                    err,
+                    "note: {unsettled} gated change(s) inconclusive with an estimate inside ±{t}%: passed, but not shown to be the same"
+                )?;
+            }
+            if failing.is_empty() {
                 return Ok(0);
             }
             let machines_differ = c.environment.iter().any(|(col, _, _)| col != "version");
             if machines_differ && !a.across_machines {
                 writeln!(
-                    out,
-                    "{regressions} regression(s) beyond {}%, not gating: the reports come from different machines (pass --across-machines to gate anyway)",
-                    threshold.unwrap_or(0.0)
+                    err,
+                    "{} gated change(s) fail beyond {t}%, not gating: the reports come from different machines (pass --across-machines to gate anyway)",
+                    failing.len()
                 )?;
                 return Ok(0);
             }
-            writeln!(out, "{regressions} regression(s) beyond {}%", threshold.unwrap_or(0.0))?;
+            writeln!(err, "{} gated change(s) fail the gate at ±{t}%", failing.len())?;
             Ok(1)
         }
         _ => Err(Error::Input(

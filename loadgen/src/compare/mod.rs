@@ -1,21 +1,28 @@
 //! The comparison maths behind `loadgen compare` (printing is in [`render`]).
 //!
-//! Rows are matched by their configuration key (target, transport, mode, conns, msg_size,
-//! depth, rate). Repeated rows of one key form a sample: mean ± standard deviation, and
-//! Welch's t-test between the two sides decides whether a change is significant (p < 0.05).
-//! With a single row on either side nothing can be tested, and the change is marked so.
+//! Rows are matched by their configuration key. Repeated rows of one key form a sample;
+//! each metric of each configuration gets an interval for the ratio new / base (Welch's t on
+//! log values, [`stats::ratio_interval`]) and one of four [`Outcome`]s against a threshold
+//! band: `better` or `worse` (the whole interval beyond the band), `same` (the whole
+//! interval inside it), or `inconclusive`. The intervals of one family (the gated metrics ×
+//! configurations) are simultaneous: Bonferroni, each at 1 − 5%/m. The rule and its
+//! simulated error rates are in `docs/statistics.md`.
 
 pub mod render;
-pub mod welch;
+pub mod stats;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::report::read::Row;
+use stats::RatioInterval;
 
-/// Significance level of the t-test.
+/// Family-wise error of the intervals of one comparison (95% simultaneous confidence).
 pub const ALPHA: f64 = 0.05;
+
+/// The band (±%) that `same` must fall inside when no `--threshold` is given.
+pub const DEFAULT_BAND_PCT: f64 = 5.0;
 
 /// Columns that identify a configuration.
 pub const KEY_COLUMNS: [&str; 7] = ["target", "transport", "mode", "conns", "msg_size", "depth", "rate"];
@@ -56,6 +63,8 @@ pub struct Metric {
     pub column: String,
     /// Whether a larger value is better.
     pub higher_is_better: bool,
+    /// Whether `--threshold` gates on it (it then belongs to the gated family).
+    pub gated: bool,
 }
 
 /// The default metrics: throughput and p50 / p99 / p99.9 latency.
@@ -85,6 +94,19 @@ impl Metric {
             name: name.to_string(),
             column: column.to_string(),
             higher_is_better: column.starts_with("throughput") || column == "fairness" || column == "msgs",
+            gated: true,
+        }
+    }
+
+    /// The quantile a latency percentile column estimates (`lat_p99_us` → 0.99).
+    pub fn quantile(&self) -> Option<f64> {
+        match self.column.as_str() {
+            "lat_p50_us" => Some(0.5),
+            "lat_p90_us" => Some(0.9),
+            "lat_p99_us" => Some(0.99),
+            "lat_p999_us" => Some(0.999),
+            "lat_p9999_us" => Some(0.9999),
+            _ => None,
         }
     }
 }
@@ -102,21 +124,47 @@ pub struct Sample {
 
 impl Sample {
     fn of(xs: &[f64]) -> Sample {
-        let (mean, sd) = welch::mean_sd(xs);
+        let (mean, sd) = stats::mean_sd(xs);
         Sample { n: xs.len(), mean, sd }
     }
 }
 
-/// Whether a change is real.
+/// What the evidence says about a change, against the band ±threshold around "no change".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Significance {
-    /// p < [`ALPHA`].
-    Significant,
-    /// p >= [`ALPHA`]: no significant change.
-    NotSignificant,
-    /// Fewer than two rows on a side: cannot be tested.
-    Untested,
+pub enum Outcome {
+    /// The whole interval lies beyond the band, in the good direction.
+    Better,
+    /// The whole interval lies beyond the band, in the bad direction.
+    Worse,
+    /// The whole interval lies inside the band: any change is smaller than the threshold.
+    Same,
+    /// Neither: the data cannot tell (more repeats would).
+    Inconclusive,
+}
+
+impl Outcome {
+    /// The word printed in the verdict column.
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Better => "better",
+            Outcome::Worse => "worse",
+            Outcome::Same => "same",
+            Outcome::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// How many repeats would settle an inconclusive change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Advice {
+    /// A side has a single run: its noise is unknown; at least 3 repeats a side.
+    MeasureNoise,
+    /// About this many repeats per side, from the observed noise.
+    Repeats(usize),
+    /// The change sits so close to the band's edge that no practical number would do.
+    Impractical,
 }
 
 /// One metric of one configuration, base against new.
@@ -130,25 +178,48 @@ pub struct Change {
     pub base: Sample,
     /// New side.
     pub new: Sample,
-    /// new / base.
-    pub ratio: f64,
-    /// (new - base) / base, percent.
-    pub change_pct: f64,
-    /// Welch's p-value, when testable.
-    pub p_value: Option<f64>,
-    /// The p-value adjusted for every test of the same invocation (Holm), which decides
-    /// the significance.
-    pub p_adjusted: Option<f64>,
-    /// What the test says.
-    pub significance: Significance,
-    /// Better (+1), worse (-1) or equal (0), by the metric's direction.
-    pub direction: i8,
+    /// new / base with its simultaneous interval; `None` when a side has no positive value.
+    pub interval: Option<RatioInterval>,
+    /// The confidence of each interval (1 − 5%/m for a family of m).
+    pub confidence: f64,
+    /// The band: ±this percentage around a ratio of 1 counts as no change.
+    pub band_pct: f64,
+    /// The verdict.
+    pub outcome: Outcome,
+    /// When inconclusive: what would settle it.
+    pub advice: Option<Advice>,
+    /// Why a compared percentile cannot be trusted (too few samples in some run), if so.
+    pub not_estimable: Option<String>,
 }
 
 impl Change {
-    /// A worsening beyond `threshold_pct` that is significant or could not be tested.
-    pub fn is_regression(&self, threshold_pct: f64) -> bool {
-        self.direction < 0 && self.change_pct.abs() > threshold_pct && self.significance != Significance::NotSignificant
+    /// new / base (of geometric means), NaN when it cannot be formed.
+    pub fn ratio(&self) -> f64 {
+        self.interval.map_or(f64::NAN, |i| i.ratio)
+    }
+
+    /// (new − base) / base in percent.
+    pub fn change_pct(&self) -> f64 {
+        (self.ratio() - 1.0) * 100.0
+    }
+
+    /// Whether the point estimate lies beyond the band in the bad direction.
+    pub fn point_beyond_bad_edge(&self) -> bool {
+        let (r, b) = (self.ratio(), self.band_pct / 100.0);
+        if self.metric.higher_is_better {
+            r < 1.0 - b
+        } else {
+            r > 1.0 + b
+        }
+    }
+
+    /// The gate's rule: a gated metric fails when it is `worse`, or `inconclusive` with its
+    /// point estimate beyond the band in the bad direction (too few repeats to clear a
+    /// change that looks like a regression).
+    pub fn fails_gate(&self) -> bool {
+        self.metric.gated
+            && (self.outcome == Outcome::Worse
+                || (self.outcome == Outcome::Inconclusive && self.point_beyond_bad_edge()))
     }
 }
 
@@ -180,75 +251,120 @@ fn values(rows: &[&Row], column: &str) -> Vec<f64> {
         .collect()
 }
 
-fn change(key: Key, metric: &Metric, base: &[f64], new: &[f64]) -> Change {
-    let (b, n) = (Sample::of(base), Sample::of(new));
-    let ratio = if b.mean != 0.0 { n.mean / b.mean } else { f64::NAN };
-    let change_pct = (ratio - 1.0) * 100.0;
-    let p_value = welch::welch_p(base, new);
-    let significance = match p_value {
-        None => Significance::Untested,
-        Some(p) if p < ALPHA => Significance::Significant,
-        Some(_) => Significance::NotSignificant,
+/// The note for a percentile compared from runs too short to estimate it.
+fn estimability(metric: &Metric, rows: &[&Row]) -> Option<String> {
+    let q = metric.quantile()?;
+    let fewest = rows.iter().filter_map(|r| r.num("msgs")).fold(f64::INFINITY, f64::min);
+    (fewest.is_finite() && !stats::quantile_estimable(fewest as u64, q)).then(|| {
+        format!(
+            "{} not estimable: a run has {fewest:.0} samples, it needs {:.0}",
+            metric.name,
+            (10.0 / (1.0 - q)).ceil()
+        )
+    })
+}
+
+/// One metric of one configuration, before the family is known.
+struct Pair<'a> {
+    key: Key,
+    metric: &'a Metric,
+    base: Vec<f64>,
+    new: Vec<f64>,
+    rows: Vec<&'a Row>,
+}
+
+/// Decides every pair: the gated pairs form one family, the others another; each interval
+/// is at 1 − [`ALPHA`]/m (Bonferroni), so all intervals of a family hold together with 95%
+/// confidence, and so do the verdicts read from them.
+fn decide(pairs: Vec<Pair<'_>>, band_pct: f64) -> Vec<Change> {
+    let gated = pairs.iter().filter(|p| p.metric.gated).count().max(1);
+    let other = pairs.iter().filter(|p| !p.metric.gated).count().max(1);
+    pairs
+        .into_iter()
+        .map(|p| {
+            let alpha = ALPHA / if p.metric.gated { gated } else { other } as f64;
+            let interval = stats::ratio_interval(&p.base, &p.new, alpha);
+            let (outcome, advice) = judge(interval, p.metric.higher_is_better, band_pct, alpha);
+            Change {
+                not_estimable: estimability(p.metric, &p.rows),
+                key: p.key,
+                metric: p.metric.clone(),
+                base: Sample::of(&p.base),
+                new: Sample::of(&p.new),
+                interval,
+                confidence: 1.0 - alpha,
+                band_pct,
+                outcome,
+                advice,
+            }
+        })
+        .collect()
+}
+
+/// The outcome of an interval against the band, and for an inconclusive one how many
+/// repeats a side would settle it with the noise observed.
+fn judge(
+    interval: Option<RatioInterval>,
+    higher_is_better: bool,
+    band_pct: f64,
+    alpha: f64,
+) -> (Outcome, Option<Advice>) {
+    let Some(i) = interval else {
+        return (Outcome::Inconclusive, None);
     };
-    let diff = n.mean - b.mean;
-    let direction = if diff == 0.0 || diff.is_nan() {
-        0
-    } else if (diff > 0.0) == metric.higher_is_better {
-        1
+    let (lo_edge, hi_edge) = (1.0 - band_pct / 100.0, 1.0 + band_pct / 100.0);
+    let (up, down) = if higher_is_better {
+        (Outcome::Better, Outcome::Worse)
     } else {
-        -1
+        (Outcome::Worse, Outcome::Better)
     };
-    Change {
-        key,
-        metric: metric.clone(),
-        base: b,
-        new: n,
-        ratio,
-        change_pct,
-        p_value,
-        p_adjusted: p_value,
-        significance,
-        direction,
+    let outcome = if i.lo >= lo_edge && i.hi <= hi_edge {
+        Outcome::Same
+    } else if i.lo > hi_edge {
+        up
+    } else if i.hi < lo_edge {
+        down
+    } else {
+        Outcome::Inconclusive
+    };
+    if outcome != Outcome::Inconclusive {
+        return (outcome, None);
     }
+    let Some(sd) = i.log_sd else {
+        return (outcome, Some(Advice::MeasureNoise));
+    };
+    // The interval must clear the nearest edge: the distance from the estimate to it.
+    let d = i.ratio.ln();
+    let distance = (d - lo_edge.max(f64::MIN_POSITIVE).ln())
+        .abs()
+        .min((d - hi_edge.ln()).abs());
+    let advice = stats::repeats_needed(sd, distance, alpha).map_or(Advice::Impractical, Advice::Repeats);
+    (outcome, Some(advice))
 }
 
-/// Holm's step-down adjustment of every tested change's p-value, so that the chance of
-/// calling *any* change significant by accident stays below [`ALPHA`] across all the
-/// comparisons of one invocation (48 tests at 5% each would otherwise expect two false
-/// findings). The significance follows the adjusted value.
-pub fn holm_adjust<'a>(changes: impl IntoIterator<Item = &'a mut Change>) {
-    let mut tested: Vec<&mut Change> = changes.into_iter().filter(|c| c.p_value.is_some()).collect();
-    tested.sort_by(|a, b| a.p_value.partial_cmp(&b.p_value).unwrap_or(std::cmp::Ordering::Equal));
-    let m = tested.len();
-    let mut running_max: f64 = 0.0;
-    for (i, c) in tested.into_iter().enumerate() {
-        let p = c.p_value.unwrap_or(1.0);
-        running_max = running_max.max(((m - i) as f64 * p).min(1.0));
-        c.p_adjusted = Some(running_max);
-        c.significance = if running_max < ALPHA {
-            Significance::Significant
-        } else {
-            Significance::NotSignificant
-        };
-    }
-}
-
-/// Compares `new` against `base`, metric by metric, configuration by configuration.
-pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric]) -> Comparison {
+/// Compares `new` against `base`, metric by metric, configuration by configuration, with
+/// `band_pct` as the band of no change.
+pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric], band_pct: f64) -> Comparison {
     let (gb, gn) = (group(base, None), group(new, None));
-    let mut changes = Vec::new();
+    let mut pairs = Vec::new();
     for (key, brows) in &gb {
         let Some(nrows) = gn.get(key) else { continue };
         for m in metrics {
             let (bv, nv) = (values(brows, &m.column), values(nrows, &m.column));
             if !bv.is_empty() && !nv.is_empty() {
-                changes.push(change(key.clone(), m, &bv, &nv));
+                let rows = brows.iter().chain(nrows).copied().collect();
+                pairs.push(Pair {
+                    key: key.clone(),
+                    metric: m,
+                    base: bv,
+                    new: nv,
+                    rows,
+                });
             }
         }
     }
-    holm_adjust(changes.iter_mut());
     Comparison {
-        changes,
+        changes: decide(pairs, band_pct),
         only_base: gb.keys().filter(|k| !gn.contains_key(k)).cloned().collect(),
         only_new: gn.keys().filter(|k| !gb.contains_key(k)).cloned().collect(),
         environment: environment_differences(base, new),
@@ -283,23 +399,17 @@ pub fn environment_differences(base: &[Row], new: &[Row]) -> Vec<(String, String
 /// One value of the `--by` column relative to the baseline value, in one configuration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Relative {
-    /// The configuration without the `--by` column.
-    pub key: Key,
     /// The `--by` value (e.g. the model).
     pub value: String,
-    /// The metric.
-    pub metric: Metric,
-    /// Its mean / the baseline's mean.
-    pub ratio: f64,
-    /// Standard deviation of the ratio (propagated from both samples).
-    pub ratio_sd: f64,
-    /// The comparison of the two samples.
+    /// The comparison against the baseline's sample (key without the `--by` column).
     pub change: Change,
 }
 
-/// Within one report: every value of column `by` relative to `baseline`, per configuration.
-pub fn relative(rows: &[Row], by: &str, baseline: &str, metrics: &[Metric]) -> Vec<Relative> {
-    let mut out = Vec::new();
+/// Within one report: every value of column `by` relative to `baseline`, per configuration,
+/// with the same outcomes as [`compare`].
+pub fn relative(rows: &[Row], by: &str, baseline: &str, metrics: &[Metric], band_pct: f64) -> Vec<Relative> {
+    let mut pairs = Vec::new();
+    let mut names = Vec::new();
     for (key, group_rows) in group(rows, Some(by)) {
         let mut by_value: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
         for r in group_rows {
@@ -317,49 +427,28 @@ pub fn relative(rows: &[Row], by: &str, baseline: &str, metrics: &[Metric]) -> V
                 if bv.is_empty() || nv.is_empty() {
                     continue;
                 }
-                let c = change(key.clone(), m, &bv, &nv);
-                let rel = |s: Sample| if s.mean != 0.0 { s.sd / s.mean } else { 0.0 };
-                let ratio_sd = c.ratio.abs() * (rel(c.base).powi(2) + rel(c.new).powi(2)).sqrt();
-                out.push(Relative {
+                names.push(value.to_string());
+                let rows = base_rows.iter().chain(vrows).copied().collect();
+                pairs.push(Pair {
                     key: key.clone(),
-                    value: value.to_string(),
-                    metric: m.clone(),
-                    ratio: c.ratio,
-                    ratio_sd,
-                    change: c,
+                    metric: m,
+                    base: bv,
+                    new: nv,
+                    rows,
                 });
             }
         }
     }
-    holm_adjust(out.iter_mut().map(|r| &mut r.change));
-    out
+    names
+        .into_iter()
+        .zip(decide(pairs, band_pct))
+        .map(|(value, change)| Relative { value, change })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tested(p: f64) -> Change {
-        let mut c = change(Key(vec![]), &Metric::parse("throughput"), &[1.0, 2.0], &[1.5, 2.5]);
-        c.p_value = Some(p);
-        c
-    }
-
-    #[test]
-    fn holm_keeps_the_family_error_rate() {
-        let mut cs: Vec<Change> = [0.003, 0.04, 0.2, 0.5].into_iter().map(tested).collect();
-        holm_adjust(cs.iter_mut());
-        let adj: Vec<f64> = cs.iter().map(|c| c.p_adjusted.unwrap()).collect();
-        // 4 x 0.003, max(3 x 0.04, ..), max(2 x 0.2, ..), 0.5
-        assert!((adj[0] - 0.012).abs() < 1e-12 && (adj[1] - 0.12).abs() < 1e-12);
-        assert!((adj[2] - 0.4).abs() < 1e-12 && (adj[3] - 0.5).abs() < 1e-12);
-        assert_eq!(cs[0].significance, Significance::Significant);
-        assert_eq!(
-            cs[1].significance,
-            Significance::NotSignificant,
-            "0.04 alone, not among 4 tests"
-        );
-    }
 
     fn row(target: &str, conns: u32, tput: f64, p99: f64) -> Row {
         Row::new(
@@ -372,6 +461,7 @@ mod tests {
                 ("msg_size", "64".into()),
                 ("depth", "1".into()),
                 ("rate", String::new()),
+                ("msgs", "100000".into()),
                 ("throughput_msgs_s", tput.to_string()),
                 ("lat_p99_us", p99.to_string()),
             ]
@@ -383,51 +473,59 @@ mod tests {
         ["throughput", "p99"].map(Metric::parse).to_vec()
     }
 
-    #[test]
-    fn improvement_and_regression_by_direction() {
-        let base = [row("mio", 10, 1000.0, 100.0)];
-        let new = [row("mio", 10, 1200.0, 150.0)];
-        let c = compare(&base, &new, &metrics());
-        let (t, p) = (&c.changes[0], &c.changes[1]);
-        assert_eq!((t.direction, p.direction), (1, -1));
-        assert!((t.change_pct - 20.0).abs() < 1e-9 && (p.change_pct - 50.0).abs() < 1e-9);
-        assert_eq!(t.significance, Significance::Untested);
-        assert!(p.is_regression(5.0) && !p.is_regression(60.0) && !t.is_regression(5.0));
+    fn rows(tputs: &[f64]) -> Vec<Row> {
+        tputs.iter().map(|&t| row("mio", 10, t, 100.0)).collect()
     }
 
     #[test]
-    fn repeated_rows_are_tested() {
-        let base: Vec<Row> = [1000.0, 1010.0, 990.0]
-            .iter()
-            .map(|&t| row("mio", 10, t, 100.0))
-            .collect();
-        let same: Vec<Row> = [1005.0, 995.0, 1000.0]
-            .iter()
-            .map(|&t| row("mio", 10, t, 100.0))
-            .collect();
-        let worse: Vec<Row> = [800.0, 810.0, 790.0]
-            .iter()
-            .map(|&t| row("mio", 10, t, 100.0))
-            .collect();
-        let c = compare(&base, &same, &metrics());
-        assert_eq!(c.changes[0].significance, Significance::NotSignificant);
+    fn single_runs_are_inconclusive_and_a_bad_point_estimate_fails_the_gate() {
+        let base = [row("mio", 10, 1000.0, 100.0)];
+        let new = [row("mio", 10, 1200.0, 150.0)];
+        let c = compare(&base, &new, &metrics(), 5.0);
+        let (t, p) = (&c.changes[0], &c.changes[1]);
+        assert!((t.change_pct() - 20.0).abs() < 1e-9 && (p.change_pct() - 50.0).abs() < 1e-9);
+        assert_eq!((t.outcome, p.outcome), (Outcome::Inconclusive, Outcome::Inconclusive));
+        assert_eq!(t.advice, Some(Advice::MeasureNoise));
+        assert!(!t.fails_gate(), "better throughput never fails");
+        assert!(p.fails_gate(), "p99 +50% with one run a side cannot be cleared");
+    }
+
+    #[test]
+    fn four_outcomes() {
+        let base = rows(&[1000.0, 1010.0, 990.0, 1005.0, 995.0]);
+        let c = |new: &[f64]| compare(&base, &rows(new), &metrics()[..1], 10.0).changes[0].clone();
+        assert_eq!(c(&[1003.0, 997.0, 1001.0, 999.0, 1000.0]).outcome, Outcome::Same);
+        assert_eq!(c(&[800.0, 810.0, 790.0, 805.0, 795.0]).outcome, Outcome::Worse);
+        assert_eq!(c(&[1300.0, 1310.0, 1290.0, 1305.0, 1295.0]).outcome, Outcome::Better);
+        let unclear = c(&[930.0, 1030.0, 830.0, 980.0, 880.0]);
+        assert_eq!(unclear.outcome, Outcome::Inconclusive);
         assert!(
-            !c.changes[0].is_regression(0.1),
-            "no significant change is never a regression"
+            matches!(unclear.advice, Some(Advice::Repeats(n)) if n > 5),
+            "{:?}",
+            unclear.advice
         );
-        assert_eq!((c.changes[0].base.n, c.changes[0].base.mean), (3, 1000.0));
-        let c = compare(&base, &worse, &metrics());
-        assert_eq!(c.changes[0].significance, Significance::Significant);
-        assert!(c.changes[0].is_regression(5.0));
+        // Lower is better for latency: a higher p99 is worse.
+        let slow: Vec<Row> = (0..5).map(|i| row("mio", 10, 1000.0, 200.0 + i as f64)).collect();
+        let fast: Vec<Row> = (0..5).map(|i| row("mio", 10, 1000.0, 100.0 + i as f64)).collect();
+        assert_eq!(
+            compare(&fast, &slow, &metrics(), 10.0).changes[1].outcome,
+            Outcome::Worse
+        );
+    }
+
+    #[test]
+    fn a_report_against_itself_passes() {
+        let base = rows(&[1000.0, 1300.0, 700.0]);
+        let c = compare(&base, &base, &metrics(), 5.0);
+        assert!(c.changes.iter().all(|ch| !ch.fails_gate()));
     }
 
     #[test]
     fn missing_rows_are_listed() {
         let base = [row("mio", 10, 1.0, 1.0), row("mio", 100, 1.0, 1.0)];
         let new = [row("mio", 10, 1.0, 1.0), row("tokio", 10, 1.0, 1.0)];
-        let c = compare(&base, &new, &metrics());
-        assert_eq!(c.only_base.len(), 1);
-        assert_eq!(c.only_new.len(), 1);
+        let c = compare(&base, &new, &metrics(), 5.0);
+        assert_eq!((c.only_base.len(), c.only_new.len()), (1, 1));
         assert!(c.only_base[0].describe(None).contains("conns=100"));
         assert_eq!(c.changes.len(), 2);
     }
@@ -440,10 +538,82 @@ mod tests {
             row("tokio", 10, 900.0, 110.0),
             row("tokio", 10, 940.0, 110.0),
         ];
-        let rel = relative(&rows, "target", "mio", &[Metric::parse("throughput")]);
+        let rel = relative(&rows, "target", "mio", &[Metric::parse("throughput")], 5.0);
         assert_eq!(rel.len(), 1);
         assert_eq!(rel[0].value, "tokio");
-        assert!((rel[0].ratio - 0.92).abs() < 1e-9);
-        assert!(rel[0].ratio_sd > 0.0);
+        assert!((rel[0].change.ratio() - (900.0f64 * 940.0).sqrt() / 1000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn percentiles_of_short_runs_are_named() {
+        let mut short = row("mio", 10, 1000.0, 100.0);
+        short = Row::new(
+            [
+                "schema",
+                "target",
+                "transport",
+                "mode",
+                "conns",
+                "msg_size",
+                "depth",
+                "rate",
+                "lat_p99_us",
+            ]
+            .iter()
+            .map(|c| (c.to_string(), short.get(c).to_string()))
+            .chain([("msgs".to_string(), "500".to_string())]),
+        );
+        let c = compare(&[short.clone()], &[short], &[Metric::parse("p99")], 5.0);
+        assert!(c.changes[0].not_estimable.as_deref().unwrap().contains("needs 1000"));
+    }
+
+    /// Seeded lognormal noise: `n` runs of a metric whose true value is `mean`, with
+    /// coefficient of variation `cv`.
+    fn noisy(rng: &mut fastrand::Rng, n: usize, mean: f64, cv: f64) -> Vec<f64> {
+        (0..n)
+            .map(|_| {
+                // Box–Muller.
+                let (u1, u2) = (rng.f64().max(1e-300), rng.f64());
+                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+                mean * (cv * z).exp()
+            })
+            .collect()
+    }
+
+    /// The share of `trials` synthetic comparisons (one configuration, throughput, `n` runs a
+    /// side, new = base × `factor`) that fail the gate at `threshold` %.
+    fn gate_failure_rate(seed: u64, trials: usize, n: usize, cv: f64, factor: f64, threshold: f64) -> f64 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let fails = (0..trials)
+            .filter(|_| {
+                let base = rows(&noisy(&mut rng, n, 100_000.0, cv));
+                let new = rows(&noisy(&mut rng, n, 100_000.0 * factor, cv));
+                compare(&base, &new, &[Metric::parse("throughput")], threshold).changes[0].fails_gate()
+            })
+            .count();
+        let rate = fails as f64 / trials as f64;
+        // Shown with --nocapture: the figures docs/statistics.md quotes.
+        println!("n={n} cv={cv} factor={factor} threshold={threshold}%: gate fails {rate:.4}");
+        rate
+    }
+
+    #[test]
+    fn simulation_no_change_at_n5_cv5_passes_the_gate_at_least_95_percent() {
+        let rate = gate_failure_rate(1, 2000, 5, 0.05, 1.0, 10.0);
+        assert!(rate <= 0.05, "false failures {rate}");
+    }
+
+    #[test]
+    fn simulation_a_20_percent_loss_at_n5_cv5_fails_the_gate_at_least_90_percent() {
+        let rate = gate_failure_rate(2, 2000, 5, 0.05, 0.8, 10.0);
+        assert!(rate >= 0.90, "detected {rate}");
+    }
+
+    #[test]
+    fn simulation_a_halving_at_n2_fails_the_gate_up_to_cv30() {
+        for (seed, cv) in [(3, 0.05), (4, 0.15), (5, 0.30)] {
+            let rate = gate_failure_rate(seed, 2000, 2, cv, 0.5, 5.0);
+            assert!(rate >= 0.95, "cv {cv}: detected {rate}");
+        }
     }
 }

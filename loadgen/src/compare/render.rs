@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Change, Comparison, Relative, Significance};
+use super::{Advice, Change, Comparison, Outcome, Relative};
 
 /// Output format of `compare`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +32,7 @@ fn sample(n: usize, mean: f64, sd: f64) -> String {
     if n > 1 {
         format!("{} ± {} (n={n})", num(mean), num(sd))
     } else {
-        num(mean)
+        format!("{} (n=1)", num(mean))
     }
 }
 
@@ -44,22 +44,56 @@ fn num(v: f64) -> String {
     }
 }
 
-/// The verdict words of a change.
-pub fn verdict(c: &Change, threshold_pct: Option<f64>) -> String {
-    let dir = match c.direction {
-        1 => "better",
-        -1 => "worse",
-        _ => "same",
-    };
-    let mut v = match (c.significance, c.p_value, c.p_adjusted) {
-        (Significance::Significant, Some(p), Some(adj)) => format!("{dir} (p={p:.3}, adjusted {adj:.3})"),
-        (Significance::NotSignificant, Some(p), Some(adj)) => {
-            format!("no significant change (p={p:.2}, adjusted {adj:.2})")
+/// `0.50 [0.41, 0.61]`: the ratio and its interval (`[0, inf]` when nothing can be said).
+pub fn ratio(c: &Change) -> String {
+    match c.interval {
+        None => "n/a".to_string(),
+        Some(i) => {
+            let hi = if i.hi.is_finite() {
+                format!("{:.3}", i.hi)
+            } else {
+                "inf".to_string()
+            };
+            format!("{:.3} [{:.3}, {hi}]", i.ratio, i.lo)
         }
-        _ => format!("{dir} (untested: 1 run a side)"),
-    };
-    if threshold_pct.is_some_and(|t| c.is_regression(t)) {
-        v.push_str(" REGRESSION");
+    }
+}
+
+/// What would settle an inconclusive change, in words.
+pub fn advice(a: Advice) -> String {
+    match a {
+        Advice::MeasureNoise => "a side has 1 run, so its noise is unknown: repeat at least 3 times".to_string(),
+        Advice::Repeats(n) => format!("about {n} repeats a side would settle it"),
+        Advice::Impractical => {
+            "the change sits at the band's edge: no practical number of repeats settles it".to_string()
+        }
+    }
+}
+
+/// The verdict column: the outcome word, then the detail.
+pub fn verdict(c: &Change, gating: bool) -> String {
+    let mut v = c.outcome.word().to_string();
+    let mut detail = Vec::new();
+    match c.outcome {
+        Outcome::Same => detail.push(format!("within ±{}%", c.band_pct)),
+        Outcome::Better | Outcome::Worse => detail.push(format!("beyond ±{}%", c.band_pct)),
+        Outcome::Inconclusive => {
+            if let Some(a) = c.advice {
+                detail.push(advice(a));
+            }
+        }
+    }
+    if let Some(why) = &c.not_estimable {
+        detail.push(why.clone());
+    }
+    if gating && c.fails_gate() {
+        detail.push("FAILS THE GATE".to_string());
+    } else if gating && !c.metric.gated {
+        detail.push("not gated".to_string());
+    }
+    if !detail.is_empty() {
+        v.push_str(": ");
+        v.push_str(&detail.join("; "));
     }
     v
 }
@@ -109,34 +143,8 @@ fn grid(format: CompareFormat, header: &[&str], rows: &[Vec<String>]) -> String 
     o
 }
 
-/// A comparison of two reports.
-pub fn comparison(c: &Comparison, format: CompareFormat, threshold_pct: Option<f64>) -> String {
-    let header = [
-        "configuration",
-        "metric",
-        "base",
-        "new",
-        "ratio",
-        "change",
-        "p_adjusted",
-        "verdict",
-    ];
-    let rows: Vec<Vec<String>> = c
-        .changes
-        .iter()
-        .map(|ch| {
-            vec![
-                ch.key.describe(None),
-                ch.metric.name.clone(),
-                sample(ch.base.n, ch.base.mean, ch.base.sd),
-                sample(ch.new.n, ch.new.mean, ch.new.sd),
-                format!("{:.3}", ch.ratio),
-                format!("{:+.1}%", ch.change_pct),
-                ch.p_adjusted.map_or(String::new(), |p| format!("{p:.4}")),
-                verdict(ch, threshold_pct),
-            ]
-        })
-        .collect();
+/// A comparison of two reports; `gating` when `--threshold` was given.
+pub fn comparison(c: &Comparison, format: CompareFormat, gating: bool) -> String {
     let mut o = String::new();
     if !c.environment.is_empty() && format != CompareFormat::Csv {
         let sides = |pick: fn(&(String, String, String)) -> &String| {
@@ -153,7 +161,7 @@ pub fn comparison(c: &Comparison, format: CompareFormat, threshold_pct: Option<f
             sides(|d| &d.2)
         );
     }
-    o.push_str(&grid(format, &header, &rows));
+    o.push_str(&changes(c.changes.iter().map(|ch| (None, ch)), None, format, gating));
     if format != CompareFormat::Csv {
         for (side, keys) in [("base", &c.only_base), ("new", &c.only_new)] {
             for k in keys {
@@ -166,29 +174,104 @@ pub fn comparison(c: &Comparison, format: CompareFormat, threshold_pct: Option<f
 
 /// Values of one column relative to a baseline value.
 pub fn relatives(rel: &[Relative], by: &str, baseline: &str, format: CompareFormat) -> String {
-    let header = [
-        "configuration",
-        by,
-        "metric",
-        "relative to baseline",
-        "p_adjusted",
-        "verdict",
-    ];
-    let rows: Vec<Vec<String>> = rel
+    let _ = baseline;
+    changes(
+        rel.iter().map(|r| (Some(r.value.as_str()), &r.change)),
+        Some(by),
+        format,
+        false,
+    )
+}
+
+/// The one table of changes: `by` names the column whose values the rows carry.
+fn changes<'a>(
+    items: impl Iterator<Item = (Option<&'a str>, &'a Change)>,
+    by: Option<&str>,
+    format: CompareFormat,
+    gating: bool,
+) -> String {
+    let items: Vec<(Option<&str>, &Change)> = items.collect();
+    let mut levels: Vec<String> = items
         .iter()
-        .map(|r| {
-            vec![
-                r.key.describe(Some(by)),
-                r.value.clone(),
-                r.metric.name.clone(),
-                format!(
-                    "{}: {:.2} ± {:.2} x {baseline} {}",
-                    r.value, r.ratio, r.ratio_sd, r.metric.name
-                ),
-                r.change.p_adjusted.map_or(String::new(), |p| format!("{p:.4}")),
-                verdict(&r.change, None),
-            ]
+        .map(|(_, c)| format!("{:.2}%", c.confidence * 100.0))
+        .collect();
+    levels.sort();
+    levels.dedup();
+    let (base, new) = if by.is_some() {
+        ("baseline", "value")
+    } else {
+        ("base", "new")
+    };
+    let mut o = String::new();
+    if format == CompareFormat::Csv {
+        let mut header = vec!["configuration"];
+        header.extend(by);
+        header.extend([
+            "metric",
+            "base_mean",
+            "base_sd",
+            "base_n",
+            "new_mean",
+            "new_sd",
+            "new_n",
+            "ratio",
+            "ratio_lo",
+            "ratio_hi",
+            "confidence",
+            "verdict",
+        ]);
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|(value, c)| {
+                let i = c.interval;
+                let mut r = vec![c.key.describe(by)];
+                r.extend(value.map(str::to_string));
+                r.extend([
+                    c.metric.name.clone(),
+                    c.base.mean.to_string(),
+                    c.base.sd.to_string(),
+                    c.base.n.to_string(),
+                    c.new.mean.to_string(),
+                    c.new.sd.to_string(),
+                    c.new.n.to_string(),
+                    i.map_or(String::new(), |i| format!("{:.6}", i.ratio)),
+                    i.map_or(String::new(), |i| format!("{:.6}", i.lo)),
+                    i.map_or(String::new(), |i| format!("{:.6}", i.hi)),
+                    format!("{:.4}", c.confidence),
+                    verdict(c, gating),
+                ]);
+                r
+            })
+            .collect();
+        return grid(format, &header, &rows);
+    }
+    let ratio_head = "ratio [interval]";
+    let mut header = vec!["configuration"];
+    header.extend(by);
+    header.extend(["metric", base, new, ratio_head, "verdict"]);
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|(value, c)| {
+            let mut r = vec![c.key.describe(by)];
+            r.extend(value.map(str::to_string));
+            r.extend([
+                c.metric.name.clone(),
+                sample(c.base.n, c.base.mean, c.base.sd),
+                sample(c.new.n, c.new.mean, c.new.sd),
+                ratio(c),
+                verdict(c, gating),
+            ]);
+            r
         })
         .collect();
-    grid(format, &header, &rows)
+    o.push_str(&grid(format, &header, &rows));
+    let _ = writeln!(
+        o,
+        "{base}, {new}: mean ± standard deviation over n runs. ratio: {new} / {base} of geometric means, with an \
+         interval that holds jointly with its family's at 95% (each at {}: 95% split over the gated metrics x \
+         configurations, and over the rest). better/worse: the whole interval beyond the band; same: the whole \
+         interval inside it; inconclusive: neither.",
+        levels.join(", ")
+    );
+    o
 }

@@ -1,0 +1,189 @@
+//! The statistics behind every verdict: mean and standard deviation, an interval for the
+//! ratio of two samples (Welch's t on log values), how many repeats would narrow it enough,
+//! and distribution-free intervals for percentiles. The reasoning is in
+//! `docs/statistics.md`; the t and binomial distributions come from `statrs`.
+
+use statrs::distribution::{Binomial, ContinuousCDF, DiscreteCDF, StudentsT};
+
+/// Mean and sample standard deviation (0 for a single value, NaN for none).
+pub fn mean_sd(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    if xs.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = xs.iter().sum::<f64>() / n;
+    if xs.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// The two-sided Student t quantile for error `alpha` with `df` degrees of freedom
+/// (`t_{1-alpha/2}`); infinite when `df` is not positive.
+pub fn t_quantile(alpha: f64, df: f64) -> f64 {
+    if !(df > 0.0) {
+        return f64::INFINITY;
+    }
+    StudentsT::new(0.0, 1.0, df).map_or(f64::INFINITY, |t| t.inverse_cdf(1.0 - alpha / 2.0))
+}
+
+/// A confidence interval of `new / base` (ratio of geometric means).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct RatioInterval {
+    /// Point estimate: exp(mean log new − mean log base).
+    pub ratio: f64,
+    /// Lower bound (0 when nothing can be said).
+    pub lo: f64,
+    /// Upper bound (infinite when nothing can be said).
+    pub hi: f64,
+    /// The run-to-run standard deviation of log values, pooled over both sides (≈ the
+    /// coefficient of variation); `None` with fewer than two values on a side.
+    pub log_sd: Option<f64>,
+}
+
+fn logs(xs: &[f64]) -> Vec<f64> {
+    xs.iter()
+        .filter(|x| **x > 0.0 && x.is_finite())
+        .map(|x| x.ln())
+        .collect()
+}
+
+/// The `1 - alpha` interval of `new / base` from Welch's t on the logarithms: run-to-run
+/// noise of throughput and latency is multiplicative, so the log scale makes it symmetric
+/// and the interval of a ratio is the exponential of an interval of a difference. Values
+/// that are not positive are left out; `None` when a side has none.
+pub fn ratio_interval(base: &[f64], new: &[f64], alpha: f64) -> Option<RatioInterval> {
+    let (lb, ln) = (logs(base), logs(new));
+    if lb.is_empty() || ln.is_empty() {
+        return None;
+    }
+    let ((mb, sb), (mn, sn)) = (mean_sd(&lb), mean_sd(&ln));
+    let d = mn - mb;
+    let ratio = d.exp();
+    if lb.len() < 2 || ln.len() < 2 {
+        return Some(RatioInterval {
+            ratio,
+            lo: 0.0,
+            hi: f64::INFINITY,
+            log_sd: None,
+        });
+    }
+    let (nb, nn) = (lb.len() as f64, ln.len() as f64);
+    let (vb, vn) = (sb * sb / nb, sn * sn / nn);
+    let log_sd = Some(((sb * sb + sn * sn) / 2.0).sqrt());
+    let se = (vb + vn).sqrt();
+    if se == 0.0 {
+        return Some(RatioInterval {
+            ratio,
+            lo: ratio,
+            hi: ratio,
+            log_sd,
+        });
+    }
+    // Welch–Satterthwaite degrees of freedom.
+    let df = (vb + vn).powi(2) / (vb * vb / (nb - 1.0) + vn * vn / (nn - 1.0));
+    let h = t_quantile(alpha, df) * se;
+    Some(RatioInterval {
+        ratio,
+        lo: (d - h).exp(),
+        hi: (d + h).exp(),
+        log_sd,
+    })
+}
+
+/// Repeats per side after which a `1 - alpha` interval of the log ratio would be narrower
+/// than `distance` (on the log scale), assuming the noise `log_sd` stays as observed.
+/// `None` when no number up to 1000 would do.
+pub fn repeats_needed(log_sd: f64, distance: f64, alpha: f64) -> Option<usize> {
+    if log_sd == 0.0 {
+        return Some(2);
+    }
+    (2..=1000).find(|&n| {
+        let n_f = n as f64;
+        t_quantile(alpha, 2.0 * n_f - 2.0) * log_sd * (2.0 / n_f).sqrt() < distance
+    })
+}
+
+/// The 1-based ranks `(lo, hi)` of the order statistics that bound the `q` quantile of `n`
+/// samples with confidence at least `1 - alpha` (the binomial, distribution-free interval:
+/// the count of samples below the true quantile is Binomial(n, q)). `None` when `n` is too
+/// small for the interval to exist.
+pub fn quantile_ranks(n: u64, q: f64, alpha: f64) -> Option<(u64, u64)> {
+    if n == 0 || !(0.0..1.0).contains(&q) {
+        return None;
+    }
+    let b = Binomial::new(q, n).ok()?;
+    // lo: the largest l with P(B <= l-1) <= alpha/2; hi: the smallest u with P(B <= u-1) >= 1 - alpha/2.
+    let lo = b.inverse_cdf(alpha / 2.0);
+    let hi = b.inverse_cdf(1.0 - alpha / 2.0) + 1;
+    (lo >= 1 && hi <= n).then_some((lo, hi))
+}
+
+/// Whether `n` samples are enough to estimate the `q` quantile at all: at least
+/// `10 / (1 - q)`, i.e. ten samples beyond it (p99 needs 1,000, p99.99 100,000).
+pub fn quantile_estimable(n: u64, q: f64) -> bool {
+    (n as f64) * (1.0 - q) >= 10.0 - 1e-6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sd() {
+        let (m, s) = mean_sd(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]);
+        assert_eq!(m, 5.0);
+        assert!((s - 2.138).abs() < 1e-3);
+    }
+
+    #[test]
+    fn t_quantiles_match_tables() {
+        assert!((t_quantile(0.05, 10.0) - 2.228).abs() < 1e-3);
+        assert!((t_quantile(0.05, 1.0) - 12.706).abs() < 1e-2);
+        assert!((t_quantile(0.05, 1e6) - 1.960).abs() < 1e-3);
+        assert!(t_quantile(0.05, 0.0).is_infinite());
+    }
+
+    #[test]
+    fn ratio_interval_is_exact_for_constant_samples_and_open_for_single_runs() {
+        let r = ratio_interval(&[100.0, 100.0], &[50.0, 50.0], 0.05).unwrap();
+        assert!((r.ratio - 0.5).abs() < 1e-12 && r.lo == r.ratio && r.hi == r.ratio);
+        let r = ratio_interval(&[100.0], &[50.0, 51.0], 0.05).unwrap();
+        assert!((r.lo, r.hi.is_infinite(), r.log_sd) == (0.0, true, None));
+        assert!(ratio_interval(&[0.0], &[1.0], 0.05).is_none());
+    }
+
+    #[test]
+    fn ratio_interval_matches_a_hand_computation() {
+        // logs: base ln(100), ln(110); new ln(50), ln(55): d = ln 0.5, sd of each side
+        // (ln 1.1)/sqrt 2, se = ln(1.1)/sqrt 2, df = 2, t_{0.975}(2) = 4.303.
+        let r = ratio_interval(&[100.0, 110.0], &[50.0, 55.0], 0.05).unwrap();
+        let h = 4.3027 * (1.1f64).ln() / 2f64.sqrt();
+        assert!((r.ratio - 0.5).abs() < 1e-9);
+        assert!((r.lo - 0.5 * (-h).exp()).abs() < 1e-3, "{r:?}");
+        assert!((r.hi - 0.5 * h.exp()).abs() < 1e-3, "{r:?}");
+    }
+
+    #[test]
+    fn repeats_needed_grow_with_noise_and_shrink_with_distance() {
+        let a = repeats_needed(0.05, 0.10, 0.05).unwrap();
+        let b = repeats_needed(0.10, 0.10, 0.05).unwrap();
+        let c = repeats_needed(0.05, 0.20, 0.05).unwrap();
+        assert!(b > a && c < a, "{a} {b} {c}");
+        assert_eq!(repeats_needed(1.0, 0.001, 0.05), None);
+    }
+
+    #[test]
+    fn quantile_ranks_cover_the_quantile() {
+        // n = 1000, q = 0.99: the expected rank is 990, sd ~ 3.1: ranks about 984..997.
+        let (lo, hi) = quantile_ranks(1000, 0.99, 0.05).unwrap();
+        assert!((982..=986).contains(&lo) && (995..=998).contains(&hi), "{lo} {hi}");
+        // The median of 100: about ranks 40..61 (the classic table gives 40 and 61).
+        let (lo, hi) = quantile_ranks(100, 0.5, 0.05).unwrap();
+        assert!((39..=41).contains(&lo) && (60..=62).contains(&hi), "{lo} {hi}");
+        assert_eq!(quantile_ranks(50, 0.999, 0.05), None, "no rank above the 999th of 50");
+        assert!(quantile_estimable(1000, 0.99) && !quantile_estimable(2000, 0.9999));
+        assert!(quantile_estimable(100_000, 0.9999));
+    }
+}
