@@ -28,5 +28,7 @@ mod run;
 pub mod schedule;
 pub mod shard;
 mod signals;
+pub mod stats;
+pub mod steady;
 mod sys;
 mod target;

@@ -66,7 +66,7 @@ pub fn series(rows: &[Row], column: &str, msg_size: u64) -> Vec<Series> {
             let points = pts
                 .into_iter()
                 .map(|(c, ys)| {
-                    let (y, sd) = crate::compare::stats::mean_sd(&ys);
+                    let (y, sd) = crate::stats::mean_sd(&ys);
                     Point {
                         x: c as f64,
                         y,

@@ -16,7 +16,8 @@ conns_ok, connect_errors, timeouts, resets, mismatches, other_errors, send_lag_p
 server_cpu_s, server_rss_kib, server_threads, client_cpu_s, client_rss_kib, \
 status, host, kernel, cpus, version, raw_p50_us, raw_p99_us, fairness, \
 client_cpu_us_per_msg, server_cpu_us_per_msg, conns_opened, conn_rate_s, connect_p999_us, first_byte_p99_us, \
-client_lag_p99_us, procs, shard";
+client_lag_p99_us, procs, shard, lost, late, duplicates, reordered, engine, \
+p99_ci_lo_us, p99_ci_hi_us, steady";
 
 #[test]
 fn every_model_runs_and_reports_ok() {
@@ -461,4 +462,33 @@ fn the_uring_target_refuses_in_one_line_without_io_uring() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("io_uring"), "{err}");
+}
+
+#[test]
+fn a_short_run_marks_the_far_percentiles_not_estimable() {
+    // 2,000 samples: p99 needs 1,000 (estimable), p99.9 10,000 and p99.99 100,000 (not).
+    let json = temp_path("short.json");
+    let (_, row) = run_for_row(
+        "short.csv",
+        &[
+            "--target",
+            "mio",
+            "--conns",
+            "2",
+            "--rate",
+            "1000",
+            "--duration",
+            "2s",
+            "--warmup",
+            "200ms",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let msgs = num(&row, "msgs");
+    assert!((1500.0..2500.0).contains(&msgs), "{msgs}");
+    assert!(!row["p99_ci_lo_us"].is_empty());
+    let v = read_json(&json);
+    assert_eq!(v["not_estimable"], serde_json::json!(["p99.9", "p99.99"]));
+    assert_eq!(v["latency"]["ci"]["p9999"], "not_estimable");
 }

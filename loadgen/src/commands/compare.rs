@@ -84,11 +84,12 @@ pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
                 };
                 writeln!(
                     err,
-                    "GATE: {} {}: {} ({}): {why}",
+                    "GATE: {} {}: {} (n={}/{}): {why}",
                     ch.key.describe(None),
                     ch.metric.name,
                     render::ratio(ch),
-                    format!("n={}/{}", ch.base.n, ch.new.n)
+                    ch.base.n,
+                    ch.new.n
                 )?;
             }
             let unsettled = c

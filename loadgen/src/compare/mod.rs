@@ -9,14 +9,13 @@
 //! simulated error rates are in `docs/statistics.md`.
 
 pub mod render;
-pub mod stats;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::report::read::Row;
-use stats::RatioInterval;
+use crate::stats::{self, RatioInterval};
 
 /// Family-wise error of the intervals of one comparison (95% simultaneous confidence).
 pub const ALPHA: f64 = 0.05;

@@ -1,9 +1,10 @@
 //! The schema-1 CSV row: the contract's columns, in the contract's order.
 
 use super::Report;
+use crate::record::Ci;
 
 /// The header, in order. Readers match columns by name; new columns go at the end.
-pub const HEADER: [&str; 63] = [
+pub const HEADER: [&str; 66] = [
     "schema",
     "timestamp",
     "label",
@@ -67,6 +68,9 @@ pub const HEADER: [&str; 63] = [
     "duplicates",
     "reordered",
     "engine",
+    "p99_ci_lo_us",
+    "p99_ci_hi_us",
+    "steady",
 ];
 
 fn f(v: f64, decimals: usize) -> String {
@@ -75,6 +79,14 @@ fn f(v: f64, decimals: usize) -> String {
 
 fn opt<T>(v: Option<T>, show: impl Fn(T) -> String) -> String {
     v.map(show).unwrap_or_default()
+}
+
+/// One bound of a percentile's interval; empty when not estimable.
+fn ci(c: Ci, lo: bool) -> String {
+    match c {
+        Ci::Interval { lo_us, hi_us } => f(if lo { lo_us } else { hi_us }, 1),
+        Ci::NotEstimable => String::new(),
+    }
 }
 
 /// The row's fields, matching [`HEADER`].
@@ -151,6 +163,9 @@ pub fn fields(r: &Report) -> [String; HEADER.len()] {
         udp(c.duplicates),
         udp(c.reordered),
         r.engine.clone(),
+        ci(l.ci.p99, true),
+        ci(l.ci.p99, false),
+        opt(r.steadiness(), |s| if s.steady { "yes" } else { "no" }.to_string()),
     ]
 }
 

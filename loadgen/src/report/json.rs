@@ -1,10 +1,22 @@
-//! The JSON summary: every field of the report, per-interval series included.
+//! The JSON summary: every field of the report, per-interval series included, plus what is
+//! derived from them: the steadiness verdict and which percentiles were not estimable.
 
 use super::Report;
 
 /// Pretty-printed JSON of the whole report, with a trailing newline.
 pub fn render(r: &Report) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(r).unwrap_or_default();
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(
+            "steady".into(),
+            serde_json::to_value(r.steadiness()).unwrap_or_default(),
+        );
+        obj.insert(
+            "not_estimable".into(),
+            serde_json::to_value(r.latency.ci.not_estimable()).unwrap_or_default(),
+        );
+    }
+    let mut out = serde_json::to_vec_pretty(&v).unwrap_or_default();
     out.push(b'\n');
     out
 }

@@ -314,6 +314,11 @@ impl Report {
         per_msg(self.client_cpu_s, self.counters.msgs)
     }
 
+    /// Whether the window was steady ([`crate::steady`]); `None` when too short to judge.
+    pub fn steadiness(&self) -> Option<crate::steady::Steadiness> {
+        crate::steady::judge(&self.intervals)
+    }
+
     /// Server CPU per message, µs.
     pub fn server_us_per_msg(&self) -> Option<f64> {
         self.server.and_then(|s| per_msg(s.cpu_s, self.counters.msgs))

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::Report;
-use crate::record::Percentiles;
+use crate::record::{Ci, Percentiles};
 
 /// A latency in µs as people read it: `850.0 us`, `11.27 ms`, `2.25 s`.
 pub(crate) fn us(v: f64) -> String {
@@ -39,6 +39,28 @@ fn percentiles(out: &mut String, name: &str, p: &Percentiles) {
         us(p.mean_us),
         us(p.stdev_us)
     );
+}
+
+/// The 95% intervals of p50 and p99, and the percentiles too few samples could not estimate.
+fn intervals(out: &mut String, p: &Percentiles) {
+    if p.count == 0 {
+        return;
+    }
+    let one = |name: &str, c: Ci| match c {
+        Ci::Interval { lo_us, hi_us } => format!("{name} [{}, {}]", us(lo_us), us(hi_us)),
+        Ci::NotEstimable => format!("{name} not estimable"),
+    };
+    let _ = write!(out, "  95% CI     {}  {}", one("p50", p.ci.p50), one("p99", p.ci.p99));
+    let missing = p.ci.not_estimable();
+    if !missing.is_empty() {
+        let _ = write!(
+            out,
+            "; not estimable from {} samples: {} (a percentile q needs 10/(1-q))",
+            p.count,
+            missing.join(", ")
+        );
+    }
+    let _ = writeln!(out);
 }
 
 /// The summary as text.
@@ -82,6 +104,16 @@ pub fn render(r: &Report) -> String {
     );
     let label = if r.raw.is_some() { "latency*" } else { "latency" };
     percentiles(&mut o, label, &r.latency);
+    intervals(&mut o, &r.latency);
+    if let Some(s) = r.steadiness() {
+        let _ = match s.reason {
+            Some(why) => writeln!(
+                o,
+                "  WARNING    not steady: {why}; one average over two regimes describes neither"
+            ),
+            None => writeln!(o, "  steady: throughput and p99 held between the halves of the window"),
+        };
+    }
     if let Some(raw) = &r.raw {
         percentiles(&mut o, "raw", raw);
         let _ = writeln!(

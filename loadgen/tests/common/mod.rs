@@ -94,6 +94,9 @@ pub enum Misbehave {
     CloseAfter(u64),
     /// Delays every echo by this long.
     Delay(Duration),
+    /// Echoes at once until `after`, then delays every echo by `delay` (a server that
+    /// slows down mid-run).
+    SlowDownAfter { after: Duration, delay: Duration },
     /// Stops answering for `pause` at the start of every `period` (a GC pause, say).
     Freeze { period: Duration, pause: Duration },
     /// Accepts this many connections (and echoes on them), then never accepts again, as a
@@ -208,6 +211,7 @@ fn serve(s: &TcpStream, fault: Misbehave, born: Instant) {
                 return;
             }
             Misbehave::Delay(d) => std::thread::sleep(d),
+            Misbehave::SlowDownAfter { after, delay } if born.elapsed() >= after => std::thread::sleep(delay),
             Misbehave::Freeze { period, pause } => {
                 let phase = Duration::from_nanos((born.elapsed().as_nanos() % period.as_nanos()) as u64);
                 if phase < pause {

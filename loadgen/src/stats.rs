@@ -22,7 +22,7 @@ pub fn mean_sd(xs: &[f64]) -> (f64, f64) {
 /// The two-sided Student t quantile for error `alpha` with `df` degrees of freedom
 /// (`t_{1-alpha/2}`); infinite when `df` is not positive.
 pub fn t_quantile(alpha: f64, df: f64) -> f64 {
-    if !(df > 0.0) {
+    if df.is_nan() || df <= 0.0 {
         return f64::INFINITY;
     }
     StudentsT::new(0.0, 1.0, df).map_or(f64::INFINITY, |t| t.inverse_cdf(1.0 - alpha / 2.0))

@@ -1,0 +1,141 @@
+//! Steadiness: whether a run's measured window was one regime or several (a server that
+//! slowed down halfway, a warm-up that was too short, a neighbour that woke up). One average
+//! over two regimes describes neither, so the report says so.
+//!
+//! The rule, on the per-interval series (≥ 4 intervals; shorter runs are not judged):
+//! split the window into halves and compare the medians of each half (medians, so a single
+//! stalled interval is not a trend). The run is not steady when
+//! - throughput changed by more than [`MAX_THROUGHPUT_SHIFT`] (25%) between the halves, or
+//! - p99 changed by more than a factor [`MAX_P99_FACTOR`] (2).
+//!
+//! Per-interval throughput on the 2-core VMs this was built on moves by ±10% from second to
+//! second and p99 by ±50%; the bounds are set above that noise.
+
+use serde::Serialize;
+
+use crate::report::IntervalRow;
+
+/// Largest relative change of the halves' median throughput that still counts as steady.
+pub const MAX_THROUGHPUT_SHIFT: f64 = 0.25;
+/// Largest factor between the halves' median p99 that still counts as steady.
+pub const MAX_P99_FACTOR: f64 = 2.0;
+/// Fewest intervals a verdict needs.
+pub const MIN_INTERVALS: usize = 4;
+
+/// The verdict on one run's window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Steadiness {
+    /// Whether the window was one regime.
+    pub steady: bool,
+    /// Median throughput of the first and second half (msg/s).
+    pub halves_msgs_s: (f64, f64),
+    /// Median p99 of the first and second half (µs).
+    pub halves_p99_us: (f64, f64),
+    /// When not steady: what changed, in words.
+    pub reason: Option<String>,
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// Judges a window from its interval series; `None` with fewer than [`MIN_INTERVALS`].
+pub fn judge(intervals: &[IntervalRow]) -> Option<Steadiness> {
+    if intervals.len() < MIN_INTERVALS {
+        return None;
+    }
+    let (first, second) = intervals.split_at(intervals.len() / 2);
+    let med = |rows: &[IntervalRow], f: fn(&IntervalRow) -> f64| median(&mut rows.iter().map(f).collect::<Vec<_>>());
+    let t = (med(first, |r| r.msgs_s), med(second, |r| r.msgs_s));
+    let p = (med(first, |r| r.p99_us), med(second, |r| r.p99_us));
+    let mut reasons = Vec::new();
+    if t.0 > 0.0 && ((t.1 - t.0) / t.0).abs() > MAX_THROUGHPUT_SHIFT {
+        let word = if t.1 < t.0 { "fell" } else { "rose" };
+        reasons.push(format!(
+            "throughput {word} {:.0}% between the first and second half of the window ({:.0} -> {:.0} msg/s)",
+            ((t.1 - t.0) / t.0).abs() * 100.0,
+            t.0,
+            t.1
+        ));
+    }
+    let factor = if p.0 > 0.0 && p.1 > 0.0 {
+        (p.1 / p.0).max(p.0 / p.1)
+    } else {
+        1.0
+    };
+    if factor > MAX_P99_FACTOR {
+        let word = if p.1 > p.0 { "rose" } else { "fell" };
+        reasons.push(format!(
+            "p99 {word} {factor:.1}x between the halves ({:.1} -> {:.1} us)",
+            p.0, p.1
+        ));
+    }
+    Some(Steadiness {
+        steady: reasons.is_empty(),
+        halves_msgs_s: t,
+        halves_p99_us: p,
+        reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(points: &[(f64, f64)]) -> Vec<IntervalRow> {
+        points
+            .iter()
+            .enumerate()
+            .map(|(i, &(msgs_s, p99_us))| IntervalRow {
+                t_s: i as f64 + 1.0,
+                msgs_s,
+                p50_us: p99_us / 2.0,
+                p99_us,
+                errors: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_noisy_but_flat_series_is_steady() {
+        let s = judge(&series(&[
+            (10_000.0, 100.0),
+            (11_000.0, 150.0),
+            (9_000.0, 90.0),
+            (10_500.0, 400.0),
+            (9_500.0, 110.0),
+            (0.0, 100.0),
+        ]))
+        .unwrap();
+        assert!(s.steady, "{s:?}");
+    }
+
+    #[test]
+    fn a_tenfold_slowdown_is_named() {
+        let s = judge(&series(&[
+            (10_000.0, 100.0),
+            (10_000.0, 100.0),
+            (1_000.0, 1000.0),
+            (1_000.0, 1000.0),
+        ]))
+        .unwrap();
+        assert!(!s.steady);
+        let why = s.reason.unwrap();
+        assert!(
+            why.starts_with("throughput fell 90% between the first and second half"),
+            "{why}"
+        );
+        assert!(why.contains("p99 rose 10.0x"), "{why}");
+    }
+
+    #[test]
+    fn short_runs_are_not_judged() {
+        assert_eq!(judge(&series(&[(1.0, 1.0); 3])), None);
+    }
+}
