@@ -190,6 +190,17 @@ pub struct LoadArgs {
     /// adaptive margin before each send) or spin (busy: one core per client thread).
     #[arg(long, value_name = "MODE", default_value = "hybrid", value_parser = ["sleep", "hybrid", "spin"])]
     pub pacing: String,
+    /// Runs per configuration, each on a fresh server, one CSV row each; `auto`: until the
+    /// 95% interval of the mean throughput is within --ci-target (at least 3 runs,
+    /// at most --max-repeat).
+    #[arg(long, value_name = "N|auto", default_value = "1")]
+    pub repeat: String,
+    /// With --repeat auto: the most runs per configuration.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_repeat: u32,
+    /// With --repeat auto: the 95% interval's target half-width, in percent of the mean.
+    #[arg(long, value_name = "PCT", default_value = "2.5%")]
+    pub ci_target: String,
 }
 
 /// Flags of `compare`.
@@ -282,9 +293,6 @@ pub struct SweepArgs {
     /// Transports (tcp, unix, udp), e.g. tcp,udp.
     #[arg(long, value_name = "LIST", default_value = "tcp")]
     pub transport: String,
-    /// Runs per combination.
-    #[arg(long, default_value_t = 1)]
-    pub repeat: u32,
     /// The CSV report to append to.
     #[arg(long, value_name = "FILE")]
     pub csv: PathBuf,

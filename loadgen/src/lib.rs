@@ -23,6 +23,7 @@ mod plot;
 mod ports;
 mod proc;
 pub mod record;
+mod repeat;
 pub mod report;
 mod run;
 pub mod schedule;

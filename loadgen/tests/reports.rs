@@ -491,3 +491,74 @@ fn appends_from_concurrent_processes_upgrade_an_old_report_without_losing_rows()
     labels.sort_unstable();
     assert_eq!(labels, ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"]);
 }
+
+#[test]
+fn sweep_repeat_auto_runs_until_its_interval_or_its_maximum_and_says_which() {
+    let csv = temp_path("auto.csv");
+    let out = run(&[
+        "sweep",
+        "--targets",
+        "mio",
+        "--conns",
+        "4",
+        "--repeat",
+        "auto",
+        "--max-repeat",
+        "4",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "100ms",
+        "--csv",
+        s(&csv),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let (_, rows) = read_csv(&csv);
+    assert!((3..=4).contains(&rows.len()), "{} rows", rows.len());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = format!("mio tcp conns=4 msg=64 depth=1: n={}, throughput ", rows.len());
+    assert!(err.contains(&line) && err.contains("% (95% CI)"), "{err}");
+    // Either the target was met (fewer than 4 runs) or the warning names the shortfall.
+    assert_eq!(
+        rows.len() == 4,
+        err.contains("did not reach ±2.5%") || !err.contains("WARNING"),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_repeat_writes_a_row_per_run_and_refuses_one_run_outputs() {
+    let csv = temp_path("run-repeat.csv");
+    let out = run(&[
+        "--target",
+        "mio",
+        "--conns",
+        "2",
+        "--duration",
+        "200ms",
+        "--warmup",
+        "0s",
+        "--repeat",
+        "2",
+        "--csv",
+        s(&csv),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(read_csv(&csv).1.len(), 2);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("repeats: n=2, throughput"));
+    let out = run(&[
+        "--target",
+        "mio",
+        "--duration",
+        "200ms",
+        "--repeat",
+        "auto",
+        "--json",
+        s(&temp_path("r.json")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--json '"));
+    let out = run(&["--target", "mio", "--repeat", "auto", "--max-repeat", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-repeat"));
+}

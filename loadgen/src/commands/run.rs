@@ -7,7 +7,10 @@ use super::check_output;
 use crate::capacity;
 use crate::cli::RunArgs;
 use crate::config::RunConfig;
-use crate::report::{sink, Format, Report};
+use crate::error::flag_error;
+use crate::repeat::{Repeat, Tally};
+use crate::report::table::{per_s, us};
+use crate::report::{sink, Format, Report, Status};
 
 /// `loadgen run`: one run, or a capacity search with `--rate auto`.
 pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
@@ -19,6 +22,10 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
     }
     if let Some(slo) = &cfg.search {
         return run_search(&cfg, slo);
+    }
+    let repeat = Repeat::parse(&args.load.repeat, args.load.max_repeat, &args.load.ci_target)?;
+    if repeat != Repeat::Fixed(1) {
+        return run_repeats(&cfg, repeat);
     }
     let report = super::measure(&cfg)?;
     // Files first: a broken stdout must not lose the measurement.
@@ -40,6 +47,54 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
         return Err(e);
     }
     Ok(report.status.exit_code())
+}
+
+/// `--repeat N|auto`: the same run on a fresh server each time, a CSV row each, a line per
+/// run, then the last run's summary and the interval the repeats reached. `--json` and
+/// `--hdr-log` describe one run and are refused.
+fn run_repeats(cfg: &RunConfig, repeat: Repeat) -> anyhow::Result<u8> {
+    for (flag, given) in [("--json", &cfg.json), ("--hdr-log", &cfg.hdr_log)] {
+        if let Some(path) = given {
+            return Err(flag_error(
+                flag,
+                path.display(),
+                "describes one run and cannot take --repeat: drop one of them, or repeat with a shell loop",
+            )
+            .into());
+        }
+    }
+    let mut tally = Tally::default();
+    let mut worst = Status::Ok;
+    let mut last = None;
+    while !tally.done(repeat) {
+        let report = super::measure(cfg)?;
+        tally.add((report.status != Status::Failed).then_some(report.throughput_msgs_s));
+        worst = worst.max(report.status);
+        eprintln!(
+            "  run {}: {} msg/s, p99 {}, {}; {}",
+            tally.runs,
+            per_s(report.throughput_msgs_s),
+            us(report.latency.p99_us),
+            report.status,
+            tally.describe()
+        );
+        if let Some(path) = &cfg.csv {
+            sink::append_csv(path, &report)?;
+        }
+        last = Some(report);
+        if crate::signals::interrupted() {
+            break;
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if let Some(report) = &last {
+        let _ = out.write_all(&Format::Table.render(report, false));
+    }
+    let _ = writeln!(out, "repeats: {}", tally.describe());
+    if let Some(w) = tally.shortfall(repeat, "this configuration") {
+        let _ = writeln!(out, "{w}");
+    }
+    Ok(worst.exit_code())
 }
 
 /// `--rate auto`: the capacity search. Every trial is a full run on a fresh server; each

@@ -14,6 +14,8 @@ use super::check_output;
 use crate::cli::SweepArgs;
 use crate::config::{parse_rate, RunConfig, SockKind, TargetSpec};
 use crate::error::{flag_error, Error};
+use crate::repeat::{Repeat, Tally};
+use crate::report::table::{per_s, us};
 use crate::report::{sink, Report, Status};
 
 fn list<T: FromStr>(flag: &'static str, s: &str) -> Result<Vec<T>, Error> {
@@ -29,7 +31,7 @@ fn list<T: FromStr>(flag: &'static str, s: &str) -> Result<Vec<T>, Error> {
     }
 }
 
-/// Every run of the sweep, checked before any runs: a base configuration from the shared
+/// Every configuration of the sweep (repeats are [`run`]'s), checked before any runs: a base configuration from the shared
 /// flags, varied by struct update and checked again per combination.
 pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
     let targets: Vec<Model> = if a.targets.trim() == "all" {
@@ -55,16 +57,13 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
             .collect::<Result<_, _>>()?,
     };
     let transports: Vec<SockKind> = list("--transport", &a.transport)?;
-    if a.repeat == 0 {
-        return Err(flag_error("--repeat", 0, "must be at least 1"));
-    }
     let base = RunConfig {
         quiet: true,
         ..RunConfig::from_load(TargetSpec::Model(Model::Mio), &a.load)?
     };
     let budget = servers::thread_budget().threads.min(100_000) as usize;
     let mut runs = Vec::new();
-    for _ in 0..a.repeat {
+    {
         for &conns in &conns {
             for &msg_size in &sizes {
                 for &depth in &depths {
@@ -98,12 +97,29 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
     Ok(runs)
 }
 
-/// Runs the sweep; exit code 0 when every run was `ok`, else 1.
+/// `mio tcp conns=10 msg=64 depth=1` (and `rate=` in open loop): a configuration in words.
+fn describe(cfg: &RunConfig) -> String {
+    let name = target_name(cfg);
+    let rate = cfg.rate.map(|r| format!(" rate={}", per_s(r))).unwrap_or_default();
+    format!(
+        "{name} {} conns={} msg={} depth={}{rate}",
+        cfg.transport.name(),
+        cfg.conns,
+        cfg.msg_size,
+        cfg.depth
+    )
+}
+
+/// Runs the sweep: rounds over every configuration that still needs runs (so repeats are
+/// interleaved), until each has its count or, with `--repeat auto`, its interval. Exit code
+/// 0 when every run was `ok`, else 1.
 pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
-    let runs = plan(a)?;
+    let configs = plan(a)?;
+    let repeat = Repeat::parse(&a.load.repeat, a.load.max_repeat, &a.load.ci_target)?;
     check_output("--csv", &a.csv)?;
+    let most = configs.len() * repeat.max();
     let bar = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(runs.len() as u64);
+        let bar = ProgressBar::new(most as u64);
         bar.set_style(
             ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs, {eta} left  {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -112,61 +128,77 @@ pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
     } else {
         ProgressBar::hidden()
     };
-    let mut all_ok = true;
-    for (i, cfg) in runs.iter().enumerate() {
-        let name = match &cfg.target {
-            TargetSpec::Model(m) => m.name().to_string(),
-            TargetSpec::Addr(a) => a.to_string(),
-        };
-        let what = format!(
-            "{name} {} conns={} msg={} depth={} rate={:?}",
-            cfg.transport.name(),
-            cfg.conns,
-            cfg.msg_size,
-            cfg.depth,
-            cfg.rate
-        );
-        bar.set_message(what.clone());
-        let report = match super::measure(cfg) {
-            Ok(r) => r,
-            Err(e) => failed(cfg, &name, &format!("{e:#}")),
-        };
-        all_ok &= report.status == Status::Ok;
-        if bar.is_hidden() {
-            let why = report
-                .stop_reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default();
-            eprintln!(
-                "[{}/{}] {what}: {:.0} msg/s, p99 {:.1} us, {}{why}",
-                i + 1,
-                runs.len(),
-                report.throughput_msgs_s,
-                report.latency.p99_us,
-                report.status
-            );
+    let mut tallies = vec![Tally::default(); configs.len()];
+    let (mut all_ok, mut done) = (true, 0);
+    loop {
+        let round: Vec<usize> = (0..configs.len()).filter(|&i| !tallies[i].done(repeat)).collect();
+        if round.is_empty() {
+            break;
         }
-        sink::append_csv(&a.csv, &report)?;
-        bar.inc(1);
-        if crate::signals::interrupted() {
-            bar.finish_and_clear();
-            eprintln!(
-                "interrupted: {} of {} runs written to {}",
-                i + 1,
-                runs.len(),
-                a.csv.display()
-            );
-            return Ok(1);
+        for i in round {
+            let cfg = &configs[i];
+            let what = describe(cfg);
+            bar.set_message(what.clone());
+            let report = match super::measure(cfg) {
+                Ok(r) => r,
+                Err(e) => failed(cfg, &format!("{e:#}")),
+            };
+            all_ok &= report.status == Status::Ok;
+            tallies[i].add((report.status != Status::Failed).then_some(report.throughput_msgs_s));
+            done += 1;
+            if bar.is_hidden() {
+                let why = report
+                    .stop_reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                let settle = if repeat.max() > 1 {
+                    format!("; {}", tallies[i].describe())
+                } else {
+                    String::new()
+                };
+                eprintln!(
+                    "[{done}/{most}] {what}: {} msg/s, p99 {}, {}{why}{settle}",
+                    per_s(report.throughput_msgs_s),
+                    us(report.latency.p99_us),
+                    report.status
+                );
+            }
+            sink::append_csv(&a.csv, &report)?;
+            bar.inc(1);
+            if crate::signals::interrupted() {
+                bar.finish_and_clear();
+                eprintln!("interrupted: {done} runs written to {}", a.csv.display());
+                return Ok(1);
+            }
         }
     }
     bar.finish_and_clear();
-    eprintln!("{} runs written to {}", runs.len(), a.csv.display());
+    if repeat.max() > 1 {
+        for (cfg, t) in configs.iter().zip(&tallies) {
+            eprintln!("{}: {}", describe(cfg), t.describe());
+        }
+        for (cfg, t) in configs.iter().zip(&tallies) {
+            if let Some(w) = t.shortfall(repeat, &describe(cfg)) {
+                eprintln!("{w}");
+            }
+        }
+    }
+    eprintln!("{done} runs written to {}", a.csv.display());
     Ok(if all_ok { 0 } else { 1 })
 }
 
+/// The model's name, or the address loaded.
+fn target_name(cfg: &RunConfig) -> String {
+    match &cfg.target {
+        TargetSpec::Model(m) => m.name().to_string(),
+        TargetSpec::Addr(a) => a.to_string(),
+    }
+}
+
 /// The row of a run that could not run at all.
-fn failed(cfg: &RunConfig, name: &str, reason: &str) -> Report {
+fn failed(cfg: &RunConfig, reason: &str) -> Report {
+    let name = target_name(cfg);
     Report {
         label: cfg.label.clone(),
         mode: cfg.schedule().mode(),
@@ -176,7 +208,7 @@ fn failed(cfg: &RunConfig, name: &str, reason: &str) -> Report {
         rate: cfg.rate,
         warmup_s: cfg.warmup.as_secs_f64(),
         stop_reason: Some(reason.to_string()),
-        ..Report::empty(name, "", Some(servers::Transport::Tcp))
+        ..Report::empty(&name, "", Some(servers::Transport::Tcp))
     }
 }
 
@@ -202,11 +234,9 @@ mod tests {
             "1,10",
             "--msg-size",
             "64,4096",
-            "--repeat",
-            "2",
         ]))
         .unwrap();
-        assert_eq!(runs.len(), 2 * 2 * 2 * 2);
+        assert_eq!(runs.len(), 2 * 2 * 2);
         assert_eq!(runs[0].target, TargetSpec::Model(Model::Mio));
         assert_eq!(runs[1].target, TargetSpec::Model(Model::Tokio));
         assert_eq!((runs[1].conns, runs[1].msg_size), (1, 64));
