@@ -31,7 +31,7 @@ impl Repeat {
     /// Checks `--repeat N|auto`, `--max-repeat N` and `--ci-target PCT`.
     pub fn parse(repeat: &str, max_repeat: u32, ci_target: &str) -> Result<Repeat, Error> {
         let target_pct = parse_percent("--ci-target", ci_target)?;
-        if !(target_pct > 0.0) {
+        if target_pct <= 0.0 {
             return Err(flag_error("--ci-target", ci_target, "must be above 0%, e.g. 2.5%"));
         }
         match repeat.trim() {
