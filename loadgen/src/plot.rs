@@ -31,8 +31,9 @@ pub struct Point {
     pub x: f64,
     /// Mean over the repeats.
     pub y: f64,
-    /// Sample standard deviation over the repeats.
-    pub sd: f64,
+    /// Half-width of the 95% confidence interval of the mean (Student t, n − 1 degrees of
+    /// freedom); 0 for a single run.
+    pub ci95: f64,
     /// Repeats.
     pub n: usize,
 }
@@ -67,10 +68,16 @@ pub fn series(rows: &[Row], column: &str, msg_size: u64) -> Vec<Series> {
                 .into_iter()
                 .map(|(c, ys)| {
                     let (y, sd) = crate::stats::mean_sd(&ys);
+                    let n = ys.len();
+                    let ci95 = if n > 1 {
+                        crate::stats::t_quantile(0.05, (n - 1) as f64) * sd / (n as f64).sqrt()
+                    } else {
+                        0.0
+                    };
                     Point {
                         x: c as f64,
                         y,
-                        sd,
+                        ci95,
                         n: ys.len(),
                     }
                 })
@@ -107,14 +114,14 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) ->
         ));
     }
     let (x_lo, x_hi) = range(series, |p| (p.x, p.x));
-    let (y_lo, y_hi) = range(series, |p| ((p.y - p.sd).max(p.y / 2.0), p.y + p.sd));
+    let (y_lo, y_hi) = range(series, |p| ((p.y - p.ci95).max(p.y / 2.0), p.y + p.ci95));
     let repeats = series
         .iter()
         .flat_map(|(_, p)| p.iter().map(|p| p.n))
         .max()
         .unwrap_or(1);
     let title = if repeats > 1 {
-        format!("{title} (mean of up to {repeats} runs, bars: ±1 standard deviation)")
+        format!("{title} (mean of up to {repeats} runs, bars: 95% confidence interval of the mean)")
     } else {
         title.to_string()
     };
@@ -149,10 +156,10 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) ->
                         .label(name.as_str())
                         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
                     chart.draw_series(pts.iter().map(|p| Circle::new((p.x, p.y), 4, color.filled())))?;
-                    chart.draw_series(pts.iter().filter(|p| p.n > 1 && p.sd > 0.0).map(|p| {
+                    chart.draw_series(pts.iter().filter(|p| p.n > 1 && p.ci95 > 0.0).map(|p| {
                         // Kept above zero so a log axis can draw it.
-                        let lo = (p.y - p.sd).max(p.y / 100.0);
-                        ErrorBar::new_vertical(p.x, lo, p.y, p.y + p.sd, color.stroke_width(1), 10)
+                        let lo = (p.y - p.ci95).max(p.y / 100.0);
+                        ErrorBar::new_vertical(p.x, lo, p.y, p.y + p.ci95, color.stroke_width(1), 10)
                     }))?;
                 }
                 chart
@@ -264,7 +271,7 @@ mod tests {
             row("mio udp", 10, 70.0),
         ];
         let s = series(&rows, "throughput_msgs_s", 64);
-        let pt = |x, y, sd, n| Point { x, y, sd, n };
+        let pt = |x, y, ci95, n| Point { x, y, ci95, n };
         assert_eq!(
             s,
             vec![
