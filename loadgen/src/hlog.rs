@@ -7,9 +7,9 @@
 //! Interval start times are relative to `BaseTime` (absolute, seconds since the epoch), so
 //! logs from several hosts line up and merge exactly ([`read`]).
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
@@ -19,6 +19,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use hdrhistogram::Histogram;
 
 use crate::error::Error;
+use crate::report::dest::Dest;
 
 /// Divisor of the `Interval_Max` column: ns values shown in ms.
 const MAX_VALUE_DIVISOR: f64 = 1e6;
@@ -26,22 +27,41 @@ const MAX_VALUE_DIVISOR: f64 = 1e6;
 /// so tools that read only untagged intervals see the corrected latency.
 pub const RAW_TAG: &str = "raw";
 
-/// An interval log being written.
+/// An interval log being written. A write that fails (a full disk, an I/O error, a reader
+/// that closed its pipe) does not stop the run: the log warns once, naming itself, stops
+/// writing, and [`HlogWriter::finish`] reports the failure (removing an incomplete regular
+/// file, which no reader could trust).
 pub struct HlogWriter {
-    path: PathBuf,
-    out: BufWriter<File>,
+    dest: Dest,
+    out: Option<BufWriter<Box<dyn Write + Send>>>,
+    failed: Option<String>,
     base: SystemTime,
     serializer: V2DeflateSerializer,
     buf: Vec<u8>,
 }
 
 impl HlogWriter {
-    /// Creates `path` and writes the headers; `base` is the time interval starts count from.
+    /// Creates `path` (a file, or a stream: see [`Dest`]) and writes the headers; `base` is
+    /// the time interval starts count from. Errors only when it cannot be opened at all.
     pub fn create(path: &Path, base: SystemTime) -> anyhow::Result<Self> {
-        let file = File::create(path).with_context(|| format!("cannot create interval log {}", path.display()))?;
+        let dest = Dest::of(path);
+        let sink: Box<dyn Write + Send> = match &dest {
+            Dest::Stdout => Box::new(std::io::stdout()),
+            Dest::Stderr => Box::new(std::io::stderr()),
+            Dest::Special(p) => Box::new(
+                OpenOptions::new()
+                    .write(true)
+                    .open(p)
+                    .with_context(|| format!("cannot open interval log {}", p.display()))?,
+            ),
+            Dest::File(p) => {
+                Box::new(File::create(p).with_context(|| format!("cannot create interval log {}", p.display()))?)
+            }
+        };
         let mut w = HlogWriter {
-            path: path.to_path_buf(),
-            out: BufWriter::new(file),
+            dest,
+            out: Some(BufWriter::new(sink)),
+            failed: None,
             base,
             serializer: V2DeflateSerializer::new(),
             buf: Vec::new(),
@@ -55,22 +75,19 @@ impl HlogWriter {
             env!("CARGO_PKG_VERSION"),
             humantime::format_rfc3339_millis(base),
         );
-        w.write(headers.as_bytes())?;
+        w.write(headers.as_bytes());
         Ok(w)
     }
 
     /// Appends one interval starting at `start` (since the base time) and flushes.
-    pub fn interval(
-        &mut self,
-        start: Duration,
-        length: Duration,
-        h: &Histogram<u64>,
-        tag: Option<&str>,
-    ) -> anyhow::Result<()> {
+    pub fn interval(&mut self, start: Duration, length: Duration, h: &Histogram<u64>, tag: Option<&str>) {
+        if self.out.is_none() {
+            return;
+        }
         self.buf.clear();
-        self.serializer
-            .serialize(h, &mut self.buf)
-            .map_err(|e| anyhow::anyhow!("cannot encode a histogram: {e:?}"))?;
+        if let Err(e) = self.serializer.serialize(h, &mut self.buf) {
+            return self.fail(format!("cannot encode a histogram: {e:?}"));
+        }
         let line = format!(
             "{}{:.3},{:.3},{:.3},{}\n",
             tag.map(|t| format!("Tag={t},")).unwrap_or_default(),
@@ -79,12 +96,12 @@ impl HlogWriter {
             h.max() as f64 / MAX_VALUE_DIVISOR,
             base64::engine::general_purpose::STANDARD.encode(&self.buf)
         );
-        self.write(line.as_bytes())
+        self.write(line.as_bytes());
     }
 
     /// Appends a comment line `#[text]` (readers of the format skip it) and flushes.
-    pub fn comment(&mut self, text: &str) -> anyhow::Result<()> {
-        self.write(format!("#[{text}]\n").as_bytes())
+    pub fn comment(&mut self, text: &str) {
+        self.write(format!("#[{text}]\n").as_bytes());
     }
 
     /// The base time.
@@ -92,11 +109,46 @@ impl HlogWriter {
         self.base
     }
 
-    fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        self.out
-            .write_all(bytes)
-            .and_then(|()| self.out.flush())
-            .with_context(|| format!("cannot write interval log {}", self.path.display()))
+    /// Ends the log: `Err` naming it when any write failed (an incomplete regular file is
+    /// removed).
+    pub fn finish(mut self) -> Result<(), String> {
+        if let Some(mut out) = self.out.take() {
+            if let Err(e) = out.flush() {
+                self.fail_with(e.to_string());
+            }
+        }
+        match self.failed {
+            None => Ok(()),
+            Some(why) => {
+                if let Dest::File(p) = &self.dest {
+                    let _ = std::fs::remove_file(p);
+                    Err(format!("{why}; the incomplete file was removed"))
+                } else {
+                    Err(why)
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let Some(out) = self.out.as_mut() else { return };
+        if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+            self.fail_with(e.to_string());
+        }
+    }
+
+    fn fail_with(&mut self, error: String) {
+        self.fail(format!("cannot write interval log {}: {error}", self.dest.name()));
+    }
+
+    /// Stops writing after the first failure, with one warning (the run goes on).
+    fn fail(&mut self, why: String) {
+        // Dropping a BufWriter whose writes fail would try once more: forget its buffer.
+        if let Some(out) = self.out.take() {
+            let _ = out.into_parts();
+        }
+        eprintln!("WARNING: {why}; the interval log stops here, the run goes on");
+        self.failed = Some(why);
     }
 }
 
@@ -176,9 +228,9 @@ mod tests {
             a.record(v * 1000).unwrap();
             b.record(v * 7919).unwrap();
         }
-        w.interval(Duration::ZERO, Duration::from_secs(1), &a, None).unwrap();
-        w.interval(Duration::from_secs(1), Duration::from_millis(500), &b, Some(RAW_TAG))
-            .unwrap();
+        w.interval(Duration::ZERO, Duration::from_secs(1), &a, None);
+        w.interval(Duration::from_secs(1), Duration::from_millis(500), &b, Some(RAW_TAG));
+        w.finish().unwrap();
         let back = read(&path).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[0].histogram, a);
@@ -187,6 +239,15 @@ mod tests {
         assert_eq!(back[1].start, Duration::from_millis(1_700_000_001_250));
         assert_eq!(back[1].length, Duration::from_millis(500));
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_written_fails_once_and_is_reported_at_the_end() {
+        let mut w = HlogWriter::create(Path::new("/dev/full"), SystemTime::now()).unwrap();
+        w.comment("more");
+        w.interval(Duration::ZERO, Duration::from_secs(1), &new_histogram(), None);
+        let why = w.finish().unwrap_err();
+        assert!(why.contains("/dev/full") && why.contains("No space left"), "{why}");
     }
 
     #[test]

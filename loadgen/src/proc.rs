@@ -217,7 +217,7 @@ mod tests {
             .stdout(std::process::Stdio::piped())
             .spawn();
         let Ok(child) = child.as_mut() else {
-            eprintln!("SKIPPED finds_the_process_listening_on_a_port: no python3");
+            testkit::skip("finds_the_process_listening_on_a_port", "no python3");
             return;
         };
         let mut line = String::new();

@@ -12,7 +12,7 @@ fn skip(test: &str) -> bool {
     match servers::uring::available() {
         Ok(()) => false,
         Err(e) => {
-            eprintln!("SKIPPED {test}: {e}");
+            testkit::skip(test, &e.to_string());
             true
         }
     }

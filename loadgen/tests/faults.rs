@@ -183,7 +183,7 @@ fn packet_loss_shows_the_retransmission_timeout_and_nothing_else() {
     let _loss = match testkit::nft::Loss::to_port(server.addr.port(), 2) {
         Ok(l) => l,
         Err(why) => {
-            eprintln!("SKIPPED packet_loss_shows_the_retransmission_timeout_and_nothing_else: {why}");
+            testkit::skip("packet_loss_shows_the_retransmission_timeout_and_nothing_else", &why);
             return;
         }
     };
@@ -269,7 +269,7 @@ fn idle_connections_starve_threadpool_and_loadgen_names_the_starved() {
 #[test]
 fn a_saturated_client_thread_is_named_as_the_bottleneck() {
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        eprintln!("SKIPPED a_saturated_client_thread_is_named_as_the_bottleneck: needs 2 CPUs");
+        testkit::skip("a_saturated_client_thread_is_named_as_the_bottleneck", "needs 2 CPUs");
         return;
     }
     // One client thread on CPU 0 filling and checking 64 KiB messages on 100 connections 4

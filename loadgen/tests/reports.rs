@@ -319,6 +319,33 @@ fn plot_writes_valid_svg_charts() {
         );
         assert!(text.contains("mio") && text.contains("tokio") && text.contains("connections"));
     }
+    let png = temp_path("plot.png");
+    let out = run(&["plot", s(&file), "--out", s(&png)]);
+    assert_eq!(out.status.code(), Some(2), "SVG text is never written into a .png");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--out") && !png.exists());
+    let out = run(&["plot", s(&file), "--out", "-"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("<svg"));
+}
+
+#[test]
+fn man_and_completions_end_quietly_when_the_reader_stops() {
+    for args in [&["man"][..], &["completions", "bash"][..]] {
+        let mut child = loadgen()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `| head -c 1`: one byte, then the pipe is closed.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut one = [0u8; 1];
+        std::io::Read::read_exact(&mut stdout, &mut one).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
 }
 
 #[test]

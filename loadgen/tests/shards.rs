@@ -164,7 +164,7 @@ fn shards_on_two_hosts_merge_exactly() {
     let hosts = match testkit::netns::Hosts::create(2) {
         Ok(h) => h,
         Err(why) => {
-            eprintln!("SKIPPED shards_on_two_hosts_merge_exactly: {why}");
+            testkit::skip("shards_on_two_hosts_merge_exactly", &why);
             return;
         }
     };

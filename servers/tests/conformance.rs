@@ -268,7 +268,7 @@ fn serves_unix_sockets(model: Model) {
 
 fn serves_ipv6(model: Model) {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("no IPv6 loopback on this machine; {model} IPv6 case not exercised");
+        testkit::skip(&format!("serves_ipv6 ({model})"), "no IPv6 loopback on this machine");
         return;
     }
     let server = start_model(model, "[::1]:0", None);
@@ -486,7 +486,7 @@ macro_rules! conformance {
         mod $module {
             $( #[test] fn $test() {
                 if let Some(why) = super::unavailable(servers::Model::$model) {
-                    eprintln!("SKIPPED {}::{}: {why}", stringify!($module), stringify!($test));
+                    testkit::skip(concat!(stringify!($module), "::", stringify!($test)), &why);
                     return;
                 }
                 super::$test(servers::Model::$model)
@@ -536,7 +536,7 @@ fn thread_per_conn_survives_failed_thread_spawns() {
     let cgroup = match testkit::cgroup::Cgroup::create("spawn") {
         Ok(c) => c,
         Err(why) => {
-            eprintln!("SKIPPED thread_per_conn_survives_failed_thread_spawns: {why}");
+            testkit::skip("thread_per_conn_survives_failed_thread_spawns", &why);
             return;
         }
     };

@@ -41,3 +41,33 @@ pub fn temp_path(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_file(&p);
     p
 }
+
+/// The committed list of tests allowed to skip under CI, one `test-name: reason` per line
+/// (`#` comments); empty on the machines CI runs on.
+const ALLOWED_SKIPS: &str = include_str!("../../.ci/allowed-skips");
+
+/// A test whose prerequisite (io_uring, root, nftables, a second CPU, ...) is missing. A
+/// skipped test must never pass for a tested one:
+/// - under CI (`CI=true`) it fails, unless `.ci/allowed-skips` names it;
+/// - otherwise it prints `SKIPPED test: why` and appends that line to the file named by
+///   `ECHO_BENCH_SKIPS`, which `.ci/run` counts and prints at the end.
+///
+/// The caller returns right after.
+pub fn skip(test: &str, why: &str) {
+    let allowed = ALLOWED_SKIPS
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .any(|l| l.split(':').next().map(str::trim) == Some(test));
+    if std::env::var("CI").is_ok_and(|v| v == "true") && !allowed {
+        panic!("{test}: prerequisite missing under CI: {why} (install it in .ci/run, or list the test with its reason in .ci/allowed-skips)");
+    }
+    let line = format!("SKIPPED {test}: {why}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("ECHO_BENCH_SKIPS") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(path) {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}

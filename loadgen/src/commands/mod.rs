@@ -31,15 +31,17 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Some(Command::Completions { shell }) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "loadgen", &mut std::io::stdout());
-            Ok(0)
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "loadgen", &mut script);
+            quiet_on_broken_pipe(std::io::stdout().lock().write_all(&script)).context("cannot write the completions")
         }
         Some(Command::Man) => {
             let cmd = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
             clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
-                .context("cannot write the man page")?;
-            Ok(0)
+                .render(&mut page)
+                .context("cannot render the man page")?;
+            quiet_on_broken_pipe(std::io::stdout().lock().write_all(&page)).context("cannot write the man page")
         }
         Some(Command::Serve(args)) => match servers::cli::serve(&args) {
             Ok(()) => Ok(0),
@@ -48,6 +50,15 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                 Ok(servers::cli::exit_code(&e))
             }
         },
+    }
+}
+
+/// A reader that stopped reading (`loadgen man | head`) is not an error for a command that
+/// only prints: exit 0, nothing on stderr.
+fn quiet_on_broken_pipe(r: std::io::Result<()>) -> std::io::Result<u8> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        other => other.map(|()| 0),
     }
 }
 
@@ -60,12 +71,7 @@ pub(crate) fn measure(cfg: &crate::config::RunConfig) -> anyhow::Result<crate::r
     }
 }
 
-/// Checks, before any work, that `path` (given with `flag`) can be written; a `--csv` file
-/// must also be empty or a report.
+/// Checks, before any work, that the output `path` given with `flag` can be written.
 pub(crate) fn check_output(flag: &'static str, path: &std::path::Path) -> anyhow::Result<()> {
-    if flag == "--csv" {
-        return crate::report::sink::check_csv(path);
-    }
-    crate::report::sink::check_writable(path)
-        .map_err(|e| crate::error::flag_error(flag, path.display(), format!("cannot write it: {e}")).into())
+    crate::report::sink::check_output(flag, path)
 }

@@ -3,14 +3,24 @@
 
 use super::check_output;
 use crate::cli::PlotArgs;
-use crate::error::Error;
+use crate::error::{flag_error, Error};
 use crate::plot;
+use crate::report::dest::Dest;
 use crate::report::read::read_report;
 use crate::report::sink;
 
 /// `loadgen plot`.
 pub(super) fn run(a: &PlotArgs) -> anyhow::Result<u8> {
     check_output("--out", &a.out)?;
+    let to_stdout = Dest::of(&a.out).is_stdout();
+    if !to_stdout && a.out.extension().is_none_or(|e| !e.eq_ignore_ascii_case("svg")) {
+        return Err(flag_error(
+            "--out",
+            a.out.display(),
+            "charts are written as SVG: give a .svg file name, or - for standard output",
+        )
+        .into());
+    }
     let is_log = a.input.extension().is_some_and(|e| e == "hlog");
     if is_log {
         let logs = crate::hlog::read(&a.input)?;
@@ -24,7 +34,9 @@ pub(super) fn run(a: &PlotArgs) -> anyhow::Result<u8> {
             lines.push(("raw service time (from the actual send)", raw));
         }
         sink::write_file(&a.out, plot::spectrum(&title, &lines)?.as_bytes())?;
-        println!("wrote {}", a.out.display());
+        if !to_stdout {
+            println!("wrote {}", a.out.display());
+        }
         return Ok(0);
     }
     let rows = read_report(&a.input)?;
@@ -47,8 +59,13 @@ pub(super) fn run(a: &PlotArgs) -> anyhow::Result<u8> {
         true,
     )
     .map_err(|e| Error::Input(format!("{}: {e}", a.input.display())))?;
-    let p99_path = suffixed(&a.out, "-p99");
     sink::write_file(&a.out, tput.as_bytes())?;
+    if to_stdout {
+        // One SVG document per stream: the p99 chart needs a file of its own.
+        eprintln!("wrote the throughput chart to standard output; give --out FILE.svg for the p99 chart too");
+        return Ok(0);
+    }
+    let p99_path = suffixed(&a.out, "-p99");
     sink::write_file(&p99_path, p99.as_bytes())?;
     println!("wrote {} and {}", a.out.display(), p99_path.display());
     Ok(0)

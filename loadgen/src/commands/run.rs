@@ -9,6 +9,7 @@ use crate::cli::RunArgs;
 use crate::config::RunConfig;
 use crate::error::flag_error;
 use crate::repeat::{Repeat, Tally};
+use crate::report::dest::Dest;
 use crate::report::table::{per_s, us};
 use crate::report::{sink, Format, Report, Status};
 
@@ -27,26 +28,32 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
     if repeat != Repeat::Fixed(1) {
         return run_repeats(&cfg, repeat);
     }
-    let report = super::measure(&cfg)?;
-    // Files first: a broken stdout must not lose the measurement.
-    let mut write_errors = Vec::new();
+    let mut report = super::measure(&cfg)?;
+    // Each output on its own: one that fails is named, the others are still written, and
+    // the summary is always printed (to stderr when an output took stdout).
     if let Some(path) = &cfg.csv {
         if let Err(e) = sink::append_csv(path, &report) {
-            write_errors.push(e);
+            report.output_errors.push(format!("--csv {}: {e:#}", path.display()));
         }
     }
     if let Some(path) = &cfg.json {
         if let Err(e) = sink::write_file(path, &Format::Json.render(&report, false)) {
-            write_errors.push(e);
+            report.output_errors.push(format!("--json {}: {e:#}", path.display()));
         }
     }
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(&Format::Table.render(&report, false));
-    let _ = out.flush();
-    if let Some(e) = write_errors.into_iter().next() {
-        return Err(e);
+    let summary = Format::Table.render(&report, false);
+    let stdout_taken = [&cfg.csv, &cfg.json, &cfg.hdr_log]
+        .into_iter()
+        .flatten()
+        .any(|p| Dest::of(p).is_stdout());
+    // A closed stdout or stderr must not turn a finished run into a failure: ignored.
+    if stdout_taken {
+        let _ = std::io::stderr().lock().write_all(&summary);
+    } else {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&summary).and_then(|()| out.flush());
     }
-    Ok(report.status.exit_code())
+    Ok(report.exit_code())
 }
 
 /// `--repeat N|auto`: the same run on a fresh server each time, a CSV row each, a line per

@@ -4,6 +4,7 @@
 //! A new format is one file here and one arm in [`Format`].
 
 pub(crate) mod csv_row;
+pub mod dest;
 pub(crate) mod json;
 pub mod read;
 pub(crate) mod sink;
@@ -253,6 +254,9 @@ pub struct Report {
     pub engine: String,
     /// This report's shard `I/N` (`--shard`), empty for a whole run.
     pub shard: Option<String>,
+    /// Outputs that could not be written, each named with its error (the run's exit code is
+    /// then 1, whatever its status).
+    pub output_errors: Vec<String>,
 }
 
 impl Report {
@@ -306,6 +310,16 @@ impl Report {
             procs: 1,
             engine: String::new(),
             shard: None,
+            output_errors: Vec::new(),
+        }
+    }
+
+    /// The process exit code: the status's, or 1 when an output could not be written.
+    pub fn exit_code(&self) -> u8 {
+        if self.output_errors.is_empty() {
+            self.status.exit_code()
+        } else {
+            1
         }
     }
 

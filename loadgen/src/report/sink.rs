@@ -7,23 +7,65 @@
 //!   rewritten atomically (a temporary file renamed over it) under the union of both
 //!   headers, old rows padded with empty cells, and a line on stderr says so; the file's
 //!   own extra columns are kept, empty in the new row;
-//! - a file that is not a report is refused and left untouched.
+//! - a file that is not a report is refused and left untouched;
+//! - a row that cannot be written whole (a full disk) is cut back off, and a file this
+//!   append created is removed: no half-written row, no empty file.
+//!
+//! Streams and special files ([`Dest`]: `-`, `/dev/stdout`, a FIFO, `/dev/full`) are
+//! written to and never read: the header goes once per process, before the first row.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Mutex;
 
 use anyhow::Context;
 
 use super::csv_row::{fields, HEADER};
+use super::dest::{self, Dest};
 use super::{Format, Report};
 use crate::error::Error;
 
-/// Appends `report` as a CSV row to `path`: header first when the file is new or empty,
-/// the header upgraded when the file's is older. Refuses a file that is not a report.
+/// Streams that already have their CSV header (written once per process).
+static HEADER_SENT: Mutex<Vec<Dest>> = Mutex::new(Vec::new());
+
+/// Appends `report` as a CSV row to `path` (a file, or a stream: see [`Dest`]).
 pub fn append_csv(path: &Path, report: &Report) -> anyhow::Result<()> {
-    let mut file = open_locked(path)?;
+    match Dest::of(path) {
+        Dest::File(path) => {
+            let existed = path.exists();
+            let mut file = open_locked(&path)?;
+            let before = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let result = append_csv_file(&path, &mut file, report);
+            if result.is_err() {
+                // Whatever part of a row reached the file is cut back off; a file this
+                // append created is removed (under the lock, so no other row is lost).
+                if !existed && before == 0 {
+                    let _ = std::fs::remove_file(&path);
+                } else {
+                    let _ = file.set_len(before);
+                }
+            }
+            result
+        }
+        stream => {
+            let mut sent = HEADER_SENT.lock().unwrap_or_else(|e| e.into_inner());
+            let first = !sent.contains(&stream);
+            stream
+                .write_stream(&Format::Csv.render(report, first))
+                .context("cannot write the CSV row")?;
+            if first {
+                sent.push(stream);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Appends to a locked regular file: header first when the file is new or empty, the
+/// header upgraded when the file's is older. Refuses a file that is not a report.
+fn append_csv_file(path: &Path, file: &mut File, report: &Report) -> anyhow::Result<()> {
     let mut text = String::new();
     file.read_to_string(&mut text)
         .with_context(|| format!("cannot read CSV file {}", path.display()))?;
@@ -33,6 +75,7 @@ pub fn append_csv(path: &Path, report: &Report) -> anyhow::Result<()> {
         file.seek(SeekFrom::Start(0)).with_context(write_err)?;
         return file
             .write_all(&Format::Csv.render(report, true))
+            .and_then(|()| file.sync_data())
             .with_context(write_err);
     }
     let header = report_header(path, &text)?;
@@ -48,7 +91,10 @@ pub fn append_csv(path: &Path, report: &Report) -> anyhow::Result<()> {
         if !text.ends_with('\n') {
             file.write_all(b"\n").with_context(write_err)?; // a file cut short: keep rows apart
         }
-        return file.write_all(&row).with_context(write_err);
+        return file
+            .write_all(&row)
+            .and_then(|()| file.sync_data())
+            .with_context(write_err);
     }
     rewrite(path, &text, &columns, &row)?;
     eprintln!(
@@ -127,42 +173,32 @@ fn rewrite(path: &Path, old: &str, columns: &[String], row: &[u8]) -> anyhow::Re
     }
     let mut bytes = out.into_inner().unwrap_or_default();
     bytes.extend_from_slice(row);
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        path.file_name().map_or("report".into(), |n| n.to_string_lossy()),
-        std::process::id()
-    ));
-    let result = std::fs::write(&tmp, &bytes)
-        .and_then(|()| File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("cannot rewrite CSV file {} with the upgraded header", path.display()))
+    dest::replace_file(path, &bytes)
+        .with_context(|| format!("cannot rewrite CSV file {} with the upgraded header", path.display()))
 }
 
-/// Writes (replaces) `path` with `bytes`.
+/// Writes `bytes` as the whole output `path` (a regular file is replaced atomically).
 pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    Dest::of(path).replace(bytes)
 }
 
-/// Checks, before a run, that `path` can be written (creating it empty if it does not
-/// exist, which `append_csv` then treats as new), so a typo does not cost a whole run.
-pub fn check_writable(path: &Path) -> std::io::Result<()> {
-    OpenOptions::new().append(true).create(true).open(path).map(drop)
-}
-
-/// Checks, before a run, that `path` can take a CSV row: writable, and empty or a report.
-pub fn check_csv(path: &Path) -> anyhow::Result<()> {
-    check_writable(path)
-        .map_err(|e| crate::error::flag_error("--csv", path.display(), format!("cannot write it: {e}")))?;
+/// Checks, before any work, that the output `path` given with `flag` can be written
+/// (creating nothing), and for `--csv` that an existing regular file is a report.
+pub fn check_output(flag: &'static str, path: &Path) -> anyhow::Result<()> {
+    let dest = Dest::of(path);
+    dest.check(flag)?;
+    if flag != "--csv" {
+        return Ok(());
+    }
+    let Dest::File(path) = dest else { return Ok(()) };
     let mut first = String::new();
-    if let Ok(f) = File::open(path) {
-        // Unreadable (write-only) or not UTF-8: left to the append to report.
-        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut first);
+    if let Ok(f) = File::open(&path) {
+        // A regular file's first line, read with a bound. Unreadable (write-only) or not
+        // UTF-8: left to the append to report.
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(f.take(64 * 1024)), &mut first);
     }
     if !first.trim().is_empty() {
-        report_header(path, &first)?;
+        report_header(&path, &first)?;
     }
     Ok(())
 }
@@ -227,8 +263,8 @@ mod tests {
         assert_eq!(crate::error::exit_code(&err), 2);
         assert!(err.to_string().contains("notes.csv"), "{err}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "a,b\n1,2\n");
-        assert!(check_csv(&p).is_err());
-        assert!(check_csv(&temp("fresh.csv", "")).is_ok());
+        assert!(check_output("--csv", &p).is_err());
+        assert!(check_output("--csv", &temp("fresh.csv", "")).is_ok());
     }
 
     #[test]

@@ -269,6 +269,9 @@ pub fn render(r: &Report) -> String {
         r.client_rss_kib
     );
     let reason = r.stop_reason.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+    for e in &r.output_errors {
+        let _ = writeln!(o, "  output     NOT WRITTEN: {e}");
+    }
     let _ = writeln!(o, "  status     {}{reason}", r.status);
     o
 }

@@ -200,6 +200,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         procs: 1,
         engine: cfg.engine.name().to_string(),
         shard: (cfg.shard.count > 1).then(|| cfg.shard.to_string()),
+        output_errors: Vec::new(),
         env,
     }
 }

@@ -76,7 +76,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let created = Instant::now();
     let mut target = target::start(cfg)?;
     if let Some(log) = hlog.as_mut() {
-        log.comment(&shard::run_note(&shard::RunStamp::of(cfg, &target.name)))?;
+        log.comment(&shard::run_note(&shard::RunStamp::of(cfg, &target.name)));
     }
     let overflows_before = crate::proc::listen_overflows();
     let retransmits_before = crate::proc::tcp_retransmits();
@@ -151,7 +151,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
                 cfg,
                 shared.start.get().map(|&s| log_offset(s)),
                 None,
-            )?;
+            );
             if handles.iter().all(|h| h.is_finished()) {
                 break;
             }
@@ -188,7 +188,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         (Some(_), None) => cfg.duration,
     };
     let offset = start.map(|s| s.saturating_duration_since(created) + cfg.warmup);
-    complete_intervals(&mut seen.agg, hlog.as_mut(), cfg, offset, Some(measured))?;
+    complete_intervals(&mut seen.agg, hlog.as_mut(), cfg, offset, Some(measured));
     let stop_reason = seen.watch.stopped().map(|(_, r)| r.clone()).or(seen.thread_error);
     let delta = |before: Option<u64>, after: Option<u64>| match (before, after) {
         (Some(a), Some(b)) => b.saturating_sub(a),
@@ -197,7 +197,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let listen_overflows = delta(overflows_before, crate::proc::listen_overflows());
     let tcp_retransmits = delta(retransmits_before, crate::proc::tcp_retransmits());
     let udp_rcvbuf_drops = delta(rcvbuf_before, crate::proc::udp_rcvbuf_errors());
-    let report = assemble::report(assemble::Parts {
+    let mut report = assemble::report(assemble::Parts {
         cfg,
         target: &target,
         started_at,
@@ -221,8 +221,11 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
             // Same bounds on both sides: `add` cannot fail.
             let _ = connect.add(&out.connect);
         }
-        log.interval(offset, measured, &connect, Some(shard::CONNECT_TAG))?;
-        log.comment(&shard::result_note(&shard::ShardResult::of(&report, cfg.shard.index)))?;
+        log.interval(offset, measured, &connect, Some(shard::CONNECT_TAG));
+        log.comment(&shard::result_note(&shard::ShardResult::of(&report, cfg.shard.index)));
+    }
+    if let Some(Err(why)) = hlog.map(HlogWriter::finish) {
+        report.output_errors.push(why);
     }
     Ok(report)
 }
@@ -243,31 +246,22 @@ fn complete_intervals(
     cfg: &RunConfig,
     offset: Option<Duration>,
     measured: Option<Duration>,
-) -> anyhow::Result<()> {
-    let mut result = Ok(());
+) {
     while agg.complete_next(measured.is_some(), |iv| {
-        if let (Some(log), Some(offset), Ok(())) = (log.as_deref_mut(), offset, &result) {
-            result = log_interval(log, iv, cfg, offset, measured);
+        if let (Some(log), Some(offset)) = (log.as_deref_mut(), offset) {
+            log_interval(log, iv, cfg, offset, measured);
         }
     }) {}
-    result
 }
 
-fn log_interval(
-    log: &mut HlogWriter,
-    iv: &Interval,
-    cfg: &RunConfig,
-    offset: Duration,
-    measured: Option<Duration>,
-) -> anyhow::Result<()> {
+fn log_interval(log: &mut HlogWriter, iv: &Interval, cfg: &RunConfig, offset: Duration, measured: Option<Duration>) {
     let start = cfg.interval * iv.index.unwrap_or(0);
     let end = measured.unwrap_or(cfg.duration).min(start + cfg.interval);
     if end <= start {
-        return Ok(()); // an interval begun after the run was stopped
+        return; // an interval begun after the run was stopped
     }
-    log.interval(offset + start, end - start, &iv.latency, None)?;
+    log.interval(offset + start, end - start, &iv.latency, None);
     if cfg.rate.is_some() {
-        log.interval(offset + start, end - start, &iv.raw, Some(hlog::RAW_TAG))?;
+        log.interval(offset + start, end - start, &iv.raw, Some(hlog::RAW_TAG));
     }
-    Ok(())
 }

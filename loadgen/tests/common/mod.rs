@@ -225,3 +225,19 @@ fn serve(s: &TcpStream, fault: Misbehave, born: Instant) {
         }
     }
 }
+
+/// The models this machine can run, for a test that loops over every model: a model whose
+/// prerequisite is missing (io_uring) is skipped visibly ([`testkit::skip`]), which fails
+/// under CI.
+pub fn runnable_models(test: &str) -> Vec<servers::Model> {
+    servers::Model::ALL
+        .into_iter()
+        .filter(|&m| match (m, servers::uring::available()) {
+            (servers::Model::Uring, Err(why)) => {
+                testkit::skip(&format!("{test} (uring)"), &why.to_string());
+                false
+            }
+            _ => true,
+        })
+        .collect()
+}

@@ -1,0 +1,173 @@
+//! Where an output goes: standard output (`-`, `/dev/stdout`), standard error
+//! (`/dev/stderr`), a special file (character device, FIFO, socket: written to, never read,
+//! never replaced), or a regular file (replaced atomically: a temporary file beside it,
+//! renamed over it, so a full disk leaves the old file or none, never half of a new one).
+//!
+//! Every output flag (`--csv`, `--json`, `--hdr-log`, `plot --out`) goes through [`Dest`];
+//! [`Dest::check`] refuses, before any run, a path that cannot take an output.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::error::{flag_error, Error};
+
+/// An output's destination.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Dest {
+    /// Standard output (`-` or `/dev/stdout`).
+    Stdout,
+    /// Standard error (`/dev/stderr`).
+    Stderr,
+    /// A character device, FIFO or socket: opened for writing only.
+    Special(PathBuf),
+    /// A regular file (existing or not).
+    File(PathBuf),
+}
+
+impl Dest {
+    /// Classifies `path`.
+    pub fn of(path: &Path) -> Dest {
+        match path.to_str() {
+            Some("-" | "/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1") => return Dest::Stdout,
+            Some("/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2") => return Dest::Stderr,
+            _ => {}
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if m.file_type().is_char_device() || m.file_type().is_fifo() || m.file_type().is_socket() => {
+                Dest::Special(path.to_path_buf())
+            }
+            _ => Dest::File(path.to_path_buf()),
+        }
+    }
+
+    /// Whether this output is standard output (the human summary then goes to stderr).
+    pub fn is_stdout(&self) -> bool {
+        *self == Dest::Stdout
+    }
+
+    /// The name to put in messages.
+    pub fn name(&self) -> String {
+        match self {
+            Dest::Stdout => "standard output".into(),
+            Dest::Stderr => "standard error".into(),
+            Dest::Special(p) | Dest::File(p) => p.display().to_string(),
+        }
+    }
+
+    /// Checks, before any work, that this destination can take an output given with `flag`:
+    /// not a directory; an existing file writable; a new file's directory writable. Creates
+    /// nothing.
+    pub fn check(&self, flag: &'static str) -> Result<(), Error> {
+        let path = match self {
+            Dest::Stdout | Dest::Stderr => return Ok(()),
+            Dest::Special(p) | Dest::File(p) => p,
+        };
+        let refuse = |why: String| flag_error(flag, path.display(), why);
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => Err(refuse("is a directory; give a file name inside it".into())),
+            Ok(_) => writable(path).map_err(|e| refuse(format!("cannot write it: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let dir = match path.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => Path::new("."),
+                };
+                match std::fs::metadata(dir) {
+                    Ok(m) if m.is_dir() => {
+                        writable(dir).map_err(|e| refuse(format!("cannot create it in {}: {e}", dir.display())))
+                    }
+                    _ => Err(refuse(format!("its directory {} does not exist", dir.display()))),
+                }
+            }
+            Err(e) => Err(refuse(format!("cannot use it: {e}"))),
+        }
+    }
+
+    /// Writes `bytes` as the whole output: a regular file is replaced atomically (nothing
+    /// is left behind when it fails); a stream or special file is written to.
+    pub fn replace(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        match self {
+            Dest::File(path) => replace_file(path, bytes),
+            _ => self.write_stream(bytes),
+        }
+    }
+
+    /// Writes `bytes` to a stream or special file (never read, never truncated).
+    pub fn write_stream(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        let context = || format!("cannot write {}", self.name());
+        match self {
+            Dest::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(bytes).and_then(|()| out.flush()).with_context(context)
+            }
+            Dest::Stderr => std::io::stderr().lock().write_all(bytes).with_context(context),
+            Dest::Special(path) | Dest::File(path) => OpenOptions::new()
+                .write(true)
+                .append(matches!(self, Dest::File(_)))
+                .open(path)
+                .and_then(|mut f| f.write_all(bytes))
+                .with_context(context),
+        }
+    }
+}
+
+/// `access(W_OK)`: whether this process may write `path` (as root, files without write
+/// permission are writable; read-only mounts are not).
+fn writable(path: &Path) -> std::io::Result<()> {
+    rustix::fs::access(path, rustix::fs::Access::WRITE_OK).map_err(std::io::Error::from)
+}
+
+/// Replaces `path` with `bytes` through a temporary file beside it, synced, then renamed;
+/// on failure the temporary file is removed and `path` is left as it was.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        path.file_name().map_or("output".into(), |n| n.to_string_lossy()),
+        std::process::id()
+    ));
+    let result = File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_streams_devices_and_files() {
+        assert_eq!(Dest::of(Path::new("-")), Dest::Stdout);
+        assert_eq!(Dest::of(Path::new("/dev/stdout")), Dest::Stdout);
+        assert_eq!(Dest::of(Path::new("/dev/stderr")), Dest::Stderr);
+        assert_eq!(Dest::of(Path::new("/dev/full")), Dest::Special("/dev/full".into()));
+        assert_eq!(Dest::of(Path::new("x.csv")), Dest::File("x.csv".into()));
+    }
+
+    #[test]
+    fn check_refuses_directories_and_missing_directories_and_creates_nothing() {
+        let dir = std::env::temp_dir().join(format!("dest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = Dest::of(&dir).check("--json").unwrap_err().to_string();
+        assert!(e.starts_with("--json") && e.contains("is a directory"), "{e}");
+        let e = Dest::of(&dir.join("no/such/x.csv"))
+            .check("--csv")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not exist"), "{e}");
+        let fresh = dir.join("fresh.csv");
+        Dest::of(&fresh).check("--csv").unwrap();
+        assert!(!fresh.exists(), "check creates nothing");
+        Dest::of(&fresh).replace(b"a\n").unwrap();
+        assert_eq!(std::fs::read(&fresh).unwrap(), b"a\n");
+        let e = Dest::of(Path::new("/dev/full")).replace(b"x").unwrap_err();
+        assert!(format!("{e:#}").contains("No space left"), "{e:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
