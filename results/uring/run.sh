@@ -49,5 +49,4 @@ for r in $(seq "$repeat"); do
     echo "clients: repeat $r, $conns conns done" >&2
   done
 done
-python3 results/uring/summarize.py > $out/summary.md
-cat $out/summary.md
+python3 results/uring/summarize.py   # the tables of README.md (results/gen.py --write puts them there)
