@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use servers::cli::ServeArgs;
 
+/// The exit codes, printed after `--help` and in the man page.
+pub const EXIT_CODES: &str = "Exit codes: 0 run finished, status ok; 1 run finished or stopped early with errors, or an output could not be written; 2 bad usage or unreadable input; 3 could not run at all (the target cannot start, the address is unreachable).";
+
 /// Load generator for TCP and Unix-socket echo servers.
 #[derive(Debug, Parser)]
 #[command(
@@ -13,7 +16,8 @@ use servers::cli::ServeArgs;
     version,
     about = "Load generator for echo servers: throughput, HdrHistogram latency, CSV reports",
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// What to do (default: `run`).
@@ -30,6 +34,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// One load run (the default).
+    #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
     /// A matrix of runs (targets x conns x sizes x depths x rates x repeats), one CSV row each.
     Sweep(SweepArgs),
@@ -59,59 +64,59 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Start this echo server model in its own child process (see `loadgen targets`).
-    #[arg(long, value_name = "MODEL", conflicts_with = "addr")]
+    #[arg(help_heading = "Target", long, value_name = "MODEL", conflicts_with = "addr")]
     pub target: Option<String>,
     /// Load an already running echo server: HOST:PORT, [V6]:PORT, unix:/path or
     /// udp://HOST:PORT.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(help_heading = "Target", long, value_name = "ADDR")]
     pub addr: Option<String>,
     /// With --target: the socket kind the spawned server serves and the client uses.
-    #[arg(long, value_name = "tcp|unix|udp")]
+    #[arg(help_heading = "Target", long, value_name = "tcp|unix|udp")]
     pub transport: Option<String>,
-    /// Concurrent client connections.
-    #[arg(long, default_value_t = 100)]
-    pub conns: u64,
-    /// Bytes per message.
-    #[arg(long, default_value_t = 64)]
-    pub msg_size: u64,
+    /// Concurrent client connections (`1000`, `1k`, `1e3`).
+    #[arg(help_heading = "Load", long, short = 'c', visible_aliases = ["connections", "concurrency"], value_name = "N", default_value = "100")]
+    pub conns: String,
+    /// Bytes per message (`64`, `4KiB`).
+    #[arg(help_heading = "Load", long, value_name = "BYTES", default_value = "64")]
+    pub msg_size: String,
     /// Messages in flight per connection (pipelining).
-    #[arg(long, default_value_t = 1)]
-    pub depth: u64,
+    #[arg(help_heading = "Load", long, value_name = "K", default_value = "1")]
+    pub depth: String,
     /// Open loop: total messages per second on a fixed schedule; latency is measured from
     /// each message's intended send time. Absent: closed loop. `auto`: search for the
     /// highest rate meeting --slo.
-    #[arg(long, value_name = "R")]
+    #[arg(help_heading = "Load", long, short = 'R', value_name = "R")]
     pub rate: Option<String>,
     /// With `--rate auto`: the latency objective, PERCENTILE=BOUND, e.g. p99=1ms, p99.9=500us.
-    #[arg(long, value_name = "SLO")]
+    #[arg(help_heading = "Open loop", long, value_name = "SLO")]
     pub slo: Option<String>,
     /// With --addr: the server's process id, so its CPU, memory and threads are measured too.
-    #[arg(long, value_name = "PID", requires = "addr")]
+    #[arg(help_heading = "Target", long, value_name = "PID", requires = "addr")]
     pub server_pid: Option<u32>,
     /// Append one CSV row to FILE (header written when the file is new).
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Output", long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
     /// Write the JSON summary to FILE.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Output", long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Write an HdrHistogram interval log (.hlog) to FILE as the run goes, one histogram
     /// per --interval (latency untagged; open loop adds `Tag=raw` service times).
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Output", long, value_name = "FILE")]
     pub hdr_log: Option<PathBuf>,
     /// No progress line, even on a terminal.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long, short = 'q')]
     pub quiet: bool,
     /// Source addresses for the connections, used round-robin (e.g. 127.0.0.2,127.0.0.3):
     /// each adds ~28k ports towards one server address.
-    #[arg(long, value_name = "IPS")]
+    #[arg(help_heading = "Connections and churn", long, value_name = "IPS")]
     pub bind: Option<String>,
     /// This process is shard I of N of a run made by several hosts (or processes): it takes
     /// its share of --conns, waits for --start-at, and writes its interval log; merge the
     /// shards' logs with `loadgen merge`.
-    #[arg(long, value_name = "I/N")]
+    #[arg(help_heading = "Placement and scale", long, value_name = "I/N")]
     pub shard: Option<String>,
     /// When the load starts, the same for every shard: unix seconds or RFC 3339.
-    #[arg(long, value_name = "TIME")]
+    #[arg(help_heading = "Placement and scale", long, value_name = "TIME")]
     pub start_at: Option<String>,
 
     /// Flags shared with `sweep`.
@@ -123,83 +128,113 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
     /// Measured time (e.g. 500ms, 10s, 2m).
-    #[arg(long, default_value = "10s", allow_hyphen_values = true)]
+    #[arg(
+        help_heading = "Load",
+        long,
+        short = 'd',
+        default_value = "10s",
+        allow_hyphen_values = true
+    )]
     pub duration: String,
     /// Unmeasured time before the measured window.
-    #[arg(long, default_value = "1s", allow_hyphen_values = true)]
+    #[arg(help_heading = "Load", long, default_value = "1s", allow_hyphen_values = true)]
     pub warmup: String,
-    /// Client threads, each with its own event loop [default: number of cores].
-    #[arg(long)]
-    pub threads: Option<u64>,
-    /// Threads of the spawned server (pool workers, event loops or runtime workers).
-    #[arg(long)]
-    pub server_threads: Option<u64>,
+    /// Client threads, each with its own event loop [default: half the cores when the
+    /// server is on this machine (--target, or a local --addr), else every core]. sweep: a
+    /// list.
+    #[arg(help_heading = "Load", long, short = 't', value_name = "N")]
+    pub threads: Option<String>,
+    /// Workers of the spawned server (pool workers, event loops, runtime workers, rings)
+    /// [default: the model's, see `loadgen targets`; threadpool: one per connection].
+    /// sweep: a list.
+    #[arg(
+        help_heading = "Target",
+        long = "server-workers",
+        visible_alias = "server-threads",
+        value_name = "N"
+    )]
+    pub server_threads: Option<String>,
     /// Server processes sharing the port (SO_REUSEPORT), each with its own descriptor
-    /// limit; with --target.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub server_procs: u32,
+    /// limit; with --target. sweep: a list.
+    #[arg(help_heading = "Target", long, value_name = "N", default_value = "1")]
+    pub server_procs: String,
     /// Run as P shard processes of loadgen on this machine, each with its own descriptor
     /// limit and source address, merged into one report.
-    #[arg(long, value_name = "P", default_value_t = 1)]
+    #[arg(help_heading = "Placement and scale", long, value_name = "P", default_value_t = 1)]
     pub procs: u32,
     /// Per-message reply timeout [default: 5s; over UDP 1s]. A stream connection whose
     /// reply is this late is closed and reopened; a UDP datagram counts as lost.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(help_heading = "Connections and churn", long, allow_hyphen_values = true)]
     pub timeout: Option<String>,
     /// Per-connect timeout.
-    #[arg(long, default_value = "5s", allow_hyphen_values = true)]
+    #[arg(
+        help_heading = "Connections and churn",
+        long,
+        default_value = "5s",
+        allow_hyphen_values = true
+    )]
     pub connect_timeout: String,
     /// Length of a reporting interval (progress, per-interval series, interval log).
-    #[arg(long, default_value = "1s", allow_hyphen_values = true)]
+    #[arg(help_heading = "Output", long, default_value = "1s", allow_hyphen_values = true)]
     pub interval: String,
     /// Free text copied into the report.
-    #[arg(long, default_value = "")]
+    #[arg(help_heading = "Output", long, default_value = "")]
     pub label: String,
     /// CPUs for the spawned server (e.g. 0, 0-1, 0,2).
-    #[arg(long, value_name = "CPUS")]
+    #[arg(help_heading = "Placement and scale", long, value_name = "CPUS")]
     pub pin_server: Option<String>,
     /// CPUs for the client threads.
-    #[arg(long, value_name = "CPUS")]
+    #[arg(help_heading = "Placement and scale", long, value_name = "CPUS")]
     pub pin_client: Option<String>,
     /// SO_SNDBUF and SO_RCVBUF of every client socket, in bytes, and with --target of the
     /// server's too (default: the kernel's autotuning). Small values exercise short reads
     /// and writes.
-    #[arg(long, value_name = "BYTES")]
-    pub sock_buf: Option<u64>,
+    #[arg(help_heading = "Placement and scale", long, value_name = "BYTES")]
+    pub sock_buf: Option<String>,
     /// Connection churn: close and reopen each connection after N round trips (1: a new
     /// connection per message, like netperf TCP_CRR).
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Connections and churn", long, value_name = "N")]
     pub reconnect_every: Option<u64>,
     /// Connection churn, open loop: R new connections per second on a fixed schedule, each
     /// doing --msgs-per-conn round trips and closing; --conns bounds how many are open at
     /// once. Latency runs from each connection's intended start.
-    #[arg(long, value_name = "R")]
+    #[arg(help_heading = "Connections and churn", long, value_name = "R")]
     pub conn_rate: Option<f64>,
     /// With --conn-rate: round trips per connection [default: 1].
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Connections and churn", long, value_name = "N")]
     pub msgs_per_conn: Option<u64>,
     /// How the client closes a connection it is done with: fin (orderly; the client's side
     /// then sits in TIME_WAIT) or rst (SO_LINGER 0: no TIME_WAIT).
-    #[arg(long, value_name = "fin|rst", default_value = "fin", value_parser = ["fin", "rst"])]
+    #[arg(help_heading = "Connections and churn", long, value_name = "fin|rst", default_value = "fin", value_parser = ["fin", "rst"])]
     pub close: String,
     /// The client's I/O engine: epoll (a system call per send and receive) or uring
     /// (io_uring: one system call per loop iteration for all of them; TCP and Unix).
-    #[arg(long, value_name = "ENGINE", default_value = "epoll", value_parser = ["epoll", "uring"])]
+    #[arg(
+        help_heading = "Placement and scale",
+        long,
+        value_name = "epoll|uring",
+        default_value = "epoll"
+    )]
     pub engine: String,
     /// How open-loop sends are timed: sleep (timer only), hybrid (timer, then spin for an
     /// adaptive margin before each send) or spin (busy: one core per client thread).
-    #[arg(long, value_name = "MODE", default_value = "hybrid", value_parser = ["sleep", "hybrid", "spin"])]
+    #[arg(
+        help_heading = "Open loop",
+        long,
+        value_name = "sleep|hybrid|spin",
+        default_value = "hybrid"
+    )]
     pub pacing: String,
     /// Runs per configuration, each on a fresh server, one CSV row each; `auto`: until the
     /// 95% interval of the mean throughput is within --ci-target (at least 3 runs,
     /// at most --max-repeat).
-    #[arg(long, value_name = "N|auto", default_value = "1")]
+    #[arg(help_heading = "Statistics", long, value_name = "N|auto", default_value = "1")]
     pub repeat: String,
     /// With --repeat auto: the most runs per configuration.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(help_heading = "Statistics", long, value_name = "N", default_value_t = 10)]
     pub max_repeat: u32,
     /// With --repeat auto: the 95% interval's target half-width, in percent of the mean.
-    #[arg(long, value_name = "PCT", default_value = "2.5%")]
+    #[arg(help_heading = "Statistics", long, value_name = "PCT", default_value = "2.5%")]
     pub ci_target: String,
 }
 
@@ -278,8 +313,8 @@ pub struct SweepArgs {
     /// Models (or `all`).
     #[arg(long, value_name = "LIST")]
     pub targets: String,
-    /// Connection counts.
-    #[arg(long, value_name = "LIST")]
+    /// Connection counts (`1,10,100`, `1k`).
+    #[arg(long, short = 'c', visible_aliases = ["connections", "concurrency"], value_name = "LIST")]
     pub conns: String,
     /// Message sizes.
     #[arg(long, value_name = "LIST", default_value = "64")]
@@ -296,7 +331,7 @@ pub struct SweepArgs {
     /// The CSV report to append to.
     #[arg(long, value_name = "FILE")]
     pub csv: PathBuf,
-    /// Flags shared with `run` (for threadpool, --server-threads defaults to one worker
+    /// Flags shared with `run` (for threadpool, --server-workers defaults to one worker
     /// per connection).
     #[command(flatten)]
     pub load: LoadArgs,

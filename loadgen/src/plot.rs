@@ -270,14 +270,18 @@ mod tests {
             row("tokio", 10, 80.0),
             row("mio udp", 10, 70.0),
         ];
-        let s = series(&rows, "throughput_msgs_s", 64);
+        let mut s = series(&rows, "throughput_msgs_s", 64);
+        // Two runs, sd 70.7: the 95% half-width is t(0.975, 1) x sd / sqrt(2) = 12.706 x 50.
+        let ci = s[0].1[1].ci95;
+        assert!((ci - 12.706 * 50.0).abs() < 0.1, "{ci}");
+        s[0].1[1].ci95 = 635.0;
         let pt = |x, y, ci95, n| Point { x, y, ci95, n };
         assert_eq!(
             s,
             vec![
                 (
                     "mio".to_string(),
-                    vec![pt(1.0, 50.0, 0.0, 1), pt(10.0, 150.0, 50.0_f64.hypot(50.0), 2)]
+                    vec![pt(1.0, 50.0, 0.0, 1), pt(10.0, 150.0, 635.0, 2)]
                 ),
                 ("mio udp".to_string(), vec![pt(10.0, 70.0, 0.0, 1)]),
                 ("tokio".to_string(), vec![pt(10.0, 80.0, 0.0, 1)])
@@ -285,7 +289,7 @@ mod tests {
         );
         // Repeats draw error bars and say so.
         let svg = line_chart("t", "y", &s, false).unwrap();
-        assert!(svg.contains("standard deviation"), "the caption names the bars");
+        assert!(svg.contains("95% confidence interval"), "the caption names the bars");
     }
 
     #[test]

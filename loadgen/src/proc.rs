@@ -69,8 +69,10 @@ fn parse(stat: &str, status: &str) -> Option<ProcSample> {
     };
     Some(ProcSample {
         cpu_s: ticks as f64 / crate::sys::clock_ticks_per_sec(),
-        peak_rss_kib: field("VmHWM:").unwrap_or(0),
-        threads: field("Threads:").unwrap_or(0),
+        // A field that cannot be read makes the whole sample unknown (empty in the report),
+        // never a zero that reads as measured.
+        peak_rss_kib: field("VmHWM:")?,
+        threads: field("Threads:")?,
     })
 }
 

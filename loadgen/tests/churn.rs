@@ -137,7 +137,15 @@ fn loadgen_leaves_no_close_wait_when_the_server_closes_first() {
         })
         .max()
         .unwrap();
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
+    // The server really closed connections (each after one echo), and loadgen saw it: the
+    // run ends `errors` (closes counted as resets), exit 1.
+    assert_eq!(status.code(), Some(1), "closes by the server are counted");
+    assert!(
+        server.accepted() > 20,
+        "connections were closed and reopened: {}",
+        server.accepted()
+    );
     // A closed connection is seen (EOF) and closed at once: at most a few are caught in
     // the instant between the server's FIN and loadgen's read.
     assert!(worst <= 4, "{worst} of 20 client sockets in CLOSE_WAIT");

@@ -111,8 +111,15 @@ fn a_server_that_stops_accepting_does_not_hang_the_connection_phase() {
     let row = only_row(&csv);
     assert_eq!(row["status"], "errors");
     let ok = num(&row, "conns_ok");
-    // 50 accepted, plus those the kernel completed into the full backlog.
-    assert!((50.0..300.0).contains(&ok), "conns_ok = {ok}");
+    // What the server really did, not a timing guess: it accepted 50; the kernel completed
+    // at most a backlog's worth (16, +1) more into its queue. How many of those were open
+    // when the connection phase ended depends on how slow the machine is.
+    let accepted = server.accepted() as f64;
+    assert_eq!(accepted, 50.0, "the fault server accepts exactly 50");
+    assert!(
+        ok >= 1.0 && ok <= accepted + 17.0,
+        "conns_ok = {ok}, accepted {accepted}"
+    );
     assert!(num(&row, "connect_errors") > 0.0);
     assert!(num(&row, "msgs") > 0.0, "the load ran on the open connections");
     let summary = String::from_utf8_lossy(&out.stdout);

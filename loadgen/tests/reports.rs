@@ -589,3 +589,32 @@ fn run_repeat_writes_a_row_per_run_and_refuses_one_run_outputs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--max-repeat"));
 }
+
+#[test]
+fn sweep_varies_server_workers_as_a_dimension() {
+    let csv = temp_path("sweep-workers.csv");
+    let out = run(&[
+        "sweep",
+        "--targets",
+        "tokio",
+        "--server-threads",
+        "1,2",
+        "--conns",
+        "10",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "100ms",
+        "--csv",
+        s(&csv),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let (_, rows) = read_csv(&csv);
+    let workers: Vec<&str> = rows.iter().map(|r| r["server_workers"].as_str()).collect();
+    assert_eq!(workers, ["1", "2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("workers=1") && err.contains("workers=2") && !err.contains("None"),
+        "{err}"
+    );
+}

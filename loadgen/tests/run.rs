@@ -17,7 +17,8 @@ server_cpu_s, server_rss_kib, server_threads, client_cpu_s, client_rss_kib, \
 status, host, kernel, cpus, version, raw_p50_us, raw_p99_us, fairness, \
 client_cpu_us_per_msg, server_cpu_us_per_msg, conns_opened, conn_rate_s, connect_p999_us, first_byte_p99_us, \
 client_lag_p99_us, procs, shard, lost, late, duplicates, reordered, engine, \
-p99_ci_lo_us, p99_ci_hi_us, steady";
+p99_ci_lo_us, p99_ci_hi_us, steady, client_threads, server_workers, pacing, pin_server, pin_client, \
+sock_buf, server_procs, close, reconnect_every, conn_rate, msgs_per_conn";
 
 #[test]
 fn every_model_runs_and_reports_ok() {
@@ -280,7 +281,7 @@ fn bad_usage_exits_2_naming_the_flag() {
         ),
         (
             vec!["--target", "threadpool", "--server-threads", "100000"],
-            "--server-threads",
+            "--server-workers",
         ),
         (vec![], "--target"),
     ] {
@@ -492,4 +493,151 @@ fn a_short_run_marks_the_far_percentiles_not_estimable() {
     let v = read_json(&json);
     assert_eq!(v["not_estimable"], serde_json::json!(["p99.9", "p99.99"]));
     assert_eq!(v["latency"]["ci"]["p9999"], "not_estimable");
+}
+
+#[test]
+fn a_report_names_its_workers_and_threads_and_compare_pairs_by_them() {
+    let csv = temp_path("workers.csv");
+    for workers in ["1", "2"] {
+        let out = run(&[
+            "--target",
+            "tokio",
+            "--server-workers",
+            workers,
+            "-c",
+            "10",
+            "-d",
+            "500ms",
+            "--warmup",
+            "100ms",
+            "-q",
+            "--csv",
+            csv.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let (_, rows) = read_csv(&csv);
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["server_workers"].as_str(), r["client_threads"].as_str()))
+        .collect();
+    assert_eq!(got.len(), 2);
+    assert_eq!((got[0].0, got[1].0), ("1", "2"));
+    assert!(got.iter().all(|(_, t)| t.parse::<u32>().unwrap() >= 1));
+    let out = run(&[
+        "compare",
+        csv.to_str().unwrap(),
+        "--by",
+        "server_workers",
+        "--baseline",
+        "1",
+        "--metric",
+        "throughput",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.contains("target=tokio") && l.contains(" 2 ")),
+        "the pair: {text}"
+    );
+    // The old flag name still works.
+    let (code, row) = run_for_row(
+        "alias.csv",
+        &[
+            "--target",
+            "mio",
+            "--server-threads",
+            "2",
+            "-c",
+            "2",
+            "-d",
+            "200ms",
+            "--warmup",
+            "0s",
+        ],
+    );
+    assert_eq!((code, row["server_workers"].as_str()), (Some(0), "2"));
+}
+
+#[test]
+fn a_local_addr_gets_half_the_cores_by_default_and_says_why() {
+    let mut cmd = loadgen();
+    cmd.args(["serve", "--model", "mio", "--addr", "127.0.0.1:0"]);
+    let server = testkit::ServerProcess::spawn(&mut cmd);
+    let csv = temp_path("local-default.csv");
+    let out = run(&[
+        "--addr",
+        &server.addr.to_string(),
+        "-c",
+        "4",
+        "-d",
+        "300ms",
+        "--warmup",
+        "0s",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(only_row(&csv)["client_threads"], (cores / 2).clamp(1, 4).to_string());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the server listens on this machine"));
+}
+
+#[test]
+fn the_command_line_takes_short_flags_suffixes_and_aliases() {
+    let (code, row) = run_for_row(
+        "shortflags.csv",
+        &[
+            "--target", "mio", "-c", "1k", "-d", "1s", "-R", "10k", "--warmup", "200ms",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!((row["conns"].as_str(), row["rate"].as_str()), ("1000", "10000.0"));
+    let (code, row) = run_for_row(
+        "alias2.csv",
+        &[
+            "--target",
+            "mio",
+            "--connections",
+            "1e1",
+            "--msg-size",
+            "1KiB",
+            "-d",
+            "200ms",
+            "--warmup",
+            "0s",
+        ],
+    );
+    assert_eq!(
+        (code, row["conns"].as_str(), row["msg_size"].as_str()),
+        (Some(0), "10", "1024")
+    );
+    let help = String::from_utf8_lossy(&run(&["run", "--help"]).stdout).to_string();
+    let headings = [
+        "Target:",
+        "Load:",
+        "Open loop:",
+        "Connections and churn:",
+        "Placement and scale:",
+        "Output:",
+        "Statistics:",
+    ];
+    assert!(headings.iter().all(|h| help.contains(h)), "{help}");
+    assert!(help.contains("Exit codes: 0"), "{help}");
+    let bad = run(&["--target", "mio", "--conns", "lots"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--conns 'lots'"));
+    let targets = String::from_utf8_lossy(&run(&["targets"]).stdout).to_string();
+    assert!(!targets.contains("--threads"), "{targets}");
+}
+
+#[test]
+fn threadpool_gets_a_worker_per_connection_by_default() {
+    let (code, row) = run_for_row(
+        "pool.csv",
+        &["--target", "threadpool", "-c", "100", "-d", "1s", "--warmup", "200ms"],
+    );
+    assert_eq!(code, Some(0), "no connection starved");
+    assert_eq!(row["server_workers"], "100");
+    assert!(num(&row, "fairness") > 0.5);
 }

@@ -41,15 +41,28 @@ impl Model {
         }
     }
 
+    /// How many workers (pool threads, event loops, runtime workers, rings) the model runs
+    /// when none are asked for; `None` for thread-per-conn, whose threads follow the
+    /// connections and which takes no worker count.
+    pub fn default_workers(self) -> Option<usize> {
+        match self {
+            Model::ThreadPerConn => None,
+            Model::ThreadPool => Some(crate::server::DEFAULT_POOL_THREADS),
+            Model::Mio | Model::Tokio | Model::Uring => Some(1),
+        }
+    }
+
     /// One line describing the model (for `loadgen targets` and help texts).
     pub fn description(self) -> &'static str {
         match self {
             Model::ThreadPerConn => "std blocking I/O, one OS thread (64 KiB stack) per connection",
-            Model::ThreadPool => "std blocking I/O, fixed worker pool (--threads, default 16); extra connections wait",
-            Model::Mio => "mio edge-triggered event loop per thread (--threads, default 1, SO_REUSEPORT)",
-            Model::Tokio => "tokio task per connection (--threads 1: current-thread runtime, N: N workers)",
+            Model::ThreadPool => {
+                "std blocking I/O, a fixed pool of workers (default 16; loadgen --target: one per connection); a connection holds its worker"
+            }
+            Model::Mio => "mio edge-triggered event loop per worker (default 1 worker, SO_REUSEPORT)",
+            Model::Tokio => "tokio task per connection (1 worker: current-thread runtime, N: N runtime workers)",
             Model::Uring => {
-                "io_uring ring per thread (--threads, default 1, SO_REUSEPORT): multishot accept/recv, provided buffers"
+                "io_uring ring per worker (default 1, SO_REUSEPORT): multishot accept/recv, provided buffers"
             }
         }
     }

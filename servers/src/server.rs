@@ -84,11 +84,7 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// The thread count for `model`, with the model's default filled in.
     pub fn threads_for(&self, model: Model) -> usize {
-        let default = match model {
-            Model::ThreadPerConn | Model::Mio | Model::Tokio | Model::Uring => 1,
-            Model::ThreadPool => DEFAULT_POOL_THREADS,
-        };
-        self.threads.unwrap_or(default).max(1)
+        self.threads.unwrap_or(model.default_workers().unwrap_or(1)).max(1)
     }
 }
 

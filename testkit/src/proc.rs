@@ -64,8 +64,9 @@ pub fn wait_for_child(pid: u32) -> u32 {
 /// remote port is `port` (IPv4 and IPv6): clients of the server at `port` that did not
 /// close after it did.
 pub fn close_wait_towards(port: u16) -> usize {
-    let v4 = procfs::net::tcp().unwrap_or_default();
-    let v6 = procfs::net::tcp6().unwrap_or_default();
+    // An unreadable table is a failure, never "none found".
+    let v4 = procfs::net::tcp().expect("read /proc/net/tcp");
+    let v6 = procfs::net::tcp6().expect("read /proc/net/tcp6");
     v4.iter()
         .chain(v6.iter())
         .filter(|e| e.state == procfs::net::TcpState::CloseWait && e.remote_address.port() == port)

@@ -85,7 +85,7 @@ pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
                 writeln!(
                     err,
                     "GATE: {} {}: {} (n={}/{}): {why}",
-                    ch.key.describe(None),
+                    ch.key.describe(&[]),
                     ch.metric.name,
                     render::ratio(ch),
                     ch.base.n,

@@ -12,7 +12,7 @@ use servers::Model;
 
 use super::check_output;
 use crate::cli::SweepArgs;
-use crate::config::{parse_rate, RunConfig, SockKind, TargetSpec};
+use crate::config::{parse_count, parse_rate, parse_size, values, RunConfig, SockKind, TargetSpec};
 use crate::error::{flag_error, Error};
 use crate::repeat::{Repeat, Tally};
 use crate::report::table::{per_s, us};
@@ -31,8 +31,28 @@ fn list<T: FromStr>(flag: &'static str, s: &str) -> Result<Vec<T>, Error> {
     }
 }
 
-/// Every configuration of the sweep (repeats are [`run`]'s), checked before any runs: a base configuration from the shared
-/// flags, varied by struct update and checked again per combination.
+/// Every combination of `configs` with each of `values`, set by `set` (the values vary
+/// fastest, after every earlier dimension).
+fn expand<T>(configs: Vec<RunConfig>, values: &[T], set: impl Fn(&mut RunConfig, &T)) -> Vec<RunConfig> {
+    let mut out = Vec::with_capacity(configs.len() * values.len());
+    for c in configs {
+        for v in values {
+            let mut c = c.clone();
+            set(&mut c, v);
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A flag's list, each item checked by `one` (the parser `run` uses for its single value).
+fn each<T>(flag: &'static str, s: &str, one: impl Fn(&str) -> Result<T, Error>) -> Result<Vec<T>, Error> {
+    values::items(flag, s)?.into_iter().map(one).collect()
+}
+
+/// Every configuration of the sweep (repeats are [`run`]'s), checked before any runs: a
+/// base configuration from the shared flags, expanded dimension by dimension, with the
+/// targets varying fastest (all models of one configuration back to back).
 pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
     let targets: Vec<Model> = if a.targets.trim() == "all" {
         Model::ALL.to_vec()
@@ -46,9 +66,6 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
             })
             .collect::<Result<_, _>>()?
     };
-    let conns: Vec<usize> = list("--conns", &a.conns)?;
-    let sizes: Vec<usize> = list("--msg-size", &a.msg_size)?;
-    let depths: Vec<usize> = list("--depth", &a.depth)?;
     let rates: Vec<Option<f64>> = match &a.rate {
         None => vec![None],
         Some(r) => list::<String>("--rate", r)?
@@ -56,58 +73,110 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
             .map(|r| parse_rate("--rate", r).map(Some))
             .collect::<Result<_, _>>()?,
     };
-    let transports: Vec<SockKind> = list("--transport", &a.transport)?;
+    let l = &a.load;
+    // The base takes the first value of every list flag; the dimensions below set them all.
+    let first = |s: &str| s.split(',').next().unwrap_or("").trim().to_string();
+    let base_args = crate::cli::LoadArgs {
+        threads: l.threads.as_deref().map(first),
+        server_threads: l.server_threads.as_deref().map(first),
+        server_procs: first(&l.server_procs),
+        sock_buf: l.sock_buf.as_deref().map(first),
+        engine: first(&l.engine),
+        pacing: first(&l.pacing),
+        ..l.clone()
+    };
     let base = RunConfig {
         quiet: true,
-        ..RunConfig::from_load(TargetSpec::Model(Model::Mio), &a.load)?
+        ..RunConfig::from_load(TargetSpec::Model(Model::Mio), &base_args)?
     };
-    let budget = servers::thread_budget().threads.min(100_000) as usize;
-    let mut runs = Vec::new();
-    {
-        for &conns in &conns {
-            for &msg_size in &sizes {
-                for &depth in &depths {
-                    for &rate in &rates {
-                        for (&transport, &model) in transports.iter().flat_map(|t| targets.iter().map(move |m| (t, m)))
-                        {
-                            // A pool smaller than the connection count leaves clients unserved.
-                            // Capped at the thread budget: beyond it the pool could not start.
-                            // Split over the server processes (each has its own budget), with
-                            // room for SO_REUSEPORT's uneven spread (a hash, not a dealer).
-                            let procs = base.server_procs as usize;
-                            let per_proc = if procs > 1 { conns * 6 / (5 * procs) + 16 } else { conns };
-                            let pool_size = (model == Model::ThreadPool).then(|| per_proc.min(budget) as u32);
-                            let run = RunConfig {
-                                target: TargetSpec::Model(model),
-                                transport,
-                                conns,
-                                msg_size,
-                                depth,
-                                rate,
-                                server_threads: base.server_threads.or(pool_size),
-                                ..base.clone()
-                            };
-                            runs.push(run.checked()?);
-                        }
-                    }
-                }
-            }
-        }
+    let mut c = vec![base];
+    c = expand(
+        c,
+        &each("--conns", &a.conns, |s| parse_count("--conns", s).map(|n| n as usize))?,
+        |c, &v| c.conns = v,
+    );
+    c = expand(
+        c,
+        &each("--msg-size", &a.msg_size, |s| {
+            parse_size("--msg-size", s).map(|n| n as usize)
+        })?,
+        |c, &v| c.msg_size = v,
+    );
+    c = expand(
+        c,
+        &each("--depth", &a.depth, |s| parse_count("--depth", s).map(|n| n as usize))?,
+        |c, &v| c.depth = v,
+    );
+    c = expand(c, &rates, |c, &v| c.rate = v);
+    if let Some(t) = &l.threads {
+        c = expand(c, &each("--threads", t, values::threads)?, |c, &v| {
+            c.threads = v;
+            c.threads_default = None;
+        });
     }
-    Ok(runs)
+    let workers: Vec<Option<u32>> = match &l.server_threads {
+        Some(t) => each("--server-workers", t, values::server_threads)?
+            .into_iter()
+            .map(Some)
+            .collect(),
+        None => vec![None],
+    };
+    c = expand(c, &workers, |c, &v| c.server_threads = v);
+    c = expand(
+        c,
+        &each("--server-procs", &l.server_procs, values::server_procs)?,
+        |c, &v| c.server_procs = v,
+    );
+    if let Some(b) = &l.sock_buf {
+        c = expand(c, &each("--sock-buf", b, values::sock_buf)?, |c, &v| {
+            c.sock_buf = Some(v)
+        });
+    }
+    c = expand(c, &each("--engine", &l.engine, values::engine)?, |c, &v| c.engine = v);
+    c = expand(c, &each("--pacing", &l.pacing, values::pacing)?, |c, &v| c.pacing = v);
+    c = expand(c, &list::<SockKind>("--transport", &a.transport)?, |c, &v| {
+        c.transport = v
+    });
+    c = expand(c, &targets, |c, &m| {
+        c.target = TargetSpec::Model(m);
+        // A pool smaller than the connection count leaves clients unserved.
+        if m == Model::ThreadPool && c.server_threads.is_none() {
+            c.server_threads = Some(crate::config::pool_workers(c.conns, c.server_procs));
+        }
+    });
+    c.into_iter().map(RunConfig::checked).collect()
 }
 
 /// `mio tcp conns=10 msg=64 depth=1` (and `rate=` in open loop): a configuration in words.
 fn describe(cfg: &RunConfig) -> String {
     let name = target_name(cfg);
-    let rate = cfg.rate.map(|r| format!(" rate={}", per_s(r))).unwrap_or_default();
-    format!(
-        "{name} {} conns={} msg={} depth={}{rate}",
+    let mut what = format!(
+        "{name} {} conns={} msg={} depth={}",
         cfg.transport.name(),
         cfg.conns,
         cfg.msg_size,
         cfg.depth
-    )
+    );
+    // The dimensions beyond the key, where they were set or vary.
+    if let Some(r) = cfg.rate {
+        what += &format!(" rate={} pacing={}", per_s(r), cfg.pacing.name());
+    }
+    if cfg.threads_default.is_none() {
+        what += &format!(" threads={}", cfg.threads);
+    }
+    if let Some(w) = cfg.server_threads {
+        what += &format!(" workers={w}");
+    }
+    if cfg.server_procs > 1 {
+        what += &format!(" server-procs={}", cfg.server_procs);
+    }
+    if let Some(b) = cfg.sock_buf {
+        what += &format!(" sock-buf={b}");
+    }
+    if cfg.engine != crate::config::Engine::Epoll {
+        what += &format!(" engine={}", cfg.engine.name());
+    }
+    what
 }
 
 /// Runs the sweep: rounds over every configuration that still needs runs (so repeats are

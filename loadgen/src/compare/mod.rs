@@ -23,34 +23,83 @@ pub const ALPHA: f64 = 0.05;
 /// The band (±%) that `same` must fall inside when no `--threshold` is given.
 pub const DEFAULT_BAND_PCT: f64 = 5.0;
 
-/// Columns that identify a configuration.
-pub const KEY_COLUMNS: [&str; 7] = ["target", "transport", "mode", "conns", "msg_size", "depth", "rate"];
+/// Columns that identify a configuration: what was loaded and every setting that changes
+/// what is measured. Rows are repeats of one configuration only when all of these agree.
+pub const KEY_COLUMNS: [&str; 19] = [
+    "target",
+    "transport",
+    "mode",
+    "conns",
+    "msg_size",
+    "depth",
+    "rate",
+    "engine",
+    "client_threads",
+    "server_workers",
+    "pacing",
+    "pin_server",
+    "pin_client",
+    "sock_buf",
+    "server_procs",
+    "close",
+    "reconnect_every",
+    "conn_rate",
+    "msgs_per_conn",
+];
 
-/// A configuration: the key columns' values, in [`KEY_COLUMNS`] order.
+/// A configuration: (column, value) for the key columns both sides have, in
+/// [`KEY_COLUMNS`] order.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Key(pub Vec<String>);
+pub struct Key(pub Vec<(&'static str, String)>);
 
 impl Key {
-    /// The key of a row, leaving out `skip` (e.g. `target` for `--by target`).
-    pub fn of(row: &Row, skip: Option<&str>) -> Key {
-        Key(KEY_COLUMNS
-            .iter()
-            .filter(|c| Some(**c) != skip)
-            .map(|c| row.get(c).to_string())
-            .collect())
+    /// The key of a row over `columns`.
+    pub fn of(row: &Row, columns: &[&'static str]) -> Key {
+        Key(columns.iter().map(|&c| (c, row.get(c).to_string())).collect())
     }
 
-    /// `target=mio conns=100 ...`, leaving out `skip`.
-    pub fn describe(&self, skip: Option<&str>) -> String {
-        KEY_COLUMNS
+    /// `target=mio conns=100 ...`: the non-empty values, leaving out those in `common`
+    /// (printed once above a table).
+    pub fn describe(&self, common: &[(&'static str, String)]) -> String {
+        self.0
             .iter()
-            .filter(|c| Some(**c) != skip)
-            .zip(&self.0)
-            .filter(|(_, v)| !v.is_empty())
+            .filter(|(c, v)| !v.is_empty() && !common.iter().any(|(cc, cv)| cc == c && cv == v))
             .map(|(c, v)| format!("{c}={v}"))
             .collect::<Vec<_>>()
             .join(" ")
     }
+}
+
+/// The (column, value) pairs every key of `keys` shares (empty values left out): said
+/// once, not on every line. With a single key nothing is common (its line says it all).
+pub fn common<'a>(keys: impl IntoIterator<Item = &'a Key>) -> Vec<(&'static str, String)> {
+    let keys: Vec<&Key> = keys.into_iter().collect();
+    let Some(first) = keys.first() else { return Vec::new() };
+    if keys.len() < 2 {
+        return Vec::new();
+    }
+    first
+        .0
+        .iter()
+        .filter(|(c, v)| !v.is_empty() && keys.iter().all(|k| k.0.iter().any(|(kc, kv)| kc == c && kv == v)))
+        .cloned()
+        .collect()
+}
+
+/// The key columns present in every one of `reports` (leaving out `skip`), and the key
+/// columns some of them lack (an older file): those cannot tell configurations apart, and
+/// the comparison says so instead of pairing rows silently.
+pub fn key_columns(reports: &[&[Row]], skip: Option<&str>) -> (Vec<&'static str>, Vec<&'static str>) {
+    let has = |rows: &[Row], c: &str| rows.iter().any(|r| r.has(c));
+    let (present, missing): (Vec<&'static str>, Vec<&'static str>) = KEY_COLUMNS
+        .iter()
+        .filter(|&&c| Some(c) != skip)
+        .partition(|&&c| reports.iter().all(|rows| has(rows, c)));
+    let lacking = missing
+        .into_iter()
+        .filter(|&c| reports.iter().any(|rows| has(rows, c)))
+        .collect();
+    (present, lacking)
 }
 
 /// A metric to compare and which way is better.
@@ -233,12 +282,14 @@ pub struct Comparison {
     pub only_new: Vec<Key>,
     /// Manifest columns whose values differ between the reports: (column, base, new).
     pub environment: Vec<(String, String, String)>,
+    /// Key columns one of the reports lacks: rows were matched without them.
+    pub unkeyed: Vec<&'static str>,
 }
 
-fn group<'a>(rows: &'a [Row], skip: Option<&str>) -> BTreeMap<Key, Vec<&'a Row>> {
+fn group<'a>(rows: &'a [Row], columns: &[&'static str]) -> BTreeMap<Key, Vec<&'a Row>> {
     let mut groups: BTreeMap<Key, Vec<&Row>> = BTreeMap::new();
     for r in rows {
-        groups.entry(Key::of(r, skip)).or_default().push(r);
+        groups.entry(Key::of(r, columns)).or_default().push(r);
     }
     groups
 }
@@ -344,7 +395,8 @@ fn judge(
 /// Compares `new` against `base`, metric by metric, configuration by configuration, with
 /// `band_pct` as the band of no change.
 pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric], band_pct: f64) -> Comparison {
-    let (gb, gn) = (group(base, None), group(new, None));
+    let (columns, unkeyed) = key_columns(&[base, new], None);
+    let (gb, gn) = (group(base, &columns), group(new, &columns));
     let mut pairs = Vec::new();
     for (key, brows) in &gb {
         let Some(nrows) = gn.get(key) else { continue };
@@ -367,6 +419,7 @@ pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric], band_pct: f64) -> 
         only_base: gb.keys().filter(|k| !gn.contains_key(k)).cloned().collect(),
         only_new: gn.keys().filter(|k| !gb.contains_key(k)).cloned().collect(),
         environment: environment_differences(base, new),
+        unkeyed,
     }
 }
 
@@ -409,7 +462,8 @@ pub struct Relative {
 pub fn relative(rows: &[Row], by: &str, baseline: &str, metrics: &[Metric], band_pct: f64) -> Vec<Relative> {
     let mut pairs = Vec::new();
     let mut names = Vec::new();
-    for (key, group_rows) in group(rows, Some(by)) {
+    let (columns, _) = key_columns(&[rows], Some(by));
+    for (key, group_rows) in group(rows, &columns) {
         let mut by_value: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
         for r in group_rows {
             by_value.entry(r.get(by)).or_default().push(r);
@@ -525,7 +579,7 @@ mod tests {
         let new = [row("mio", 10, 1.0, 1.0), row("tokio", 10, 1.0, 1.0)];
         let c = compare(&base, &new, &metrics(), 5.0);
         assert_eq!((c.only_base.len(), c.only_new.len()), (1, 1));
-        assert!(c.only_base[0].describe(None).contains("conns=100"));
+        assert!(c.only_base[0].describe(&[]).contains("conns=100"));
         assert_eq!(c.changes.len(), 2);
     }
 

@@ -161,11 +161,18 @@ pub fn comparison(c: &Comparison, format: CompareFormat, gating: bool) -> String
             sides(|d| &d.2)
         );
     }
+    if !c.unkeyed.is_empty() && format != CompareFormat::Csv {
+        let _ = writeln!(
+            o,
+            "one report lacks the column(s) {}: rows were matched without them, so runs that differ in them may be paired as repeats",
+            c.unkeyed.join(", ")
+        );
+    }
     o.push_str(&changes(c.changes.iter().map(|ch| (None, ch)), None, format, gating));
     if format != CompareFormat::Csv {
         for (side, keys) in [("base", &c.only_base), ("new", &c.only_new)] {
             for k in keys {
-                let _ = writeln!(o, "only in {side}: {}", k.describe(None));
+                let _ = writeln!(o, "only in {side}: {}", k.describe(&[]));
             }
         }
     }
@@ -191,6 +198,13 @@ fn changes<'a>(
     gating: bool,
 ) -> String {
     let items: Vec<(Option<&str>, &Change)> = items.collect();
+    // The configuration every row shares is said once, above the table (not in CSV, which
+    // keeps every field on every row).
+    let shared = if format == CompareFormat::Csv {
+        Vec::new()
+    } else {
+        super::common(items.iter().map(|(_, c)| &c.key))
+    };
     let mut levels: Vec<String> = items
         .iter()
         .map(|(_, c)| format!("{:.2}%", c.confidence * 100.0))
@@ -224,7 +238,7 @@ fn changes<'a>(
             .iter()
             .map(|(value, c)| {
                 let i = c.interval;
-                let mut r = vec![c.key.describe(by)];
+                let mut r = vec![c.key.describe(&[])];
                 r.extend(value.map(str::to_string));
                 r.extend([
                     c.metric.name.clone(),
@@ -252,7 +266,7 @@ fn changes<'a>(
     let rows: Vec<Vec<String>> = items
         .iter()
         .map(|(value, c)| {
-            let mut r = vec![c.key.describe(by)];
+            let mut r = vec![c.key.describe(&shared)];
             r.extend(value.map(str::to_string));
             r.extend([
                 c.metric.name.clone(),
@@ -264,6 +278,10 @@ fn changes<'a>(
             r
         })
         .collect();
+    if !shared.is_empty() {
+        let all: Vec<String> = shared.iter().map(|(c, v)| format!("{c}={v}")).collect();
+        let _ = writeln!(o, "every row: {}", all.join(" "));
+    }
     o.push_str(&grid(format, &header, &rows));
     let _ = writeln!(
         o,

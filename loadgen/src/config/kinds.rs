@@ -55,6 +55,17 @@ pub enum Pacing {
     Spin,
 }
 
+impl Pacing {
+    /// The name `--pacing` takes and reports show.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pacing::Sleep => "sleep",
+            Pacing::Hybrid => "hybrid",
+            Pacing::Spin => "spin",
+        }
+    }
+}
+
 /// This process's part of a run made by several (`--shard I/N`, or `--procs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {

@@ -11,6 +11,7 @@ use servers::{ListenAddr, Model};
 
 mod kinds;
 mod parse;
+pub mod values;
 
 pub use kinds::{
     Churn, CloseMode, Engine, Pacing, Shard, SockKind, DEFAULT_TIMEOUT, DEFAULT_UDP_TIMEOUT, MAX_UDP_PAYLOAD_V4,
@@ -18,7 +19,7 @@ pub use kinds::{
 };
 
 use parse::{check_rate, churn, positive_duration};
-pub use parse::{parse_addr, parse_cpus, parse_duration, parse_percent, parse_rate};
+pub use parse::{parse_addr, parse_count, parse_cpus, parse_duration, parse_percent, parse_rate, parse_size};
 
 use crate::capacity::Slo;
 use crate::cli::{LoadArgs, RunArgs};
@@ -64,6 +65,8 @@ pub struct RunConfig {
     pub search: Option<Slo>,
     /// Client threads.
     pub threads: usize,
+    /// Why `threads` is what it is when `--threads` was not given (for the summary).
+    pub threads_default: Option<String>,
     /// Threads of the spawned server.
     pub server_threads: Option<u32>,
     /// With `--addr`: the external server's pid, to measure its cost.
@@ -156,22 +159,19 @@ impl RunConfig {
     /// `sweep`) and the contract's defaults for the rest (100 connections of 64 B, depth
     /// 1, closed loop); [`checked`](Self::checked) must follow any change.
     pub fn from_load(target: TargetSpec, load: &LoadArgs) -> Result<RunConfig, Error> {
-        let threads = match load.threads {
-            None => default_threads(&target),
-            Some(t) if (1..=MAX_THREADS as u64).contains(&t) => t as usize,
-            Some(t) => return Err(invalid("--threads", t, format!("must be between 1 and {MAX_THREADS}"))),
+        let (threads, threads_default) = match &load.threads {
+            None => {
+                let (n, why) = default_threads(&target);
+                (n, Some(why))
+            }
+            Some(t) => (values::threads(values::one("--threads", t)?)?, None),
         };
-        let server_threads = match load.server_threads {
+        let server_threads = match &load.server_threads {
             None => None,
-            Some(t) if (1..=100_000).contains(&t) => Some(t as u32),
-            Some(t) => return Err(invalid("--server-threads", t, "must be between 1 and 100000")),
+            Some(t) => Some(values::server_threads(values::one("--server-workers", t)?)?),
         };
-        if server_threads.is_some() && matches!(target, TargetSpec::Addr(_)) {
-            return Err(invalid(
-                "--server-threads",
-                load.server_threads.unwrap_or(0),
-                "only applies with --target",
-            ));
+        if let (Some(t), TargetSpec::Addr(_)) = (&load.server_threads, &target) {
+            return Err(invalid("--server-workers", t, "only applies with --target"));
         }
         Ok(RunConfig {
             conns: 100,
@@ -182,6 +182,7 @@ impl RunConfig {
             rate: None,
             search: None,
             threads,
+            threads_default,
             server_threads,
             server_pid: None,
             timeout: load
@@ -189,11 +190,7 @@ impl RunConfig {
                 .as_deref()
                 .map(|t| positive_duration("--timeout", t))
                 .transpose()?,
-            engine: if load.engine == "uring" {
-                Engine::Uring
-            } else {
-                Engine::Epoll
-            },
+            engine: values::engine(values::one("--engine", &load.engine)?)?,
             transport: match &target {
                 TargetSpec::Addr(a) => SockKind::of(a),
                 TargetSpec::Model(_) => SockKind::Tcp,
@@ -216,22 +213,18 @@ impl RunConfig {
                 .map(|s| parse_cpus("--pin-client", s))
                 .transpose()?,
             bind: Vec::new(),
-            sock_buf: match load.sock_buf {
-                None => None,
-                Some(b) if (1..=64 << 20).contains(&b) => Some(b as usize),
-                Some(b) => return Err(invalid("--sock-buf", b, "must be between 1 and 67108864 bytes")),
-            },
+            sock_buf: load
+                .sock_buf
+                .as_deref()
+                .map(|b| values::sock_buf(values::one("--sock-buf", b)?))
+                .transpose()?,
             churn: churn(load)?,
             close: if load.close == "rst" {
                 CloseMode::Rst
             } else {
                 CloseMode::Fin
             },
-            pacing: match load.pacing.as_str() {
-                "sleep" => Pacing::Sleep,
-                "spin" => Pacing::Spin,
-                _ => Pacing::Hybrid,
-            },
+            pacing: values::pacing(values::one("--pacing", &load.pacing)?)?,
             shard: Shard::WHOLE,
             start_at: None,
             procs: match load.procs {
@@ -239,11 +232,7 @@ impl RunConfig {
                 n @ 1..=64 => n,
                 n => return Err(invalid("--procs", n, "at most 64 local shard processes")),
             },
-            server_procs: match load.server_procs {
-                0 => return Err(invalid("--server-procs", 0, "must be at least 1")),
-                n @ 1..=64 => n,
-                n => return Err(invalid("--server-procs", n, "at most 64 server processes")),
-            },
+            server_procs: values::server_procs(values::one("--server-procs", &load.server_procs)?)?,
             target,
         })
     }
@@ -335,7 +324,7 @@ impl RunConfig {
             let budget = servers::thread_budget();
             if u64::from(n) > budget.threads {
                 return Err(invalid(
-                    "--server-threads",
+                    "--server-workers",
                     n,
                     format!("a pool that large would exceed this machine's thread budget of {budget}"),
                 ));
@@ -367,17 +356,39 @@ impl RunConfig {
     }
 }
 
-/// Client threads when `--threads` is not given: every core for a server elsewhere
-/// (`--addr`), half of them (at least one) for a server loadgen starts on this machine, so
-/// the server keeps cores of its own. Measured on 2 cores against the C reference server
-/// at 100 connections: 1 client thread gave 147-151k msg/s, 2 threads 126k (the second
-/// took the server's core).
-pub fn default_threads(target: &TargetSpec) -> usize {
+/// Client threads when `--threads` is not given, and why: half the cores (at least one)
+/// when the server runs on this machine (spawned with `--target`, or an `--addr` whose
+/// listening socket is found here), so the server keeps cores of its own; every core for a
+/// server elsewhere. On 2 cores against a local server a second client thread takes the
+/// server's core.
+pub fn default_threads(target: &TargetSpec) -> (usize, String) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let half = (cores / 2).max(1);
     match target {
-        TargetSpec::Model(_) => (cores / 2).max(1),
-        TargetSpec::Addr(_) => cores,
+        TargetSpec::Model(_) => (
+            half,
+            format!("default: half of {cores} cores, the rest for the spawned server"),
+        ),
+        TargetSpec::Addr(a) if crate::proc::find_listener(a).is_some() => (
+            half,
+            format!("default: half of {cores} cores, the server listens on this machine"),
+        ),
+        TargetSpec::Addr(_) => (
+            cores,
+            format!("default: all {cores} cores, the server is not on this machine"),
+        ),
     }
+}
+
+/// The thread pool's workers when `--server-workers` is not given: one per connection (a
+/// connection holds its worker until it closes, so fewer leave connections unserved),
+/// split over the server processes with room for SO_REUSEPORT's uneven spread (a hash, not
+/// a dealer), capped at the thread budget (beyond it the pool could not start).
+pub fn pool_workers(conns: usize, server_procs: u32) -> u32 {
+    let budget = servers::thread_budget().threads.min(100_000) as usize;
+    let procs = server_procs as usize;
+    let per_proc = if procs > 1 { conns * 6 / (5 * procs) + 16 } else { conns };
+    per_proc.min(budget).max(1) as u32
 }
 
 impl TryFrom<&RunArgs> for RunConfig {
@@ -445,6 +456,7 @@ impl TryFrom<&RunArgs> for RunConfig {
             ));
         }
         let base = RunConfig::from_load(target, &a.load)?;
+        let conns = usize::try_from(parse_count("--conns", &a.conns)?).unwrap_or(usize::MAX);
         RunConfig {
             transport: match (&a.transport, &a.target) {
                 (Some(t), Some(_)) => t.parse()?,
@@ -459,9 +471,9 @@ impl TryFrom<&RunArgs> for RunConfig {
             },
             shard,
             start_at,
-            conns: usize::try_from(a.conns).unwrap_or(usize::MAX),
-            msg_size: usize::try_from(a.msg_size).unwrap_or(usize::MAX),
-            depth: usize::try_from(a.depth).unwrap_or(usize::MAX),
+            conns,
+            msg_size: usize::try_from(parse_size("--msg-size", &a.msg_size)?).unwrap_or(usize::MAX),
+            depth: usize::try_from(parse_count("--depth", &a.depth)?).unwrap_or(usize::MAX),
             rate,
             search,
             server_pid,
@@ -470,6 +482,10 @@ impl TryFrom<&RunArgs> for RunConfig {
             hdr_log: a.hdr_log.clone(),
             quiet: a.quiet,
             bind,
+            server_threads: base.server_threads.or_else(|| {
+                matches!(base.target, TargetSpec::Model(Model::ThreadPool))
+                    .then(|| pool_workers(conns, base.server_procs))
+            }),
             ..base
         }
         .checked()

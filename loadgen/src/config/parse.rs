@@ -89,9 +89,54 @@ pub(super) fn positive_duration(flag: &'static str, s: &str) -> Result<Duration,
     Ok(d)
 }
 
-/// Parses an open-loop rate in messages per second.
+/// A number with an optional SI suffix (`10k`, `1.5M`, `2G`, any case for k) or in
+/// exponent notation (`1e3`); `None` when it is not one.
+pub fn parse_si(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (digits, factor) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1e3),
+        Some((i, 'M')) => (&s[..i], 1e6),
+        Some((i, 'G')) => (&s[..i], 1e9),
+        _ => (s, 1.0),
+    };
+    let v = digits.trim().parse::<f64>().ok()? * factor;
+    v.is_finite().then_some(v)
+}
+
+/// A count (connections, threads, messages): a whole number, with an SI suffix or in
+/// exponent notation (`1k`, `1e3`, `10000`).
+pub fn parse_count(flag: &'static str, s: &str) -> Result<u64, Error> {
+    match parse_si(s) {
+        Some(v) if v >= 0.0 && v.fract() == 0.0 && v <= u64::MAX as f64 => Ok(v as u64),
+        _ => Err(invalid(flag, s, "expected a whole number, e.g. 100, 10k or 1e3")),
+    }
+}
+
+/// A size in bytes: a whole number, or with a binary suffix (`64KiB`, `4MiB`, `1GiB`;
+/// `B` allowed).
+pub fn parse_size(flag: &'static str, s: &str) -> Result<u64, Error> {
+    let t = s.trim();
+    let t = t.strip_suffix('B').unwrap_or(t);
+    let (digits, factor) = if let Some(d) = t.strip_suffix("Ki") {
+        (d, 1u64 << 10)
+    } else if let Some(d) = t.strip_suffix("Mi") {
+        (d, 1 << 20)
+    } else if let Some(d) = t.strip_suffix("Gi") {
+        (d, 1 << 30)
+    } else {
+        (t, 1)
+    };
+    match digits.trim().parse::<f64>() {
+        Ok(v) if v >= 0.0 && (v * factor as f64).fract() == 0.0 && v * (factor as f64) < 1e15 => {
+            Ok((v * factor as f64) as u64)
+        }
+        _ => Err(invalid(flag, s, "expected bytes, e.g. 4096, 64KiB or 4MiB")),
+    }
+}
+
+/// Parses an open-loop rate in messages per second (`50000`, `50k`, `1.5M`, `5e4`).
 pub fn parse_rate(flag: &'static str, s: &str) -> Result<f64, Error> {
-    match s.trim().parse::<f64>() {
+    match parse_si(s).ok_or(()) {
         Ok(v) => check_rate(v, s).map_err(|_| rate_error(flag, s)),
         Err(_) => Err(rate_error(flag, s)),
     }

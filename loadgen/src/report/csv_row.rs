@@ -4,7 +4,7 @@ use super::Report;
 use crate::record::Ci;
 
 /// The header, in order. Readers match columns by name; new columns go at the end.
-pub const HEADER: [&str; 66] = [
+pub const HEADER: [&str; 77] = [
     "schema",
     "timestamp",
     "label",
@@ -71,6 +71,17 @@ pub const HEADER: [&str; 66] = [
     "p99_ci_lo_us",
     "p99_ci_hi_us",
     "steady",
+    "client_threads",
+    "server_workers",
+    "pacing",
+    "pin_server",
+    "pin_client",
+    "sock_buf",
+    "server_procs",
+    "close",
+    "reconnect_every",
+    "conn_rate",
+    "msgs_per_conn",
 ];
 
 fn f(v: f64, decimals: usize) -> String {
@@ -79,6 +90,20 @@ fn f(v: f64, decimals: usize) -> String {
 
 fn opt<T>(v: Option<T>, show: impl Fn(T) -> String) -> String {
     v.map(show).unwrap_or_default()
+}
+
+/// A count that is 0 only when unknown (a merge of other tools' logs): empty then.
+fn nonzero(n: u64) -> String {
+    if n > 0 {
+        n.to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// A CPU list as `--pin-*` takes it: `0,1`.
+fn cpus(list: &[usize]) -> String {
+    list.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// One bound of a percentile's interval; empty when not estimable.
@@ -136,9 +161,9 @@ pub fn fields(r: &Report) -> [String; HEADER.len()] {
         c.mismatches.to_string(),
         c.other_errors.to_string(),
         opt(r.send_lag, |p| f(p.p99_us, 1)),
-        opt(r.server, |s| f(s.cpu_s, 3)),
-        opt(r.server, |s| s.peak_rss_kib.to_string()),
-        opt(r.server, |s| s.peak_threads.to_string()),
+        opt(r.server.and_then(|s| s.cpu_s), |v| f(v, 3)),
+        opt(r.server.and_then(|s| s.peak_rss_kib), |v| v.to_string()),
+        opt(r.server.and_then(|s| s.peak_threads), |v| v.to_string()),
         f(r.client_cpu_s, 3),
         r.client_rss_kib.to_string(),
         r.status.to_string(),
@@ -166,6 +191,17 @@ pub fn fields(r: &Report) -> [String; HEADER.len()] {
         ci(l.ci.p99, true),
         ci(l.ci.p99, false),
         opt(r.steadiness(), |s| if s.steady { "yes" } else { "no" }.to_string()),
+        nonzero(r.settings.client_threads as u64),
+        opt(r.settings.server_workers, |v| v.to_string()),
+        r.settings.pacing.unwrap_or_default().to_string(),
+        opt(r.env.pin_server.as_deref(), cpus),
+        opt(r.env.pin_client.as_deref(), cpus),
+        opt(r.settings.sock_buf, |v| v.to_string()),
+        nonzero(u64::from(r.settings.server_procs)),
+        r.close.to_string(),
+        opt(r.reconnect_every, |v| v.to_string()),
+        opt(r.conn_rate, |(rate, _)| f(rate, 1)),
+        opt(r.conn_rate, |(_, n)| n.to_string()),
     ]
 }
 

@@ -126,15 +126,36 @@ impl Environment {
     }
 }
 
+/// The settings that shape what a run measures besides its configuration key (target,
+/// transport, mode, conns, msg_size, depth, rate): recorded so that two runs that differ
+/// in any of them are never taken for repeats of one configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Settings {
+    /// Client threads that ran (`--threads`, or its default).
+    pub client_threads: usize,
+    /// Why the client thread count is what it is, when a default chose it.
+    pub client_threads_default: Option<String>,
+    /// Workers of the spawned server (`--server-workers`, or the model's default); `None`
+    /// for thread-per-conn (a thread per connection) and for `--addr`.
+    pub server_workers: Option<usize>,
+    /// How open-loop sends were timed; `None` in closed loop, where it does not apply.
+    pub pacing: Option<&'static str>,
+    /// SO_SNDBUF/SO_RCVBUF asked for, bytes; `None`: the kernel's autotuning.
+    pub sock_buf: Option<usize>,
+    /// Server processes sharing the port.
+    pub server_procs: u32,
+}
+
 /// Cost of the server process during the measured window (spawned servers only).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ServerCost {
-    /// CPU seconds inside the window.
-    pub cpu_s: f64,
-    /// Peak resident set size, KiB.
-    pub peak_rss_kib: u64,
-    /// Peak thread count.
-    pub peak_threads: u64,
+    /// CPU seconds inside the window (`None`: the process could not be read at both ends
+    /// of the window).
+    pub cpu_s: Option<f64>,
+    /// Peak resident set size, KiB (`None`: never read).
+    pub peak_rss_kib: Option<u64>,
+    /// Peak thread count (`None`: never read).
+    pub peak_threads: Option<u64>,
 }
 
 /// One interval of the measured window (merged over threads).
@@ -254,6 +275,8 @@ pub struct Report {
     pub engine: String,
     /// This report's shard `I/N` (`--shard`), empty for a whole run.
     pub shard: Option<String>,
+    /// The settings besides the configuration key.
+    pub settings: Settings,
     /// Outputs that could not be written, each named with its error (the run's exit code is
     /// then 1, whatever its status).
     pub output_errors: Vec<String>,
@@ -310,6 +333,7 @@ impl Report {
             procs: 1,
             engine: String::new(),
             shard: None,
+            settings: Settings::default(),
             output_errors: Vec::new(),
         }
     }
@@ -335,7 +359,7 @@ impl Report {
 
     /// Server CPU per message, µs.
     pub fn server_us_per_msg(&self) -> Option<f64> {
-        self.server.and_then(|s| per_msg(s.cpu_s, self.counters.msgs))
+        self.server.and_then(|s| per_msg(s.cpu_s?, self.counters.msgs))
     }
 }
 

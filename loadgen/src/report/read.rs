@@ -38,6 +38,11 @@ impl Row {
         self.fields.get(col).map_or("", String::as_str)
     }
 
+    /// Whether the row has the column at all (an older report may lack it).
+    pub fn has(&self, col: &str) -> bool {
+        self.fields.contains_key(col)
+    }
+
     /// A column as a number, if it is one.
     pub fn num(&self, col: &str) -> Option<f64> {
         self.get(col).trim().parse().ok()

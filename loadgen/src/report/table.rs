@@ -105,6 +105,12 @@ pub fn render(r: &Report) -> String {
     let label = if r.raw.is_some() { "latency*" } else { "latency" };
     percentiles(&mut o, label, &r.latency);
     intervals(&mut o, &r.latency);
+    if r.raw.is_none() && r.rate.is_none() && r.conn_rate.is_none() && r.counters.msgs > 0 {
+        let _ = writeln!(
+            o,
+            "  (closed loop: latency is what each connection waited for its reply; there is no schedule, so nothing to correct for coordinated omission)"
+        );
+    }
     if let Some(s) = r.steadiness() {
         let _ = match s.reason {
             Some(why) => writeln!(
@@ -244,11 +250,12 @@ pub fn render(r: &Report) -> String {
             let source = r.server_source.as_deref().map(|w| format!("; {w}")).unwrap_or_default();
             let _ = writeln!(
                 o,
-                "  server     {:.2} s CPU ({} per msg), peak RSS {} KiB, peak {} threads{source}",
-                s.cpu_s,
+                "  server     {} CPU ({} per msg), peak RSS {}, peak {} threads{source}",
+                s.cpu_s
+                    .map_or("unknown (its /proc could not be read)".into(), |v| format!("{v:.2} s")),
                 per.map_or("-".into(), |v| format!("{v:.2} us")),
-                s.peak_rss_kib,
-                s.peak_threads
+                s.peak_rss_kib.map_or("unknown".into(), |v| format!("{v} KiB")),
+                s.peak_threads.map_or("unknown".into(), |v| v.to_string())
             );
         }
         (None, _) => {
@@ -269,6 +276,29 @@ pub fn render(r: &Report) -> String {
         r.client_rss_kib
     );
     let reason = r.stop_reason.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+    if r.settings.client_threads > 0 {
+        let s = &r.settings;
+        let why = s
+            .client_threads_default
+            .as_deref()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        let workers = s
+            .server_workers
+            .map(|w| format!("; server workers {w}"))
+            .unwrap_or_default();
+        let procs = if s.server_procs > 1 {
+            format!(" in {} processes", s.server_procs)
+        } else {
+            String::new()
+        };
+        let plural = if s.client_threads == 1 { "" } else { "s" };
+        let _ = writeln!(
+            o,
+            "  setup      {} client thread{plural}{why}{workers}{procs}",
+            s.client_threads
+        );
+    }
     for e in &r.output_errors {
         let _ = writeln!(o, "  output     NOT WRITTEN: {e}");
     }

@@ -4,10 +4,10 @@
 use std::time::{Duration, SystemTime};
 
 use super::verdict;
-use crate::config::{Churn, CloseMode, RunConfig};
+use crate::config::{Churn, CloseMode, RunConfig, TargetSpec};
 use crate::driver::ThreadOutput;
 use crate::record::{new_histogram, Fairness, Interval, Percentiles};
-use crate::report::{Environment, IntervalRow, Report, ServerCost, SCHEMA};
+use crate::report::{Environment, IntervalRow, Report, ServerCost, Settings, SCHEMA};
 use crate::target::Target;
 
 /// At most this many connections without a message are named in a report.
@@ -75,6 +75,13 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         _ => None,
     };
     let busiest = p.outputs.iter().map(|o| o.window_cpu.as_secs_f64()).fold(0.0, f64::max) / secs.max(1e-9);
+    // The cores client and server share (a server on this machine is one whose process
+    // was measured): advice about a saturated client depends on them.
+    let room = verdict::Room {
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        client_threads: cfg.threads,
+        server_threads: p.server.and_then(|s| s.peak_threads).map(|t| t as usize),
+    };
     // A thread that spins to pace its sends is busy but not saturated: judged on its work.
     let busiest_work = p
         .outputs
@@ -94,9 +101,9 @@ pub(super) fn report(p: Parts<'_>) -> Report {
     let conn_rate_s = rate(c.conns_opened as f64);
     let keep_up = match (cfg.rate, conn_rate) {
         _ if secs <= 0.0 => None,
-        (Some(r), _) => verdict::keep_up_verdict(r, rate(c.sent as f64), "msg/s", lags, busiest_work),
-        (None, Some(r)) => verdict::keep_up_verdict(r, conn_rate_s, "new connections/s", lags, busiest_work),
-        _ => verdict::closed_loop_verdict(busiest_work),
+        (Some(r), _) => verdict::keep_up_verdict(r, rate(c.sent as f64), "msg/s", lags, busiest_work, &room),
+        (None, Some(r)) => verdict::keep_up_verdict(r, conn_rate_s, "new connections/s", lags, busiest_work, &room),
+        _ => verdict::closed_loop_verdict(busiest_work, &room),
     };
     let latency = Percentiles::of(&p.total.latency);
     let raw = open.then(|| Percentiles::of(&p.total.raw));
@@ -200,6 +207,20 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         procs: 1,
         engine: cfg.engine.name().to_string(),
         shard: (cfg.shard.count > 1).then(|| cfg.shard.to_string()),
+        settings: Settings {
+            client_threads: cfg.threads,
+            client_threads_default: cfg.threads_default.clone(),
+            server_workers: match &cfg.target {
+                TargetSpec::Model(m) => m
+                    .default_workers()
+                    .map(|d| cfg.server_threads.map_or(d, |t| t as usize)),
+                TargetSpec::Addr(_) => None,
+            },
+            pacing: (cfg.rate.is_some() || cfg.search.is_some() || matches!(cfg.churn, Churn::ConnRate { .. }))
+                .then(|| cfg.pacing.name()),
+            sock_buf: cfg.sock_buf,
+            server_procs: cfg.server_procs,
+        },
         output_errors: Vec::new(),
         env,
     }

@@ -72,12 +72,13 @@ impl Cost {
             .at_start
             .map_or(0.0, |(a, _)| end.0.cpu.saturating_sub(a.cpu).as_secs_f64());
         let server = self.server_pid.map(|_| ServerCost {
+            // Unknown (empty), not zero, when either end of the window could not be read.
             cpu_s: match (self.at_start.and_then(|s| s.1), end.1) {
-                (Some(a), Some(b)) => (b.cpu_s - a.cpu_s).max(0.0),
-                _ => 0.0,
+                (Some(a), Some(b)) => Some((b.cpu_s - a.cpu_s).max(0.0)),
+                _ => None,
             },
-            peak_rss_kib: now.1.map_or(0, |s| s.peak_rss_kib),
-            peak_threads: self.peak_threads,
+            peak_rss_kib: now.1.map(|s| s.peak_rss_kib),
+            peak_threads: (self.peak_threads > 0).then_some(self.peak_threads),
         });
         (client_cpu_s, now.0.peak_rss_kib, server)
     }

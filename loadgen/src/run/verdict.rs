@@ -101,7 +101,14 @@ pub(crate) const LAG_KEPT_US: f64 = 1000.0;
 /// was late (client lag), else the replies (server or network), which held sends back
 /// under `--depth` (backpressure). `unit` names what the rate counts (`msg/s`, or `new
 /// connections/s` with `--conn-rate`).
-pub(crate) fn keep_up_verdict(rate: f64, achieved: f64, unit: &str, lag: Lags, busiest_thread: f64) -> Option<String> {
+pub(crate) fn keep_up_verdict(
+    rate: f64,
+    achieved: f64,
+    unit: &str,
+    lag: Lags,
+    busiest_thread: f64,
+    room: &Room,
+) -> Option<String> {
     let short = achieved < RATE_KEPT * rate;
     let late = lag.total_p99_us > LAG_KEPT_US;
     if !short && !late {
@@ -122,7 +129,8 @@ pub(crate) fn keep_up_verdict(rate: f64, achieved: f64, unit: &str, lag: Lags, b
     let pct = busiest_thread * 100.0;
     Some(if busiest_thread >= SATURATED {
         format!(
-            "the GENERATOR could not keep up: {what}; its busiest client thread used {pct:.0}% of a core (add --threads or lower the rate)"
+            "the GENERATOR could not keep up: {what}; its busiest client thread used {pct:.0}% of a core ({})",
+            room.advice()
         )
     } else if lag.client_p99_us > lag.backpressure_p99_us {
         format!(
@@ -215,18 +223,91 @@ pub(crate) fn loss_verdict(service: &hdrhistogram::Histogram<u64>, retransmits: 
 
 /// Closed loop: `Some(warning)` when a client thread was near a full core, so the
 /// throughput may be the generator's limit rather than the server's.
-pub(crate) fn closed_loop_verdict(busiest_thread: f64) -> Option<String> {
+pub(crate) fn closed_loop_verdict(busiest_thread: f64, room: &Room) -> Option<String> {
     (busiest_thread >= SATURATED).then(|| {
         format!(
-            "the GENERATOR may be the bottleneck: its busiest client thread used {:.0}% of a core (add --threads, or give the client its own cores with --pin-client)",
-            busiest_thread * 100.0
+            "the GENERATOR may be the bottleneck: its busiest client thread used {:.0}% of a core ({})",
+            busiest_thread * 100.0,
+            room.advice()
         )
     })
+}
+
+/// The cores a run had to share: advice about a saturated client depends on them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Room {
+    /// CPUs of this machine.
+    pub cores: usize,
+    /// Client threads that ran.
+    pub client_threads: usize,
+    /// Threads of a server on this machine (its workers, or the peak observed); `None`
+    /// when the server is elsewhere.
+    pub server_threads: Option<usize>,
+}
+
+impl Room {
+    /// What to do about a saturated client thread, in words that fit the machine: more
+    /// client threads only help when they do not take the server's cores.
+    pub fn advice(&self) -> String {
+        let Room {
+            cores,
+            client_threads,
+            server_threads,
+        } = *self;
+        match server_threads {
+            None if client_threads < cores => {
+                format!("add --threads: {client_threads} of {cores} cores in use")
+            }
+            None => format!("all {cores} cores run client threads: load from a second host (--shard)"),
+            Some(server) => {
+                let over = if client_threads + server > cores {
+                    format!(
+                        "; {client_threads} client threads and {server} server threads already exceed the {cores} cores"
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "client and server share {cores} cores: more --threads would take the server's{over}; \
+                     give each side its own cores (--pin-client, --pin-server), lower the load (--rate), \
+                     or run the client on another host (--shard)"
+                )
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ROOM: Room = Room {
+        cores: 8,
+        client_threads: 2,
+        server_threads: None,
+    };
+
+    #[test]
+    fn advice_counts_the_cores_client_and_server_share() {
+        let small = Room {
+            cores: 2,
+            client_threads: 1,
+            server_threads: Some(1),
+        };
+        let a = small.advice();
+        assert!(
+            a.contains("share 2 cores") && a.contains("--pin-client") && !a.contains("exceed"),
+            "{a}"
+        );
+        let over = Room {
+            client_threads: 2,
+            ..small
+        };
+        assert!(over
+            .advice()
+            .contains("2 client threads and 1 server threads already exceed the 2 cores"));
+        assert!(ROOM.advice().starts_with("add --threads: 2 of 8 cores"));
+    }
 
     #[test]
     fn verdict_blames_the_busy_side() {
@@ -236,20 +317,26 @@ mod tests {
             backpressure_p99_us: backpressure,
         };
         assert_eq!(
-            keep_up_verdict(1000.0, 999.0, "msg/s", lag(200.0, 5.0, 190.0), 0.2),
+            keep_up_verdict(1000.0, 999.0, "msg/s", lag(200.0, 5.0, 190.0), 0.2, &ROOM),
             None
         );
-        assert!(keep_up_verdict(1000.0, 900.0, "msg/s", lag(200.0, 5.0, 190.0), 0.97)
-            .unwrap()
-            .contains("GENERATOR could not keep up"));
-        assert!(keep_up_verdict(1000.0, 900.0, "msg/s", lag(200.0, 5.0, 190.0), 0.3)
-            .unwrap()
-            .starts_with("replies were late (server or network)"));
-        assert!(keep_up_verdict(1000.0, 1000.0, "msg/s", lag(5000.0, 4000.0, 10.0), 0.3)
-            .unwrap()
-            .starts_with("the GENERATOR's pacing was late"));
+        assert!(
+            keep_up_verdict(1000.0, 900.0, "msg/s", lag(200.0, 5.0, 190.0), 0.97, &ROOM)
+                .unwrap()
+                .contains("GENERATOR could not keep up")
+        );
+        assert!(
+            keep_up_verdict(1000.0, 900.0, "msg/s", lag(200.0, 5.0, 190.0), 0.3, &ROOM)
+                .unwrap()
+                .starts_with("replies were late (server or network)")
+        );
+        assert!(
+            keep_up_verdict(1000.0, 1000.0, "msg/s", lag(5000.0, 4000.0, 10.0), 0.3, &ROOM)
+                .unwrap()
+                .starts_with("the GENERATOR's pacing was late")
+        );
         // Rates under 10 keep their decimals: "0 of 0" said nothing.
-        assert!(keep_up_verdict(0.5, 0.25, "msg/s", lag(0.0, 0.0, 0.0), 0.1)
+        assert!(keep_up_verdict(0.5, 0.25, "msg/s", lag(0.0, 0.0, 0.0), 0.1, &ROOM)
             .unwrap()
             .contains("achieved 0.25 of 0.50 msg/s"));
         // Client lag: 1000 sends on time, `n` sends 20 µs late; corrected p99 100 µs.
@@ -290,8 +377,8 @@ mod tests {
             frozen.record(ms * 1_000_000 + 1).unwrap();
         }
         assert_eq!(loss_verdict(&frozen, 20), None);
-        assert_eq!(closed_loop_verdict(0.5), None);
-        assert!(closed_loop_verdict(0.95).unwrap().contains("GENERATOR"));
+        assert_eq!(closed_loop_verdict(0.5, &ROOM), None);
+        assert!(closed_loop_verdict(0.95, &ROOM).unwrap().contains("GENERATOR"));
     }
 
     #[test]

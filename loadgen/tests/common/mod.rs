@@ -173,6 +173,11 @@ impl MisbehavingServer {
         self.peers.lock().unwrap().iter().map(|p| p.ip()).collect()
     }
 
+    /// How many connections the server accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.peers.lock().unwrap().len()
+    }
+
     pub fn addr_arg(&self) -> String {
         self.addr.to_string()
     }

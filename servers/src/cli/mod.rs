@@ -17,16 +17,17 @@ use crate::server::{start, ServerConfig, DEFAULT_BACKLOG};
 /// Flags of one echo server.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Concurrency model: thread-per-conn, threadpool, mio or tokio.
+    /// Concurrency model: thread-per-conn, threadpool, mio, tokio or uring.
     #[arg(long, value_parser = parse_model)]
     pub model: Model,
     /// Address to listen on: HOST:PORT, [V6]:PORT, unix:/path or udp://HOST:PORT (port 0:
     /// any free port).
     #[arg(long, default_value = "127.0.0.1:0", value_parser = parse_addr)]
     pub addr: ListenAddr,
-    /// Threads: pool workers (threadpool, default 16), event loops (mio, default 1),
-    /// runtime workers (tokio, default 1 = current-thread runtime).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Workers: pool workers (threadpool, default 16), event loops (mio, default 1),
+    /// runtime workers (tokio, default 1 = current-thread runtime), rings (uring, default
+    /// 1); thread-per-conn ignores it. `--threads` is the same flag, kept for scripts.
+    #[arg(long = "workers", visible_alias = "threads", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub threads: Option<u32>,
     /// Listen backlog (capped by net.core.somaxconn).
     #[arg(long, default_value_t = DEFAULT_BACKLOG)]
