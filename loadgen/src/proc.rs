@@ -126,7 +126,30 @@ pub(crate) struct Listener {
 /// descriptors in `/proc/*/fd`. `None` when the address is not local, nothing of ours can
 /// see it, or `/proc` cannot be read.
 pub(crate) fn find_listener(addr: &ListenAddr) -> Option<Listener> {
-    let inode = match addr {
+    let inode = listening_inode(addr)?;
+    let me = std::process::id() as i32;
+    procfs::process::all_processes().ok()?.flatten().find_map(|p| {
+        if p.pid == me {
+            return None;
+        }
+        let owns = p.fd().ok()?.flatten().any(|fd| fd.target == FDTarget::Socket(inode));
+        owns.then(|| Listener {
+            pid: p.pid as u32,
+            command: p.stat().map(|s| s.comm).unwrap_or_default(),
+        })
+    })
+}
+
+/// Whether something on this machine (this network namespace) listens at `addr`: the
+/// socket tables only, without looking for its process (cheap: no walk over every
+/// process's descriptors).
+pub(crate) fn listens_here(addr: &ListenAddr) -> bool {
+    listening_inode(addr).is_some()
+}
+
+/// The inode of the socket listening (or bound, for UDP) at `addr` on this machine.
+fn listening_inode(addr: &ListenAddr) -> Option<u64> {
+    Some(match addr {
         ListenAddr::Tcp(a) => tcp_listen_inode(*a)?,
         ListenAddr::Udp(a) => udp_bound_inode(*a)?,
         ListenAddr::Unix(path) => {
@@ -144,17 +167,6 @@ pub(crate) fn find_listener(addr: &ListenAddr) -> Option<Listener> {
                 })?
                 .inode
         }
-    };
-    let me = std::process::id() as i32;
-    procfs::process::all_processes().ok()?.flatten().find_map(|p| {
-        if p.pid == me {
-            return None;
-        }
-        let owns = p.fd().ok()?.flatten().any(|fd| fd.target == FDTarget::Socket(inode));
-        owns.then(|| Listener {
-            pid: p.pid as u32,
-            command: p.stat().map(|s| s.comm).unwrap_or_default(),
-        })
     })
 }
 

@@ -84,9 +84,47 @@ pub fn judge(intervals: &[IntervalRow]) -> Option<Steadiness> {
     })
 }
 
+/// MSER truncation (White, 1997): the number of leading observations `d` (at most `dmax`)
+/// that minimises `Σ_{i>d} (x_i − mean_{>d})² / (n − d)²`, i.e. the start after which the
+/// series is closest to one steady level with the most observations kept. `--warmup auto`
+/// applies it to the per-interval throughput, each interval already being the mean of many
+/// messages (the batching that MSER-5 does with groups of five observations).
+pub fn mser_truncation(xs: &[f64], dmax: usize) -> usize {
+    let n = xs.len();
+    let dmax = dmax.min(n.saturating_sub(2) / 2);
+    (0..=dmax)
+        .map(|d| {
+            let tail = &xs[d..];
+            let m = tail.iter().sum::<f64>() / tail.len() as f64;
+            let ss: f64 = tail.iter().map(|x| (x - m).powi(2)).sum();
+            (d, ss / (tail.len() as f64).powi(2))
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or(0, |(d, _)| d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mser_cuts_a_ramp_and_keeps_a_flat_series() {
+        let ramp: Vec<f64> = [100.0, 300.0, 600.0, 900.0]
+            .into_iter()
+            .chain([
+                1000.0, 1010.0, 990.0, 1005.0, 995.0, 1000.0, 1002.0, 998.0, 1001.0, 999.0,
+            ])
+            .collect();
+        // The ramp is cut; MSER may cut a noisy observation or two of the level as well.
+        let d = mser_truncation(&ramp, 6);
+        assert!((4..=6).contains(&d), "{d}");
+        // A level with its noise spread evenly: nothing to cut.
+        let flat = [
+            1000.0, 1002.0, 998.0, 1001.0, 999.0, 1000.0, 1002.0, 998.0, 1001.0, 999.0,
+        ];
+        assert_eq!(mser_truncation(&flat, 4), 0);
+        assert_eq!(mser_truncation(&[1.0], 3), 0);
+    }
 
     fn series(points: &[(f64, f64)]) -> Vec<IntervalRow> {
         points

@@ -71,3 +71,46 @@ fn a_quiet_run_is_steady_and_its_percentiles_carry_intervals() {
     assert_eq!(v["steady"]["steady"], true);
     assert!(v["latency"]["ci"]["p50"]["interval"]["lo_us"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn warmup_auto_cuts_a_slow_start_and_keeps_the_duration() {
+    let _alone = ALONE.lock();
+    // Slow for the first 0.7 s of the server (the connection phase included), then fast:
+    // well inside the cap (half of --duration), so MSER can cut all of it.
+    let server = MisbehavingServer::start(Misbehave::SlowUntil {
+        until: Duration::from_millis(700),
+        delay: Duration::from_millis(3),
+    });
+    let json = temp_path("warmup-auto.json");
+    let (code, row) = run_for_row(
+        "warmup-auto.csv",
+        &[
+            "--addr",
+            &server.addr_arg(),
+            "-c",
+            "2",
+            "-d",
+            "3s",
+            "--warmup",
+            "auto",
+            "--interval",
+            "250ms",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0));
+    let v = read_json(&json);
+    let (warm, dur) = (num(&row, "warmup_s"), num(&row, "duration_s"));
+    assert!(
+        v["warmup_rule"].as_str().unwrap().starts_with("auto: MSER cut"),
+        "{}",
+        v["warmup_rule"]
+    );
+    assert!(
+        (0.5..=1.5).contains(&warm),
+        "warm-up chosen {warm} s: the slow start, at most the cap"
+    );
+    assert!(dur >= 3.0 - 1e-9, "the window keeps at least --duration: {dur} s");
+    assert_eq!(row["steady"], "yes", "the slow start is not in the window");
+}

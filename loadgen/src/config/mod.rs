@@ -63,6 +63,9 @@ pub struct RunConfig {
     pub rate: Option<f64>,
     /// `--rate auto --slo ...`: search for the highest rate that meets this objective.
     pub search: Option<Slo>,
+    /// `--warmup auto`: the most warm-up MSER may cut from the start of the window (the
+    /// run is made this much longer, and `warmup` is zero); `None` for a fixed warm-up.
+    pub warmup_auto: Option<Duration>,
     /// Client threads.
     pub threads: usize,
     /// Why `threads` is what it is when `--threads` was not given (for the summary).
@@ -173,10 +176,19 @@ impl RunConfig {
         if let (Some(t), TargetSpec::Addr(_)) = (&load.server_threads, &target) {
             return Err(invalid("--server-workers", t, "only applies with --target"));
         }
+        let duration = positive_duration("--duration", &load.duration)?;
+        // --warmup auto: measure from the start for the duration plus a cap, and let MSER
+        // cut the warm-up (at most the cap) at the end; the window keeps at least --duration.
+        let warmup_auto =
+            (load.warmup.trim() == "auto").then(|| (duration / 2).clamp(Duration::from_secs(1), WARMUP_AUTO_CAP));
         Ok(RunConfig {
             conns: 100,
-            duration: positive_duration("--duration", &load.duration)?,
-            warmup: parse_duration("--warmup", &load.warmup)?,
+            duration: duration + warmup_auto.unwrap_or_default(),
+            warmup: match warmup_auto {
+                Some(_) => Duration::ZERO,
+                None => parse_duration("--warmup", &load.warmup)?,
+            },
+            warmup_auto,
             msg_size: 64,
             depth: 1,
             rate: None,
@@ -356,6 +368,9 @@ impl RunConfig {
     }
 }
 
+/// The most warm-up `--warmup auto` may choose.
+pub const WARMUP_AUTO_CAP: Duration = Duration::from_secs(10);
+
 /// Client threads when `--threads` is not given, and why: half the cores (at least one)
 /// when the server runs on this machine (spawned with `--target`, or an `--addr` whose
 /// listening socket is found here), so the server keeps cores of its own; every core for a
@@ -369,7 +384,7 @@ pub fn default_threads(target: &TargetSpec) -> (usize, String) {
             half,
             format!("default: half of {cores} cores, the rest for the spawned server"),
         ),
-        TargetSpec::Addr(a) if crate::proc::find_listener(a).is_some() => (
+        TargetSpec::Addr(a) if crate::proc::listens_here(a) => (
             half,
             format!("default: half of {cores} cores, the server listens on this machine"),
         ),

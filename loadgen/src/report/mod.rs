@@ -209,6 +209,8 @@ pub struct Report {
     pub duration_s: f64,
     /// Warmup seconds.
     pub warmup_s: f64,
+    /// How the warm-up was chosen with `--warmup auto` (`None`: as given).
+    pub warmup_rule: Option<String>,
     /// Counts.
     pub counters: Counters,
     /// Round trips per second in the window.
@@ -303,6 +305,7 @@ impl Report {
             close: "fin",
             duration_s: 0.0,
             warmup_s: 0.0,
+            warmup_rule: None,
             counters: Counters::default(),
             throughput_msgs_s: 0.0,
             throughput_mib_s: 0.0,

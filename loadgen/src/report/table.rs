@@ -79,7 +79,7 @@ pub fn render(r: &Report) -> String {
     };
     let _ = writeln!(
         o,
-        "{} at {} ({}{}): {} conns, {} B messages, depth {}, {}, {:.2} s measured after {:.2} s warmup",
+        "{} at {} ({}{}): {} conns, {} B messages, depth {}, {}, {:.2} s measured after {:.2} s warmup{}",
         r.target,
         r.addr,
         r.transport.map_or("?", servers::Transport::name),
@@ -93,7 +93,8 @@ pub fn render(r: &Report) -> String {
         r.depth,
         mode,
         r.duration_s,
-        r.warmup_s
+        r.warmup_s,
+        r.warmup_rule.as_deref().map(|w| format!(" ({w})")).unwrap_or_default()
     );
     let _ = writeln!(
         o,

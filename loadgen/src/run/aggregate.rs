@@ -36,6 +36,11 @@ pub(crate) struct Aggregator {
     done: Vec<Summary>,
     /// Threads reporting.
     threads: usize,
+    /// `--warmup auto`: the first intervals are held whole (not folded) until the run's end
+    /// decides how many of them were warm-up; at most this many.
+    hold: u32,
+    /// The held intervals, in order.
+    held: Vec<Interval>,
 }
 
 impl Aggregator {
@@ -47,7 +52,39 @@ impl Aggregator {
             total: Interval::new(None),
             done: Vec::new(),
             threads,
+            hold: 0,
+            held: Vec::new(),
         }
+    }
+
+    /// Holds the first `n` intervals whole, for [`Aggregator::settle`] (`--warmup auto`).
+    /// Memory: `n` intervals' histograms, bounded by the cap, not by the run's length.
+    pub(crate) fn holding(mut self, n: u32) -> Self {
+        self.hold = n;
+        self
+    }
+
+    /// `--warmup auto`, once every interval is complete: chooses how many leading
+    /// intervals were warm-up (MSER over the per-interval message counts, at most the held
+    /// ones), counts their errors with the warm-up, folds the rest into the totals, and
+    /// drops the warm-up ones from the series. Returns how many were cut.
+    pub(crate) fn settle(&mut self) -> u32 {
+        let msgs: Vec<f64> = self.done.iter().map(|s| s.msgs as f64).collect();
+        // The last interval may be short: it is left out of the choice.
+        let series = &msgs[..msgs.len().saturating_sub(1)];
+        let cut = crate::steady::mser_truncation(series, self.held.len()).min(self.held.len());
+        for (i, iv) in std::mem::take(&mut self.held).into_iter().enumerate() {
+            if i < cut {
+                self.warmup.counters += iv.counters;
+            } else {
+                self.total.merge(&iv);
+            }
+        }
+        self.done.drain(..cut);
+        for s in &mut self.done {
+            s.index -= cut as u32;
+        }
+        cut as u32
     }
 
     /// Adds one thread's interval.
@@ -82,7 +119,11 @@ impl Aggregator {
             p99_us: p.p99_us,
             errors: iv.counters.errors(),
         });
-        self.total.merge(&iv);
+        if iv.index.is_some_and(|i| i < self.hold) {
+            self.held.push(iv);
+        } else {
+            self.total.merge(&iv);
+        }
         true
     }
 
@@ -101,10 +142,16 @@ impl Aggregator {
         total
     }
 
+    /// Messages of the window so far, held intervals included.
+    pub(crate) fn total_with_held_msgs(&self) -> u64 {
+        self.total.counters.msgs + self.held.iter().map(|iv| iv.counters.msgs).sum::<u64>()
+    }
+
     /// Errors counted so far (warmup, completed and pending intervals).
     pub(crate) fn errors_so_far(&self) -> u64 {
         self.warmup.counters.errors()
             + self.total.counters.errors()
+            + self.held.iter().map(|iv| iv.counters.errors()).sum::<u64>()
             + self.pending.values().map(|(iv, _)| iv.counters.errors()).sum::<u64>()
     }
 
@@ -160,6 +207,26 @@ mod tests {
         let total = agg.total();
         assert_eq!((total.counters.msgs, total.latency.len()), (3, 3));
         assert_eq!(agg.rows(Duration::from_secs(1), Duration::from_secs(2)).len(), 2);
+    }
+
+    #[test]
+    fn settle_cuts_the_ramp_and_keeps_the_rest() {
+        let mut agg = Aggregator::new(1).holding(4);
+        for (i, n) in [10u64, 50, 100, 100, 101, 99, 100, 100, 100, 100]
+            .into_iter()
+            .enumerate()
+        {
+            let mut v = iv(i as u32, 1000);
+            v.counters.msgs = n;
+            agg.add(&v);
+            while agg.complete_next(false, |_| {}) {}
+        }
+        assert_eq!(agg.settle(), 2);
+        let total = agg.total();
+        assert_eq!(total.counters.msgs, 100 + 100 + 101 + 99 + 100 * 4);
+        let rows = agg.rows(Duration::from_secs(1), Duration::from_secs(8));
+        assert_eq!(rows.len(), 8, "the series starts after the warm-up");
+        assert_eq!(rows[0].msgs_s, 100.0);
     }
 
     #[test]

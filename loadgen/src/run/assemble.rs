@@ -162,6 +162,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         },
         duration_s: secs,
         warmup_s: cfg.warmup.as_secs_f64(),
+        warmup_rule: None,
         counters: c,
         throughput_msgs_s: rate(c.msgs as f64),
         throughput_mib_s: rate(c.bytes as f64 / (1024.0 * 1024.0)),

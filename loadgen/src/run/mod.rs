@@ -16,6 +16,7 @@ mod assemble;
 pub(crate) mod cost;
 mod progress;
 mod verdict;
+mod warmup;
 mod watch;
 
 use std::sync::mpsc::{self, Receiver};
@@ -135,7 +136,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         // The sampling below must not preempt client threads pinned to their own CPUs.
         let _off_client_cpus = cfg.pin_client.as_deref().and_then(sys::avoid_cpus);
         let mut seen = Observed {
-            agg: Aggregator::new(handles.len()),
+            agg: Aggregator::new(handles.len()).holding(warmup::intervals_to_hold(cfg)),
             watch: Watch::new(),
             cost: Cost::new(server_pid),
             outputs: Vec::new(),
@@ -197,17 +198,18 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let listen_overflows = delta(overflows_before, crate::proc::listen_overflows());
     let tcp_retransmits = delta(retransmits_before, crate::proc::tcp_retransmits());
     let udp_rcvbuf_drops = delta(rcvbuf_before, crate::proc::udp_rcvbuf_errors());
+    let window = warmup::settle(cfg, &mut seen.agg, measured, client_cpu_s, server_cost);
     let mut report = assemble::report(assemble::Parts {
-        cfg,
+        cfg: &window.cfg,
         target: &target,
         started_at,
-        measured,
+        measured: window.measured,
         total: seen.agg.total(),
-        intervals: seen.agg.rows(cfg.interval, measured),
+        intervals: seen.agg.rows(cfg.interval, window.measured),
         outputs: &seen.outputs,
-        client_cpu_s,
+        client_cpu_s: window.client_cpu_s,
         client_rss_kib,
-        server: server_cost,
+        server: window.server,
         server_source,
         stop_reason,
         listen_overflows,
@@ -224,6 +226,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         log.interval(offset, measured, &connect, Some(shard::CONNECT_TAG));
         log.comment(&shard::result_note(&shard::ShardResult::of(&report, cfg.shard.index)));
     }
+    report.warmup_rule = window.rule;
     if let Some(Err(why)) = hlog.map(HlogWriter::finish) {
         report.output_errors.push(why);
     }

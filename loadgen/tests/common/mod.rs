@@ -97,6 +97,9 @@ pub enum Misbehave {
     /// Echoes at once until `after`, then delays every echo by `delay` (a server that
     /// slows down mid-run).
     SlowDownAfter { after: Duration, delay: Duration },
+    /// Delays every echo by `delay` until `until`, then echoes at once (a server that warms
+    /// up).
+    SlowUntil { until: Duration, delay: Duration },
     /// Stops answering for `pause` at the start of every `period` (a GC pause, say).
     Freeze { period: Duration, pause: Duration },
     /// Accepts this many connections (and echoes on them), then never accepts again, as a
@@ -217,6 +220,7 @@ fn serve(s: &TcpStream, fault: Misbehave, born: Instant) {
             }
             Misbehave::Delay(d) => std::thread::sleep(d),
             Misbehave::SlowDownAfter { after, delay } if born.elapsed() >= after => std::thread::sleep(delay),
+            Misbehave::SlowUntil { until, delay } if born.elapsed() < until => std::thread::sleep(delay),
             Misbehave::Freeze { period, pause } => {
                 let phase = Duration::from_nanos((born.elapsed().as_nanos() % period.as_nanos()) as u64);
                 if phase < pause {

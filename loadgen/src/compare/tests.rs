@@ -1,0 +1,170 @@
+//! The comparison maths: outcomes, the gate, and seeded simulations of its error rates.
+
+use super::*;
+
+fn row(target: &str, conns: u32, tput: f64, p99: f64) -> Row {
+    Row::new(
+        [
+            ("schema", "1".to_string()),
+            ("target", target.to_string()),
+            ("transport", "tcp".into()),
+            ("mode", "closed".into()),
+            ("conns", conns.to_string()),
+            ("msg_size", "64".into()),
+            ("depth", "1".into()),
+            ("rate", String::new()),
+            ("msgs", "100000".into()),
+            ("throughput_msgs_s", tput.to_string()),
+            ("lat_p99_us", p99.to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    )
+}
+
+fn metrics() -> Vec<Metric> {
+    ["throughput", "p99"].map(Metric::parse).to_vec()
+}
+
+fn rows(tputs: &[f64]) -> Vec<Row> {
+    tputs.iter().map(|&t| row("mio", 10, t, 100.0)).collect()
+}
+
+#[test]
+fn single_runs_are_inconclusive_and_a_bad_point_estimate_fails_the_gate() {
+    let base = [row("mio", 10, 1000.0, 100.0)];
+    let new = [row("mio", 10, 1200.0, 150.0)];
+    let c = compare(&base, &new, &metrics(), 5.0);
+    let (t, p) = (&c.changes[0], &c.changes[1]);
+    assert!((t.change_pct() - 20.0).abs() < 1e-9 && (p.change_pct() - 50.0).abs() < 1e-9);
+    assert_eq!((t.outcome, p.outcome), (Outcome::Inconclusive, Outcome::Inconclusive));
+    assert_eq!(t.advice, Some(Advice::MeasureNoise));
+    assert!(!t.fails_gate(), "better throughput never fails");
+    assert!(p.fails_gate(), "p99 +50% with one run a side cannot be cleared");
+}
+
+#[test]
+fn four_outcomes() {
+    let base = rows(&[1000.0, 1010.0, 990.0, 1005.0, 995.0]);
+    let c = |new: &[f64]| compare(&base, &rows(new), &metrics()[..1], 10.0).changes[0].clone();
+    assert_eq!(c(&[1003.0, 997.0, 1001.0, 999.0, 1000.0]).outcome, Outcome::Same);
+    assert_eq!(c(&[800.0, 810.0, 790.0, 805.0, 795.0]).outcome, Outcome::Worse);
+    assert_eq!(c(&[1300.0, 1310.0, 1290.0, 1305.0, 1295.0]).outcome, Outcome::Better);
+    let unclear = c(&[930.0, 1030.0, 830.0, 980.0, 880.0]);
+    assert_eq!(unclear.outcome, Outcome::Inconclusive);
+    assert!(
+        matches!(unclear.advice, Some(Advice::Repeats(n)) if n > 5),
+        "{:?}",
+        unclear.advice
+    );
+    // Lower is better for latency: a higher p99 is worse.
+    let slow: Vec<Row> = (0..5).map(|i| row("mio", 10, 1000.0, 200.0 + i as f64)).collect();
+    let fast: Vec<Row> = (0..5).map(|i| row("mio", 10, 1000.0, 100.0 + i as f64)).collect();
+    assert_eq!(
+        compare(&fast, &slow, &metrics(), 10.0).changes[1].outcome,
+        Outcome::Worse
+    );
+}
+
+#[test]
+fn a_report_against_itself_passes() {
+    let base = rows(&[1000.0, 1300.0, 700.0]);
+    let c = compare(&base, &base, &metrics(), 5.0);
+    assert!(c.changes.iter().all(|ch| !ch.fails_gate()));
+}
+
+#[test]
+fn missing_rows_are_listed() {
+    let base = [row("mio", 10, 1.0, 1.0), row("mio", 100, 1.0, 1.0)];
+    let new = [row("mio", 10, 1.0, 1.0), row("tokio", 10, 1.0, 1.0)];
+    let c = compare(&base, &new, &metrics(), 5.0);
+    assert_eq!((c.only_base.len(), c.only_new.len()), (1, 1));
+    assert!(c.only_base[0].describe(&[]).contains("conns=100"));
+    assert_eq!(c.changes.len(), 2);
+}
+
+#[test]
+fn relative_to_a_baseline_model() {
+    let rows = [
+        row("mio", 10, 1000.0, 100.0),
+        row("mio", 10, 1000.0, 100.0),
+        row("tokio", 10, 900.0, 110.0),
+        row("tokio", 10, 940.0, 110.0),
+    ];
+    let rel = relative(&rows, "target", "mio", &[Metric::parse("throughput")], 5.0);
+    assert_eq!(rel.len(), 1);
+    assert_eq!(rel[0].value, "tokio");
+    assert!((rel[0].change.ratio() - (900.0f64 * 940.0).sqrt() / 1000.0).abs() < 1e-9);
+}
+
+#[test]
+fn percentiles_of_short_runs_are_named() {
+    let mut short = row("mio", 10, 1000.0, 100.0);
+    short = Row::new(
+        [
+            "schema",
+            "target",
+            "transport",
+            "mode",
+            "conns",
+            "msg_size",
+            "depth",
+            "rate",
+            "lat_p99_us",
+        ]
+        .iter()
+        .map(|c| (c.to_string(), short.get(c).to_string()))
+        .chain([("msgs".to_string(), "500".to_string())]),
+    );
+    let c = compare(&[short.clone()], &[short], &[Metric::parse("p99")], 5.0);
+    assert!(c.changes[0].not_estimable.as_deref().unwrap().contains("needs 1000"));
+}
+
+/// Seeded lognormal noise: `n` runs of a metric whose true value is `mean`, with
+/// coefficient of variation `cv`.
+fn noisy(rng: &mut fastrand::Rng, n: usize, mean: f64, cv: f64) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            // Box–Muller.
+            let (u1, u2) = (rng.f64().max(1e-300), rng.f64());
+            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            mean * (cv * z).exp()
+        })
+        .collect()
+}
+
+/// The share of `trials` synthetic comparisons (one configuration, throughput, `n` runs a
+/// side, new = base × `factor`) that fail the gate at `threshold` %.
+fn gate_failure_rate(seed: u64, trials: usize, n: usize, cv: f64, factor: f64, threshold: f64) -> f64 {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let fails = (0..trials)
+        .filter(|_| {
+            let base = rows(&noisy(&mut rng, n, 100_000.0, cv));
+            let new = rows(&noisy(&mut rng, n, 100_000.0 * factor, cv));
+            compare(&base, &new, &[Metric::parse("throughput")], threshold).changes[0].fails_gate()
+        })
+        .count();
+    let rate = fails as f64 / trials as f64;
+    // Shown with --nocapture: the figures docs/statistics.md quotes.
+    println!("n={n} cv={cv} factor={factor} threshold={threshold}%: gate fails {rate:.4}");
+    rate
+}
+
+#[test]
+fn simulation_no_change_at_n5_cv5_passes_the_gate_at_least_95_percent() {
+    let rate = gate_failure_rate(1, 2000, 5, 0.05, 1.0, 10.0);
+    assert!(rate <= 0.05, "false failures {rate}");
+}
+
+#[test]
+fn simulation_a_20_percent_loss_at_n5_cv5_fails_the_gate_at_least_90_percent() {
+    let rate = gate_failure_rate(2, 2000, 5, 0.05, 0.8, 10.0);
+    assert!(rate >= 0.90, "detected {rate}");
+}
+
+#[test]
+fn simulation_a_halving_at_n2_fails_the_gate_up_to_cv30() {
+    for (seed, cv) in [(3, 0.05), (4, 0.15), (5, 0.30)] {
+        let rate = gate_failure_rate(seed, 2000, 2, cv, 0.5, 5.0);
+        assert!(rate >= 0.95, "cv {cv}: detected {rate}");
+    }
+}

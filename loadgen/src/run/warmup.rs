@@ -1,0 +1,79 @@
+//! `--warmup auto`: the run measured from its start, for `--duration` plus a cap; at the
+//! end MSER ([`crate::steady::mser_truncation`]) chooses how many leading intervals were
+//! warm-up, and the report is made of the rest. The rule is in `docs/statistics.md`.
+
+use std::time::Duration;
+
+use super::aggregate::Aggregator;
+use crate::config::RunConfig;
+use crate::report::ServerCost;
+
+/// How many leading intervals the aggregator must hold whole for `cfg` (0 without
+/// `--warmup auto`).
+pub(super) fn intervals_to_hold(cfg: &RunConfig) -> u32 {
+    cfg.warmup_auto.map_or(0, |cap| {
+        (cap.as_nanos().div_ceil(cfg.interval.as_nanos().max(1))) as u32
+    })
+}
+
+/// The window after an automatic warm-up was cut.
+pub(super) struct Settled {
+    /// The configuration as the report should see it: the chosen warm-up, the window after it.
+    pub cfg: RunConfig,
+    /// The measured window after the warm-up.
+    pub measured: Duration,
+    /// Client CPU seconds, scaled to the kept window's share of the messages.
+    pub client_cpu_s: f64,
+    /// Server cost, its CPU scaled the same way.
+    pub server: Option<ServerCost>,
+    /// What was chosen, for the report (`None` without `--warmup auto`).
+    pub rule: Option<String>,
+}
+
+/// Cuts the warm-up MSER finds (with `--warmup auto`; otherwise changes nothing). CPU was
+/// sampled over the whole run: it is scaled by the kept share of the messages, so CPU per
+/// message stays exactly the whole run's.
+pub(super) fn settle(
+    cfg: &RunConfig,
+    agg: &mut Aggregator,
+    measured: Duration,
+    client_cpu_s: f64,
+    server: Option<ServerCost>,
+) -> Settled {
+    let Some(cap) = cfg.warmup_auto else {
+        return Settled {
+            cfg: cfg.clone(),
+            measured,
+            client_cpu_s,
+            server,
+            rule: None,
+        };
+    };
+    let all_msgs = agg.total_with_held_msgs();
+    let cut = agg.settle();
+    let warm = cfg.interval * cut;
+    let kept = agg.total().counters.msgs;
+    let share = if all_msgs > 0 {
+        kept as f64 / all_msgs as f64
+    } else {
+        1.0
+    };
+    Settled {
+        cfg: RunConfig {
+            warmup: warm,
+            duration: cfg.duration.saturating_sub(warm),
+            ..cfg.clone()
+        },
+        measured: measured.saturating_sub(warm),
+        client_cpu_s: client_cpu_s * share,
+        server: server.map(|s| ServerCost {
+            cpu_s: s.cpu_s.map(|c| c * share),
+            ..s
+        }),
+        rule: Some(format!(
+            "auto: MSER cut {cut} interval(s) of {} (at most {:.1} s)",
+            humantime::format_duration(cfg.interval),
+            cap.as_secs_f64()
+        )),
+    }
+}
