@@ -95,7 +95,10 @@ fn round_trip(c: &mut Criterion) {
                         conn.write_all(&msg).expect("write");
                         conn.read_exact(&mut back).expect("read");
                     }
-                    t.elapsed()
+                    let took = t.elapsed();
+                    // Outside the timed part: the echo is the message, byte for byte.
+                    assert!(back == msg, "{model} echoed other bytes");
+                    took
                 })
             });
             drop(conn);
@@ -129,7 +132,10 @@ fn throughput(c: &mut Criterion) {
                             c.read_exact(&mut back).expect("read");
                         }
                     }
-                    t.elapsed()
+                    let took = t.elapsed();
+                    // Outside the timed part: the last echo is the message, byte for byte.
+                    assert!(back == msg, "{model} echoed other bytes");
+                    took
                 })
             });
             drop(clients);

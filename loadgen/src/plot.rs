@@ -41,9 +41,30 @@ pub struct Point {
 /// One line of a chart: its name and points sorted by x.
 pub type Series = (String, Vec<Point>);
 
-/// Per series (target, plus transport, rate or depth when they are not the defaults), the mean and standard
-/// deviation of `column` at each connection count, over rows with `msg_size`.
+/// Configuration columns that name their own line when they vary within a report (a sweep
+/// over workers, threads, engines ...), with the word the legend uses.
+const VARYING: [(&str, &str); 6] = [
+    ("server_workers", "workers"),
+    ("client_threads", "threads"),
+    ("engine", "engine"),
+    ("pacing", "pacing"),
+    ("server_procs", "server-procs"),
+    ("sock_buf", "sock-buf"),
+];
+
+/// Per series (target, plus transport, rate or depth when they are not the defaults, and
+/// every configuration column that varies in the report), the mean of `column` and its 95%
+/// interval at each connection count, over rows with `msg_size`.
 pub fn series(rows: &[Row], column: &str, msg_size: u64) -> Vec<Series> {
+    let varying: Vec<(&str, &str)> = VARYING
+        .into_iter()
+        .filter(|(col, _)| {
+            let mut values: Vec<&str> = rows.iter().map(|r| r.get(col)).collect();
+            values.sort_unstable();
+            values.dedup();
+            values.len() > 1
+        })
+        .collect();
     let mut acc: BTreeMap<String, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.num("msg_size") == Some(msg_size as f64)) {
         let (Some(conns), Some(v)) = (r.num("conns"), r.num(column)) else {
@@ -59,6 +80,11 @@ pub fn series(rows: &[Row], column: &str, msg_size: u64) -> Vec<Series> {
         }
         if r.get("depth") != "1" && !r.get("depth").is_empty() {
             name.push_str(&format!(" depth {}", r.get("depth")));
+        }
+        for (col, word) in &varying {
+            if !r.get(col).is_empty() {
+                name.push_str(&format!(" {word} {}", r.get(col)));
+            }
         }
         acc.entry(name).or_default().entry(conns as u64).or_default().push(v);
     }
@@ -92,6 +118,21 @@ fn range(series: &[Series], f: impl Fn(&Point) -> (f64, f64)) -> (f64, f64) {
     vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (a, b)| {
         (lo.min(a), hi.max(b))
     })
+}
+
+/// A latency axis label in µs, as the summary prints latencies: `100 µs`, `1.5 ms`, `2 s`.
+fn fmt_latency(us: f64) -> String {
+    let trim = |v: f64| {
+        let s = format!("{v:.1}");
+        s.strip_suffix(".0").map_or(s.clone(), str::to_string)
+    };
+    if us >= 1e6 {
+        format!("{} s", trim(us / 1e6))
+    } else if us >= 1e3 {
+        format!("{} ms", trim(us / 1e3))
+    } else {
+        format!("{} µs", trim(us))
+    }
 }
 
 fn fmt_count(v: f64) -> String {
@@ -144,7 +185,7 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) ->
                     .x_desc("connections (log scale)")
                     .y_desc(y_label)
                     .x_label_formatter(&|v| fmt_count(*v))
-                    .y_label_formatter(&|v| fmt_count(*v))
+                    .y_label_formatter(&|v| if log_y { fmt_latency(*v) } else { fmt_count(*v) })
                     .draw()?;
                 for (i, (name, pts)) in series.iter().enumerate() {
                     let color = COLORS[i % COLORS.len()];
@@ -205,7 +246,7 @@ pub fn spectrum(title: &str, histograms: &[(&str, &Histogram<u64>)]) -> anyhow::
         chart
             .configure_mesh()
             .x_desc("percentile (log scale of 1 in N)")
-            .y_desc("latency (us)")
+            .y_desc("latency (µs)")
             .x_label_formatter(&|n| {
                 let p = 100.0 * (1.0 - 1.0 / n);
                 if p < 99.0 {

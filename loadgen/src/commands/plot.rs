@@ -47,14 +47,14 @@ pub(super) fn run(a: &PlotArgs) -> anyhow::Result<u8> {
     let title = a.title.clone().unwrap_or_else(|| format!("{size} B messages"));
     let tput = plot::line_chart(
         &format!("Throughput, {title}"),
-        "round trips per second",
+        "throughput (msg/s)",
         &plot::series(&rows, "throughput_msgs_s", size),
         false,
     )
     .map_err(|e| Error::Input(format!("{}: {e}", a.input.display())))?;
     let p99 = plot::line_chart(
         &format!("p99 latency, {title}"),
-        "p99 latency (us, log)",
+        "p99 latency (µs, log scale)",
         &plot::series(&rows, "lat_p99_us", size),
         true,
     )

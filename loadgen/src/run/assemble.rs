@@ -136,7 +136,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
     .into_iter()
     .flatten()
     .collect();
-    Report {
+    let mut report = Report {
         schema: SCHEMA,
         timestamp: humantime::format_rfc3339_seconds(p.started_at).to_string(),
         label: cfg.label.clone(),
@@ -224,5 +224,11 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         },
         output_errors: Vec::new(),
         env,
-    }
+    };
+    report.warnings.extend(verdict::starved_verdict(
+        report.fairness.starved,
+        conns_ok,
+        &report.target,
+    ));
+    report
 }

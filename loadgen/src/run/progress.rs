@@ -28,7 +28,8 @@ impl Progress {
             let total = (cfg.warmup + cfg.duration).as_millis() as u64;
             let bar = ProgressBar::new(total);
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg}")
+                // The bar counts milliseconds of the run: `{eta}` is the time left.
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {percent:>3}%, {eta} left  {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar

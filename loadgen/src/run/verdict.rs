@@ -233,6 +233,23 @@ pub(crate) fn closed_loop_verdict(busiest_thread: f64, room: &Room) -> Option<St
     })
 }
 
+/// Connections that were open but never served in the window, named as what they most
+/// often are: a server that gives each connection a worker until it closes (a thread pool
+/// smaller than the connection count) leaves the rest waiting, accepted and unanswered,
+/// while the served ones make the latency look fine.
+pub(crate) fn starved_verdict(starved: u64, conns_ok: usize, target: &str) -> Option<String> {
+    (starved > 0).then(|| {
+        let pool = if target == servers::Model::ThreadPool.name() {
+            "; threadpool serves only as many connections as it has workers: give it --server-workers at least --conns"
+        } else {
+            ""
+        };
+        format!(
+            "{starved} of {conns_ok} open connections got no reply in the whole window: their wait is in no percentile{pool}"
+        )
+    })
+}
+
 /// The cores a run had to share: advice about a saturated client depends on them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Room {
