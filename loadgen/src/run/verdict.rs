@@ -238,15 +238,14 @@ pub(crate) fn closed_loop_verdict(busiest_thread: f64, room: &Room) -> Option<St
 /// smaller than the connection count) leaves the rest waiting, accepted and unanswered,
 /// while the served ones make the latency look fine.
 pub(crate) fn starved_verdict(starved: u64, conns_ok: usize, target: &str) -> Option<String> {
-    (starved > 0).then(|| {
+    // Connections that never opened are named by the unopened verdict.
+    (starved > 0 && conns_ok > 0).then(|| {
         let pool = if target == servers::Model::ThreadPool.name() {
             "; threadpool serves only as many connections as it has workers: give it --server-workers at least --conns"
         } else {
             ""
         };
-        format!(
-            "{starved} of {conns_ok} open connections got no reply in the whole window: their wait is in no percentile{pool}"
-        )
+        format!("{starved} connections got no reply in the whole window: their wait is in no percentile{pool}")
     })
 }
 
