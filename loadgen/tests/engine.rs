@@ -9,7 +9,7 @@ use common::*;
 
 /// Why the uring engine cannot run here, if it cannot.
 fn skip(test: &str) -> bool {
-    match servers::uring::available() {
+    match servers::ring::available() {
         Ok(()) => false,
         Err(e) => {
             testkit::skip(test, &e.to_string());
@@ -106,7 +106,7 @@ fn uring_engine_refusals_name_the_flag() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--engine"));
     let out = loadgen()
         .args(["--target", "mio", "--engine", "uring", "--duration", "200ms"])
-        .env(servers::uring::DISABLE_ENV, "1")
+        .env(servers::ring::DISABLE_ENV, "1")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));

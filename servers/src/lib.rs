@@ -18,34 +18,32 @@
 //!   (default [`DEFAULT_BACKLOG`]).
 //! - Accept errors: EMFILE/ENFILE/ENOBUFS/ENOMEM pause accepting with an exponential
 //!   back-off and a rate-limited log line; open connections keep being served.
-//!   ECONNABORTED and other per-connection errors are skipped (see [`accept`]).
+//!   ECONNABORTED and other per-connection errors are skipped (see `accept.rs`).
 //! - SIGPIPE is ignored process-wide by [`start`], so a peer that went away never kills
 //!   the server: the write fails with EPIPE and only that connection is closed.
 //! - A peer that stops reading is no longer read from: memory per connection stays bounded.
-//! - Over UDP (`udp://HOST:PORT`) every model echoes datagrams; [`udp`] maps each model to
-//!   datagrams and explains why UDP binds loopback unless `allow_remote` is set.
+//! - Over UDP (`udp://HOST:PORT`) every model echoes datagrams; [`datagram`] says how each
+//!   model maps onto datagrams and why UDP binds loopback unless `allow_remote` is set.
 
-pub mod accept;
+pub(crate) mod accept;
 pub mod addr;
 mod blocking;
-pub mod budget;
+pub(crate) mod budget;
 pub mod cli;
+pub mod datagram;
 pub mod listen;
-mod mio_loop;
 mod model;
+mod models;
 mod registry;
-mod server;
-pub mod stream;
-mod thread_per_conn;
-mod thread_pool;
-mod tokio_tasks;
-pub mod udp;
-pub mod uring;
+pub mod ring;
+mod running;
+mod start;
+pub(crate) mod stream;
 
 pub use addr::{ListenAddr, Transport};
 pub use budget::{thread_budget, ThreadBudget};
-pub use model::{Model, UnknownModel};
-pub use server::{
-    start, ServerConfig, ServerHandle, BUF_SIZE, DEFAULT_BACKLOG, DEFAULT_PEER_IDLE, DEFAULT_POOL_THREADS,
-    DEFAULT_SOURCE_RATE, DEFAULT_STACK_SIZE,
+pub use model::{Model, UnknownModel, DEFAULT_POOL_THREADS};
+pub use running::{
+    ServerConfig, ServerHandle, BUF_SIZE, DEFAULT_BACKLOG, DEFAULT_PEER_IDLE, DEFAULT_SOURCE_RATE, DEFAULT_STACK_SIZE,
 };
+pub use start::start;

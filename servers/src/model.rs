@@ -3,7 +3,12 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// A server concurrency model.
+/// Default number of workers of the [`Model::ThreadPool`] model.
+pub const DEFAULT_POOL_THREADS: usize = 16;
+
+/// A server concurrency model: the one table of models. Adding one means a variant here,
+/// its arms in the `match`es below and in `start.rs` (the compiler lists them: no match
+/// over models has a wildcard), a folder under `models/`, and a README row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Model {
     /// std blocking sockets, one OS thread per accepted connection (small stacks).
@@ -47,8 +52,21 @@ impl Model {
     pub fn default_workers(self) -> Option<usize> {
         match self {
             Model::ThreadPerConn => None,
-            Model::ThreadPool => Some(crate::server::DEFAULT_POOL_THREADS),
+            Model::ThreadPool => Some(DEFAULT_POOL_THREADS),
             Model::Mio | Model::Tokio | Model::Uring => Some(1),
+        }
+    }
+
+    /// How many sockets the model binds for `workers` workers: one per event loop or ring
+    /// (each its own SO_REUSEPORT socket, so the kernel spreads connections or peers across
+    /// them), and for tokio over UDP one per runtime worker; one for the others. Written
+    /// out per model, so a new model must say.
+    pub fn sockets(self, workers: usize, datagram: bool) -> usize {
+        match self {
+            Model::Mio | Model::Uring => workers,
+            // A runtime spreads accepted streams itself; UDP has no accept to spread.
+            Model::Tokio if datagram => workers,
+            Model::Tokio | Model::ThreadPerConn | Model::ThreadPool => 1,
         }
     }
 

@@ -303,7 +303,7 @@ impl RunConfig {
                     "drives TCP and Unix streams; UDP runs on --engine epoll",
                 ));
             }
-            if let Err(e) = servers::uring::available() {
+            if let Err(e) = servers::ring::available() {
                 return Err(Error::CannotRun(format!("--engine uring: {e}")));
             }
         }

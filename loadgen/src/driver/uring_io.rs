@@ -22,7 +22,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use io_uring::{cqueue, opcode, types};
-use servers::uring::{BufRing, Ring};
+use servers::ring::{BufRing, Ring};
 
 use super::conn::Conn;
 use super::socket::Sock;
@@ -44,11 +44,11 @@ enum Op {
 }
 
 fn ud(op: Op, id: u32, token: usize) -> u64 {
-    servers::uring::pack(op as u8, id, token)
+    servers::ring::pack(op as u8, id, token)
 }
 
 fn decode(ud: u64) -> (Option<Op>, u32, usize) {
-    let (op, id, token) = servers::uring::unpack(ud);
+    let (op, id, token) = servers::ring::unpack(ud);
     let op = match op {
         1 => Some(Op::Recv),
         2 => Some(Op::Send),
@@ -162,8 +162,8 @@ impl UringSock {
 impl UringIo {
     /// A ring (SINGLE_ISSUER and DEFER_TASKRUN where the kernel has them) and its pool.
     pub(super) fn new() -> io::Result<UringIo> {
-        servers::uring::available()?;
-        let ring = servers::uring::new_ring()?;
+        servers::ring::available()?;
+        let ring = servers::ring::new_ring()?;
         let bufs = BufRing::new(ring.io(), BUFFERS, BUF_LEN, BGID)?;
         Ok(UringIo {
             ring,

@@ -12,7 +12,8 @@ mod group;
 
 use crate::addr::ListenAddr;
 use crate::model::{Model, UnknownModel};
-use crate::server::{start, ServerConfig, DEFAULT_BACKLOG};
+use crate::running::{ServerConfig, DEFAULT_BACKLOG};
+use crate::start::start;
 
 /// Flags of one echo server.
 #[derive(Debug, Clone, Args)]
@@ -48,11 +49,11 @@ pub struct ServeArgs {
     pub allow_remote: bool,
     /// UDP with --allow-remote: datagrams per second answered per source address (0: no
     /// limit).
-    #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_SOURCE_RATE)]
+    #[arg(long, value_name = "N", default_value_t = crate::running::DEFAULT_SOURCE_RATE)]
     pub source_rate: u32,
     /// UDP, thread-per-conn: a peer's thread ends after this many seconds without a
     /// datagram.
-    #[arg(long, value_name = "SECS", default_value_t = crate::server::DEFAULT_PEER_IDLE.as_secs_f64(),
+    #[arg(long, value_name = "SECS", default_value_t = crate::running::DEFAULT_PEER_IDLE.as_secs_f64(),
           value_parser = parse_secs)]
     pub peer_idle: f64,
     /// Bind with SO_REUSEPORT (used for the other processes of --procs, TCP).

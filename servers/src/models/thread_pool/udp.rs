@@ -3,14 +3,13 @@
 
 use std::io;
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::{Guard, GuardConfig, DATAGRAM_BUF};
 use crate::budget::refuse_beyond_budget;
-use crate::server::Running;
+use crate::datagram::{Guard, GuardConfig, DATAGRAM_BUF};
+use crate::running::Running;
 
 /// A running UDP thread pool.
 pub(crate) struct Pool {
@@ -56,7 +55,7 @@ pub(crate) fn start(
 pub(super) fn serve(socket: &UdpSocket, stop: &AtomicBool, mut guard: Guard) {
     let mut buf = vec![0u8; DATAGRAM_BUF];
     loop {
-        match super::recv_from(socket, &mut buf) {
+        match crate::datagram::recv_from(socket, &mut buf) {
             // Shutdown wakes a blocked receive with 0 bytes and no source: the flag tells
             // it from an empty datagram, which is echoed like any other.
             Ok(_) if stop.load(Ordering::Acquire) => return,
@@ -74,20 +73,10 @@ pub(super) fn serve(socket: &UdpSocket, stop: &AtomicBool, mut guard: Guard) {
     }
 }
 
-/// Wakes every thread blocked on `socket`: receives return at once from now on.
-pub(super) fn wake_all(socket: &impl AsRawFd) {
-    // SAFETY: shutdown on a descriptor this server owns (still open) has no memory effects.
-    // On an unconnected UDP socket it fails with ENOTCONN but still marks the receive side
-    // shut and wakes the waiters, which is all we want.
-    unsafe {
-        libc::shutdown(socket.as_raw_fd(), libc::SHUT_RDWR);
-    }
-}
-
 impl Running for Pool {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.stop.store(true, Ordering::Release);
-        wake_all(&self.socket);
+        crate::datagram::wake_all(&self.socket);
         for worker in self.workers {
             let _ = worker.join();
         }

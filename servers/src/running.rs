@@ -1,15 +1,13 @@
-//! What every model shares: its configuration ([`ServerConfig`]), the handle of a running
-//! server ([`ServerHandle`]) and [`start`], which binds the listeners and hands them to the
-//! chosen model. The model modules import from here; nothing here imports a model except
-//! [`start`]'s dispatch.
+//! What every model shares, a leaf the models import downward: the configuration
+//! ([`ServerConfig`]), the defaults, the [`Running`] trait a model implements, the handle of
+//! a running server ([`ServerHandle`]), and [`stop_all`] for a model whose start fails
+//! half-way. Nothing here imports a model; [`crate::start`] dispatches.
 
 use std::fmt;
 use std::io;
-use std::sync::Once;
 
 use crate::addr::ListenAddr;
 use crate::model::Model;
-use crate::{listen, mio_loop, thread_per_conn, thread_pool, tokio_tasks, udp, uring};
 
 /// Default listen backlog: 4096, `net.core.somaxconn`'s default since Linux 5.4 (the kernel
 /// caps it there anyway). std's fixed 128, and 1024 too, overflow on a burst of 10k
@@ -20,9 +18,6 @@ pub const DEFAULT_BACKLOG: u32 = 4096;
 /// Default stack size of a connection thread in the blocking models: an echo loop keeps its
 /// buffer on the heap, so 64 KiB is plenty and lets 10k+ threads fit in memory.
 pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
-
-/// Default number of workers of the [`Model::ThreadPool`] model.
-pub const DEFAULT_POOL_THREADS: usize = 16;
 
 /// Size of the scratch buffer each event loop (mio) or runtime thread (tokio) reads into.
 /// The blocking models read into a smaller per-connection buffer (`blocking::CONN_BUF`).
@@ -49,7 +44,7 @@ pub struct ServerConfig {
     /// processes of `echo-server --procs` share the first one's listener).
     pub listen_fd: Option<std::os::fd::RawFd>,
     /// UDP: bind an address other than loopback, with the source guard on (see
-    /// [`crate::udp`]). Without it a non-loopback UDP address is refused.
+    /// [`crate::datagram`]). Without it a non-loopback UDP address is refused.
     pub allow_remote: bool,
     /// UDP with `allow_remote`: datagrams per second answered per source address (0: no
     /// limit).
@@ -101,6 +96,16 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
+    /// A handle of `running`, listening at `local_addr`.
+    pub(crate) fn new(local_addr: ListenAddr, running: Box<dyn Running>) -> ServerHandle {
+        ServerHandle {
+            local_addr,
+            running: Some(running),
+        }
+    }
+}
+
+impl ServerHandle {
     /// The address the server listens on (with the real port when port 0 was asked for).
     pub fn local_addr(&self) -> &ListenAddr {
         &self.local_addr
@@ -137,58 +142,4 @@ impl fmt::Debug for ServerHandle {
             .field("local_addr", &self.local_addr)
             .finish()
     }
-}
-
-/// Starts `model` with `config` and returns once it is listening.
-pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
-    ignore_sigpipe();
-    let threads = config.threads_for(model);
-    if let ListenAddr::Udp(addr) = config.addr {
-        let (local, running) = udp::start(model, config, addr, threads)?;
-        return Ok(ServerHandle {
-            local_addr: ListenAddr::Udp(local),
-            running: Some(running),
-        });
-    }
-    let listeners = listen::bind(
-        &config.addr,
-        config.backlog,
-        listeners_for(model, threads),
-        config.sock_buf,
-        config.reuse_port,
-        config.listen_fd,
-    )?;
-    let local_addr = listeners[0].local_addr()?;
-    let running: Box<dyn Running> = match model {
-        Model::ThreadPerConn => Box::new(thread_per_conn::start(listeners, config.stack_size)?),
-        Model::ThreadPool => Box::new(thread_pool::start(listeners, threads, config.stack_size)?),
-        Model::Mio => Box::new(mio_loop::start(listeners)?),
-        Model::Tokio => Box::new(tokio_tasks::start(listeners, threads)?),
-        Model::Uring => Box::new(uring::start_stream(listeners)?),
-    };
-    Ok(ServerHandle {
-        local_addr,
-        running: Some(running),
-    })
-}
-
-/// How many listening sockets a model wants: one per mio event loop (SO_REUSEPORT lets the
-/// kernel spread connections across them), one for everything else.
-fn listeners_for(model: Model, threads: usize) -> usize {
-    match model {
-        Model::Mio | Model::Uring => threads,
-        _ => 1,
-    }
-}
-
-/// Ignores SIGPIPE for the whole process (once). Writing to a socket whose peer has gone
-/// then fails with EPIPE instead of killing the process.
-fn ignore_sigpipe() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: setting a signal disposition to SIG_IGN has no memory-safety preconditions.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        }
-    });
 }

@@ -11,8 +11,10 @@ use std::thread::JoinHandle;
 use crate::blocking::{echo, Acceptor};
 use crate::budget::refuse_beyond_budget;
 use crate::registry::Registry;
-use crate::server::Running;
+use crate::running::Running;
 use crate::stream::{Listener, Stream};
+
+pub(crate) mod udp;
 
 /// A running thread-pool server.
 pub(crate) struct ThreadPool {

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use io_uring::{opcode, types};
 
-use super::{Kind, Ring, Ud};
-use crate::udp::{Guard, DATAGRAM_BUF};
+use crate::datagram::{Guard, DATAGRAM_BUF};
+use crate::ring::{Kind, Ring, Ud};
 
 /// Receives in flight per ring.
 pub(crate) const SLOTS: usize = 16;

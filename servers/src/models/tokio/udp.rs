@@ -5,23 +5,17 @@
 
 use std::io;
 use std::net::UdpSocket;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Guard, GuardConfig, DATAGRAM_BUF};
-use crate::server::Running;
+use super::TokioServer;
+use crate::datagram::{Guard, GuardConfig, DATAGRAM_BUF};
 
-/// A running tokio UDP server.
-pub(crate) struct TokioUdp {
-    stop: watch::Sender<bool>,
-    thread: JoinHandle<()>,
-}
-
-/// Starts the runtime and one echo task per socket.
-pub(crate) fn start(sockets: Vec<UdpSocket>, threads: usize, guard: GuardConfig) -> io::Result<TokioUdp> {
-    let runtime = crate::tokio_tasks::runtime(threads)?;
+/// Starts the runtime and one echo task per socket; stopped like the stream server (the
+/// same [`TokioServer`]: a stop signal, then the runtime thread joined).
+pub(crate) fn start(sockets: Vec<UdpSocket>, threads: usize, guard: GuardConfig) -> io::Result<TokioServer> {
+    let runtime = super::runtime(threads)?;
     let tasks = sockets.len();
     let sockets = {
         // Converting needs a runtime context (it registers with the reactor).
@@ -46,7 +40,7 @@ pub(crate) fn start(sockets: Vec<UdpSocket>, threads: usize, guard: GuardConfig)
         // Drops every echo task (closing its socket) and joins the workers.
         runtime.shutdown_timeout(Duration::from_millis(500));
     })?;
-    Ok(TokioUdp { stop, thread })
+    Ok(TokioServer { stop, thread })
 }
 
 async fn echo(socket: tokio::net::UdpSocket, mut guard: Guard) {
@@ -59,14 +53,5 @@ async fn echo(socket: tokio::net::UdpSocket, mut guard: Guard) {
             // A failed send loses one datagram, as UDP may.
             let _ = socket.send_to(&buf[..n], src).await;
         }
-    }
-}
-
-impl Running for TokioUdp {
-    fn stop(self: Box<Self>) -> io::Result<()> {
-        let _ = self.stop.send(true);
-        self.thread
-            .join()
-            .map_err(|_| io::Error::other("tokio server thread panicked"))
     }
 }

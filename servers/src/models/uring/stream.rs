@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use io_uring::{cqueue, opcode, squeue, types};
 use slab::Slab;
 
-use super::bufring::BufRing;
-use super::{Kind, Ring, Ud};
 use crate::accept::{AcceptAction, AcceptPolicy};
+use crate::ring::BufRing;
+use crate::ring::{Kind, Ring, Ud};
 use crate::stream::Listener;
 
 /// Buffers in the pool of one loop.

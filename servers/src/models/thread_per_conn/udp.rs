@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
-use super::{pool, Guard, GuardConfig, DATAGRAM_BUF};
 use crate::accept::RateLimitedLog;
 use crate::budget::thread_budget;
+use crate::datagram::{Guard, GuardConfig, DATAGRAM_BUF};
 use crate::registry::Registry;
-use crate::server::Running;
+use crate::running::Running;
 
 /// A running UDP thread-per-peer server.
 pub(crate) struct PerPeer {
@@ -94,7 +94,7 @@ struct Spawn {
 fn dispatch(socket: &UdpSocket, stop: &AtomicBool, mut guard: Guard, mut spawn: Spawn) {
     let mut buf = vec![0u8; DATAGRAM_BUF];
     loop {
-        let (n, src) = match super::recv_from(socket, &mut buf) {
+        let (n, src) = match crate::datagram::recv_from(socket, &mut buf) {
             // Shutdown wakes the receive with 0 bytes; the flag tells it from an empty datagram.
             Ok(_) if stop.load(Ordering::Acquire) => return,
             Ok(Some(got)) => got,
@@ -227,7 +227,7 @@ fn serve_peer(socket: &UdpSocket, peer: SocketAddr, stop: &AtomicBool, mut guard
 impl Running for PerPeer {
     fn stop(self: Box<Self>) -> io::Result<()> {
         self.stop.store(true, Ordering::Release);
-        pool::wake_all(&self.socket);
+        crate::datagram::wake_all(&self.socket);
         let _ = self.dispatcher.join();
         self.registry.shut_down("peer")
     }

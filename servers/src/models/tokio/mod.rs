@@ -11,8 +11,10 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::accept::{AcceptAction, AcceptPolicy};
-use crate::server::Running;
+use crate::running::Running;
 use crate::stream::Listener;
+
+pub(crate) mod udp;
 
 /// A running tokio server.
 pub(crate) struct TokioServer {
@@ -146,7 +148,7 @@ ready_stream!(tokio::net::UnixStream);
 thread_local! {
     /// One read buffer per runtime thread, shared by every task on it (as the mio model
     /// shares one per event loop): an idle connection holds no buffer.
-    static SCRATCH: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0; crate::server::BUF_SIZE].into_boxed_slice());
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0; crate::running::BUF_SIZE].into_boxed_slice());
 }
 
 /// What one read-and-write-back step left.

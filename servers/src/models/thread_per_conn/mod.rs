@@ -17,8 +17,10 @@ use crate::accept::RateLimitedLog;
 use crate::blocking::{echo, Acceptor};
 use crate::budget::thread_budget;
 use crate::registry::Registry;
-use crate::server::Running;
+use crate::running::Running;
 use crate::stream::Listener;
+
+pub(crate) mod udp;
 
 /// Every this many accepted connections the thread budget is taken again.
 const BUDGET_EVERY: u64 = 256;

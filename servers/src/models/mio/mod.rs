@@ -24,8 +24,10 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::accept::{AcceptAction, AcceptPolicy};
-use crate::server::{Running, BUF_SIZE};
+use crate::running::{Running, BUF_SIZE};
 use crate::stream::{Listener, Stream};
+
+pub(crate) mod udp;
 
 const LISTENER: Token = Token(0);
 const WAKE: Token = Token(1);

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::{Guard, GuardConfig, DATAGRAM_BUF};
-use crate::mio_loop::MioServer;
-use crate::server::Running;
+use super::MioServer;
+use crate::datagram::{Guard, GuardConfig, DATAGRAM_BUF};
+use crate::running::Running;
 
 const SOCKET: Token = Token(0);
 const WAKE: Token = Token(1);

@@ -1,29 +1,19 @@
-//! The io_uring model: one ring per thread (`--threads N`, each with its own SO_REUSEPORT
-//! listener), a completion-driven loop with multishot accept, multishot receive into a
-//! provided-buffer ring, and echo sent straight from the received buffer ([`stream`]).
-//! Over UDP each thread keeps [`udp::SLOTS`] `recvmsg` operations in flight on its own
-//! SO_REUSEPORT socket and answers each with `sendmsg` ([`udp`]).
+//! The io_uring toolkit shared by the io_uring server model (`models/uring`) and loadgen's
+//! io_uring client engine: a ring ([`Ring`], [`new_ring`]), the provided-buffer ring
+//! ([`BufRing`]), the user-data packing of operations ([`pack`], [`unpack`], [`Ud`]), and
+//! whether io_uring can be used here at all ([`available`]).
 //!
-//! Rings are created in their own thread with SINGLE_ISSUER and DEFER_TASKRUN (completion
-//! work runs when the loop asks for completions, not as interrupts to it) where the kernel
-//! has them (6.1+), else without. Where io_uring is missing or disabled
-//! (`kernel.io_uring_disabled`), [`available`] says why and the model refuses to start.
+//! Rings are created with SINGLE_ISSUER and DEFER_TASKRUN (completion work runs when the
+//! loop asks for completions, not as interrupts to it) where the kernel has them (6.1+),
+//! else without. Where io_uring is missing or disabled (`kernel.io_uring_disabled`),
+//! [`available`] says why and the model refuses to start.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use io_uring::{opcode, squeue, types, IoUring};
 
-use crate::server::Running;
-use crate::stream::Listener;
-
 mod bufring;
 pub use bufring::BufRing;
-mod stream;
-pub(crate) mod udp;
 
 /// Submission queue entries per ring.
 const ENTRIES: u32 = 4096;
@@ -215,100 +205,6 @@ pub fn available() -> io::Result<()> {
             };
             Err(io::Error::new(io::ErrorKind::Unsupported, why))
         }
-    }
-}
-
-/// Running io_uring loops.
-pub(crate) struct UringServer {
-    stop: Arc<AtomicBool>,
-    loops: Vec<(OwnedFd, JoinHandle<()>)>,
-}
-
-/// Starts one ring per listener (streams) or per socket (UDP).
-pub(crate) fn start_stream(listeners: Vec<Listener>) -> io::Result<UringServer> {
-    available()?;
-    spawn_loops(listeners, |ring, listener, wake, stop| {
-        stream::StreamLoop::new(ring, listener, wake)?.run(stop)
-    })
-}
-
-/// Starts one ring per UDP socket.
-pub(crate) fn start_udp(sockets: Vec<std::net::UdpSocket>, guard: crate::udp::GuardConfig) -> io::Result<UringServer> {
-    available()?;
-    let n = sockets.len();
-    spawn_loops(sockets, move |ring, socket, wake, stop| {
-        udp::UdpLoop::new(ring, socket, wake, crate::udp::Guard::new(guard, n)).run(stop)
-    })
-}
-
-fn spawn_loops<T: Send + 'static>(
-    items: Vec<T>,
-    body: impl Fn(Ring, T, std::os::fd::RawFd, &AtomicBool) -> io::Result<()> + Send + Sync + Copy + 'static,
-) -> io::Result<UringServer> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut server = UringServer {
-        stop: Arc::clone(&stop),
-        loops: Vec::new(),
-    };
-    for (i, item) in items.into_iter().enumerate() {
-        // SAFETY: eventfd has no memory preconditions; the result is checked.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor that nothing else owns.
-        let wake = unsafe { OwnedFd::from_raw_fd(raw) };
-        let wake_raw = wake.as_raw_fd();
-        let stop = Arc::clone(&stop);
-        // The ring is built inside its thread: SINGLE_ISSUER binds it to its creator.
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let spawned = std::thread::Builder::new().name(format!("uring-{i}")).spawn(move || {
-            let ring = match new_ring() {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            let _ = ready_tx.send(Ok(()));
-            if let Err(e) = body(ring, item, wake_raw, &stop) {
-                eprintln!("echo-server: uring loop {i} failed: {e}");
-            }
-        });
-        match spawned.map(|t| (t, ready_rx.recv())) {
-            Ok((t, Ok(Ok(())))) => server.loops.push((wake, t)),
-            Ok((t, Ok(Err(e)))) => {
-                let _ = t.join();
-                Box::new(server).stop()?;
-                return Err(e);
-            }
-            Ok((t, Err(_))) => {
-                let _ = t.join();
-                Box::new(server).stop()?;
-                return Err(io::Error::other("uring loop thread ended before its ring was ready"));
-            }
-            Err(e) => {
-                Box::new(server).stop()?;
-                return Err(e);
-            }
-        }
-    }
-    Ok(server)
-}
-
-impl Running for UringServer {
-    fn stop(self: Box<Self>) -> io::Result<()> {
-        self.stop.store(true, Ordering::Release);
-        for (wake, _) in &self.loops {
-            // SAFETY: writing 8 bytes from a live local to our own eventfd.
-            unsafe {
-                libc::write(wake.as_raw_fd(), (&1u64 as *const u64).cast(), 8);
-            }
-        }
-        for (_, thread) in self.loops {
-            let _ = thread.join();
-        }
-        Ok(())
     }
 }
 

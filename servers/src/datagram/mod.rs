@@ -1,3 +1,7 @@
+//! What every model's UDP side shares: the datagram buffer size, a shutdown-safe
+//! `recv_from`, the loopback rule and the source [`Guard`]. Each model's UDP mapping lives
+//! in its own folder (`models/<name>/udp.rs`).
+//!
 //! UDP echo: every model mapped onto datagrams. A datagram is echoed back to its source as
 //! it came (a reply is never larger than its request); receive buffers hold datagrams up to
 //! 64 KiB ([`DATAGRAM_BUF`]).
@@ -12,20 +16,14 @@
 //!
 //! Echo over UDP is a reflection vector (RFC 862; CVE-1999-0103, CVE-2024-2169): a spoofed
 //! source makes the server send to a victim, or two echo/chargen services loop forever.
-//! So UDP servers bind loopback only, unless [`ServerConfig::allow_remote`] says otherwise,
+//! So UDP servers bind loopback only, unless `ServerConfig::allow_remote` says otherwise,
 //! and then every datagram passes a [`Guard`] first.
 
 use std::io;
 use std::net::SocketAddr;
-
-use crate::model::Model;
-use crate::server::{Running, ServerConfig};
+use std::os::fd::AsRawFd;
 
 mod guard;
-mod mio_udp;
-mod per_peer;
-mod pool;
-mod tokio_udp;
 
 pub use guard::{Guard, GuardConfig};
 
@@ -40,14 +38,10 @@ pub(crate) fn recv_from(socket: &std::net::UdpSocket, buf: &mut [u8]) -> io::Res
     Ok(from.and_then(|a| SocketAddr::try_from(a).ok()).map(|a| (n, a)))
 }
 
-/// Starts `model` over UDP on `addr`; returns the bound address and the running server.
-pub(crate) fn start(
-    model: Model,
-    config: &ServerConfig,
-    addr: SocketAddr,
-    threads: usize,
-) -> io::Result<(SocketAddr, Box<dyn Running>)> {
-    if !addr.ip().is_loopback() && !config.allow_remote {
+/// Refuses a UDP address beyond loopback unless `allow_remote` (echo over UDP answers
+/// anyone: see the module's note).
+pub(crate) fn check_bind(addr: SocketAddr, allow_remote: bool) -> io::Result<()> {
+    if !addr.ip().is_loopback() && !allow_remote {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
@@ -57,27 +51,15 @@ pub(crate) fn start(
             ),
         ));
     }
-    let guard = GuardConfig {
-        on: config.allow_remote,
-        source_rate: config.source_rate,
-    };
-    let sockets = match model {
-        Model::Mio | Model::Tokio | Model::Uring => threads,
-        _ => 1,
-    };
-    let sockets = crate::listen::bind_udp(
-        addr,
-        sockets,
-        config.sock_buf,
-        config.reuse_port || model == Model::ThreadPerConn,
-    )?;
-    let local = sockets[0].local_addr()?;
-    let running: Box<dyn Running> = match model {
-        Model::ThreadPool => Box::new(pool::start(sockets, threads, config.stack_size, guard)?),
-        Model::ThreadPerConn => Box::new(per_peer::start(sockets, config.stack_size, config.peer_idle, guard)?),
-        Model::Mio => Box::new(mio_udp::start(sockets, guard)?),
-        Model::Tokio => Box::new(tokio_udp::start(sockets, threads, guard)?),
-        Model::Uring => Box::new(crate::uring::start_udp(sockets, guard)?),
-    };
-    Ok((local, running))
+    Ok(())
+}
+
+/// Wakes every thread blocked on `socket`: receives return at once from now on.
+pub(crate) fn wake_all(socket: &impl AsRawFd) {
+    // SAFETY: shutdown on a descriptor this server owns (still open) has no memory effects.
+    // On an unconnected UDP socket it fails with ENOTCONN but still marks the receive side
+    // shut and wakes the waiters, which is all we want.
+    unsafe {
+        libc::shutdown(socket.as_raw_fd(), libc::SHUT_RDWR);
+    }
 }
