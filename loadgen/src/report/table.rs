@@ -63,9 +63,22 @@ fn intervals(out: &mut String, p: &Percentiles) {
     let _ = writeln!(out);
 }
 
-/// The summary as text.
+/// The summary as text: its sections in order.
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
+    for section in SECTIONS {
+        section(&mut o, r);
+    }
+    o
+}
+
+/// The summary's sections, in the order they print.
+const SECTIONS: [fn(&mut String, &Report); 12] = [
+    headline, throughput, latency, schedule, connect, warnings, errors, fairness, server, client, setup, status,
+];
+
+/// What ran: target, address, transport, load, window.
+fn headline(o: &mut String, r: &Report) {
     let mode = match (r.rate, r.conn_rate, r.reconnect_every) {
         (Some(rate), _, _) => format!("open loop at {} msg/s", per_s(rate)),
         (None, Some((rate, n)), _) => {
@@ -96,6 +109,10 @@ pub fn render(r: &Report) -> String {
         r.warmup_s,
         r.warmup_rule.as_deref().map(|w| format!(" ({w})")).unwrap_or_default()
     );
+}
+
+/// Round trips and bytes per second.
+fn throughput(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
         "  throughput {} msg/s, {:.2} MiB/s each way ({} round trips)",
@@ -103,9 +120,13 @@ pub fn render(r: &Report) -> String {
         r.throughput_mib_s,
         r.counters.msgs
     );
+}
+
+/// Latency percentiles, their intervals, steadiness, and the raw view in open loop.
+fn latency(o: &mut String, r: &Report) {
     let label = if r.raw.is_some() { "latency*" } else { "latency" };
-    percentiles(&mut o, label, &r.latency);
-    intervals(&mut o, &r.latency);
+    percentiles(o, label, &r.latency);
+    intervals(o, &r.latency);
     if r.raw.is_none() && r.rate.is_none() && r.conn_rate.is_none() && r.counters.msgs > 0 {
         let _ = writeln!(
             o,
@@ -122,12 +143,16 @@ pub fn render(r: &Report) -> String {
         };
     }
     if let Some(raw) = &r.raw {
-        percentiles(&mut o, "raw", raw);
+        percentiles(o, "raw", raw);
         let _ = writeln!(
             o,
             "  (* from the intended send time, coordinated omission corrected; raw: from the actual send)"
         );
     }
+}
+
+/// Open loop: how the schedule was kept, and who is to blame if not.
+fn schedule(o: &mut String, r: &Report) {
     match (&r.send_lag, r.conn_rate) {
         (Some(lag), Some((rate, _))) => {
             let _ = writeln!(
@@ -167,6 +192,10 @@ pub fn render(r: &Report) -> String {
     if let Some(verdict) = &r.keep_up {
         let _ = writeln!(o, "  WARNING    {verdict}");
     }
+}
+
+/// Connect times and how many connections opened; churn.
+fn connect(o: &mut String, r: &Report) {
     let open = match r.conn_rate {
         Some(_) => format!("connections opened as they arrive, {} at most at once", r.conns),
         None => format!("{} of {} connections open", r.conns_ok, r.conns),
@@ -195,9 +224,17 @@ pub fn render(r: &Report) -> String {
             us(r.first_byte.max_us)
         );
     }
+}
+
+/// The run's other findings.
+fn warnings(o: &mut String, r: &Report) {
     for warning in &r.warnings {
         let _ = writeln!(o, "  WARNING    {warning}");
     }
+}
+
+/// Error counts, datagram counts over UDP, errnos.
+fn errors(o: &mut String, r: &Report) {
     let c = &r.counters;
     let _ = writeln!(
         o,
@@ -227,6 +264,10 @@ pub fn render(r: &Report) -> String {
         let list: Vec<String> = errnos.iter().map(|(name, n)| format!("{name} {n}")).collect();
         let _ = writeln!(o, "  errno      {}", list.join(", "));
     }
+}
+
+/// The spread of messages over connections, and the starved ones.
+fn fairness(o: &mut String, r: &Report) {
     let f = &r.fairness;
     if r.conn_rate.is_none() {
         // `--conn-rate` slots carry many short connections each: no per-connection spread.
@@ -246,6 +287,10 @@ pub fn render(r: &Report) -> String {
             ids.join(", ")
         );
     }
+}
+
+/// What the server cost.
+fn server(o: &mut String, r: &Report) {
     match (&r.server, r.server_us_per_msg()) {
         (Some(s), per) => {
             let source = r.server_source.as_deref().map(|w| format!("; {w}")).unwrap_or_default();
@@ -267,6 +312,10 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+}
+
+/// What the client cost.
+fn client(o: &mut String, r: &Report) {
     let _ = writeln!(
         o,
         "  client     {:.2} s CPU ({} per msg), busiest thread {:.0}% of a core{}, peak RSS {} KiB",
@@ -276,7 +325,10 @@ pub fn render(r: &Report) -> String {
         spin_note(r),
         r.client_rss_kib
     );
-    let reason = r.stop_reason.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+}
+
+/// Client threads and server workers, and why a default applied.
+fn setup(o: &mut String, r: &Report) {
     if r.settings.client_threads > 0 {
         let s = &r.settings;
         let why = s
@@ -300,11 +352,15 @@ pub fn render(r: &Report) -> String {
             s.client_threads
         );
     }
+}
+
+/// Outputs not written, and how the run ended.
+fn status(o: &mut String, r: &Report) {
     for e in &r.output_errors {
         let _ = writeln!(o, "  output     NOT WRITTEN: {e}");
     }
+    let reason = r.stop_reason.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
     let _ = writeln!(o, "  status     {}{reason}", r.status);
-    o
 }
 
 /// ` (N% of it pacing spin)` when client threads spun a visible share of their CPU to pace

@@ -9,6 +9,7 @@ use crate::driver::ThreadOutput;
 use crate::record::{new_histogram, Fairness, Interval, Percentiles};
 use crate::report::{Environment, IntervalRow, Report, ServerCost, Settings, SCHEMA};
 use crate::target::Target;
+use hdrhistogram::Histogram;
 
 /// At most this many connections without a message are named in a report.
 const STARVED_LISTED: usize = 20;
@@ -39,21 +40,80 @@ pub(super) struct Parts<'a> {
     pub(super) udp_rcvbuf_drops: u64,
 }
 
+/// What the client threads handed back, merged: connect and first-byte times, messages
+/// per connection (sorted by id), connections open when the load started.
+struct Gathered {
+    connect: Histogram<u64>,
+    first_byte: Histogram<u64>,
+    per_conn: Vec<(u32, u64)>,
+    conns_ok: usize,
+}
+
+fn gather(outputs: &[ThreadOutput], conns: usize) -> Gathered {
+    let mut g = Gathered {
+        connect: new_histogram(),
+        first_byte: new_histogram(),
+        per_conn: Vec::with_capacity(conns),
+        conns_ok: 0,
+    };
+    for out in outputs {
+        // Same bounds on both sides: `add` cannot fail.
+        let _ = g.connect.add(&out.connect);
+        let _ = g.first_byte.add(&out.first_byte);
+        g.per_conn.extend_from_slice(&out.per_conn);
+        g.conns_ok += out.conns_ok;
+    }
+    g.per_conn.sort_unstable();
+    g
+}
+
+/// Workers of the spawned server: the flag's, or the model's default; `None` for
+/// thread-per-conn (a thread per connection) and for a server loadgen did not start.
+fn server_workers(cfg: &RunConfig) -> Option<usize> {
+    match &cfg.target {
+        TargetSpec::Model(m) => m
+            .default_workers()
+            .map(|d| cfg.server_threads.map_or(d, |t| t as usize)),
+        TargetSpec::Addr(_) => None,
+    }
+}
+
+/// The cores client and server share (a server on this machine is one whose process was
+/// measured): advice about a saturated client depends on them. The server's busy threads
+/// are its workers when loadgen started it (its other threads wait), else the threads
+/// observed.
+fn room(cfg: &RunConfig, server: Option<ServerCost>) -> verdict::Room {
+    verdict::Room {
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        client_threads: cfg.threads,
+        server_threads: server
+            .and_then(|s| s.peak_threads)
+            .map(|t| server_workers(cfg).unwrap_or(t as usize)),
+    }
+}
+
+/// The settings besides the configuration key, as the report records them.
+fn settings(cfg: &RunConfig) -> Settings {
+    Settings {
+        client_threads: cfg.threads,
+        client_threads_default: cfg.threads_default.clone(),
+        server_workers: server_workers(cfg),
+        pacing: (cfg.rate.is_some() || cfg.search.is_some() || matches!(cfg.churn, Churn::ConnRate { .. }))
+            .then(|| cfg.pacing.name()),
+        sock_buf: cfg.sock_buf,
+        server_procs: cfg.server_procs,
+    }
+}
+
 /// Builds the report.
 pub(super) fn report(p: Parts<'_>) -> Report {
     let cfg = p.cfg;
-    let mut connect = new_histogram();
-    let mut first_byte = new_histogram();
-    let mut per_conn: Vec<(u32, u64)> = Vec::with_capacity(cfg.my_conns());
-    let mut conns_ok = 0;
-    for out in p.outputs {
-        // Same bounds on both sides: `add` cannot fail.
-        let _ = connect.add(&out.connect);
-        let _ = first_byte.add(&out.first_byte);
-        per_conn.extend_from_slice(&out.per_conn);
-        conns_ok += out.conns_ok;
-    }
-    per_conn.sort_unstable();
+    let Gathered {
+        connect,
+        first_byte,
+        per_conn,
+        conns_ok,
+    } = gather(p.outputs, cfg.my_conns());
     let counts: Vec<u64> = per_conn.iter().map(|&(_, n)| n).collect();
     // Open loop: how many messages each connection was due in the window.
     let schedule = cfg.schedule();
@@ -75,13 +135,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         _ => None,
     };
     let busiest = p.outputs.iter().map(|o| o.window_cpu.as_secs_f64()).fold(0.0, f64::max) / secs.max(1e-9);
-    // The cores client and server share (a server on this machine is one whose process
-    // was measured): advice about a saturated client depends on them.
-    let room = verdict::Room {
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        client_threads: cfg.threads,
-        server_threads: p.server.and_then(|s| s.peak_threads).map(|t| t as usize),
-    };
+    let room = room(cfg, p.server);
     // A thread that spins to pace its sends is busy but not saturated: judged on its work.
     let busiest_work = p
         .outputs
@@ -208,20 +262,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         procs: 1,
         engine: cfg.engine.name().to_string(),
         shard: (cfg.shard.count > 1).then(|| cfg.shard.to_string()),
-        settings: Settings {
-            client_threads: cfg.threads,
-            client_threads_default: cfg.threads_default.clone(),
-            server_workers: match &cfg.target {
-                TargetSpec::Model(m) => m
-                    .default_workers()
-                    .map(|d| cfg.server_threads.map_or(d, |t| t as usize)),
-                TargetSpec::Addr(_) => None,
-            },
-            pacing: (cfg.rate.is_some() || cfg.search.is_some() || matches!(cfg.churn, Churn::ConnRate { .. }))
-                .then(|| cfg.pacing.name()),
-            sock_buf: cfg.sock_buf,
-            server_procs: cfg.server_procs,
-        },
+        settings: settings(cfg),
         output_errors: Vec::new(),
         env,
     };

@@ -277,9 +277,7 @@ impl Room {
             None => format!("all {cores} cores run client threads: load from a second host (--shard)"),
             Some(server) => {
                 let over = if client_threads + server > cores {
-                    format!(
-                        "; {client_threads} client threads and {server} server threads already exceed the {cores} cores"
-                    )
+                    format!("; {client_threads} client and {server} server threads already exceed the {cores} cores")
                 } else {
                     String::new()
                 };
@@ -321,7 +319,7 @@ mod tests {
         };
         assert!(over
             .advice()
-            .contains("2 client threads and 1 server threads already exceed the 2 cores"));
+            .contains("2 client and 1 server threads already exceed the 2 cores"));
         assert!(ROOM.advice().starts_with("add --threads: 2 of 8 cores"));
     }
 
