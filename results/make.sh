@@ -11,3 +11,4 @@ target/release/loadgen plot results/sweep.csv --msg-size 64 --out results/sweep-
 target/release/loadgen plot results/sweep.csv --msg-size 4096 --out results/sweep-4KiB.svg
 target/release/loadgen compare results/sweep.csv --by target --baseline mio --format markdown \
     --metric throughput,p99 > results/relative-to-mio.md
+results/pages.sh   # the study pages (loadgen report) from the data just made

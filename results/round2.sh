@@ -40,3 +40,4 @@ for r in 1 2 3; do
         --csv results/scale/fanout.csv --quiet > /dev/null || true
   done
 done
+results/pages.sh   # the study pages (loadgen report) from the data just made

@@ -45,6 +45,8 @@ pub enum Command {
     Plot(PlotArgs),
     /// One report from several hosts' interval logs, merged exactly.
     Merge(MergeArgs),
+    /// One self-contained HTML page of a study: charts, the comparison, warnings.
+    Report(ReportArgs),
     /// List the server models `--target` can start.
     Targets,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
@@ -288,6 +290,30 @@ pub struct PlotArgs {
     /// Chart title.
     #[arg(long)]
     pub title: Option<String>,
+}
+
+/// Flags of `report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// CSV reports of the study.
+    #[arg(value_name = "REPORT.csv", required = true, num_args = 1..)]
+    pub reports: Vec<PathBuf>,
+    /// Interval logs (.hlog) to chart: percentile spectrum, throughput and p99 over time.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub hlog: Vec<PathBuf>,
+    /// A report to compare against (else the --by column's values within the reports).
+    #[arg(long, value_name = "REPORT.csv")]
+    pub baseline: Option<PathBuf>,
+    /// Without --baseline: the column whose values are compared (against mio when it is
+    /// one of them, else the first).
+    #[arg(long, default_value = "target")]
+    pub by: String,
+    /// The page's title.
+    #[arg(long)]
+    pub title: Option<String>,
+    /// The HTML file to write (`-`: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub html: PathBuf,
 }
 
 /// Flags of `merge`.

@@ -1,7 +1,9 @@
 //! SVG charts (plotters): throughput and p99 latency against connections, one line per
-//! model, from a CSV report (the mean of repeated runs, with error bars of one standard
-//! deviation, so noise shows next to differences); the latency percentile spectrum ("1 in N" axis, as
-//! HdrHistogram's plotter draws it) from an interval log. Pure: data in, SVG text out.
+//! model, from a CSV report (the mean of repeated runs, with error bars of its 95%
+//! interval, so noise shows next to differences); the latency percentile spectrum ("1 in N"
+//! axis, as HdrHistogram's plotter draws it) from an interval log; a series over time.
+//! Every point carries a tooltip (an SVG `<title>`) with its exact values. Pure: data in,
+//! SVG text out.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +14,8 @@ use plotters::prelude::*;
 use crate::report::read::Row;
 
 const SIZE: (u32, u32) = (900, 560);
-const COLORS: [RGBColor; 8] = [
+/// Tableau's 10 colours, then their lighter and darker variants: 16 lines stay apart.
+const COLORS: [RGBColor; 16] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -21,6 +24,14 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 63, 92),
+    RGBColor(160, 80, 0),
+    RGBColor(0, 100, 0),
+    RGBColor(120, 0, 60),
+    RGBColor(80, 40, 140),
+    RGBColor(0, 0, 0),
 ];
 
 /// One point of a chart: x, the mean of y over repeats, its sample standard deviation (0
@@ -218,7 +229,130 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) ->
         }
         root.present()?;
     }
-    Ok(svg)
+    let labels: Vec<String> = series
+        .iter()
+        .flat_map(|(name, pts)| {
+            pts.iter().map(move |p| {
+                let ci = if p.n > 1 {
+                    format!(" ± {} (95% CI, n={})", fmt_exact(p.ci95), p.n)
+                } else {
+                    " (1 run)".to_string()
+                };
+                format!("{name}: {} connections, {y_label} {}{ci}", p.x, fmt_exact(p.y))
+            })
+        })
+        .collect();
+    Ok(with_tooltips(&svg, &labels))
+}
+
+/// A value as a tooltip shows it: all its significant digits up to three decimals.
+fn fmt_exact(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Gives the n-th `<circle>` of `svg` the n-th label as its `<title>` (a browser shows it
+/// on hover; the charts draw a circle per point, in the order of the labels, and nothing
+/// else as a circle).
+pub fn with_tooltips(svg: &str, labels: &[String]) -> String {
+    let mut out = String::with_capacity(svg.len() + labels.iter().map(|l| l.len() + 20).sum::<usize>());
+    let mut rest = svg;
+    let mut labels = labels.iter();
+    while let Some(i) = rest.find("<circle") {
+        let Some(end) = rest[i..].find("/>") else { break };
+        out.push_str(&rest[..i]);
+        let element = &rest[i..i + end];
+        match labels.next() {
+            Some(label) => {
+                out.push_str(element);
+                out.push_str("><title>");
+                out.push_str(&escape_xml(label));
+                out.push_str("</title></circle>");
+            }
+            None => {
+                out.push_str(element);
+                out.push_str("/>");
+            }
+        }
+        rest = &rest[i + end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Text made safe inside XML and HTML.
+pub fn escape_xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A chart of series over time (seconds on a linear x axis), a point per value with its
+/// tooltip; `log_y` for latencies (µs).
+pub fn time_chart(
+    title: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    log_y: bool,
+) -> anyhow::Result<String> {
+    let pts = series.iter().flat_map(|(_, p)| p.iter());
+    let (x_hi, y_lo, y_hi) = pts.fold((0.0f64, f64::INFINITY, 0.0f64), |(x, lo, hi), &(px, py)| {
+        (x.max(px), lo.min(py), hi.max(py))
+    });
+    if y_hi <= 0.0 {
+        return Err(anyhow!("nothing to plot: no interval has a value"));
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption(title, ("sans-serif", 18))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(80);
+        macro_rules! draw {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc("time (s)")
+                    .y_desc(y_label)
+                    .y_label_formatter(&|v| if log_y { fmt_latency(*v) } else { fmt_count(*v) })
+                    .draw()?;
+                for (i, (name, pts)) in series.iter().enumerate() {
+                    let color = COLORS[i % COLORS.len()];
+                    chart
+                        .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+                        .label(name.as_str())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+                }
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperRight)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .draw()?;
+            }};
+        }
+        if log_y {
+            draw!(builder.build_cartesian_2d(0.0..x_hi * 1.02, (y_lo.max(1e-3) / 1.5..y_hi * 1.5).log_scale())?);
+        } else {
+            draw!(builder.build_cartesian_2d(0.0..x_hi * 1.02, 0.0..y_hi * 1.1)?);
+        }
+        root.present()?;
+    }
+    let labels: Vec<String> = series
+        .iter()
+        .flat_map(|(name, pts)| {
+            pts.iter()
+                .map(move |&(x, y)| format!("{name}: at {x:.2} s, {y_label} {}", fmt_exact(y)))
+        })
+        .collect();
+    Ok(with_tooltips(&svg, &labels))
 }
 
 /// The latency percentile spectrum of histograms (ns): latency against "1 in N" (log),

@@ -80,3 +80,4 @@ else
   echo "haltpoll comparison skipped: idle driver '${driver:-unknown}', $knob not writable" >&2
 fi
 python3 $out/summarize.py
+results/pages.sh   # the study pages (loadgen report) from the data just made

@@ -14,3 +14,4 @@ $L sweep --targets all --server-workers 1,2,4 --conns 10,100,1000 --repeat 3 \
   --duration 2s --warmup 500ms --csv $out/scaling.csv
 $L plot $out/scaling.csv --out $out/scaling.svg
 python3 results/gen.py --write
+results/pages.sh

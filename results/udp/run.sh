@@ -25,3 +25,4 @@ done
 $L --target mio --transport udp --conns 2000 --duration 3s --warmup 1s --quiet > $out/c2000-default-buffers.txt || true
 $L --target mio --transport udp --conns 2000 --duration 3s --warmup 1s --quiet --sock-buf 4000000 \
   > $out/c2000-4MB-buffers.txt || true
+results/pages.sh   # the study pages (loadgen report) from the data just made

@@ -50,3 +50,4 @@ for r in $(seq "$repeat"); do
   done
 done
 python3 results/uring/summarize.py   # the tables of README.md (results/gen.py --write puts them there)
+results/pages.sh   # the study pages (loadgen report) from the data just made

@@ -4,6 +4,7 @@
 mod compare;
 mod merge;
 mod plot;
+mod report;
 mod run;
 mod sweep;
 
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Compare(args)) => compare::run(&args),
         Some(Command::Plot(args)) => plot::run(&args),
         Some(Command::Merge(args)) => merge::run(&args),
+        Some(Command::Report(args)) => report::run(&args),
         Some(Command::Targets) => {
             let mut out = std::io::stdout().lock();
             for m in servers::Model::ALL {

@@ -5,6 +5,7 @@
 
 pub(crate) mod csv_row;
 pub mod dest;
+pub mod html;
 pub(crate) mod json;
 pub mod read;
 pub(crate) mod sink;
