@@ -156,6 +156,14 @@ pub struct LoadArgs {
         value_name = "N"
     )]
     pub server_threads: Option<String>,
+    /// Per-message work of the spawned server before each echo (with --target): cpu:D,
+    /// wait:D or block:D; D fixed (100us), exp:MEAN or bimodal:FAST,SLOW,P%; steps joined
+    /// by + (cpu:20us+wait:exp:1ms). sweep: a list separated by ';'.
+    #[arg(help_heading = "Target", long, value_name = "SPEC")]
+    pub work: Option<String>,
+    /// Seed of every random choice (the server's work durations).
+    #[arg(help_heading = "Target", long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
     /// Server processes sharing the port (SO_REUSEPORT), each with its own descriptor
     /// limit; with --target. sweep: a list.
     #[arg(help_heading = "Target", long, value_name = "N", default_value = "1")]

@@ -54,13 +54,14 @@ pub type Series = (String, Vec<Point>);
 
 /// Configuration columns that name their own line when they vary within a report (a sweep
 /// over workers, threads, engines ...), with the word the legend uses.
-const VARYING: [(&str, &str); 6] = [
+const VARYING: [(&str, &str); 7] = [
     ("server_workers", "workers"),
     ("client_threads", "threads"),
     ("engine", "engine"),
     ("pacing", "pacing"),
     ("server_procs", "server-procs"),
     ("sock_buf", "sock-buf"),
+    ("work", "work"),
 ];
 
 /// Per series (target, plus transport, rate or depth when they are not the defaults, and

@@ -116,6 +116,11 @@ fn spawn_model(model: Model, cfg: &RunConfig) -> anyhow::Result<Target> {
     if let Some(t) = cfg.server_threads {
         cmd.args(["--threads", &t.to_string()]);
     }
+    if let Some(w) = &cfg.work {
+        // The server frames messages of the run's size and seeds its work from the run's seed.
+        cmd.args(["--work", &w.to_string(), "--msg-size", &cfg.msg_size.to_string()])
+            .args(["--seed", &cfg.seed.to_string()]);
+    }
     // Own process group: a terminal's Ctrl-C reaches loadgen only, which then stops the
     // server itself (and records the run as partial).
     cmd.process_group(0);

@@ -18,7 +18,7 @@ status, host, kernel, cpus, version, raw_p50_us, raw_p99_us, fairness, \
 client_cpu_us_per_msg, server_cpu_us_per_msg, conns_opened, conn_rate_s, connect_p999_us, first_byte_p99_us, \
 client_lag_p99_us, procs, shard, lost, late, duplicates, reordered, engine, \
 p99_ci_lo_us, p99_ci_hi_us, steady, client_threads, server_workers, pacing, pin_server, pin_client, \
-sock_buf, server_procs, close, reconnect_every, conn_rate, msgs_per_conn";
+sock_buf, server_procs, close, reconnect_every, conn_rate, msgs_per_conn, work";
 
 #[test]
 fn every_model_runs_and_reports_ok() {

@@ -87,11 +87,14 @@ impl Acceptor {
 
 /// Echoes everything read from `stream` back to it until EOF or an error. Used by both
 /// blocking models: a blocking write naturally stops reading from a peer that stops reading.
-pub(crate) fn echo(stream: &mut Stream) {
+/// With `work`, each message's work runs on this thread before the bytes that complete it
+/// are written back; a blocking model waits by blocking, whatever the kind.
+pub(crate) fn echo(stream: &mut Stream, work: Option<&crate::work::Work>) {
     // Accepted sockets do not inherit O_NONBLOCK on Linux; make sure anyway.
     if stream.set_nonblocking(false).is_err() {
         return;
     }
+    let mut state = work.map(|w| w.for_conn(crate::work::next_conn()));
     let mut buf = vec![0u8; CONN_BUF];
     loop {
         let n = match stream.read(&mut buf) {
@@ -100,9 +103,26 @@ pub(crate) fn echo(stream: &mut Stream) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue, // EINTR: retry.
             Err(_) => return,                                             // reset or shut down.
         };
-        // write_all retries short writes and EINTR; any other error ends the connection.
-        if stream.write_all(&buf[..n]).is_err() {
-            return;
+        let Some((sampler, framer)) = state.as_mut() else {
+            // write_all retries short writes and EINTR; any other error ends the connection.
+            if stream.write_all(&buf[..n]).is_err() {
+                return;
+            }
+            continue;
+        };
+        let mut at = 0;
+        while at < n {
+            let (len, completes) = framer.next_piece(n - at);
+            if completes {
+                let wait = sampler.draw().run_inline();
+                if !wait.is_zero() {
+                    std::thread::sleep(wait); // a blocking model has no other way to wait
+                }
+            }
+            if stream.write_all(&buf[at..at + len]).is_err() {
+                return;
+            }
+            at += len;
         }
     }
 }

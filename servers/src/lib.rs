@@ -39,6 +39,7 @@ pub mod ring;
 mod running;
 mod start;
 pub(crate) mod stream;
+pub mod work;
 
 pub use addr::{ListenAddr, Transport};
 pub use budget::{thread_budget, ThreadBudget};

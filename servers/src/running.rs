@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub source_rate: u32,
     /// UDP thread-per-conn: a peer's thread ends after this long without a datagram.
     pub peer_idle: std::time::Duration,
+    /// Per-message work before each echo (`--work`); `None`: a plain echo.
+    pub work: Option<std::sync::Arc<crate::work::Work>>,
 }
 
 /// Default per-source limit of a UDP server bound beyond loopback: datagrams per second.
@@ -72,6 +74,7 @@ impl Default for ServerConfig {
             allow_remote: false,
             source_rate: DEFAULT_SOURCE_RATE,
             peer_idle: DEFAULT_PEER_IDLE,
+            work: None,
         }
     }
 }

@@ -16,6 +16,12 @@ pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
     let threads = config.threads_for(model);
     if let ListenAddr::Udp(addr) = config.addr {
         datagram::check_bind(addr, config.allow_remote)?;
+        if config.work.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--work applies to streams (TCP, Unix) in this version; UDP serves a plain echo",
+            ));
+        }
         let guard = datagram::GuardConfig {
             on: config.allow_remote,
             source_rate: config.source_rate,
@@ -47,12 +53,13 @@ pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
         config.listen_fd,
     )?;
     let local_addr = listeners[0].local_addr()?;
+    let work = config.work.clone();
     let running: Box<dyn Running> = match model {
-        Model::ThreadPerConn => Box::new(thread_per_conn::start(listeners, config.stack_size)?),
-        Model::ThreadPool => Box::new(thread_pool::start(listeners, threads, config.stack_size)?),
-        Model::Mio => Box::new(mio::start(listeners)?),
-        Model::Tokio => Box::new(tokio::start(listeners, threads)?),
-        Model::Uring => Box::new(uring::start_stream(listeners)?),
+        Model::ThreadPerConn => Box::new(thread_per_conn::start(listeners, config.stack_size, work)?),
+        Model::ThreadPool => Box::new(thread_pool::start(listeners, threads, config.stack_size, work)?),
+        Model::Mio => Box::new(mio::start(listeners, work)?),
+        Model::Tokio => Box::new(tokio::start(listeners, threads, work)?),
+        Model::Uring => Box::new(uring::start_stream(listeners, work)?),
     };
     Ok(ServerHandle::new(local_addr, running))
 }

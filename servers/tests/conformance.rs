@@ -98,6 +98,64 @@ fn many_messages_on_one_connection(model: Model) {
     server.shutdown().unwrap();
 }
 
+/// A server with per-message work (`cpu:10us+wait:100us`, 64 B messages).
+fn start_worked(model: Model, spec: &str) -> ServerHandle {
+    let config = ServerConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        threads: (model == Model::ThreadPool).then_some(64),
+        work: Some(std::sync::Arc::new(servers::work::Work {
+            spec: spec.parse().unwrap(),
+            seed: 1,
+            msg_size: 64,
+        })),
+        ..ServerConfig::default()
+    };
+    start(model, &config).unwrap_or_else(|e| panic!("{model}: start failed: {e}"))
+}
+
+/// With work, every byte still comes back, in order: messages pipelined many deep on one
+/// connection (in one write, so reads split them anywhere), a partial message, and many
+/// connections at once whose waits overlap.
+fn work_keeps_bytes_and_order_under_pipelining(model: Model) {
+    let server = start_worked(model, "cpu:10us+wait:100us");
+    // 200 messages of 64 B in one write, then half a message and its rest.
+    let s = connect(&server);
+    let payload = random_bytes(200 * 64 + 32, 99);
+    let back = echo_through(s.try_clone().unwrap(), s, payload.clone());
+    assert!(back == payload, "{model}: pipelined messages came back different");
+    // 20 connections, 10 messages each in flight at once.
+    let mut conns: Vec<TcpStream> = (0..20).map(|_| connect(&server)).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.write_all(&random_bytes(640, 1000 + i as u64)).unwrap();
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        let mut back = vec![0u8; 640];
+        c.read_exact(&mut back).unwrap();
+        assert!(back == random_bytes(640, 1000 + i as u64), "{model}: conn {i} differs");
+    }
+    server.shutdown().unwrap();
+}
+
+/// A wait holds only its own connection in the event-driven models (the others are
+/// served meanwhile), and every connection's round trip takes at least the wait.
+fn a_wait_delays_its_message_by_at_least_the_wait(model: Model) {
+    let server = start_worked(model, "wait:20ms");
+    let mut s = connect(&server);
+    let msg = random_bytes(64, 5);
+    let t = std::time::Instant::now();
+    s.write_all(&msg).unwrap();
+    let mut back = [0u8; 64];
+    s.read_exact(&mut back).unwrap();
+    let took = t.elapsed();
+    assert!(back[..] == msg[..]);
+    assert!(
+        took >= Duration::from_millis(20),
+        "{model}: echoed after {took:?}, before its 20 ms wait"
+    );
+    assert!(took < Duration::from_secs(2), "{model}: {took:?}");
+    server.shutdown().unwrap();
+}
+
 fn serves_500_concurrent_connections(model: Model) {
     let server = start_model(
         model,
@@ -525,6 +583,8 @@ conformance! {
         udp_shutdown_is_prompt_and_frees_the_port,
         udp_binds_loopback_unless_allowed,
         udp_echo_server_binary_says_udp,
+        work_keeps_bytes_and_order_under_pipelining,
+        a_wait_delays_its_message_by_at_least_the_wait,
     ]
 }
 

@@ -77,6 +77,7 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
     // The base takes the first value of every list flag; the dimensions below set them all.
     let first = |s: &str| s.split(',').next().unwrap_or("").trim().to_string();
     let base_args = crate::cli::LoadArgs {
+        work: None,
         threads: l.threads.as_deref().map(first),
         server_threads: l.server_threads.as_deref().map(first),
         server_procs: first(&l.server_procs),
@@ -134,6 +135,23 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
     }
     c = expand(c, &each("--engine", &l.engine, values::engine)?, |c, &v| c.engine = v);
     c = expand(c, &each("--pacing", &l.pacing, values::pacing)?, |c, &v| c.pacing = v);
+    if let Some(w) = &l.work {
+        // Specs hold commas (bimodal:FAST,SLOW,P%): the list is separated by ';'; `none`
+        // is the plain echo.
+        let specs = w
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| match s {
+                "none" => Ok(None),
+                spec => spec
+                    .parse::<servers::work::WorkSpec>()
+                    .map(Some)
+                    .map_err(|e| flag_error("--work", spec, e.to_string())),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        c = expand(c, &specs, |c, v| c.work = v.clone());
+    }
     c = expand(c, &list::<SockKind>("--transport", &a.transport)?, |c, &v| {
         c.transport = v
     });
@@ -172,6 +190,9 @@ fn describe(cfg: &RunConfig) -> String {
     }
     if let Some(b) = cfg.sock_buf {
         what += &format!(" sock-buf={b}");
+    }
+    if let Some(w) = &cfg.work {
+        what += &format!(" work={w}");
     }
     if cfg.engine != crate::config::Engine::Epoll {
         what += &format!(" engine={}", cfg.engine.name());

@@ -25,7 +25,7 @@ pub const DEFAULT_BAND_PCT: f64 = 5.0;
 
 /// Columns that identify a configuration: what was loaded and every setting that changes
 /// what is measured. Rows are repeats of one configuration only when all of these agree.
-pub const KEY_COLUMNS: [&str; 19] = [
+pub const KEY_COLUMNS: [&str; 20] = [
     "target",
     "transport",
     "mode",
@@ -45,6 +45,7 @@ pub const KEY_COLUMNS: [&str; 19] = [
     "reconnect_every",
     "conn_rate",
     "msgs_per_conn",
+    "work",
 ];
 
 /// A configuration: (column, value) for the key columns both sides have, in

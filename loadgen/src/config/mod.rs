@@ -66,6 +66,10 @@ pub struct RunConfig {
     /// `--warmup auto`: the most warm-up MSER may cut from the start of the window (the
     /// run is made this much longer, and `warmup` is zero); `None` for a fixed warm-up.
     pub warmup_auto: Option<Duration>,
+    /// `--work`: the spawned server's per-message work.
+    pub work: Option<servers::work::WorkSpec>,
+    /// `--seed`: of every random choice.
+    pub seed: u64,
     /// Client threads.
     pub threads: usize,
     /// Why `threads` is what it is when `--threads` was not given (for the summary).
@@ -176,6 +180,21 @@ impl RunConfig {
         if let (Some(t), TargetSpec::Addr(_)) = (&load.server_threads, &target) {
             return Err(invalid("--server-workers", t, "only applies with --target"));
         }
+        let work = load
+            .work
+            .as_deref()
+            .map(|w| {
+                w.parse::<servers::work::WorkSpec>()
+                    .map_err(|e| invalid("--work", w, e.to_string()))
+            })
+            .transpose()?;
+        if let (Some(w), TargetSpec::Addr(_)) = (&load.work, &target) {
+            return Err(invalid(
+                "--work",
+                w,
+                "the work belongs to the server: start it with `echo-server --model M --work SPEC --msg-size B`, or use --target",
+            ));
+        }
         let duration = positive_duration("--duration", &load.duration)?;
         // --warmup auto: measure from the start for the duration plus a cap, and let MSER
         // cut the warm-up (at most the cap) at the end; the window keeps at least --duration.
@@ -193,6 +212,8 @@ impl RunConfig {
             depth: 1,
             rate: None,
             search: None,
+            work,
+            seed: load.seed,
             threads,
             threads_default,
             server_threads,
@@ -361,6 +382,13 @@ impl RunConfig {
                 "--shard",
                 self.shard,
                 format!("gets none of the {} connections", self.conns),
+            ));
+        }
+        if let (Some(w), true) = (&self.work, self.is_udp()) {
+            return Err(invalid(
+                "--work",
+                w,
+                "applies to streams (--transport tcp or unix) in this version; UDP serves a plain echo",
             ));
         }
         self.threads = self.threads.min(self.my_conns());

@@ -4,7 +4,7 @@ use super::Report;
 use crate::record::Ci;
 
 /// The header, in order. Readers match columns by name; new columns go at the end.
-pub const HEADER: [&str; 77] = [
+pub const HEADER: [&str; 78] = [
     "schema",
     "timestamp",
     "label",
@@ -82,6 +82,7 @@ pub const HEADER: [&str; 77] = [
     "reconnect_every",
     "conn_rate",
     "msgs_per_conn",
+    "work",
 ];
 
 fn f(v: f64, decimals: usize) -> String {
@@ -202,6 +203,7 @@ pub fn fields(r: &Report) -> [String; HEADER.len()] {
         opt(r.reconnect_every, |v| v.to_string()),
         opt(r.conn_rate, |(rate, _)| f(rate, 1)),
         opt(r.conn_rate, |(_, n)| n.to_string()),
+        r.settings.work.clone().unwrap_or_default(),
     ]
 }
 

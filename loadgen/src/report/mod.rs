@@ -145,6 +145,8 @@ pub struct Settings {
     pub sock_buf: Option<usize>,
     /// Server processes sharing the port.
     pub server_procs: u32,
+    /// The spawned server's per-message work, as given (`--work`).
+    pub work: Option<String>,
 }
 
 /// Cost of the server process during the measured window (spawned servers only).

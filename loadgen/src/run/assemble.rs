@@ -102,6 +102,7 @@ fn settings(cfg: &RunConfig) -> Settings {
             .then(|| cfg.pacing.name()),
         sock_buf: cfg.sock_buf,
         server_procs: cfg.server_procs,
+        work: cfg.work.as_ref().map(ToString::to_string),
     }
 }
 

@@ -69,6 +69,11 @@ pub(super) fn spawn_others(args: &ServeArgs, addr: &ListenAddr, unix: Option<&Ow
         if args.allow_remote {
             cmd.arg("--allow-remote");
         }
+        if let Some(w) = &args.work {
+            // Each process its own seed stream: the same seed would repeat its samples.
+            cmd.args(["--work", &w.to_string(), "--msg-size", &args.msg_size.to_string()])
+                .args(["--seed", &args.seed.wrapping_add(others.0.len() as u64 + 1).to_string()]);
+        }
         cmd.args(["--source-rate", &args.source_rate.to_string()])
             .args(["--peer-idle", &args.peer_idle.to_string()]);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());

@@ -56,6 +56,17 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = crate::running::DEFAULT_PEER_IDLE.as_secs_f64(),
           value_parser = parse_secs)]
     pub peer_idle: f64,
+    /// Per-message work before each echo: cpu:D, wait:D or block:D, D fixed (100us),
+    /// exp:MEAN or bimodal:FAST,SLOW,P%, steps joined by + (e.g. cpu:20us+wait:exp:1ms).
+    /// Streams (TCP, Unix): a message is --msg-size bytes.
+    #[arg(long, value_name = "SPEC", value_parser = parse_work)]
+    pub work: Option<crate::work::WorkSpec>,
+    /// With --work: bytes per message of a stream.
+    #[arg(long, value_name = "BYTES", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=(64 << 20)))]
+    pub msg_size: u64,
+    /// With --work: seed of every connection's random durations (runs repeat).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
     /// Bind with SO_REUSEPORT (used for the other processes of --procs, TCP).
     #[arg(long, hide = true)]
     pub reuse_port: bool,
@@ -63,6 +74,10 @@ pub struct ServeArgs {
     /// --procs, Unix sockets).
     #[arg(long, hide = true)]
     pub listen_fd: Option<i32>,
+}
+
+fn parse_work(s: &str) -> Result<crate::work::WorkSpec, String> {
+    s.parse().map_err(|e: crate::work::BadWork| e.to_string())
 }
 
 fn parse_model(s: &str) -> Result<Model, String> {
@@ -143,6 +158,13 @@ pub fn serve(args: &ServeArgs) -> io::Result<()> {
         allow_remote: args.allow_remote,
         source_rate: args.source_rate,
         peer_idle: std::time::Duration::from_secs_f64(args.peer_idle),
+        work: args.work.clone().map(|spec| {
+            std::sync::Arc::new(crate::work::Work {
+                spec,
+                seed: args.seed,
+                msg_size: args.msg_size as usize,
+            })
+        }),
         ..ServerConfig::default()
     };
     let server = start(args.model, &config)?;

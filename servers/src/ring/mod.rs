@@ -27,6 +27,8 @@ pub(crate) enum Kind {
     Wake = 4,
     Timer = 5,
     Cancel = 6,
+    /// A message's wait (`--work wait:`) is over.
+    Work = 7,
 }
 
 /// Packs an operation's user data: a kind (top byte), a generation (24 bits: a completion
@@ -72,6 +74,7 @@ impl Ud {
             3 => Kind::Send,
             4 => Kind::Wake,
             5 => Kind::Timer,
+            7 => Kind::Work,
             _ => Kind::Cancel,
         };
         Ud { kind, gen, index }

@@ -23,9 +23,13 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use crate::accept::{AcceptAction, AcceptPolicy};
 use crate::running::{Running, BUF_SIZE};
 use crate::stream::{Listener, Stream};
+use crate::work::{Framer, Sampler, Work};
 
 pub(crate) mod udp;
 
@@ -43,7 +47,7 @@ pub(crate) struct MioServer {
 }
 
 /// Starts one event loop per listener.
-pub(crate) fn start(listeners: Vec<Listener>) -> io::Result<MioServer> {
+pub(crate) fn start(listeners: Vec<Listener>, work: Option<Arc<Work>>) -> io::Result<MioServer> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut loops = Vec::with_capacity(listeners.len());
     for (i, listener) in listeners.into_iter().enumerate() {
@@ -60,6 +64,8 @@ pub(crate) fn start(listeners: Vec<Listener>) -> io::Result<MioServer> {
             scratch: vec![0; BUF_SIZE].into_boxed_slice(),
             policy: AcceptPolicy::default(),
             accept_paused_until: None,
+            work: work.clone(),
+            timers: BinaryHeap::new(),
         };
         let loop_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new().name(format!("mio-{i}")).spawn(move || {
@@ -103,6 +109,23 @@ struct Conn {
     /// The peer's FIN (or an error) has been signalled: read until EOF, never stop at a
     /// short read.
     read_closed: bool,
+    /// With `--work`: the connection's work, and how far its bytes may go out.
+    work: Option<Box<Worked>>,
+}
+
+/// A connection's per-message work in the mio model. With work, every byte read goes
+/// through `pending`; `pending[..released]` may be written; a message whose work is a wait
+/// holds the bytes that complete it (and everything after) until its timer fires, while
+/// the loop serves the other connections. Nothing more is read while bytes are held.
+struct Worked {
+    sampler: Sampler,
+    framer: Framer,
+    /// Bytes of `pending` that may be written.
+    released: usize,
+    /// A wait in progress: until then, the bytes up to the second field stay held.
+    hold: Option<(Instant, usize)>,
+    /// EOF was read: close once everything is written.
+    eof: bool,
 }
 
 /// What a connection needs after being served.
@@ -113,6 +136,8 @@ enum After {
     MoreWork,
     /// EOF or error: close it.
     Close,
+    /// A message's wait holds its bytes until then (`--work`).
+    Held(Instant),
 }
 
 struct EventLoop {
@@ -123,6 +148,11 @@ struct EventLoop {
     scratch: Box<[u8]>,
     policy: AcceptPolicy,
     accept_paused_until: Option<Instant>,
+    /// `--work`: the work of every connection.
+    work: Option<Arc<Work>>,
+    /// `--work`: when held connections may go on (a min-heap of deadlines and keys; a key
+    /// whose connection closed or moved on meanwhile is skipped).
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
 }
 
 impl EventLoop {
@@ -130,7 +160,11 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = if self.ready.is_empty() {
-                self.accept_paused_until
+                let next_timer = self.timers.peek().map(|Reverse((t, _))| *t);
+                [self.accept_paused_until, next_timer]
+                    .into_iter()
+                    .flatten()
+                    .min()
                     .map(|t| t.saturating_duration_since(Instant::now()))
             } else {
                 Some(Duration::ZERO)
@@ -168,6 +202,15 @@ impl EventLoop {
             if self.accept_paused_until.is_some_and(|t| Instant::now() >= t) {
                 self.accept_all()?;
             }
+            // Waits that are over: those connections go on.
+            let now = Instant::now();
+            while let Some(&Reverse((t, key))) = self.timers.peek() {
+                if t > now {
+                    break;
+                }
+                self.timers.pop();
+                self.serve(key);
+            }
             for _ in 0..self.ready.len() {
                 let Some(key) = self.ready.pop_front() else {
                     break;
@@ -197,12 +240,23 @@ impl EventLoop {
                         token,
                         Interest::READABLE | Interest::WRITABLE,
                     )?;
+                    let work = self.work.as_ref().map(|w| {
+                        let (sampler, framer) = w.for_conn(crate::work::next_conn());
+                        Box::new(Worked {
+                            sampler,
+                            framer,
+                            released: 0,
+                            hold: None,
+                            eof: false,
+                        })
+                    });
                     entry.insert(Conn {
                         stream,
                         pending: Vec::new(),
                         written: 0,
                         queued: false,
                         read_closed: false,
+                        work,
                     });
                 }
                 Err(e) => match self.policy.on_error(&e) {
@@ -223,8 +277,14 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         }; // stale event of a closed conn
-        match drive(conn, &mut self.scratch) {
+        let after = if conn.work.is_some() {
+            drive_worked(conn, &mut self.scratch)
+        } else {
+            drive(conn, &mut self.scratch)
+        };
+        match after {
             After::Wait => {}
+            After::Held(until) => self.timers.push(Reverse((until, key))),
             After::MoreWork => {
                 if !conn.queued {
                     conn.queued = true;
@@ -282,6 +342,69 @@ fn drive(conn: &mut Conn, scratch: &mut [u8]) -> After {
         if n < scratch.len() && !conn.read_closed {
             return After::Wait;
         }
+    }
+    After::MoreWork
+}
+
+/// [`drive`] with per-message work: reads append to `pending`; each message's CPU and
+/// block run here (on the loop's thread, holding up every connection of the loop); a wait
+/// holds the message's bytes and returns [`After::Held`], and the loop serves the others
+/// until the wait is over.
+fn drive_worked(conn: &mut Conn, scratch: &mut [u8]) -> After {
+    for _ in 0..MAX_ROUNDS {
+        let Some(w) = conn.work.as_deref_mut() else {
+            return After::Close;
+        };
+        if let Some((until, to)) = w.hold {
+            if Instant::now() < until {
+                return After::Held(until);
+            }
+            w.hold = None;
+            w.released = to;
+        }
+        // The bytes not yet released: their messages' work, until a wait holds the rest.
+        let mut at = w.released;
+        while at < conn.pending.len() {
+            let (len, completes) = w.framer.next_piece(conn.pending.len() - at);
+            if completes {
+                let wait = w.sampler.draw().run_inline();
+                if !wait.is_zero() {
+                    w.hold = Some((Instant::now() + wait, at + len));
+                    break;
+                }
+            }
+            at += len;
+        }
+        w.released = at;
+        while conn.written < w.released {
+            match conn.stream.write(&conn.pending[conn.written..w.released]) {
+                Ok(0) => return After::Close,
+                Ok(n) => conn.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return After::Wait, // peer's window full
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,          // EINTR: retry
+                Err(_) => return After::Close,
+            }
+        }
+        if let Some((until, _)) = w.hold {
+            return After::Held(until); // read nothing more while bytes are held
+        }
+        conn.pending.clear();
+        conn.written = 0;
+        w.released = 0;
+        if w.eof {
+            return After::Close; // everything worked and written back: close sends FIN
+        }
+        let n = match conn.stream.read(scratch) {
+            Ok(0) => {
+                w.eof = true;
+                return After::Close;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return After::Wait,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return After::Close,
+        };
+        conn.pending.extend_from_slice(&scratch[..n]);
     }
     After::MoreWork
 }

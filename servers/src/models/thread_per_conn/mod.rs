@@ -32,7 +32,11 @@ pub(crate) struct ThreadPerConn {
 }
 
 /// Starts accepting on `listeners[0]`; each connection gets a thread with `stack_size`.
-pub(crate) fn start(mut listeners: Vec<Listener>, stack_size: usize) -> io::Result<ThreadPerConn> {
+pub(crate) fn start(
+    mut listeners: Vec<Listener>,
+    stack_size: usize,
+    work: Option<Arc<crate::work::Work>>,
+) -> io::Result<ThreadPerConn> {
     let registry = Arc::new(Registry::default());
     let reg = Arc::clone(&registry);
     let mut budget = thread_budget();
@@ -61,11 +65,12 @@ pub(crate) fn start(mut listeners: Vec<Listener>, stack_size: usize) -> io::Resu
         };
         live.fetch_add(1, Ordering::Relaxed);
         let done = Arc::clone(&live);
+        let work = work.clone();
         let spawned = std::thread::Builder::new()
             .name("conn".into())
             .stack_size(stack_size)
             .spawn(move || {
-                echo(&mut stream);
+                echo(&mut stream, work.as_deref());
                 drop(entry); // leave the registry before `stream` closes
                 done.fetch_sub(1, Ordering::Relaxed);
             });

@@ -26,7 +26,12 @@ pub(crate) struct ThreadPool {
 /// Starts `workers` threads with `stack_size` and an accept thread feeding them.
 /// More workers than the thread budget ([`crate::budget`]) is refused with
 /// `InvalidInput`: the pool would die when a worker's start fails, not degrade.
-pub(crate) fn start(mut listeners: Vec<Listener>, workers: usize, stack_size: usize) -> io::Result<ThreadPool> {
+pub(crate) fn start(
+    mut listeners: Vec<Listener>,
+    workers: usize,
+    stack_size: usize,
+    work: Option<Arc<crate::work::Work>>,
+) -> io::Result<ThreadPool> {
     refuse_beyond_budget("threadpool", workers)?;
     let registry = Arc::new(Registry::default());
     let (tx, rx) = mpsc::channel::<Stream>();
@@ -35,6 +40,7 @@ pub(crate) fn start(mut listeners: Vec<Listener>, workers: usize, stack_size: us
         .map(|i| {
             let rx = Arc::clone(&rx);
             let registry = Arc::clone(&registry);
+            let work = work.clone();
             std::thread::Builder::new()
                 .name(format!("worker-{i}"))
                 .stack_size(stack_size)
@@ -44,7 +50,7 @@ pub(crate) fn start(mut listeners: Vec<Listener>, workers: usize, stack_size: us
                     let Ok(mut stream) = next else { return }; // queue closed: shutting down
                                                                // None: shutting down; the queued connection is closed unserved.
                     if let Some(entry) = registry.register(&stream) {
-                        echo(&mut stream);
+                        echo(&mut stream, work.as_deref());
                         drop(entry);
                     }
                 })

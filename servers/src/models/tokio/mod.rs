@@ -10,9 +10,12 @@ use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
+use std::sync::Arc;
+
 use crate::accept::{AcceptAction, AcceptPolicy};
 use crate::running::Running;
 use crate::stream::Listener;
+use crate::work::Work;
 
 pub(crate) mod udp;
 
@@ -37,7 +40,7 @@ pub(crate) fn runtime(threads: usize) -> io::Result<tokio::runtime::Runtime> {
 }
 
 /// Starts the runtime and the accept loop on `listeners[0]`.
-pub(crate) fn start(mut listeners: Vec<Listener>, threads: usize) -> io::Result<TokioServer> {
+pub(crate) fn start(mut listeners: Vec<Listener>, threads: usize, work: Option<Arc<Work>>) -> io::Result<TokioServer> {
     let listener = listeners.swap_remove(0);
     listener.set_nonblocking(true)?;
     let runtime = runtime(threads)?;
@@ -48,7 +51,7 @@ pub(crate) fn start(mut listeners: Vec<Listener>, threads: usize) -> io::Result<
     };
     let (stop, stopped) = watch::channel(false);
     let thread = std::thread::Builder::new().name("tokio-main".into()).spawn(move || {
-        runtime.block_on(accept_loop(listener, stopped));
+        runtime.block_on(accept_loop(listener, stopped, work));
         // Drops every connection task and joins the workers.
         runtime.shutdown_timeout(Duration::from_millis(500));
     })?;
@@ -77,30 +80,36 @@ impl AsyncListener {
         })
     }
 
-    /// Accepts one connection and spawns its echo task.
-    async fn accept_and_spawn(&self) -> io::Result<()> {
+    /// Accepts one connection and spawns its echo task (with `work`, the worked echo).
+    async fn accept_and_spawn(&self, work: &Option<Arc<Work>>) -> io::Result<()> {
         match self {
             AsyncListener::Tcp(l) => {
                 let (s, _) = l.accept().await?;
                 // A failed setsockopt only costs latency: keep the connection.
                 let _ = s.set_nodelay(true);
-                tokio::spawn(echo(s));
+                match work {
+                    Some(w) => tokio::spawn(echo_worked(s, Arc::clone(w))),
+                    None => tokio::spawn(echo(s)),
+                };
             }
             AsyncListener::Unix(l) => {
                 let (s, _) = l.accept().await?;
-                tokio::spawn(echo(s));
+                match work {
+                    Some(w) => tokio::spawn(echo_worked(s, Arc::clone(w))),
+                    None => tokio::spawn(echo(s)),
+                };
             }
         }
         Ok(())
     }
 }
 
-async fn accept_loop(listener: AsyncListener, mut stopped: watch::Receiver<bool>) {
+async fn accept_loop(listener: AsyncListener, mut stopped: watch::Receiver<bool>, work: Option<Arc<Work>>) {
     let mut policy = AcceptPolicy::default();
     loop {
         tokio::select! {
             _ = stopped.changed() => return,
-            result = listener.accept_and_spawn() => match result {
+            result = listener.accept_and_spawn(&work) => match result {
                 Ok(()) => policy.accepted(),
                 Err(e) => match policy.on_error(&e) {
                     AcceptAction::Drained | AcceptAction::Retry | AcceptAction::Skip => {}
@@ -198,6 +207,42 @@ async fn echo<S: ReadyStream>(mut stream: S) {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Echoes with per-message work: CPU is burnt and a block slept on the runtime's thread (a
+/// blocking call in a task holds up every task of that thread: the mistake, measured); a
+/// wait is `tokio::time::sleep`, so the runtime serves the other connections meanwhile.
+/// The bytes that complete a message are written once its work is done, in order.
+async fn echo_worked<S: ReadyStream>(mut stream: S, work: Arc<Work>) {
+    let (mut sampler, mut framer) = work.for_conn(crate::work::next_conn());
+    // A task-owned buffer: the bytes of a read outlive the waits between its messages.
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if stream.wait_readable().await.is_err() {
+            return;
+        }
+        let n = match stream.read_now(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            // WouldBlock: readiness was stale; EINTR: harmless to retry.
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => continue,
+            Err(_) => return,
+        };
+        let mut at = 0;
+        while at < n {
+            let (len, completes) = framer.next_piece(n - at);
+            if completes {
+                let wait = sampler.draw().run_inline();
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            if stream.write_all(&buf[at..at + len]).await.is_err() {
+                return;
+            }
+            at += len;
         }
     }
 }

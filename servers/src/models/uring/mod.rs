@@ -25,10 +25,10 @@ pub(crate) struct UringServer {
 }
 
 /// Starts one ring per listener (streams) or per socket (UDP).
-pub(crate) fn start_stream(listeners: Vec<Listener>) -> io::Result<UringServer> {
+pub(crate) fn start_stream(listeners: Vec<Listener>, work: Option<Arc<crate::work::Work>>) -> io::Result<UringServer> {
     available()?;
-    spawn_loops(listeners, |ring, listener, wake, stop| {
-        stream::StreamLoop::new(ring, listener, wake)?.run(stop)
+    spawn_loops(listeners, move |ring, listener, wake, stop| {
+        stream::StreamLoop::new(ring, listener, wake, work.clone())?.run(stop)
     })
 }
 
@@ -43,7 +43,7 @@ pub(crate) fn start_udp(sockets: Vec<std::net::UdpSocket>, guard: GuardConfig) -
 
 fn spawn_loops<T: Send + 'static>(
     items: Vec<T>,
-    body: impl Fn(Ring, T, std::os::fd::RawFd, &AtomicBool) -> io::Result<()> + Send + Sync + Copy + 'static,
+    body: impl Fn(Ring, T, std::os::fd::RawFd, &AtomicBool) -> io::Result<()> + Send + Sync + Clone + 'static,
 ) -> io::Result<UringServer> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut server = UringServer {
@@ -62,6 +62,7 @@ fn spawn_loops<T: Send + 'static>(
         let stop = Arc::clone(&stop);
         // The ring is built inside its thread: SINGLE_ISSUER binds it to its creator.
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let body = body.clone();
         let spawned = std::thread::Builder::new().name(format!("uring-{i}")).spawn(move || {
             let ring = match new_ring() {
                 Ok(r) => r,

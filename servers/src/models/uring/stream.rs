@@ -21,6 +21,8 @@ use crate::accept::{AcceptAction, AcceptPolicy};
 use crate::ring::BufRing;
 use crate::ring::{Kind, Ring, Ud};
 use crate::stream::Listener;
+use crate::work::{Framer, Sampler, Work};
+use std::sync::Arc;
 
 /// Buffers in the pool of one loop.
 const BUFFERS: u16 = 4096;
@@ -67,6 +69,22 @@ struct Conn {
     sending: bool,
     /// Received buffers to echo: (buffer id, bytes already sent, length).
     queue: VecDeque<(u16, usize, usize)>,
+    /// With `--work`: the connection's work and how far the front buffer is released.
+    work: Option<Box<Worked>>,
+}
+
+/// A connection's per-message work in the io_uring model. Bytes of the front buffer up to
+/// `released` may be sent; a message whose work is a wait holds the bytes that complete it
+/// until a timeout operation completes, while the ring serves the others.
+struct Worked {
+    sampler: Sampler,
+    framer: Framer,
+    /// Offset in the front buffer up to which bytes are worked and may be sent.
+    released: usize,
+    /// A wait is in flight; when it completes, `released` becomes this.
+    waiting: Option<usize>,
+    /// The wait's duration, alive until the kernel is done with it.
+    ts: Box<types::Timespec>,
 }
 
 /// The loop's state.
@@ -88,11 +106,23 @@ pub(super) struct StreamLoop {
     orphans: Vec<(u64, u16)>,
     /// Accepted sockets go straight into the registered file table.
     fixed: bool,
+    /// `--work`: the work of every connection.
+    work: Option<Arc<Work>>,
+    /// Timespecs of waits whose connection closed before the ring submitted them: kept
+    /// until the next submission has been made (the kernel reads them then).
+    // Boxed on purpose: the kernel reads each box's address, which moving the box keeps.
+    #[allow(clippy::vec_box)]
+    retired: Vec<Box<types::Timespec>>,
 }
 
 impl StreamLoop {
     /// A loop on `listener`, woken for shutdown through the eventfd `wake_fd`.
-    pub(super) fn new(ring: Ring, listener: Listener, wake_fd: RawFd) -> io::Result<StreamLoop> {
+    pub(super) fn new(
+        ring: Ring,
+        listener: Listener,
+        wake_fd: RawFd,
+        work: Option<Arc<Work>>,
+    ) -> io::Result<StreamLoop> {
         let bufs = BufRing::new(ring.io(), BUFFERS, BUF_LEN, BGID)?;
         if let Listener::Tcp(l) = &listener {
             // Accepted sockets inherit TCP_NODELAY from the listener: no call per accept.
@@ -119,6 +149,8 @@ impl StreamLoop {
             starved: Vec::new(),
             orphans: Vec::new(),
             fixed,
+            work,
+            retired: Vec::new(),
         })
     }
 
@@ -130,6 +162,7 @@ impl StreamLoop {
         while !stop.load(Ordering::Acquire) {
             done.clear();
             self.ring.wait(&mut done, None)?;
+            self.retired.clear(); // submitted: the kernel has read them
             for &(ud, res, flags) in &done {
                 self.complete(Ud::decode(ud), res, flags)?;
             }
@@ -155,7 +188,8 @@ impl StreamLoop {
             Kind::Accept => self.accepted(res, flags),
             Kind::Recv => self.received(ud, res, flags),
             Kind::Send => self.sent(ud, res),
-            Kind::Timer => self.arm_accept(),    // the accept pause is over
+            Kind::Timer => self.arm_accept(), // the accept pause is over
+            Kind::Work => self.waited(ud),
             Kind::Wake | Kind::Cancel => Ok(()), // the loop checks the stop flag
         }
     }
@@ -178,6 +212,16 @@ impl StreamLoop {
                 read_closed: false,
                 sending: false,
                 queue: VecDeque::new(),
+                work: self.work.as_ref().map(|w| {
+                    let (sampler, framer) = w.for_conn(crate::work::next_conn());
+                    Box::new(Worked {
+                        sampler,
+                        framer,
+                        released: 0,
+                        waiting: None,
+                        ts: Box::new(types::Timespec::new()),
+                    })
+                }),
             });
             self.arm_recv(i)?;
             if !cqueue::more(flags) {
@@ -271,7 +315,10 @@ impl StreamLoop {
         if front.1 >= front.2 {
             let (bid, _, _) = conn.queue.pop_front().expect("front exists");
             self.bufs.give_back(bid);
-        } // else a short send: the rest goes next
+            if let Some(w) = conn.work.as_deref_mut() {
+                w.released = 0; // the next buffer starts unworked
+            }
+        } // else a short send (or the released part of a worked buffer): the rest goes next
         let conn = &mut self.conns[ud.index];
         if conn.paused && conn.queue.len() < MAX_QUEUED / 2 {
             conn.paused = false;
@@ -284,6 +331,56 @@ impl StreamLoop {
         Ok(())
     }
 
+    /// A message's wait is over: its bytes may go.
+    fn waited(&mut self, ud: Ud) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(ud.index).filter(|c| c.gen == ud.gen) else {
+            return Ok(()); // closed meanwhile
+        };
+        if let Some(w) = conn.work.as_deref_mut() {
+            if let Some(to) = w.waiting.take() {
+                w.released = to;
+            }
+        }
+        self.send_next(ud.index)?;
+        self.close_if_done(ud.index);
+        Ok(())
+    }
+
+    /// With `--work`: how far the front buffer (bytes `off..len`) may be sent, working the
+    /// messages it completes (CPU and block on this thread; a wait submits a timeout and
+    /// holds the rest). `None` while a wait is in flight.
+    fn release(&mut self, i: usize, off: usize, len: usize) -> io::Result<Option<usize>> {
+        let gen = self.conns[i].gen;
+        let Some(w) = self.conns[i].work.as_deref_mut() else {
+            return Ok(Some(len));
+        };
+        if w.waiting.is_some() {
+            return Ok(None);
+        }
+        let mut at = w.released.max(off);
+        while at < len {
+            let (piece, completes) = w.framer.next_piece(len - at);
+            if completes {
+                let wait = w.sampler.draw().run_inline();
+                if !wait.is_zero() {
+                    // The bytes that complete this message wait for the timeout; those
+                    // before it (earlier messages, already worked) may go now.
+                    *w.ts = types::Timespec::from(wait);
+                    w.waiting = Some(at + piece);
+                    w.released = at;
+                    let timeout = opcode::Timeout::new(&*w.ts)
+                        .build()
+                        .user_data(Ud::of(Kind::Work, gen, i));
+                    self.ring.push(&timeout)?;
+                    return Ok((at > off).then_some(at));
+                }
+            }
+            at += piece;
+        }
+        w.released = at;
+        Ok(Some(at))
+    }
+
     /// Starts the send of the front buffer, unless one is in flight.
     fn send_next(&mut self, i: usize) -> io::Result<()> {
         let conn = &mut self.conns[i];
@@ -293,6 +390,13 @@ impl StreamLoop {
         let Some(&(bid, off, len)) = conn.queue.front() else {
             return Ok(());
         };
+        let Some(len) = self.release(i, off, len)? else {
+            return Ok(()); // a wait holds the rest; its completion sends it
+        };
+        if len <= off {
+            return Ok(());
+        }
+        let conn = &mut self.conns[i];
         let bytes = self.bufs.bytes(bid, off, len);
         let (ptr, len) = (bytes.as_ptr(), bytes.len() as u32);
         let send = on!(&conn.fd, |t| opcode::Send::new(t, ptr, len)
@@ -346,7 +450,12 @@ impl StreamLoop {
     /// Closes connection `i`: its buffers go back, and a shutdown ends its armed receive
     /// (an io_uring request holds the socket open until it completes).
     fn close(&mut self, i: usize) {
-        let conn = self.conns.remove(i);
+        let mut conn = self.conns.remove(i);
+        if let Some(w) = conn.work.take() {
+            if w.waiting.is_some() {
+                self.retired.push(w.ts);
+            }
+        }
         for (k, (bid, _, _)) in conn.queue.into_iter().enumerate() {
             if k == 0 && conn.sending {
                 // The kernel may still read it: back when the send completes.

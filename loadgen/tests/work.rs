@@ -1,0 +1,113 @@
+//! Server work (`--work`) against Little's law: c busy servers with service time S and a
+//! client round trip R0 carry X = c / (S + R0) in closed loop. Generous bounds here (the
+//! machine is shared); the measured ratios belong in results/. The runs take turns.
+
+mod common;
+
+use std::sync::Mutex;
+
+use common::*;
+
+static ALONE: Mutex<()> = Mutex::new(());
+
+/// (throughput, mean latency µs) of a closed-loop run of `target` with `extra` flags.
+fn closed(target: &str, conns: &str, extra: &[&str]) -> (f64, f64) {
+    let name = format!(
+        "work-{target}-{conns}-{}.csv",
+        extra.join("_").replace([':', '/', '+'], "-")
+    );
+    let (code, row) = run_for_row(
+        &name,
+        &[
+            &["--target", target, "-c", conns, "-d", "1500ms", "--warmup", "300ms"][..],
+            extra,
+        ]
+        .concat(),
+    );
+    assert_eq!(code, Some(0), "{target} {extra:?}");
+    (num(&row, "throughput_msgs_s"), num(&row, "lat_mean_us"))
+}
+
+#[test]
+fn a_pool_of_16_waiting_1ms_follows_littles_law() {
+    let _alone = ALONE.lock();
+    // R0: the round trip of a served connection without work (16 connections, 16 workers).
+    let (_, r0_us) = closed("threadpool", "16", &["--server-workers", "16"]);
+    let (x, _) = closed("threadpool", "100", &["--server-workers", "16", "--work", "wait:1ms"]);
+    let predicted = 16.0 / (1e-3 + r0_us * 1e-6);
+    assert!(
+        x <= 16_000.0 * 1.02,
+        "16 workers waiting 1 ms each: at most 16,000 msg/s, got {x:.0}"
+    );
+    assert!(
+        (x / predicted - 1.0).abs() < 0.2,
+        "{x:.0} msg/s against {predicted:.0} (R0 {r0_us:.1} us)"
+    );
+}
+
+#[test]
+fn event_loops_keep_serving_while_messages_wait() {
+    let _alone = ALONE.lock();
+    let (pool, _) = closed("threadpool", "100", &["--server-workers", "16", "--work", "wait:1ms"]);
+    let (mio, _) = closed("mio", "100", &["--work", "wait:1ms"]);
+    let (tokio, _) = closed("tokio", "100", &["--work", "wait:1ms"]);
+    let (uring, _) = closed("uring", "100", &["--work", "wait:1ms"]);
+    assert!(mio >= 3.0 * pool, "mio {mio:.0} against the pool's {pool:.0}");
+    assert!(uring >= 3.0 * pool, "uring {uring:.0} against the pool's {pool:.0}");
+    // tokio's timer has millisecond resolution: a 1 ms sleep ends at the next tick after
+    // it, up to 2 ms; it still serves every connection while they wait.
+    assert!(tokio >= 2.0 * pool, "tokio {tokio:.0} against the pool's {pool:.0}");
+}
+
+#[test]
+fn one_loop_blocked_or_busy_serves_one_message_at_a_time() {
+    let _alone = ALONE.lock();
+    let (blocked, _) = closed("mio", "100", &["--work", "block:1ms"]);
+    assert!(
+        (700.0..=1_100.0).contains(&blocked),
+        "one loop blocking 1 ms per message: {blocked:.0} msg/s"
+    );
+    let (busy, _) = closed("mio", "100", &["--work", "cpu:100us"]);
+    assert!(
+        busy <= 10_000.0 * 1.05,
+        "one loop burning 100 us per message: {busy:.0} msg/s"
+    );
+}
+
+#[test]
+fn the_row_records_the_work_and_bad_specs_are_refused() {
+    let (code, row) = run_for_row(
+        "work-row.csv",
+        &[
+            "--target",
+            "mio",
+            "-c",
+            "2",
+            "-d",
+            "300ms",
+            "--warmup",
+            "0s",
+            "--work",
+            "cpu:20us+wait:exp:1ms",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(row["work"], "cpu:20us+wait:exp:1ms");
+    for (args, needle) in [
+        (vec!["--target", "mio", "--work", "nap:1ms"], "unknown kind"),
+        (vec!["--target", "mio", "--work", "wait:exp:0ms"], "positive"),
+        (
+            vec!["--addr", "127.0.0.1:9", "--work", "cpu:1ms"],
+            "echo-server --model M --work SPEC",
+        ),
+        (
+            vec!["--target", "mio", "--transport", "udp", "--work", "cpu:1ms"],
+            "streams",
+        ),
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--work") && err.contains(needle), "{args:?}: {err}");
+    }
+}
