@@ -147,6 +147,8 @@ pub struct Settings {
     pub server_procs: u32,
     /// The spawned server's per-message work, as given (`--work`).
     pub work: Option<String>,
+    /// `--seed`: of every random choice (the work's durations).
+    pub seed: u64,
 }
 
 /// Cost of the server process during the measured window (spawned servers only).

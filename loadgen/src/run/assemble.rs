@@ -103,6 +103,7 @@ fn settings(cfg: &RunConfig) -> Settings {
         sock_buf: cfg.sock_buf,
         server_procs: cfg.server_procs,
         work: cfg.work.as_ref().map(ToString::to_string),
+        seed: cfg.seed,
     }
 }
 
