@@ -59,8 +59,9 @@ impl Dest {
     }
 
     /// Checks, before any work, that this destination can take an output given with `flag`:
-    /// not a directory; an existing file writable; a new file's directory writable. Creates
-    /// nothing.
+    /// not a directory; an existing file writable; a new file creatable (tried, then
+    /// removed: permission bits do not stop root, but /proc or a read-only mount do, and
+    /// only trying tells). Leaves nothing behind.
     pub fn check(&self, flag: &'static str) -> Result<(), Error> {
         let path = match self {
             Dest::Stdout | Dest::Stderr => return Ok(()),
@@ -76,9 +77,12 @@ impl Dest {
                     _ => Path::new("."),
                 };
                 match std::fs::metadata(dir) {
-                    Ok(m) if m.is_dir() => {
-                        writable(dir).map_err(|e| refuse(format!("cannot create it in {}: {e}", dir.display())))
-                    }
+                    Ok(m) if m.is_dir() => OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(path)
+                        .and_then(|_| std::fs::remove_file(path))
+                        .map_err(|e| refuse(format!("cannot create it in {}: {e}", dir.display()))),
                     _ => Err(refuse(format!("its directory {} does not exist", dir.display()))),
                 }
             }
