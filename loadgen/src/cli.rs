@@ -47,6 +47,8 @@ pub enum Command {
     Merge(MergeArgs),
     /// One self-contained HTML page of a study: charts, the comparison, warnings.
     Report(ReportArgs),
+    /// What limits precision and scale on this machine, measured and read (about 10 s).
+    Doctor(DoctorArgs),
     /// List the server models `--target` can start.
     Targets,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
@@ -298,6 +300,21 @@ pub struct PlotArgs {
     /// Chart title.
     #[arg(long)]
     pub title: Option<String>,
+}
+
+/// Flags of `doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Write the diagnosis as JSON (`-`: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Apply the reversible settings (haltpoll polling, the performance governor), saving
+    /// the previous values (root).
+    #[arg(long, conflicts_with_all = ["reset", "json"])]
+    pub tune: bool,
+    /// Restore what --tune changed (root).
+    #[arg(long, conflicts_with = "json")]
+    pub reset: bool,
 }
 
 /// Flags of `report`.

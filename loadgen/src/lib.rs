@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod compare;
 pub mod config;
+pub mod doctor;
 mod driver;
 pub mod error;
 mod fanout;

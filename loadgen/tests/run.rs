@@ -412,7 +412,9 @@ fn cpu_pinning_is_applied_and_recorded() {
 fn client_memory_does_not_grow_with_the_run_length() {
     // 100 ms intervals make a 6 s run hold 60 intervals of ~1 MB of histograms each:
     // before intervals were folded as they completed, its peak RSS grew by ~60 MB over the
-    // 1 s run's (release, 10 ms intervals: 415 vs 80 MB; now 22 vs 20 MB).
+    // 1 s run's. Kept intervals would grow it by tens of MB; on a busy machine a few
+    // intervals wait to be merged at once (measured up to ~9 MB more in a loaded suite),
+    // so the bound lets that pass and still fails a per-interval retention.
     let rss = |duration: &str| {
         let (code, row) = run_for_row(
             &format!("rss-{duration}.csv"),
@@ -434,7 +436,7 @@ fn client_memory_does_not_grow_with_the_run_length() {
     };
     let (short, long) = (rss("1s"), rss("6s"));
     assert!(
-        long <= short * 1.25 + 2048.0,
+        long <= short * 1.25 + 16_384.0,
         "peak client RSS grew from {short} KiB (1 s) to {long} KiB (6 s)"
     );
 }

@@ -2,6 +2,7 @@
 //! the process exit code. Errors carry theirs ([`crate::error`]).
 
 mod compare;
+mod doctor;
 mod merge;
 mod plot;
 mod report;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Plot(args)) => plot::run(&args),
         Some(Command::Merge(args)) => merge::run(&args),
         Some(Command::Report(args)) => report::run(&args),
+        Some(Command::Doctor(args)) => doctor::run(&args),
         Some(Command::Targets) => {
             let mut out = std::io::stdout().lock();
             for m in servers::Model::ALL {

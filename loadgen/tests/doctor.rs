@@ -1,0 +1,90 @@
+//! `loadgen doctor`: the probes run in bounded time and every finding says what, its
+//! value, why it matters and, where one exists, the fix; --tune and --reset round-trip.
+
+mod common;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// --tune changes (and --reset restores) a kernel setting the probes measure: the two tests
+/// take turns.
+static ALONE: Mutex<()> = Mutex::new(());
+
+#[test]
+fn doctor_measures_and_reads_the_machine_within_20_seconds() {
+    let _alone = ALONE.lock();
+    let json = temp_path("doctor.json");
+    let t = Instant::now();
+    let out = run(&["doctor", "--json", json.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(t.elapsed() < Duration::from_secs(20), "took {:?}", t.elapsed());
+    let v = read_json(&json);
+    let (p50, p99) = (
+        v["timer_late_p50_us"].as_f64().unwrap(),
+        v["timer_late_p99_us"].as_f64().unwrap(),
+    );
+    assert!(p50 >= 0.0 && p50 <= p99, "{p50} {p99}");
+    assert!(v["loopback_rtt"]["p50_us"].as_f64().unwrap() > 0.0);
+    let findings = v["findings"].as_array().unwrap();
+    for what in [
+        "timer wake-up lateness (every 100 µs)",
+        "idle driver",
+        "descriptor limit (soft / hard)",
+        "io_uring",
+    ] {
+        let f = findings
+            .iter()
+            .find(|f| f["what"] == what)
+            .unwrap_or_else(|| panic!("{what} missing"));
+        for key in ["value", "why", "fix", "severity"] {
+            assert!(f.get(key).is_some(), "{what}: no {key}");
+        }
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("timer wake-up lateness") && text.contains("why:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn tune_and_reset_round_trip_through_a_saved_state() {
+    let _alone = ALONE.lock();
+    let state = temp_path("doctor-state");
+    let _ = std::fs::remove_dir_all(&state);
+    let tune = loadgen()
+        .env("XDG_STATE_HOME", &state)
+        .args(["doctor", "--tune"])
+        .output()
+        .unwrap();
+    if !rustix::process::geteuid().is_root() {
+        assert_eq!(tune.status.code(), Some(2), "--tune needs root and says so");
+        return;
+    }
+    assert_eq!(tune.status.code(), Some(0), "{}", String::from_utf8_lossy(&tune.stderr));
+    assert!(state.join("echo-bench/doctor-saved.json").exists());
+    let reset = loadgen()
+        .env("XDG_STATE_HOME", &state)
+        .args(["doctor", "--reset"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        reset.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    assert!(
+        !state.join("echo-bench/doctor-saved.json").exists(),
+        "the saved state is used up"
+    );
+    let again = loadgen()
+        .env("XDG_STATE_HOME", &state)
+        .args(["doctor", "--reset"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2), "nothing saved: one clear line");
+    let _ = std::fs::remove_dir_all(&state);
+}
