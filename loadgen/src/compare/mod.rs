@@ -8,7 +8,9 @@
 //! configurations) are simultaneous: Bonferroni, each at 1 − 5%/m. The rule and its
 //! simulated error rates are in `docs/statistics.md`.
 
+mod environment;
 pub mod render;
+pub use environment::{environment_differences, ENVIRONMENT_COLUMNS};
 
 use std::collections::BTreeMap;
 
@@ -422,31 +424,6 @@ pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric], band_pct: f64) -> 
         environment: environment_differences(base, new),
         unkeyed,
     }
-}
-
-/// The manifest columns compared between the two sides of a comparison.
-pub const ENVIRONMENT_COLUMNS: [&str; 4] = ["host", "kernel", "cpus", "version"];
-
-/// How the environments of two reports differ: for each manifest column whose values differ,
-/// (column, base values, new values). Empty when both come from the same kind of setup.
-pub fn environment_differences(base: &[Row], new: &[Row]) -> Vec<(String, String, String)> {
-    let values = |rows: &[Row], col: &str| {
-        let mut v: Vec<String> = rows
-            .iter()
-            .map(|r| r.get(col).to_string())
-            .filter(|v| !v.is_empty())
-            .collect();
-        v.sort();
-        v.dedup();
-        v.join("/")
-    };
-    ENVIRONMENT_COLUMNS
-        .iter()
-        .filter_map(|&col| {
-            let (b, n) = (values(base, col), values(new, col));
-            (b != n && !b.is_empty() && !n.is_empty()).then(|| (col.to_string(), b, n))
-        })
-        .collect()
 }
 
 /// One value of the `--by` column relative to the baseline value, in one configuration.
