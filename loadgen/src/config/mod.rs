@@ -182,21 +182,7 @@ impl RunConfig {
         if let (Some(t), TargetSpec::Addr(_)) = (&load.server_threads, &target) {
             return Err(invalid("--server-workers", t, "only applies with --target"));
         }
-        let work = load
-            .work
-            .as_deref()
-            .map(|w| {
-                w.parse::<servers::work::WorkSpec>()
-                    .map_err(|e| invalid("--work", w, e.to_string()))
-            })
-            .transpose()?;
-        if let (Some(w), TargetSpec::Addr(_)) = (&load.work, &target) {
-            return Err(invalid(
-                "--work",
-                w,
-                "the work belongs to the server: start it with `echo-server --model M --work SPEC --msg-size B`, or use --target",
-            ));
-        }
+        let work = load.work.as_deref().map(|w| values::work(w, &target)).transpose()?;
         let duration = positive_duration("--duration", &load.duration)?;
         // --warmup auto: measure from the start for the duration plus a cap, and let MSER
         // cut the warm-up (at most the cap) at the end; the window keeps at least --duration.

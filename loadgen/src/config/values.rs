@@ -56,6 +56,19 @@ pub fn sock_buf(s: &str) -> Result<usize, Error> {
     }
 }
 
+/// `--work`: a server's per-message work, which only a server loadgen starts can take.
+pub fn work(s: &str, target: &super::TargetSpec) -> Result<servers::work::WorkSpec, Error> {
+    if let super::TargetSpec::Addr(_) = target {
+        return Err(invalid(
+            "--work",
+            s,
+            "the work belongs to the server: start it with `echo-server --model M --work SPEC --msg-size B`, or use --target",
+        ));
+    }
+    s.parse()
+        .map_err(|e: servers::work::BadWork| invalid("--work", s, e.to_string()))
+}
+
 /// `--engine`.
 pub fn engine(s: &str) -> Result<Engine, Error> {
     match s {
