@@ -495,6 +495,8 @@ fn a_short_run_marks_the_far_percentiles_not_estimable() {
     let v = read_json(&json);
     assert_eq!(v["not_estimable"], serde_json::json!(["p99.9", "p99.99"]));
     assert_eq!(v["latency"]["ci"]["p9999"], "not_estimable");
+    // Open loop knows the machine's timer floor (measured once per boot).
+    assert!(v["env"]["timer_late_p99_us"].as_f64().unwrap() > 0.0);
 }
 
 #[test]

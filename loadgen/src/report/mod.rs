@@ -89,6 +89,10 @@ pub struct Environment {
     /// Zero makes every timer wake-up of an idle client thread pay a VM exit (~30 µs here).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub halt_poll_ns: Option<u64>,
+    /// Open loop: this machine's timer floor, the p99 lateness of a timerfd armed every
+    /// 100 µs (measured once per boot, `loadgen doctor`'s probe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timer_late_p99_us: Option<f64>,
     /// CPUs the spawned server was pinned to, if any.
     pub pin_server: Option<Vec<usize>>,
     /// CPUs the client threads were pinned to, if any.
@@ -121,6 +125,7 @@ impl Environment {
             somaxconn: read("/proc/sys/net/core/somaxconn").parse().unwrap_or(0),
             cpuidle: read("/sys/devices/system/cpu/cpuidle/current_driver"),
             halt_poll_ns: read("/sys/module/haltpoll/parameters/guest_halt_poll_ns").parse().ok(),
+            timer_late_p99_us: None,
             pin_server: None,
             pin_client: None,
         }

@@ -38,6 +38,8 @@ pub(super) struct Parts<'a> {
     pub(super) tcp_retransmits: u64,
     /// Datagrams dropped by full UDP receive buffers on this machine during the run.
     pub(super) udp_rcvbuf_drops: u64,
+    /// Open loop: this machine's timer floor (p99 µs), which the pacing verdict speaks against.
+    pub(super) timer_floor_p99_us: Option<f64>,
 }
 
 /// What the client threads handed back, merged: connect and first-byte times, messages
@@ -168,6 +170,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
     let env = Environment {
         pin_server: cfg.pin_server.clone(),
         pin_client: cfg.pin_client.clone(),
+        timer_late_p99_us: p.timer_floor_p99_us,
         ..Environment::detect()
     };
     let warnings: Vec<String> = [
@@ -185,7 +188,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
             // Only `sleep` is as late as the wake-up of an idle vCPU (measured: halt polling
             // halved its lag, and left hybrid's, whose margin covers the median, as it was).
             let halt_poll_ns = env.halt_poll_ns.filter(|_| cfg.pacing == crate::config::Pacing::Sleep);
-            verdict::pacing_verdict(&p.total.client_lag, latency.p99_us, halt_poll_ns)
+            verdict::pacing_verdict(&p.total.client_lag, latency.p99_us, halt_poll_ns, p.timer_floor_p99_us)
         })
         .flatten(),
     ]

@@ -69,6 +69,9 @@ struct Observed {
 /// run end up in the report's status.
 pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     check_descriptors(cfg.my_conns(), cfg.threads)?;
+    // Open loop: the machine's timer floor, before the load (cached per boot after the first).
+    let open = cfg.rate.is_some() || matches!(cfg.churn, crate::config::Churn::ConnRate { .. });
+    let timer_floor_p99_us = open.then(crate::doctor::timer_floor).flatten();
     let started_at = SystemTime::now();
     let mut hlog = match &cfg.hdr_log {
         Some(path) => Some(HlogWriter::create(path, started_at)?),
@@ -215,6 +218,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         listen_overflows,
         tcp_retransmits,
         udp_rcvbuf_drops,
+        timer_floor_p99_us,
     });
     if let (Some(log), Some(offset)) = (hlog.as_mut(), offset) {
         // What merging shards needs besides the latency histograms: connect times and counts.

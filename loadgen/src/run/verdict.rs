@@ -177,6 +177,7 @@ pub(crate) fn pacing_verdict(
     client_lag: &hdrhistogram::Histogram<u64>,
     latency_p99_us: f64,
     halt_poll_ns: Option<u64>,
+    timer_floor_p99_us: Option<f64>,
 ) -> Option<String> {
     let client_lag_p99_us = client_lag.value_at_quantile(0.99) as f64 / 1000.0;
     let bar_ns = (CLIENT_LAG_SHARE * latency_p99_us * 1000.0) as u64;
@@ -188,14 +189,31 @@ pub(crate) fn pacing_verdict(
         } else {
             ""
         };
+        // Against the machine's floor: a lag at the timer's own lateness is the machine's;
+        // well beyond it, the client is short of CPU.
+        let floor = match timer_floor_p99_us.filter(|f| *f > 0.0) {
+            Some(f) if client_lag_p99_us <= FLOOR_FACTOR * f => format!(
+                "; that is {:.1}x this machine's timer floor (p99 {f:.1} us): at the machine's floor, only spinning \
+                 (--pacing spin) gets below it",
+                client_lag_p99_us / f
+            ),
+            Some(f) => format!(
+                "; that is {:.1}x this machine's timer floor (p99 {f:.1} us): the client is short of CPU",
+                client_lag_p99_us / f
+            ),
+            None => String::new(),
+        };
         format!(
             "the latency at this rate reflects the client's pacing: its own lag p99 {client_lag_p99_us:.1} us is {:.0}% of \
-             the corrected p99 {latency_p99_us:.1} us ({late} sends late by more than a tenth of it); try --pacing spin, \
+             the corrected p99 {latency_p99_us:.1} us ({late} sends late by more than a tenth of it){floor}; try --pacing spin, \
              more --threads, or --pin-client{vm}",
             100.0 * client_lag_p99_us / latency_p99_us
         )
     })
 }
+
+/// A client lag p99 up to this many times the machine's timer floor is the machine's.
+pub(crate) const FLOOR_FACTOR: f64 = 2.0;
 
 /// TCP's minimum retransmission timeout on Linux, ns.
 pub(crate) const MIN_RTO_NS: u64 = 200_000_000;
@@ -360,16 +378,18 @@ mod tests {
             h.record_n(20_000, n).unwrap();
             h
         };
-        assert!(pacing_verdict(&lag(20), 100.0, None).unwrap().contains("--pacing spin"));
-        assert!(!pacing_verdict(&lag(20), 100.0, Some(200_000))
+        assert!(pacing_verdict(&lag(20), 100.0, None, None)
+            .unwrap()
+            .contains("--pacing spin"));
+        assert!(!pacing_verdict(&lag(20), 100.0, Some(200_000), None)
             .unwrap()
             .contains("haltpoll"));
-        assert!(pacing_verdict(&lag(20), 100.0, Some(0))
+        assert!(pacing_verdict(&lag(20), 100.0, Some(0), None)
             .unwrap()
             .contains("guest_halt_poll_ns = 0"));
-        assert_eq!(pacing_verdict(&lag(0), 100.0, Some(0)), None, "on time");
+        assert_eq!(pacing_verdict(&lag(0), 100.0, Some(0), None), None, "on time");
         assert_eq!(
-            pacing_verdict(&lag(20), 1000.0, None),
+            pacing_verdict(&lag(20), 1000.0, None, None),
             None,
             "late by less than a tenth"
         );
@@ -378,7 +398,19 @@ mod tests {
         few.record_n(100, 247).unwrap();
         few.record_n(150_000, 3).unwrap();
         assert!(few.value_at_quantile(0.99) > 100_000);
-        assert_eq!(pacing_verdict(&few, 200.0, None), None);
+        assert_eq!(pacing_verdict(&few, 200.0, None, None), None);
+        // Against the machine's timer floor: 20 µs of lag at a 15 µs floor is the machine's;
+        // at a 2 µs floor it is the client's.
+        let at_floor = pacing_verdict(&lag(20), 100.0, None, Some(15.0)).unwrap();
+        assert!(
+            at_floor.contains("1.3x this machine's timer floor (p99 15.0 us): at the machine's floor"),
+            "{at_floor}"
+        );
+        let short = pacing_verdict(&lag(20), 100.0, None, Some(2.0)).unwrap();
+        assert!(
+            short.contains("10.0x this machine's timer floor (p99 2.0 us): the client is short of CPU"),
+            "{short}"
+        );
         let mut lossy = crate::record::new_histogram();
         lossy.record_n(30_000, 1000).unwrap();
         lossy.record_n(205_000_000, 20).unwrap();
