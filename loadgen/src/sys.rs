@@ -143,6 +143,27 @@ pub(crate) fn set_timer_slack(slack: Duration) {
     let _ = rustix::thread::set_current_timer_slack(NonZeroU64::new(slack.as_nanos() as u64));
 }
 
+/// TCP_INFO of a TCP socket: (retransmitted segments over its life, smoothed RTT in µs);
+/// `None` for a socket that is not TCP (Unix, UDP) or that is gone. rustix and socket2
+/// lack this option: one of the few direct libc calls.
+pub(crate) fn tcp_info(fd: std::os::fd::RawFd) -> Option<(u32, u32)> {
+    // SAFETY: tcp_info is plain old data; zeroed is a valid value of it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` and `len` are live locals of the sizes passed; the kernel writes at
+    // most `len` bytes and updates `len`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some((info.tcpi_total_retrans, info.tcpi_rtt))
+}
+
 /// A nonblocking, close-on-exec monotonic timerfd.
 pub(crate) fn timerfd() -> io::Result<OwnedFd> {
     rustix::time::timerfd_create(

@@ -18,7 +18,8 @@ status, host, kernel, cpus, version, raw_p50_us, raw_p99_us, fairness, \
 client_cpu_us_per_msg, server_cpu_us_per_msg, conns_opened, conn_rate_s, connect_p999_us, first_byte_p99_us, \
 client_lag_p99_us, procs, shard, lost, late, duplicates, reordered, engine, \
 p99_ci_lo_us, p99_ci_hi_us, steady, client_threads, server_workers, pacing, pin_server, pin_client, \
-sock_buf, server_procs, close, reconnect_every, conn_rate, msgs_per_conn, work";
+sock_buf, server_procs, close, reconnect_every, conn_rate, msgs_per_conn, work, \
+retransmits, tcp_rtt_p50_us";
 
 #[test]
 fn every_model_runs_and_reports_ok() {
@@ -106,6 +107,9 @@ fn csv_header_is_the_contract() {
     );
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["target"], "external");
+    // TCP_INFO of a quiet loopback run: nothing retransmitted, a positive RTT.
+    assert_eq!(num(&rows[0], "retransmits"), 0.0);
+    assert!(num(&rows[0], "tcp_rtt_p50_us") > 0.0);
     // The server listens in this test process, on this machine: found by its socket.
     assert!(
         num(&rows[0], "server_threads") >= 1.0,

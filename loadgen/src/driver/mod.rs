@@ -154,6 +154,17 @@ pub(crate) struct ThreadOutput {
     /// Wall time of it spent spinning to pace sends (`hybrid`, `spin`): CPU that is not
     /// work, so a spinning thread is not taken for a saturated one.
     pub(crate) window_spin: Duration,
+    /// TCP_INFO over the window (TCP connections only).
+    pub(crate) tcp: Option<TcpWindow>,
+}
+
+/// What TCP_INFO says about a thread's connections over the window.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TcpWindow {
+    /// Segments retransmitted inside the window, over the connections open at both ends.
+    pub(crate) retransmits: u64,
+    /// Each open connection's smoothed RTT at the window's end, µs.
+    pub(crate) rtt_us: Vec<u32>,
 }
 
 /// Splits the connection ids `ids` over `threads`: thread `t` gets `lo + t, lo + t +

@@ -4,7 +4,7 @@ use super::Report;
 use crate::record::Ci;
 
 /// The header, in order. Readers match columns by name; new columns go at the end.
-pub const HEADER: [&str; 78] = [
+pub const HEADER: [&str; 80] = [
     "schema",
     "timestamp",
     "label",
@@ -83,6 +83,8 @@ pub const HEADER: [&str; 78] = [
     "conn_rate",
     "msgs_per_conn",
     "work",
+    "retransmits",
+    "tcp_rtt_p50_us",
 ];
 
 fn f(v: f64, decimals: usize) -> String {
@@ -204,6 +206,8 @@ pub fn fields(r: &Report) -> [String; HEADER.len()] {
         opt(r.conn_rate, |(rate, _)| f(rate, 1)),
         opt(r.conn_rate, |(_, n)| n.to_string()),
         r.settings.work.clone().unwrap_or_default(),
+        opt(r.tcp, |t| t.retransmits.to_string()),
+        opt(r.tcp, |t| f(t.rtt_p50_us, 1)),
     ]
 }
 

@@ -156,6 +156,20 @@ pub struct Settings {
     pub seed: u64,
 }
 
+/// What TCP_INFO said about the client's TCP connections over the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct TcpStats {
+    /// Segments the client retransmitted inside the window (connections open at both ends
+    /// of it): exact even when the machine carries other traffic.
+    pub retransmits: u64,
+    /// Median of the connections' smoothed RTT at the window's end, µs.
+    pub rtt_p50_us: f64,
+    /// Its 99th percentile, µs.
+    pub rtt_p99_us: f64,
+    /// Connections read.
+    pub conns: usize,
+}
+
 /// Cost of the server process during the measured window (spawned servers only).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ServerCost {
@@ -289,6 +303,8 @@ pub struct Report {
     pub shard: Option<String>,
     /// The settings besides the configuration key.
     pub settings: Settings,
+    /// TCP_INFO of the client's connections (TCP only).
+    pub tcp: Option<TcpStats>,
     /// Outputs that could not be written, each named with its error (the run's exit code is
     /// then 1, whatever its status).
     pub output_errors: Vec<String>,
@@ -347,6 +363,7 @@ impl Report {
             engine: String::new(),
             shard: None,
             settings: Settings::default(),
+            tcp: None,
             output_errors: Vec::new(),
         }
     }

@@ -35,6 +35,7 @@ use super::datagram::{self, Window};
 use super::pacer::{self, Pacer, Wait};
 use super::timer::Timer;
 use super::uring_io::{Ready, UringIo};
+use super::TcpWindow;
 use super::{connect_phase_limit, Shared, ThreadOutput};
 use crate::config::{Churn, Engine, RunConfig};
 use crate::record::{new_histogram, Interval};
@@ -76,6 +77,8 @@ pub(super) struct Client<'a> {
     boundary_ns: u64,
     /// Thread CPU time when the measured window began.
     window_cpu_start: Option<Duration>,
+    /// TCP_INFO retransmissions of the open connections when the window started, by id.
+    retrans_start: Vec<(u32, u32)>,
     /// Time spent spinning to pace sends in the measured window, ns.
     window_spin_ns: u64,
     /// Round trips per connection life (`u64::MAX`: no churn).
@@ -198,6 +201,7 @@ impl<'a> Client<'a> {
             connect_hist: new_histogram(),
             boundary_ns: warm_ns,
             window_cpu_start: None,
+            retrans_start: Vec::new(),
             window_spin_ns: 0,
             lifetime: cfg.churn.lifetime(),
             arrivals,
@@ -247,6 +251,7 @@ impl<'a> Client<'a> {
             .window_cpu_start
             .map_or(Duration::ZERO, |c| thread_cpu().saturating_sub(c));
         self.flush_interval(None);
+        let tcp = self.tcp_window();
         let per_conn = self.conns.iter().map(|c| (c.id, c.msgs)).collect();
         let up = self.conns.iter().filter(|c| matches!(c.link, Link::Up)).count();
         self.shared.up.fetch_sub(up, Ordering::Relaxed);
@@ -258,6 +263,37 @@ impl<'a> Client<'a> {
             per_conn,
             window_cpu,
             window_spin: Duration::from_nanos(self.window_spin_ns),
+            tcp,
+        })
+    }
+
+    /// (id, retransmissions over its life, smoothed RTT µs) of every open TCP connection.
+    fn tcp_infos(&self) -> impl Iterator<Item = (u32, u32, u32)> + '_ {
+        self.conns.iter().filter_map(|c| {
+            let sock = c.sock.as_ref().filter(|_| matches!(c.link, Link::Up))?;
+            let (retrans, rtt) = crate::sys::tcp_info(sock.fd())?;
+            Some((c.id, retrans, rtt))
+        })
+    }
+
+    /// TCP_INFO over the window: retransmissions of the connections open at both its ends,
+    /// and every open connection's smoothed RTT at its end. `None` without TCP connections.
+    fn tcp_window(&self) -> Option<TcpWindow> {
+        let end: Vec<(u32, u32, u32)> = self.tcp_infos().collect();
+        if end.is_empty() {
+            return None;
+        }
+        let retransmits = end
+            .iter()
+            .filter_map(|&(id, retrans, _)| {
+                let k = self.retrans_start.binary_search_by_key(&id, |&(i, _)| i).ok()?;
+                // A connection reopened meanwhile starts again from 0: not counted.
+                Some(u64::from(retrans.saturating_sub(self.retrans_start[k].1)))
+            })
+            .sum();
+        Some(TcpWindow {
+            retransmits,
+            rtt_us: end.iter().map(|&(_, _, rtt)| rtt).collect(),
         })
     }
 
@@ -309,6 +345,8 @@ impl<'a> Client<'a> {
             if flushed {
                 if self.window_cpu_start.is_none() {
                     self.window_cpu_start = Some(thread_cpu());
+                    // Once per run, not per message: the window's starting point of TCP_INFO.
+                    self.retrans_start = self.tcp_infos().map(|(id, retrans, _)| (id, retrans)).collect();
                 }
                 self.flush_interval(Some(t));
             }
