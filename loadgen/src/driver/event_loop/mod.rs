@@ -29,13 +29,13 @@ use servers::ListenAddr;
 
 mod lifecycle;
 mod sending;
+mod tcp;
 
 use super::conn::{Conn, Ctx, Link};
 use super::datagram::{self, Window};
 use super::pacer::{self, Pacer, Wait};
 use super::timer::Timer;
 use super::uring_io::{Ready, UringIo};
-use super::TcpWindow;
 use super::{connect_phase_limit, Shared, ThreadOutput};
 use crate::config::{Churn, Engine, RunConfig};
 use crate::record::{new_histogram, Interval};
@@ -264,36 +264,6 @@ impl<'a> Client<'a> {
             window_cpu,
             window_spin: Duration::from_nanos(self.window_spin_ns),
             tcp,
-        })
-    }
-
-    /// (id, retransmissions over its life, smoothed RTT µs) of every open TCP connection.
-    fn tcp_infos(&self) -> impl Iterator<Item = (u32, u32, u32)> + '_ {
-        self.conns.iter().filter_map(|c| {
-            let sock = c.sock.as_ref().filter(|_| matches!(c.link, Link::Up))?;
-            let (retrans, rtt) = crate::sys::tcp_info(sock.fd())?;
-            Some((c.id, retrans, rtt))
-        })
-    }
-
-    /// TCP_INFO over the window: retransmissions of the connections open at both its ends,
-    /// and every open connection's smoothed RTT at its end. `None` without TCP connections.
-    fn tcp_window(&self) -> Option<TcpWindow> {
-        let end: Vec<(u32, u32, u32)> = self.tcp_infos().collect();
-        if end.is_empty() {
-            return None;
-        }
-        let retransmits = end
-            .iter()
-            .filter_map(|&(id, retrans, _)| {
-                let k = self.retrans_start.binary_search_by_key(&id, |&(i, _)| i).ok()?;
-                // A connection reopened meanwhile starts again from 0: not counted.
-                Some(u64::from(retrans.saturating_sub(self.retrans_start[k].1)))
-            })
-            .sum();
-        Some(TcpWindow {
-            retransmits,
-            rtt_us: end.iter().map(|&(_, _, rtt)| rtt).collect(),
         })
     }
 
