@@ -49,6 +49,8 @@ pub enum Command {
     Report(ReportArgs),
     /// What limits precision and scale on this machine, measured and read (about 10 s).
     Doctor(DoctorArgs),
+    /// Serve the server host's costs (Prometheus text) for `loadgen --agent` on another host.
+    Agent(AgentArgs),
     /// List the server models `--target` can start.
     Targets,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
@@ -94,6 +96,13 @@ pub struct RunArgs {
     /// With `--rate auto`: the latency objective, PERCENTILE=BOUND, e.g. p99=1ms, p99.9=500us.
     #[arg(help_heading = "Open loop", long, value_name = "SLO")]
     pub slo: Option<String>,
+    /// With --addr to a server on another host: read its cost from the `loadgen agent` at
+    /// ADDR (HOST:PORT) at the window's start and end.
+    #[arg(help_heading = "Target", long, value_name = "ADDR", requires = "addr")]
+    pub agent: Option<String>,
+    /// With --agent: a file holding the agent's bearer token.
+    #[arg(help_heading = "Target", long, value_name = "FILE", requires = "agent")]
+    pub agent_token: Option<PathBuf>,
     /// With --addr: the server's process id, so its CPU, memory and threads are measured too.
     #[arg(help_heading = "Target", long, value_name = "PID", requires = "addr")]
     pub server_pid: Option<u32>,
@@ -300,6 +309,23 @@ pub struct PlotArgs {
     /// Chart title.
     #[arg(long)]
     pub title: Option<String>,
+}
+
+/// Flags of `agent`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Where to listen (HOST:PORT).
+    #[arg(long, value_name = "ADDR", default_value = crate::agent::DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Listen on an address other than loopback (the metrics then reach the network).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// A file holding the bearer token every request must carry.
+    #[arg(long, value_name = "FILE")]
+    pub token: Option<PathBuf>,
+    /// The server port to report when a request names none (`?port=N`).
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
 }
 
 /// Flags of `doctor`.

@@ -129,7 +129,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         shards.push(child);
     }
     let server_pid = target.server.as_ref().map(|s| s.pid());
-    let mut cost = Cost::new(server_pid);
+    let mut cost = Cost::new(server_pid.map(crate::run::cost::ServerProbe::Local));
     let window = (start + cfg.warmup, start + cfg.warmup + cfg.duration);
     let interrupted = crate::signals::flag();
     let mut stop_reason = None;

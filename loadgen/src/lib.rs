@@ -8,6 +8,7 @@
 //! The binary is [`commands::run`] behind a thin `main`; the modules the benches and the
 //! integration tests use are public, the rest is crate-private.
 
+pub mod agent;
 pub mod capacity;
 pub mod cli;
 pub mod commands;

@@ -1,6 +1,7 @@
 //! The commands, one file each: parse-free, they take checked or raw arguments and return
 //! the process exit code. Errors carry theirs ([`crate::error`]).
 
+mod agent;
 mod compare;
 mod doctor;
 mod merge;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Merge(args)) => merge::run(&args),
         Some(Command::Report(args)) => report::run(&args),
         Some(Command::Doctor(args)) => doctor::run(&args),
+        Some(Command::Agent(args)) => agent::run(&args),
         Some(Command::Targets) => {
             let mut out = std::io::stdout().lock();
             for m in servers::Model::ALL {

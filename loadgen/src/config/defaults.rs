@@ -42,3 +42,44 @@ pub fn pool_workers(conns: usize, server_procs: u32) -> u32 {
     let per_proc = if procs > 1 { conns * 6 / (5 * procs) + 16 } else { conns };
     per_proc.min(budget).max(1) as u32
 }
+
+/// `--agent ADDR` and its `--agent-token FILE`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentTarget {
+    /// The agent's HOST:PORT.
+    pub addr: String,
+    /// The bearer token read from the file.
+    pub token: Option<String>,
+}
+
+/// Reads `--agent` and `--agent-token` of a run.
+pub(super) fn agent_target(a: &crate::cli::RunArgs) -> Result<Option<AgentTarget>, crate::error::Error> {
+    let Some(addr) = &a.agent else { return Ok(None) };
+    if a.target.is_some() {
+        // A spawned server is read from /proc directly; an agent reading it too would be
+        // a second, slower source of the same numbers.
+        return Err(crate::error::flag_error(
+            "--agent",
+            addr,
+            "reads a server on another host: use it with --addr, not --target (whose server is read directly)",
+        ));
+    }
+    if addr.parse::<std::net::SocketAddr>().is_err()
+        && addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none()
+    {
+        return Err(crate::error::flag_error(
+            "--agent",
+            addr,
+            "expected HOST:PORT, e.g. 10.0.0.2:9464",
+        ));
+    }
+    let token = a
+        .agent_token
+        .as_ref()
+        .map(|p| crate::agent::read_token("--agent-token", p))
+        .transpose()?;
+    Ok(Some(AgentTarget {
+        addr: addr.clone(),
+        token,
+    }))
+}

@@ -13,7 +13,8 @@ mod defaults;
 mod kinds;
 mod parse;
 pub mod values;
-pub use defaults::{default_threads, pool_workers, WARMUP_AUTO_CAP};
+use defaults::agent_target;
+pub use defaults::{default_threads, pool_workers, AgentTarget, WARMUP_AUTO_CAP};
 
 pub use kinds::{
     Churn, CloseMode, Engine, Pacing, Shard, SockKind, DEFAULT_TIMEOUT, DEFAULT_UDP_TIMEOUT, MAX_UDP_PAYLOAD_V4,
@@ -68,6 +69,8 @@ pub struct RunConfig {
     /// `--warmup auto`: the most warm-up MSER may cut from the start of the window (the
     /// run is made this much longer, and `warmup` is zero); `None` for a fixed warm-up.
     pub warmup_auto: Option<Duration>,
+    /// `--agent`: read the server's cost from a `loadgen agent` on its host.
+    pub agent: Option<AgentTarget>,
     /// `--work`: the spawned server's per-message work.
     pub work: Option<servers::work::WorkSpec>,
     /// `--seed`: of every random choice.
@@ -201,6 +204,7 @@ impl RunConfig {
             rate: None,
             search: None,
             work,
+            agent: None,
             seed: load.seed,
             threads,
             threads_default,
@@ -475,6 +479,7 @@ impl TryFrom<&RunArgs> for RunConfig {
             hdr_log: a.hdr_log.clone(),
             quiet: a.quiet,
             bind,
+            agent: agent_target(a)?,
             server_threads: base.server_threads.or_else(|| {
                 matches!(base.target, TargetSpec::Model(Model::ThreadPool))
                     .then(|| pool_workers(conns, base.server_procs))

@@ -11,10 +11,36 @@ use crate::sys::{self, SelfUsage};
 /// One reading of both sides.
 type Reading = (SelfUsage, Option<ProcSample>);
 
+/// Where the server's readings come from.
+#[derive(Debug, Clone)]
+pub(crate) enum ServerProbe {
+    /// A process on this machine: `/proc/<pid>`, sampled as the run goes.
+    Local(u32),
+    /// A `loadgen agent` on the server's host, read at the window's start and end only.
+    Agent {
+        /// The agent's address.
+        addr: String,
+        /// The server's port on its host.
+        port: u16,
+        /// The bearer token, if the agent wants one.
+        token: Option<String>,
+    },
+}
+
+impl ServerProbe {
+    fn sample(&self) -> Option<ProcSample> {
+        match self {
+            ServerProbe::Local(pid) => proc::sample(*pid),
+            // An unreachable agent is an empty reading, never a failed run.
+            ServerProbe::Agent { addr, port, token } => crate::agent::read(addr, *port, token.as_deref()).ok(),
+        }
+    }
+}
+
 /// Readings taken as the run goes.
 #[derive(Debug)]
 pub(crate) struct Cost {
-    server_pid: Option<u32>,
+    server: Option<ServerProbe>,
     at_start: Option<Reading>,
     at_end: Option<Reading>,
     last_server: Option<ProcSample>,
@@ -22,10 +48,10 @@ pub(crate) struct Cost {
 }
 
 impl Cost {
-    /// Readings of this process and of the server `server_pid`, when known.
-    pub(crate) fn new(server_pid: Option<u32>) -> Self {
+    /// Readings of this process and of the server, when it can be read.
+    pub(crate) fn new(server: Option<ServerProbe>) -> Self {
         Cost {
-            server_pid,
+            server,
             at_start: None,
             at_end: None,
             last_server: None,
@@ -34,13 +60,20 @@ impl Cost {
     }
 
     fn read(&self) -> Reading {
-        (sys::self_usage(), self.server_pid.and_then(proc::sample))
+        (sys::self_usage(), self.server.as_ref().and_then(ServerProbe::sample))
     }
 
     /// Samples the server (peak threads); takes the window readings when their time has
     /// come. Returns the next instant it needs a reading at, if any is still to come.
     pub(crate) fn tick(&mut self, now: Instant, window: Option<(Instant, Instant)>) -> Option<Instant> {
-        if let Some(s) = self.server_pid.and_then(proc::sample) {
+        // A local process is sampled every tick (its peak thread count); an agent only at
+        // the window's ends (two requests a run).
+        if let Some(s) = self
+            .server
+            .as_ref()
+            .filter(|p| matches!(p, ServerProbe::Local(_)))
+            .and_then(ServerProbe::sample)
+        {
             self.peak_threads = self.peak_threads.max(s.threads);
             self.last_server = Some(s);
         }
@@ -50,14 +83,24 @@ impl Cost {
                 return Some(start);
             }
             self.at_start = Some(self.read());
+            self.note_threads(self.at_start);
         }
         if self.at_end.is_none() {
             if now < end {
                 return Some(end);
             }
             self.at_end = Some(self.read());
+            self.note_threads(self.at_end);
         }
         None
+    }
+
+    /// Keeps the peak thread count and the last reading of a window reading.
+    fn note_threads(&mut self, reading: Option<Reading>) {
+        if let Some(s) = reading.and_then(|r| r.1) {
+            self.peak_threads = self.peak_threads.max(s.threads);
+            self.last_server = Some(s);
+        }
     }
 
     /// The cost once the run is over: (client CPU seconds in the window, client peak RSS
@@ -65,13 +108,15 @@ impl Cost {
     pub(crate) fn finish(&mut self) -> (f64, u64, Option<ServerCost>) {
         let now = (
             sys::self_usage(),
-            self.server_pid.and_then(proc::sample).or(self.last_server),
+            // The run can end before the tick that was due at the window's end: read now
+            // (an agent too), falling back on the last reading.
+            self.server.as_ref().and_then(ServerProbe::sample).or(self.last_server),
         );
         let end = self.at_end.unwrap_or(now);
         let client_cpu_s = self
             .at_start
             .map_or(0.0, |(a, _)| end.0.cpu.saturating_sub(a.cpu).as_secs_f64());
-        let server = self.server_pid.map(|_| ServerCost {
+        let server = self.server.as_ref().map(|_| ServerCost {
             // Unknown (empty), not zero, when either end of the window could not be read.
             cpu_s: match (self.at_start.and_then(|s| s.1), end.1) {
                 (Some(a), Some(b)) => Some((b.cpu_s - a.cpu_s).max(0.0)),

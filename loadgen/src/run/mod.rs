@@ -100,17 +100,26 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         }
     });
     let shared = Shared::new(plan.len(), start_at);
-    let (server_pid, server_source) = match (&target.server, cfg.server_pid) {
-        (Some(child), _) => (Some(child.pid()), None),
-        (None, Some(pid)) => (Some(pid), Some(format!("pid {pid}, from --server-pid"))),
-        (None, None) => match crate::proc::find_listener(&target.addr) {
-            Some(l) => (
-                Some(l.pid),
-                Some(format!("pid {} ({}), found by its listening socket", l.pid, l.command)),
-            ),
-            None => (None, None),
-        },
-    };
+    let (server_probe, server_source) = server_probe(cfg, &target);
+    if let Some(cost::ServerProbe::Agent { addr, port, token }) = &server_probe {
+        // Before the load: a wrong token is the user's to fix (exit 2); an agent out of
+        // reach only leaves the server's cost empty.
+        match crate::agent::read(addr, *port, token.as_deref()) {
+            Err(crate::agent::AgentError::Unauthorized) => {
+                return Err(crate::error::Error::Input(format!(
+                    "--agent {addr}: the agent refused the request (401): give its token with --agent-token FILE"
+                ))
+                .into())
+            }
+            Err(crate::agent::AgentError::Unreachable(why)) => {
+                eprintln!("WARNING: the agent at {addr} cannot be read ({why}): the server's cost stays empty")
+            }
+            Err(crate::agent::AgentError::NoServer) => {
+                eprintln!("WARNING: the agent at {addr} finds nothing listening on port {port}: the server's cost stays empty")
+            }
+            Ok(_) => {}
+        }
+    }
 
     let addr = target.addr.clone();
     let (tx, rx) = mpsc::channel::<Interval>();
@@ -141,7 +150,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         let mut seen = Observed {
             agg: Aggregator::new(handles.len()).holding(warmup::intervals_to_hold(cfg)),
             watch: Watch::new(),
-            cost: Cost::new(server_pid),
+            cost: Cost::new(server_probe),
             outputs: Vec::new(),
             thread_error: None,
         };
@@ -241,6 +250,38 @@ fn drain(rx: &Receiver<Interval>, agg: &mut Aggregator, shared: &Shared, threads
     for iv in rx.try_iter() {
         agg.add(&iv);
         shared.recycle(iv, threads);
+    }
+}
+
+/// Where the server's cost is read: the spawned child, `--server-pid`, a `loadgen agent`
+/// on its host (`--agent`), or the process found listening on this machine; and how it was
+/// found, for the summary.
+pub(crate) fn server_probe(
+    cfg: &RunConfig,
+    target: &crate::target::Target,
+) -> (Option<cost::ServerProbe>, Option<String>) {
+    use cost::ServerProbe;
+    match (&target.server, cfg.server_pid, &cfg.agent) {
+        (Some(child), _, _) => (Some(ServerProbe::Local(child.pid())), None),
+        (None, Some(pid), _) => (
+            Some(ServerProbe::Local(pid)),
+            Some(format!("pid {pid}, from --server-pid")),
+        ),
+        (None, None, Some(agent)) => (
+            Some(ServerProbe::Agent {
+                addr: agent.addr.clone(),
+                port: target.addr.socket_addr().map_or(0, |a| a.port()),
+                token: agent.token.clone(),
+            }),
+            Some(format!("from the agent at {}", agent.addr)),
+        ),
+        (None, None, None) => match crate::proc::find_listener(&target.addr) {
+            Some(l) => (
+                Some(ServerProbe::Local(l.pid)),
+                Some(format!("pid {} ({}), found by its listening socket", l.pid, l.command)),
+            ),
+            None => (None, None),
+        },
     }
 }
 

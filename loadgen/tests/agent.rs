@@ -1,0 +1,157 @@
+//! `loadgen agent` and `--agent`: the server's cost read from its host's agent (here the
+//! same machine, over loopback), the exposition format, the token, bad requests.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+
+/// An agent on 127.0.0.1:0 with `extra` flags; (child, its address).
+fn agent(extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["agent", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().strip_prefix("listening ").unwrap().to_string();
+    (child, addr)
+}
+
+/// A raw HTTP request to `addr`; the whole response.
+fn http(addr: &str, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn loadgen_reads_the_servers_cost_from_the_agent() {
+    let mut cmd = loadgen();
+    cmd.args(["serve", "--model", "mio", "--addr", "127.0.0.1:0"]);
+    let server = testkit::ServerProcess::spawn(&mut cmd);
+    let (mut agent, at) = agent(&[]);
+    let port = server.addr.port();
+    // The exposition parses with a Prometheus text-format parser.
+    let body = http(&at, &format!("GET /metrics?port={port} HTTP/1.0\r\n\r\n"));
+    let text = body.split("\r\n\r\n").nth(1).unwrap().to_string();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    for name in [
+        "process_cpu_seconds_total",
+        "process_threads",
+        "process_open_fds",
+        "node_cpu_seconds_total",
+    ] {
+        assert!(
+            scrape.samples.iter().any(|s| s.metric == name),
+            "{name} missing: {text}"
+        );
+    }
+    let json = temp_path("agent.json");
+    let (code, row) = run_for_row(
+        "agent.csv",
+        &[
+            "--addr",
+            &server.addr.to_string(),
+            "--agent",
+            &at,
+            "-c",
+            "4",
+            "-d",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0));
+    assert!(
+        num(&row, "server_cpu_s") > 0.0 && num(&row, "server_cpu_us_per_msg") > 0.0,
+        "{row:?}"
+    );
+    assert!(num(&row, "server_threads") >= 1.0 && num(&row, "server_rss_kib") > 0.0);
+    assert!(read_json(&json)["server_source"].as_str().unwrap().contains("agent"));
+    let _ = agent.kill();
+    let _ = agent.wait();
+}
+
+#[test]
+fn the_agent_answers_only_metrics_wants_its_token_and_stays_up() {
+    let token = temp_path("agent-token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let (mut agent, at) = agent(&["--token", token.to_str().unwrap()]);
+    assert!(http(&at, "GET /metrics HTTP/1.0\r\n\r\n").starts_with("HTTP/1.0 401"));
+    assert!(http(&at, "GET /metrics HTTP/1.0\r\nAuthorization: Bearer s3cret\r\n\r\n").contains(" 200 "));
+    assert!(http(&at, "GET /etc/passwd HTTP/1.0\r\nAuthorization: Bearer s3cret\r\n\r\n").contains(" 404 "));
+    assert!(http(&at, "POST /metrics HTTP/1.0\r\nAuthorization: Bearer s3cret\r\n\r\n").contains(" 405 "));
+    // A huge header and a client that never finishes its request do not take it down.
+    let huge = format!("GET /metrics HTTP/1.0\r\nX-Big: {}\r\n\r\n", "a".repeat(200_000));
+    let _ = http(&at, &huge);
+    let slow = TcpStream::connect(&at).unwrap();
+    (&slow).write_all(b"GET /met").unwrap();
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            let at = at.clone();
+            std::thread::spawn(move || http(&at, "GET /metrics HTTP/1.0\r\nAuthorization: Bearer s3cret\r\n\r\n"))
+        })
+        .collect();
+    for c in clients {
+        assert!(c.join().unwrap().contains("node_cpu_seconds_total"));
+    }
+    drop(slow);
+    // loadgen with a wrong token: one clear line, exit 2.
+    let mut cmd = loadgen();
+    cmd.args(["serve", "--model", "mio", "--addr", "127.0.0.1:0"]);
+    let server = testkit::ServerProcess::spawn(&mut cmd);
+    let wrong = temp_path("wrong-token");
+    std::fs::write(&wrong, "nope").unwrap();
+    let out = run(&[
+        "--addr",
+        &server.addr.to_string(),
+        "--agent",
+        &at,
+        "--agent-token",
+        wrong.to_str().unwrap(),
+        "-d",
+        "200ms",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--agent-token"));
+    let _ = agent.kill();
+    let _ = agent.wait();
+}
+
+#[test]
+fn a_non_loopback_listen_needs_allow_remote() {
+    let out = run(&["agent", "--listen", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--listen") && err.contains("--allow-remote"), "{err}");
+}
+
+#[test]
+fn agent_with_a_spawned_server_is_refused() {
+    let out = run(&["--target", "mio", "--agent", "127.0.0.1:9464", "-d", "200ms"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--agent") && err.contains("--addr"), "{err}");
+}
+
+#[test]
+fn an_empty_token_file_is_refused() {
+    let empty = temp_path("empty-token");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = run(&["agent", "--token", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--token"));
+}
