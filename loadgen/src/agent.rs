@@ -31,6 +31,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::proc::ProcSample;
+use crate::report::HostCpu;
 
 /// The agent's default address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -107,8 +108,8 @@ pub fn metrics_text(port: Option<u16>) -> String {
 /// The server process listening on `port` of this host, and its reading.
 fn server_sample(port: u16) -> Option<(u32, ProcSample)> {
     let addr = servers::ListenAddr::Tcp(SocketAddr::from(([0, 0, 0, 0], port)));
-    let listener = crate::proc::find_listener(&addr)
-        .or_else(|| crate::proc::find_listener(&servers::ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], port)))))?;
+    // 0.0.0.0: the listener on that port whatever address it is bound to.
+    let listener = crate::proc::find_listener(&addr)?;
     Some((listener.pid, crate::proc::sample(listener.pid)?))
 }
 
@@ -250,6 +251,31 @@ pub(crate) fn parse(text: &str) -> Option<ProcSample> {
         cpu_s: value("process_cpu_seconds_total")?,
         peak_rss_kib: (value("process_resident_memory_max_bytes")? / 1024.0) as u64,
         threads: value("process_threads")? as u64,
+        host: host_modes(&scrape),
+    })
+}
+
+/// The host's CPU by mode from the `node_cpu_seconds_total{mode}` samples, when all the
+/// modes it sums are there.
+fn host_modes(scrape: &prometheus_parse::Scrape) -> Option<HostCpu> {
+    let mode = |m: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "node_cpu_seconds_total" && s.labels.get("mode") == Some(m))
+            .and_then(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => Some(v),
+                _ => None,
+            })
+    };
+    Some(HostCpu {
+        user_s: mode("user")? + mode("nice")?,
+        system_s: mode("system")?,
+        softirq_s: mode("softirq")?,
+        irq_s: mode("irq")?,
+        idle_s: mode("idle")? + mode("iowait")?,
     })
 }
 
@@ -263,5 +289,8 @@ mod tests {
         assert!(text.contains("node_cpu_seconds_total{mode=\"user\"}"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
         assert!(parse(&text).is_none());
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+        let host = host_modes(&scrape).unwrap();
+        assert!(host.user_s > 0.0 && host.idle_s > 0.0, "{host:?}");
     }
 }

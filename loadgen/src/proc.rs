@@ -17,6 +17,8 @@ pub(crate) struct ProcSample {
     pub(crate) peak_rss_kib: u64,
     /// Threads now.
     pub(crate) threads: u64,
+    /// The host's CPU by mode so far (from an agent only).
+    pub(crate) host: Option<crate::report::HostCpu>,
 }
 
 /// Reads `/proc/<pid>/stat` and `/proc/<pid>/status` of `pid` and of its child processes
@@ -73,6 +75,7 @@ fn parse(stat: &str, status: &str) -> Option<ProcSample> {
         // never a zero that reads as measured.
         peak_rss_kib: field("VmHWM:")?,
         threads: field("Threads:")?,
+        host: None,
     })
 }
 
@@ -192,7 +195,9 @@ fn tcp_listen_inode(addr: SocketAddr) -> Option<u64> {
     let listening = |e: &&procfs::net::TcpNetEntry| {
         e.state == procfs::net::TcpState::Listen
             && e.local_address.port() == addr.port()
-            && (e.local_address.ip() == addr.ip() || e.local_address.ip().is_unspecified())
+            // An unspecified `addr` (the agent's by-port lookup) matches a listener on any
+            // address of this host; a wildcard listener matches any `addr`.
+            && (e.local_address.ip() == addr.ip() || e.local_address.ip().is_unspecified() || addr.ip().is_unspecified())
     };
     if let Some(e) = table.ok()?.iter().find(listening) {
         return Some(e.inode);

@@ -11,18 +11,29 @@ use common::*;
 
 /// An agent on 127.0.0.1:0 with `extra` flags; (child, its address).
 fn agent(extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["agent", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    cmd.args(["agent", "--listen", "127.0.0.1:0"]).args(extra);
+    start_agent(cmd)
+}
+
+/// Starts the agent `cmd` and reads the address it listens at from its first line.
+fn start_agent(mut cmd: Command) -> (Child, String) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let addr = line.trim().strip_prefix("listening ").unwrap().to_string();
     (child, addr)
+}
+
+/// The flags of a short run against `server`, reading the agent at `at`.
+fn load_args(server: &str, at: &str) -> Vec<String> {
+    [
+        "--addr", server, "--agent", at, "-c", "4", "-d", "1s", "--warmup", "200ms",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// A raw HTTP request to `addr`; the whole response.
@@ -57,23 +68,10 @@ fn loadgen_reads_the_servers_cost_from_the_agent() {
         );
     }
     let json = temp_path("agent.json");
-    let (code, row) = run_for_row(
-        "agent.csv",
-        &[
-            "--addr",
-            &server.addr.to_string(),
-            "--agent",
-            &at,
-            "-c",
-            "4",
-            "-d",
-            "1s",
-            "--warmup",
-            "200ms",
-            "--json",
-            json.to_str().unwrap(),
-        ],
-    );
+    let mut args = load_args(&server.addr.to_string(), &at);
+    args.extend(["--json".to_string(), json.to_str().unwrap().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, row) = run_for_row("agent.csv", &args);
     assert_eq!(code, Some(0));
     assert!(
         num(&row, "server_cpu_s") > 0.0 && num(&row, "server_cpu_us_per_msg") > 0.0,
@@ -154,4 +152,56 @@ fn an_empty_token_file_is_refused() {
     let out = run(&["agent", "--token", empty.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--token"));
+}
+
+/// Two network namespaces standing in for hosts: the server's runs `loadgen serve` and the
+/// agent on its veth address; the client's loads it and reads the agent across the link.
+#[test]
+fn a_server_on_another_host_is_costed_through_its_agent() {
+    let hosts = match testkit::netns::Hosts::create(1) {
+        Ok(h) => h,
+        Err(why) => {
+            testkit::skip("a_server_on_another_host_is_costed_through_its_agent", &why);
+            return;
+        }
+    };
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_loadgen"));
+    let (ns, server_ip) = hosts.clients[0].clone();
+    let mut serve = testkit::netns::Hosts::command(&hosts.server, exe);
+    serve.args(["serve", "--model", "mio", "--addr", &format!("{server_ip}:0")]);
+    let server = testkit::ServerProcess::spawn(&mut serve);
+    let mut cmd = testkit::netns::Hosts::command(&hosts.server, exe);
+    cmd.args(["agent", "--allow-remote", "--listen", &format!("{server_ip}:0")]);
+    let (mut agent, at) = start_agent(cmd);
+    let csv = temp_path("netns-agent.csv");
+    let json = temp_path("netns-agent.json");
+    let out = testkit::netns::Hosts::command(&ns, exe)
+        .args(load_args(&server.addr.to_string(), &at))
+        .args(["-q", "--csv", csv.to_str().unwrap()])
+        .args(["--json", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, rows) = read_csv(&csv);
+    let row = &rows[0];
+    assert!(
+        num(row, "server_cpu_s") > 0.0 && num(row, "server_cpu_us_per_msg") > 0.0,
+        "{row:?}"
+    );
+    assert!(
+        num(row, "server_threads") >= 1.0 && num(row, "server_rss_kib") > 0.0,
+        "{row:?}"
+    );
+    let report = read_json(&json);
+    let host = &report["server"]["host_cpu"];
+    assert!(
+        host["user_s"].as_f64().unwrap() + host["system_s"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(
+        host["softirq_s"].as_f64().is_some() && host["irq_s"].as_f64().is_some(),
+        "{report}"
+    );
 }

@@ -180,6 +180,50 @@ pub struct ServerCost {
     pub peak_rss_kib: Option<u64>,
     /// Peak thread count (`None`: never read).
     pub peak_threads: Option<u64>,
+    /// The server host's CPU seconds by mode inside the window, summed over its CPUs
+    /// (read from a `loadgen agent` only: netperf's remote service demand, neper's `-S`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cpu: Option<HostCpu>,
+}
+
+/// CPU seconds of a host by mode (`node_cpu_seconds_total`), summed over its CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct HostCpu {
+    /// User mode (nice included).
+    pub user_s: f64,
+    /// System mode.
+    pub system_s: f64,
+    /// Software interrupts: on a server host, mostly the network stack's receive work.
+    pub softirq_s: f64,
+    /// Hardware interrupts.
+    pub irq_s: f64,
+    /// Idle (iowait included).
+    pub idle_s: f64,
+}
+
+impl HostCpu {
+    /// Every mode times `k` (the share of a window kept after an automatic warm-up cut).
+    pub fn scaled(&self, k: f64) -> HostCpu {
+        HostCpu {
+            user_s: self.user_s * k,
+            system_s: self.system_s * k,
+            softirq_s: self.softirq_s * k,
+            irq_s: self.irq_s * k,
+            idle_s: self.idle_s * k,
+        }
+    }
+
+    /// `self - earlier`, mode by mode (never below zero).
+    pub fn since(&self, earlier: &HostCpu) -> HostCpu {
+        let d = |a: f64, b: f64| (a - b).max(0.0);
+        HostCpu {
+            user_s: d(self.user_s, earlier.user_s),
+            system_s: d(self.system_s, earlier.system_s),
+            softirq_s: d(self.softirq_s, earlier.softirq_s),
+            irq_s: d(self.irq_s, earlier.irq_s),
+            idle_s: d(self.idle_s, earlier.idle_s),
+        }
+    }
 }
 
 /// One interval of the measured window (merged over threads).

@@ -303,6 +303,14 @@ fn server(o: &mut String, r: &Report) {
                 s.peak_rss_kib.map_or("unknown".into(), |v| format!("{v} KiB")),
                 s.peak_threads.map_or("unknown".into(), |v| v.to_string())
             );
+            if let Some(h) = s.host_cpu {
+                let busy = h.user_s + h.system_s + h.softirq_s + h.irq_s;
+                let _ = writeln!(
+                    o,
+                    "  its host   {:.2} s CPU busy in the window: user {:.2}, system {:.2}, softirq {:.2}, irq {:.2} s; idle {:.2} s",
+                    busy, h.user_s, h.system_s, h.softirq_s, h.irq_s, h.idle_s
+                );
+            }
         }
         (None, _) => {
             let _ = writeln!(

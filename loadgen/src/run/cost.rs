@@ -124,6 +124,10 @@ impl Cost {
             },
             peak_rss_kib: now.1.map(|s| s.peak_rss_kib),
             peak_threads: (self.peak_threads > 0).then_some(self.peak_threads),
+            host_cpu: match (self.at_start.and_then(|s| s.1?.host), end.1.and_then(|s| s.host)) {
+                (Some(a), Some(b)) => Some(b.since(&a)),
+                _ => None,
+            },
         });
         (client_cpu_s, now.0.peak_rss_kib, server)
     }

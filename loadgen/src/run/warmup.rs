@@ -68,6 +68,7 @@ pub(super) fn settle(
         client_cpu_s: client_cpu_s * share,
         server: server.map(|s| ServerCost {
             cpu_s: s.cpu_s.map(|c| c * share),
+            host_cpu: s.host_cpu.map(|h| h.scaled(share)),
             ..s
         }),
         rule: Some(format!(
