@@ -153,8 +153,22 @@ pub fn serve(cfg: &AgentConfig) -> anyhow::Result<()> {
     println!("listening {bound}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
+    // Requests are answered one at a time, at most RATE a second on average (bursts of
+    // BURST): a scrape costs a walk over /proc, and a flood must not load the host whose
+    // cost is being measured. Beyond that: 429.
+    const RATE: f64 = 20.0;
+    const BURST: f64 = 40.0;
+    let (mut tokens, mut refilled) = (BURST, std::time::Instant::now());
     for request in server.incoming_requests() {
-        let (status, body) = answer(cfg, &request);
+        let now = std::time::Instant::now();
+        tokens = (tokens + now.duration_since(refilled).as_secs_f64() * RATE).min(BURST);
+        refilled = now;
+        let (status, body) = if tokens >= 1.0 {
+            tokens -= 1.0;
+            answer(cfg, &request)
+        } else {
+            (429, "too many requests: at most 20 a second\n".into())
+        };
         let response = tiny_http::Response::from_string(body)
             .with_status_code(status)
             .with_header(

@@ -205,3 +205,16 @@ fn a_server_on_another_host_is_costed_through_its_agent() {
         "{report}"
     );
 }
+
+#[test]
+fn a_flood_of_requests_is_answered_429_and_the_agent_recovers() {
+    let (mut agent, at) = agent(&[]);
+    // A cheap path (404), so the flood outruns the refill even on a slow machine.
+    let answers: Vec<String> = (0..80).map(|_| http(&at, "GET /x HTTP/1.0\r\n\r\n")).collect();
+    let limited = answers.iter().filter(|a| a.starts_with("HTTP/1.0 429")).count();
+    assert!(limited > 0 && limited < 80, "{limited} of 80 limited");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(http(&at, "GET /metrics HTTP/1.0\r\n\r\n").contains(" 200 "));
+    let _ = agent.kill();
+    let _ = agent.wait();
+}
