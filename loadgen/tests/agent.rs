@@ -9,22 +9,33 @@ use std::process::{Child, Command, Stdio};
 
 use common::*;
 
+/// A running agent, stopped when dropped (a failed assert too: a left-over agent would
+/// hold the test's output pipe open).
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// An agent on 127.0.0.1:0 with `extra` flags; (child, its address).
-fn agent(extra: &[&str]) -> (Child, String) {
+fn agent(extra: &[&str]) -> (Agent, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
     cmd.args(["agent", "--listen", "127.0.0.1:0"]).args(extra);
     start_agent(cmd)
 }
 
 /// Starts the agent `cmd` and reads the address it listens at from its first line.
-fn start_agent(mut cmd: Command) -> (Child, String) {
+fn start_agent(mut cmd: Command) -> (Agent, String) {
     let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let addr = line.trim().strip_prefix("listening ").unwrap().to_string();
-    (child, addr)
+    (Agent(child), addr)
 }
 
 /// The flags of a short run against `server`, reading the agent at `at`.
@@ -50,7 +61,7 @@ fn loadgen_reads_the_servers_cost_from_the_agent() {
     let mut cmd = loadgen();
     cmd.args(["serve", "--model", "mio", "--addr", "127.0.0.1:0"]);
     let server = testkit::ServerProcess::spawn(&mut cmd);
-    let (mut agent, at) = agent(&[]);
+    let (agent, at) = agent(&[]);
     let port = server.addr.port();
     // The exposition parses with a Prometheus text-format parser.
     let body = http(&at, &format!("GET /metrics?port={port} HTTP/1.0\r\n\r\n"));
@@ -79,15 +90,14 @@ fn loadgen_reads_the_servers_cost_from_the_agent() {
     );
     assert!(num(&row, "server_threads") >= 1.0 && num(&row, "server_rss_kib") > 0.0);
     assert!(read_json(&json)["server_source"].as_str().unwrap().contains("agent"));
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(agent);
 }
 
 #[test]
 fn the_agent_answers_only_metrics_wants_its_token_and_stays_up() {
     let token = temp_path("agent-token");
     std::fs::write(&token, "s3cret\n").unwrap();
-    let (mut agent, at) = agent(&["--token", token.to_str().unwrap()]);
+    let (agent, at) = agent(&["--token", token.to_str().unwrap()]);
     assert!(http(&at, "GET /metrics HTTP/1.0\r\n\r\n").starts_with("HTTP/1.0 401"));
     assert!(http(&at, "GET /metrics HTTP/1.0\r\nAuthorization: Bearer s3cret\r\n\r\n").contains(" 200 "));
     assert!(http(&at, "GET /etc/passwd HTTP/1.0\r\nAuthorization: Bearer s3cret\r\n\r\n").contains(" 404 "));
@@ -125,8 +135,7 @@ fn the_agent_answers_only_metrics_wants_its_token_and_stays_up() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--agent-token"));
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(agent);
 }
 
 #[test]
@@ -172,7 +181,7 @@ fn a_server_on_another_host_is_costed_through_its_agent() {
     let server = testkit::ServerProcess::spawn(&mut serve);
     let mut cmd = testkit::netns::Hosts::command(&hosts.server, exe);
     cmd.args(["agent", "--allow-remote", "--listen", &format!("{server_ip}:0")]);
-    let (mut agent, at) = start_agent(cmd);
+    let (agent, at) = start_agent(cmd);
     let csv = temp_path("netns-agent.csv");
     let json = temp_path("netns-agent.json");
     let out = testkit::netns::Hosts::command(&ns, exe)
@@ -181,8 +190,7 @@ fn a_server_on_another_host_is_costed_through_its_agent() {
         .args(["--json", json.to_str().unwrap()])
         .output()
         .unwrap();
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(agent);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let (_, rows) = read_csv(&csv);
     let row = &rows[0];
@@ -208,13 +216,12 @@ fn a_server_on_another_host_is_costed_through_its_agent() {
 
 #[test]
 fn a_flood_of_requests_is_answered_429_and_the_agent_recovers() {
-    let (mut agent, at) = agent(&[]);
+    let (agent, at) = agent(&[]);
     // A cheap path (404), so the flood outruns the refill even on a slow machine.
     let answers: Vec<String> = (0..80).map(|_| http(&at, "GET /x HTTP/1.0\r\n\r\n")).collect();
     let limited = answers.iter().filter(|a| a.starts_with("HTTP/1.0 429")).count();
     assert!(limited > 0 && limited < 80, "{limited} of 80 limited");
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(http(&at, "GET /metrics HTTP/1.0\r\n\r\n").contains(" 200 "));
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(agent);
 }
