@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use loadgen::payload;
 use loadgen::record::new_histogram;
-use loadgen::schedule::{Schedule, ThreadSchedule};
+use loadgen::schedule::{Arrival, Schedule, ThreadSchedule};
 use servers::{start, ListenAddr, Model, ServerConfig, ServerHandle};
 
 /// Message sizes of the round-trip group.
@@ -166,18 +166,23 @@ fn hot_path(c: &mut Criterion) {
             assert!(payload::verify(key, 0, black_box(&buf)));
         })
     });
-    let schedule = Schedule::Open {
-        rate: 100_000.0,
-        conns: 1000,
-    };
-    let mut walk = ThreadSchedule::new(schedule, (0..1000).step_by(2).collect());
-    group.bench_function("schedule_next_send", |b| {
-        b.iter(|| {
-            let next = walk.peek();
-            walk.advance();
-            black_box(next)
-        })
-    });
+    for arrivals in [Arrival::Uniform, Arrival::Poisson] {
+        let schedule = Schedule::Open {
+            rate: 100_000.0,
+            conns: 1000,
+            arrivals,
+            seed: 1,
+        };
+        // A thread's walk over 500 connections: a heap step and an intended time per send.
+        let mut walk = ThreadSchedule::new(schedule, (0..1000).step_by(2).collect());
+        group.bench_function(format!("schedule_next_send_{}", arrivals.as_str()), |b| {
+            b.iter(|| {
+                let next = walk.peek();
+                walk.advance();
+                black_box(next)
+            })
+        });
+    }
     group.finish();
 }
 

@@ -246,6 +246,11 @@ pub struct LoadArgs {
         default_value = "hybrid"
     )]
     pub pacing: String,
+    /// How open-loop sends are spaced: uniform (one every 1/R) or poisson (exponential
+    /// gaps of mean 1/R, seeded by --seed: the arrivals queueing theory assumes). Needs
+    /// --rate.
+    #[arg(help_heading = "Open loop", long, value_enum, default_value_t = crate::schedule::Arrival::Uniform)]
+    pub arrivals: crate::schedule::Arrival,
     /// Runs per configuration, each on a fresh server, one CSV row each; `auto`: until the
     /// 95% interval of the mean throughput is within --ci-target (at least 3 runs,
     /// at most --max-repeat).

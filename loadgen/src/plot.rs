@@ -54,7 +54,7 @@ pub type Series = (String, Vec<Point>);
 
 /// Configuration columns that name their own line when they vary within a report (a sweep
 /// over workers, threads, engines ...), with the word the legend uses.
-const VARYING: [(&str, &str); 7] = [
+const VARYING: [(&str, &str); 8] = [
     ("server_workers", "workers"),
     ("client_threads", "threads"),
     ("engine", "engine"),
@@ -62,6 +62,7 @@ const VARYING: [(&str, &str); 7] = [
     ("server_procs", "server-procs"),
     ("sock_buf", "sock-buf"),
     ("work", "work"),
+    ("arrivals", "arrivals"),
 ];
 
 /// Per series (target, plus transport, rate or depth when they are not the defaults, and

@@ -1,6 +1,7 @@
 //! The statistics behind every verdict: mean and standard deviation, an interval for the
 //! ratio of two samples (Welch's t on log values), how many repeats would narrow it enough,
-//! and distribution-free intervals for percentiles. The reasoning is in
+//! distribution-free intervals for percentiles, and a goodness-of-fit test of send gaps
+//! against the exponential (Kolmogorov-Smirnov). The reasoning is in
 //! `docs/statistics.md`; the t and binomial distributions come from `statrs`.
 
 use statrs::distribution::{Binomial, ContinuousCDF, DiscreteCDF, StudentsT};
@@ -126,6 +127,46 @@ pub fn quantile_estimable(n: u64, q: f64) -> bool {
     (n as f64) * (1.0 - q) >= 10.0 - 1e-6
 }
 
+/// A Kolmogorov-Smirnov test of `gaps` (in units of their promised mean) against the
+/// exponential distribution of mean 1: (statistic D, p-value), `None` for fewer than 20
+/// gaps. The mean is the schedule's, not estimated from the sample, so the classic
+/// Kolmogorov distribution applies; its p-value uses Stephens' correction for finite n
+/// (accurate to a few percent from n = 20, as Numerical Recipes gives it).
+pub fn ks_exponential(gaps: &mut [f64]) -> Option<(f64, f64)> {
+    if gaps.len() < 20 {
+        return None;
+    }
+    gaps.sort_unstable_by(f64::total_cmp);
+    let n = gaps.len() as f64;
+    let d = gaps
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let f = 1.0 - (-x.max(0.0)).exp();
+            (f - i as f64 / n).max((i + 1) as f64 / n - f)
+        })
+        .fold(0.0, f64::max);
+    let sqrt_n = n.sqrt();
+    Some((d, kolmogorov_q((sqrt_n + 0.12 + 0.11 / sqrt_n) * d)))
+}
+
+/// P(K > lambda) for the Kolmogorov distribution: 2 sum (-1)^(j-1) exp(-2 j^2 lambda^2).
+fn kolmogorov_q(lambda: f64) -> f64 {
+    if lambda < 0.2 {
+        return 1.0; // the series converges slowly here, and the tail probability is 1 - 1e-18
+    }
+    let mut sum = 0.0;
+    for j in 1..=100 {
+        let j = f64::from(j);
+        let term = (-2.0 * j * j * lambda * lambda).exp();
+        sum += if j as u32 % 2 == 1 { term } else { -term };
+        if term < 1e-12 {
+            break;
+        }
+    }
+    (2.0 * sum).clamp(0.0, 1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +226,29 @@ mod tests {
         assert_eq!(quantile_ranks(50, 0.999, 0.05), None, "no rank above the 999th of 50");
         assert!(quantile_estimable(1000, 0.99) && !quantile_estimable(2000, 0.9999));
         assert!(quantile_estimable(100_000, 0.9999));
+    }
+
+    #[test]
+    fn exponential_gaps_pass_and_uniform_ones_fail() {
+        // Seeded exponential gaps pass at any sensible level; the same count of evenly
+        // spaced sends (every gap = the mean), tested as if Poisson, fails outright, and so
+        // does a schedule whose gaps are exponential but 20% shorter.
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut exp: Vec<f64> = (0..5000).map(|_| -(1.0 - rng.f64()).ln()).collect();
+        let mut fast: Vec<f64> = exp.iter().map(|g| g * 0.8).collect();
+        let (d, p) = ks_exponential(&mut exp).unwrap();
+        assert!(p > 0.01, "exponential: D {d}, p {p}");
+        let mut even = vec![1.0; 5000];
+        let (d, p) = ks_exponential(&mut even).unwrap();
+        assert!(
+            (d - (1.0 - (-1f64).exp())).abs() < 1e-3 && p < 1e-9,
+            "uniform: D {d}, p {p}"
+        );
+        let (_, p) = ks_exponential(&mut fast).unwrap();
+        assert!(p < 1e-6, "20% fast: p {p}");
+        assert!(ks_exponential(&mut [1.0; 19]).is_none());
+        // The Kolmogorov tail at its textbook points: P(K > 1.36) = 0.049, P(K > 1.63) = 0.010.
+        assert!((kolmogorov_q(1.36) - 0.049).abs() < 0.001);
+        assert!((kolmogorov_q(1.63) - 0.0098).abs() < 0.0005);
     }
 }

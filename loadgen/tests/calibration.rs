@@ -156,6 +156,77 @@ fn fixed_rate_is_kept_within_one_percent() {
 }
 
 #[test]
+fn poisson_arrivals_pass_their_check_and_are_recorded() {
+    let _serial = serial();
+    let csv = temp_path("poisson.csv");
+    let v = report(
+        "poisson.json",
+        &[
+            "--target",
+            "mio",
+            "--conns",
+            "4",
+            "--depth",
+            "8",
+            "--rate",
+            "2000",
+            "--arrivals",
+            "poisson",
+            "--duration",
+            "3s",
+            "--warmup",
+            "300ms",
+            "--csv",
+            csv.to_str().unwrap(),
+        ],
+    );
+    let check = &v["arrivals_check"];
+    assert_eq!(check["test"], "kolmogorov-smirnov");
+    assert!(f(&check["gaps"]) >= 1000.0, "{check}");
+    assert!(f(&check["p_value"]) >= 0.001 && check["ok"] == true, "{check}");
+    assert!((f(&check["mean_gap_ratio"]) - 1.0).abs() < 0.05, "{check}");
+    assert_eq!(v["settings"]["arrivals"], "poisson");
+    // A Poisson count in the window is itself random: about 2,000 msg/s, within 5%.
+    assert!(
+        (f(&v["achieved_rate"]) - 2000.0).abs() < 100.0,
+        "{}",
+        v["achieved_rate"]
+    );
+    assert_eq!(only_row(&csv)["arrivals"], "poisson");
+}
+
+#[test]
+fn a_client_that_cannot_make_short_gaps_fails_the_arrivals_check() {
+    // 40,000 msg/s from one thread: a mean gap of 25 us, against a cost per send of a few
+    // us. The check says so, and names the way out.
+    let _serial = serial();
+    let v = report(
+        "poisson-fast.json",
+        &[
+            "--target",
+            "mio",
+            "--conns",
+            "4",
+            "--depth",
+            "16",
+            "--threads",
+            "1",
+            "--rate",
+            "40000",
+            "--arrivals",
+            "poisson",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+        ],
+    );
+    assert!(v["arrivals_check"]["ok"] == false, "{}", v["arrivals_check"]);
+    let warnings = v["warnings"].to_string();
+    assert!(warnings.contains("not a Poisson process"), "{warnings}");
+}
+
+#[test]
 fn every_pacing_mode_keeps_the_rate_and_spinning_is_not_taken_for_saturation() {
     let _serial = serial();
     for (mode, lag_p50_bound_us) in [("sleep", 2000.0), ("hybrid", 500.0), ("spin", 200.0)] {

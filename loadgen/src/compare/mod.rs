@@ -27,7 +27,7 @@ pub const DEFAULT_BAND_PCT: f64 = 5.0;
 
 /// Columns that identify a configuration: what was loaded and every setting that changes
 /// what is measured. Rows are repeats of one configuration only when all of these agree.
-pub const KEY_COLUMNS: [&str; 20] = [
+pub const KEY_COLUMNS: [&str; 21] = [
     "target",
     "transport",
     "mode",
@@ -48,6 +48,7 @@ pub const KEY_COLUMNS: [&str; 20] = [
     "conn_rate",
     "msgs_per_conn",
     "work",
+    "arrivals",
 ];
 
 /// A configuration: (column, value) for the key columns both sides have, in

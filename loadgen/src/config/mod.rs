@@ -118,6 +118,8 @@ pub struct RunConfig {
     pub close: CloseMode,
     /// How open-loop sends are timed.
     pub pacing: Pacing,
+    /// How open-loop sends are spaced (`--arrivals`).
+    pub arrivals: crate::schedule::Arrival,
     /// This process's part of the run (`--shard`); `Shard::WHOLE` alone.
     pub shard: Shard,
     /// When the load starts (`--start-at`): every shard's window begins at this instant.
@@ -162,6 +164,8 @@ impl RunConfig {
             Some(rate) => Schedule::Open {
                 rate,
                 conns: self.conns,
+                arrivals: self.arrivals,
+                seed: self.seed,
             },
             None => Schedule::Closed,
         }
@@ -250,6 +254,7 @@ impl RunConfig {
                 CloseMode::Fin
             },
             pacing: values::pacing(values::one("--pacing", &load.pacing)?)?,
+            arrivals: load.arrivals,
             shard: Shard::WHOLE,
             start_at: None,
             procs: match load.procs {
@@ -319,6 +324,13 @@ impl RunConfig {
             if let Err(e) = servers::ring::available() {
                 return Err(Error::CannotRun(format!("--engine uring: {e}")));
             }
+        }
+        if self.arrivals == crate::schedule::Arrival::Poisson && self.rate.is_none() && self.search.is_none() {
+            return Err(invalid(
+                "--arrivals",
+                "poisson",
+                "spaces an open loop's sends; add --rate R (messages per second in total)",
+            ));
         }
         if let Some(r) = self.rate {
             check_rate(r, &r.to_string())?;

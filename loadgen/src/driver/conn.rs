@@ -63,7 +63,13 @@ pub(super) struct Ctx {
     pub(super) wbuf: Box<[u8]>,
     /// `--engine uring`: the thread's ring (its sockets do their I/O through it).
     pub(super) uring: Option<UringIo>,
+    /// Open loop: the times (ns after the start) of the thread's first
+    /// [`SEND_SAMPLE`] sends in the window, for the arrivals check; preallocated.
+    pub(super) send_times: Vec<u64>,
 }
+
+/// Sends per thread whose times the arrivals check keeps.
+pub(super) const SEND_SAMPLE: usize = 20_000;
 
 impl Ctx {
     #[inline]
@@ -75,6 +81,16 @@ impl Ctx {
     #[inline]
     pub(super) fn in_window(&self, t: u64) -> bool {
         t >= self.warm_ns && t < self.end_ns
+    }
+
+    /// Open loop, inside the window: a message intended at `intended`, sendable at
+    /// `sendable` (its slot under --depth free), went out at `now`.
+    #[inline]
+    pub(super) fn record_send(&mut self, intended: u64, sendable: u64, now: u64) {
+        self.cur.record_lag(intended, sendable, now);
+        if self.send_times.len() < self.send_times.capacity() {
+            self.send_times.push(now);
+        }
     }
 }
 
@@ -222,7 +238,7 @@ impl Conn {
                             } else {
                                 self.opened_ns
                             };
-                            ctx.cur.record_lag(intended, intended.max(freed), now);
+                            ctx.record_send(intended, intended.max(freed), now);
                         }
                     }
                 }

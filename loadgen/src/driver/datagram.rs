@@ -282,7 +282,7 @@ impl Conn {
                 if let Some(intended) = ctx.schedule.intended_ns(self.id, seq) {
                     // Sendable once due and its window slot was free.
                     let freed = if freed == 0 { self.opened_ns } else { freed };
-                    ctx.cur.record_lag(intended, intended.max(freed), now);
+                    ctx.record_send(intended, intended.max(freed), now);
                 }
             }
             self.send_seq += 1;

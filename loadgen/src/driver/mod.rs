@@ -156,6 +156,9 @@ pub(crate) struct ThreadOutput {
     pub(crate) window_spin: Duration,
     /// TCP_INFO over the window (TCP connections only).
     pub(crate) tcp: Option<TcpWindow>,
+    /// Open loop: gaps between the thread's first sends in the window, in units of the
+    /// thread's promised mean gap (the arrivals check).
+    pub(crate) send_gaps: Vec<f64>,
 }
 
 /// What TCP_INFO says about a thread's connections over the window.

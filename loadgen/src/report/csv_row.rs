@@ -4,7 +4,7 @@ use super::Report;
 use crate::record::Ci;
 
 /// The header, in order. Readers match columns by name; new columns go at the end.
-pub const HEADER: [&str; 80] = [
+pub const HEADER: [&str; 81] = [
     "schema",
     "timestamp",
     "label",
@@ -85,6 +85,7 @@ pub const HEADER: [&str; 80] = [
     "work",
     "retransmits",
     "tcp_rtt_p50_us",
+    "arrivals",
 ];
 
 fn f(v: f64, decimals: usize) -> String {
@@ -208,6 +209,7 @@ pub fn fields(r: &Report) -> [String; HEADER.len()] {
         r.settings.work.clone().unwrap_or_default(),
         opt(r.tcp, |t| t.retransmits.to_string()),
         opt(r.tcp, |t| f(t.rtt_p50_us, 1)),
+        r.settings.arrivals.unwrap_or_default().to_string(),
     ]
 }
 

@@ -152,9 +152,33 @@ pub struct Settings {
     pub server_procs: u32,
     /// The spawned server's per-message work, as given (`--work`).
     pub work: Option<String>,
-    /// `--seed`: of every random choice (the work's durations).
+    /// `--seed`: of every random choice (the work's durations, Poisson send times).
     pub seed: u64,
+    /// How open-loop sends were spaced (`--arrivals`); `None` in closed loop.
+    pub arrivals: Option<&'static str>,
 }
+
+/// The arrivals check of a Poisson run: the gaps between the sends the client really made
+/// (2,000 spread over each thread's first 20,000 in the window, in units of the promised mean gap) tested
+/// against the exponential distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ArrivalsCheck {
+    /// The goodness-of-fit test: `kolmogorov-smirnov`.
+    pub test: &'static str,
+    /// Gaps tested.
+    pub gaps: usize,
+    /// The mean gap over the promised one (1 when the rate was kept).
+    pub mean_gap_ratio: f64,
+    /// The test's statistic (the largest distance between the two distribution functions).
+    pub statistic: f64,
+    /// The probability of a statistic at least this large from a true Poisson process.
+    pub p_value: f64,
+    /// `p_value >= 0.001`.
+    pub ok: bool,
+}
+
+/// The p-value below which the sends are taken for not Poisson.
+pub const ARRIVALS_ALPHA: f64 = 0.001;
 
 /// What TCP_INFO said about the client's TCP connections over the window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -349,6 +373,9 @@ pub struct Report {
     pub settings: Settings,
     /// TCP_INFO of the client's connections (TCP only).
     pub tcp: Option<TcpStats>,
+    /// `--arrivals poisson`: whether the sends really were a Poisson process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrivals_check: Option<ArrivalsCheck>,
     /// Outputs that could not be written, each named with its error (the run's exit code is
     /// then 1, whatever its status).
     pub output_errors: Vec<String>,
@@ -408,6 +435,7 @@ impl Report {
             shard: None,
             settings: Settings::default(),
             tcp: None,
+            arrivals_check: None,
             output_errors: Vec::new(),
         }
     }

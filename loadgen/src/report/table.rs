@@ -189,6 +189,18 @@ fn schedule(o: &mut String, r: &Report) {
             us(waits.max_us)
         );
     }
+    if let Some(a) = &r.arrivals_check {
+        let _ = writeln!(
+            o,
+            "  arrivals   poisson; the sends' gaps against the exponential: Kolmogorov-Smirnov D {:.4}, p {:.3} over {} \
+             gaps (mean {:.3}x the promised): {}",
+            a.statistic,
+            a.p_value,
+            a.gaps,
+            a.mean_gap_ratio,
+            if a.ok { "kept" } else { "NOT kept (see the WARNING)" }
+        );
+    }
     if let Some(verdict) = &r.keep_up {
         let _ = writeln!(o, "  WARNING    {verdict}");
     }

@@ -212,6 +212,41 @@ pub(crate) fn pacing_verdict(
     })
 }
 
+/// A failed arrivals check, with its likeliest cause: sends held back by --depth (the
+/// server is slower than the rate), a client that sent late, or a rate not kept.
+pub(crate) fn arrivals_verdict(check: &crate::report::ArrivalsCheck, lags: Lags) -> Option<String> {
+    if check.ok {
+        return None;
+    }
+    let cause = if lags.backpressure_p99_us > 0.0 {
+        format!(
+            "sends waited for a free slot under --depth (backpressure p99 {:.1} us): the server fell behind the \
+             rate, so the arrivals bunched up behind it; raise --depth or lower --rate",
+            lags.backpressure_p99_us
+        )
+    } else if (check.mean_gap_ratio - 1.0).abs() > 0.01 {
+        format!(
+            "the mean gap was {:.3}x the promised one: the client did not keep the rate; try --threads or --pin-client",
+            check.mean_gap_ratio
+        )
+    } else {
+        format!(
+            "the client's sends were late against their intended times (client lag p99 {:.1} us), and a thread sends \
+             no two messages closer than its cost per send (a few us), which reshapes the short gaps; spread the \
+             rate over more --threads (longer gaps each), or try --pacing spin or --pin-client",
+            lags.client_p99_us
+        )
+    };
+    Some(format!(
+        "the sends were not a Poisson process (Kolmogorov-Smirnov D {:.4} over {} gaps, p {:.1e} < {}): {cause}; \
+         queueing results from this run do not hold",
+        check.statistic,
+        check.gaps,
+        check.p_value,
+        crate::report::ARRIVALS_ALPHA
+    ))
+}
+
 /// A client lag p99 up to this many times the machine's timer floor is the machine's.
 pub(crate) const FLOOR_FACTOR: f64 = 2.0;
 

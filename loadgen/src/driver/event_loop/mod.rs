@@ -31,7 +31,7 @@ mod lifecycle;
 mod sending;
 mod tcp;
 
-use super::conn::{Conn, Ctx, Link};
+use super::conn::{Conn, Ctx, Link, SEND_SAMPLE};
 use super::datagram::{self, Window};
 use super::pacer::{self, Pacer, Wait};
 use super::timer::Timer;
@@ -192,6 +192,7 @@ impl<'a> Client<'a> {
                 rbuf: vec![0; BUF].into_boxed_slice(),
                 wbuf: vec![0; BUF.min(cfg.msg_size * depth).max(1)].into_boxed_slice(),
                 uring,
+                send_times: Vec::with_capacity(if schedule == Schedule::Closed { 0 } else { SEND_SAMPLE }),
             },
             ready: Vec::with_capacity(1024),
             next_send: None,
@@ -264,7 +265,20 @@ impl<'a> Client<'a> {
             window_cpu,
             window_spin: Duration::from_nanos(self.window_spin_ns),
             tcp,
+            send_gaps: self.send_gaps(),
         })
+    }
+
+    /// The gaps between the thread's sampled sends, in units of the thread's mean gap (a
+    /// connection's period over its connections): mean 1 when the schedule was kept.
+    fn send_gaps(&mut self) -> Vec<f64> {
+        let Some(period) = self.ctx.schedule.period_ns() else {
+            return Vec::new();
+        };
+        let mean_gap = period / self.conns.len().max(1) as f64;
+        let times = &mut self.ctx.send_times;
+        times.sort_unstable();
+        times.windows(2).map(|w| (w[1] - w[0]) as f64 / mean_gap).collect()
     }
 
     fn connect_all(&mut self, events: &mut Events) -> io::Result<()> {

@@ -9,25 +9,24 @@ use super::super::pacer;
 use super::super::CONNECT_WINDOW;
 use super::Client;
 
-/// Open loop: a thread more than this many rounds of its connections behind the schedule
-/// catches up at once (see `send_due`).
+/// Open loop: a thread more than this many of a connection's mean periods behind the
+/// schedule catches up at once (see `send_due`).
 const CATCH_UP_AFTER: u64 = 4;
 
 impl Client<'_> {
     /// Open loop: marks every message whose time has come as due and sends it; returns the
     /// time of the next one.
     pub(super) fn send_due(&mut self, t: u64) -> Option<u64> {
-        if self.walk.behind(t, CATCH_UP_AFTER * self.walk.conns() as u64) {
+        if self.walk.behind(t, CATCH_UP_AFTER) {
             // Far behind the schedule (a rate beyond what the thread can send): every
             // connection's messages due by now are marked at once, O(connections), instead
             // of walked one by one (at 1e9 msg/s the walk alone took the thread, and no
             // reply was ever read).
-            let end = self.walk.due_by(t);
+            self.walk.catch_up(t);
             for slot in 0..self.conns.len() {
-                let due = self.walk.before(end, slot);
+                let due = self.walk.next_seq(slot);
                 self.conns[slot].due = self.conns[slot].due.max(due);
             }
-            self.walk.seek(end);
             for slot in 0..self.conns.len() {
                 self.send(slot);
             }
