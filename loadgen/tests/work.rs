@@ -100,14 +100,58 @@ fn the_row_records_the_work_and_bad_specs_are_refused() {
             vec!["--addr", "127.0.0.1:9", "--work", "cpu:1ms"],
             "echo-server --model M --work SPEC",
         ),
-        (
-            vec!["--target", "mio", "--transport", "udp", "--work", "cpu:1ms"],
-            "streams",
-        ),
     ] {
         let out = run(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("--work") && err.contains(needle), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn over_udp_a_pool_blocks_on_a_wait_and_a_loop_does_not() {
+    // Every datagram is one message: 4 pool workers waiting 1 ms each carry at most 4,000
+    // datagrams a second whatever the peers; one mio loop holds the replies on a timer and
+    // carries many times that for 50 peers.
+    let _alone = ALONE.lock();
+    let udp = |target: &str, extra: &[&str]| {
+        let name = format!("work-udp-{target}.csv");
+        let (code, row) = run_for_row(
+            &name,
+            &[
+                &[
+                    "--target",
+                    target,
+                    "--transport",
+                    "udp",
+                    "-c",
+                    "50",
+                    "-d",
+                    "1500ms",
+                    "--warmup",
+                    "300ms",
+                ][..],
+                &["--work", "wait:1ms"],
+                extra,
+            ]
+            .concat(),
+        );
+        assert_eq!(code, Some(0), "{target}");
+        assert_eq!(row["work"], "wait:1ms");
+        num(&row, "throughput_msgs_s")
+    };
+    let pool = udp("threadpool", &["--server-workers", "4"]);
+    assert!(
+        pool <= 4_000.0 * 1.02,
+        "4 workers waiting 1 ms: at most 4,000/s, got {pool:.0}"
+    );
+    assert!(
+        pool >= 4_000.0 * 0.5,
+        "4 workers waiting 1 ms: about 4,000/s, got {pool:.0}"
+    );
+    let mio = udp("mio", &[]);
+    assert!(
+        mio >= 3.0 * pool,
+        "one mio loop, 50 peers waiting 1 ms: {mio:.0}/s, pool {pool:.0}/s"
+    );
 }

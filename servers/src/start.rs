@@ -16,12 +16,6 @@ pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
     let threads = config.threads_for(model);
     if let ListenAddr::Udp(addr) = config.addr {
         datagram::check_bind(addr, config.allow_remote)?;
-        if config.work.is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "--work applies to streams (TCP, Unix) in this version; UDP serves a plain echo",
-            ));
-        }
         let guard = datagram::GuardConfig {
             on: config.allow_remote,
             source_rate: config.source_rate,
@@ -30,17 +24,26 @@ pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
         let reuse = config.reuse_port || model == Model::ThreadPerConn;
         let sockets = listen::bind_udp(addr, model.sockets(threads, true), config.sock_buf, reuse)?;
         let local = sockets[0].local_addr()?;
+        // With --work, every datagram is one message.
+        let work = config.work.clone();
         let running: Box<dyn Running> = match model {
-            Model::ThreadPool => Box::new(thread_pool::udp::start(sockets, threads, config.stack_size, guard)?),
+            Model::ThreadPool => Box::new(thread_pool::udp::start(
+                sockets,
+                threads,
+                config.stack_size,
+                guard,
+                work,
+            )?),
             Model::ThreadPerConn => Box::new(thread_per_conn::udp::start(
                 sockets,
                 config.stack_size,
                 config.peer_idle,
                 guard,
+                work,
             )?),
-            Model::Mio => Box::new(mio::udp::start(sockets, guard)?),
-            Model::Tokio => Box::new(tokio::udp::start(sockets, threads, guard)?),
-            Model::Uring => Box::new(uring::start_udp(sockets, guard)?),
+            Model::Mio => Box::new(mio::udp::start(sockets, guard, work)?),
+            Model::Tokio => Box::new(tokio::udp::start(sockets, threads, guard, work)?),
+            Model::Uring => Box::new(uring::start_udp(sockets, guard, work)?),
         };
         return Ok(ServerHandle::new(ListenAddr::Udp(local), running));
     }

@@ -311,6 +311,11 @@ pub struct Work {
 }
 
 impl Work {
+    /// Whether a message may wait (a `wait` step).
+    pub fn waits(&self) -> bool {
+        self.spec.steps.iter().any(|s| s.kind == Kind::Wait)
+    }
+
     /// Connection `conn`'s sampler and framer.
     pub fn for_conn(&self, conn: u64) -> (Sampler, Framer) {
         (Sampler::new(&self.spec, self.seed, conn), Framer::new(self.msg_size))

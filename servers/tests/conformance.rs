@@ -583,6 +583,7 @@ conformance! {
         udp_shutdown_is_prompt_and_frees_the_port,
         udp_binds_loopback_unless_allowed,
         udp_echo_server_binary_says_udp,
+        udp_work_answers_every_datagram_after_its_work,
         work_keeps_bytes_and_order_under_pipelining,
         a_wait_delays_its_message_by_at_least_the_wait,
     ]

@@ -142,13 +142,7 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
             .split(';')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| match s {
-                "none" => Ok(None),
-                spec => spec
-                    .parse::<servers::work::WorkSpec>()
-                    .map(Some)
-                    .map_err(|e| flag_error("--work", spec, e.to_string())),
-            })
+            .map(values::work_spec)
             .collect::<Result<Vec<_>, _>>()?;
         c = expand(c, &specs, |c, v| c.work = v.clone());
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use servers::{ListenAddr, Model};
 
+mod checks;
 mod defaults;
 mod kinds;
 mod parse;
@@ -21,7 +22,7 @@ pub use kinds::{
     UDP_UNFRAGMENTED,
 };
 
-use parse::{check_rate, churn, positive_duration};
+use parse::{churn, positive_duration};
 pub use parse::{parse_addr, parse_count, parse_cpus, parse_duration, parse_percent, parse_rate, parse_size};
 
 use crate::capacity::Slo;
@@ -189,7 +190,12 @@ impl RunConfig {
         if let (Some(t), TargetSpec::Addr(_)) = (&load.server_threads, &target) {
             return Err(invalid("--server-workers", t, "only applies with --target"));
         }
-        let work = load.work.as_deref().map(|w| values::work(w, &target)).transpose()?;
+        let work = load
+            .work
+            .as_deref()
+            .map(|w| values::work(w, &target))
+            .transpose()?
+            .flatten();
         let duration = positive_duration("--duration", &load.duration)?;
         // --warmup auto: measure from the start for the duration plus a cap, and let MSER
         // cut the warm-up (at most the cap) at the end; the window keeps at least --duration.
@@ -265,138 +271,6 @@ impl RunConfig {
             server_procs: values::server_procs(values::one("--server-procs", &load.server_procs)?)?,
             target,
         })
-    }
-
-    /// Checks the values that vary between runs (connections, message size, depth, rate,
-    /// source addresses) and fits the client threads to the connections.
-    pub fn checked(mut self) -> Result<RunConfig, Error> {
-        if !(1..=MAX_CONNS).contains(&self.conns) {
-            return Err(invalid(
-                "--conns",
-                self.conns,
-                format!("must be between 1 and {MAX_CONNS}"),
-            ));
-        }
-        if !(1..=MAX_MSG_SIZE).contains(&self.msg_size) {
-            return Err(invalid(
-                "--msg-size",
-                self.msg_size,
-                format!("must be between 1 and {MAX_MSG_SIZE} bytes"),
-            ));
-        }
-        if !(1..=MAX_DEPTH).contains(&self.depth) {
-            return Err(invalid(
-                "--depth",
-                self.depth,
-                format!("must be between 1 and {MAX_DEPTH}"),
-            ));
-        }
-        if self.is_udp() && self.close == CloseMode::Rst {
-            return Err(invalid(
-                "--close",
-                "rst",
-                "resets a TCP connection; a UDP socket has no connection to reset (leave --close out over UDP)",
-            ));
-        }
-        if self.is_udp() {
-            let v6 = matches!(self.target, TargetSpec::Addr(ListenAddr::Udp(a)) if a.is_ipv6());
-            let max = MAX_UDP_PAYLOAD_V4 + if v6 { 20 } else { 0 };
-            let header = crate::driver::datagram::HEADER;
-            if !(header..=max).contains(&self.msg_size) {
-                return Err(invalid(
-                    "--msg-size",
-                    self.msg_size,
-                    format!(
-                        "over UDP a message is one datagram: between {header} bytes (its header: sequence \
-                         number, send time, connection id) and {max} bytes"
-                    ),
-                ));
-            }
-        }
-        if self.engine == Engine::Uring {
-            if self.is_udp() {
-                return Err(invalid(
-                    "--engine",
-                    "uring",
-                    "drives TCP and Unix streams; UDP runs on --engine epoll",
-                ));
-            }
-            if let Err(e) = servers::ring::available() {
-                return Err(Error::CannotRun(format!("--engine uring: {e}")));
-            }
-        }
-        if self.arrivals == crate::schedule::Arrival::Poisson && self.rate.is_none() && self.search.is_none() {
-            return Err(invalid(
-                "--arrivals",
-                "poisson",
-                "spaces an open loop's sends; add --rate R (messages per second in total)",
-            ));
-        }
-        if let Some(r) = self.rate {
-            check_rate(r, &r.to_string())?;
-            if let Churn::ConnRate { rate, .. } = self.churn {
-                return Err(invalid(
-                    "--conn-rate",
-                    rate,
-                    "cannot be combined with --rate: one open loop at a time (each new connection's round trips run closed loop)",
-                ));
-            }
-        }
-        let target = &self.target;
-        let family_ok = |ip: &IpAddr| match target {
-            TargetSpec::Addr(ListenAddr::Tcp(t) | ListenAddr::Udp(t)) => ip.is_ipv4() == t.is_ipv4(),
-            TargetSpec::Addr(ListenAddr::Unix(_)) => false,
-            // Spawned servers listen on 127.0.0.1 (or a Unix socket).
-            TargetSpec::Model(_) => ip.is_ipv4() && self.transport != SockKind::Unix,
-        };
-        if let Some(bad) = self.bind.iter().find(|ip| !family_ok(ip)) {
-            let list: Vec<String> = self.bind.iter().map(IpAddr::to_string).collect();
-            return Err(invalid(
-                "--bind",
-                list.join(","),
-                format!("{bad} cannot reach the target (other address family, or a Unix socket)"),
-            ));
-        }
-        if let (TargetSpec::Model(Model::ThreadPool), Some(n)) = (&self.target, self.server_threads) {
-            let budget = servers::thread_budget();
-            if u64::from(n) > budget.threads {
-                return Err(invalid(
-                    "--server-workers",
-                    n,
-                    format!("a pool that large would exceed this machine's thread budget of {budget}"),
-                ));
-            }
-        }
-        if self.server_procs > 1 && matches!(self.target, TargetSpec::Addr(_)) {
-            return Err(invalid(
-                "--server-procs",
-                self.server_procs,
-                "only applies with --target",
-            ));
-        }
-        if self.shard.count > 1 && self.start_at.is_none() {
-            return Err(invalid(
-                "--shard",
-                self.shard,
-                "a run in several shards needs --start-at TIME, the same on every shard",
-            ));
-        }
-        if self.my_conns() == 0 {
-            return Err(invalid(
-                "--shard",
-                self.shard,
-                format!("gets none of the {} connections", self.conns),
-            ));
-        }
-        if let (Some(w), true) = (&self.work, self.is_udp()) {
-            return Err(invalid(
-                "--work",
-                w,
-                "applies to streams (--transport tcp or unix) in this version; UDP serves a plain echo",
-            ));
-        }
-        self.threads = self.threads.min(self.my_conns());
-        Ok(self)
     }
 }
 

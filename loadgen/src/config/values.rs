@@ -57,16 +57,27 @@ pub fn sock_buf(s: &str) -> Result<usize, Error> {
 }
 
 /// `--work`: a server's per-message work, which only a server loadgen starts can take.
-pub fn work(s: &str, target: &super::TargetSpec) -> Result<servers::work::WorkSpec, Error> {
-    if let super::TargetSpec::Addr(_) = target {
+pub fn work(s: &str, target: &super::TargetSpec) -> Result<Option<servers::work::WorkSpec>, Error> {
+    let spec = work_spec(s)?;
+    if let (Some(_), super::TargetSpec::Addr(_)) = (&spec, target) {
         return Err(invalid(
             "--work",
             s,
             "the work belongs to the server: start it with `echo-server --model M --work SPEC --msg-size B`, or use --target",
         ));
     }
-    s.parse()
-        .map_err(|e: servers::work::BadWork| invalid("--work", s, e.to_string()))
+    Ok(spec)
+}
+
+/// One `--work` spec; `none` is the plain echo.
+pub fn work_spec(s: &str) -> Result<Option<servers::work::WorkSpec>, Error> {
+    match s.trim() {
+        "none" => Ok(None),
+        spec => spec
+            .parse()
+            .map(Some)
+            .map_err(|e: servers::work::BadWork| invalid("--work", spec, e.to_string())),
+    }
 }
 
 /// `--engine`.

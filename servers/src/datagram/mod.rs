@@ -24,8 +24,10 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 mod guard;
+mod service;
 
 pub use guard::{Guard, GuardConfig};
+pub(crate) use service::{Deferred, Service};
 
 /// Largest datagram a server receives whole (IPv6's largest payload fits too).
 pub const DATAGRAM_BUF: usize = 64 * 1024;

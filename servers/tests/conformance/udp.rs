@@ -180,3 +180,48 @@ pub(super) fn udp_echo_server_binary_says_udp(model: Model) {
     assert_eq!(round_trip(&client(server.addr), b"ping"), b"ping");
     server.stop(Duration::from_secs(5));
 }
+
+/// With `--work cpu:10us+wait:100us`, each datagram is one message: 100 sent at once all
+/// come back byte-exact (in any order: a reply leaves when its own work is done), and a
+/// datagram waiting 20 ms comes back no sooner.
+pub(super) fn udp_work_answers_every_datagram_after_its_work(model: Model) {
+    let worked = |spec: &str| ServerConfig {
+        work: Some(std::sync::Arc::new(servers::work::Work {
+            spec: spec.parse().unwrap(),
+            seed: 1,
+            msg_size: 64,
+        })),
+        ..udp_config("udp://127.0.0.1:0")
+    };
+    let (server, addr) = start_udp(model, worked("cpu:10us+wait:100us"));
+    let s = client(addr);
+    let sent: Vec<Vec<u8>> = (0..100u64).map(|i| random_bytes(64, 500 + i)).collect();
+    for d in &sent {
+        s.send(d).unwrap();
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 128];
+    while got.len() < sent.len() {
+        match recv(&s, &mut buf) {
+            Ok(n) => got.push(buf[..n].to_vec()),
+            Err(e) => panic!("{model}: {} of 100 replies, then {e}", got.len()),
+        }
+    }
+    let (mut a, mut b) = (sent.clone(), got);
+    a.sort();
+    b.sort();
+    assert!(a == b, "{model}: the replies are not the datagrams sent");
+    server.shutdown().unwrap();
+
+    let (server, addr) = start_udp(model, worked("wait:20ms"));
+    let s = client(addr);
+    let t = Instant::now();
+    let back = round_trip(&s, b"waited");
+    let took = t.elapsed();
+    assert_eq!(back, b"waited");
+    assert!(
+        took >= Duration::from_millis(20),
+        "{model}: echoed after {took:?}, before its 20 ms wait"
+    );
+    server.shutdown().unwrap();
+}

@@ -5,17 +5,21 @@
 //! wake-up before it looks at its other events (a stop request). A reply the send buffer
 //! has no room for is kept (one datagram) and the loop stops reading until WRITABLE says
 //! it went out: memory stays bounded, and the kernel's receive queue does the buffering.
+//!
+//! `--work`: CPU and block on the loop's thread; a wait holds a copy of the datagram in a
+//! timer heap ([`Deferred`]) and the loop goes on, polling no longer than until the next
+//! reply is due. At [`Deferred::MAX`] held replies the loop stops reading until some leave.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::MioServer;
-use crate::datagram::{Guard, GuardConfig, DATAGRAM_BUF};
+use crate::datagram::{Deferred, Guard, GuardConfig, Service, DATAGRAM_BUF};
 use crate::running::Running;
 
 const SOCKET: Token = Token(0);
@@ -24,7 +28,11 @@ const WAKE: Token = Token(1);
 const BATCH: usize = 256;
 
 /// Starts one loop per socket.
-pub(crate) fn start(sockets: Vec<UdpSocket>, guard: GuardConfig) -> io::Result<MioServer> {
+pub(crate) fn start(
+    sockets: Vec<UdpSocket>,
+    guard: GuardConfig,
+    work: Option<std::sync::Arc<crate::work::Work>>,
+) -> io::Result<MioServer> {
     let stop = Arc::new(AtomicBool::new(false));
     let threads = sockets.len();
     let mut server = MioServer {
@@ -44,6 +52,9 @@ pub(crate) fn start(sockets: Vec<UdpSocket>, guard: GuardConfig) -> io::Result<M
             buf: vec![0; DATAGRAM_BUF].into_boxed_slice(),
             pending: None,
             guard: Guard::new(guard, threads),
+            service: Service::new(work.as_ref()),
+            deferred: Deferred::default(),
+            stalled: false,
         };
         let stop = Arc::clone(&stop);
         let spawned = std::thread::Builder::new().name(format!("mio-udp-{i}")).spawn(move || {
@@ -68,6 +79,11 @@ struct Echo {
     /// A reply that found the send buffer full: its length (in `buf`) and destination.
     pending: Option<(usize, SocketAddr)>,
     guard: Guard,
+    service: Service,
+    /// Replies waiting out their `--work` wait.
+    deferred: Deferred,
+    /// A due deferred reply found the send buffer full.
+    stalled: bool,
 }
 
 impl Echo {
@@ -75,18 +91,25 @@ impl Echo {
         let mut events = Events::with_capacity(16);
         let mut more = false;
         while !stop.load(Ordering::Acquire) {
-            // With work left from the last batch, only look at events, do not sleep.
-            let timeout = more.then_some(Duration::ZERO);
+            // With work left from the last batch, only look at events, do not sleep; with
+            // replies held, sleep no longer than until the next is due.
+            let timeout = if more {
+                Some(Duration::ZERO)
+            } else {
+                self.deferred.next_in(Instant::now())
+            };
             if let Err(e) = poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue; // EINTR: poll again
                 }
                 return Err(e);
             }
-            let waiting = self.pending.is_some();
-            more = self.serve()?;
-            if waiting != self.pending.is_some() {
-                let interest = if self.pending.is_some() {
+            let waiting = self.pending.is_some() || self.stalled;
+            let socket = &self.socket;
+            self.stalled = !self.deferred.send_due(Instant::now(), |b, to| send(socket, b, to))?;
+            more = !self.stalled && self.serve()?;
+            if waiting != (self.pending.is_some() || self.stalled) {
+                let interest = if self.pending.is_some() || self.stalled {
                     Interest::READABLE | Interest::WRITABLE
                 } else {
                     Interest::READABLE
@@ -107,6 +130,9 @@ impl Echo {
             self.pending = None;
         }
         for _ in 0..BATCH {
+            if self.deferred.full() {
+                return Ok(false); // the heap's timer wakes the loop; reading resumes then
+            }
             let (n, src) = match self.socket.recv_from(&mut self.buf) {
                 Ok(got) => got,
                 // Drained: the next datagram raises a new READABLE edge.
@@ -116,6 +142,11 @@ impl Echo {
                 Err(_) => continue,
             };
             if !self.guard.admit(src) {
+                continue;
+            }
+            let wait = self.service.inline();
+            if !wait.is_zero() {
+                self.deferred.hold(Instant::now() + wait, &self.buf[..n], src);
                 continue;
             }
             if !self.send(n, src)? {
@@ -128,16 +159,21 @@ impl Echo {
 
     /// Sends `buf[..n]` to `to`; false when the send buffer is full (EAGAIN).
     fn send(&mut self, n: usize, to: SocketAddr) -> io::Result<bool> {
-        loop {
-            return match self.socket.send_to(&self.buf[..n], to) {
-                Ok(_) => Ok(true),
-                // No room in the send buffer: keep the reply, WRITABLE comes when there is.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue, // EINTR: retry
-                // Any other error loses this one datagram (the peer's ICMP, no route), as
-                // UDP may; the socket goes on.
-                Err(_) => Ok(true),
-            };
-        }
+        send(&self.socket, &self.buf[..n], to)
+    }
+}
+
+/// Sends `data` to `to`; false when the send buffer is full (EAGAIN).
+fn send(socket: &mio::net::UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<bool> {
+    loop {
+        return match socket.send_to(data, to) {
+            Ok(_) => Ok(true),
+            // No room in the send buffer: keep the reply, WRITABLE comes when there is.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue, // EINTR: retry
+            // Any other error loses this one datagram (the peer's ICMP, no route), as UDP
+            // may; the socket goes on.
+            Err(_) => Ok(true),
+        };
     }
 }

@@ -21,7 +21,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::accept::RateLimitedLog;
 use crate::budget::thread_budget;
-use crate::datagram::{Guard, GuardConfig, DATAGRAM_BUF};
+use crate::datagram::{Guard, GuardConfig, Service, DATAGRAM_BUF};
 use crate::registry::Registry;
 use crate::running::Running;
 
@@ -43,6 +43,7 @@ pub(crate) fn start(
     stack_size: usize,
     idle: Duration,
     guard: GuardConfig,
+    work: Option<std::sync::Arc<crate::work::Work>>,
 ) -> io::Result<PerPeer> {
     let socket = sockets.swap_remove(0);
     let stop = Arc::new(AtomicBool::new(false));
@@ -65,6 +66,7 @@ pub(crate) fn start(
                 stop: Arc::clone(&stop),
                 guard,
                 log: RateLimitedLog::new(Duration::from_secs(1)),
+                work,
             };
             dispatch(&socket, &stop, Guard::new(guard, 1), spawn);
         })?
@@ -89,10 +91,14 @@ struct Spawn {
     /// Each peer thread checks its own datagrams too: they never pass the dispatcher.
     guard: GuardConfig,
     log: RateLimitedLog,
+    /// `--work`: each peer's thread (and the dispatcher, for the peers it serves itself)
+    /// takes every datagram's whole cost before the echo.
+    work: Option<std::sync::Arc<crate::work::Work>>,
 }
 
 fn dispatch(socket: &UdpSocket, stop: &AtomicBool, mut guard: Guard, mut spawn: Spawn) {
     let mut buf = vec![0u8; DATAGRAM_BUF];
+    let mut service = Service::new(spawn.work.as_ref());
     loop {
         let (n, src) = match crate::datagram::recv_from(socket, &mut buf) {
             // Shutdown wakes the receive with 0 bytes; the flag tells it from an empty datagram.
@@ -108,6 +114,7 @@ fn dispatch(socket: &UdpSocket, stop: &AtomicBool, mut guard: Guard, mut spawn: 
         }
         let known = spawn.peers.lock().unwrap_or_else(|e| e.into_inner()).contains(&src);
         if known || !spawn.peer_thread(socket, &mut guard, src, &buf[..n]) {
+            service.blocking();
             // A failed send loses one datagram, as UDP may.
             let _ = socket.send_to(&buf[..n], src);
         }
@@ -147,12 +154,14 @@ impl Spawn {
         // source can get at most twice `--source-rate` answered).
         let peer_guard = Guard::new(self.guard, 1);
         let first = first.to_vec();
+        let mut service = Service::new(self.work.as_ref());
         let spawned = std::thread::Builder::new()
             .name("udp-peer".into())
             .stack_size(self.stack_size)
             .spawn(move || {
+                service.blocking();
                 let _ = socket.send(&first);
-                serve_peer(&socket, src, &stop, peer_guard);
+                serve_peer(&socket, src, &stop, peer_guard, service);
                 peers.lock().unwrap_or_else(|e| e.into_inner()).remove(&src);
                 drop(entry); // leave the registry before `socket` closes
             });
@@ -189,7 +198,8 @@ fn answer_strays(socket: UdpSocket, main: &UdpSocket, guard: &mut Guard, peer: S
     loop {
         match socket.recv_from(&mut buf) {
             Ok((n, from)) => {
-                // The peer's own datagram (sent right after its first) is answered here too.
+                // The peer's own datagram (sent right after its first) is answered here too,
+                // like the strays without --work: an instant's worth, not worth a service.
                 if from == peer || guard.admit(from) {
                     // A failed send loses one datagram, as UDP may.
                     let _ = main.send_to(&buf[..n], from);
@@ -206,13 +216,14 @@ fn answer_strays(socket: UdpSocket, main: &UdpSocket, guard: &mut Guard, peer: S
 
 /// Echoes the peer's datagrams until it is idle for the timeout or the server shuts the
 /// socket down (a receive of 0 bytes after shutdown; an empty datagram is echoed).
-fn serve_peer(socket: &UdpSocket, peer: SocketAddr, stop: &AtomicBool, mut guard: Guard) {
+fn serve_peer(socket: &UdpSocket, peer: SocketAddr, stop: &AtomicBool, mut guard: Guard, mut service: Service) {
     let mut buf = vec![0u8; DATAGRAM_BUF];
     loop {
         match socket.recv(&mut buf) {
             Ok(_) if stop.load(Ordering::Acquire) => return,
             Ok(_) if !guard.admit(peer) => {} // over its rate: dropped
             Ok(n) => {
+                service.blocking();
                 // A failed send loses one datagram, as UDP may.
                 let _ = socket.send(&buf[..n]);
             }

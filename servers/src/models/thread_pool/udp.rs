@@ -1,5 +1,7 @@
 //! The thread-pool model over UDP: N threads block in `recv_from` on one socket and echo
 //! each datagram with `send_to`. The kernel hands each datagram to one waiting thread.
+//! `--work`: the worker takes the datagram's whole cost (CPU, block and wait) before the
+//! echo.
 
 use std::io;
 use std::net::UdpSocket;
@@ -8,7 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::budget::refuse_beyond_budget;
-use crate::datagram::{Guard, GuardConfig, DATAGRAM_BUF};
+use crate::datagram::{Guard, GuardConfig, Service, DATAGRAM_BUF};
 use crate::running::Running;
 
 /// A running UDP thread pool.
@@ -24,6 +26,7 @@ pub(crate) fn start(
     workers: usize,
     stack_size: usize,
     guard: GuardConfig,
+    work: Option<std::sync::Arc<crate::work::Work>>,
 ) -> io::Result<Pool> {
     refuse_beyond_budget("threadpool", workers)?;
     let socket = sockets.swap_remove(0);
@@ -36,10 +39,11 @@ pub(crate) fn start(
     for i in 0..workers {
         let socket = socket.try_clone()?;
         let stop = Arc::clone(&stop);
+        let service = Service::new(work.as_ref());
         let spawned = std::thread::Builder::new()
             .name(format!("udp-worker-{i}"))
             .stack_size(stack_size)
-            .spawn(move || serve(&socket, &stop, Guard::new(guard, workers)));
+            .spawn(move || serve(&socket, &stop, Guard::new(guard, workers), service));
         match spawned {
             Ok(t) => pool.workers.push(t),
             Err(e) => {
@@ -52,7 +56,7 @@ pub(crate) fn start(
 }
 
 /// Echoes datagrams on `socket` until `stop` is set (and the socket shut down to wake it).
-pub(super) fn serve(socket: &UdpSocket, stop: &AtomicBool, mut guard: Guard) {
+fn serve(socket: &UdpSocket, stop: &AtomicBool, mut guard: Guard, mut service: Service) {
     let mut buf = vec![0u8; DATAGRAM_BUF];
     loop {
         match crate::datagram::recv_from(socket, &mut buf) {
@@ -62,6 +66,7 @@ pub(super) fn serve(socket: &UdpSocket, stop: &AtomicBool, mut guard: Guard) {
             Ok(None) => continue, // no source address: nothing to answer
             Ok(Some((n, src))) => {
                 if guard.admit(src) {
+                    service.blocking();
                     // A failed send loses one datagram, as UDP may: nothing to clean up.
                     let _ = socket.send_to(&buf[..n], src);
                 }

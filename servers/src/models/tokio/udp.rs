@@ -1,20 +1,28 @@
 //! The tokio model over UDP: one task per runtime worker, each owning a `UdpSocket` bound
 //! with SO_REUSEPORT to the same address (the kernel spreads peers over them), looping
 //! `recv_from` then `send_to`. `threads == 1` runs the current-thread runtime. Shutdown
-//! drops the runtime, which drops the tasks and closes their sockets.
+//! drops the runtime, which drops the tasks and closes their sockets. `--work`: CPU and
+//! block on the task's thread; a wait moves the reply (a copy of the datagram) to a task
+//! of its own that sleeps (`tokio::time::sleep`) and sends, while the loop goes on.
 
 use std::io;
 use std::net::UdpSocket;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::TokioServer;
-use crate::datagram::{Guard, GuardConfig, DATAGRAM_BUF};
+use crate::datagram::{Guard, GuardConfig, Service, DATAGRAM_BUF};
 
 /// Starts the runtime and one echo task per socket; stopped like the stream server (the
 /// same [`TokioServer`]: a stop signal, then the runtime thread joined).
-pub(crate) fn start(sockets: Vec<UdpSocket>, threads: usize, guard: GuardConfig) -> io::Result<TokioServer> {
+pub(crate) fn start(
+    sockets: Vec<UdpSocket>,
+    threads: usize,
+    guard: GuardConfig,
+    work: Option<std::sync::Arc<crate::work::Work>>,
+) -> io::Result<TokioServer> {
     let runtime = super::runtime(threads)?;
     let tasks = sockets.len();
     let sockets = {
@@ -32,7 +40,11 @@ pub(crate) fn start(sockets: Vec<UdpSocket>, threads: usize, guard: GuardConfig)
     let thread = std::thread::Builder::new().name("tokio-main".into()).spawn(move || {
         runtime.block_on(async move {
             for socket in sockets {
-                tokio::spawn(echo(socket, Guard::new(guard, tasks)));
+                tokio::spawn(echo(
+                    Arc::new(socket),
+                    Guard::new(guard, tasks),
+                    Service::new(work.as_ref()),
+                ));
             }
             // Until stop is sent (or its sender dropped).
             let _ = stopped.wait_for(|s| *s).await;
@@ -43,15 +55,25 @@ pub(crate) fn start(sockets: Vec<UdpSocket>, threads: usize, guard: GuardConfig)
     Ok(TokioServer { stop, thread })
 }
 
-async fn echo(socket: tokio::net::UdpSocket, mut guard: Guard) {
+async fn echo(socket: Arc<tokio::net::UdpSocket>, mut guard: Guard, mut service: Service) {
     let mut buf = vec![0u8; DATAGRAM_BUF];
     loop {
         let Ok((n, src)) = socket.recv_from(&mut buf).await else {
             continue; // an error queued by an earlier send (ICMP): the socket is still good
         };
-        if guard.admit(src) {
+        if !guard.admit(src) {
+            continue;
+        }
+        let wait = service.inline();
+        if wait.is_zero() {
             // A failed send loses one datagram, as UDP may.
             let _ = socket.send_to(&buf[..n], src).await;
+        } else {
+            let (socket, data) = (Arc::clone(&socket), buf[..n].to_vec());
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let _ = socket.send_to(&data, src).await;
+            });
         }
     }
 }

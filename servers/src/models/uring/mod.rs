@@ -33,11 +33,17 @@ pub(crate) fn start_stream(listeners: Vec<Listener>, work: Option<Arc<crate::wor
 }
 
 /// Starts one ring per UDP socket.
-pub(crate) fn start_udp(sockets: Vec<std::net::UdpSocket>, guard: GuardConfig) -> io::Result<UringServer> {
+pub(crate) fn start_udp(
+    sockets: Vec<std::net::UdpSocket>,
+    guard: GuardConfig,
+    work: Option<std::sync::Arc<crate::work::Work>>,
+) -> io::Result<UringServer> {
     available()?;
     let n = sockets.len();
     spawn_loops(sockets, move |ring, socket, wake, stop| {
-        udp::UdpLoop::new(ring, socket, wake, Guard::new(guard, n)).run(stop)
+        let service = crate::datagram::Service::new(work.as_ref());
+        let waits = work.as_ref().is_some_and(|w| w.waits());
+        udp::UdpLoop::new(ring, socket, wake, Guard::new(guard, n), service, waits).run(stop)
     })
 }
 

@@ -1,6 +1,11 @@
 //! The io_uring model over UDP: each ring keeps [`SLOTS`] `recvmsg` operations in flight on
 //! its own SO_REUSEPORT socket; a completed one is answered with `sendmsg` from the same
 //! buffer to the source it names, and re-armed once that send completes.
+//!
+//! `--work`: CPU and block on the ring's thread when the receive completes; a wait submits a
+//! timeout operation for the slot and the send follows its completion, while the ring serves
+//! the other slots. A waiting slot receives nothing, so with a `wait` step a ring keeps
+//! [`SLOTS_WAITING`] slots instead of [`SLOTS`]: that many datagrams wait at once per ring.
 
 use std::io;
 use std::net::UdpSocket;
@@ -9,11 +14,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use io_uring::{opcode, types};
 
-use crate::datagram::{Guard, DATAGRAM_BUF};
+use crate::datagram::{Guard, Service, DATAGRAM_BUF};
 use crate::ring::{Kind, Ring, Ud};
 
 /// Receives in flight per ring.
 pub(crate) const SLOTS: usize = 16;
+/// Receives in flight per ring when datagrams wait (`--work wait:`): at 1 ms each, 128
+/// slots carry 128,000 datagrams a second (8 MiB of buffers).
+pub(crate) const SLOTS_WAITING: usize = 128;
 
 /// One receive-then-send slot: its buffer and the message header that names it.
 struct Slot {
@@ -21,6 +29,8 @@ struct Slot {
     iov: libc::iovec,
     addr: libc::sockaddr_storage,
     msg: libc::msghdr,
+    /// The timeout of this slot's `--work` wait, while it runs.
+    ts: types::Timespec,
 }
 
 /// The loop's state; the slots are boxed so the kernel's pointers into them stay valid.
@@ -31,13 +41,21 @@ pub(super) struct UdpLoop {
     #[allow(clippy::vec_box)]
     slots: Vec<Box<Slot>>,
     guard: Guard,
+    service: Service,
     wake_fd: RawFd,
     wake_buf: Box<[u8; 8]>,
 }
 
 impl UdpLoop {
-    pub(super) fn new(ring: Ring, socket: UdpSocket, wake_fd: RawFd, guard: Guard) -> UdpLoop {
-        let slots = (0..SLOTS)
+    pub(super) fn new(
+        ring: Ring,
+        socket: UdpSocket,
+        wake_fd: RawFd,
+        guard: Guard,
+        service: Service,
+        waits: bool,
+    ) -> UdpLoop {
+        let slots = (0..if waits { SLOTS_WAITING } else { SLOTS })
             .map(|_| {
                 // SAFETY: all-zero is a valid value of these plain C structs.
                 let mut slot = Box::new(Slot {
@@ -45,6 +63,7 @@ impl UdpLoop {
                     iov: unsafe { std::mem::zeroed() },
                     addr: unsafe { std::mem::zeroed() },
                     msg: unsafe { std::mem::zeroed() },
+                    ts: types::Timespec::new(),
                 });
                 slot.iov.iov_base = slot.buf.as_mut_ptr().cast();
                 slot.msg.msg_iov = &mut slot.iov;
@@ -58,13 +77,14 @@ impl UdpLoop {
             socket,
             slots,
             guard,
+            service,
             wake_fd,
             wake_buf: Box::new([0; 8]),
         }
     }
 
     pub(super) fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
-        for i in 0..SLOTS {
+        for i in 0..self.slots.len() {
             self.arm_recv(i)?;
         }
         let read = opcode::Read::new(types::Fd(self.wake_fd), self.wake_buf.as_mut_ptr(), 8)
@@ -83,6 +103,8 @@ impl UdpLoop {
                     Kind::Recv => self.arm_recv(ud.index)?,
                     // Sent, or failed (one datagram lost, as UDP may): the slot receives again.
                     Kind::Send => self.arm_recv(ud.index)?,
+                    // The wait is over (-ETIME is how a timeout completes): send the echo.
+                    Kind::Work => self.send(ud.index)?,
                     _ => {}
                 }
             }
@@ -111,6 +133,20 @@ impl UdpLoop {
             return self.arm_recv(i);
         }
         slot.iov.iov_len = n;
+        let wait = self.service.inline();
+        if !wait.is_zero() {
+            slot.ts = types::Timespec::from(wait);
+            let timeout = opcode::Timeout::new(&slot.ts)
+                .build()
+                .user_data(Ud::of(Kind::Work, 0, i));
+            return self.ring.push(&timeout);
+        }
+        self.send(i)
+    }
+
+    /// Sends slot `i`'s datagram back to its source.
+    fn send(&mut self, i: usize) -> io::Result<()> {
+        let slot = &mut self.slots[i];
         let send = opcode::SendMsg::new(types::Fd(self.socket.as_raw_fd()), &slot.msg)
             .build()
             .user_data(Ud::of(Kind::Send, 0, i));

@@ -1,0 +1,176 @@
+//! The checks of a [`RunConfig`] before it runs, one step per concern: the sizes, UDP's
+//! limits, the engine, the open loop, the source addresses, and where the load and the
+//! server run.
+
+use std::net::IpAddr;
+
+use servers::{ListenAddr, Model};
+
+use super::parse::check_rate;
+use super::{
+    Churn, CloseMode, Engine, RunConfig, SockKind, TargetSpec, MAX_CONNS, MAX_DEPTH, MAX_MSG_SIZE, MAX_UDP_PAYLOAD_V4,
+};
+use crate::error::{flag_error as invalid, Error};
+
+impl RunConfig {
+    /// Checks the values that vary between runs (connections, message size, depth, rate,
+    /// source addresses) and fits the client threads to the connections.
+    pub fn checked(mut self) -> Result<RunConfig, Error> {
+        self.check_sizes()?;
+        self.check_udp()?;
+        self.check_engine()?;
+        self.check_open_loop()?;
+        self.check_bind()?;
+        self.check_placement()?;
+        self.threads = self.threads.min(self.my_conns());
+        Ok(self)
+    }
+
+    /// Connections, message size and depth within their bounds.
+    fn check_sizes(&self) -> Result<(), Error> {
+        if !(1..=MAX_CONNS).contains(&self.conns) {
+            return Err(invalid(
+                "--conns",
+                self.conns,
+                format!("must be between 1 and {MAX_CONNS}"),
+            ));
+        }
+        if !(1..=MAX_MSG_SIZE).contains(&self.msg_size) {
+            return Err(invalid(
+                "--msg-size",
+                self.msg_size,
+                format!("must be between 1 and {MAX_MSG_SIZE} bytes"),
+            ));
+        }
+        if !(1..=MAX_DEPTH).contains(&self.depth) {
+            return Err(invalid(
+                "--depth",
+                self.depth,
+                format!("must be between 1 and {MAX_DEPTH}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Over UDP: no reset to close with, and a message fits one datagram.
+    fn check_udp(&self) -> Result<(), Error> {
+        if self.is_udp() && self.close == CloseMode::Rst {
+            return Err(invalid(
+                "--close",
+                "rst",
+                "resets a TCP connection; a UDP socket has no connection to reset (leave --close out over UDP)",
+            ));
+        }
+        if self.is_udp() {
+            let v6 = matches!(self.target, TargetSpec::Addr(ListenAddr::Udp(a)) if a.is_ipv6());
+            let max = MAX_UDP_PAYLOAD_V4 + if v6 { 20 } else { 0 };
+            let header = crate::driver::datagram::HEADER;
+            if !(header..=max).contains(&self.msg_size) {
+                return Err(invalid(
+                    "--msg-size",
+                    self.msg_size,
+                    format!(
+                        "over UDP a message is one datagram: between {header} bytes (its header: sequence \
+                         number, send time, connection id) and {max} bytes"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// io_uring: streams only, and available on this kernel.
+    fn check_engine(&self) -> Result<(), Error> {
+        if self.engine == Engine::Uring {
+            if self.is_udp() {
+                return Err(invalid(
+                    "--engine",
+                    "uring",
+                    "drives TCP and Unix streams; UDP runs on --engine epoll",
+                ));
+            }
+            if let Err(e) = servers::ring::available() {
+                return Err(Error::CannotRun(format!("--engine uring: {e}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Poisson arrivals need a rate; one open loop at a time.
+    fn check_open_loop(&self) -> Result<(), Error> {
+        if self.arrivals == crate::schedule::Arrival::Poisson && self.rate.is_none() && self.search.is_none() {
+            return Err(invalid(
+                "--arrivals",
+                "poisson",
+                "spaces an open loop's sends; add --rate R (messages per second in total)",
+            ));
+        }
+        if let Some(r) = self.rate {
+            check_rate(r, &r.to_string())?;
+            if let Churn::ConnRate { rate, .. } = self.churn {
+                return Err(invalid(
+                    "--conn-rate",
+                    rate,
+                    "cannot be combined with --rate: one open loop at a time (each new connection's round trips run closed loop)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every `--bind` address can reach the target.
+    fn check_bind(&self) -> Result<(), Error> {
+        let target = &self.target;
+        let family_ok = |ip: &IpAddr| match target {
+            TargetSpec::Addr(ListenAddr::Tcp(t) | ListenAddr::Udp(t)) => ip.is_ipv4() == t.is_ipv4(),
+            TargetSpec::Addr(ListenAddr::Unix(_)) => false,
+            // Spawned servers listen on 127.0.0.1 (or a Unix socket).
+            TargetSpec::Model(_) => ip.is_ipv4() && self.transport != SockKind::Unix,
+        };
+        if let Some(bad) = self.bind.iter().find(|ip| !family_ok(ip)) {
+            let list: Vec<String> = self.bind.iter().map(IpAddr::to_string).collect();
+            return Err(invalid(
+                "--bind",
+                list.join(","),
+                format!("{bad} cannot reach the target (other address family, or a Unix socket)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The server's size and processes, and this shard's share.
+    fn check_placement(&self) -> Result<(), Error> {
+        if let (TargetSpec::Model(Model::ThreadPool), Some(n)) = (&self.target, self.server_threads) {
+            let budget = servers::thread_budget();
+            if u64::from(n) > budget.threads {
+                return Err(invalid(
+                    "--server-workers",
+                    n,
+                    format!("a pool that large would exceed this machine's thread budget of {budget}"),
+                ));
+            }
+        }
+        if self.server_procs > 1 && matches!(self.target, TargetSpec::Addr(_)) {
+            return Err(invalid(
+                "--server-procs",
+                self.server_procs,
+                "only applies with --target",
+            ));
+        }
+        if self.shard.count > 1 && self.start_at.is_none() {
+            return Err(invalid(
+                "--shard",
+                self.shard,
+                "a run in several shards needs --start-at TIME, the same on every shard",
+            ));
+        }
+        if self.my_conns() == 0 {
+            return Err(invalid(
+                "--shard",
+                self.shard,
+                format!("gets none of the {} connections", self.conns),
+            ));
+        }
+        Ok(())
+    }
+}
