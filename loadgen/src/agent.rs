@@ -11,7 +11,9 @@
 //! - per server process, found by the port it listens on (`?port=N`, or `--port`):
 //!   `process_cpu_seconds_total`, `process_resident_memory_bytes`,
 //!   `process_resident_memory_max_bytes` (its peak, VmHWM), `process_threads`,
-//!   `process_open_fds`, labelled `port`;
+//!   `process_open_fds`, labelled `port`; and its listening sockets (sock_diag, as
+//!   `ss -ltn` shows them): `listen_backlog` (the backlog its listen() got),
+//!   `listen_queue_length` (connections waiting to be accepted), `listen_sockets`;
 //! - for the host: `node_cpu_seconds_total{mode}` (user, nice, system, idle, iowait, irq,
 //!   softirq, steal), summed over the CPUs.
 //!
@@ -86,6 +88,24 @@ pub fn metrics_text(port: Option<u16>) -> String {
             registry.register("process_threads", "Threads of the server process", gauge(s.threads));
             let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
             registry.register("process_open_fds", "Open descriptors of the server process", gauge(fds));
+        }
+        if let Some(b) = crate::listener::backlog_on_port(port) {
+            let gauge = |v: u32| {
+                let g = Family::<PortLabel, Gauge>::default();
+                g.get_or_create(&PortLabel { port }).set(i64::from(v));
+                g
+            };
+            registry.register(
+                "listen_backlog",
+                "The smallest listen() backlog of the sockets listening on the port (sock_diag)",
+                gauge(b.max),
+            );
+            registry.register(
+                "listen_queue_length",
+                "Connections waiting in the accept queues of the port's listening sockets",
+                gauge(b.queued),
+            );
+            registry.register("listen_sockets", "Sockets listening on the port", gauge(b.listeners));
         }
     }
     if let Some(modes) = host_cpu() {
@@ -266,6 +286,18 @@ pub(crate) fn parse(text: &str) -> Option<ProcSample> {
         peak_rss_kib: (value("process_resident_memory_max_bytes")? / 1024.0) as u64,
         threads: value("process_threads")? as u64,
         host: host_modes(&scrape),
+        listen: match (
+            value("listen_backlog"),
+            value("listen_queue_length"),
+            value("listen_sockets"),
+        ) {
+            (Some(max), Some(queued), Some(n)) => Some(crate::listener::Backlog {
+                listeners: n as u32,
+                max: max as u32,
+                queued: queued as u32,
+            }),
+            _ => None,
+        },
     })
 }
 

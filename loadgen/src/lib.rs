@@ -19,6 +19,7 @@ mod driver;
 pub mod error;
 mod fanout;
 pub mod hlog;
+mod listener;
 pub mod merge;
 pub mod payload;
 mod plot;

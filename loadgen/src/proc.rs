@@ -19,15 +19,31 @@ pub(crate) struct ProcSample {
     pub(crate) threads: u64,
     /// The host's CPU by mode so far (from an agent only).
     pub(crate) host: Option<crate::report::HostCpu>,
+    /// The server's listeners (from an agent only; locally the run reads them itself).
+    pub(crate) listen: Option<crate::listener::Backlog>,
 }
 
-/// Reads `/proc/<pid>/stat` and `/proc/<pid>/status` of `pid` and of its child processes
-/// (a server of several processes, `--server-procs`), summed: CPU and threads added, peak
-/// RSS added over the processes; `None` once `pid` is gone.
+/// Reads `/proc/<pid>/stat` and `/proc/<pid>/status` of `pid` and of its descendants (a
+/// server of several processes, `--server-procs`, or one that forks per connection, like
+/// `socat ... fork`), summed: CPU and threads added, peak RSS added over the processes;
+/// `None` once `pid` is gone. A process's CPU includes its children that exited and were
+/// waited for (cutime, cstime), so a child's CPU moves from its own reading to its
+/// parent's when it exits, and a window is not shortchanged by connections that closed
+/// before its end was read.
 pub(crate) fn sample(pid: u32) -> Option<ProcSample> {
+    sample_depth(pid, 0)
+}
+
+/// Descendants deeper than this are not followed (a fork loop cannot make a reading slow).
+const MAX_DEPTH: u32 = 4;
+
+fn sample_depth(pid: u32, depth: u32) -> Option<ProcSample> {
     let mut total = sample_one(pid)?;
+    if depth >= MAX_DEPTH {
+        return Some(total);
+    }
     for child in children(pid) {
-        if let Some(s) = sample_one(child) {
+        if let Some(s) = sample_depth(child, depth + 1) {
             total.cpu_s += s.cpu_s;
             total.peak_rss_kib += s.peak_rss_kib;
             total.threads += s.threads;
@@ -61,8 +77,11 @@ fn sample_one(pid: u32) -> Option<ProcSample> {
 fn parse(stat: &str, status: &str) -> Option<ProcSample> {
     // The command name may contain spaces and parentheses: fields start after the last ')'.
     let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of stat(5), i.e. 11 and 12 after the state.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // utime, stime, cutime and cstime are fields 14-17 of stat(5), i.e. 11-14 after the
+    // state: the process's own CPU and that of its children it waited for.
+    let ticks: u64 = (11..=14)
+        .map(|i| fields.get(i)?.parse::<u64>().ok())
+        .sum::<Option<u64>>()?;
     let field = |key: &str| {
         status
             .lines()
@@ -76,6 +95,7 @@ fn parse(stat: &str, status: &str) -> Option<ProcSample> {
         peak_rss_kib: field("VmHWM:")?,
         threads: field("Threads:")?,
         host: None,
+        listen: None,
     })
 }
 
@@ -220,11 +240,12 @@ mod tests {
 
     #[test]
     fn parses_proc_files_with_odd_names() {
-        let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
+        // utime 250, stime 50, and 7 + 3 of children waited for.
+        let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 3 0";
         let status = "Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t 1024 kB\nThreads:\t3\n";
         let s = parse(stat, status).unwrap();
         assert_eq!((s.peak_rss_kib, s.threads), (2048, 3));
-        assert!((s.cpu_s - 300.0 / crate::sys::clock_ticks_per_sec()).abs() < 1e-9);
+        assert!((s.cpu_s - 310.0 / crate::sys::clock_ticks_per_sec()).abs() < 1e-9);
     }
 
     #[test]

@@ -72,6 +72,8 @@ fn loadgen_reads_the_servers_cost_from_the_agent() {
         "process_threads",
         "process_open_fds",
         "node_cpu_seconds_total",
+        "listen_backlog",
+        "listen_queue_length",
     ] {
         assert!(
             scrape.samples.iter().any(|s| s.metric == name),
@@ -211,6 +213,12 @@ fn a_server_on_another_host_is_costed_through_its_agent() {
     assert!(
         host["softirq_s"].as_f64().is_some() && host["irq_s"].as_f64().is_some(),
         "{report}"
+    );
+    // The server's listener is not in the client's namespace: its backlog comes from the agent.
+    assert!(
+        report["listen"]["max"].as_u64().unwrap_or(0) >= 1,
+        "{}",
+        report["listen"]
     );
 }
 

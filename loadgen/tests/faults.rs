@@ -350,3 +350,78 @@ fn megabyte_messages_through_tiny_socket_buffers_stay_exact_and_bounded() {
         row["server_rss_kib"]
     );
 }
+
+/// `socat TCP-LISTEN:0,fork EXEC:cat`, stopped by pid when dropped.
+struct Socat {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Socat {
+    fn start() -> Result<Socat, String> {
+        let child = std::process::Command::new("socat")
+            .args(["TCP-LISTEN:0,bind=127.0.0.1,fork", "EXEC:cat"])
+            .spawn()
+            .map_err(|e| format!("needs socat: {e}"))?;
+        let mut socat = Socat { child, port: 0 };
+        // Its port, from the kernel's list of listeners (socat does not print it).
+        let needle = format!("pid={},", socat.child.id());
+        for _ in 0..100 {
+            let ss = std::process::Command::new("ss")
+                .args(["-ltnpH"])
+                .output()
+                .map_err(|e| e.to_string())?;
+            let text = String::from_utf8_lossy(&ss.stdout).to_string();
+            if let Some(line) = text.lines().find(|l| l.contains(&needle)) {
+                let local = line.split_whitespace().nth(3).unwrap_or_default();
+                socat.port = local.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                return Ok(socat);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err("socat did not listen".into())
+    }
+}
+
+impl Drop for Socat {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_forking_server_is_named_by_its_real_backlog() {
+    // socat listens with a backlog of 5 and forks per connection: 50 connections at once
+    // overflow its accept queue, and the report says so with its number (not somaxconn).
+    let socat = match Socat::start() {
+        Ok(s) => s,
+        Err(why) => {
+            testkit::skip("a_forking_server_is_named_by_its_real_backlog", &why);
+            return;
+        }
+    };
+    let json = temp_path("socat.json");
+    let addr = format!("127.0.0.1:{}", socat.port);
+    let out = run(&[
+        "--addr",
+        &addr,
+        "-c",
+        "50",
+        "-d",
+        "2s",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = read_json(&json);
+    assert_eq!(v["listen"]["max"], 5, "{}", v["listen"]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("the server listens with a backlog of 5"), "{summary}");
+    let warnings = v["warnings"].to_string();
+    if warnings.contains("overflowed") {
+        assert!(warnings.contains("listens with a backlog of 5"), "{warnings}");
+    }
+    // Its CPU includes the processes it forked (and those it already waited for).
+    assert!(v["server"]["cpu_s"].as_f64().unwrap_or(0.0) > 0.0, "{}", v["server"]);
+}

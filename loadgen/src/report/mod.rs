@@ -208,6 +208,9 @@ pub struct ServerCost {
     /// (read from a `loadgen agent` only: netperf's remote service demand, neper's `-S`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_cpu: Option<HostCpu>,
+    /// The server's listeners as its agent read them at the end (the report's `listen`).
+    #[serde(skip)]
+    pub listen: Option<crate::listener::Backlog>,
 }
 
 /// CPU seconds of a host by mode (`node_cpu_seconds_total`), summed over its CPUs.
@@ -373,6 +376,11 @@ pub struct Report {
     pub settings: Settings,
     /// TCP_INFO of the client's connections (TCP only).
     pub tcp: Option<TcpStats>,
+    /// The server's listening sockets (sock_diag), when they are in this network namespace
+    /// or read through the agent: the backlog its listen() got, and the accept queue at the
+    /// end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<crate::listener::Backlog>,
     /// `--arrivals poisson`: whether the sends really were a Poisson process.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arrivals_check: Option<ArrivalsCheck>,
@@ -436,6 +444,7 @@ impl Report {
             settings: Settings::default(),
             tcp: None,
             arrivals_check: None,
+            listen: None,
             output_errors: Vec::new(),
         }
     }

@@ -236,6 +236,16 @@ fn connect(o: &mut String, r: &Report) {
             us(r.first_byte.max_us)
         );
     }
+    if let Some(b) = &r.listen {
+        let _ = writeln!(
+            o,
+            "  listen     the server listens with a backlog of {} ({} listening socket{}); {} waiting to be accepted at the end",
+            b.max,
+            b.listeners,
+            if b.listeners == 1 { "" } else { "s" },
+            b.queued
+        );
+    }
 }
 
 /// The run's other findings.

@@ -34,6 +34,8 @@ pub(super) struct Parts<'a> {
     pub(super) stop_reason: Option<String>,
     /// Accept-queue overflows on this machine during the run (`TcpExtListenOverflows`).
     pub(super) listen_overflows: u64,
+    /// The server's listeners, when they are in this network namespace.
+    pub(super) backlog: Option<crate::listener::Backlog>,
     /// TCP segments retransmitted on this machine during the run (`RetransSegs`).
     pub(super) tcp_retransmits: u64,
     /// Datagrams dropped by full UDP receive buffers on this machine during the run.
@@ -217,7 +219,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         cfg.is_udp()
             .then(|| verdict::rcvbuf_verdict(p.udp_rcvbuf_drops, c.lost))
             .flatten(),
-        verdict::backlog_verdict(p.listen_overflows, Percentiles::of(&connect).max_us),
+        verdict::backlog_verdict(p.listen_overflows, Percentiles::of(&connect).max_us, p.backlog),
         // The larger of the machine's count and the client connections' own: on loopback
         // the server's retransmissions count only machine-wide, and a client segment an
         // output filter drops fails locally and is resent without counting in TCP_INFO.
@@ -310,6 +312,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         shard: (cfg.shard.count > 1).then(|| cfg.shard.to_string()),
         settings: settings(cfg),
         tcp: tcp_stats(p.outputs),
+        listen: p.backlog.or(p.server.and_then(|s| s.listen)),
         arrivals_check: (cfg.arrivals == crate::schedule::Arrival::Poisson)
             .then(|| arrivals_check(p.outputs))
             .flatten(),

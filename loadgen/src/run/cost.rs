@@ -128,6 +128,7 @@ impl Cost {
                 (Some(a), Some(b)) => Some(b.since(&a)),
                 _ => None,
             },
+            listen: now.1.and_then(|s| s.listen),
         });
         (client_cpu_s, now.0.peak_rss_kib, server)
     }

@@ -82,6 +82,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     if let Some(log) = hlog.as_mut() {
         log.comment(&shard::run_note(&shard::RunStamp::of(cfg, &target.name)));
     }
+    let backlog_start = listen_backlog(&target.addr);
     let overflows_before = crate::proc::listen_overflows();
     let retransmits_before = crate::proc::tcp_retransmits();
     let rcvbuf_before = crate::proc::udp_rcvbuf_errors();
@@ -208,6 +209,11 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         _ => 0,
     };
     let listen_overflows = delta(overflows_before, crate::proc::listen_overflows());
+    // The backlog the server's listen() got, with what waits in its accept queue at the end.
+    let backlog = backlog_start.map(|b| crate::listener::Backlog {
+        queued: listen_backlog(&target.addr).map_or(0, |e| e.queued),
+        ..b
+    });
     let tcp_retransmits = delta(retransmits_before, crate::proc::tcp_retransmits());
     let udp_rcvbuf_drops = delta(rcvbuf_before, crate::proc::udp_rcvbuf_errors());
     let window = warmup::settle(cfg, &mut seen.agg, measured, client_cpu_s, server_cost);
@@ -225,6 +231,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         server_source,
         stop_reason,
         listen_overflows,
+        backlog,
         tcp_retransmits,
         udp_rcvbuf_drops,
         timer_floor_p99_us,
@@ -311,5 +318,14 @@ fn log_interval(log: &mut HlogWriter, iv: &Interval, cfg: &RunConfig, offset: Du
     log.interval(offset + start, end - start, &iv.latency, None);
     if cfg.rate.is_some() {
         log.interval(offset + start, end - start, &iv.raw, Some(hlog::RAW_TAG));
+    }
+}
+
+/// The listeners of a TCP target in this network namespace (sock_diag); `None` for other
+/// transports and for a server on another host.
+fn listen_backlog(addr: &servers::ListenAddr) -> Option<crate::listener::Backlog> {
+    match addr {
+        servers::ListenAddr::Tcp(a) => crate::listener::backlog(*a),
+        _ => None,
     }
 }

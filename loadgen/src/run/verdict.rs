@@ -62,15 +62,33 @@ pub(crate) fn ports_verdict(counters: &Counters) -> Option<String> {
 
 /// `Some(sentence)` when listeners' accept queues overflowed during the run: the kernel
 /// dropped those SYNs and the clients retried after 1 s (connects near 1 s).
-pub(crate) fn backlog_verdict(overflows: u64, connect_max_us: f64) -> Option<String> {
+pub(crate) fn backlog_verdict(
+    overflows: u64,
+    connect_max_us: f64,
+    backlog: Option<crate::listener::Backlog>,
+) -> Option<String> {
     (overflows > 0).then(|| {
         let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
             .map(|v| v.trim().to_string())
             .unwrap_or_else(|_| "?".into());
+        // Name the real backlog when the listener is in view: a server that asked for 5
+        // overflows at the sixth waiting connection, whatever somaxconn allows.
+        let why = match backlog {
+            Some(b) if b.max.to_string() != somaxconn => format!(
+                "the server listens with a backlog of {} (what its listen() asked for; net.core.somaxconn = {somaxconn} \
+                 would allow more): a larger listen() backlog, or a server that accepts faster",
+                b.max
+            ),
+            Some(b) => format!(
+                "the server listens with a backlog of {}, the most net.core.somaxconn allows: raise net.core.somaxconn \
+                 (and the server's listen() backlog)",
+                b.max
+            ),
+            None => format!("its listen backlog is capped by net.core.somaxconn = {somaxconn}"),
+        };
         format!(
             "accept queues on this machine overflowed {overflows} times during the run (TcpExtListenOverflows): those connects were \
-             dropped and retried after 1 s (connect max {:.0} ms); the server accepts slower than connections arrive, \
-             and its listen backlog is capped by net.core.somaxconn = {somaxconn}",
+             dropped and retried after 1 s (connect max {:.0} ms); the server accepts slower than connections arrive, and {why}",
             connect_max_us / 1000.0
         )
     })
@@ -298,7 +316,20 @@ pub(crate) fn starved_verdict(starved: u64, conns_ok: usize, target: &str) -> Op
         } else {
             ""
         };
-        format!("{starved} connections got no reply in the whole window: their wait is in no percentile{pool}")
+        let (n, them) = if starved == 1 {
+            ("1 connection", "its")
+        } else {
+            ("connections", "their")
+        };
+        let n = if starved == 1 {
+            n.to_string()
+        } else {
+            format!("{starved} {n}")
+        };
+        format!(
+            "{n} of {conns_ok} got no reply in the whole window: {them} wait is in no percentile, so the latency \
+             speaks for the served ones only{pool}"
+        )
     })
 }
 
