@@ -367,9 +367,17 @@ fn drive_worked(conn: &mut Conn, scratch: &mut [u8]) -> After {
         while at < conn.pending.len() {
             let (len, completes) = w.framer.next_piece(conn.pending.len() - at);
             if completes {
-                let wait = w.sampler.draw().run_inline();
+                let cost = w.sampler.draw();
+                let inline = !cost.cpu.is_zero() || !cost.block.is_zero();
+                let wait = cost.run_inline();
                 if !wait.is_zero() {
                     w.hold = Some((Instant::now() + wait, at + len));
+                    break;
+                }
+                if inline {
+                    // Worked on this thread: its echo goes out before the next message's
+                    // work, not after the whole read.
+                    at += len;
                     break;
                 }
             }
@@ -387,6 +395,9 @@ fn drive_worked(conn: &mut Conn, scratch: &mut [u8]) -> After {
         }
         if let Some((until, _)) = w.hold {
             return After::Held(until); // read nothing more while bytes are held
+        }
+        if w.released < conn.pending.len() {
+            continue; // more messages read and not yet worked: the next round works them
         }
         conn.pending.clear();
         conn.written = 0;

@@ -361,7 +361,15 @@ impl StreamLoop {
         while at < len {
             let (piece, completes) = w.framer.next_piece(len - at);
             if completes {
-                let wait = w.sampler.draw().run_inline();
+                let cost = w.sampler.draw();
+                let inline = !cost.cpu.is_zero() || !cost.block.is_zero();
+                let wait = cost.run_inline();
+                if wait.is_zero() && inline {
+                    // Worked on this thread: its echo goes now, before the next message's
+                    // work (its completion sends the next); not after the whole buffer.
+                    w.released = at + piece;
+                    return Ok(Some(at + piece));
+                }
                 if !wait.is_zero() {
                     // The bytes that complete this message wait for the timeout; those
                     // before it (earlier messages, already worked) may go now.
