@@ -21,8 +21,6 @@ use crate::{hlog, merge, shard, sys, target};
 
 /// Connections a shard opens per second, for the start-time lead (measured: 10k in ~1 s).
 const CONNECTS_PER_S: f64 = 4000.0;
-/// How often the shards and the server are checked.
-const TICK: Duration = Duration::from_millis(50);
 /// The shards' command line, built from the checked configuration (so `run` and `sweep`
 /// fan out alike): every setting of the run, plus the shard's own flags.
 fn shard_args(cfg: &RunConfig, own: &[String]) -> Vec<String> {
@@ -144,16 +142,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
             break;
         }
         if !passed_on {
-            let why = if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
-                Some("interrupted".to_string())
-            } else {
-                target
-                    .server
-                    .as_mut()
-                    .and_then(|s| s.exited())
-                    .map(|st| format!("the server exited ({st})"))
-            };
-            if let Some(why) = why {
+            if let Some(why) = crate::run::watch::outside_reason(interrupted, &mut target) {
                 // Each shard stops and writes what it measured.
                 for c in &shards {
                     let _ = sys::signal(c.id(), rustix::process::Signal::TERM);
@@ -162,9 +151,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
                 passed_on = true;
             }
         }
-        let now = Instant::now();
-        let next = cost.tick(now, Some(window));
-        std::thread::sleep(next.map_or(TICK, |t| TICK.min(t.saturating_duration_since(now))));
+        cost.tick_and_wait(Instant::now(), Some(window));
     }
     let (_, _, server_cost) = cost.finish();
     if let Some(server) = target.server.as_mut() {

@@ -211,7 +211,12 @@ pub fn combine(results: &[ShardResult], shards: u32) -> ShardResult {
         total.client_rss_kib = total.client_rss_kib.max(r.client_rss_kib);
         total.busiest_thread = total.busiest_thread.max(r.busiest_thread);
         total.busiest_work = total.busiest_work.max(r.busiest_work);
-        total.server = total.server.or(r.server);
+        // Every shard read the same server over the same --start-at window: one cost for
+        // the run, from a shard that read both ends of the window where one did.
+        total.server = match (total.server, r.server) {
+            (Some(a), Some(b)) if a.cpu_s.is_none() && b.cpu_s.is_some() => Some(b),
+            (a, b) => a.or(b),
+        };
         total.status = total.status.max(r.status);
         total.stop_reason = total.stop_reason.take().or_else(|| r.stop_reason.clone());
         if total.addr.is_empty() {

@@ -3,39 +3,25 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use common::*;
 
-/// A running agent, stopped when dropped (a failed assert too: a left-over agent would
-/// hold the test's output pipe open).
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// An agent on 127.0.0.1:0 with `extra` flags; (child, its address).
-fn agent(extra: &[&str]) -> (Agent, String) {
+/// An agent on 127.0.0.1:0 with `extra` flags; (the agent, stopped when dropped, and its
+/// address). testkit's process guard reads its `listening ADDR` line.
+fn agent(extra: &[&str]) -> (testkit::ServerProcess, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
     cmd.args(["agent", "--listen", "127.0.0.1:0"]).args(extra);
     start_agent(cmd)
 }
 
-/// Starts the agent `cmd` and reads the address it listens at from its first line.
-fn start_agent(mut cmd: Command) -> (Agent, String) {
-    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().strip_prefix("listening ").unwrap().to_string();
-    (Agent(child), addr)
+/// Starts the agent `cmd`; (the agent, stopped when dropped, and its address).
+fn start_agent(mut cmd: Command) -> (testkit::ServerProcess, String) {
+    let agent = testkit::ServerProcess::spawn(&mut cmd);
+    let at = agent.addr.to_string();
+    (agent, at)
 }
 
 /// The flags of a short run against `server`, reading the agent at `at`.

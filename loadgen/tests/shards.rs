@@ -161,11 +161,38 @@ fn shard_flags_are_checked() {
 
 #[test]
 fn shards_on_two_hosts_merge_exactly() {
+    let Some((logs, v)) = two_host_shards("shards_on_two_hosts_merge_exactly", false) else {
+        return;
+    };
+    merged_is_exact(&logs, &v);
+}
+
+#[test]
+fn shards_on_two_hosts_carry_one_server_cost_from_its_agent() {
+    // Each shard reads the server host's agent over the same --start-at window; the merge
+    // carries that one cost, per message over every shard's messages.
+    let Some((_, v)) = two_host_shards("shards_on_two_hosts_carry_one_server_cost_from_its_agent", true) else {
+        return;
+    };
+    let cpu = v["server"]["cpu_s"].as_f64().unwrap_or(0.0);
+    assert!(cpu > 0.0, "{}", v["server"]);
+    let msgs = v["counters"]["msgs"].as_f64().unwrap();
+    let per_msg = v["server_cpu_us_per_msg"].as_f64().unwrap_or(0.0);
+    assert!(
+        (per_msg - cpu * 1e6 / msgs).abs() <= 0.01 * per_msg + 0.01,
+        "{per_msg} vs {cpu} s / {msgs}"
+    );
+    assert!(v["server"]["host_cpu"]["user_s"].as_f64().is_some(), "{}", v["server"]);
+}
+
+/// Two client hosts (network namespaces) run one shard each against a mio server on a
+/// third, from one --start-at; returns their logs and the merged report (`None`: skipped).
+fn two_host_shards(test: &str, with_agent: bool) -> Option<(Vec<std::path::PathBuf>, serde_json::Value)> {
     let hosts = match testkit::netns::Hosts::create(2) {
         Ok(h) => h,
         Err(why) => {
-            testkit::skip("shards_on_two_hosts_merge_exactly", &why);
-            return;
+            testkit::skip(test, &why);
+            return None;
         }
     };
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_loadgen"));
@@ -173,38 +200,46 @@ fn shards_on_two_hosts_merge_exactly() {
     serve.args(["serve", "--model", "mio", "--addr", "0.0.0.0:0"]);
     let server = testkit::ServerProcess::spawn(&mut serve);
     let port = server.addr.port();
+    let agent = with_agent.then(|| {
+        let mut cmd = testkit::netns::Hosts::command(&hosts.server, exe);
+        cmd.args(["agent", "--allow-remote", "--listen", "0.0.0.0:0"]);
+        testkit::ServerProcess::spawn(&mut cmd)
+    });
     let start = at(Duration::from_secs(2));
-    let logs: Vec<_> = (0..2).map(|i| temp_path(&format!("host{i}.hlog"))).collect();
+    let logs: Vec<_> = (0..2).map(|i| temp_path(&format!("{test}-host{i}.hlog"))).collect();
     let children: Vec<_> = hosts
         .clients
         .iter()
         .enumerate()
         .map(|(i, (ns, server_ip))| {
-            testkit::netns::Hosts::command(ns, exe)
-                .args([
-                    "--addr",
-                    &format!("{server_ip}:{port}"),
-                    "--conns",
-                    "8",
-                    "--duration",
-                    "1s",
-                ])
-                .args([
-                    "--warmup",
-                    "200ms",
-                    "--shard",
-                    &format!("{i}/2"),
-                    "--start-at",
-                    &start,
-                    "--quiet",
-                ])
-                .args(["--hdr-log", logs[i].to_str().unwrap()])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
+            let mut cmd = testkit::netns::Hosts::command(ns, exe);
+            cmd.args([
+                "--addr",
+                &format!("{server_ip}:{port}"),
+                "--conns",
+                "8",
+                "--duration",
+                "1s",
+            ])
+            .args([
+                "--warmup",
+                "200ms",
+                "--shard",
+                &format!("{i}/2"),
+                "--start-at",
+                &start,
+                "--quiet",
+            ])
+            .args(["--hdr-log", logs[i].to_str().unwrap()])
+            .stdout(std::process::Stdio::null());
+            if let Some(a) = &agent {
+                cmd.args(["--agent", &format!("{server_ip}:{}", a.addr.port())]);
+            }
+            cmd.spawn().unwrap()
         })
         .collect();
-    let v = wait_and_merge(children, &logs, "hosts-merged.json");
-    merged_is_exact(&logs, &v);
+    let v = wait_and_merge(children, &logs, &format!("{test}-merged.json"));
+    drop(agent);
     drop(server);
+    Some((logs, v))
 }

@@ -6,6 +6,13 @@ use super::{finding, read, Finding, Severity};
 
 /// What the system's settings say.
 pub(super) fn system_findings(f: &mut Vec<Finding>) {
+    cpu_findings(f);
+    limit_findings(f);
+}
+
+/// The CPUs: idle driver and halt polling, clocksource, governor, turbo, isolation,
+/// virtualization.
+fn cpu_findings(f: &mut Vec<Finding>) {
     use Severity::{Info, Warn};
     let idle = read("/sys/devices/system/cpu/cpuidle/current_driver").unwrap_or_else(|| "none".into());
     let poll = read("/sys/module/haltpoll/parameters/guest_halt_poll_ns");
@@ -100,6 +107,12 @@ pub(super) fn system_findings(f: &mut Vec<Finding>) {
         "",
         Info,
     ));
+}
+
+/// The limits: descriptors, ports, backlogs, processes and threads, socket buffers; and
+/// io_uring.
+fn limit_findings(f: &mut Vec<Finding>) {
+    use Severity::{Info, Warn};
     let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
     let fmt = |v: Option<u64>| v.map_or("unlimited".to_string(), |v| v.to_string());
     let low = lim.maximum.is_some_and(|m| m < 65_536);

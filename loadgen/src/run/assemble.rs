@@ -167,15 +167,10 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         Churn::ConnRate { rate, .. } => Some(rate),
         _ => None,
     };
-    let busiest = p.outputs.iter().map(|o| o.window_cpu.as_secs_f64()).fold(0.0, f64::max) / secs.max(1e-9);
+    let busiest = busiest_thread(p.outputs, secs, false);
     let room = room(cfg, p.server);
     // A thread that spins to pace its sends is busy but not saturated: judged on its work.
-    let busiest_work = p
-        .outputs
-        .iter()
-        .map(|o| o.window_cpu.saturating_sub(o.window_spin).as_secs_f64())
-        .fold(0.0, f64::max)
-        / secs.max(1e-9);
+    let busiest_work = busiest_thread(p.outputs, secs, true);
     let send_lag = open.then(|| Percentiles::of(&p.total.send_lag));
     let client_lag = open.then(|| Percentiles::of(&p.total.client_lag));
     let backpressure = open.then(|| Percentiles::of(&p.total.backpressure));
@@ -210,34 +205,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         timer_late_p99_us: p.timer_floor_p99_us,
         ..Environment::detect()
     };
-    let warnings: Vec<String> = [
-        (!slots)
-            .then(|| verdict::unopened_verdict(cfg.my_conns(), conns_ok, &c))
-            .flatten(),
-        verdict::ports_verdict(&c),
-        cfg.is_udp().then(|| verdict::fragment_verdict(cfg.msg_size)).flatten(),
-        cfg.is_udp()
-            .then(|| verdict::rcvbuf_verdict(p.udp_rcvbuf_drops, c.lost))
-            .flatten(),
-        verdict::backlog_verdict(p.listen_overflows, Percentiles::of(&connect).max_us, p.backlog),
-        // The larger of the machine's count and the client connections' own: on loopback
-        // the server's retransmissions count only machine-wide, and a client segment an
-        // output filter drops fails locally and is resent without counting in TCP_INFO.
-        verdict::loss_verdict(
-            if open { &p.total.raw } else { &p.total.latency },
-            tcp_stats(p.outputs).map_or(p.tcp_retransmits, |t| t.retransmits.max(p.tcp_retransmits)),
-        ),
-        open.then(|| {
-            // Only `sleep` is as late as the wake-up of an idle vCPU (measured: halt polling
-            // halved its lag, and left hybrid's, whose margin covers the median, as it was).
-            let halt_poll_ns = env.halt_poll_ns.filter(|_| cfg.pacing == crate::config::Pacing::Sleep);
-            verdict::pacing_verdict(&p.total.client_lag, latency.p99_us, halt_poll_ns, p.timer_floor_p99_us)
-        })
-        .flatten(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let warnings = warnings(&p, conns_ok, &connect, &env, latency.p99_us);
     let mut report = Report {
         schema: SCHEMA,
         timestamp: humantime::format_rfc3339_seconds(p.started_at).to_string(),
@@ -354,4 +322,61 @@ fn arrivals_check(outputs: &[ThreadOutput]) -> Option<crate::report::ArrivalsChe
         p_value,
         ok: p_value >= crate::report::ARRIVALS_ALPHA,
     })
+}
+
+/// The run's findings about the machine and the wire: connections that did not open,
+/// ports, UDP fragments and receive buffers, the accept queue, packet loss, the client's
+/// pacing against the machine's timer floor.
+fn warnings(
+    p: &Parts<'_>,
+    conns_ok: usize,
+    connect: &Histogram<u64>,
+    env: &Environment,
+    latency_p99_us: f64,
+) -> Vec<String> {
+    let cfg = p.cfg;
+    let open = cfg.mode() == crate::schedule::Mode::Open;
+    // Connection slots of `--conn-rate` are not opened up front.
+    let slotted = matches!(cfg.churn, Churn::ConnRate { .. });
+    [
+        (!slotted)
+            .then(|| verdict::unopened_verdict(cfg.my_conns(), conns_ok, &p.total.counters))
+            .flatten(),
+        verdict::ports_verdict(&p.total.counters),
+        cfg.is_udp().then(|| verdict::fragment_verdict(cfg.msg_size)).flatten(),
+        cfg.is_udp()
+            .then(|| verdict::rcvbuf_verdict(p.udp_rcvbuf_drops, p.total.counters.lost))
+            .flatten(),
+        verdict::backlog_verdict(p.listen_overflows, Percentiles::of(connect).max_us, p.backlog),
+        // The larger of the machine's count and the client connections' own: on loopback
+        // the server's retransmissions count only machine-wide, and a client segment an
+        // output filter drops fails locally and is resent without counting in TCP_INFO.
+        verdict::loss_verdict(
+            if open { &p.total.raw } else { &p.total.latency },
+            tcp_stats(p.outputs).map_or(p.tcp_retransmits, |t| t.retransmits.max(p.tcp_retransmits)),
+        ),
+        open.then(|| {
+            // Only `sleep` is as late as the wake-up of an idle vCPU (measured: halt polling
+            // halved its lag, and left hybrid's, whose margin covers the median, as it was).
+            let halt_poll_ns = env.halt_poll_ns.filter(|_| cfg.pacing == crate::config::Pacing::Sleep);
+            verdict::pacing_verdict(&p.total.client_lag, latency_p99_us, halt_poll_ns, p.timer_floor_p99_us)
+        })
+        .flatten(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The busiest client thread's share of a core over `secs`: its CPU, or with `work` its
+/// CPU less the time it spun to pace its sends.
+fn busiest_thread(outputs: &[ThreadOutput], secs: f64, work: bool) -> f64 {
+    outputs
+        .iter()
+        .map(|o| {
+            let spin = if work { o.window_spin } else { std::time::Duration::ZERO };
+            o.window_cpu.saturating_sub(spin).as_secs_f64()
+        })
+        .fold(0.0, f64::max)
+        / secs.max(1e-9)
 }

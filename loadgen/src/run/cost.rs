@@ -2,11 +2,15 @@
 //! window's start and end, the server's peak thread count, and its last reading (kept for
 //! when it has exited by the end).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::proc::{self, ProcSample};
 use crate::report::ServerCost;
 use crate::sys::{self, SelfUsage};
+
+/// How often a watch loop looks at the run: the stop conditions, the progress line, the
+/// server's peak threads.
+pub(crate) const TICK: Duration = Duration::from_millis(50);
 
 /// One reading of both sides.
 type Reading = (SelfUsage, Option<ProcSample>);
@@ -61,6 +65,14 @@ impl Cost {
 
     fn read(&self) -> Reading {
         (sys::self_usage(), self.server.as_ref().and_then(ServerProbe::sample))
+    }
+
+    /// One step of a watch loop (a run's, or the parent's of shard processes):
+    /// [`tick`](Self::tick), then sleep until the next tick ([`TICK`]) or the next reading due,
+    /// whichever is sooner.
+    pub(crate) fn tick_and_wait(&mut self, now: Instant, window: Option<(Instant, Instant)>) {
+        let next = self.tick(now, window);
+        std::thread::sleep(next.map_or(TICK, |t| TICK.min(t.saturating_duration_since(now))));
     }
 
     /// Samples the server (peak threads); takes the window readings when their time has

@@ -17,7 +17,7 @@ pub(crate) mod cost;
 mod progress;
 mod verdict;
 mod warmup;
-mod watch;
+pub(crate) mod watch;
 
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant, SystemTime};
@@ -35,9 +35,6 @@ use aggregate::Aggregator;
 use cost::Cost;
 use progress::Progress;
 use watch::Watch;
-
-/// How often the main thread checks for faults and samples the server.
-const TICK: Duration = Duration::from_millis(50);
 
 /// Descriptors a run needs besides one per connection: stdio, epoll and timer per thread,
 /// the server child's pipe, report files, slack.
@@ -102,93 +99,9 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     });
     let shared = Shared::new(plan.len(), start_at);
     let (server_probe, server_source) = server_probe(cfg, &target);
-    if let Some(cost::ServerProbe::Agent { addr, port, token }) = &server_probe {
-        // Before the load: a wrong token is the user's to fix (exit 2); an agent out of
-        // reach only leaves the server's cost empty.
-        match crate::agent::read(addr, *port, token.as_deref()) {
-            Err(crate::agent::AgentError::Unauthorized) => {
-                return Err(crate::error::Error::Input(format!(
-                    "--agent {addr}: the agent refused the request (401): give its token with --agent-token FILE"
-                ))
-                .into())
-            }
-            Err(crate::agent::AgentError::Unreachable(why)) => {
-                eprintln!("WARNING: the agent at {addr} cannot be read ({why}): the server's cost stays empty")
-            }
-            Err(crate::agent::AgentError::NoServer) => {
-                eprintln!("WARNING: the agent at {addr} finds nothing listening on port {port}: the server's cost stays empty")
-            }
-            Ok(_) => {}
-        }
-    }
+    check_agent(server_probe.as_ref())?;
 
-    let addr = target.addr.clone();
-    let (tx, rx) = mpsc::channel::<Interval>();
-    let mut seen = std::thread::scope(|scope| -> anyhow::Result<Observed> {
-        let threads = plan.len();
-        let mut handles = Vec::with_capacity(threads);
-        for (i, ids) in plan.into_iter().enumerate() {
-            let (shared, tx, addr) = (&shared, tx.clone(), &addr);
-            let handle = std::thread::Builder::new()
-                .name(format!("client-{i}"))
-                .spawn_scoped(scope, move || run_thread((i, threads), ids, cfg, addr, shared, &tx));
-            match handle {
-                Ok(h) => handles.push(h),
-                Err(e) => {
-                    // The threads already started would wait for this one: stop them and let
-                    // them through; the scope joins them before the error is returned.
-                    shared.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                    shared.connected.open();
-                    return Err(e).context("cannot start a client thread");
-                }
-            }
-        }
-        drop(tx);
-        // Spawned threads inherit the nice value: lowered only now, after them.
-        let _yield = sys::yield_to_client_threads();
-        // The sampling below must not preempt client threads pinned to their own CPUs.
-        let _off_client_cpus = cfg.pin_client.as_deref().and_then(sys::avoid_cpus);
-        let mut seen = Observed {
-            agg: Aggregator::new(handles.len()).holding(warmup::intervals_to_hold(cfg)),
-            watch: Watch::new(),
-            cost: Cost::new(server_probe),
-            outputs: Vec::new(),
-            thread_error: None,
-        };
-        let progress = Progress::new(cfg);
-        let log_offset = |start: Instant| start.saturating_duration_since(created) + cfg.warmup;
-        loop {
-            drain(&rx, &mut seen.agg, &shared, threads);
-            complete_intervals(
-                &mut seen.agg,
-                hlog.as_mut(),
-                cfg,
-                shared.start.get().map(|&s| log_offset(s)),
-                None,
-            );
-            if handles.iter().all(|h| h.is_finished()) {
-                break;
-            }
-            let now = Instant::now();
-            let start = shared.start.get().copied();
-            let load_end = start.map(|s| s + cfg.warmup + cfg.duration);
-            seen.watch.check(now, load_end, &shared, &mut target);
-            let window = start.map(|s| (s + cfg.warmup, s + cfg.warmup + cfg.duration));
-            let next_reading = seen.cost.tick(now, window);
-            progress.update(start.map(|s| now.saturating_duration_since(s)), &shared, &seen.agg);
-            std::thread::sleep(next_reading.map_or(TICK, |t| TICK.min(t.saturating_duration_since(now))));
-        }
-        progress.finish();
-        for h in handles {
-            match h.join() {
-                Ok(Ok(out)) => seen.outputs.push(out),
-                Ok(Err(e)) => seen.thread_error = Some(format!("a client thread failed: {e}")),
-                Err(_) => seen.thread_error = Some("a client thread panicked".to_string()),
-            }
-        }
-        drain(&rx, &mut seen.agg, &shared, threads);
-        Ok(seen)
-    })?;
+    let mut seen = drive(cfg, plan, &shared, &mut target, server_probe, &mut hlog, created)?;
     let (client_cpu_s, client_rss_kib, server_cost) = seen.cost.finish();
     if let Some(server) = target.server.as_mut() {
         server.stop();
@@ -258,6 +171,112 @@ fn drain(rx: &Receiver<Interval>, agg: &mut Aggregator, shared: &Shared, threads
         agg.add(&iv);
         shared.recycle(iv, threads);
     }
+}
+
+/// Runs the client threads over `plan` and watches them until they are done: intervals
+/// folded as they come (and logged), stop conditions checked, the server's cost read at
+/// the window's ends, the progress line.
+fn drive(
+    cfg: &RunConfig,
+    plan: Vec<Vec<u32>>,
+    shared: &Shared,
+    target: &mut crate::target::Target,
+    probe: Option<cost::ServerProbe>,
+    hlog: &mut Option<HlogWriter>,
+    created: Instant,
+) -> anyhow::Result<Observed> {
+    let addr = target.addr.clone();
+    let (tx, rx) = mpsc::channel::<Interval>();
+    std::thread::scope(|scope| -> anyhow::Result<Observed> {
+        let threads = plan.len();
+        let mut handles = Vec::with_capacity(threads);
+        for (i, ids) in plan.into_iter().enumerate() {
+            let (shared, tx, addr) = (shared, tx.clone(), &addr);
+            let handle = std::thread::Builder::new()
+                .name(format!("client-{i}"))
+                .spawn_scoped(scope, move || run_thread((i, threads), ids, cfg, addr, shared, &tx));
+            match handle {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    // The threads already started would wait for this one: stop them and let
+                    // them through; the scope joins them before the error is returned.
+                    shared.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    shared.connected.open();
+                    return Err(e).context("cannot start a client thread");
+                }
+            }
+        }
+        drop(tx);
+        // Spawned threads inherit the nice value: lowered only now, after them.
+        let _yield = sys::yield_to_client_threads();
+        // The sampling below must not preempt client threads pinned to their own CPUs.
+        let _off_client_cpus = cfg.pin_client.as_deref().and_then(sys::avoid_cpus);
+        let mut seen = Observed {
+            agg: Aggregator::new(handles.len()).holding(warmup::intervals_to_hold(cfg)),
+            watch: Watch::new(),
+            cost: Cost::new(probe),
+            outputs: Vec::new(),
+            thread_error: None,
+        };
+        let progress = Progress::new(cfg);
+        let log_offset = |start: Instant| start.saturating_duration_since(created) + cfg.warmup;
+        loop {
+            drain(&rx, &mut seen.agg, shared, threads);
+            complete_intervals(
+                &mut seen.agg,
+                hlog.as_mut(),
+                cfg,
+                shared.start.get().map(|&s| log_offset(s)),
+                None,
+            );
+            if handles.iter().all(|h| h.is_finished()) {
+                break;
+            }
+            let now = Instant::now();
+            let start = shared.start.get().copied();
+            let load_end = start.map(|s| s + cfg.warmup + cfg.duration);
+            seen.watch.check(now, load_end, shared, target);
+            let window = start.map(|s| (s + cfg.warmup, s + cfg.warmup + cfg.duration));
+            progress.update(start.map(|s| now.saturating_duration_since(s)), shared, &seen.agg);
+            seen.cost.tick_and_wait(now, window);
+        }
+        progress.finish();
+        for h in handles {
+            match h.join() {
+                Ok(Ok(out)) => seen.outputs.push(out),
+                Ok(Err(e)) => seen.thread_error = Some(format!("a client thread failed: {e}")),
+                Err(_) => seen.thread_error = Some("a client thread panicked".to_string()),
+            }
+        }
+        drain(&rx, &mut seen.agg, shared, threads);
+        Ok(seen)
+    })
+}
+
+/// Before the load: a wrong token is the user's to fix (exit 2); an agent out of reach, or
+/// one that finds nothing on the port, only leaves the server's cost empty.
+fn check_agent(probe: Option<&cost::ServerProbe>) -> anyhow::Result<()> {
+    let Some(cost::ServerProbe::Agent { addr, port, token }) = probe else {
+        return Ok(());
+    };
+    match crate::agent::read(addr, *port, token.as_deref()) {
+        Err(crate::agent::AgentError::Unauthorized) => {
+            return Err(crate::error::Error::Input(format!(
+                "--agent {addr}: the agent refused the request (401): give its token with --agent-token FILE"
+            ))
+            .into())
+        }
+        Err(crate::agent::AgentError::Unreachable(why)) => {
+            eprintln!("WARNING: the agent at {addr} cannot be read ({why}): the server's cost stays empty")
+        }
+        Err(crate::agent::AgentError::NoServer) => {
+            eprintln!(
+                "WARNING: the agent at {addr} finds nothing listening on port {port}: the server's cost stays empty"
+            )
+        }
+        Ok(_) => {}
+    }
+    Ok(())
 }
 
 /// Where the server's cost is read: the spawned child, `--server-pid`, a `loadgen agent`

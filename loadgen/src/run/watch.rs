@@ -48,15 +48,11 @@ impl Watch {
         if self.stopped.is_some() {
             return;
         }
-        let reason = if self.interrupted.load(Ordering::Relaxed) {
-            Some("interrupted".to_string())
-        } else if let Some(st) = target.server.as_mut().and_then(|s| s.exited()) {
-            Some(format!("the server exited ({st})"))
-        } else {
+        let reason = outside_reason(self.interrupted, target).or_else(|| {
             self.all_down_since
                 .filter(|t| now.duration_since(*t) >= ALL_DOWN_LIMIT)
                 .map(|_| format!("no connection to the server for {ALL_DOWN_LIMIT:?}"))
-        };
+        });
         if let Some(reason) = reason {
             shared.stop.store(true, Ordering::Relaxed);
             self.stopped = Some((now, reason));
@@ -67,4 +63,17 @@ impl Watch {
     pub(crate) fn stopped(&self) -> Option<&(Instant, String)> {
         self.stopped.as_ref()
     }
+}
+
+/// A reason to stop that comes from outside the load, for a run and for the parent of
+/// shard processes alike: Ctrl-C or SIGTERM, or the spawned server exiting.
+pub(crate) fn outside_reason(interrupted: &AtomicBool, target: &mut Target) -> Option<String> {
+    if interrupted.load(Ordering::Relaxed) {
+        return Some("interrupted".to_string());
+    }
+    target
+        .server
+        .as_mut()
+        .and_then(|s| s.exited())
+        .map(|st| format!("the server exited ({st})"))
 }
