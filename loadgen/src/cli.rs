@@ -251,6 +251,11 @@ pub struct LoadArgs {
     /// --rate.
     #[arg(help_heading = "Open loop", long, value_enum, default_value_t = crate::schedule::Arrival::Uniform)]
     pub arrivals: crate::schedule::Arrival,
+    /// Kernel receive timestamps (SO_TIMESTAMPING, software) on every read: the reader's
+    /// own delay, from a reply's arrival at the socket to loadgen's read of it (TCP and UDP,
+    /// epoll engine). CSV rx_delay_p99_us.
+    #[arg(help_heading = "Output", long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
+    pub rx_timestamps: OnOff,
     /// Runs per configuration, each on a fresh server, one CSV row each; `auto`: until the
     /// 95% interval of the mean throughput is within --ci-target (at least 3 runs,
     /// at most --max-repeat).
@@ -417,4 +422,13 @@ pub struct SweepArgs {
     /// per connection).
     #[command(flatten)]
     pub load: LoadArgs,
+}
+
+/// A switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }

@@ -219,3 +219,68 @@ fn a_flood_of_requests_is_answered_429_and_the_agent_recovers() {
     assert!(http(&at, "GET /metrics HTTP/1.0\r\n\r\n").contains(" 200 "));
     drop(agent);
 }
+
+#[test]
+fn an_agent_that_dies_mid_window_leaves_the_cost_empty_not_zero() {
+    let mut cmd = loadgen();
+    cmd.args(["serve", "--model", "mio", "--addr", "127.0.0.1:0"]);
+    let server = testkit::ServerProcess::spawn(&mut cmd);
+    let (agent, at) = agent(&[]);
+    let csv = temp_path("agent-dies.csv");
+    let _ = std::fs::remove_file(&csv);
+    let mut run = loadgen();
+    run.args([
+        "--addr",
+        &server.addr.to_string(),
+        "--agent",
+        &at,
+        "-c",
+        "4",
+        "--warmup",
+        "200ms",
+    ])
+    .args(["-d", "2s", "-q", "--csv", csv.to_str().unwrap()])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    let child = run.spawn().unwrap();
+    // The window runs from 0.2 s to 2.2 s: the agent goes in the middle of it.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    drop(agent);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let row = only_row(&csv);
+    assert_eq!(row["server_cpu_s"], "", "unknown, not zero: {row:?}");
+    assert_eq!(row["server_cpu_us_per_msg"], "");
+    assert!(num(&row, "msgs") > 0.0);
+}
+
+#[test]
+fn an_agent_that_never_answers_costs_the_run_a_bounded_wait() {
+    // Accepts and then says nothing: every read gives up after its timeout, the run goes
+    // on with the server's cost empty and says why.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = silent.local_addr().unwrap().to_string();
+    let holder = std::thread::spawn(move || {
+        let held: Vec<_> = silent.incoming().take(3).flatten().collect();
+        std::thread::sleep(std::time::Duration::from_secs(8));
+        drop(held);
+    });
+    let mut cmd = loadgen();
+    cmd.args(["serve", "--model", "mio", "--addr", "127.0.0.1:0"]);
+    let server = testkit::ServerProcess::spawn(&mut cmd);
+    let csv = temp_path("agent-silent.csv");
+    let _ = std::fs::remove_file(&csv);
+    let t = std::time::Instant::now();
+    let args = load_args(&server.addr.to_string(), &at);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["-q", "--csv", csv.to_str().unwrap()]);
+    let out = run(&args);
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be read"), "{err}");
+    assert_eq!(only_row(&csv)["server_cpu_s"], "");
+    // A 1.2 s run plus at most three 2 s timeouts (before, at the start and at the end).
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    drop(holder);
+}

@@ -196,6 +196,51 @@ fn poisson_arrivals_pass_their_check_and_are_recorded() {
 }
 
 #[test]
+fn the_readers_own_delay_is_part_of_the_round_trip() {
+    // Kernel receive stamps: the reader's delay lies between 0 and the round trip it is part
+    // of (raw in open loop), over TCP and UDP; the uring engine reads without stamps.
+    let _serial = serial();
+    for extra in [&["--rate", "2000"][..], &["--transport", "udp"][..]] {
+        let csv = temp_path("rx.csv");
+        let _ = std::fs::remove_file(&csv);
+        let mut args = vec![
+            "--target",
+            "mio",
+            "-c",
+            "4",
+            "-d",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--csv",
+            csv.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let row = only_row(&csv);
+        let rx = num(&row, "rx_delay_p99_us");
+        let rtt = if row["raw_p99_us"].is_empty() {
+            num(&row, "lat_p99_us")
+        } else {
+            num(&row, "raw_p99_us")
+        };
+        assert!(
+            rx > 0.0 && rx <= rtt,
+            "{extra:?}: rx delay p99 {rx} us against a round trip p99 {rtt} us"
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("the reader's own delay"));
+    }
+    let csv = temp_path("rx-off.csv");
+    let (code, row) = run_for_row(
+        "rx-off.csv",
+        &["--target", "mio", "-c", "2", "-d", "500ms", "--rx-timestamps", "off"],
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(row["rx_delay_p99_us"], "", "{csv:?}: off leaves the column empty");
+}
+
+#[test]
 fn a_client_that_cannot_make_short_gaps_fails_the_arrivals_check() {
     // 40,000 msg/s from one thread: a mean gap of 25 us, against a cost per send of a few
     // us. The check says so, and names the way out.

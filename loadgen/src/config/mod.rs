@@ -121,6 +121,8 @@ pub struct RunConfig {
     pub pacing: Pacing,
     /// How open-loop sends are spaced (`--arrivals`).
     pub arrivals: crate::schedule::Arrival,
+    /// `--rx-timestamps`: take the kernel's receive stamp on every read (epoll engine).
+    pub rx_timestamps: bool,
     /// This process's part of the run (`--shard`); `Shard::WHOLE` alone.
     pub shard: Shard,
     /// When the load starts (`--start-at`): every shard's window begins at this instant.
@@ -261,6 +263,7 @@ impl RunConfig {
             },
             pacing: values::pacing(values::one("--pacing", &load.pacing)?)?,
             arrivals: load.arrivals,
+            rx_timestamps: load.rx_timestamps == crate::cli::OnOff::On,
             shard: Shard::WHOLE,
             start_at: None,
             procs: match load.procs {

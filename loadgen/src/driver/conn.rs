@@ -66,6 +66,8 @@ pub(super) struct Ctx {
     /// Open loop: the times (ns after the start) of the thread's first
     /// [`SEND_SAMPLE`] sends in the window, for the arrivals check; preallocated.
     pub(super) send_times: Vec<u64>,
+    /// `--rx-timestamps on` (epoll engine): reads take the kernel's receive stamp.
+    pub(super) rx_stamps: bool,
 }
 
 /// Sends per thread whose times the arrivals check keeps.
@@ -81,6 +83,18 @@ impl Ctx {
     #[inline]
     pub(super) fn in_window(&self, t: u64) -> bool {
         t >= self.warm_ns && t < self.end_ns
+    }
+
+    /// A read at `now` (ns after the start) of bytes the kernel stamped at `stamp`
+    /// (realtime ns): the reader's delay, inside the window.
+    #[inline]
+    pub(super) fn note_rx(&mut self, stamp: Option<u64>, now: u64) {
+        if let Some(at) = stamp {
+            if self.in_window(now) {
+                let delay = super::rxstamp::realtime_ns().saturating_sub(at);
+                self.cur.rx_delay.saturating_record(delay);
+            }
+        }
     }
 
     /// Open loop, inside the window: a message intended at `intended`, sendable at
@@ -266,14 +280,20 @@ impl Conn {
             let Some(sock) = self.sock.as_mut() else {
                 return Ok(());
             };
-            let n = match sock.recv_bytes(&mut ctx.rbuf, ctx.uring.as_mut()) {
-                Ok(0) => return Err(Fault::Reset.into()), // the server closed the connection
-                Ok(n) => n,
+            let read = if ctx.rx_stamps {
+                sock.recv_stamped(&mut ctx.rbuf, ctx.uring.as_mut())
+            } else {
+                sock.recv_bytes(&mut ctx.rbuf, ctx.uring.as_mut()).map(|n| (n, None))
+            };
+            let (n, stamp) = match read {
+                Ok((0, _)) => return Err(Fault::Reset.into()), // the server closed the connection
+                Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(classify(&e)),
             };
             let now = self.note_first_byte(ctx);
+            ctx.note_rx(stamp, now);
             let mut i = 0;
             while i < n {
                 // Only bytes that were sent can come back.

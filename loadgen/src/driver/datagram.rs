@@ -295,8 +295,13 @@ impl Conn {
             let (Some(sock), Some(w)) = (self.sock.as_mut(), self.window.as_mut()) else {
                 return Ok(());
             };
-            let n = match io::Read::read(sock, &mut ctx.rbuf) {
-                Ok(n) => n,
+            let read = if ctx.rx_stamps {
+                sock.recv_stamped(&mut ctx.rbuf, None)
+            } else {
+                io::Read::read(sock, &mut ctx.rbuf).map(|n| (n, None))
+            };
+            let (n, stamp) = match read {
+                Ok(got) => got,
                 // Drained: the next datagram raises a new READABLE edge.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue, // EINTR: retry
@@ -304,6 +309,7 @@ impl Conn {
                 Err(e) => return Err(classify(&e)),
             };
             let now = ctx.now_ns();
+            ctx.note_rx(stamp, now);
             let d = &ctx.rbuf[..n];
             let header = read_header(d);
             let seq = match header {

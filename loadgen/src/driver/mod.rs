@@ -18,6 +18,7 @@ mod conn;
 pub(crate) mod datagram;
 mod event_loop;
 mod pacer;
+mod rxstamp;
 mod socket;
 mod timer;
 mod uring_io;

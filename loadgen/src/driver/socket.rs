@@ -123,6 +123,34 @@ impl Sock {
         }
     }
 
+    /// Reads into `out` like [`recv_bytes`](Self::recv_bytes), with the kernel's receive
+    /// stamp of the last packet read (realtime ns) where [`enable_rx_stamps`]
+    /// (Self::enable_rx_stamps) turned it on: TCP and UDP with the epoll engine.
+    #[inline]
+    pub(super) fn recv_stamped(
+        &mut self,
+        out: &mut [u8],
+        io: Option<&mut UringIo>,
+    ) -> io::Result<(usize, Option<u64>)> {
+        match self {
+            Sock::Tcp(s) => super::rxstamp::recv(s.as_raw_fd(), out),
+            Sock::Udp(s) => super::rxstamp::recv(s.as_raw_fd(), out),
+            other => other.recv_bytes(out, io).map(|n| (n, None)),
+        }
+    }
+
+    /// Asks the kernel to stamp this socket's arriving packets (TCP and UDP with the
+    /// epoll engine; a no-op for the others). A kernel that refuses leaves reads unstamped.
+    pub(super) fn enable_rx_stamps(&self) {
+        let fd = match self {
+            Sock::Tcp(s) => s.as_raw_fd(),
+            Sock::Udp(s) => s.as_raw_fd(),
+            Sock::Unix(_) | Sock::Uring(_) => return,
+        };
+        // Refused (an old kernel): the reads come back without a stamp, the column stays empty.
+        let _ = super::rxstamp::enable(fd);
+    }
+
     /// UDP, still connecting: sends the probe again (it or its echo may have been lost).
     pub(super) fn reprobe(&self, id: u32, now_ns: u64) -> io::Result<()> {
         match self {

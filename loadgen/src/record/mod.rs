@@ -202,6 +202,9 @@ pub struct Interval {
     /// Open loop only: how long a due message waited for a free slot under `--depth`
     /// (replies it waited for: the server's or the network's doing).
     pub backpressure: Histogram<u64>,
+    /// The reader's own delay: from the kernel's receive stamp of a reply's last packet to
+    /// the read that got it (SO_TIMESTAMPING; TCP and UDP with the epoll engine).
+    pub rx_delay: Histogram<u64>,
     /// Counts.
     pub counters: Counters,
 }
@@ -216,6 +219,7 @@ impl Interval {
             send_lag: new_histogram(),
             client_lag: new_histogram(),
             backpressure: new_histogram(),
+            rx_delay: new_histogram(),
             counters: Counters::default(),
         }
     }
@@ -228,6 +232,7 @@ impl Interval {
         self.send_lag.reset();
         self.client_lag.reset();
         self.backpressure.reset();
+        self.rx_delay.reset();
         self.counters = Counters::default();
     }
 
@@ -239,6 +244,7 @@ impl Interval {
         let _ = self.send_lag.add(&other.send_lag);
         let _ = self.client_lag.add(&other.client_lag);
         let _ = self.backpressure.add(&other.backpressure);
+        let _ = self.rx_delay.add(&other.rx_delay);
         self.counters += other.counters;
     }
 

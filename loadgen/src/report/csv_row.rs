@@ -4,7 +4,7 @@ use super::Report;
 use crate::record::Ci;
 
 /// The header, in order. Readers match columns by name; new columns go at the end.
-pub const HEADER: [&str; 81] = [
+pub const HEADER: [&str; 82] = [
     "schema",
     "timestamp",
     "label",
@@ -86,6 +86,7 @@ pub const HEADER: [&str; 81] = [
     "retransmits",
     "tcp_rtt_p50_us",
     "arrivals",
+    "rx_delay_p99_us",
 ];
 
 fn f(v: f64, decimals: usize) -> String {
@@ -210,6 +211,7 @@ pub fn fields(r: &Report) -> [String; HEADER.len()] {
         opt(r.tcp, |t| t.retransmits.to_string()),
         opt(r.tcp, |t| f(t.rtt_p50_us, 1)),
         r.settings.arrivals.unwrap_or_default().to_string(),
+        opt(r.rx_delay, |p| f(p.p99_us, 1)),
     ]
 }
 

@@ -310,6 +310,10 @@ pub struct Report {
     pub settings: Settings,
     /// TCP_INFO of the client's connections (TCP only).
     pub tcp: Option<TcpStats>,
+    /// The reader's own delay: from the kernel's receive stamp of a reply to loadgen's read
+    /// of it (`--rx-timestamps`; TCP and UDP with the epoll engine); `None` without stamps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rx_delay: Option<Percentiles>,
     /// The server's listening sockets (sock_diag), when they are in this network namespace
     /// or read through the agent: the backlog its listen() got, and the accept queue at the
     /// end.
@@ -378,6 +382,7 @@ impl Report {
             settings: Settings::default(),
             tcp: None,
             arrivals_check: None,
+            rx_delay: None,
             listen: None,
             output_errors: Vec::new(),
         }

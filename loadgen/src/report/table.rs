@@ -149,6 +149,21 @@ fn latency(o: &mut String, r: &Report) {
             "  (* from the intended send time, coordinated omission corrected; raw: from the actual send)"
         );
     }
+    if let Some(rx) = &r.rx_delay {
+        // The round trip from the actual send, whichever the mode: raw in open loop.
+        let (what, rtt) = match &r.raw {
+            Some(raw) => ("raw", raw.p99_us),
+            None => ("latency", r.latency.p99_us),
+        };
+        let _ = writeln!(
+            o,
+            "  rx delay   of {what} p99 {}, the reader's own delay (kernel receive stamp to loadgen's read) p50 {}  p99 {}  max {}",
+            us(rtt),
+            us(rx.p50_us),
+            us(rx.p99_us),
+            us(rx.max_us)
+        );
+    }
 }
 
 /// Open loop: how the schedule was kept, and who is to blame if not.

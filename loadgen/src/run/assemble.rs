@@ -281,6 +281,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         settings: settings(cfg),
         tcp: tcp_stats(p.outputs),
         listen: p.backlog.or(p.server.and_then(|s| s.listen)),
+        rx_delay: (!p.total.rx_delay.is_empty()).then(|| Percentiles::of(&p.total.rx_delay)),
         arrivals_check: (cfg.arrivals == crate::schedule::Arrival::Poisson)
             .then(|| arrivals_check(p.outputs))
             .flatten(),

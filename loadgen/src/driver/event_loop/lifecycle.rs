@@ -78,7 +78,12 @@ impl Client<'_> {
         let opened_ns = now.saturating_duration_since(self.ctx.start).as_nanos() as u64;
         self.conns[i].begin_life(self.lifetime, opened_ns);
         let sock = match Sock::connect(self.addr, from, self.cfg.sock_buf, (self.conns[i].id, opened_ns)) {
-            Ok(s) => s,
+            Ok(s) => {
+                if self.ctx.rx_stamps {
+                    s.enable_rx_stamps();
+                }
+                s
+            }
             Err(e) => {
                 // Immediate failure (refused, out of ports or descriptors): counted, retried.
                 self.conns[i].link = Link::Connecting { since: now };

@@ -193,6 +193,7 @@ impl<'a> Client<'a> {
                 wbuf: vec![0; BUF.min(cfg.msg_size * depth).max(1)].into_boxed_slice(),
                 uring,
                 send_times: Vec::with_capacity(if schedule == Schedule::Closed { 0 } else { SEND_SAMPLE }),
+                rx_stamps: cfg.rx_timestamps && cfg.engine == Engine::Epoll,
             },
             ready: Vec::with_capacity(1024),
             next_send: None,
