@@ -118,13 +118,14 @@ impl Cost {
     /// The cost once the run is over: (client CPU seconds in the window, client peak RSS
     /// in KiB, the server's cost when its pid is known).
     pub(crate) fn finish(&mut self) -> (f64, u64, Option<ServerCost>) {
-        let now = (
-            sys::self_usage(),
-            // The run can end before the tick that was due at the window's end: read now
-            // (an agent too), falling back on the last reading.
-            self.server.as_ref().and_then(ServerProbe::sample).or(self.last_server),
-        );
-        let end = self.at_end.unwrap_or(now);
+        // The run can end before the tick that was due at the window's end: read now (an
+        // agent too). The window's end is only ever a fresh reading: falling back on the
+        // last one (for an agent, the window's start) would give a CPU of zero where the
+        // truth is unknown (an agent that died mid-window, tested).
+        let fresh = (sys::self_usage(), self.server.as_ref().and_then(ServerProbe::sample));
+        let end = self.at_end.unwrap_or(fresh);
+        // Peak memory and threads may come from the last reading that worked.
+        let now = (fresh.0, fresh.1.or(self.last_server));
         let client_cpu_s = self
             .at_start
             .map_or(0.0, |(a, _)| end.0.cpu.saturating_sub(a.cpu).as_secs_f64());
