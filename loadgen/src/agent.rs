@@ -53,7 +53,7 @@ struct ModeLabel {
 pub fn metrics_text(port: Option<u16>) -> String {
     let mut registry = Registry::default();
     if let Some(port) = port {
-        if let Some((pid, s)) = server_sample(port) {
+        if let Some((_, s)) = server_sample(port) {
             let label = PortLabel { port };
             let cpu = Family::<PortLabel, Counter<f64, AtomicU64>>::default();
             cpu.get_or_create(&label).inc_by(s.cpu_s);
@@ -67,18 +67,10 @@ pub fn metrics_text(port: Option<u16>) -> String {
                 g.get_or_create(&label).set(v as i64);
                 g
             };
-            let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                .ok()
-                .and_then(|t| {
-                    t.lines()
-                        .find(|l| l.starts_with("VmRSS:"))
-                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                })
-                .unwrap_or(0);
             registry.register(
                 "process_resident_memory_bytes",
                 "Resident memory of the server process",
-                gauge(rss * 1024),
+                gauge(s.rss_kib * 1024),
             );
             registry.register(
                 "process_resident_memory_max_bytes",
@@ -86,8 +78,11 @@ pub fn metrics_text(port: Option<u16>) -> String {
                 gauge(s.peak_rss_kib * 1024),
             );
             registry.register("process_threads", "Threads of the server process", gauge(s.threads));
-            let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
-            registry.register("process_open_fds", "Open descriptors of the server process", gauge(fds));
+            registry.register(
+                "process_open_fds",
+                "Open descriptors of the server process",
+                gauge(s.fds),
+            );
         }
         if let Some(b) = crate::listener::backlog_on_port(port) {
             let gauge = |v: u32| {
@@ -285,6 +280,8 @@ pub(crate) fn parse(text: &str) -> Option<ProcSample> {
         cpu_s: value("process_cpu_seconds_total")?,
         peak_rss_kib: (value("process_resident_memory_max_bytes")? / 1024.0) as u64,
         threads: value("process_threads")? as u64,
+        rss_kib: (value("process_resident_memory_bytes").unwrap_or(0.0) / 1024.0) as u64,
+        fds: value("process_open_fds").unwrap_or(0.0) as u64,
         host: host_modes(&scrape),
         listen: match (
             value("listen_backlog"),

@@ -253,7 +253,7 @@ pub struct LoadArgs {
     pub arrivals: crate::schedule::Arrival,
     /// Kernel receive timestamps (SO_TIMESTAMPING, software) on every read: the reader's
     /// own delay, from a reply's arrival at the socket to loadgen's read of it (TCP and UDP,
-    /// epoll engine). CSV rx_delay_p99_us.
+    /// either engine). CSV rx_delay_p99_us.
     #[arg(help_heading = "Output", long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
     pub rx_timestamps: OnOff,
     /// Runs per configuration, each on a fresh server, one CSV row each; `auto`: until the

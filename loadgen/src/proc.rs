@@ -17,6 +17,10 @@ pub(crate) struct ProcSample {
     pub(crate) peak_rss_kib: u64,
     /// Threads now.
     pub(crate) threads: u64,
+    /// Resident set size now (VmRSS), KiB.
+    pub(crate) rss_kib: u64,
+    /// Open descriptors now (0 when /proc/<pid>/fd cannot be listed: another user's).
+    pub(crate) fds: u64,
     /// The host's CPU by mode so far (from an agent only).
     pub(crate) host: Option<crate::report::HostCpu>,
     /// The server's listeners (from an agent only; locally the run reads them itself).
@@ -47,6 +51,8 @@ fn sample_depth(pid: u32, depth: u32) -> Option<ProcSample> {
             total.cpu_s += s.cpu_s;
             total.peak_rss_kib += s.peak_rss_kib;
             total.threads += s.threads;
+            total.rss_kib += s.rss_kib;
+            total.fds += s.fds;
         }
     }
     Some(total)
@@ -71,7 +77,8 @@ fn children(pid: u32) -> Vec<u32> {
 fn sample_one(pid: u32) -> Option<ProcSample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse(&stat, &status)
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
+    parse(&stat, &status).map(|s| ProcSample { fds, ..s })
 }
 
 fn parse(stat: &str, status: &str) -> Option<ProcSample> {
@@ -94,6 +101,8 @@ fn parse(stat: &str, status: &str) -> Option<ProcSample> {
         // never a zero that reads as measured.
         peak_rss_kib: field("VmHWM:")?,
         threads: field("Threads:")?,
+        rss_kib: field("VmRSS:")?,
+        fds: 0,
         host: None,
         listen: None,
     })

@@ -121,7 +121,7 @@ pub struct RunConfig {
     pub pacing: Pacing,
     /// How open-loop sends are spaced (`--arrivals`).
     pub arrivals: crate::schedule::Arrival,
-    /// `--rx-timestamps`: take the kernel's receive stamp on every read (epoll engine).
+    /// `--rx-timestamps`: take the kernel's receive stamp on every read (TCP and UDP).
     pub rx_timestamps: bool,
     /// This process's part of the run (`--shard`); `Shard::WHOLE` alone.
     pub shard: Shard,

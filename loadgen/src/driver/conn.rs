@@ -66,7 +66,7 @@ pub(super) struct Ctx {
     /// Open loop: the times (ns after the start) of the thread's first
     /// [`SEND_SAMPLE`] sends in the window, for the arrivals check; preallocated.
     pub(super) send_times: Vec<u64>,
-    /// `--rx-timestamps on` (epoll engine): reads take the kernel's receive stamp.
+    /// `--rx-timestamps on`: reads take the kernel's receive stamp.
     pub(super) rx_stamps: bool,
 }
 

@@ -53,21 +53,40 @@ pub(super) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)
 
 /// The software receive stamp among `msg`'s control messages, in realtime ns.
 fn stamp(msg: &libc::msghdr) -> Option<u64> {
-    // SAFETY: the CMSG_* walk stays inside the control buffer `recvmsg` filled and sized.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
-        while !cmsg.is_null() {
-            let c = &*cmsg;
-            if c.cmsg_level == libc::SOL_SOCKET && c.cmsg_type == libc::SO_TIMESTAMPING {
-                // struct scm_timestamping { struct timespec ts[3]; }: [0] is the software stamp.
-                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
-                if ts.tv_sec == 0 && ts.tv_nsec == 0 {
-                    return None;
-                }
-                return Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
-            }
-            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+    // SAFETY: recvmsg filled `msg_controllen` bytes of the control buffer it points at.
+    let control = unsafe { std::slice::from_raw_parts(msg.msg_control.cast::<u8>(), msg.msg_controllen) };
+    stamp_in(control)
+}
+
+/// Bytes of control data a receive needs for one stamp: CMSG_SPACE of three timespecs.
+pub(super) const CONTROL_LEN: usize = 64;
+
+/// The software receive stamp in control data `control` (a sequence of `cmsghdr`s, as
+/// `recvmsg` or io_uring's multishot `recvmsg` leave them), in realtime ns.
+pub(super) fn stamp_in(control: &[u8]) -> Option<u64> {
+    const HDR: usize = size_of::<libc::cmsghdr>();
+    let align = |n: usize| n.next_multiple_of(size_of::<usize>());
+    let mut at = 0;
+    while at + HDR <= control.len() {
+        // SAFETY: HDR bytes at `at` are inside `control`; read unaligned into a local.
+        let h: libc::cmsghdr = unsafe { std::ptr::read_unaligned(control[at..].as_ptr().cast()) };
+        let len = h.cmsg_len as usize;
+        if len < HDR || at + len > control.len() {
+            return None; // truncated or malformed
         }
+        if h.cmsg_level == libc::SOL_SOCKET
+            && h.cmsg_type == libc::SO_TIMESTAMPING
+            && len >= HDR + size_of::<libc::timespec>()
+        {
+            // struct scm_timestamping { struct timespec ts[3]; }: [0] is the software stamp.
+            // SAFETY: a timespec's bytes follow the header inside `control` (checked above).
+            let ts: libc::timespec = unsafe { std::ptr::read_unaligned(control[at + align(HDR)..].as_ptr().cast()) };
+            if ts.tv_sec == 0 && ts.tv_nsec == 0 {
+                return None;
+            }
+            return Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+        }
+        at += align(len);
     }
     None
 }

@@ -125,7 +125,7 @@ impl Sock {
 
     /// Reads into `out` like [`recv_bytes`](Self::recv_bytes), with the kernel's receive
     /// stamp of the last packet read (realtime ns) where [`enable_rx_stamps`]
-    /// (Self::enable_rx_stamps) turned it on: TCP and UDP with the epoll engine.
+    /// (Self::enable_rx_stamps) turned it on: TCP and UDP, and TCP through io_uring.
     #[inline]
     pub(super) fn recv_stamped(
         &mut self,
@@ -135,17 +135,24 @@ impl Sock {
         match self {
             Sock::Tcp(s) => super::rxstamp::recv(s.as_raw_fd(), out),
             Sock::Udp(s) => super::rxstamp::recv(s.as_raw_fd(), out),
-            other => other.recv_bytes(out, io).map(|n| (n, None)),
+            Sock::Uring(s) => {
+                let io = io.ok_or_else(|| io::Error::other("a uring socket without its ring"))?;
+                let n = s.read(out, io)?;
+                Ok((n, s.take_stamp()))
+            }
+            Sock::Unix(s) => s.read(out).map(|n| (n, None)),
         }
     }
 
-    /// Asks the kernel to stamp this socket's arriving packets (TCP and UDP with the
-    /// epoll engine; a no-op for the others). A kernel that refuses leaves reads unstamped.
+    /// Asks the kernel to stamp this socket's arriving packets (TCP and UDP, before a TCP
+    /// socket goes to the io_uring engine; a no-op for Unix sockets). A kernel that refuses
+    /// leaves reads unstamped.
     pub(super) fn enable_rx_stamps(&self) {
         let fd = match self {
             Sock::Tcp(s) => s.as_raw_fd(),
             Sock::Udp(s) => s.as_raw_fd(),
-            Sock::Unix(_) | Sock::Uring(_) => return,
+            Sock::Uring(s) => s.fd().as_raw_fd(),
+            Sock::Unix(_) => return,
         };
         // Refused (an old kernel): the reads come back without a stamp, the column stays empty.
         let _ = super::rxstamp::enable(fd);

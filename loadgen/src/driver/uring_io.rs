@@ -92,6 +92,9 @@ pub(super) struct UringIo {
     /// Sockets whose multishot receive ended for want of buffers: re-armed next round.
     starved: Vec<usize>,
     timer: Option<(RawFd, usize)>,
+    /// `--rx-timestamps on`: receives are multishot `recvmsg` with room for the kernel's
+    /// receive stamp (the kernel reads this header when it takes the operation).
+    stamp_msg: Option<Box<libc::msghdr>>,
 }
 
 /// A stream socket driven by io_uring.
@@ -110,6 +113,8 @@ pub(crate) struct UringSock {
     tx_off: usize,
     tx_busy: bool,
     tx_err: Option<i32>,
+    /// The kernel's receive stamp of the latest bytes received (realtime ns), until read.
+    stamp: Option<u64>,
 }
 
 impl UringSock {
@@ -141,6 +146,11 @@ impl UringSock {
         }
     }
 
+    /// The kernel's receive stamp of the latest bytes received, once (realtime ns).
+    pub(super) fn take_stamp(&mut self) -> Option<u64> {
+        self.stamp.take()
+    }
+
     /// Queues `data` as one send: all of it is taken, or WouldBlock while a send is in
     /// flight; a failed send is reported by the next call.
     pub(super) fn write(&mut self, data: &[u8], io: &mut UringIo) -> io::Result<usize> {
@@ -161,10 +171,17 @@ impl UringSock {
 
 impl UringIo {
     /// A ring (SINGLE_ISSUER and DEFER_TASKRUN where the kernel has them) and its pool.
-    pub(super) fn new() -> io::Result<UringIo> {
+    pub(super) fn new(rx_stamps: bool) -> io::Result<UringIo> {
         servers::ring::available()?;
         let ring = servers::ring::new_ring()?;
         let bufs = BufRing::new(ring.io(), BUFFERS, BUF_LEN, BGID)?;
+        let stamp_msg = rx_stamps.then(|| {
+            // SAFETY: an all-zero msghdr is valid: no name, no iovec (the buffer is the
+            // pool's), room for the control data only.
+            let mut msg: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+            msg.msg_controllen = super::rxstamp::CONTROL_LEN;
+            msg
+        });
         Ok(UringIo {
             ring,
             bufs,
@@ -173,6 +190,7 @@ impl UringIo {
             done: Vec::with_capacity(1024),
             starved: Vec::new(),
             timer: None,
+            stamp_msg,
         })
     }
 
@@ -192,6 +210,7 @@ impl UringIo {
             tx_off: 0,
             tx_busy: false,
             tx_err: None,
+            stamp: None,
         };
         let poll = opcode::PollAdd::new(types::Fd(s.fd.as_raw_fd()), libc::POLLOUT as u32)
             .build()
@@ -206,9 +225,13 @@ impl UringIo {
         if s.recv_armed || s.rx_end.is_some() {
             return Ok(());
         }
-        let recv = opcode::RecvMulti::new(types::Fd(s.fd.as_raw_fd()), BGID)
-            .build()
-            .user_data(ud(Op::Recv, s.id, s.token));
+        let fd = types::Fd(s.fd.as_raw_fd());
+        let recv = match &self.stamp_msg {
+            // Each completion's buffer then holds a header, the control data, the payload.
+            Some(msg) => opcode::RecvMsgMulti::new(fd, &**msg, BGID).build(),
+            None => opcode::RecvMulti::new(fd, BGID).build(),
+        }
+        .user_data(ud(Op::Recv, s.id, s.token));
         self.ring.push(&recv)?;
         s.recv_armed = true;
         s.ops += 1;
@@ -304,7 +327,25 @@ impl UringIo {
                     match res {
                         n if n > 0 => {
                             if let Some(bid) = bid {
-                                s.rx.push_back((bid, 0, n as usize));
+                                match &self.stamp_msg {
+                                    None => s.rx.push_back((bid, 0, n as usize)),
+                                    Some(msg) => {
+                                        let buf = self.bufs.bytes(bid, 0, n as usize);
+                                        match types::RecvMsgOut::parse(buf, msg) {
+                                            // The payload comes last in the buffer.
+                                            Ok(out) if !out.payload_data().is_empty() => {
+                                                s.stamp = super::rxstamp::stamp_in(out.control_data()).or(s.stamp);
+                                                let len = out.payload_data().len();
+                                                s.rx.push_back((bid, n as usize - len, n as usize));
+                                            }
+                                            // No payload: the peer's FIN (the multishot ends).
+                                            _ => {
+                                                self.bufs.give_back(bid);
+                                                s.rx_end = Some(0);
+                                            }
+                                        }
+                                    }
+                                }
                             }
                             if !more && s.rx_end.is_none() {
                                 self.start(s)?; // the kernel ended the multishot: renew it

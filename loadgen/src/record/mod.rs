@@ -203,7 +203,7 @@ pub struct Interval {
     /// (replies it waited for: the server's or the network's doing).
     pub backpressure: Histogram<u64>,
     /// The reader's own delay: from the kernel's receive stamp of a reply's last packet to
-    /// the read that got it (SO_TIMESTAMPING; TCP and UDP with the epoll engine).
+    /// the read that got it (SO_TIMESTAMPING; TCP and UDP, either engine).
     pub rx_delay: Histogram<u64>,
     /// Counts.
     pub counters: Counters,

@@ -311,7 +311,7 @@ pub struct Report {
     /// TCP_INFO of the client's connections (TCP only).
     pub tcp: Option<TcpStats>,
     /// The reader's own delay: from the kernel's receive stamp of a reply to loadgen's read
-    /// of it (`--rx-timestamps`; TCP and UDP with the epoll engine); `None` without stamps.
+    /// of it (`--rx-timestamps`; TCP and UDP, either engine); `None` without stamps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rx_delay: Option<Percentiles>,
     /// The server's listening sockets (sock_diag), when they are in this network namespace

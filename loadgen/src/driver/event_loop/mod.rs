@@ -154,7 +154,7 @@ impl<'a> Client<'a> {
         };
         let poll = Poll::new()?;
         let mut uring = match cfg.engine {
-            Engine::Uring => Some(UringIo::new()?),
+            Engine::Uring => Some(UringIo::new(cfg.rx_timestamps)?),
             Engine::Epoll => None,
         };
         let timer = if closed && arrivals.is_none() {
@@ -193,7 +193,7 @@ impl<'a> Client<'a> {
                 wbuf: vec![0; BUF.min(cfg.msg_size * depth).max(1)].into_boxed_slice(),
                 uring,
                 send_times: Vec::with_capacity(if schedule == Schedule::Closed { 0 } else { SEND_SAMPLE }),
-                rx_stamps: cfg.rx_timestamps && cfg.engine == Engine::Epoll,
+                rx_stamps: cfg.rx_timestamps,
             },
             ready: Vec::with_capacity(1024),
             next_send: None,
