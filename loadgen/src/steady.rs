@@ -13,8 +13,6 @@
 
 use serde::Serialize;
 
-use crate::report::IntervalRow;
-
 /// Largest relative change of the halves' median throughput that still counts as steady.
 pub const MAX_THROUGHPUT_SHIFT: f64 = 0.25;
 /// Largest factor between the halves' median p99 that still counts as steady.
@@ -45,15 +43,16 @@ fn median(xs: &mut [f64]) -> f64 {
     }
 }
 
-/// Judges a window from its interval series; `None` with fewer than [`MIN_INTERVALS`].
-pub fn judge(intervals: &[IntervalRow]) -> Option<Steadiness> {
+/// Judges a window from its interval series, (throughput in msg/s, p99 in µs) per
+/// interval; `None` with fewer than [`MIN_INTERVALS`].
+pub fn judge(intervals: &[(f64, f64)]) -> Option<Steadiness> {
     if intervals.len() < MIN_INTERVALS {
         return None;
     }
     let (first, second) = intervals.split_at(intervals.len() / 2);
-    let med = |rows: &[IntervalRow], f: fn(&IntervalRow) -> f64| median(&mut rows.iter().map(f).collect::<Vec<_>>());
-    let t = (med(first, |r| r.msgs_s), med(second, |r| r.msgs_s));
-    let p = (med(first, |r| r.p99_us), med(second, |r| r.p99_us));
+    let med = |rows: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| median(&mut rows.iter().map(f).collect::<Vec<_>>());
+    let t = (med(first, |r| r.0), med(second, |r| r.0));
+    let p = (med(first, |r| r.1), med(second, |r| r.1));
     let mut reasons = Vec::new();
     if t.0 > 0.0 && ((t.1 - t.0) / t.0).abs() > MAX_THROUGHPUT_SHIFT {
         let word = if t.1 < t.0 { "fell" } else { "rose" };
@@ -126,18 +125,8 @@ mod tests {
         assert_eq!(mser_truncation(&[1.0], 3), 0);
     }
 
-    fn series(points: &[(f64, f64)]) -> Vec<IntervalRow> {
-        points
-            .iter()
-            .enumerate()
-            .map(|(i, &(msgs_s, p99_us))| IntervalRow {
-                t_s: i as f64 + 1.0,
-                msgs_s,
-                p50_us: p99_us / 2.0,
-                p99_us,
-                errors: 0,
-            })
-            .collect()
+    fn series(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+        points.to_vec()
     }
 
     #[test]

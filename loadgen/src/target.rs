@@ -183,7 +183,7 @@ fn probe_udp(addr: std::net::SocketAddr, timeout: Duration) -> std::io::Result<(
     let s = std::net::UdpSocket::bind(any)?;
     s.connect(addr)?;
     s.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let probe = [0u8; crate::driver::datagram::HEADER];
+    let probe = [0u8; crate::driver::wire::HEADER];
     let deadline = std::time::Instant::now() + timeout;
     let mut buf = [0u8; 64];
     let refused = |e: &std::io::Error| e.kind() == std::io::ErrorKind::ConnectionRefused;

@@ -64,7 +64,7 @@ impl RunConfig {
         if self.is_udp() {
             let v6 = matches!(self.target, TargetSpec::Addr(ListenAddr::Udp(a)) if a.is_ipv6());
             let max = MAX_UDP_PAYLOAD_V4 + if v6 { 20 } else { 0 };
-            let header = crate::driver::datagram::HEADER;
+            let header = crate::driver::wire::HEADER;
             if !(header..=max).contains(&self.msg_size) {
                 return Err(invalid(
                     "--msg-size",

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use super::datagram::Window;
+use super::inflight::InFlight;
 use super::socket::{classify, Sock};
-use super::uring_io::UringIo;
+use super::uring_io::{UringIo, UringSock, UringSocks};
 use crate::payload;
 use crate::record::{Failure, Fault, Interval};
 use crate::schedule::Schedule;
@@ -149,13 +149,13 @@ pub(super) struct Conn {
     /// No byte has come back on this connection yet.
     pub(super) awaiting_first_byte: bool,
     /// UDP: the datagrams in flight (`None` on a stream).
-    pub(super) window: Option<Box<Window>>,
+    pub(super) in_flight: Option<Box<InFlight>>,
 }
 
 impl Conn {
     /// Connection `id`, closed and due to connect from `now`; `depth` messages in flight,
     /// every message due at once in closed loop; over UDP with `window`.
-    pub(super) fn new(id: u32, depth: usize, closed_loop: bool, now: Instant, window: Option<Window>) -> Conn {
+    pub(super) fn new(id: u32, depth: usize, closed_loop: bool, now: Instant, in_flight: Option<InFlight>) -> Conn {
         Conn {
             id,
             sock: None,
@@ -178,7 +178,7 @@ impl Conn {
             intended_ns: None,
             opened_ns: 0,
             awaiting_first_byte: false,
-            window: window.map(Box::new),
+            in_flight: in_flight.map(Box::new),
         }
     }
 
@@ -206,7 +206,7 @@ impl Conn {
     /// Writes as many messages as the window and the schedule allow, until the socket
     /// would block.
     pub(super) fn send(&mut self, ctx: &mut Ctx) -> Result<(), Failure> {
-        if self.window.is_some() {
+        if self.in_flight.is_some() {
             return self.send_datagrams(ctx);
         }
         let size = ctx.msg_size;
@@ -272,7 +272,7 @@ impl Conn {
 
     /// Reads and checks everything available.
     pub(super) fn receive(&mut self, ctx: &mut Ctx) -> Result<(), Failure> {
-        if self.window.is_some() {
+        if self.in_flight.is_some() {
             self.note_first_byte(ctx);
             return self.receive_datagrams(ctx);
         }
@@ -383,8 +383,17 @@ impl Conn {
     /// The oldest message in flight has waited longer than `timeout_ns`.
     /// (Not over UDP, where a missing reply is a loss, not a failure.)
     pub(super) fn timed_out(&self, now_ns: u64, timeout_ns: u64, depth: u64) -> bool {
-        self.window.is_none()
+        self.in_flight.is_none()
             && self.recv_seq < self.started()
             && now_ns.saturating_sub(self.sent_at[(self.recv_seq % depth) as usize]) > timeout_ns
+    }
+}
+
+impl UringSocks for [Conn] {
+    fn uring_sock(&mut self, token: usize) -> Option<&mut UringSock> {
+        match self.get_mut(token).and_then(|c| c.sock.as_mut()) {
+            Some(Sock::Uring(s)) => Some(s),
+            _ => None,
+        }
     }
 }

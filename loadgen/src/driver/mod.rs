@@ -15,13 +15,15 @@
 //! one loop is parameterised by, in `socket` and `event_loop`, not a copy of the loop.
 
 mod conn;
-pub(crate) mod datagram;
+mod datagram;
 mod event_loop;
+mod inflight;
 mod pacer;
 mod rxstamp;
 mod socket;
 mod timer;
 mod uring_io;
+pub(crate) mod wire;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};

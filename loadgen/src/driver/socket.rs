@@ -3,7 +3,7 @@
 //! how it is known to have finished, and which fault an I/O error counts as.
 //!
 //! A UDP "connection" is a connected UDP socket. It counts as open once the server has
-//! echoed its probe (a header-only datagram, [`datagram::probe`]): a server that is not
+//! echoed its probe (a header-only datagram, [`wire::probe`]): a server that is not
 //! there answers with ICMP port unreachable, which the socket reports as ECONNREFUSED,
 //! and the connect fails like a refused TCP connect.
 
@@ -14,8 +14,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use servers::ListenAddr;
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use super::datagram;
 use super::uring_io::{UringIo, UringSock};
+use super::wire;
 use crate::record::{Failure, Fault};
 use crate::sys;
 
@@ -200,10 +200,10 @@ impl Sock {
                 (r.take_error(), r.peer_addr().map(drop))
             }
             Sock::Udp(s) => {
-                let mut buf = [0u8; datagram::HEADER + 1];
+                let mut buf = [0u8; wire::HEADER + 1];
                 loop {
                     return match s.recv(&mut buf) {
-                        Ok(n) if datagram::is_probe_echo(&buf[..n], id) => Ok(true),
+                        Ok(n) if wire::is_probe_echo(&buf[..n], id) => Ok(true),
                         Ok(_) => continue, // not our probe's echo: keep looking
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue, // EINTR
@@ -253,7 +253,7 @@ impl Write for Sock {
 }
 
 fn send_probe(s: &mio::net::UdpSocket, id: u32, now_ns: u64) -> io::Result<()> {
-    match s.send(&datagram::probe(id, now_ns)) {
+    match s.send(&wire::probe(id, now_ns)) {
         // ECONNREFUSED: an earlier probe met a closed port (ICMP): the connect fails.
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Err(e),
         // Any other failure (a full send buffer, a firewall's EPERM) loses this probe only:

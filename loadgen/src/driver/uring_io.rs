@@ -24,9 +24,6 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, types};
 use servers::ring::{BufRing, Ring};
 
-use super::conn::Conn;
-use super::socket::Sock;
-
 /// Buffers in the receive pool of one thread.
 const BUFFERS: u16 = 4096;
 /// Bytes per receive buffer.
@@ -60,12 +57,16 @@ fn decode(ud: u64) -> (Option<Op>, u32, usize) {
     (op, id, token)
 }
 
-/// Connection `token`'s socket, if it is a uring one.
-fn sock_of(conns: &mut [Conn], token: usize) -> Option<&mut UringSock> {
-    match conns.get_mut(token).and_then(|c| c.sock.as_mut()) {
-        Some(Sock::Uring(s)) => Some(s),
-        _ => None,
-    }
+/// What the ring needs of the event loop's connections: each one's uring socket, by the
+/// token its operations carry. The loop's connections implement it, so the engine does not
+/// know what a connection is.
+pub(super) trait UringSocks {
+    /// Connection `token`'s socket, if it is a uring one.
+    fn uring_sock(&mut self, token: usize) -> Option<&mut UringSock>;
+}
+
+fn sock_of(conns: &mut (impl UringSocks + ?Sized), token: usize) -> Option<&mut UringSock> {
+    conns.uring_sock(token)
 }
 
 /// What a completion means to the loop, per connection (its token).
@@ -274,7 +275,12 @@ impl UringIo {
 
     /// Submits everything queued and waits, at most `timeout`, for completions; applies
     /// each to its connection's socket and appends what the loop must hear to `out`.
-    pub(super) fn wait(&mut self, timeout: Duration, conns: &mut [Conn], out: &mut Vec<Ready>) -> io::Result<()> {
+    pub(super) fn wait(
+        &mut self,
+        timeout: Duration,
+        conns: &mut (impl UringSocks + ?Sized),
+        out: &mut Vec<Ready>,
+    ) -> io::Result<()> {
         self.bufs.publish();
         self.done.clear();
         if timeout.is_zero() {

@@ -404,7 +404,8 @@ impl Report {
 
     /// Whether the window was steady ([`crate::steady`]); `None` when too short to judge.
     pub fn steadiness(&self) -> Option<crate::steady::Steadiness> {
-        crate::steady::judge(&self.intervals)
+        let series: Vec<(f64, f64)> = self.intervals.iter().map(|r| (r.msgs_s, r.p99_us)).collect();
+        crate::steady::judge(&series)
     }
 
     /// Server CPU per message, µs.

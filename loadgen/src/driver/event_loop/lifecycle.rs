@@ -40,7 +40,7 @@ impl Client<'_> {
                 Link::Up if self.ctx.sending && self.conns[i].timed_out(t, timeout_ns, self.ctx.depth) => {
                     self.fail(i, Fault::Timeout.into())
                 }
-                Link::Up if self.conns[i].window.is_some() => {
+                Link::Up if self.conns[i].in_flight.is_some() => {
                     // UDP: unanswered datagrams become losses, which frees their slots.
                     self.conns[i].expire_datagrams(t, timeout_ns, &mut self.ctx);
                     self.send(i);
@@ -164,7 +164,7 @@ impl Client<'_> {
         let conn = &mut self.conns[i];
         self.shared.up.fetch_sub(1, Ordering::Relaxed);
         conn.read_closed = false;
-        if let Some(w) = conn.window.as_mut() {
+        if let Some(w) = conn.in_flight.as_mut() {
             w.reset(conn.send_seq);
         }
         if self.arrivals.is_some() {
@@ -228,7 +228,7 @@ impl Client<'_> {
             conn.send_off = 0;
         }
         conn.recv_seq = conn.send_seq;
-        if let Some(w) = conn.window.as_mut() {
+        if let Some(w) = conn.in_flight.as_mut() {
             w.reset(conn.send_seq);
         }
         conn.recv_off = 0;

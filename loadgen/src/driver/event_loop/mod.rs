@@ -32,7 +32,7 @@ mod sending;
 mod tcp;
 
 use super::conn::{Conn, Ctx, Link, SEND_SAMPLE};
-use super::datagram::{self, Window};
+use super::inflight::{self, InFlight};
 use super::pacer::{self, Pacer, Wait};
 use super::timer::Timer;
 use super::uring_io::{Ready, UringIo};
@@ -127,12 +127,12 @@ impl<'a> Client<'a> {
         // them; open loop: as many as the schedule sends within a timeout).
         let window = addr.is_udp().then(|| {
             let per_conn_rate = cfg.rate.map(|r| r / cfg.conns as f64);
-            let slots = datagram::window_slots(depth, per_conn_rate, cfg.reply_timeout().as_secs_f64());
+            let slots = inflight::in_flight_slots(depth, per_conn_rate, cfg.reply_timeout().as_secs_f64());
             (slots, if closed { depth as u64 } else { u64::MAX })
         });
         let mut conns: Vec<Conn> = conn_ids
             .iter()
-            .map(|&id| Conn::new(id, depth, closed, now, window.map(|(n, d)| Window::new(n, d))))
+            .map(|&id| Conn::new(id, depth, closed, now, window.map(|(n, d)| InFlight::new(n, d))))
             .collect();
         let arrivals = match cfg.churn {
             Churn::ConnRate { rate, .. } => {
@@ -313,7 +313,7 @@ impl<'a> Client<'a> {
                 let in_flight = self
                     .conns
                     .iter()
-                    .any(|c| c.window.as_ref().is_some_and(|w| w.in_flight() > 0));
+                    .any(|c| c.in_flight.as_ref().is_some_and(|w| w.in_flight() > 0));
                 if !in_flight || t >= self.ctx.end_ns + timeout_ns + 2 * SCAN_EVERY.as_nanos() as u64 {
                     return Ok(());
                 }
@@ -397,7 +397,7 @@ impl<'a> Client<'a> {
         let mut ready = std::mem::take(&mut self.ready);
         ready.clear();
         if let Some(io) = self.ctx.uring.as_mut() {
-            io.wait(timeout.unwrap_or(SCAN_EVERY), &mut self.conns, &mut ready)?;
+            io.wait(timeout.unwrap_or(SCAN_EVERY), &mut self.conns[..], &mut ready)?;
         } else {
             if let Err(e) = self.poll.poll(events, timeout) {
                 // EINTR: a signal arrived; the caller's loop polls again.
