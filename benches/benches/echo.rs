@@ -186,10 +186,48 @@ fn hot_path(c: &mut Criterion) {
     group.finish();
 }
 
+/// What `--rx-timestamps` costs a read: a 64 B message written and read back on a loopback
+/// TCP pair with `read(2)`, with `recvmsg` (room for control data, no stamps yet), then with
+/// `recvmsg` taking the kernel's receive stamp and the realtime clock (the kernel stamping
+/// every packet from then on included).
+fn rx_timestamps(c: &mut Criterion) {
+    use std::os::fd::AsRawFd;
+    let mut group = c.benchmark_group("rx_timestamps");
+    group.measurement_time(MEASUREMENT).warm_up_time(WARM_UP);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut tx = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut rx, _) = listener.accept().unwrap();
+    tx.set_nodelay(true).unwrap();
+    let msg = [7u8; 64];
+    let mut buf = [0u8; 64];
+    group.bench_function("write_read_64B", |b| {
+        b.iter(|| {
+            tx.write_all(&msg).unwrap();
+            rx.read_exact(&mut buf).unwrap();
+        })
+    });
+    // recvmsg with room for control data, before any socket asks for stamps.
+    group.bench_function("write_recvmsg_64B", |b| {
+        b.iter(|| {
+            tx.write_all(&msg).unwrap();
+            black_box(loadgen::rxstamp::recv(rx.as_raw_fd(), &mut buf).unwrap())
+        })
+    });
+    loadgen::rxstamp::enable(rx.as_raw_fd()).unwrap();
+    group.bench_function("write_recvmsg_stamped_64B", |b| {
+        b.iter(|| {
+            tx.write_all(&msg).unwrap();
+            let (n, at) = loadgen::rxstamp::recv(rx.as_raw_fd(), &mut buf).unwrap();
+            black_box((n, loadgen::rxstamp::realtime_ns().saturating_sub(at.unwrap_or(0))))
+        })
+    });
+    group.finish();
+}
+
 // The macro generates an undocumented pub fn.
 #[allow(missing_docs)]
 mod groups {
     use super::*;
-    criterion_group!(benches, round_trip, throughput, hot_path);
+    criterion_group!(benches, round_trip, throughput, hot_path, rx_timestamps);
 }
 criterion_main!(groups::benches);

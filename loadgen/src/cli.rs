@@ -253,8 +253,9 @@ pub struct LoadArgs {
     pub arrivals: crate::schedule::Arrival,
     /// Kernel receive timestamps (SO_TIMESTAMPING, software) on every read: the reader's
     /// own delay, from a reply's arrival at the socket to loadgen's read of it (TCP and UDP,
-    /// either engine). CSV rx_delay_p99_us.
-    #[arg(help_heading = "Output", long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
+    /// either engine). CSV rx_delay_p99_us. Off by default: it turns on the kernel's stamping
+    /// of every packet on the host, the server's too, at a cost not shown to be under 3%.
+    #[arg(help_heading = "Output", long, value_enum, value_name = "on|off", default_value_t = OnOff::Off)]
     pub rx_timestamps: OnOff,
     /// Runs per configuration, each on a fresh server, one CSV row each; `auto`: until the
     /// 95% interval of the mean throughput is within --ci-target (at least 3 runs,

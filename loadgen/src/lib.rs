@@ -29,6 +29,7 @@ pub mod record;
 mod repeat;
 pub mod report;
 mod run;
+pub mod rxstamp;
 pub mod schedule;
 pub mod shard;
 mod signals;

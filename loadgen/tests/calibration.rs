@@ -198,7 +198,7 @@ fn poisson_arrivals_pass_their_check_and_are_recorded() {
 #[test]
 fn the_readers_own_delay_is_part_of_the_round_trip() {
     // Kernel receive stamps: the reader's delay lies between 0 and the round trip it is part
-    // of (raw in open loop), over TCP and UDP; the uring engine reads without stamps.
+    // of (raw in open loop), over TCP and UDP, with either engine; off by default.
     let _serial = serial();
     for extra in [&["--rate", "2000"][..], &["--transport", "udp"][..]] {
         let csv = temp_path("rx.csv");
@@ -212,6 +212,8 @@ fn the_readers_own_delay_is_part_of_the_round_trip() {
             "1s",
             "--warmup",
             "200ms",
+            "--rx-timestamps",
+            "on",
             "--csv",
             csv.to_str().unwrap(),
         ];
@@ -231,13 +233,29 @@ fn the_readers_own_delay_is_part_of_the_round_trip() {
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("the reader's own delay"));
     }
-    let csv = temp_path("rx-off.csv");
+    let (code, row) = run_for_row("rx-off.csv", &["--target", "mio", "-c", "2", "-d", "500ms"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(row["rx_delay_p99_us"], "", "off by default: the column empty");
     let (code, row) = run_for_row(
-        "rx-off.csv",
-        &["--target", "mio", "-c", "2", "-d", "500ms", "--rx-timestamps", "off"],
+        "rx-uring.csv",
+        &[
+            "--target",
+            "mio",
+            "-c",
+            "2",
+            "-d",
+            "500ms",
+            "--engine",
+            "uring",
+            "--rx-timestamps",
+            "on",
+        ],
     );
     assert_eq!(code, Some(0));
-    assert_eq!(row["rx_delay_p99_us"], "", "{csv:?}: off leaves the column empty");
+    assert!(
+        num(&row, "rx_delay_p99_us") > 0.0,
+        "the io_uring engine stamps too: {row:?}"
+    );
 }
 
 #[test]

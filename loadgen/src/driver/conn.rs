@@ -91,7 +91,7 @@ impl Ctx {
     pub(super) fn note_rx(&mut self, stamp: Option<u64>, now: u64) {
         if let Some(at) = stamp {
             if self.in_window(now) {
-                let delay = super::rxstamp::realtime_ns().saturating_sub(at);
+                let delay = crate::rxstamp::realtime_ns().saturating_sub(at);
                 self.cur.rx_delay.saturating_record(delay);
             }
         }

@@ -19,7 +19,6 @@ mod datagram;
 mod event_loop;
 mod inflight;
 mod pacer;
-mod rxstamp;
 mod socket;
 mod timer;
 mod uring_io;

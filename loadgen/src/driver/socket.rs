@@ -133,8 +133,8 @@ impl Sock {
         io: Option<&mut UringIo>,
     ) -> io::Result<(usize, Option<u64>)> {
         match self {
-            Sock::Tcp(s) => super::rxstamp::recv(s.as_raw_fd(), out),
-            Sock::Udp(s) => super::rxstamp::recv(s.as_raw_fd(), out),
+            Sock::Tcp(s) => crate::rxstamp::recv(s.as_raw_fd(), out),
+            Sock::Udp(s) => crate::rxstamp::recv(s.as_raw_fd(), out),
             Sock::Uring(s) => {
                 let io = io.ok_or_else(|| io::Error::other("a uring socket without its ring"))?;
                 let n = s.read(out, io)?;
@@ -155,7 +155,7 @@ impl Sock {
             Sock::Unix(_) => return,
         };
         // Refused (an old kernel): the reads come back without a stamp, the column stays empty.
-        let _ = super::rxstamp::enable(fd);
+        let _ = crate::rxstamp::enable(fd);
     }
 
     /// UDP, still connecting: sends the probe again (it or its echo may have been lost).

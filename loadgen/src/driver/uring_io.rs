@@ -180,7 +180,7 @@ impl UringIo {
             // SAFETY: an all-zero msghdr is valid: no name, no iovec (the buffer is the
             // pool's), room for the control data only.
             let mut msg: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
-            msg.msg_controllen = super::rxstamp::CONTROL_LEN;
+            msg.msg_controllen = crate::rxstamp::CONTROL_LEN;
             msg
         });
         Ok(UringIo {
@@ -340,7 +340,7 @@ impl UringIo {
                                         match types::RecvMsgOut::parse(buf, msg) {
                                             // The payload comes last in the buffer.
                                             Ok(out) if !out.payload_data().is_empty() => {
-                                                s.stamp = super::rxstamp::stamp_in(out.control_data()).or(s.stamp);
+                                                s.stamp = crate::rxstamp::stamp_in(out.control_data()).or(s.stamp);
                                                 let len = out.payload_data().len();
                                                 s.rx.push_back((bid, n as usize - len, n as usize));
                                             }

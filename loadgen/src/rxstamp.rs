@@ -9,7 +9,7 @@ use std::os::fd::RawFd;
 
 /// Asks the kernel to stamp the packets arriving on `fd` and to hand the stamps to
 /// `recvmsg`.
-pub(super) fn enable(fd: RawFd) -> io::Result<()> {
+pub fn enable(fd: RawFd) -> io::Result<()> {
     let flags: libc::c_uint = libc::SOF_TIMESTAMPING_RX_SOFTWARE | libc::SOF_TIMESTAMPING_SOFTWARE;
     // SAFETY: setsockopt reads `size_of::<c_uint>()` bytes from a live local.
     let rc = unsafe {
@@ -30,7 +30,7 @@ pub(super) fn enable(fd: RawFd) -> io::Result<()> {
 
 /// `recv` on `fd` into `buf`: the bytes read and, when the kernel stamped them, the
 /// stamp of the last packet read (realtime ns).
-pub(super) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
     // Room for one SCM_TIMESTAMPING message (three timespecs) and its header, aligned.
     let mut control = [0u64; 16];
     let mut iov = libc::iovec {
@@ -59,11 +59,11 @@ fn stamp(msg: &libc::msghdr) -> Option<u64> {
 }
 
 /// Bytes of control data a receive needs for one stamp: CMSG_SPACE of three timespecs.
-pub(super) const CONTROL_LEN: usize = 64;
+pub const CONTROL_LEN: usize = 64;
 
 /// The software receive stamp in control data `control` (a sequence of `cmsghdr`s, as
 /// `recvmsg` or io_uring's multishot `recvmsg` leave them), in realtime ns.
-pub(super) fn stamp_in(control: &[u8]) -> Option<u64> {
+pub fn stamp_in(control: &[u8]) -> Option<u64> {
     const HDR: usize = size_of::<libc::cmsghdr>();
     let align = |n: usize| n.next_multiple_of(size_of::<usize>());
     let mut at = 0;
@@ -93,7 +93,7 @@ pub(super) fn stamp_in(control: &[u8]) -> Option<u64> {
 
 /// CLOCK_REALTIME now, ns (the clock the kernel stamps with).
 #[inline]
-pub(super) fn realtime_ns() -> u64 {
+pub fn realtime_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
