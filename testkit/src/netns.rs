@@ -22,7 +22,10 @@ impl Hosts {
     /// Creates the namespaces and links: client `i` is `198.18.(i+1).2`, and reaches the
     /// server at `198.18.(i+1).1`.
     pub fn create(clients: usize) -> Result<Hosts, String> {
-        let tag = std::process::id();
+        // Unique per process and per call: tests of one binary run in parallel threads.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("{}n{n}", std::process::id());
         let mut hosts = Hosts {
             server: format!("ebs{tag}"),
             clients: Vec::new(),
