@@ -75,34 +75,19 @@ fn children(pid: u32) -> Vec<u32> {
 }
 
 fn sample_one(pid: u32) -> Option<ProcSample> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
-    parse(&stat, &status).map(|s| ProcSample { fds, ..s })
-}
-
-fn parse(stat: &str, status: &str) -> Option<ProcSample> {
-    // The command name may contain spaces and parentheses: fields start after the last ')'.
-    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split_whitespace().collect();
-    // utime, stime, cutime and cstime are fields 14-17 of stat(5), i.e. 11-14 after the
-    // state: the process's own CPU and that of its children it waited for.
-    let ticks: u64 = (11..=14)
-        .map(|i| fields.get(i)?.parse::<u64>().ok())
-        .sum::<Option<u64>>()?;
-    let field = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-    };
+    let p = procfs::process::Process::new(pid as i32).ok()?;
+    let (stat, status) = (p.stat().ok()?, p.status().ok()?);
+    // The process's own CPU and that of its children it waited for (cutime, cstime).
+    let children = u64::try_from(stat.cutime + stat.cstime).unwrap_or(0);
+    let ticks = stat.utime + stat.stime + children;
     Some(ProcSample {
         cpu_s: ticks as f64 / crate::sys::clock_ticks_per_sec(),
         // A field that cannot be read makes the whole sample unknown (empty in the report),
         // never a zero that reads as measured.
-        peak_rss_kib: field("VmHWM:")?,
-        threads: field("Threads:")?,
-        rss_kib: field("VmRSS:")?,
-        fds: 0,
+        peak_rss_kib: status.vmhwm?,
+        threads: status.threads,
+        rss_kib: status.vmrss?,
+        fds: p.fd_count().map_or(0, |n| n as u64),
         host: None,
         listen: None,
     })
@@ -117,25 +102,22 @@ pub(crate) fn listen_overflows() -> Option<u64> {
 /// `Tcp RetransSegs` of this network namespace: TCP segments retransmitted (loss, or a
 /// retransmission timer that fired).
 pub(crate) fn tcp_retransmits() -> Option<u64> {
-    net_counter("/proc/net/snmp", "Tcp:", "RetransSegs")
+    procfs::net::snmp().ok().map(|s| s.tcp_retrans_segs)
 }
 
 /// Datagrams dropped on this machine (this network namespace) because a UDP socket's
 /// receive buffer was full: `Udp RcvbufErrors` plus `Udp6RcvbufErrors`.
 pub(crate) fn udp_rcvbuf_errors() -> Option<u64> {
-    let v4 = net_counter("/proc/net/snmp", "Udp:", "RcvbufErrors");
-    let v6 = std::fs::read_to_string("/proc/net/snmp6").ok().and_then(|t| {
-        t.lines()
-            .find_map(|l| l.strip_prefix("Udp6RcvbufErrors"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-    });
+    let v4 = procfs::net::snmp().ok().map(|s| s.udp_rcvbuf_errors);
+    let v6 = procfs::net::snmp6().ok().map(|s| s.udp_rcvbuf_errors);
     match (v4, v6) {
         (None, None) => None,
         (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
     }
 }
 
-/// One counter of a `/proc/net/{netstat,snmp}` table: a line of names, then one of values.
+/// One counter of a `/proc/net/netstat` table (procfs reads snmp and snmp6, not netstat): a
+/// line of names, then one of values.
 fn net_counter(file: &str, table: &str, name: &str) -> Option<u64> {
     let text = std::fs::read_to_string(file).ok()?;
     let mut lines = text.lines().filter(|l| l.starts_with(table));
@@ -248,13 +230,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_proc_files_with_odd_names() {
-        // utime 250, stime 50, and 7 + 3 of children waited for.
-        let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 3 0";
-        let status = "Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t 1024 kB\nThreads:\t3\n";
-        let s = parse(stat, status).unwrap();
-        assert_eq!((s.peak_rss_kib, s.threads), (2048, 3));
-        assert!((s.cpu_s - 310.0 / crate::sys::clock_ticks_per_sec()).abs() < 1e-9);
+    fn a_forking_process_counts_the_cpu_of_its_children_gone_and_alive() {
+        // A shell whose children burn CPU and exit (waited for: its cutime), then one that
+        // burns and stays: both count, the shell's own time is nearly nothing.
+        use std::os::unix::process::CommandExt;
+        let script = "(i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done); \
+                      (i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 30) & sleep 30";
+        // Its own process group, output nowhere: the whole group is killed at the end, so no
+        // orphan outlives the test holding its output open.
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", script])
+            .process_group(0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let s = sample(sh.id()).expect("the shell is there");
+        // SAFETY: signals the process group this test started (its pid is the group's id).
+        unsafe {
+            libc::kill(-(sh.id() as i32), libc::SIGKILL);
+        }
+        let _ = sh.wait();
+        assert!(s.cpu_s > 0.05, "children's CPU counted: {s:?}");
+        assert!(
+            s.threads >= 2 && s.rss_kib > 0 && s.peak_rss_kib >= s.rss_kib / 2,
+            "{s:?}"
+        );
     }
 
     #[test]
