@@ -8,32 +8,32 @@
 //! The binary is [`commands::run`] behind a thin `main`; the modules the benches and the
 //! integration tests use are public, the rest is crate-private.
 
-pub mod agent;
-pub mod capacity;
+pub(crate) mod agent;
+pub(crate) mod capacity;
 pub mod cli;
 pub mod commands;
-pub mod compare;
-pub mod config;
-pub mod doctor;
+pub(crate) mod compare;
+pub(crate) mod config;
+pub(crate) mod doctor;
 mod driver;
 pub mod error;
 mod fanout;
 pub mod hlog;
 mod listener;
-pub mod merge;
+pub(crate) mod merge;
 pub mod payload;
 mod plot;
 mod ports;
 mod proc;
 pub mod record;
 mod repeat;
-pub mod report;
+pub(crate) mod report;
 mod run;
 pub mod rxstamp;
 pub mod schedule;
 pub mod shard;
 mod signals;
-pub mod stats;
-pub mod steady;
+pub(crate) mod stats;
+pub(crate) mod steady;
 mod sys;
 mod target;

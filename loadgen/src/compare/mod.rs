@@ -10,7 +10,7 @@
 
 mod environment;
 pub mod render;
-pub use environment::{environment_differences, ENVIRONMENT_COLUMNS};
+pub use environment::environment_differences;
 
 use std::collections::BTreeMap;
 
@@ -248,11 +248,6 @@ impl Change {
     /// new / base (of geometric means), NaN when it cannot be formed.
     pub fn ratio(&self) -> f64 {
         self.interval.map_or(f64::NAN, |i| i.ratio)
-    }
-
-    /// (new − base) / base in percent.
-    pub fn change_pct(&self) -> f64 {
-        (self.ratio() - 1.0) * 100.0
     }
 
     /// Whether the point estimate lies beyond the band in the bad direction.
