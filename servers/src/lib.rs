@@ -30,7 +30,7 @@ pub mod addr;
 mod blocking;
 pub(crate) mod budget;
 pub mod cli;
-pub mod datagram;
+pub(crate) mod datagram;
 pub mod listen;
 mod model;
 mod models;
