@@ -94,38 +94,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64();
-    let loopback_v4 = matches!(&target.addr, servers::ListenAddr::Tcp(a) if a.ip().is_loopback() && a.is_ipv4());
-    let exe = PathBuf::from("/proc/self/exe");
-    let mut shards: Vec<Child> = Vec::new();
-    for i in 0..procs {
-        let mut own: Vec<String> = [
-            "--addr".to_string(),
-            target.addr.to_string(),
-            "--shard".into(),
-            format!("{i}/{procs}"),
-            "--start-at".into(),
-            format!("{at:.6}"),
-            "--hdr-log".into(),
-            log_path(&dir, i).display().to_string(),
-            "--quiet".into(),
-        ]
-        .into();
-        if !cfg.bind.is_empty() {
-            let ips: Vec<String> = cfg.bind.iter().map(ToString::to_string).collect();
-            own.extend(["--bind".into(), ips.join(",")]);
-        } else if loopback_v4 {
-            // Its own source address: ~28k ports of its own towards the server.
-            own.extend(["--bind".into(), format!("127.0.0.{}", 2 + i)]);
-        }
-        let child = Command::new(&exe)
-            .args(shard_args(cfg, &own))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("cannot start shard {i} of {procs}"))?;
-        shards.push(child);
-    }
+    let mut shards = spawn_shards(cfg, &target.addr, &dir, at)?;
     let server_pid = target.server.as_ref().map(|s| s.pid());
     let mut cost = Cost::new(server_pid.map(crate::run::cost::ServerProbe::Local));
     let window = (start + cfg.warmup, start + cfg.warmup + cfg.duration);
@@ -157,18 +126,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     if let Some(server) = target.server.as_mut() {
         server.stop();
     }
-    let mut logs = Vec::new();
-    let mut results = Vec::new();
-    let mut stamp = None;
-    for i in 0..procs {
-        // A shard that died before writing its log is missing: the run is partial.
-        if let Ok((ivs, notes)) = hlog::read_with_notes(&log_path(&dir, i)) {
-            let (s, r) = shard::parse_notes(&notes);
-            stamp = stamp.or(s);
-            results.extend(r);
-            logs.push(ivs);
-        }
-    }
+    let (logs, results, stamp) = collect(&dir, procs);
     let _ = std::fs::remove_dir_all(&dir);
     let stamp = stamp.ok_or_else(|| anyhow::anyhow!("no shard of the run wrote its interval log"))?;
     let mut total = shard::combine(&results, procs);
@@ -192,6 +150,72 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         TargetSpec::Addr(_) => report.server,
     };
     Ok(report)
+}
+
+/// Starts the `cfg.procs` shard processes against `addr`, all starting their load at `at`
+/// (seconds since the epoch), each logging to its file in `dir`.
+fn spawn_shards(cfg: &RunConfig, addr: &servers::ListenAddr, dir: &Path, at: f64) -> anyhow::Result<Vec<Child>> {
+    let loopback_v4 = matches!(addr, servers::ListenAddr::Tcp(a) if a.ip().is_loopback() && a.is_ipv4());
+    let exe = PathBuf::from("/proc/self/exe");
+    let procs = cfg.procs;
+    let mut shards: Vec<Child> = Vec::new();
+    for i in 0..procs {
+        let mut own: Vec<String> = [
+            "--addr".to_string(),
+            addr.to_string(),
+            "--shard".into(),
+            format!("{i}/{procs}"),
+            "--start-at".into(),
+            format!("{at:.6}"),
+            "--hdr-log".into(),
+            log_path(dir, i).display().to_string(),
+            "--quiet".into(),
+        ]
+        .into();
+        if !cfg.bind.is_empty() {
+            let ips: Vec<String> = cfg.bind.iter().map(ToString::to_string).collect();
+            own.extend(["--bind".into(), ips.join(",")]);
+        } else if loopback_v4 {
+            // Its own source address: ~28k ports of its own towards the server.
+            own.extend(["--bind".into(), format!("127.0.0.{}", 2 + i)]);
+        }
+        let child = Command::new(&exe)
+            .args(shard_args(cfg, &own))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start shard {i} of {procs}"))?;
+        shards.push(child);
+    }
+    Ok(shards)
+}
+
+/// Every shard's interval log and result notes from `dir`, and the run's stamp (`None` when
+/// no shard wrote its log). A shard that died before writing its log is missing: the run is
+/// then partial.
+#[allow(clippy::type_complexity)]
+fn collect(
+    dir: &Path,
+    procs: u32,
+) -> (
+    Vec<Vec<hlog::LoggedInterval>>,
+    Vec<shard::ShardResult>,
+    Option<shard::RunStamp>,
+) {
+    let mut logs = Vec::new();
+    let mut results = Vec::new();
+    let mut stamp = None;
+    for i in 0..procs {
+        // A shard that died before writing its log is missing: the run is partial.
+        if let Ok((ivs, notes)) = hlog::read_with_notes(&log_path(dir, i)) {
+            let (s, r) = shard::parse_notes(&notes);
+            stamp = stamp.or(s);
+            results.extend(r);
+            logs.push(ivs);
+        }
+    }
+    (logs, results, stamp)
 }
 
 fn log_path(dir: &Path, shard: u32) -> PathBuf {

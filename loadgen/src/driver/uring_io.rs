@@ -273,6 +273,29 @@ impl UringIo {
         }
     }
 
+    /// Buffer `bid` came back holding `n` bytes for `s`: its payload joins the socket's
+    /// received bytes. With stamps (a multishot `recvmsg`) the buffer holds a header and the
+    /// control data before the payload, and the stamp is kept for the reader.
+    fn received(&mut self, s: &mut UringSock, bid: u16, n: usize) {
+        let Some(msg) = &self.stamp_msg else {
+            s.rx.push_back((bid, 0, n));
+            return;
+        };
+        match types::RecvMsgOut::parse(self.bufs.bytes(bid, 0, n), msg) {
+            // The payload comes last in the buffer.
+            Ok(out) if !out.payload_data().is_empty() => {
+                s.stamp = crate::rxstamp::stamp_in(out.control_data()).or(s.stamp);
+                let len = out.payload_data().len();
+                s.rx.push_back((bid, n - len, n));
+            }
+            // No payload: the peer's FIN (the multishot ends).
+            _ => {
+                self.bufs.give_back(bid);
+                s.rx_end = Some(0);
+            }
+        }
+    }
+
     /// Submits everything queued and waits, at most `timeout`, for completions; applies
     /// each to its connection's socket and appends what the loop must hear to `out`.
     pub(super) fn wait(
@@ -333,25 +356,7 @@ impl UringIo {
                     match res {
                         n if n > 0 => {
                             if let Some(bid) = bid {
-                                match &self.stamp_msg {
-                                    None => s.rx.push_back((bid, 0, n as usize)),
-                                    Some(msg) => {
-                                        let buf = self.bufs.bytes(bid, 0, n as usize);
-                                        match types::RecvMsgOut::parse(buf, msg) {
-                                            // The payload comes last in the buffer.
-                                            Ok(out) if !out.payload_data().is_empty() => {
-                                                s.stamp = crate::rxstamp::stamp_in(out.control_data()).or(s.stamp);
-                                                let len = out.payload_data().len();
-                                                s.rx.push_back((bid, n as usize - len, n as usize));
-                                            }
-                                            // No payload: the peer's FIN (the multishot ends).
-                                            _ => {
-                                                self.bufs.give_back(bid);
-                                                s.rx_end = Some(0);
-                                            }
-                                        }
-                                    }
-                                }
+                                self.received(s, bid, n as usize);
                             }
                             if !more && s.rx_end.is_none() {
                                 self.start(s)?; // the kernel ended the multishot: renew it
