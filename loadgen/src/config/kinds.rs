@@ -36,7 +36,7 @@ impl Churn {
 }
 
 /// How the client closes a connection it is done with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CloseMode {
     /// An orderly close (FIN); the client's side of the connection sits in TIME_WAIT.
     Fin,
@@ -45,7 +45,7 @@ pub enum CloseMode {
 }
 
 /// How open-loop sends are timed (see the driver's pacer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Pacing {
     /// Sleep on a timer until the send time.
     Sleep,
@@ -173,7 +173,7 @@ impl std::str::FromStr for SockKind {
 }
 
 /// The client driver's I/O engine (`--engine`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Engine {
     /// Readiness: mio (epoll), a system call per send and per receive.
     Epoll,

@@ -256,11 +256,7 @@ impl RunConfig {
                 .map(|b| values::sock_buf(values::one("--sock-buf", b)?))
                 .transpose()?,
             churn: churn(load)?,
-            close: if load.close == "rst" {
-                CloseMode::Rst
-            } else {
-                CloseMode::Fin
-            },
+            close: load.close,
             pacing: values::pacing(values::one("--pacing", &load.pacing)?)?,
             arrivals: load.arrivals,
             rx_timestamps: load.rx_timestamps == crate::cli::OnOff::On,

@@ -80,23 +80,26 @@ pub fn work_spec(s: &str) -> Result<Option<servers::work::WorkSpec>, Error> {
     }
 }
 
+/// One value of an enum flag that sweep also takes as a list (so clap holds the text):
+/// the names are the enum's own (its `ValueEnum`), and the refusal lists them.
+fn one_of<T: clap::ValueEnum>(flag: &'static str, s: &str) -> Result<T, Error> {
+    T::from_str(s, false).map_err(|_| {
+        let names: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
+            .collect();
+        invalid(flag, s, format!("expected one of {}", names.join(", ")))
+    })
+}
+
 /// `--engine`.
 pub fn engine(s: &str) -> Result<Engine, Error> {
-    match s {
-        "epoll" => Ok(Engine::Epoll),
-        "uring" => Ok(Engine::Uring),
-        _ => Err(invalid("--engine", s, "expected epoll or uring")),
-    }
+    one_of("--engine", s)
 }
 
 /// `--pacing`.
 pub fn pacing(s: &str) -> Result<Pacing, Error> {
-    match s {
-        "sleep" => Ok(Pacing::Sleep),
-        "hybrid" => Ok(Pacing::Hybrid),
-        "spin" => Ok(Pacing::Spin),
-        _ => Err(invalid("--pacing", s, "expected sleep, hybrid or spin")),
-    }
+    one_of("--pacing", s)
 }
 
 #[cfg(test)]
