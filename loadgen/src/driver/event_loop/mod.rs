@@ -27,6 +27,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use servers::ListenAddr;
 
+mod edges;
 mod lifecycle;
 mod sending;
 mod tcp;
@@ -270,18 +271,6 @@ impl<'a> Client<'a> {
         })
     }
 
-    /// The gaps between the thread's sampled sends, in units of the thread's mean gap (a
-    /// connection's period over its connections): mean 1 when the schedule was kept.
-    fn send_gaps(&mut self) -> Vec<f64> {
-        let Some(period) = self.ctx.schedule.period_ns() else {
-            return Vec::new();
-        };
-        let mean_gap = period / self.conns.len().max(1) as f64;
-        let times = &mut self.ctx.send_times;
-        times.sort_unstable();
-        times.windows(2).map(|w| (w[1] - w[0]) as f64 / mean_gap).collect()
-    }
-
     fn connect_all(&mut self, events: &mut Events) -> io::Result<()> {
         let deadline = Instant::now() + connect_phase_limit(self.conns.len(), self.cfg.connect_timeout);
         loop {
@@ -306,34 +295,14 @@ impl<'a> Client<'a> {
                 return Ok(());
             }
             if t >= self.ctx.end_ns {
-                // UDP: datagrams of the window still in flight are either answered or lost
-                // within a timeout; wait for that (sending nothing), so the window's loss
-                // count is complete.
-                let timeout_ns = self.cfg.reply_timeout().as_nanos() as u64;
-                let in_flight = self
-                    .conns
-                    .iter()
-                    .any(|c| c.in_flight.as_ref().is_some_and(|w| w.in_flight() > 0));
-                if !in_flight || t >= self.ctx.end_ns + timeout_ns + 2 * SCAN_EVERY.as_nanos() as u64 {
+                if !self.drain_datagrams(now, t, &mut next_scan, events)? {
                     return Ok(());
                 }
-                self.ctx.sending = false;
-                self.next_send = None;
-                if now >= next_scan {
-                    self.maintain(now);
-                    next_scan = now + SCAN_EVERY;
-                }
-                self.poll_once(events, Some(next_scan.saturating_duration_since(now)))?;
                 continue;
             }
             let flushed = t >= self.boundary_ns;
             if flushed {
-                if self.window_cpu_start.is_none() {
-                    self.window_cpu_start = Some(thread_cpu());
-                    // Once per run, not per message: the window's starting point of TCP_INFO.
-                    self.retrans_start = self.tcp_infos().map(|(id, retrans, _)| (id, retrans)).collect();
-                }
-                self.flush_interval(Some(t));
+                self.cross_boundary(t);
             }
             let next_due = match self.arrivals {
                 Some(_) => self.start_arrivals(now, t),
