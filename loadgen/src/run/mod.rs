@@ -79,10 +79,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     if let Some(log) = hlog.as_mut() {
         log.comment(&shard::run_note(&shard::RunStamp::of(cfg, &target.name)));
     }
-    let backlog_start = listen_backlog(&target.addr);
-    let overflows_before = crate::proc::listen_overflows();
-    let retransmits_before = crate::proc::tcp_retransmits();
-    let rcvbuf_before = crate::proc::udp_rcvbuf_errors();
+    let machine_before = Machine::read(&target.addr);
     let (bind, note) = crate::ports::plan(cfg, &target.addr);
     if let Some(note) = note {
         eprintln!("{note}");
@@ -117,18 +114,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let offset = start.map(|s| s.saturating_duration_since(created) + cfg.warmup);
     complete_intervals(&mut seen.agg, hlog.as_mut(), cfg, offset, Some(measured));
     let stop_reason = seen.watch.stopped().map(|(_, r)| r.clone()).or(seen.thread_error);
-    let delta = |before: Option<u64>, after: Option<u64>| match (before, after) {
-        (Some(a), Some(b)) => b.saturating_sub(a),
-        _ => 0,
-    };
-    let listen_overflows = delta(overflows_before, crate::proc::listen_overflows());
-    // The backlog the server's listen() got, with what waits in its accept queue at the end.
-    let backlog = backlog_start.map(|b| crate::listener::Backlog {
-        queued: listen_backlog(&target.addr).map_or(0, |e| e.queued),
-        ..b
-    });
-    let tcp_retransmits = delta(retransmits_before, crate::proc::tcp_retransmits());
-    let udp_rcvbuf_drops = delta(rcvbuf_before, crate::proc::udp_rcvbuf_errors());
+    let machine = machine_before.since(&target.addr);
     let window = warmup::settle(cfg, &mut seen.agg, measured, client_cpu_s, server_cost);
     let mut report = assemble::report(assemble::Parts {
         cfg: &window.cfg,
@@ -143,27 +129,88 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         server: window.server,
         server_source,
         stop_reason,
-        listen_overflows,
-        backlog,
-        tcp_retransmits,
-        udp_rcvbuf_drops,
+        listen_overflows: machine.listen_overflows,
+        backlog: machine.backlog,
+        tcp_retransmits: machine.tcp_retransmits,
+        udp_rcvbuf_drops: machine.udp_rcvbuf_drops,
         timer_floor_p99_us,
     });
-    if let (Some(log), Some(offset)) = (hlog.as_mut(), offset) {
-        // What merging shards needs besides the latency histograms: connect times and counts.
+    report.warmup_rule = window.rule;
+    if let Some(log) = hlog {
+        if let Err(why) = close_log(log, offset.map(|o| (o, measured)), &seen.outputs, &report, cfg) {
+            report.output_errors.push(why);
+        }
+    }
+    Ok(report)
+}
+
+/// Ends the interval log: what merging shards needs besides the latency histograms
+/// (connect times, the shard's result), once the window is known (`window`: its offset in
+/// the log and its length).
+fn close_log(
+    mut log: HlogWriter,
+    window: Option<(Duration, Duration)>,
+    outputs: &[ThreadOutput],
+    report: &Report,
+    cfg: &RunConfig,
+) -> Result<(), String> {
+    if let Some((offset, measured)) = window {
         let mut connect = crate::record::new_histogram();
-        for out in &seen.outputs {
+        for out in outputs {
             // Same bounds on both sides: `add` cannot fail.
             let _ = connect.add(&out.connect);
         }
         log.interval(offset, measured, &connect, Some(shard::CONNECT_TAG));
-        log.comment(&shard::result_note(&shard::ShardResult::of(&report, cfg.shard.index)));
+        log.comment(&shard::result_note(&shard::ShardResult::of(report, cfg.shard.index)));
     }
-    report.warmup_rule = window.rule;
-    if let Some(Err(why)) = hlog.map(HlogWriter::finish) {
-        report.output_errors.push(why);
+    log.finish()
+}
+
+/// This machine's counters around a run (its network namespace), and the server's
+/// listeners when they are here.
+struct Machine {
+    backlog: Option<crate::listener::Backlog>,
+    listen_overflows: Option<u64>,
+    tcp_retransmits: Option<u64>,
+    udp_rcvbuf_drops: Option<u64>,
+}
+
+/// What changed on this machine during the run.
+struct MachineDelta {
+    /// The backlog the server's listen() got, with what waits in its accept queue at the end.
+    backlog: Option<crate::listener::Backlog>,
+    listen_overflows: u64,
+    tcp_retransmits: u64,
+    udp_rcvbuf_drops: u64,
+}
+
+impl Machine {
+    fn read(addr: &servers::ListenAddr) -> Machine {
+        Machine {
+            backlog: listen_backlog(addr),
+            listen_overflows: crate::proc::listen_overflows(),
+            tcp_retransmits: crate::proc::tcp_retransmits(),
+            udp_rcvbuf_drops: crate::proc::udp_rcvbuf_errors(),
+        }
     }
-    Ok(report)
+
+    /// The counts since this reading (0 where either end could not be read).
+    fn since(&self, addr: &servers::ListenAddr) -> MachineDelta {
+        let now = Machine::read(addr);
+        let delta = |before: Option<u64>, after: Option<u64>| match (before, after) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => 0,
+        };
+        MachineDelta {
+            backlog: self.backlog.map(|b| crate::listener::Backlog {
+                queued: now.backlog.map_or(0, |e| e.queued),
+                ..b
+            }),
+            listen_overflows: delta(self.listen_overflows, now.listen_overflows),
+            tcp_retransmits: delta(self.tcp_retransmits, now.tcp_retransmits),
+            udp_rcvbuf_drops: delta(self.udp_rcvbuf_drops, now.udp_rcvbuf_drops),
+        }
+    }
 }
 
 fn drain(rx: &Receiver<Interval>, agg: &mut Aggregator, shared: &Shared, threads: usize) {
