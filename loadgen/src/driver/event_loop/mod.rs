@@ -124,52 +124,14 @@ impl<'a> Client<'a> {
         let schedule = cfg.schedule();
         let closed = schedule == Schedule::Closed;
         let now = Instant::now();
-        // UDP: each connection's window of datagrams in flight (closed loop: --depth of
-        // them; open loop: as many as the schedule sends within a timeout).
-        let window = addr.is_udp().then(|| {
-            let per_conn_rate = cfg.rate.map(|r| r / cfg.conns as f64);
-            let slots = inflight::in_flight_slots(depth, per_conn_rate, cfg.reply_timeout().as_secs_f64());
-            (slots, if closed { depth as u64 } else { u64::MAX })
-        });
-        let mut conns: Vec<Conn> = conn_ids
-            .iter()
-            .map(|&id| Conn::new(id, depth, closed, now, window.map(|(n, d)| InFlight::new(n, d))))
-            .collect();
-        let arrivals = match cfg.churn {
-            Churn::ConnRate { rate, .. } => {
-                // A shard makes its share of the arrivals.
-                let rate = rate / f64::from(cfg.shard.count);
-                // Slots start idle: nothing to open before the load.
-                for c in &mut conns {
-                    c.link = Link::Idle;
-                    c.tried = true;
-                }
-                Some(Arrivals::new(rate, thread, threads))
-            }
-            _ => None,
-        };
-        let idle = if arrivals.is_some() {
-            (0..conns.len()).rev().collect()
-        } else {
-            Vec::new()
-        };
+        let mut conns = make_conns(cfg, addr, &conn_ids, closed, now);
+        let (arrivals, idle) = conn_rate_arrivals(cfg, &mut conns, thread, threads);
         let poll = Poll::new()?;
         let mut uring = match cfg.engine {
             Engine::Uring => Some(UringIo::new(cfg.rx_timestamps)?),
             Engine::Epoll => None,
         };
-        let timer = if closed && arrivals.is_none() {
-            None
-        } else {
-            let t = Timer::new()?;
-            match uring.as_mut() {
-                Some(io) => io.watch_timer(t.fd(), TIMER.0)?,
-                None => poll
-                    .registry()
-                    .register(&mut SourceFd(&t.fd()), TIMER, Interest::READABLE)?,
-            }
-            Some(t)
-        };
+        let timer = open_timer(closed && arrivals.is_none(), &poll, uring.as_mut())?;
         let warm_ns = cfg.warmup.as_nanos() as u64;
         let thread_conns = conn_ids.len();
         Ok(Client {
@@ -456,4 +418,59 @@ impl<'a> Client<'a> {
             self.boundary_ns = (self.ctx.warm_ns + (u64::from(idx) + 1) * interval_ns).min(self.ctx.end_ns);
         }
     }
+}
+
+/// The thread's connections, none opened yet; over UDP each with its set of datagrams in
+/// flight (closed loop: --depth of them; open loop: as many as the schedule sends within a
+/// timeout).
+fn make_conns(cfg: &RunConfig, addr: &ListenAddr, conn_ids: &[u32], closed: bool, now: Instant) -> Vec<Conn> {
+    let depth = cfg.depth.max(1);
+    let in_flight = addr.is_udp().then(|| {
+        let per_conn_rate = cfg.rate.map(|r| r / cfg.conns as f64);
+        let slots = inflight::in_flight_slots(depth, per_conn_rate, cfg.reply_timeout().as_secs_f64());
+        (slots, if closed { depth as u64 } else { u64::MAX })
+    });
+    conn_ids
+        .iter()
+        .map(|&id| Conn::new(id, depth, closed, now, in_flight.map(|(n, d)| InFlight::new(n, d))))
+        .collect()
+}
+
+/// `--conn-rate`: this thread's share of the arrivals, its connection slots idle until one
+/// comes (returned as the stack of idle slots); otherwise nothing.
+fn conn_rate_arrivals(
+    cfg: &RunConfig,
+    conns: &mut [Conn],
+    thread: usize,
+    threads: usize,
+) -> (Option<Arrivals>, Vec<usize>) {
+    let Churn::ConnRate { rate, .. } = cfg.churn else {
+        return (None, Vec::new());
+    };
+    // A shard makes its share of the arrivals.
+    let rate = rate / f64::from(cfg.shard.count);
+    // Slots start idle: nothing to open before the load.
+    for c in conns.iter_mut() {
+        c.link = Link::Idle;
+        c.tried = true;
+    }
+    (
+        Some(Arrivals::new(rate, thread, threads)),
+        (0..conns.len()).rev().collect(),
+    )
+}
+
+/// The open-loop timer (none in a closed loop without arrivals), watched by the engine.
+fn open_timer(closed: bool, poll: &Poll, uring: Option<&mut UringIo>) -> io::Result<Option<Timer>> {
+    if closed {
+        return Ok(None);
+    }
+    let t = Timer::new()?;
+    match uring {
+        Some(io) => io.watch_timer(t.fd(), TIMER.0)?,
+        None => poll
+            .registry()
+            .register(&mut SourceFd(&t.fd()), TIMER, Interest::READABLE)?,
+    }
+    Ok(Some(t))
 }
