@@ -7,11 +7,12 @@ use super::{finding, read, Finding, Severity};
 /// What the system's settings say.
 pub(super) fn system_findings(f: &mut Vec<Finding>) {
     cpu_findings(f);
+    isolation_findings(f);
     limit_findings(f);
+    sysctl_findings(f);
 }
 
-/// The CPUs: idle driver and halt polling, clocksource, governor, turbo, isolation,
-/// virtualization.
+/// The CPUs: idle driver and halt polling, clocksource, governor, turbo.
 fn cpu_findings(f: &mut Vec<Finding>) {
     use Severity::{Info, Warn};
     let idle = read("/sys/devices/system/cpu/cpuidle/current_driver").unwrap_or_else(|| "none".into());
@@ -76,6 +77,11 @@ fn cpu_findings(f: &mut Vec<Finding>) {
         "",
         Info,
     ));
+}
+
+/// The CPUs' isolation and the signs of (nested) virtualization.
+fn isolation_findings(f: &mut Vec<Finding>) {
+    use Severity::Info;
     let isolated = read("/sys/devices/system/cpu/isolated").filter(|s| !s.is_empty());
     let nohz = read("/sys/devices/system/cpu/nohz_full").filter(|s| !s.is_empty() && s != "(null)");
     f.push(finding(
@@ -109,8 +115,7 @@ fn cpu_findings(f: &mut Vec<Finding>) {
     ));
 }
 
-/// The limits: descriptors, ports, backlogs, processes and threads, socket buffers; and
-/// io_uring.
+/// The limits of this process: descriptors and ephemeral ports.
 fn limit_findings(f: &mut Vec<Finding>) {
     use Severity::{Info, Warn};
     let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
@@ -139,6 +144,11 @@ fn limit_findings(f: &mut Vec<Finding>) {
         "--bind 127.0.0.2,127.0.0.3,... adds source addresses",
         Info,
     ));
+}
+
+/// The kernel's limits on connections, threads and socket buffers, and io_uring.
+fn sysctl_findings(f: &mut Vec<Finding>) {
+    use Severity::{Info, Warn};
     for (what, path, why) in [
         (
             "tcp_tw_reuse",
