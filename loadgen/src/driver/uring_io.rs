@@ -318,19 +318,7 @@ impl UringIo {
             let (op, id, token) = decode(user);
             let more = cqueue::more(flags);
             if op == Some(Op::Timer) {
-                out.push(Ready {
-                    // The timer's own token: a connection's fits the user data, its may not.
-                    token: self.timer.map_or(token, |(_, t)| t),
-                    readable: true,
-                    writable: false,
-                    closed: false,
-                });
-                if !more {
-                    // The multishot poll ended: poll again.
-                    if let Some((fd, token)) = self.timer {
-                        self.watch_timer(fd, token)?;
-                    }
-                }
+                self.timer_fired(token, more, out)?;
                 continue;
             }
             let bid = cqueue::buffer_select(flags);
@@ -350,53 +338,14 @@ impl UringIo {
                     closed: false,
                 }),
                 Some(Op::Recv) => {
-                    if !more {
-                        s.recv_armed = false;
+                    if let Some(ready) = self.recv_done(s, token, res, more, bid)? {
+                        out.push(ready);
                     }
-                    match res {
-                        n if n > 0 => {
-                            if let Some(bid) = bid {
-                                self.received(s, bid, n as usize);
-                            }
-                            if !more && s.rx_end.is_none() {
-                                self.start(s)?; // the kernel ended the multishot: renew it
-                            }
-                        }
-                        0 => s.rx_end = Some(0),
-                        e if -e == libc::ENOBUFS => {
-                            if !more {
-                                self.starved.push(token); // the pool ran dry: re-armed next round
-                            }
-                            continue;
-                        }
-                        e => s.rx_end = Some(-e),
-                    }
-                    let closed = s.rx_end.is_some();
-                    out.push(Ready {
-                        token,
-                        readable: true,
-                        writable: false,
-                        closed,
-                    });
                 }
                 Some(Op::Send) => {
-                    if res < 0 {
-                        s.tx_err = Some(-res);
-                        s.tx_busy = false;
-                    } else {
-                        s.tx_off += res as usize;
-                        if s.tx_off < s.tx.len() {
-                            self.submit_send(s)?; // a short send: the rest goes now
-                            continue;
-                        }
-                        s.tx_busy = false;
+                    if let Some(ready) = self.send_done(s, token, res)? {
+                        out.push(ready);
                     }
-                    out.push(Ready {
-                        token,
-                        readable: false,
-                        writable: true,
-                        closed: false,
-                    });
                 }
                 Some(Op::Timer) | Some(Op::Cancel) | None => {}
             }
@@ -407,6 +356,85 @@ impl UringIo {
             }
         }
         Ok(())
+    }
+
+    /// The open-loop timer's poll fired: the loop hears it; a multishot poll that ended is
+    /// armed again.
+    fn timer_fired(&mut self, token: usize, more: bool, out: &mut Vec<Ready>) -> io::Result<()> {
+        out.push(Ready {
+            // The timer's own token: a connection's fits the user data, its may not.
+            token: self.timer.map_or(token, |(_, t)| t),
+            readable: true,
+            writable: false,
+            closed: false,
+        });
+        if !more {
+            // The multishot poll ended: poll again.
+            if let Some((fd, token)) = self.timer {
+                self.watch_timer(fd, token)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A receive completed on `s` (`res` bytes, or EOF, or an error): what the loop must
+    /// hear, if anything (an empty pool is retried next round, silently).
+    fn recv_done(
+        &mut self,
+        s: &mut UringSock,
+        token: usize,
+        res: i32,
+        more: bool,
+        bid: Option<u16>,
+    ) -> io::Result<Option<Ready>> {
+        if !more {
+            s.recv_armed = false;
+        }
+        match res {
+            n if n > 0 => {
+                if let Some(bid) = bid {
+                    self.received(s, bid, n as usize);
+                }
+                if !more && s.rx_end.is_none() {
+                    self.start(s)?; // the kernel ended the multishot: renew it
+                }
+            }
+            0 => s.rx_end = Some(0),
+            e if -e == libc::ENOBUFS => {
+                if !more {
+                    self.starved.push(token); // the pool ran dry: re-armed next round
+                }
+                return Ok(None);
+            }
+            e => s.rx_end = Some(-e),
+        }
+        Ok(Some(Ready {
+            token,
+            readable: true,
+            writable: false,
+            closed: s.rx_end.is_some(),
+        }))
+    }
+
+    /// A send completed on `s`: a short one goes on at once (nothing to hear yet).
+    fn send_done(&mut self, s: &mut UringSock, token: usize, res: i32) -> io::Result<Option<Ready>> {
+        if res < 0 {
+            s.tx_err = Some(-res);
+            s.tx_busy = false;
+        } else {
+            s.tx_off += res as usize;
+            if s.tx_off < s.tx.len() {
+                self.submit_send(s)?; // a short send: the rest goes now
+                return Ok(None);
+            }
+            s.tx_busy = false;
+        }
+        Ok(Some(Ready {
+            token,
+            readable: false,
+            writable: true,
+            closed: false,
+        }))
     }
 
     /// A completion for a socket closed meanwhile: its buffer goes back, and the socket is
