@@ -54,27 +54,41 @@ fn each<T>(flag: &'static str, s: &str, one: impl Fn(&str) -> Result<T, Error>) 
 /// base configuration from the shared flags, expanded dimension by dimension, with the
 /// targets varying fastest (all models of one configuration back to back).
 pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
-    let targets: Vec<Model> = if a.targets.trim() == "all" {
-        Model::ALL.to_vec()
-    } else {
-        list::<String>("--targets", &a.targets)?
-            .iter()
-            .map(|t| {
-                t.parse().map_err(|e: servers::UnknownModel| {
-                    flag_error("--targets", t, format!("{e}; see `loadgen targets`"))
-                })
-            })
-            .collect::<Result<_, _>>()?
-    };
-    let rates: Vec<Option<f64>> = match &a.rate {
-        None => vec![None],
-        Some(r) => list::<String>("--rate", r)?
-            .iter()
-            .map(|r| parse_rate("--rate", r).map(Some))
-            .collect::<Result<_, _>>()?,
-    };
+    let targets = sweep_targets(&a.targets)?;
+    let mut c = vec![base(a)?];
+    c = load_dimensions(c, a)?;
+    c = setting_dimensions(c, &a.load)?;
+    c = expand(c, &list::<SockKind>("--transport", &a.transport)?, |c, &v| {
+        c.transport = v
+    });
+    c = expand(c, &targets, |c, &m| {
+        c.target = TargetSpec::Model(m);
+        // A pool smaller than the connection count leaves clients unserved.
+        if m == Model::ThreadPool && c.server_threads.is_none() {
+            c.server_threads = Some(crate::config::pool_workers(c.conns, c.server_procs));
+        }
+    });
+    c.into_iter().map(RunConfig::checked).collect()
+}
+
+/// `--targets`: a list of models, or `all`.
+fn sweep_targets(list_arg: &str) -> Result<Vec<Model>, Error> {
+    if list_arg.trim() == "all" {
+        return Ok(Model::ALL.to_vec());
+    }
+    list::<String>("--targets", list_arg)?
+        .iter()
+        .map(|t| {
+            t.parse()
+                .map_err(|e: servers::UnknownModel| flag_error("--targets", t, format!("{e}; see `loadgen targets`")))
+        })
+        .collect()
+}
+
+/// The configuration every run starts from: the first value of every list flag (the
+/// dimensions then set them all).
+fn base(a: &SweepArgs) -> Result<RunConfig, Error> {
     let l = &a.load;
-    // The base takes the first value of every list flag; the dimensions below set them all.
     let first = |s: &str| s.split(',').next().unwrap_or("").trim().to_string();
     let base_args = crate::cli::LoadArgs {
         work: None,
@@ -86,11 +100,21 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
         pacing: first(&l.pacing),
         ..l.clone()
     };
-    let base = RunConfig {
+    Ok(RunConfig {
         quiet: true,
         ..RunConfig::from_load(TargetSpec::Model(Model::Mio), &base_args)?
+    })
+}
+
+/// The load's dimensions: connections, message sizes, depths, rates.
+fn load_dimensions(mut c: Vec<RunConfig>, a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
+    let rates: Vec<Option<f64>> = match &a.rate {
+        None => vec![None],
+        Some(r) => list::<String>("--rate", r)?
+            .iter()
+            .map(|r| parse_rate("--rate", r).map(Some))
+            .collect::<Result<_, _>>()?,
     };
-    let mut c = vec![base];
     c = expand(
         c,
         &each("--conns", &a.conns, |s| parse_count("--conns", s).map(|n| n as usize))?,
@@ -108,7 +132,12 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
         &each("--depth", &a.depth, |s| parse_count("--depth", s).map(|n| n as usize))?,
         |c, &v| c.depth = v,
     );
-    c = expand(c, &rates, |c, &v| c.rate = v);
+    Ok(expand(c, &rates, |c, &v| c.rate = v))
+}
+
+/// The settings' dimensions: client threads, server workers and processes, socket
+/// buffers, engines, pacing, work.
+fn setting_dimensions(mut c: Vec<RunConfig>, l: &crate::cli::LoadArgs) -> Result<Vec<RunConfig>, Error> {
     if let Some(t) = &l.threads {
         c = expand(c, &each("--threads", t, values::threads)?, |c, &v| {
             c.threads = v;
@@ -146,17 +175,7 @@ pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
             .collect::<Result<Vec<_>, _>>()?;
         c = expand(c, &specs, |c, v| c.work = v.clone());
     }
-    c = expand(c, &list::<SockKind>("--transport", &a.transport)?, |c, &v| {
-        c.transport = v
-    });
-    c = expand(c, &targets, |c, &m| {
-        c.target = TargetSpec::Model(m);
-        // A pool smaller than the connection count leaves clients unserved.
-        if m == Model::ThreadPool && c.server_threads.is_none() {
-            c.server_threads = Some(crate::config::pool_workers(c.conns, c.server_procs));
-        }
-    });
-    c.into_iter().map(RunConfig::checked).collect()
+    Ok(c)
 }
 
 /// `mio tcp conns=10 msg=64 depth=1` (and `rate=` in open loop): a configuration in words.
