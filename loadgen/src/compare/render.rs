@@ -198,13 +198,12 @@ fn changes<'a>(
     gating: bool,
 ) -> String {
     let items: Vec<(Option<&str>, &Change)> = items.collect();
+    if format == CompareFormat::Csv {
+        return changes_csv(&items, by, gating);
+    }
     // The configuration every row shares is said once, above the table (not in CSV, which
     // keeps every field on every row).
-    let shared = if format == CompareFormat::Csv {
-        Vec::new()
-    } else {
-        super::common(items.iter().map(|(_, c)| &c.key))
-    };
+    let shared = super::common(items.iter().map(|(_, c)| &c.key));
     let mut levels: Vec<String> = items
         .iter()
         .map(|(_, c)| format!("{:.2}%", c.confidence * 100.0))
@@ -217,52 +216,9 @@ fn changes<'a>(
         ("base", "new")
     };
     let mut o = String::new();
-    if format == CompareFormat::Csv {
-        let mut header = vec!["configuration"];
-        header.extend(by);
-        header.extend([
-            "metric",
-            "base_mean",
-            "base_sd",
-            "base_n",
-            "new_mean",
-            "new_sd",
-            "new_n",
-            "ratio",
-            "ratio_lo",
-            "ratio_hi",
-            "confidence",
-            "verdict",
-        ]);
-        let rows: Vec<Vec<String>> = items
-            .iter()
-            .map(|(value, c)| {
-                let i = c.interval;
-                let mut r = vec![c.key.describe(&[])];
-                r.extend(value.map(str::to_string));
-                r.extend([
-                    c.metric.name.clone(),
-                    c.base.mean.to_string(),
-                    c.base.sd.to_string(),
-                    c.base.n.to_string(),
-                    c.new.mean.to_string(),
-                    c.new.sd.to_string(),
-                    c.new.n.to_string(),
-                    i.map_or(String::new(), |i| format!("{:.6}", i.ratio)),
-                    i.map_or(String::new(), |i| format!("{:.6}", i.lo)),
-                    i.map_or(String::new(), |i| format!("{:.6}", i.hi)),
-                    format!("{:.4}", c.confidence),
-                    verdict(c, gating),
-                ]);
-                r
-            })
-            .collect();
-        return grid(format, &header, &rows);
-    }
-    let ratio_head = "ratio [interval]";
     let mut header = vec!["configuration"];
     header.extend(by);
-    header.extend(["metric", base, new, ratio_head, "verdict"]);
+    header.extend(["metric", base, new, "ratio [interval]", "verdict"]);
     let rows: Vec<Vec<String>> = items
         .iter()
         .map(|(value, c)| {
@@ -292,4 +248,48 @@ fn changes<'a>(
         levels.join(", ")
     );
     o
+}
+
+/// The changes as CSV: every field on every row, numbers unrounded.
+fn changes_csv(items: &[(Option<&str>, &Change)], by: Option<&str>, gating: bool) -> String {
+    let mut header = vec!["configuration"];
+    header.extend(by);
+    header.extend([
+        "metric",
+        "base_mean",
+        "base_sd",
+        "base_n",
+        "new_mean",
+        "new_sd",
+        "new_n",
+        "ratio",
+        "ratio_lo",
+        "ratio_hi",
+        "confidence",
+        "verdict",
+    ]);
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|(value, c)| {
+            let i = c.interval;
+            let mut r = vec![c.key.describe(&[])];
+            r.extend(value.map(str::to_string));
+            r.extend([
+                c.metric.name.clone(),
+                c.base.mean.to_string(),
+                c.base.sd.to_string(),
+                c.base.n.to_string(),
+                c.new.mean.to_string(),
+                c.new.sd.to_string(),
+                c.new.n.to_string(),
+                i.map_or(String::new(), |i| format!("{:.6}", i.ratio)),
+                i.map_or(String::new(), |i| format!("{:.6}", i.lo)),
+                i.map_or(String::new(), |i| format!("{:.6}", i.hi)),
+                format!("{:.4}", c.confidence),
+                verdict(c, gating),
+            ]);
+            r
+        })
+        .collect();
+    grid(CompareFormat::Csv, &header, &rows)
 }
