@@ -277,21 +277,8 @@ impl TryFrom<&RunArgs> for RunConfig {
     type Error = Error;
 
     fn try_from(a: &RunArgs) -> Result<Self, Error> {
-        let target =
-            match (&a.target, &a.addr) {
-                (Some(t), _) => TargetSpec::Model(t.parse().map_err(|e: servers::UnknownModel| {
-                    invalid("--target", t, format!("{e}; see `loadgen targets`"))
-                })?),
-                (None, Some(addr)) => TargetSpec::Addr(parse_addr(addr)?),
-                (None, None) => return Err(Error::NoTarget),
-            };
-        let (rate, search) = match (a.rate.as_deref().map(str::trim), &a.slo) {
-            (None, None) => (None, None),
-            (Some("auto"), Some(slo)) => (None, Some(slo.parse::<Slo>()?)),
-            (Some("auto"), None) => return Err(invalid("--rate", "auto", "needs --slo, e.g. --slo p99=1ms")),
-            (_, Some(slo)) => return Err(invalid("--slo", slo, "only applies with --rate auto")),
-            (Some(r), None) => (Some(parse_rate("--rate", r)?), None),
-        };
+        let target = run_target(a)?;
+        let (rate, search) = rate_and_search(a)?;
         // Pacing times open-loop sends (and --conn-rate arrivals): asked for in a closed-loop
         // run it would do nothing, which the user should hear about.
         if a.load.pacing != "hybrid" && rate.is_none() && search.is_none() && a.load.conn_rate.is_none() {
@@ -301,42 +288,12 @@ impl TryFrom<&RunArgs> for RunConfig {
                 "times open-loop sends; this run is closed loop (add --rate R or --conn-rate R)",
             ));
         }
-        let bind = match &a.bind {
-            None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(|ip| ip.trim().parse::<IpAddr>())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| invalid("--bind", list, "expected IP addresses, e.g. 127.0.0.2,127.0.0.3"))?,
-        };
-        let server_pid = match a.server_pid {
-            Some(pid) if !std::path::Path::new(&format!("/proc/{pid}")).exists() => {
-                return Err(invalid("--server-pid", pid, "no such process"))
-            }
-            other => other,
-        };
-        let shard = a
-            .shard
-            .as_deref()
-            .map(parse::parse_shard)
-            .transpose()?
-            .unwrap_or(Shard::WHOLE);
-        let start_at = a.start_at.as_deref().map(parse::parse_start_at).transpose()?;
-        let procs = a.load.procs;
-        if procs > 1 && a.rate.as_deref().map(str::trim) == Some("auto") {
-            return Err(invalid(
-                "--procs",
-                procs,
-                "cannot be combined with --rate auto (run the search in one process)",
-            ));
-        }
-        if procs > 1 && a.shard.is_some() {
-            return Err(invalid(
-                "--procs",
-                procs,
-                "cannot be combined with --shard (each host runs its own shards)",
-            ));
-        }
+        let Placement {
+            bind,
+            server_pid,
+            shard,
+            start_at,
+        } = placement(a)?;
         let base = RunConfig::from_load(target, &a.load)?;
         let conns = usize::try_from(parse_count("--conns", &a.conns)?).unwrap_or(usize::MAX);
         RunConfig {
@@ -373,6 +330,82 @@ impl TryFrom<&RunArgs> for RunConfig {
         }
         .checked()
     }
+}
+
+/// `--target MODEL` or `--addr ADDR`.
+fn run_target(a: &RunArgs) -> Result<TargetSpec, Error> {
+    match (&a.target, &a.addr) {
+        (Some(t), _) => Ok(TargetSpec::Model(t.parse().map_err(|e: servers::UnknownModel| {
+            invalid("--target", t, format!("{e}; see `loadgen targets`"))
+        })?)),
+        (None, Some(addr)) => Ok(TargetSpec::Addr(parse_addr(addr)?)),
+        (None, None) => Err(Error::NoTarget),
+    }
+}
+
+/// `--rate R`, or `--rate auto --slo ...` (a capacity search).
+fn rate_and_search(a: &RunArgs) -> Result<(Option<f64>, Option<Slo>), Error> {
+    match (a.rate.as_deref().map(str::trim), &a.slo) {
+        (None, None) => Ok((None, None)),
+        (Some("auto"), Some(slo)) => Ok((None, Some(slo.parse::<Slo>()?))),
+        (Some("auto"), None) => Err(invalid("--rate", "auto", "needs --slo, e.g. --slo p99=1ms")),
+        (_, Some(slo)) => Err(invalid("--slo", slo, "only applies with --rate auto")),
+        (Some(r), None) => Ok((Some(parse_rate("--rate", r)?), None)),
+    }
+}
+
+/// Where a run's load comes from and whose cost it reads.
+struct Placement {
+    bind: Vec<IpAddr>,
+    server_pid: Option<u32>,
+    shard: Shard,
+    start_at: Option<std::time::SystemTime>,
+}
+
+/// `--bind`, `--server-pid`, `--shard`, `--start-at`, and what `--procs` cannot go with.
+fn placement(a: &RunArgs) -> Result<Placement, Error> {
+    let bind = match &a.bind {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|ip| ip.trim().parse::<IpAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| invalid("--bind", list, "expected IP addresses, e.g. 127.0.0.2,127.0.0.3"))?,
+    };
+    let server_pid = match a.server_pid {
+        Some(pid) if !std::path::Path::new(&format!("/proc/{pid}")).exists() => {
+            return Err(invalid("--server-pid", pid, "no such process"))
+        }
+        other => other,
+    };
+    let shard = a
+        .shard
+        .as_deref()
+        .map(parse::parse_shard)
+        .transpose()?
+        .unwrap_or(Shard::WHOLE);
+    let start_at = a.start_at.as_deref().map(parse::parse_start_at).transpose()?;
+    let procs = a.load.procs;
+    if procs > 1 && a.rate.as_deref().map(str::trim) == Some("auto") {
+        return Err(invalid(
+            "--procs",
+            procs,
+            "cannot be combined with --rate auto (run the search in one process)",
+        ));
+    }
+    if procs > 1 && a.shard.is_some() {
+        return Err(invalid(
+            "--procs",
+            procs,
+            "cannot be combined with --shard (each host runs its own shards)",
+        ));
+    }
+    Ok(Placement {
+        bind,
+        server_pid,
+        shard,
+        start_at,
+    })
 }
 
 #[cfg(test)]
