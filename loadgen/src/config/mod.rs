@@ -178,38 +178,18 @@ impl RunConfig {
     /// `sweep`) and the contract's defaults for the rest (100 connections of 64 B, depth
     /// 1, closed loop); [`checked`](Self::checked) must follow any change.
     pub fn from_load(target: TargetSpec, load: &LoadArgs) -> Result<RunConfig, Error> {
-        let (threads, threads_default) = match &load.threads {
-            None => {
-                let (n, why) = default_threads(&target);
-                (n, Some(why))
-            }
-            Some(t) => (values::threads(values::one("--threads", t)?)?, None),
-        };
-        let server_threads = match &load.server_threads {
-            None => None,
-            Some(t) => Some(values::server_threads(values::one("--server-workers", t)?)?),
-        };
-        if let (Some(t), TargetSpec::Addr(_)) = (&load.server_threads, &target) {
-            return Err(invalid("--server-workers", t, "only applies with --target"));
-        }
+        let (threads, threads_default, server_threads) = sizes(&target, load)?;
         let work = load
             .work
             .as_deref()
             .map(|w| values::work(w, &target))
             .transpose()?
             .flatten();
-        let duration = positive_duration("--duration", &load.duration)?;
-        // --warmup auto: measure from the start for the duration plus a cap, and let MSER
-        // cut the warm-up (at most the cap) at the end; the window keeps at least --duration.
-        let warmup_auto =
-            (load.warmup.trim() == "auto").then(|| (duration / 2).clamp(Duration::from_secs(1), WARMUP_AUTO_CAP));
+        let (duration, warmup, warmup_auto) = window(load)?;
         Ok(RunConfig {
             conns: 100,
-            duration: duration + warmup_auto.unwrap_or_default(),
-            warmup: match warmup_auto {
-                Some(_) => Duration::ZERO,
-                None => parse_duration("--warmup", &load.warmup)?,
-            },
+            duration,
+            warmup,
             warmup_auto,
             msg_size: 64,
             depth: 1,
@@ -330,6 +310,38 @@ impl TryFrom<&RunArgs> for RunConfig {
         }
         .checked()
     }
+}
+
+/// The run's length, its warm-up, and with `--warmup auto` the most MSER may cut: the run
+/// measures from the start for `--duration` plus that cap and cuts the warm-up at the end,
+/// so the window keeps at least `--duration`.
+fn window(load: &LoadArgs) -> Result<(Duration, Duration, Option<Duration>), Error> {
+    let duration = positive_duration("--duration", &load.duration)?;
+    let auto = (load.warmup.trim() == "auto").then(|| (duration / 2).clamp(Duration::from_secs(1), WARMUP_AUTO_CAP));
+    let warmup = match auto {
+        Some(_) => Duration::ZERO,
+        None => parse_duration("--warmup", &load.warmup)?,
+    };
+    Ok((duration + auto.unwrap_or_default(), warmup, auto))
+}
+
+/// Client threads (and why, when the default chose them) and the spawned server's workers.
+fn sizes(target: &TargetSpec, load: &LoadArgs) -> Result<(usize, Option<String>, Option<u32>), Error> {
+    let (threads, threads_default) = match &load.threads {
+        None => {
+            let (n, why) = default_threads(target);
+            (n, Some(why))
+        }
+        Some(t) => (values::threads(values::one("--threads", t)?)?, None),
+    };
+    let server_threads = match &load.server_threads {
+        None => None,
+        Some(t) => Some(values::server_threads(values::one("--server-workers", t)?)?),
+    };
+    if let (Some(t), TargetSpec::Addr(_)) = (&load.server_threads, target) {
+        return Err(invalid("--server-workers", t, "only applies with --target"));
+    }
+    Ok((threads, threads_default, server_threads))
 }
 
 /// `--target MODEL` or `--addr ADDR`.
