@@ -8,7 +8,8 @@ use std::io;
 use std::os::fd::RawFd;
 
 /// Asks the kernel to stamp the packets arriving on `fd` and to hand the stamps to
-/// `recvmsg`.
+/// `recvmsg`. The first socket on a host to ask turns stamping on through deferred work, so
+/// the packets of the next instant may come unstamped: those reads record nothing.
 pub fn enable(fd: RawFd) -> io::Result<()> {
     let flags: libc::c_uint = libc::SOF_TIMESTAMPING_RX_SOFTWARE | libc::SOF_TIMESTAMPING_SOFTWARE;
     // SAFETY: setsockopt reads `size_of::<c_uint>()` bytes from a live local.
@@ -110,6 +111,10 @@ mod tests {
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut server, _) = listener.accept().unwrap();
         enable(client.as_raw_fd()).unwrap();
+        // The first socket to ask turns the kernel's stamping on through deferred work: a
+        // packet arriving in that instant goes unstamped (loadgen then records nothing for
+        // it). Give it a moment.
+        std::thread::sleep(std::time::Duration::from_millis(100));
         server.write_all(b"hello").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         let mut buf = [0u8; 16];
