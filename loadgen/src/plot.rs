@@ -174,10 +174,9 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) ->
         .flat_map(|(_, p)| p.iter().map(|p| p.n))
         .max()
         .unwrap_or(1);
-    let title = if repeats > 1 {
-        format!("{title} (mean of up to {repeats} runs, bars: 95% confidence interval of the mean)")
-    } else {
-        title.to_string()
+    let title = match repeats {
+        0 | 1 => title.to_string(),
+        n => format!("{title} (mean of up to {n} runs, bars: 95% confidence interval of the mean)"),
     };
     let x = (x_lo.max(1.0) / 1.5)..(x_hi * 1.5);
     let mut svg = String::new();
@@ -231,7 +230,12 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) ->
         }
         root.present()?;
     }
-    let labels: Vec<String> = series
+    Ok(with_tooltips(&svg, &tooltips(series, y_label)))
+}
+
+/// Every point's tooltip: its series, connections, value and interval, exact.
+fn tooltips(series: &[Series], y_label: &str) -> Vec<String> {
+    series
         .iter()
         .flat_map(|(name, pts)| {
             pts.iter().map(move |p| {
@@ -243,8 +247,7 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) ->
                 format!("{name}: {} connections, {y_label} {}{ci}", p.x, fmt_exact(p.y))
             })
         })
-        .collect();
-    Ok(with_tooltips(&svg, &labels))
+        .collect()
 }
 
 /// A value as a tooltip shows it: all its significant digits up to three decimals.

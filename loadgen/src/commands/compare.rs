@@ -69,58 +69,67 @@ pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
             let (b, n) = (read_report(base)?, read_report(new)?);
             let c = compare::compare(&b, &n, &metrics, band);
             out.write_all(render::comparison(&c, format, threshold.is_some()).as_bytes())?;
-            let Some(t) = threshold else { return Ok(0) };
-            // The gate's messages go to stderr, so `--format csv` output stays parseable.
-            let mut err = std::io::stderr().lock();
-            let failing: Vec<_> = c.changes.iter().filter(|ch| ch.fails_gate()).collect();
-            for ch in &failing {
-                let why = match (ch.outcome, ch.advice) {
-                    (compare::Outcome::Worse, _) => "worse beyond the threshold".to_string(),
-                    (_, Some(adv)) => format!(
-                        "inconclusive, and its estimate is beyond the threshold: {}",
-                        render::advice(adv)
-                    ),
-                    _ => "inconclusive, and its estimate is beyond the threshold".to_string(),
-                };
-                writeln!(
-                    err,
-                    "GATE: {} {}: {} (n={}/{}): {why}",
-                    ch.key.describe(&[]),
-                    ch.metric.name,
-                    render::ratio(ch),
-                    ch.base.n,
-                    ch.new.n
-                )?;
+            match threshold {
+                Some(t) => gate(&c, t, a.across_machines),
+                None => Ok(0),
             }
-            let unsettled = c
-                .changes
-                .iter()
-                .filter(|ch| ch.metric.gated && ch.outcome == compare::Outcome::Inconclusive && !ch.fails_gate())
-                .count();
-            if unsettled > 0 {
-                writeln!(
-                    err,
-                    "note: {unsettled} gated change(s) inconclusive with an estimate inside ±{t}%: passed, but not shown to be the same"
-                )?;
-            }
-            if failing.is_empty() {
-                return Ok(0);
-            }
-            let machines_differ = c.environment.iter().any(|(col, _, _)| col != "version");
-            if machines_differ && !a.across_machines {
-                writeln!(
-                    err,
-                    "{} gated change(s) fail beyond {t}%, not gating: the reports come from different machines (pass --across-machines to gate anyway)",
-                    failing.len()
-                )?;
-                return Ok(0);
-            }
-            writeln!(err, "{} gated change(s) fail the gate at ±{t}%", failing.len())?;
-            Ok(1)
         }
         _ => Err(Error::Input(
             "compare takes BASE.csv NEW.csv, or one report with --by COLUMN --baseline VALUE".to_string(),
         )
         .into()),
     }
+}
+
+/// The gate (`--threshold t`): exit 1 on a gated change that is worse, or inconclusive with
+/// its estimate beyond the band, each named on stderr (so `--format csv` stays parseable);
+/// reports from different machines do not gate unless `across_machines`.
+fn gate(c: &compare::Comparison, t: f64, across_machines: bool) -> anyhow::Result<u8> {
+    // The gate's messages go to stderr, so `--format csv` output stays parseable.
+    let mut err = std::io::stderr().lock();
+    let failing: Vec<_> = c.changes.iter().filter(|ch| ch.fails_gate()).collect();
+    for ch in &failing {
+        let why = match (ch.outcome, ch.advice) {
+            (compare::Outcome::Worse, _) => "worse beyond the threshold".to_string(),
+            (_, Some(adv)) => format!(
+                "inconclusive, and its estimate is beyond the threshold: {}",
+                render::advice(adv)
+            ),
+            _ => "inconclusive, and its estimate is beyond the threshold".to_string(),
+        };
+        writeln!(
+            err,
+            "GATE: {} {}: {} (n={}/{}): {why}",
+            ch.key.describe(&[]),
+            ch.metric.name,
+            render::ratio(ch),
+            ch.base.n,
+            ch.new.n
+        )?;
+    }
+    let unsettled = c
+        .changes
+        .iter()
+        .filter(|ch| ch.metric.gated && ch.outcome == compare::Outcome::Inconclusive && !ch.fails_gate())
+        .count();
+    if unsettled > 0 {
+        writeln!(
+            err,
+            "note: {unsettled} gated change(s) inconclusive with an estimate inside ±{t}%: passed, but not shown to be the same"
+        )?;
+    }
+    if failing.is_empty() {
+        return Ok(0);
+    }
+    let machines_differ = c.environment.iter().any(|(col, _, _)| col != "version");
+    if machines_differ && !across_machines {
+        writeln!(
+            err,
+            "{} gated change(s) fail beyond {t}%, not gating: the reports come from different machines (pass --across-machines to gate anyway)",
+            failing.len()
+        )?;
+        return Ok(0);
+    }
+    writeln!(err, "{} gated change(s) fail the gate at ±{t}%", failing.len())?;
+    Ok(1)
 }
