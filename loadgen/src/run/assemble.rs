@@ -147,7 +147,6 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         per_conn,
         conns_ok,
     } = gather(p.outputs, cfg.my_conns());
-    let counts: Vec<u64> = per_conn.iter().map(|&(_, n)| n).collect();
     // Open loop: how many messages each connection was due in the window.
     let schedule = cfg.schedule();
     let window_ns = (
@@ -171,30 +170,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
     let room = room(cfg, p.server);
     // A thread that spins to pace its sends is busy but not saturated: judged on its work.
     let busiest_work = busiest_thread(p.outputs, secs, true);
-    let send_lag = open.then(|| Percentiles::of(&p.total.send_lag));
-    let client_lag = open.then(|| Percentiles::of(&p.total.client_lag));
-    let backpressure = open.then(|| Percentiles::of(&p.total.backpressure));
-    let lags = verdict::Lags {
-        total_p99_us: send_lag.map_or(0.0, |l| l.p99_us),
-        client_p99_us: client_lag.map_or(0.0, |l| l.p99_us),
-        backpressure_p99_us: backpressure.map_or(0.0, |l| l.p99_us),
-    };
-    let achieved_rate = cfg.rate.map(|_| rate(c.sent as f64));
-    let conn_rate_s = rate(c.conns_opened as f64);
-    let keep_up = match (cfg.rate, conn_rate) {
-        _ if secs <= 0.0 => None,
-        // Poisson: a seeded sample of the process, whose count in the window is itself random
-        // (sd 1% at 10,000 messages): judged against what its schedule held.
-        (Some(r), _) => {
-            let promised = match (&due, cfg.arrivals) {
-                (Some(due), crate::schedule::Arrival::Poisson) => rate(due.iter().sum::<u64>() as f64),
-                _ => r,
-            };
-            verdict::keep_up_verdict(promised, rate(c.sent as f64), "msg/s", lags, busiest_work, &room)
-        }
-        (None, Some(r)) => verdict::keep_up_verdict(r, conn_rate_s, "new connections/s", lags, busiest_work, &room),
-        _ => verdict::closed_loop_verdict(busiest_work, &room),
-    };
+    let sched = schedule_kept(&p, due.as_deref(), busiest_work, &room);
     let latency = Percentiles::of(&p.total.latency);
     let raw = open.then(|| Percentiles::of(&p.total.raw));
     // Connection slots of `--conn-rate` are neither opened up front nor fairly comparable.
@@ -238,12 +214,12 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         throughput_mib_s: rate(c.bytes as f64 / (1024.0 * 1024.0)),
         latency,
         raw,
-        send_lag,
-        client_lag,
-        backpressure,
+        send_lag: sched.send_lag,
+        client_lag: sched.client_lag,
+        backpressure: sched.backpressure,
         connect: Percentiles::of(&connect),
         first_byte: Percentiles::of(&first_byte),
-        conn_rate_s,
+        conn_rate_s: sched.conn_rate_s,
         conns_ok,
         server: p.server,
         server_source: p.server_source,
@@ -251,8 +227,8 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         client_rss_kib: p.client_rss_kib,
         client_thread_busy_max: busiest,
         client_thread_work_max: busiest_work,
-        achieved_rate,
-        keep_up,
+        achieved_rate: sched.achieved_rate,
+        keep_up: sched.keep_up,
         warnings,
         status: verdict::status(
             if slots { cfg.my_conns() } else { conns_ok },
@@ -260,20 +236,8 @@ pub(super) fn report(p: Parts<'_>) -> Report {
             p.stop_reason.is_some(),
         ),
         stop_reason: p.stop_reason,
-        fairness: match (&due, slots) {
-            (_, true) => Fairness::default(),
-            (Some(due), false) => {
-                Fairness::against_schedule(&counts.iter().copied().zip(due.iter().copied()).collect::<Vec<_>>())
-            }
-            (None, false) => Fairness::of(&counts),
-        },
-        starved_conns: per_conn
-            .iter()
-            .enumerate()
-            .filter(|&(k, &(_, n))| n == 0 && !slots && due.as_ref().is_none_or(|d| d[k] >= 2))
-            .map(|(_, &(id, _))| id)
-            .take(STARVED_LISTED)
-            .collect(),
+        fairness: fairness(&per_conn, due.as_deref(), slots),
+        starved_conns: starved(&per_conn, due.as_deref(), slots),
         intervals: p.intervals,
         procs: 1,
         engine: cfg.engine.name().to_string(),
@@ -288,9 +252,11 @@ pub(super) fn report(p: Parts<'_>) -> Report {
         output_errors: Vec::new(),
         env,
     };
-    report
-        .warnings
-        .extend(report.arrivals_check.and_then(|a| verdict::arrivals_verdict(&a, lags)));
+    report.warnings.extend(
+        report
+            .arrivals_check
+            .and_then(|a| verdict::arrivals_verdict(&a, sched.lags)),
+    );
     report.warnings.extend(verdict::starved_verdict(
         report.fairness.starved,
         conns_ok,
@@ -380,4 +346,85 @@ fn busiest_thread(outputs: &[ThreadOutput], secs: f64, work: bool) -> f64 {
         })
         .fold(0.0, f64::max)
         / secs.max(1e-9)
+}
+
+/// How an open loop kept its schedule: the lateness percentiles (none in closed loop), the
+/// rates achieved, and the keep-up verdict (or, in closed loop, the bottleneck's).
+struct ScheduleKept {
+    send_lag: Option<Percentiles>,
+    client_lag: Option<Percentiles>,
+    backpressure: Option<Percentiles>,
+    lags: verdict::Lags,
+    achieved_rate: Option<f64>,
+    conn_rate_s: f64,
+    keep_up: Option<String>,
+}
+
+fn schedule_kept(p: &Parts<'_>, due: Option<&[u64]>, busiest_work: f64, room: &verdict::Room) -> ScheduleKept {
+    let cfg = p.cfg;
+    let open = cfg.mode() == crate::schedule::Mode::Open;
+    let secs = p.measured.as_secs_f64();
+    let rate = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
+    let c = p.total.counters;
+    let send_lag = open.then(|| Percentiles::of(&p.total.send_lag));
+    let client_lag = open.then(|| Percentiles::of(&p.total.client_lag));
+    let backpressure = open.then(|| Percentiles::of(&p.total.backpressure));
+    let lags = verdict::Lags {
+        total_p99_us: send_lag.map_or(0.0, |l| l.p99_us),
+        client_p99_us: client_lag.map_or(0.0, |l| l.p99_us),
+        backpressure_p99_us: backpressure.map_or(0.0, |l| l.p99_us),
+    };
+    let conn_rate_s = rate(c.conns_opened as f64);
+    let conn_rate = match cfg.churn {
+        Churn::ConnRate { rate, .. } => Some(rate),
+        _ => None,
+    };
+    let keep_up = match (cfg.rate, conn_rate) {
+        _ if secs <= 0.0 => None,
+        // Poisson: a seeded sample of the process, whose count in the window is itself random
+        // (sd 1% at 10,000 messages): judged against what its schedule held.
+        (Some(r), _) => {
+            let promised = match (due, cfg.arrivals) {
+                (Some(due), crate::schedule::Arrival::Poisson) => rate(due.iter().sum::<u64>() as f64),
+                _ => r,
+            };
+            verdict::keep_up_verdict(promised, rate(c.sent as f64), "msg/s", lags, busiest_work, room)
+        }
+        (None, Some(r)) => verdict::keep_up_verdict(r, conn_rate_s, "new connections/s", lags, busiest_work, room),
+        _ => verdict::closed_loop_verdict(busiest_work, room),
+    };
+    ScheduleKept {
+        send_lag,
+        client_lag,
+        backpressure,
+        lags,
+        achieved_rate: cfg.rate.map(|_| rate(c.sent as f64)),
+        conn_rate_s,
+        keep_up,
+    }
+}
+
+/// Messages per connection against each one's schedule (open loop) or each other; none for
+/// `--conn-rate`'s slots, which are neither opened up front nor comparable.
+fn fairness(per_conn: &[(u32, u64)], due: Option<&[u64]>, slots: bool) -> Fairness {
+    let counts: Vec<u64> = per_conn.iter().map(|&(_, n)| n).collect();
+    match (due, slots) {
+        (_, true) => Fairness::default(),
+        (Some(due), false) => {
+            Fairness::against_schedule(&counts.iter().copied().zip(due.iter().copied()).collect::<Vec<_>>())
+        }
+        (None, false) => Fairness::of(&counts),
+    }
+}
+
+/// The connections that got nothing in the window although due at least twice (at most
+/// [`STARVED_LISTED`] of them).
+fn starved(per_conn: &[(u32, u64)], due: Option<&[u64]>, slots: bool) -> Vec<u32> {
+    per_conn
+        .iter()
+        .enumerate()
+        .filter(|&(k, &(_, n))| n == 0 && !slots && due.is_none_or(|d| d[k] >= 2))
+        .map(|(_, &(id, _))| id)
+        .take(STARVED_LISTED)
+        .collect()
 }
