@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 
-use crate::config::{Churn, CloseMode, Pacing, RunConfig, TargetSpec};
+use crate::config::{Churn, CloseMode, RunConfig, TargetSpec};
 use crate::report::Report;
 use crate::run::cost::Cost;
 use crate::{hlog, merge, shard, sys, target};
@@ -67,15 +67,10 @@ fn shard_args(cfg: &RunConfig, own: &[String]) -> Vec<String> {
         "--close",
         if cfg.close == CloseMode::Rst { "rst" } else { "fin" }.into(),
     );
-    push(
-        "--pacing",
-        match cfg.pacing {
-            Pacing::Sleep => "sleep",
-            Pacing::Hybrid => "hybrid",
-            Pacing::Spin => "spin",
-        }
-        .into(),
-    );
+    push("--pacing", cfg.pacing.name().into());
+    push("--arrivals", cfg.arrivals.as_str().into());
+    push("--seed", cfg.seed.to_string());
+    push("--rx-timestamps", if cfg.rx_timestamps { "on" } else { "off" }.into());
     a.extend_from_slice(own);
     a
 }
@@ -262,5 +257,45 @@ mod tests {
         assert_eq!((shard.churn, shard.close), (cfg.churn, cfg.close));
         assert_eq!(shard.shard.to_string(), "0/3");
         assert_eq!((shard.duration, shard.warmup), (cfg.duration, cfg.warmup));
+    }
+
+    #[test]
+    fn a_shard_keeps_the_open_loops_arrivals_seed_and_stamps() {
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from([
+            "loadgen",
+            "--target",
+            "mio",
+            "--procs",
+            "2",
+            "--rate",
+            "1000",
+            "--arrivals",
+            "poisson",
+            "--seed",
+            "9",
+            "--rx-timestamps",
+            "on",
+            "--pacing",
+            "spin",
+        ])
+        .unwrap();
+        let cfg = RunConfig::try_from(&cli.run).unwrap();
+        let start = format!("{}", std::time::UNIX_EPOCH.elapsed().unwrap().as_secs() + 60);
+        let args = shard_args(&cfg, &["--shard".into(), "1/2".into(), "--start-at".into(), start]);
+        let again = <crate::cli::Cli as clap::Parser>::try_parse_from(
+            std::iter::once("loadgen".to_string())
+                .chain(args.iter().cloned().chain(["--addr".into(), "127.0.0.1:9".into()])),
+        )
+        .unwrap();
+        let shard = match again.command {
+            Some(crate::cli::Command::Run(a)) => RunConfig::try_from(&a).unwrap_or_else(|e| panic!("{e}: {args:?}")),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            shard.schedule(),
+            cfg.schedule(),
+            "the same Poisson schedule, seed included"
+        );
+        assert_eq!((shard.rx_timestamps, shard.pacing), (true, cfg.pacing));
     }
 }
