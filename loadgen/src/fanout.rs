@@ -140,6 +140,9 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     report.transport = Some(target.addr.transport());
     report.conns = cfg.conns;
     report.engine = cfg.engine.name().to_string();
+    // The run's configuration, as one process's report has it (the shards' logs do not
+    // carry it): compare pairs rows by these columns.
+    report.settings = crate::run::settings(cfg);
     report.server = match &cfg.target {
         TargetSpec::Model(_) => server_cost,
         TargetSpec::Addr(_) => report.server,

@@ -123,7 +123,7 @@ fn tcp_stats(outputs: &[ThreadOutput]) -> Option<TcpStats> {
 }
 
 /// The settings besides the configuration key, as the report records them.
-fn settings(cfg: &RunConfig) -> Settings {
+pub(crate) fn settings(cfg: &RunConfig) -> Settings {
     Settings {
         client_threads: cfg.threads,
         client_threads_default: cfg.threads_default.clone(),

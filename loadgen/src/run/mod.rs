@@ -13,6 +13,7 @@
 
 mod aggregate;
 mod assemble;
+pub(crate) use assemble::settings;
 pub(crate) mod cost;
 mod progress;
 mod verdict;
