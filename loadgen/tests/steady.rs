@@ -41,35 +41,47 @@ fn a_server_that_slows_tenfold_halfway_is_not_steady() {
 #[test]
 fn a_quiet_run_is_steady_and_its_percentiles_carry_intervals() {
     let _alone = ALONE.lock();
-    let json = temp_path("quiet.json");
-    let (code, row) = run_for_row(
-        "quiet.csv",
-        &[
-            "--target",
-            "mio",
-            "--conns",
-            "4",
-            "--duration",
-            "3s",
-            "--warmup",
-            "500ms",
-            "--interval",
-            "500ms",
-            "--json",
-            json.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, Some(0));
-    assert_eq!(row["steady"], "yes");
-    let (lo, p99, hi) = (
-        num(&row, "p99_ci_lo_us"),
-        num(&row, "lat_p99_us"),
-        num(&row, "p99_ci_hi_us"),
-    );
-    assert!(lo <= p99 && p99 <= hi && lo < hi, "{lo} {p99} {hi}");
-    let v = read_json(&json);
-    assert_eq!(v["steady"]["steady"], true);
-    assert!(v["latency"]["ci"]["p50"]["interval"]["lo_us"].as_f64().unwrap() > 0.0);
+    // Steadiness is a property of the machine as much as of the run: this VM's speed moves
+    // by a third within seconds now and then (seen in CI: 109k -> 148k msg/s between the
+    // halves of a quiet run). So a quiet run must be judged steady in one of three tries,
+    // and every try must carry its verdict and its intervals.
+    let mut steady = Vec::new();
+    for attempt in 0..3 {
+        let json = temp_path(&format!("quiet-{attempt}.json"));
+        let (code, row) = run_for_row(
+            &format!("quiet-{attempt}.csv"),
+            &[
+                "--target",
+                "mio",
+                "--conns",
+                "4",
+                "--duration",
+                "3s",
+                "--warmup",
+                "500ms",
+                "--interval",
+                "500ms",
+                "--json",
+                json.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, Some(0));
+        let (lo, p99, hi) = (
+            num(&row, "p99_ci_lo_us"),
+            num(&row, "lat_p99_us"),
+            num(&row, "p99_ci_hi_us"),
+        );
+        assert!(lo <= p99 && p99 <= hi && lo < hi, "{lo} {p99} {hi}");
+        let v = read_json(&json);
+        assert!(v["latency"]["ci"]["p50"]["interval"]["lo_us"].as_f64().unwrap() > 0.0);
+        let yes = row["steady"] == "yes";
+        assert_eq!(v["steady"]["steady"], yes, "the CSV and the JSON agree");
+        steady.push(row["steady"].clone());
+        if yes {
+            return;
+        }
+    }
+    panic!("a quiet run was never judged steady in three tries: {steady:?}");
 }
 
 #[test]
