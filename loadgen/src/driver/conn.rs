@@ -68,6 +68,17 @@ pub(super) struct Ctx {
     pub(super) send_times: Vec<u64>,
     /// `--rx-timestamps on`: reads take the kernel's receive stamp.
     pub(super) rx_stamps: bool,
+    /// Streams or datagrams: decided once, from the target's address.
+    pub(super) framing: Framing,
+}
+
+/// How the thread's connections carry messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// Bytes on a stream (TCP, Unix): messages follow each other, framed by their size.
+    Stream,
+    /// One datagram per message (UDP), each with its header (see `wire`).
+    Datagram,
 }
 
 /// Sends per thread whose times the arrivals check keeps.
@@ -206,7 +217,7 @@ impl Conn {
     /// Writes as many messages as the window and the schedule allow, until the socket
     /// would block.
     pub(super) fn send(&mut self, ctx: &mut Ctx) -> Result<(), Failure> {
-        if self.in_flight.is_some() {
+        if ctx.framing == Framing::Datagram {
             return self.send_datagrams(ctx);
         }
         let size = ctx.msg_size;
@@ -272,7 +283,7 @@ impl Conn {
 
     /// Reads and checks everything available.
     pub(super) fn receive(&mut self, ctx: &mut Ctx) -> Result<(), Failure> {
-        if self.in_flight.is_some() {
+        if ctx.framing == Framing::Datagram {
             self.note_first_byte(ctx);
             return self.receive_datagrams(ctx);
         }
@@ -382,10 +393,10 @@ impl Conn {
 
     /// The oldest message in flight has waited longer than `timeout_ns`.
     /// (Not over UDP, where a missing reply is a loss, not a failure.)
-    pub(super) fn timed_out(&self, now_ns: u64, timeout_ns: u64, depth: u64) -> bool {
-        self.in_flight.is_none()
+    pub(super) fn timed_out(&self, now_ns: u64, timeout_ns: u64, ctx: &Ctx) -> bool {
+        ctx.framing == Framing::Stream
             && self.recv_seq < self.started()
-            && now_ns.saturating_sub(self.sent_at[(self.recv_seq % depth) as usize]) > timeout_ns
+            && now_ns.saturating_sub(self.sent_at[(self.recv_seq % ctx.depth) as usize]) > timeout_ns
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 
-use super::super::conn::Link;
+use super::super::conn::{Framing, Link};
 use super::super::socket::{connect_failure, Sock};
 use super::super::CONNECT_WINDOW;
 use super::Client;
@@ -37,10 +37,10 @@ impl Client<'_> {
                         },
                     )
                 }
-                Link::Up if self.ctx.sending && self.conns[i].timed_out(t, timeout_ns, self.ctx.depth) => {
+                Link::Up if self.ctx.sending && self.conns[i].timed_out(t, timeout_ns, &self.ctx) => {
                     self.fail(i, Fault::Timeout.into())
                 }
-                Link::Up if self.conns[i].in_flight.is_some() => {
+                Link::Up if self.ctx.framing == Framing::Datagram => {
                     // UDP: unanswered datagrams become losses, which frees their slots.
                     self.conns[i].expire_datagrams(t, timeout_ns, &mut self.ctx);
                     self.send(i);

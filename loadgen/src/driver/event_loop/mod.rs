@@ -32,7 +32,7 @@ mod lifecycle;
 mod sending;
 mod tcp;
 
-use super::conn::{Conn, Ctx, Link, SEND_SAMPLE};
+use super::conn::{Conn, Ctx, Framing, Link, SEND_SAMPLE};
 use super::inflight::{self, InFlight};
 use super::pacer::{self, Pacer, Wait};
 use super::timer::Timer;
@@ -157,6 +157,11 @@ impl<'a> Client<'a> {
                 uring,
                 send_times: Vec::with_capacity(if schedule == Schedule::Closed { 0 } else { SEND_SAMPLE }),
                 rx_stamps: cfg.rx_timestamps,
+                framing: if addr.is_udp() {
+                    Framing::Datagram
+                } else {
+                    Framing::Stream
+                },
             },
             ready: Vec::with_capacity(1024),
             next_send: None,
