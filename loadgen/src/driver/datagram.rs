@@ -29,7 +29,7 @@ impl Conn {
             let now = ctx.now_ns();
             write_header(&mut ctx.wbuf[..HEADER], seq, now, self.id);
             payload::fill(payload::key(self.id, seq), HEADER, &mut ctx.wbuf[HEADER..size]);
-            let dropped = match io::Write::write(sock, &ctx.wbuf[..size]) {
+            let dropped = match sock.send_bytes(&ctx.wbuf[..size], None) {
                 Ok(_) => None,
                 // Send buffer full: WRITABLE comes when there is room.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -81,7 +81,7 @@ impl Conn {
             let read = if ctx.rx_stamps {
                 sock.recv_stamped(&mut ctx.rbuf, None)
             } else {
-                io::Read::read(sock, &mut ctx.rbuf).map(|n| (n, None))
+                sock.recv_bytes(&mut ctx.rbuf, None).map(|n| (n, None))
             };
             let (n, stamp) = match read {
                 Ok(got) => got,

@@ -103,23 +103,29 @@ impl Sock {
         }
     }
 
-    /// Writes `data` (through the engine for a uring socket).
+    /// Writes `data`: one system call, or through the engine for a uring socket. The only
+    /// way to write to a socket, so none can bypass its engine.
     #[inline]
     pub(super) fn send_bytes(&mut self, data: &[u8], io: Option<&mut UringIo>) -> io::Result<usize> {
         match (self, io) {
+            (Sock::Tcp(s), _) => s.write(data),
+            (Sock::Unix(s), _) => s.write(data),
+            (Sock::Udp(s), _) => s.send(data),
             (Sock::Uring(s), Some(io)) => s.write(data, io),
             (Sock::Uring(_), None) => Err(io::Error::other("a uring socket without its ring")),
-            (other, _) => other.write(data),
         }
     }
 
-    /// Reads into `out` (through the engine for a uring socket).
+    /// Reads into `out`: one system call, or what the engine's completions brought for a
+    /// uring socket. The only way to read a socket.
     #[inline]
     pub(super) fn recv_bytes(&mut self, out: &mut [u8], io: Option<&mut UringIo>) -> io::Result<usize> {
         match (self, io) {
+            (Sock::Tcp(s), _) => s.read(out),
+            (Sock::Unix(s), _) => s.read(out),
+            (Sock::Udp(s), _) => s.recv(out),
             (Sock::Uring(s), Some(io)) => s.read(out, io),
             (Sock::Uring(_), None) => Err(io::Error::other("a uring socket without its ring")),
-            (other, _) => other.read(out),
         }
     }
 
@@ -221,34 +227,6 @@ impl Sock {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
             Err(e) => Err(e),
         }
-    }
-}
-
-impl Read for Sock {
-    #[inline]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Sock::Tcp(s) => s.read(buf),
-            Sock::Unix(s) => s.read(buf),
-            Sock::Udp(s) => s.recv(buf),
-            Sock::Uring(_) => Err(io::Error::other("a uring socket reads through its ring")),
-        }
-    }
-}
-
-impl Write for Sock {
-    #[inline]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Sock::Tcp(s) => s.write(buf),
-            Sock::Unix(s) => s.write(buf),
-            Sock::Udp(s) => s.send(buf),
-            Sock::Uring(_) => Err(io::Error::other("a uring socket writes through its ring")),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
