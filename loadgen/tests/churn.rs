@@ -82,9 +82,10 @@ fn a_connection_rate_is_kept_and_latency_runs_from_the_intended_start() {
 fn refused_connects_are_counted_by_errno() {
     // A port nobody listens on, after a probe that succeeds: start a server, note its
     // address, stop it.
-    // A second of serving: loadgen's start (its first connect to check the address) must
-    // come before the server stops, even on a slow, loaded machine.
-    let server = MisbehavingServer::start(Misbehave::DieAfter(Duration::from_millis(1000)));
+    // Two seconds of serving: loadgen's start (its first connect to check the address) must
+    // come before the server stops, even on a slow machine running the other tests (one
+    // second was too little once).
+    let server = MisbehavingServer::start(Misbehave::DieAfter(Duration::from_millis(2000)));
     let addr = server.addr_arg();
     let json = temp_path("errno.json");
     let out = run(&[
@@ -95,7 +96,7 @@ fn refused_connects_are_counted_by_errno() {
         "--reconnect-every",
         "1",
         "--duration",
-        "2500ms",
+        "3500ms",
         "--warmup",
         "0s",
         "--json",
