@@ -224,6 +224,21 @@ fn log_path(dir: &Path, shard: u32) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// `cfg` as shard `shard` would parse it: its command line, read back.
+    fn as_shard(cfg: &RunConfig, shard: &str) -> RunConfig {
+        let start = format!("{}", std::time::UNIX_EPOCH.elapsed().unwrap().as_secs() + 60);
+        let args = shard_args(cfg, &["--shard".into(), shard.into(), "--start-at".into(), start]);
+        let again = <crate::cli::Cli as clap::Parser>::try_parse_from(
+            std::iter::once("loadgen".to_string())
+                .chain(args.iter().cloned().chain(["--addr".into(), "127.0.0.1:9".into()])),
+        )
+        .unwrap();
+        match again.command {
+            Some(crate::cli::Command::Run(a)) => RunConfig::try_from(&a).unwrap_or_else(|e| panic!("{e}: {args:?}")),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn a_shard_gets_every_setting_of_the_run_and_its_own_flags() {
         let cli = <crate::cli::Cli as clap::Parser>::try_parse_from([
@@ -245,17 +260,7 @@ mod tests {
         ])
         .unwrap();
         let cfg = RunConfig::try_from(&cli.run).unwrap();
-        let start = format!("{}", std::time::UNIX_EPOCH.elapsed().unwrap().as_secs() + 60);
-        let args = shard_args(&cfg, &["--shard".into(), "0/3".into(), "--start-at".into(), start]);
-        let again = <crate::cli::Cli as clap::Parser>::try_parse_from(
-            std::iter::once("loadgen".to_string())
-                .chain(args.iter().cloned().chain(["--addr".into(), "127.0.0.1:9".into()])),
-        )
-        .unwrap();
-        let shard = match again.command {
-            Some(crate::cli::Command::Run(a)) => RunConfig::try_from(&a).unwrap_or_else(|e| panic!("{e}: {args:?}")),
-            other => panic!("{other:?}"),
-        };
+        let shard = as_shard(&cfg, "0/3");
         assert_eq!((shard.conns, shard.msg_size, shard.threads), (50000, 128, 2));
         assert_eq!((shard.churn, shard.close), (cfg.churn, cfg.close));
         assert_eq!(shard.shard.to_string(), "0/3");
@@ -283,17 +288,7 @@ mod tests {
         ])
         .unwrap();
         let cfg = RunConfig::try_from(&cli.run).unwrap();
-        let start = format!("{}", std::time::UNIX_EPOCH.elapsed().unwrap().as_secs() + 60);
-        let args = shard_args(&cfg, &["--shard".into(), "1/2".into(), "--start-at".into(), start]);
-        let again = <crate::cli::Cli as clap::Parser>::try_parse_from(
-            std::iter::once("loadgen".to_string())
-                .chain(args.iter().cloned().chain(["--addr".into(), "127.0.0.1:9".into()])),
-        )
-        .unwrap();
-        let shard = match again.command {
-            Some(crate::cli::Command::Run(a)) => RunConfig::try_from(&a).unwrap_or_else(|e| panic!("{e}: {args:?}")),
-            other => panic!("{other:?}"),
-        };
+        let shard = as_shard(&cfg, "1/2");
         assert_eq!(
             shard.schedule(),
             cfg.schedule(),

@@ -156,10 +156,9 @@ fn kolmogorov_q(lambda: f64) -> f64 {
         return 1.0; // the series converges slowly here, and the tail probability is 1 - 1e-18
     }
     let mut sum = 0.0;
-    for j in 1..=100 {
-        let j = f64::from(j);
-        let term = (-2.0 * j * j * lambda * lambda).exp();
-        sum += if j as u32 % 2 == 1 { term } else { -term };
+    for j in 1..=100u32 {
+        let term = (-2.0 * f64::from(j * j) * lambda * lambda).exp();
+        sum += if j % 2 == 1 { term } else { -term };
         if term < 1e-12 {
             break;
         }

@@ -40,13 +40,40 @@ impl Service {
     }
 }
 
+/// One reply waiting out its wait: ordered by due time, then by arrival.
+#[derive(Debug)]
+struct Held {
+    due: std::time::Instant,
+    seq: u64,
+    data: Vec<u8>,
+    to: std::net::SocketAddr,
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+
+impl Eq for Held {}
+
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Held {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
+}
+
 /// mio: replies held until their wait is over, in a heap by due time. Each holds a copy of
-/// its datagram (a buffer from a free list, so a steady load allocates nothing).
+/// its datagram (buffers are reused, so a steady load allocates nothing).
 #[derive(Debug, Default)]
 pub(crate) struct Deferred {
-    heap: std::collections::BinaryHeap<std::cmp::Reverse<(std::time::Instant, u64, usize)>>,
-    held: Vec<Option<(Vec<u8>, std::net::SocketAddr)>>,
-    free: Vec<usize>,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<Held>>,
     spare: Vec<Vec<u8>>,
     seq: u64,
 }
@@ -61,18 +88,13 @@ impl Deferred {
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(data);
-        let slot = match self.free.pop() {
-            Some(i) => {
-                self.held[i] = Some((buf, to));
-                i
-            }
-            None => {
-                self.held.push(Some((buf, to)));
-                self.held.len() - 1
-            }
-        };
         self.seq += 1; // ties leave in arrival order
-        self.heap.push(std::cmp::Reverse((due, self.seq, slot)));
+        self.heap.push(std::cmp::Reverse(Held {
+            due,
+            seq: self.seq,
+            data: buf,
+            to,
+        }));
     }
 
     /// Whether the heap is full.
@@ -82,7 +104,7 @@ impl Deferred {
 
     /// How long until the next reply is due (zero if one is); `None` when none is held.
     pub(crate) fn next_in(&self, now: std::time::Instant) -> Option<Duration> {
-        self.heap.peek().map(|r| r.0 .0.saturating_duration_since(now))
+        self.heap.peek().map(|r| r.0.due.saturating_duration_since(now))
     }
 
     /// Sends every reply due by `now` with `send` (false: no room in the send buffer; the
@@ -92,23 +114,58 @@ impl Deferred {
         now: std::time::Instant,
         mut send: impl FnMut(&[u8], std::net::SocketAddr) -> std::io::Result<bool>,
     ) -> std::io::Result<bool> {
-        while let Some(&std::cmp::Reverse((due, _, slot))) = self.heap.peek() {
-            if due > now {
+        while let Some(std::cmp::Reverse(next)) = self.heap.peek() {
+            if next.due > now {
                 break;
             }
-            let Some((buf, to)) = &self.held[slot] else {
-                self.heap.pop();
-                continue;
-            };
-            if !send(buf, *to)? {
+            if !send(&next.data, next.to)? {
                 return Ok(false);
             }
-            self.heap.pop();
-            if let Some((buf, _)) = self.held[slot].take() {
-                self.spare.push(buf);
+            if let Some(std::cmp::Reverse(sent)) = self.heap.pop() {
+                self.spare.push(sent.data);
             }
-            self.free.push(slot);
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn held_replies_leave_in_due_order_and_wait_for_room() {
+        let to: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut d = Deferred::default();
+        d.hold(t0 + ms(3), b"c", to);
+        d.hold(t0 + ms(1), b"a", to);
+        d.hold(t0 + ms(1), b"b", to); // a tie leaves after the earlier arrival
+        assert_eq!(d.next_in(t0), Some(ms(1)));
+        let mut sent = Vec::new();
+        // The send buffer takes one reply, then is full: the rest stay held.
+        let mut room = 1;
+        let ok = d
+            .send_due(t0 + ms(2), |b, _| {
+                if room == 0 {
+                    return Ok(false);
+                }
+                room -= 1;
+                sent.push(b.to_vec());
+                Ok(true)
+            })
+            .unwrap();
+        assert!(!ok);
+        assert_eq!(sent, [b"a".to_vec()]);
+        assert!(d
+            .send_due(t0 + ms(2), |b, _| {
+                sent.push(b.to_vec());
+                Ok(true)
+            })
+            .unwrap());
+        assert_eq!(sent, [b"a".to_vec(), b"b".to_vec()], "c is not due yet");
+        assert_eq!(d.next_in(t0 + ms(2)), Some(ms(1)));
     }
 }
