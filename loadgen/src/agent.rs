@@ -53,7 +53,7 @@ struct ModeLabel {
 pub fn metrics_text(port: Option<u16>) -> String {
     let mut registry = Registry::default();
     if let Some(port) = port {
-        if let Some((_, s)) = server_sample(port) {
+        if let Some(s) = server_sample(port) {
             let label = PortLabel { port };
             let cpu = Family::<PortLabel, Counter<f64, AtomicU64>>::default();
             cpu.get_or_create(&label).inc_by(s.cpu_s);
@@ -120,12 +120,12 @@ pub fn metrics_text(port: Option<u16>) -> String {
     text
 }
 
-/// The server process listening on `port` of this host, and its reading.
-fn server_sample(port: u16) -> Option<(u32, ProcSample)> {
+/// The reading of the server process listening on `port` of this host.
+fn server_sample(port: u16) -> Option<ProcSample> {
     let addr = servers::ListenAddr::Tcp(SocketAddr::from(([0, 0, 0, 0], port)));
     // 0.0.0.0: the listener on that port whatever address it is bound to.
     let listener = crate::proc::find_listener(&addr)?;
-    Some((listener.pid, crate::proc::sample(listener.pid)?))
+    crate::proc::sample(listener.pid)
 }
 
 /// The host's CPU seconds by mode, over all CPUs.
