@@ -226,8 +226,8 @@ pub struct LoadArgs {
     pub msgs_per_conn: Option<u64>,
     /// How the client closes a connection it is done with: fin (orderly; the client's side
     /// then sits in TIME_WAIT) or rst (SO_LINGER 0: no TIME_WAIT).
-    #[arg(help_heading = "Connections and churn", long, value_enum, value_name = "fin|rst", default_value_t = crate::config::CloseMode::Fin)]
-    pub close: crate::config::CloseMode,
+    #[arg(help_heading = "Connections and churn", long, value_enum, value_name = "fin|rst", default_value_t = crate::choice::CloseMode::Fin)]
+    pub close: crate::choice::CloseMode,
     /// The client's I/O engine: epoll (a system call per send and receive) or uring
     /// (io_uring: one system call per loop iteration for all of them; TCP and Unix).
     #[arg(

@@ -10,6 +10,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod capacity;
+pub(crate) mod choice;
 pub mod cli;
 pub mod commands;
 pub(crate) mod compare;

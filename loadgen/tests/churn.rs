@@ -133,13 +133,17 @@ fn loadgen_leaves_no_close_wait_when_the_server_closes_first() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let worst = (0..10)
+    let mut samples: Vec<usize> = (0..10)
         .map(|_| {
             std::thread::sleep(Duration::from_millis(100));
             testkit::proc::close_wait_towards(port)
         })
-        .max()
-        .unwrap();
+        .collect();
+    samples.sort_unstable();
+    // The median of ten samples: the client thread descheduled for a few ms (other tests
+    // share the 2 cores) catches several sockets between FIN and close at once, once; a
+    // client that never closed would hold every one of its 20 sockets there throughout.
+    let typical = samples[5];
     let status = child.wait().unwrap();
     // The server really closed connections (each after one echo), and loadgen saw it: the
     // run ends `errors` (closes counted as resets), exit 1.
@@ -151,7 +155,10 @@ fn loadgen_leaves_no_close_wait_when_the_server_closes_first() {
     );
     // A closed connection is seen (EOF) and closed at once: at most a few are caught in
     // the instant between the server's FIN and loadgen's read.
-    assert!(worst <= 4, "{worst} of 20 client sockets in CLOSE_WAIT");
+    assert!(
+        typical <= 4,
+        "{typical} of 20 client sockets in CLOSE_WAIT (samples {samples:?})"
+    );
 }
 
 #[test]

@@ -35,37 +35,6 @@ impl Churn {
     }
 }
 
-/// How the client closes a connection it is done with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CloseMode {
-    /// An orderly close (FIN); the client's side of the connection sits in TIME_WAIT.
-    Fin,
-    /// SO_LINGER 0: close sends RST, and no TIME_WAIT is left.
-    Rst,
-}
-
-/// How open-loop sends are timed (see the driver's pacer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Pacing {
-    /// Sleep on a timer until the send time.
-    Sleep,
-    /// Sleep until a margin before the send time, then spin (the default).
-    Hybrid,
-    /// Never sleep while a send is pending.
-    Spin,
-}
-
-impl Pacing {
-    /// The name `--pacing` takes and reports show.
-    pub fn name(self) -> &'static str {
-        match self {
-            Pacing::Sleep => "sleep",
-            Pacing::Hybrid => "hybrid",
-            Pacing::Spin => "spin",
-        }
-    }
-}
-
 /// This process's part of a run made by several (`--shard I/N`, or `--procs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
@@ -169,24 +138,5 @@ impl std::str::FromStr for SockKind {
             .into_iter()
             .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| invalid("--transport", s, "expected tcp, unix or udp"))
-    }
-}
-
-/// The client driver's I/O engine (`--engine`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Engine {
-    /// Readiness: mio (epoll), a system call per send and per receive.
-    Epoll,
-    /// Completion: io_uring, every send and receive of a loop iteration in one system call.
-    Uring,
-}
-
-impl Engine {
-    /// The name `--engine` takes and reports show.
-    pub fn name(self) -> &'static str {
-        match self {
-            Engine::Epoll => "epoll",
-            Engine::Uring => "uring",
-        }
     }
 }

@@ -17,10 +17,8 @@ pub mod values;
 use defaults::agent_target;
 pub use defaults::{default_threads, pool_workers, AgentTarget, WARMUP_AUTO_CAP};
 
-pub use kinds::{
-    Churn, CloseMode, Engine, Pacing, Shard, SockKind, DEFAULT_TIMEOUT, DEFAULT_UDP_TIMEOUT, MAX_UDP_PAYLOAD_V4,
-    UDP_UNFRAGMENTED,
-};
+pub use crate::choice::{CloseMode, Engine, Pacing};
+pub use kinds::{Churn, Shard, SockKind, DEFAULT_TIMEOUT, DEFAULT_UDP_TIMEOUT, MAX_UDP_PAYLOAD_V4, UDP_UNFRAGMENTED};
 
 use parse::{churn, positive_duration};
 pub use parse::{parse_addr, parse_count, parse_cpus, parse_duration, parse_percent, parse_rate, parse_size};

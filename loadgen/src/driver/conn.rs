@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
+use super::engine::Io;
 use super::inflight::InFlight;
 use super::socket::{classify, Sock};
-use super::uring_io::{UringIo, UringSock, UringSocks};
 use crate::payload;
 use crate::record::{Failure, Fault, Interval};
 use crate::schedule::Schedule;
@@ -61,8 +61,8 @@ pub(super) struct Ctx {
     pub(super) rbuf: Box<[u8]>,
     /// The thread's write buffer.
     pub(super) wbuf: Box<[u8]>,
-    /// `--engine uring`: the thread's ring (its sockets do their I/O through it).
-    pub(super) uring: Option<UringIo>,
+    /// The thread's I/O engine: every socket's bytes go through it.
+    pub(super) io: Io,
     /// Open loop: the times (ns after the start) of the thread's first
     /// [`SEND_SAMPLE`] sends in the window, for the arrivals check; preallocated.
     pub(super) send_times: Vec<u64>,
@@ -119,8 +119,12 @@ impl Ctx {
     }
 }
 
+/// One connection of the thread: its socket, where it stands, and its framing state.
 pub(super) struct Conn {
+    /// Its id over the run (the payload's key, the schedule's index).
     pub(super) id: u32,
+    /// Its index in the thread's table: its token with the engine.
+    pub(super) token: usize,
     pub(super) sock: Option<Sock>,
     pub(super) link: Link,
     /// Consecutive failed connects (for the back-off).
@@ -164,11 +168,18 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    /// Connection `id`, closed and due to connect from `now`; `depth` messages in flight,
+    /// Connection `id` (the thread's `token`-th), closed and due to connect from `now`; `depth` messages in flight,
     /// every message due at once in closed loop; over UDP with `window`.
-    pub(super) fn new(id: u32, depth: usize, closed_loop: bool, now: Instant, in_flight: Option<InFlight>) -> Conn {
+    pub(super) fn new(
+        (id, token): (u32, usize),
+        depth: usize,
+        closed_loop: bool,
+        now: Instant,
+        in_flight: Option<InFlight>,
+    ) -> Conn {
         Conn {
             id,
+            token,
             sock: None,
             link: Link::Down { retry_at: now },
             failures: 0,
@@ -242,7 +253,7 @@ impl Conn {
                 }
             }
             let now = ctx.now_ns();
-            let n = match sock.send_bytes(&ctx.wbuf[..len], ctx.uring.as_mut()) {
+            let n = match ctx.io.send(self.token, sock, &ctx.wbuf[..len]) {
                 Ok(0) => return Err(Fault::Other.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()), // send buffer full: wait for WRITABLE
@@ -291,12 +302,7 @@ impl Conn {
             let Some(sock) = self.sock.as_mut() else {
                 return Ok(());
             };
-            let read = if ctx.rx_stamps {
-                sock.recv_stamped(&mut ctx.rbuf, ctx.uring.as_mut())
-            } else {
-                sock.recv_bytes(&mut ctx.rbuf, ctx.uring.as_mut()).map(|n| (n, None))
-            };
-            let (n, stamp) = match read {
+            let (n, stamp) = match ctx.io.recv(self.token, sock, &mut ctx.rbuf, ctx.rx_stamps) {
                 Ok((0, _)) => return Err(Fault::Reset.into()), // the server closed the connection
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -397,14 +403,5 @@ impl Conn {
         ctx.framing == Framing::Stream
             && self.recv_seq < self.started()
             && now_ns.saturating_sub(self.sent_at[(self.recv_seq % ctx.depth) as usize]) > timeout_ns
-    }
-}
-
-impl UringSocks for [Conn] {
-    fn uring_sock(&mut self, token: usize) -> Option<&mut UringSock> {
-        match self.get_mut(token).and_then(|c| c.sock.as_mut()) {
-            Some(Sock::Uring(s)) => Some(s),
-            _ => None,
-        }
     }
 }

@@ -29,7 +29,7 @@ impl Conn {
             let now = ctx.now_ns();
             write_header(&mut ctx.wbuf[..HEADER], seq, now, self.id);
             payload::fill(payload::key(self.id, seq), HEADER, &mut ctx.wbuf[HEADER..size]);
-            let dropped = match sock.send_bytes(&ctx.wbuf[..size], None) {
+            let dropped = match ctx.io.send(self.token, sock, &ctx.wbuf[..size]) {
                 Ok(_) => None,
                 // Send buffer full: WRITABLE comes when there is room.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -78,12 +78,7 @@ impl Conn {
             let (Some(sock), Some(w)) = (self.sock.as_mut(), self.in_flight.as_mut()) else {
                 return Ok(());
             };
-            let read = if ctx.rx_stamps {
-                sock.recv_stamped(&mut ctx.rbuf, None)
-            } else {
-                sock.recv_bytes(&mut ctx.rbuf, None).map(|n| (n, None))
-            };
-            let (n, stamp) = match read {
+            let (n, stamp) = match ctx.io.recv(self.token, sock, &mut ctx.rbuf, ctx.rx_stamps) {
                 Ok(got) => got,
                 // Drained: the next datagram raises a new READABLE edge.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),

@@ -7,21 +7,24 @@
 //! payload fill and check, and a histogram record: no lock, no channel send and no
 //! allocation. Once per interval it sends its [`Interval`] to the main thread.
 //!
-//! The rooms: [`socket`] (the socket kinds and how a connect starts and ends), [`conn`]
+//! The rooms: [`engine`] (the I/O engine, epoll or io_uring: one value that waits for the
+//! sockets and moves their bytes; nothing else in the driver knows which it is),
+//! [`socket`] (the socket kinds and how a connect starts and ends), [`conn`]
 //! (per-connection framing: what is sent, what must come back, what it measured),
-//! [`datagram`] (the same over UDP: headers, the window of datagrams in flight, losses),
-//! [`timer`] (sub-millisecond open-loop wake-ups), [`event_loop`] (the loop itself, with
-//! the connection phase and reconnects). A second transport or I/O engine is a value the
-//! one loop is parameterised by, in `socket` and `event_loop`, not a copy of the loop.
+//! [`datagram`] (the same over UDP), [`inflight`] (a UDP connection's datagrams in flight:
+//! losses, reordering), [`wire`] (the UDP header and probe), [`timer`] (sub-millisecond
+//! open-loop wake-ups), [`event_loop`] (the loop itself, with the connection phase and
+//! reconnects). A transport, an engine or a mode is a value the one loop is parameterised
+//! by, not a copy of the loop.
 
 mod conn;
 mod datagram;
+mod engine;
 mod event_loop;
 mod inflight;
 mod pacer;
 mod socket;
 mod timer;
-mod uring_io;
 pub(crate) mod wire;
 
 use std::io;

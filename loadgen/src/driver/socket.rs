@@ -7,19 +7,19 @@
 //! there answers with ICMP port unreachable, which the socket reports as ECONNREFUSED,
 //! and the connect fails like a refused TCP connect.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 
 use servers::ListenAddr;
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use super::uring_io::{UringIo, UringSock};
 use super::wire;
 use crate::record::{Failure, Fault};
 use crate::sys;
 
-/// A client socket of one of the stream kinds.
+/// A client socket: a stream or a connected UDP socket. Its bytes move through the
+/// thread's engine (`engine::Io`), which also waits for it.
 pub(super) enum Sock {
     /// TCP over IPv4 or IPv6.
     Tcp(mio::net::TcpStream),
@@ -27,8 +27,6 @@ pub(super) enum Sock {
     Unix(mio::net::UnixStream),
     /// A connected UDP socket.
     Udp(mio::net::UdpSocket),
-    /// A stream socket driven by io_uring (`--engine uring`).
-    Uring(UringSock),
 }
 
 impl Sock {
@@ -75,89 +73,20 @@ impl Sock {
         })
     }
 
-    /// Hands a stream socket whose connect has started to the io_uring engine, as
-    /// connection `token`.
-    pub(super) fn into_uring(self, io: &mut UringIo, token: usize) -> io::Result<Sock> {
-        use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
-        let raw = match self {
-            Sock::Tcp(s) => s.into_raw_fd(),
-            Sock::Unix(s) => s.into_raw_fd(),
-            other => return Ok(other), // UDP stays on epoll; a uring socket already is
-        };
-        // SAFETY: the descriptor was just released by its owner, and is owned here alone.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        io.adopt(fd, token).map(Sock::Uring)
-    }
-
     /// TCP_NODELAY, where the socket is TCP (a no-op elsewhere).
     pub(super) fn set_nodelay(&self) {
         // Without NODELAY, Nagle would hold small messages back: latency, not correctness.
-        match self {
-            Sock::Tcp(s) => {
-                let _ = s.set_nodelay(true);
-            }
-            Sock::Uring(s) => {
-                let _ = socket2::SockRef::from(s.fd()).set_nodelay(true); // fails on Unix: fine
-            }
-            _ => {}
+        if let Sock::Tcp(s) = self {
+            let _ = s.set_nodelay(true);
         }
     }
 
-    /// Writes `data`: one system call, or through the engine for a uring socket. The only
-    /// way to write to a socket, so none can bypass its engine.
-    #[inline]
-    pub(super) fn send_bytes(&mut self, data: &[u8], io: Option<&mut UringIo>) -> io::Result<usize> {
-        match (self, io) {
-            (Sock::Tcp(s), _) => s.write(data),
-            (Sock::Unix(s), _) => s.write(data),
-            (Sock::Udp(s), _) => s.send(data),
-            (Sock::Uring(s), Some(io)) => s.write(data, io),
-            (Sock::Uring(_), None) => Err(io::Error::other("a uring socket without its ring")),
-        }
-    }
-
-    /// Reads into `out`: one system call, or what the engine's completions brought for a
-    /// uring socket. The only way to read a socket.
-    #[inline]
-    pub(super) fn recv_bytes(&mut self, out: &mut [u8], io: Option<&mut UringIo>) -> io::Result<usize> {
-        match (self, io) {
-            (Sock::Tcp(s), _) => s.read(out),
-            (Sock::Unix(s), _) => s.read(out),
-            (Sock::Udp(s), _) => s.recv(out),
-            (Sock::Uring(s), Some(io)) => s.read(out, io),
-            (Sock::Uring(_), None) => Err(io::Error::other("a uring socket without its ring")),
-        }
-    }
-
-    /// Reads into `out` like [`recv_bytes`](Self::recv_bytes), with the kernel's receive
-    /// stamp of the last packet read (realtime ns) where [`enable_rx_stamps`]
-    /// (Self::enable_rx_stamps) turned it on: TCP and UDP, and TCP through io_uring.
-    #[inline]
-    pub(super) fn recv_stamped(
-        &mut self,
-        out: &mut [u8],
-        io: Option<&mut UringIo>,
-    ) -> io::Result<(usize, Option<u64>)> {
-        match self {
-            Sock::Tcp(s) => crate::rxstamp::recv(s.as_raw_fd(), out),
-            Sock::Udp(s) => crate::rxstamp::recv(s.as_raw_fd(), out),
-            Sock::Uring(s) => {
-                let io = io.ok_or_else(|| io::Error::other("a uring socket without its ring"))?;
-                let n = s.read(out, io)?;
-                Ok((n, s.take_stamp()))
-            }
-            Sock::Unix(s) => s.read(out).map(|n| (n, None)),
-        }
-    }
-
-    /// Asks the kernel to stamp this socket's arriving packets (TCP and UDP, before a TCP
-    /// socket goes to the io_uring engine; a no-op for Unix sockets). A kernel that refuses
-    /// leaves reads unstamped.
+    /// Asks the kernel to stamp this socket's arriving packets (TCP and UDP; a no-op for
+    /// Unix sockets). A kernel that refuses leaves reads unstamped.
     pub(super) fn enable_rx_stamps(&self) {
         let fd = match self {
             Sock::Tcp(s) => s.as_raw_fd(),
             Sock::Udp(s) => s.as_raw_fd(),
-            Sock::Uring(s) => s.fd().as_raw_fd(),
             Sock::Unix(_) => return,
         };
         // Refused (an old kernel): the reads come back without a stamp, the column stays empty.
@@ -177,20 +106,18 @@ impl Sock {
         let sock = match self {
             Sock::Tcp(s) => socket2::SockRef::from(s),
             Sock::Unix(s) => socket2::SockRef::from(s),
-            Sock::Uring(s) => socket2::SockRef::from(s.fd()),
             Sock::Udp(_) => return, // no connection to reset
         };
         // Fails only on a socket that is already gone: its close is moot then.
         let _ = sock.set_linger(Some(std::time::Duration::ZERO));
     }
 
-    /// The descriptor, to register with the poller.
+    /// The descriptor, for the engine and TCP_INFO.
     pub(super) fn fd(&self) -> RawFd {
         match self {
             Sock::Tcp(s) => s.as_raw_fd(),
             Sock::Unix(s) => s.as_raw_fd(),
             Sock::Udp(s) => s.as_raw_fd(),
-            Sock::Uring(s) => s.fd().as_raw_fd(),
         }
     }
 
@@ -201,10 +128,6 @@ impl Sock {
         let (err, peer) = match self {
             Sock::Tcp(s) => (s.take_error(), s.peer_addr().map(drop)),
             Sock::Unix(s) => (s.take_error(), s.peer_addr().map(drop)),
-            Sock::Uring(s) => {
-                let r = socket2::SockRef::from(s.fd());
-                (r.take_error(), r.peer_addr().map(drop))
-            }
             Sock::Udp(s) => {
                 let mut buf = [0u8; wire::HEADER + 1];
                 loop {

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::verdict;
-use crate::config::{Churn, CloseMode, RunConfig, TargetSpec};
+use crate::config::{Churn, RunConfig, TargetSpec};
 use crate::driver::ThreadOutput;
 use crate::record::{new_histogram, Fairness, Interval, Percentiles};
 use crate::report::{Environment, IntervalRow, Report, ServerCost, Settings, TcpStats, SCHEMA};
@@ -138,58 +138,104 @@ pub(crate) fn settings(cfg: &RunConfig) -> Settings {
     }
 }
 
-/// Builds the report.
-pub(super) fn report(p: Parts<'_>) -> Report {
+/// What a report derives from the run's parts before writing them down: the threads'
+/// outputs merged, what each connection was due, how the schedule was kept, the latency,
+/// the machine, and the findings.
+struct Derived {
+    gathered: Gathered,
+    /// Open loop: messages each connection was due in the window.
+    due: Option<Vec<u64>>,
+    secs: f64,
+    busiest: f64,
+    busiest_work: f64,
+    sched: ScheduleKept,
+    latency: Percentiles,
+    raw: Option<Percentiles>,
+    /// `--conn-rate`: connections are slots, neither opened up front nor fairly comparable.
+    slots: bool,
+    env: Environment,
+    warnings: Vec<String>,
+}
+
+fn derive(p: &Parts<'_>) -> Derived {
     let cfg = p.cfg;
-    let Gathered {
-        connect,
-        first_byte,
-        per_conn,
-        conns_ok,
-    } = gather(p.outputs, cfg.my_conns());
-    // Open loop: how many messages each connection was due in the window.
+    let gathered = gather(p.outputs, cfg.my_conns());
     let schedule = cfg.schedule();
     let window_ns = (
         cfg.warmup.as_nanos() as u64,
         (cfg.warmup + p.measured).as_nanos() as u64,
     );
-    let due: Option<Vec<u64>> = per_conn
+    let due: Option<Vec<u64>> = gathered
+        .per_conn
         .iter()
         .map(|&(id, _)| schedule.due_between(id, window_ns.0, window_ns.1))
         .collect();
     let secs = p.measured.as_secs_f64();
-    let rate = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
-    let c = p.total.counters;
-    let mode = cfg.mode();
-    let open = mode == crate::schedule::Mode::Open;
-    let conn_rate = match cfg.churn {
-        Churn::ConnRate { rate, .. } => Some(rate),
-        _ => None,
-    };
-    let busiest = busiest_thread(p.outputs, secs, false);
     let room = room(cfg, p.server);
     // A thread that spins to pace its sends is busy but not saturated: judged on its work.
     let busiest_work = busiest_thread(p.outputs, secs, true);
-    let sched = schedule_kept(&p, due.as_deref(), busiest_work, &room);
+    let sched = schedule_kept(p, due.as_deref(), busiest_work, &room);
     let latency = Percentiles::of(&p.total.latency);
-    let raw = open.then(|| Percentiles::of(&p.total.raw));
-    // Connection slots of `--conn-rate` are neither opened up front nor fairly comparable.
-    let slots = conn_rate.is_some();
+    let open = cfg.mode() == crate::schedule::Mode::Open;
     let env = Environment {
         pin_server: cfg.pin_server.clone(),
         pin_client: cfg.pin_client.clone(),
         timer_late_p99_us: p.timer_floor_p99_us,
         ..Environment::detect()
     };
-    let warnings = warnings(&p, conns_ok, &connect, &env, latency.p99_us);
-    let mut report = Report {
+    let warnings = warnings(p, gathered.conns_ok, &gathered.connect, &env, latency.p99_us);
+    Derived {
+        busiest: busiest_thread(p.outputs, secs, false),
+        raw: open.then(|| Percentiles::of(&p.total.raw)),
+        slots: matches!(cfg.churn, Churn::ConnRate { .. }),
+        gathered,
+        due,
+        secs,
+        busiest_work,
+        sched,
+        latency,
+        env,
+        warnings,
+    }
+}
+
+/// Builds the report: what it derives from the parts, written down, then the verdicts that
+/// read the written report.
+pub(super) fn report(p: Parts<'_>) -> Report {
+    let d = derive(&p);
+    let lags = d.sched.lags;
+    let conns_ok = d.gathered.conns_ok;
+    let mut report = write_down(p, d);
+    report
+        .warnings
+        .extend(report.arrivals_check.and_then(|a| verdict::arrivals_verdict(&a, lags)));
+    report.warnings.extend(verdict::starved_verdict(
+        report.fairness.starved,
+        conns_ok,
+        &report.target,
+    ));
+    report
+}
+
+/// The report's record: the configuration, then what was measured and derived.
+fn write_down(p: Parts<'_>, d: Derived) -> Report {
+    let cfg = p.cfg;
+    let rate = |x: f64| if d.secs > 0.0 { x / d.secs } else { 0.0 };
+    let c = p.total.counters;
+    let Gathered {
+        connect,
+        first_byte,
+        per_conn,
+        conns_ok,
+    } = d.gathered;
+    Report {
         schema: SCHEMA,
         timestamp: humantime::format_rfc3339_seconds(p.started_at).to_string(),
         label: cfg.label.clone(),
         target: p.target.name.clone(),
         addr: p.target.addr.to_string(),
         transport: Some(p.target.addr.transport()),
-        mode,
+        mode: cfg.mode(),
         conns: cfg.my_conns(),
         msg_size: cfg.msg_size,
         depth: cfg.depth,
@@ -202,42 +248,39 @@ pub(super) fn report(p: Parts<'_>) -> Report {
             Churn::ConnRate { rate, msgs_per_conn } => Some((rate, msgs_per_conn)),
             _ => None,
         },
-        close: match cfg.close {
-            CloseMode::Fin => "fin",
-            CloseMode::Rst => "rst",
-        },
-        duration_s: secs,
+        close: cfg.close.name(),
+        duration_s: d.secs,
         warmup_s: cfg.warmup.as_secs_f64(),
         warmup_rule: None,
         counters: c,
         throughput_msgs_s: rate(c.msgs as f64),
         throughput_mib_s: rate(c.bytes as f64 / (1024.0 * 1024.0)),
-        latency,
-        raw,
-        send_lag: sched.send_lag,
-        client_lag: sched.client_lag,
-        backpressure: sched.backpressure,
+        latency: d.latency,
+        raw: d.raw,
+        send_lag: d.sched.send_lag,
+        client_lag: d.sched.client_lag,
+        backpressure: d.sched.backpressure,
         connect: Percentiles::of(&connect),
         first_byte: Percentiles::of(&first_byte),
-        conn_rate_s: sched.conn_rate_s,
+        conn_rate_s: d.sched.conn_rate_s,
         conns_ok,
         server: p.server,
         server_source: p.server_source,
         client_cpu_s: p.client_cpu_s,
         client_rss_kib: p.client_rss_kib,
-        client_thread_busy_max: busiest,
-        client_thread_work_max: busiest_work,
-        achieved_rate: sched.achieved_rate,
-        keep_up: sched.keep_up,
-        warnings,
+        client_thread_busy_max: d.busiest,
+        client_thread_work_max: d.busiest_work,
+        achieved_rate: d.sched.achieved_rate,
+        keep_up: d.sched.keep_up,
+        warnings: d.warnings,
         status: verdict::status(
-            if slots { cfg.my_conns() } else { conns_ok },
+            if d.slots { cfg.my_conns() } else { conns_ok },
             &c,
             p.stop_reason.is_some(),
         ),
         stop_reason: p.stop_reason,
-        fairness: fairness(&per_conn, due.as_deref(), slots),
-        starved_conns: starved(&per_conn, due.as_deref(), slots),
+        fairness: fairness(&per_conn, d.due.as_deref(), d.slots),
+        starved_conns: starved(&per_conn, d.due.as_deref(), d.slots),
         intervals: p.intervals,
         procs: 1,
         engine: cfg.engine.name().to_string(),
@@ -250,19 +293,8 @@ pub(super) fn report(p: Parts<'_>) -> Report {
             .then(|| arrivals_check(p.outputs))
             .flatten(),
         output_errors: Vec::new(),
-        env,
-    };
-    report.warnings.extend(
-        report
-            .arrivals_check
-            .and_then(|a| verdict::arrivals_verdict(&a, sched.lags)),
-    );
-    report.warnings.extend(verdict::starved_verdict(
-        report.fairness.starved,
-        conns_ok,
-        &report.target,
-    ));
-    report
+        env: d.env,
+    }
 }
 
 /// Gaps the arrivals check tests: a fixed number, so that its power does not grow with the

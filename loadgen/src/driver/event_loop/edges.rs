@@ -5,8 +5,6 @@
 use std::io;
 use std::time::Instant;
 
-use mio::Events;
-
 use super::{Client, SCAN_EVERY};
 use crate::sys::thread_cpu;
 
@@ -14,13 +12,7 @@ impl Client<'_> {
     /// After the load, over UDP: datagrams of the window still in flight are either
     /// answered or lost within a timeout; one wait for that (sending nothing), so the
     /// window's loss count is complete. False when there is nothing left to wait for.
-    pub(super) fn drain_datagrams(
-        &mut self,
-        now: Instant,
-        t: u64,
-        next_scan: &mut Instant,
-        events: &mut Events,
-    ) -> io::Result<bool> {
+    pub(super) fn drain_datagrams(&mut self, now: Instant, t: u64, next_scan: &mut Instant) -> io::Result<bool> {
         let timeout_ns = self.cfg.reply_timeout().as_nanos() as u64;
         let in_flight = self
             .conns
@@ -35,7 +27,7 @@ impl Client<'_> {
             self.maintain(now);
             *next_scan = now + SCAN_EVERY;
         }
-        self.poll_once(events, Some(next_scan.saturating_duration_since(now)))?;
+        self.poll_once(next_scan.saturating_duration_since(now))?;
         Ok(true)
     }
 

@@ -5,9 +5,6 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
-use mio::{Interest, Token};
-
 use super::super::conn::{Framing, Link};
 use super::super::socket::{connect_failure, Sock};
 use super::super::CONNECT_WINDOW;
@@ -91,31 +88,14 @@ impl Client<'_> {
                 return self.fail(i, connect_failure(&e));
             }
         };
-        // A stream needs WRITABLE (the connect's end, a full send buffer). A UDP socket does
-        // not: every send would raise a WRITABLE edge (a wake-up per datagram for nothing);
-        // a send that found its buffer full is retried at the next event or scan.
-        let interest = if self.addr.is_udp() {
-            Interest::READABLE
-        } else {
-            Interest::READABLE | Interest::WRITABLE
-        };
-        let watched = match self.ctx.uring.as_mut() {
-            // io_uring: a poll operation says when the handshake is over.
-            Some(io) => sock.into_uring(io, i),
-            None => self
-                .poll
-                .registry()
-                .register(&mut SourceFd(&sock.fd()), Token(i), interest)
-                .map(|()| sock),
-        };
-        let Ok(sock) = watched else {
-            self.conns[i].link = Link::Connecting { since: now };
-            self.connecting += 1;
-            return self.fail(i, Fault::Other.into());
-        };
+        // The engine hears when the handshake is over (and owns the socket's I/O from now).
+        let watched = self.ctx.io.watch(&sock, i);
         self.conns[i].sock = Some(sock);
         self.conns[i].link = Link::Connecting { since: now };
         self.connecting += 1;
+        if watched.is_err() {
+            self.fail(i, Fault::Other.into());
+        }
     }
 
     pub(super) fn finish_connect(&mut self, i: usize, since: Instant) {
@@ -138,13 +118,11 @@ impl Client<'_> {
         conn.tried = true;
         self.shared.up.fetch_add(1, Ordering::Relaxed);
         self.shared.connects.fetch_add(1, Ordering::Relaxed);
-        if let Some(sock) = conn.sock.as_mut() {
+        if let Some(sock) = conn.sock.as_ref() {
             sock.set_nodelay();
-            if let (Sock::Uring(s), Some(io)) = (sock, self.ctx.uring.as_mut()) {
-                if let Err(e) = io.start(s) {
-                    return self.fail(i, connect_failure(&e));
-                }
-            }
+        }
+        if let Err(e) = self.ctx.io.opened(i) {
+            return self.fail(i, connect_failure(&e));
         }
         self.connect_hist.saturating_record(since.elapsed().as_nanos() as u64);
         self.send(i);
@@ -155,12 +133,12 @@ impl Client<'_> {
     /// and reopens it at once (`--reconnect-every`) or returns its slot (`--conn-rate`).
     /// Not an error.
     pub(super) fn retire(&mut self, i: usize) {
-        if let Some(sock) = self.conns[i].sock.take() {
-            if self.cfg.close == CloseMode::Rst {
+        if self.cfg.close == CloseMode::Rst {
+            if let Some(sock) = &self.conns[i].sock {
                 sock.set_reset_on_close();
             }
-            self.close_sock(sock);
         }
+        self.close_sock(i);
         let conn = &mut self.conns[i];
         self.shared.up.fetch_sub(1, Ordering::Relaxed);
         conn.read_closed = false;
@@ -183,14 +161,11 @@ impl Client<'_> {
         }
     }
 
-    /// Closes a socket: out of the poller (epoll), or through the ring, which keeps it
-    /// until its operations have completed (io_uring).
-    pub(super) fn close_sock(&mut self, sock: Sock) {
-        match (sock, self.ctx.uring.as_mut()) {
-            (Sock::Uring(s), Some(io)) => io.close(s),
-            (sock, _) => {
-                let _ = self.poll.registry().deregister(&mut SourceFd(&sock.fd()));
-            }
+    /// Closes connection `i`'s socket, if it has one, through the engine: out of epoll, or
+    /// kept by the ring until its operations have completed (io_uring).
+    pub(super) fn close_sock(&mut self, i: usize) {
+        if let Some(sock) = self.conns[i].sock.take() {
+            self.ctx.io.close(i, sock);
         }
     }
 
@@ -218,9 +193,7 @@ impl Client<'_> {
             }
             Link::Down { .. } | Link::Idle => {}
         }
-        if let Some(sock) = conn.sock.take() {
-            self.close_sock(sock);
-        }
+        self.close_sock(i);
         let conn = &mut self.conns[i];
         // Messages in flight are lost; the stream restarts at the next sequence number.
         if conn.send_off > 0 {

@@ -1,5 +1,6 @@
-//! The loop of one client thread: a mio poller over its connections (and, in open loop, a
-//! timer), in two phases.
+//! The loop of one client thread: its I/O engine (epoll or io_uring, one value, see
+//! [`engine`](super::engine)) over its connections (and, in open loop, a timer), in two
+//! phases.
 //!
 //! 1. **Connection phase.** Connections open at a controlled pace ([`CONNECT_WINDOW`]
 //!    connects in flight). Every connection gets its first attempt before any failed one
@@ -23,8 +24,6 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
 use servers::ListenAddr;
 
 mod edges;
@@ -33,12 +32,12 @@ mod sending;
 mod tcp;
 
 use super::conn::{Conn, Ctx, Framing, Link, SEND_SAMPLE};
+use super::engine::{Io, Ready, TIMER};
 use super::inflight::{self, InFlight};
 use super::pacer::{self, Pacer, Wait};
 use super::timer::Timer;
-use super::uring_io::{Ready, UringIo};
 use super::{connect_phase_limit, Shared, ThreadOutput};
-use crate::config::{Churn, Engine, RunConfig};
+use crate::config::{Churn, RunConfig};
 use crate::record::{new_histogram, Interval};
 use crate::schedule::{Arrivals, Schedule, ThreadSchedule};
 use crate::sys::thread_cpu;
@@ -47,8 +46,6 @@ use crate::sys::thread_cpu;
 const SCAN_EVERY: Duration = Duration::from_millis(20);
 /// Size of the thread's read and write buffers.
 const BUF: usize = 64 * 1024;
-/// Token of the open-loop timer; connections use their index.
-const TIMER: Token = Token(usize::MAX - 1);
 
 /// The mean time between this thread's sends (or connection arrivals) in open loop; a
 /// second in closed loop, where nothing is paced.
@@ -67,7 +64,6 @@ pub(super) struct Client<'a> {
     addr: &'a ListenAddr,
     shared: &'a Shared,
     tx: &'a Sender<Interval>,
-    poll: Poll,
     conns: Vec<Conn>,
     ctx: Ctx,
     walk: ThreadSchedule,
@@ -103,9 +99,7 @@ impl Drop for Client<'_> {
         // io_uring: the kernel may still use a socket's buffers; the ring keeps each socket
         // until its operations complete (and drains them all when it is dropped).
         for i in 0..self.conns.len() {
-            if let Some(sock) = self.conns[i].sock.take() {
-                self.close_sock(sock);
-            }
+            self.close_sock(i);
         }
     }
 }
@@ -126,12 +120,8 @@ impl<'a> Client<'a> {
         let now = Instant::now();
         let mut conns = make_conns(cfg, addr, &conn_ids, closed, now);
         let (arrivals, idle) = conn_rate_arrivals(cfg, &mut conns, thread, threads);
-        let poll = Poll::new()?;
-        let mut uring = match cfg.engine {
-            Engine::Uring => Some(UringIo::new(cfg.rx_timestamps)?),
-            Engine::Epoll => None,
-        };
-        let timer = open_timer(closed && arrivals.is_none(), &poll, uring.as_mut())?;
+        let mut io = Io::new(cfg.engine, cfg.rx_timestamps)?;
+        let timer = open_timer(closed && arrivals.is_none(), &mut io)?;
         let warm_ns = cfg.warmup.as_nanos() as u64;
         let thread_conns = conn_ids.len();
         Ok(Client {
@@ -139,7 +129,6 @@ impl<'a> Client<'a> {
             addr,
             shared,
             tx,
-            poll,
             conns,
             ctx: Ctx {
                 msg_size: cfg.msg_size,
@@ -154,7 +143,7 @@ impl<'a> Client<'a> {
                 first_byte: new_histogram(),
                 rbuf: vec![0; BUF].into_boxed_slice(),
                 wbuf: vec![0; BUF.min(cfg.msg_size * depth).max(1)].into_boxed_slice(),
-                uring,
+                io,
                 send_times: Vec::with_capacity(if schedule == Schedule::Closed { 0 } else { SEND_SAMPLE }),
                 rx_stamps: cfg.rx_timestamps,
                 framing: if addr.is_udp() {
@@ -183,9 +172,8 @@ impl<'a> Client<'a> {
 
     /// Both phases; returns what the thread measured besides its intervals.
     pub(super) fn run(&mut self) -> io::Result<ThreadOutput> {
-        let mut events = Events::with_capacity(1024);
         // Phase 1: every connection gets its first attempt (bounded in time).
-        let connect_phase = self.connect_all(&mut events);
+        let connect_phase = self.connect_all();
         let conns_ok = self.conns.iter().filter(|c| matches!(c.link, Link::Up)).count();
         self.shared.connected.wait();
         connect_phase?;
@@ -216,7 +204,7 @@ impl<'a> Client<'a> {
             self.send(i);
         }
         // Phase 2: warmup and measured window.
-        let result = self.load(&mut events);
+        let result = self.load();
         let window_cpu = self
             .window_cpu_start
             .map_or(Duration::ZERO, |c| thread_cpu().saturating_sub(c));
@@ -238,7 +226,7 @@ impl<'a> Client<'a> {
         })
     }
 
-    fn connect_all(&mut self, events: &mut Events) -> io::Result<()> {
+    fn connect_all(&mut self) -> io::Result<()> {
         let deadline = Instant::now() + connect_phase_limit(self.conns.len(), self.cfg.connect_timeout);
         loop {
             let now = Instant::now();
@@ -247,11 +235,11 @@ impl<'a> Client<'a> {
             if settled || now >= deadline || self.shared.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            self.poll_once(events, Some(Duration::from_millis(5)))?;
+            self.poll_once(Duration::from_millis(5))?;
         }
     }
 
-    fn load(&mut self, events: &mut Events) -> io::Result<()> {
+    fn load(&mut self) -> io::Result<()> {
         let mut next_scan = Instant::now();
         // The previous iteration's next send: unchanged, this one sent (or started) nothing.
         let mut prev_due = None;
@@ -262,7 +250,7 @@ impl<'a> Client<'a> {
                 return Ok(());
             }
             if t >= self.ctx.end_ns {
-                if !self.drain_datagrams(now, t, &mut next_scan, events)? {
+                if !self.drain_datagrams(now, t, &mut next_scan)? {
                     return Ok(());
                 }
                 continue;
@@ -303,7 +291,7 @@ impl<'a> Client<'a> {
                     // Replies are read first (a poll that does not block): a loop that only
                     // spun between sends would never read them, and with --depth bounding
                     // what is in flight, sends would stop.
-                    let found = self.poll_once(events, Some(Duration::ZERO))?;
+                    let found = self.poll_once(Duration::ZERO)?;
                     // An iteration that found nothing to do before it spun was spin as well.
                     let before = if quiet && found == 0 {
                         self.idle_since(iter_from)
@@ -314,7 +302,7 @@ impl<'a> Client<'a> {
                     self.spun(before + on_cpu, to);
                 }
                 Wait::Poll(timeout) => {
-                    let found = self.poll_once(events, Some(timeout))?;
+                    let found = self.poll_once(timeout)?;
                     let now = self.ctx.now_ns();
                     // A poll that does not block and finds nothing is spinning too (`spin`).
                     if timeout.is_zero() && quiet && found == 0 {
@@ -329,25 +317,10 @@ impl<'a> Client<'a> {
 
     /// Waits for readiness (epoll) or completions (io_uring), at most `timeout`, and
     /// serves what came; returns how many sockets (or the timer) it served.
-    fn poll_once(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<usize> {
+    fn poll_once(&mut self, timeout: Duration) -> io::Result<usize> {
         let mut ready = std::mem::take(&mut self.ready);
         ready.clear();
-        if let Some(io) = self.ctx.uring.as_mut() {
-            io.wait(timeout.unwrap_or(SCAN_EVERY), &mut self.conns[..], &mut ready)?;
-        } else {
-            if let Err(e) = self.poll.poll(events, timeout) {
-                // EINTR: a signal arrived; the caller's loop polls again.
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-            ready.extend(events.iter().map(|e| Ready {
-                token: e.token().0,
-                readable: e.is_readable(),
-                writable: e.is_writable(),
-                closed: e.is_read_closed() || e.is_error(),
-            }));
-        }
+        self.ctx.io.wait(timeout, &mut ready)?;
         for r in &ready {
             self.serve(*r);
             // A send that fell due while the batch was served goes out now, not after the
@@ -366,7 +339,7 @@ impl<'a> Client<'a> {
 
     /// Serves one connection that is ready (or the timer).
     fn serve(&mut self, r: Ready) {
-        if r.token == TIMER.0 {
+        if r.token == TIMER {
             if let Some(t) = &mut self.timer {
                 t.clear();
             }
@@ -437,7 +410,16 @@ fn make_conns(cfg: &RunConfig, addr: &ListenAddr, conn_ids: &[u32], closed: bool
     });
     conn_ids
         .iter()
-        .map(|&id| Conn::new(id, depth, closed, now, in_flight.map(|(n, d)| InFlight::new(n, d))))
+        .enumerate()
+        .map(|(token, &id)| {
+            Conn::new(
+                (id, token),
+                depth,
+                closed,
+                now,
+                in_flight.map(|(n, d)| InFlight::new(n, d)),
+            )
+        })
         .collect()
 }
 
@@ -466,16 +448,11 @@ fn conn_rate_arrivals(
 }
 
 /// The open-loop timer (none in a closed loop without arrivals), watched by the engine.
-fn open_timer(closed: bool, poll: &Poll, uring: Option<&mut UringIo>) -> io::Result<Option<Timer>> {
+fn open_timer(closed: bool, io: &mut Io) -> io::Result<Option<Timer>> {
     if closed {
         return Ok(None);
     }
     let t = Timer::new()?;
-    match uring {
-        Some(io) => io.watch_timer(t.fd(), TIMER.0)?,
-        None => poll
-            .registry()
-            .register(&mut SourceFd(&t.fd()), TIMER, Interest::READABLE)?,
-    }
+    io.watch_timer(t.fd())?;
     Ok(Some(t))
 }
