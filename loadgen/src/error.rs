@@ -68,7 +68,7 @@ pub(crate) fn flag_error(flag: &'static str, value: impl ToString, reason: impl 
     }
 }
 
-/// The exit code for an error that ended a command: the first [`Error`] in its chain
+/// The exit code for an error that ended a command: the first [`enum@Error`] in its chain
 /// decides; anything else is 1.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     err.chain()

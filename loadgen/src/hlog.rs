@@ -41,7 +41,7 @@ pub struct HlogWriter {
 }
 
 impl HlogWriter {
-    /// Creates `path` (a file, or a stream: see [`Dest`]) and writes the headers; `base` is
+    /// Creates `path` (a file, or a stream: see `report::dest::Dest`) and writes the headers; `base` is
     /// the time interval starts count from. Errors only when it cannot be opened at all.
     pub fn create(path: &Path, base: SystemTime) -> anyhow::Result<Self> {
         let dest = Dest::of(path);

@@ -19,7 +19,7 @@ pub(crate) struct ProcSample {
     pub(crate) threads: u64,
     /// Resident set size now (VmRSS), KiB.
     pub(crate) rss_kib: u64,
-    /// Open descriptors now (0 when /proc/<pid>/fd cannot be listed: another user's).
+    /// Open descriptors now (0 when `/proc/<pid>/fd` cannot be listed: another user's).
     pub(crate) fds: u64,
     /// The host's CPU by mode so far (from an agent only).
     pub(crate) host: Option<crate::report::HostCpu>,

@@ -19,10 +19,10 @@
 //! - Accept errors: EMFILE/ENFILE/ENOBUFS/ENOMEM pause accepting with an exponential
 //!   back-off and a rate-limited log line; open connections keep being served.
 //!   ECONNABORTED and other per-connection errors are skipped (see `accept.rs`).
-//! - SIGPIPE is ignored process-wide by [`start`], so a peer that went away never kills
+//! - SIGPIPE is ignored process-wide by [`fn@start`], so a peer that went away never kills
 //!   the server: the write fails with EPIPE and only that connection is closed.
 //! - A peer that stops reading is no longer read from: memory per connection stays bounded.
-//! - Over UDP (`udp://HOST:PORT`) every model echoes datagrams; [`datagram`] says how each
+//! - Over UDP (`udp://HOST:PORT`) every model echoes datagrams; the crate's `datagram` module says how each
 //!   model maps onto datagrams and why UDP binds loopback unless `allow_remote` is set.
 
 pub(crate) mod accept;

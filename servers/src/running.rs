@@ -1,7 +1,7 @@
 //! What every model shares, a leaf the models import downward: the configuration
 //! ([`ServerConfig`]), the defaults, the [`Running`] trait a model implements, the handle of
-//! a running server ([`ServerHandle`]), and [`stop_all`] for a model whose start fails
-//! half-way. Nothing here imports a model; [`crate::start`] dispatches.
+//! a running server ([`ServerHandle`]), and [`stop_started`] for a model whose start fails
+//! half-way. Nothing here imports a model; [`fn@crate::start`] dispatches.
 
 use std::fmt;
 use std::io;
@@ -44,7 +44,7 @@ pub struct ServerConfig {
     /// processes of `echo-server --procs` share the first one's listener).
     pub listen_fd: Option<std::os::fd::RawFd>,
     /// UDP: bind an address other than loopback, with the source guard on (see
-    /// [`crate::datagram`]). Without it a non-loopback UDP address is refused.
+    /// the crate's `datagram` module). Without it a non-loopback UDP address is refused.
     pub allow_remote: bool,
     /// UDP with `allow_remote`: datagrams per second answered per source address (0: no
     /// limit).
@@ -90,6 +90,16 @@ impl ServerConfig {
 pub(crate) trait Running: Send {
     /// Stops accepting, closes every connection and joins every thread.
     fn stop(self: Box<Self>) -> io::Result<()>;
+}
+
+/// A model whose start failed half-way: stops what did start (its sockets closed, its
+/// threads joined) and returns the error that ended the start, which is what the user must
+/// hear; a failure of the stop itself is added to its message.
+pub(crate) fn stop_started(started: Box<dyn Running>, e: io::Error) -> io::Error {
+    match started.stop() {
+        Ok(()) => e,
+        Err(stop) => io::Error::new(e.kind(), format!("{e} (stopping what had started failed too: {stop})")),
+    }
 }
 
 /// A running server. Dropping it shuts it down too (ignoring errors).
@@ -144,5 +154,44 @@ impl fmt::Debug for ServerHandle {
         f.debug_struct("ServerHandle")
             .field("local_addr", &self.local_addr)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// A half-started model: records that it was stopped, and may fail to stop.
+    struct Half {
+        stopped: Arc<AtomicBool>,
+        stop_fails: bool,
+    }
+
+    impl Running for Half {
+        fn stop(self: Box<Self>) -> io::Result<()> {
+            self.stopped.store(true, Ordering::SeqCst);
+            if self.stop_fails {
+                return Err(io::Error::other("a loop would not join"));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_start_stops_what_started_and_reports_its_own_error() {
+        for stop_fails in [false, true] {
+            let stopped = Arc::new(AtomicBool::new(false));
+            let half = Box::new(Half {
+                stopped: Arc::clone(&stopped),
+                stop_fails,
+            });
+            let e = stop_started(half, io::Error::new(io::ErrorKind::WouldBlock, "cannot spawn a thread"));
+            assert!(stopped.load(Ordering::SeqCst), "what started was stopped");
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "the start's error, not the stop's");
+            assert!(e.to_string().starts_with("cannot spawn a thread"), "{e}");
+            assert_eq!(e.to_string().contains("a loop would not join"), stop_fails, "{e}");
+        }
     }
 }

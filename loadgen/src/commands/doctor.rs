@@ -37,7 +37,7 @@ pub(super) fn run(a: &DoctorArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     if let Some(path) = &a.json {
-        super::check_output("--json", path)?;
+        crate::report::sink::check_output("--json", path)?;
     }
     let d = doctor::diagnose()?;
     if let Some(path) = &a.json {

@@ -1,11 +1,11 @@
 //! `loadgen merge`: one report from several hosts' interval logs (the maths is in
 //! [`crate::merge`]).
 
-use super::check_output;
 use crate::cli::MergeArgs;
 use crate::error::Error;
 use crate::hlog::LoggedInterval;
 use crate::merge;
+use crate::report::sink::check_output;
 use crate::report::{sink, Format};
 use crate::shard::{self, RunStamp, ShardResult};
 

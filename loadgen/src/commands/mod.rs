@@ -4,6 +4,7 @@
 mod agent;
 mod compare;
 mod doctor;
+mod measure;
 mod merge;
 mod plot;
 mod report;
@@ -66,18 +67,4 @@ fn quiet_on_broken_pipe(r: std::io::Result<()>) -> std::io::Result<u8> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
         other => other.map(|()| 0),
     }
-}
-
-/// One measured run of `cfg`: in this process, or fanned out to `--procs` shard processes.
-pub(crate) fn measure(cfg: &crate::config::RunConfig) -> anyhow::Result<crate::report::Report> {
-    if cfg.procs > 1 {
-        crate::fanout::run(cfg)
-    } else {
-        crate::run::run(cfg)
-    }
-}
-
-/// Checks, before any work, that the output `path` given with `flag` can be written.
-pub(crate) fn check_output(flag: &'static str, path: &std::path::Path) -> anyhow::Result<()> {
-    crate::report::sink::check_output(flag, path)
 }

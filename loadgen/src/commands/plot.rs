@@ -1,13 +1,13 @@
 //! `loadgen plot`: charts of a CSV report (throughput and p99 against connections) or the
 //! percentile spectrum of an interval log, as SVG.
 
-use super::check_output;
 use crate::cli::PlotArgs;
 use crate::error::{flag_error, Error};
 use crate::plot;
 use crate::report::dest::Dest;
 use crate::report::read::read_report;
 use crate::report::sink;
+use crate::report::sink::check_output;
 
 /// `loadgen plot`.
 pub(super) fn run(a: &PlotArgs) -> anyhow::Result<u8> {

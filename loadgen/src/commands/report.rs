@@ -9,7 +9,7 @@ use crate::report::sink;
 
 /// `loadgen report`.
 pub(super) fn run(a: &ReportArgs) -> anyhow::Result<u8> {
-    super::check_output("--html", &a.html)?;
+    crate::report::sink::check_output("--html", &a.html)?;
     let name = |p: &std::path::Path| {
         p.file_name()
             .map_or(p.display().to_string(), |n| n.to_string_lossy().into_owned())

@@ -3,13 +3,13 @@
 
 use std::io::Write;
 
-use super::check_output;
 use crate::capacity;
 use crate::cli::RunArgs;
 use crate::config::RunConfig;
 use crate::error::flag_error;
 use crate::repeat::{Repeat, Tally};
 use crate::report::dest::Dest;
+use crate::report::sink::check_output;
 use crate::report::table::{per_s, us};
 use crate::report::{sink, Format, Report, Status};
 
@@ -28,7 +28,7 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
     if repeat != Repeat::Fixed(1) {
         return run_repeats(&cfg, repeat);
     }
-    let mut report = super::measure(&cfg)?;
+    let mut report = super::measure::measure(&cfg)?;
     // Each output on its own: one that fails is named, the others are still written, and
     // the summary is always printed (to stderr when an output took stdout).
     if let Some(path) = &cfg.csv {
@@ -74,7 +74,7 @@ fn run_repeats(cfg: &RunConfig, repeat: Repeat) -> anyhow::Result<u8> {
     let mut worst = Status::Ok;
     let mut last = None;
     while !tally.done(repeat) {
-        let report = super::measure(cfg)?;
+        let report = super::measure::measure(cfg)?;
         tally.add((report.status != Status::Failed).then_some(report.throughput_msgs_s));
         worst = worst.max(report.status);
         eprintln!(

@@ -10,11 +10,11 @@ use std::str::FromStr;
 use indicatif::{ProgressBar, ProgressStyle};
 use servers::Model;
 
-use super::check_output;
 use crate::cli::SweepArgs;
 use crate::config::{parse_count, parse_rate, parse_size, values, RunConfig, SockKind, TargetSpec};
 use crate::error::{flag_error, Error};
 use crate::repeat::{Repeat, Tally};
+use crate::report::sink::check_output;
 use crate::report::table::{per_s, us};
 use crate::report::{sink, Report, Status};
 
@@ -242,7 +242,7 @@ pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
             let cfg = &configs[i];
             let what = describe(cfg);
             bar.set_message(what.clone());
-            let report = match super::measure(cfg) {
+            let report = match super::measure::measure(cfg) {
                 Ok(r) => r,
                 Err(e) => failed(cfg, &format!("{e:#}")),
             };

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::TargetSpec;
+use super::kinds::TargetSpec;
 
 /// The most warm-up `--warmup auto` may choose.
 pub const WARMUP_AUTO_CAP: Duration = Duration::from_secs(10);

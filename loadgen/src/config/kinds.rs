@@ -1,9 +1,9 @@
-//! The small value types a run is configured by: churn, close mode, pacing, shard, socket
-//! kind, I/O engine, and the transport-dependent defaults and limits.
+//! The small value types a run is configured by (what to load, churn, shard, socket kind)
+//! and the limits and transport-dependent defaults: a leaf the configuration's parts share.
 
 use std::time::Duration;
 
-use servers::ListenAddr;
+use servers::{ListenAddr, Model};
 
 use crate::error::{flag_error as invalid, Error};
 
@@ -139,4 +139,22 @@ impl std::str::FromStr for SockKind {
             .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| invalid("--transport", s, "expected tcp, unix or udp"))
     }
+}
+
+/// Largest message size accepted (64 MiB).
+pub const MAX_MSG_SIZE: usize = 64 << 20;
+/// Most connections one run may ask for.
+pub const MAX_CONNS: usize = 1_000_000;
+/// Most messages in flight per connection.
+pub const MAX_DEPTH: usize = 4096;
+/// Most client threads.
+pub const MAX_THREADS: usize = 1024;
+
+/// What to put load on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetSpec {
+    /// Start this model in a child process.
+    Model(Model),
+    /// An already running server.
+    Addr(ListenAddr),
 }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use servers::{ListenAddr, Model};
+use servers::Model;
 
 mod checks;
 mod defaults;
@@ -18,7 +18,10 @@ use defaults::agent_target;
 pub use defaults::{default_threads, pool_workers, AgentTarget, WARMUP_AUTO_CAP};
 
 pub use crate::choice::{CloseMode, Engine, Pacing};
-pub use kinds::{Churn, Shard, SockKind, DEFAULT_TIMEOUT, DEFAULT_UDP_TIMEOUT, MAX_UDP_PAYLOAD_V4, UDP_UNFRAGMENTED};
+pub use kinds::{
+    Churn, Shard, SockKind, TargetSpec, DEFAULT_TIMEOUT, DEFAULT_UDP_TIMEOUT, MAX_CONNS, MAX_DEPTH, MAX_MSG_SIZE,
+    MAX_UDP_PAYLOAD_V4, UDP_UNFRAGMENTED,
+};
 
 use parse::{churn, positive_duration};
 pub use parse::{parse_addr, parse_count, parse_cpus, parse_duration, parse_percent, parse_rate, parse_size};
@@ -27,24 +30,6 @@ use crate::capacity::Slo;
 use crate::cli::{LoadArgs, RunArgs};
 use crate::error::{flag_error as invalid, Error};
 use crate::schedule::Schedule;
-
-/// Largest message size accepted (64 MiB).
-pub const MAX_MSG_SIZE: usize = 64 << 20;
-/// Most connections one run may ask for.
-pub const MAX_CONNS: usize = 1_000_000;
-/// Most messages in flight per connection.
-pub const MAX_DEPTH: usize = 4096;
-/// Most client threads.
-pub const MAX_THREADS: usize = 1024;
-
-/// What to put load on.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TargetSpec {
-    /// Start this model in a child process.
-    Model(Model),
-    /// An already running server.
-    Addr(ListenAddr),
-}
 
 /// A checked `run` configuration.
 #[derive(Debug, Clone)]

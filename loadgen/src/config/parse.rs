@@ -4,7 +4,7 @@
 use servers::addr::{BadAddr, BadAddrKind};
 use servers::ListenAddr;
 
-use super::Churn;
+use super::kinds::{Churn, Shard};
 use crate::cli::LoadArgs;
 use crate::error::{flag_error as invalid, Error};
 use std::time::Duration;
@@ -176,7 +176,7 @@ pub fn parse_addr(s: &str) -> Result<ListenAddr, Error> {
 }
 
 /// Parses `--shard I/N` (0 <= I < N).
-pub(super) fn parse_shard(s: &str) -> Result<super::Shard, Error> {
+pub(super) fn parse_shard(s: &str) -> Result<Shard, Error> {
     let bad = |why: &str| invalid("--shard", s, why);
     let (i, n) = s
         .split_once('/')
@@ -188,7 +188,7 @@ pub(super) fn parse_shard(s: &str) -> Result<super::Shard, Error> {
     if count == 0 || index >= count {
         return Err(bad("I must be below N (shards count from 0: 0/3, 1/3, 2/3)"));
     }
-    Ok(super::Shard { index, count })
+    Ok(Shard { index, count })
 }
 
 /// Parses `--start-at`: unix seconds (fractions allowed) or RFC 3339; refuses a time more

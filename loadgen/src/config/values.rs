@@ -2,7 +2,8 @@
 //! `--sock-buf`, `--engine`, `--pacing`): one parser per flag for one value, used by `run`
 //! (which takes exactly one) and by `sweep` (which takes a comma-separated list of them).
 
-use super::{Engine, Pacing, MAX_THREADS};
+use super::kinds::{TargetSpec, MAX_THREADS};
+use crate::choice::{Engine, Pacing};
 use crate::error::{flag_error as invalid, Error};
 
 /// Splits a flag's value into its comma-separated items (one item without a comma).
@@ -57,9 +58,9 @@ pub fn sock_buf(s: &str) -> Result<usize, Error> {
 }
 
 /// `--work`: a server's per-message work, which only a server loadgen starts can take.
-pub fn work(s: &str, target: &super::TargetSpec) -> Result<Option<servers::work::WorkSpec>, Error> {
+pub fn work(s: &str, target: &TargetSpec) -> Result<Option<servers::work::WorkSpec>, Error> {
     let spec = work_spec(s)?;
-    if let (Some(_), super::TargetSpec::Addr(_)) = (&spec, target) {
+    if let (Some(_), TargetSpec::Addr(_)) = (&spec, target) {
         return Err(invalid(
             "--work",
             s,

@@ -17,33 +17,11 @@ use serde::Serialize;
 use crate::record::new_histogram;
 use crate::sys;
 
+mod finding;
 mod system;
+use finding::{finding, read};
+pub use finding::{Finding, Severity};
 use system::system_findings;
-
-/// How a finding weighs on measurements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// For the record.
-    Info,
-    /// Makes some figures less precise; a fix exists.
-    Warn,
-}
-
-/// One line of the diagnosis.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
-    /// What was measured or read.
-    pub what: String,
-    /// Its value.
-    pub value: String,
-    /// Why it matters here.
-    pub why: String,
-    /// What to do about it (empty when nothing needs doing).
-    pub fix: String,
-    /// How much it weighs.
-    pub severity: Severity,
-}
 
 /// Percentiles of a probe, µs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -186,20 +164,6 @@ fn cpu_jiffies() -> Option<(u64, u64)> {
         + t.softirq.unwrap_or(0)
         + t.steal.unwrap_or(0);
     Some((t.steal.unwrap_or(0), total))
-}
-
-fn read(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
-}
-
-fn finding(what: &str, value: impl ToString, why: &str, fix: &str, severity: Severity) -> Finding {
-    Finding {
-        what: what.to_string(),
-        value: value.to_string(),
-        why: why.to_string(),
-        fix: fix.to_string(),
-        severity,
-    }
 }
 
 /// Runs the probes and reads the settings.

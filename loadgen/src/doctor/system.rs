@@ -2,7 +2,7 @@
 //! CPUs, virtualization, and the limits on descriptors, ports, backlogs, threads and
 //! socket buffers; io_uring. Each finding with why it matters and its fix.
 
-use super::{finding, read, Finding, Severity};
+use super::finding::{finding, read, Finding, Severity};
 
 /// What the system's settings say.
 pub(super) fn system_findings(f: &mut Vec<Finding>) {

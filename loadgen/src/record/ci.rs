@@ -48,7 +48,7 @@ impl PercentileCis {
     ];
 
     /// Intervals of a nanosecond histogram: the values at the order statistics whose ranks
-    /// bound each quantile ([`crate::stats::quantile_ranks`]), read in one pass.
+    /// bound each quantile (`stats::quantile_ranks`), read in one pass.
     pub fn of(h: &Histogram<u64>) -> Self {
         let n = h.len();
         let ranks: Vec<Option<(u64, u64)>> = Self::QUANTILES

@@ -1,6 +1,6 @@
 //! The schema-1 CSV row: the contract's columns, in the contract's order.
 
-use super::Report;
+use super::data::Report;
 use crate::record::Ci;
 
 /// A column: its name, and its value in a report.

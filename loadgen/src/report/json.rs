@@ -2,7 +2,7 @@
 //! derived from them: the steadiness verdict, which percentiles were not estimable, and the
 //! CPU per message of the client and the server (as the CSV has them).
 
-use super::Report;
+use super::data::Report;
 
 /// Pretty-printed JSON of the whole report, with a trailing newline.
 pub fn render(r: &Report) -> Vec<u8> {

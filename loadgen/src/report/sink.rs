@@ -23,8 +23,9 @@ use std::sync::Mutex;
 use anyhow::Context;
 
 use super::csv_row::{fields, HEADER};
+use super::data::Report;
 use super::dest::{self, Dest};
-use super::{Format, Report};
+use super::format::Format;
 use crate::error::Error;
 
 /// Streams that already have their CSV header (written once per process).

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::Report;
+use super::data::Report;
 use crate::record::{Ci, Percentiles};
 
 /// A latency in µs as people read it: `850.0 us`, `11.27 ms`, `2.25 s`.

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::ServeArgs;
+use super::args::ServeArgs;
 use crate::addr::ListenAddr;
 
 /// How long the other processes may take to listen.

@@ -1,6 +1,6 @@
 //! The io_uring toolkit shared by the io_uring server model (`models/uring`) and loadgen's
 //! io_uring client engine: a ring ([`Ring`], [`new_ring`]), the provided-buffer ring
-//! ([`BufRing`]), the user-data packing of operations ([`pack`], [`unpack`], [`Ud`]), and
+//! ([`BufRing`]), the user-data packing of operations ([`pack`], [`unpack`], `Ud`), and
 //! whether io_uring can be used here at all ([`available`]).
 //!
 //! Rings are created with SINGLE_ISSUER and DEFER_TASKRUN (completion work runs when the

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::{Ready, TIMER};
+use super::ready::{Ready, TIMER};
 use crate::driver::socket::Sock;
 
 /// Events taken from the kernel per wait.

@@ -15,30 +15,17 @@
 //! configuration refuses it over UDP).
 
 mod epoll;
+mod ready;
 mod uring;
 
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+pub(super) use ready::{Ready, TIMER};
+
 use super::socket::Sock;
 use crate::config::Engine;
-
-/// Token of the open-loop timer; connections use their index in the thread's table.
-pub(super) const TIMER: usize = u32::MAX as usize;
-
-/// What a wait found for one connection (or the timer), whatever the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Ready {
-    /// The connection's token (or [`TIMER`]).
-    pub(super) token: usize,
-    /// Bytes (or EOF, or an error) can be read.
-    pub(super) readable: bool,
-    /// The socket can take more bytes (or its connect's handshake ended).
-    pub(super) writable: bool,
-    /// The peer's FIN or an error came.
-    pub(super) closed: bool,
-}
 
 /// One client thread's I/O engine.
 #[allow(

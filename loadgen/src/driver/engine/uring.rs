@@ -27,7 +27,7 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, types};
 use servers::ring::{BufRing, Ring};
 
-use super::{Ready, TIMER};
+use super::ready::{Ready, TIMER};
 use crate::driver::socket::Sock;
 
 /// Buffers in the receive pool of one thread.

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::super::conn::{Framing, Link};
+use super::super::shared::CONNECT_WINDOW;
 use super::super::socket::{connect_failure, Sock};
-use super::super::CONNECT_WINDOW;
 use super::Client;
 use crate::config::CloseMode;
 use crate::record::{Failure, Fault};

@@ -2,7 +2,7 @@
 //! [`engine`](super::engine)) over its connections (and, in open loop, a timer), in two
 //! phases.
 //!
-//! 1. **Connection phase.** Connections open at a controlled pace ([`CONNECT_WINDOW`]
+//! 1. **Connection phase.** Connections open at a controlled pace ([`CONNECT_WINDOW`](super::shared::CONNECT_WINDOW)
 //!    connects in flight). Every connection gets its first attempt before any failed one
 //!    is retried, and the phase ends when every connection's first attempt has ended (open
 //!    or failed) or at [`connect_phase_limit`], whichever comes first. Then the thread meets
@@ -35,8 +35,8 @@ use super::conn::{Conn, Ctx, Framing, Link, SEND_SAMPLE};
 use super::engine::{Io, Ready, TIMER};
 use super::inflight::{self, InFlight};
 use super::pacer::{self, Pacer, Wait};
+use super::shared::{connect_phase_limit, Shared, ThreadOutput};
 use super::timer::Timer;
-use super::{connect_phase_limit, Shared, ThreadOutput};
 use crate::config::{Churn, RunConfig};
 use crate::record::{new_histogram, Interval};
 use crate::schedule::{Arrivals, Schedule, ThreadSchedule};

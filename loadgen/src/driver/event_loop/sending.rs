@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::super::conn::Link;
 use super::super::pacer;
-use super::super::CONNECT_WINDOW;
+use super::super::shared::CONNECT_WINDOW;
 use super::Client;
 
 /// Open loop: a thread more than this many of a connection's mean periods behind the

@@ -2,7 +2,7 @@
 //! inside the window and the smoothed RTTs (read once each, never per message).
 
 use super::{Client, Link};
-use crate::driver::TcpWindow;
+use crate::driver::shared::TcpWindow;
 
 impl Client<'_> {
     /// (id, retransmissions over its life, smoothed RTT µs) of every open TCP connection.

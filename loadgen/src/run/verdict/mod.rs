@@ -3,6 +3,7 @@
 //! bottleneck, and why connections could not be opened.
 
 mod open_loop;
+mod room;
 
 use crate::record::Counters;
 use crate::report::Status;
@@ -108,9 +109,8 @@ pub(crate) fn unopened_verdict(conns: usize, conns_ok: usize, counters: &Counter
     })
 }
 
-/// A client thread busier than this is taken as saturated.
-pub(crate) const SATURATED: f64 = 0.9;
 pub(crate) use open_loop::*;
+pub(crate) use room::{Room, SATURATED};
 
 /// TCP's minimum retransmission timeout on Linux, ns.
 pub(crate) const MIN_RTO_NS: u64 = 200_000_000;
@@ -175,48 +175,6 @@ pub(crate) fn starved_verdict(starved: u64, conns_ok: usize, target: &str) -> Op
              speaks for the served ones only{pool}"
         )
     })
-}
-
-/// The cores a run had to share: advice about a saturated client depends on them.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Room {
-    /// CPUs of this machine.
-    pub cores: usize,
-    /// Client threads that ran.
-    pub client_threads: usize,
-    /// Threads of a server on this machine (its workers, or the peak observed); `None`
-    /// when the server is elsewhere.
-    pub server_threads: Option<usize>,
-}
-
-impl Room {
-    /// What to do about a saturated client thread, in words that fit the machine: more
-    /// client threads only help when they do not take the server's cores.
-    pub fn advice(&self) -> String {
-        let Room {
-            cores,
-            client_threads,
-            server_threads,
-        } = *self;
-        match server_threads {
-            None if client_threads < cores => {
-                format!("add --threads: {client_threads} of {cores} cores in use")
-            }
-            None => format!("all {cores} cores run client threads: load from a second host (--shard)"),
-            Some(server) => {
-                let over = if client_threads + server > cores {
-                    format!("; {client_threads} client and {server} server threads already exceed the {cores} cores")
-                } else {
-                    String::new()
-                };
-                format!(
-                    "client and server share {cores} cores: more --threads would take the server's{over}; \
-                     give each side its own cores (--pin-client, --pin-server), lower the load (--rate), \
-                     or run the client on another host (--shard)"
-                )
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! client's pacing, the server's replies, the machine's timer floor), and whether Poisson
 //! sends really were Poisson.
 
-use super::{Room, SATURATED};
+use super::room::{Room, SATURATED};
 use crate::report::table::per_s;
 
 /// Open loop: the achieved rate must reach this share of the asked rate ...

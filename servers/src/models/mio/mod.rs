@@ -27,7 +27,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::accept::{AcceptAction, AcceptPolicy};
-use crate::running::{Running, BUF_SIZE};
+use crate::running::{stop_started, Running, BUF_SIZE};
 use crate::stream::{Listener, Stream};
 use crate::work::{Framer, Sampler, Work};
 
@@ -75,11 +75,8 @@ pub(crate) fn start(listeners: Vec<Listener>, work: Option<Arc<Work>>) -> io::Re
         });
         match thread {
             Ok(t) => loops.push((waker, t)),
-            Err(e) => {
-                // Stop the loops already running before reporting the failure.
-                Box::new(MioServer { stop, loops }).stop()?;
-                return Err(e);
-            }
+            // The loops already running stop before the failure is reported.
+            Err(e) => return Err(stop_started(Box::new(MioServer { stop, loops }), e)),
         }
     }
     Ok(MioServer { stop, loops })

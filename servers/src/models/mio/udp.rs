@@ -20,7 +20,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::MioServer;
 use crate::datagram::{Deferred, Guard, GuardConfig, Service, DATAGRAM_BUF};
-use crate::running::Running;
+use crate::running::stop_started;
 
 const SOCKET: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -64,10 +64,7 @@ pub(crate) fn start(
         });
         match spawned {
             Ok(t) => server.loops.push((waker, t)),
-            Err(e) => {
-                Box::new(server).stop()?;
-                return Err(e);
-            }
+            Err(e) => return Err(stop_started(Box::new(server), e)),
         }
     }
     Ok(server)

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 
 use crate::budget::refuse_beyond_budget;
 use crate::datagram::{Guard, GuardConfig, Service, DATAGRAM_BUF};
-use crate::running::Running;
+use crate::running::{stop_started, Running};
 
 /// A running UDP thread pool.
 pub(crate) struct Pool {
@@ -47,8 +47,7 @@ pub(crate) fn start(
         match spawned {
             Ok(t) => pool.workers.push(t),
             Err(e) => {
-                Box::new(pool).stop()?;
-                return Err(e);
+                return Err(stop_started(Box::new(pool), e));
             }
         }
     }

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use crate::datagram::{Guard, GuardConfig};
 use crate::ring::{available, new_ring, Ring};
-use crate::running::Running;
+use crate::running::{stop_started, Running};
 use crate::stream::Listener;
 
 mod stream;
@@ -86,18 +86,14 @@ fn spawn_loops<T: Send + 'static>(
             Ok((t, Ok(Ok(())))) => server.loops.push((wake, t)),
             Ok((t, Ok(Err(e)))) => {
                 let _ = t.join();
-                Box::new(server).stop()?;
-                return Err(e);
+                return Err(stop_started(Box::new(server), e));
             }
             Ok((t, Err(_))) => {
                 let _ = t.join();
                 Box::new(server).stop()?;
                 return Err(io::Error::other("uring loop thread ended before its ring was ready"));
             }
-            Err(e) => {
-                Box::new(server).stop()?;
-                return Err(e);
-            }
+            Err(e) => return Err(stop_started(Box::new(server), e)),
         }
     }
     Ok(server)

@@ -1,0 +1,412 @@
+//! The [`Report`] record of a run and the records it holds (settings, server cost, TCP
+//! statistics, intervals, status): data only, which the serializers read.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use servers::Transport;
+
+use crate::record::{Counters, Fairness, Percentiles};
+use crate::schedule::Mode;
+
+use super::environment::Environment;
+
+/// The CSV/JSON schema version.
+pub const SCHEMA: u32 = 1;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Finished, no errors.
+    Ok,
+    /// Finished, but some error count is non-zero.
+    Errors,
+    /// Stopped early (interrupted, or the server died); holds what was measured.
+    Partial,
+    /// Nothing could be measured (no connection could be opened).
+    Failed,
+}
+
+impl Status {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Errors => "errors",
+            Status::Partial => "partial",
+            Status::Failed => "failed",
+        }
+    }
+
+    /// The process exit code the contract gives this status.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The settings that shape what a run measures besides its configuration key (target,
+/// transport, mode, conns, msg_size, depth, rate): recorded so that two runs that differ
+/// in any of them are never taken for repeats of one configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Settings {
+    /// Client threads that ran (`--threads`, or its default).
+    pub client_threads: usize,
+    /// Why the client thread count is what it is, when a default chose it.
+    pub client_threads_default: Option<String>,
+    /// Workers of the spawned server (`--server-workers`, or the model's default); `None`
+    /// for thread-per-conn (a thread per connection) and for `--addr`.
+    pub server_workers: Option<usize>,
+    /// How open-loop sends were timed; `None` in closed loop, where it does not apply.
+    pub pacing: Option<&'static str>,
+    /// SO_SNDBUF/SO_RCVBUF asked for, bytes; `None`: the kernel's autotuning.
+    pub sock_buf: Option<usize>,
+    /// Server processes sharing the port.
+    pub server_procs: u32,
+    /// The spawned server's per-message work, as given (`--work`).
+    pub work: Option<String>,
+    /// `--seed`: of every random choice (the work's durations, Poisson send times).
+    pub seed: u64,
+    /// How open-loop sends were spaced (`--arrivals`); `None` in closed loop.
+    pub arrivals: Option<&'static str>,
+}
+
+/// The arrivals check of a Poisson run: the gaps between the sends the client really made
+/// (2,000 spread over each thread's first 20,000 in the window, in units of the promised mean gap) tested
+/// against the exponential distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ArrivalsCheck {
+    /// The goodness-of-fit test: `kolmogorov-smirnov`.
+    pub test: &'static str,
+    /// Gaps tested.
+    pub gaps: usize,
+    /// The mean gap over the promised one (1 when the rate was kept).
+    pub mean_gap_ratio: f64,
+    /// The test's statistic (the largest distance between the two distribution functions).
+    pub statistic: f64,
+    /// The probability of a statistic at least this large from a true Poisson process.
+    pub p_value: f64,
+    /// `p_value >= 0.001`.
+    pub ok: bool,
+}
+
+/// The p-value below which the sends are taken for not Poisson.
+pub const ARRIVALS_ALPHA: f64 = 0.001;
+
+/// What TCP_INFO said about the client's TCP connections over the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct TcpStats {
+    /// Segments the client retransmitted inside the window (connections open at both ends
+    /// of it): exact even when the machine carries other traffic.
+    pub retransmits: u64,
+    /// Median of the connections' smoothed RTT at the window's end, µs.
+    pub rtt_p50_us: f64,
+    /// Its 99th percentile, µs.
+    pub rtt_p99_us: f64,
+    /// Connections read.
+    pub conns: usize,
+}
+
+/// Cost of the server process during the measured window (spawned servers only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct ServerCost {
+    /// CPU seconds inside the window (`None`: the process could not be read at both ends
+    /// of the window).
+    pub cpu_s: Option<f64>,
+    /// Peak resident set size, KiB (`None`: never read).
+    pub peak_rss_kib: Option<u64>,
+    /// Peak thread count (`None`: never read).
+    pub peak_threads: Option<u64>,
+    /// The server host's CPU seconds by mode inside the window, summed over its CPUs
+    /// (read from a `loadgen agent` only: netperf's remote service demand, neper's `-S`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cpu: Option<HostCpu>,
+    /// The server's listeners as its agent read them at the end (the report's `listen`).
+    #[serde(skip)]
+    pub listen: Option<crate::listener::Backlog>,
+}
+
+/// CPU seconds of a host by mode (`node_cpu_seconds_total`), summed over its CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct HostCpu {
+    /// User mode (nice included).
+    pub user_s: f64,
+    /// System mode.
+    pub system_s: f64,
+    /// Software interrupts: on a server host, mostly the network stack's receive work.
+    pub softirq_s: f64,
+    /// Hardware interrupts.
+    pub irq_s: f64,
+    /// Idle (iowait included).
+    pub idle_s: f64,
+}
+
+impl HostCpu {
+    /// Every mode times `k` (the share of a window kept after an automatic warm-up cut).
+    pub fn scaled(&self, k: f64) -> HostCpu {
+        HostCpu {
+            user_s: self.user_s * k,
+            system_s: self.system_s * k,
+            softirq_s: self.softirq_s * k,
+            irq_s: self.irq_s * k,
+            idle_s: self.idle_s * k,
+        }
+    }
+
+    /// `self - earlier`, mode by mode (never below zero).
+    pub fn since(&self, earlier: &HostCpu) -> HostCpu {
+        let d = |a: f64, b: f64| (a - b).max(0.0);
+        HostCpu {
+            user_s: d(self.user_s, earlier.user_s),
+            system_s: d(self.system_s, earlier.system_s),
+            softirq_s: d(self.softirq_s, earlier.softirq_s),
+            irq_s: d(self.irq_s, earlier.irq_s),
+            idle_s: d(self.idle_s, earlier.idle_s),
+        }
+    }
+}
+
+/// One interval of the measured window (merged over threads).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntervalRow {
+    /// Seconds from the start of the window to the end of this interval.
+    pub t_s: f64,
+    /// Messages per second in this interval.
+    pub msgs_s: f64,
+    /// Median latency, µs.
+    pub p50_us: f64,
+    /// 99th percentile latency, µs.
+    pub p99_us: f64,
+    /// Errors counted in this interval.
+    pub errors: u64,
+}
+
+/// Everything known about one run: the CSV columns and more.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Schema version.
+    pub schema: u32,
+    /// Start of the run, RFC 3339 UTC.
+    pub timestamp: String,
+    /// `--label`.
+    pub label: String,
+    /// Model name, or `external`.
+    pub target: String,
+    /// Address loaded.
+    pub addr: String,
+    /// The socket kind loaded (`None` when unknown, as in a merge of logs).
+    #[serde(serialize_with = "transport_name")]
+    pub transport: Option<Transport>,
+    /// Closed or open loop.
+    pub mode: Mode,
+    /// Connections asked for.
+    pub conns: usize,
+    /// Bytes per message.
+    pub msg_size: usize,
+    /// Messages in flight per connection.
+    pub depth: usize,
+    /// Open loop rate, messages/s.
+    pub rate: Option<f64>,
+    /// Connection churn asked for: `--reconnect-every`.
+    pub reconnect_every: Option<u64>,
+    /// Connection churn asked for: `--conn-rate` (new connections/s) and round trips each.
+    pub conn_rate: Option<(f64, u64)>,
+    /// How the client closed connections it was done with (`fin` or `rst`).
+    pub close: &'static str,
+    /// Measured seconds (shorter than asked when stopped early).
+    pub duration_s: f64,
+    /// Warmup seconds.
+    pub warmup_s: f64,
+    /// How the warm-up was chosen with `--warmup auto` (`None`: as given).
+    pub warmup_rule: Option<String>,
+    /// Counts.
+    pub counters: Counters,
+    /// Round trips per second in the window.
+    pub throughput_msgs_s: f64,
+    /// Payload MiB per second (one direction).
+    pub throughput_mib_s: f64,
+    /// Latency (open loop: from the intended send time).
+    pub latency: Percentiles,
+    /// Open loop: service time from the actual send.
+    pub raw: Option<Percentiles>,
+    /// Open loop: how late sends were against the schedule (client lag + backpressure).
+    pub send_lag: Option<Percentiles>,
+    /// Open loop: the client's own lateness (sendable, but sent late).
+    pub client_lag: Option<Percentiles>,
+    /// Open loop: waits for a free slot under `--depth` (replies late).
+    pub backpressure: Option<Percentiles>,
+    /// Connect latency.
+    pub connect: Percentiles,
+    /// Time from a connection's start (its intended start with `--conn-rate`) to its first
+    /// echoed byte, for connections opened in the window.
+    pub first_byte: Percentiles,
+    /// Connections opened per second in the window.
+    pub conn_rate_s: f64,
+    /// Connections open when the load started.
+    pub conns_ok: usize,
+    /// Server process cost (when known).
+    pub server: Option<ServerCost>,
+    /// How the server's process was found with `--addr` (`--server-pid`, or its listening
+    /// socket on this machine).
+    pub server_source: Option<String>,
+    /// Client CPU seconds inside the window.
+    pub client_cpu_s: f64,
+    /// Client peak RSS, KiB.
+    pub client_rss_kib: u64,
+    /// CPU use of the busiest client thread in the window (0..1 of a core).
+    pub client_thread_busy_max: f64,
+    /// The same without the time client threads spun to pace their sends (`hybrid`,
+    /// `spin`): the share that was work. The generator is judged saturated on this one.
+    pub client_thread_work_max: f64,
+    /// Open loop: messages actually sent per second in the window.
+    pub achieved_rate: Option<f64>,
+    /// Open loop: when the schedule was not kept, who could not keep up; closed loop: when
+    /// a client thread was saturated (plain words).
+    pub keep_up: Option<String>,
+    /// Other findings in plain words: connections that could not be opened, ports that ran
+    /// out, a loss signature in the latency tail.
+    pub warnings: Vec<String>,
+    /// How the run ended.
+    pub status: Status,
+    /// Why it stopped early, if it did.
+    pub stop_reason: Option<String>,
+    /// Spread of messages over connections.
+    pub fairness: Fairness,
+    /// Ids of connections with no message in the window (at most 20 listed).
+    pub starved_conns: Vec<u32>,
+    /// Per-interval series.
+    pub intervals: Vec<IntervalRow>,
+    /// Machine and version.
+    pub env: Environment,
+    /// Client processes that made the run (`--procs`, or the shards merged).
+    pub procs: u32,
+    /// The client driver's I/O engine (`epoll`, `uring`; empty when unknown, as in a merge).
+    #[serde(default)]
+    pub engine: String,
+    /// This report's shard `I/N` (`--shard`), empty for a whole run.
+    pub shard: Option<String>,
+    /// The settings besides the configuration key.
+    pub settings: Settings,
+    /// TCP_INFO of the client's connections (TCP only).
+    pub tcp: Option<TcpStats>,
+    /// The reader's own delay: from the kernel's receive stamp of a reply to loadgen's read
+    /// of it (`--rx-timestamps`; TCP and UDP, either engine); `None` without stamps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rx_delay: Option<Percentiles>,
+    /// The server's listening sockets (sock_diag), when they are in this network namespace
+    /// or read through the agent: the backlog its listen() got, and the accept queue at the
+    /// end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<crate::listener::Backlog>,
+    /// `--arrivals poisson`: whether the sends really were a Poisson process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrivals_check: Option<ArrivalsCheck>,
+    /// Outputs that could not be written, each named with its error (the run's exit code is
+    /// then 1, whatever its status).
+    pub output_errors: Vec<String>,
+}
+
+impl Report {
+    /// A report with nothing measured (status `failed`), to be filled in by the caller:
+    /// a sweep's run that could not start, or a merge of logs.
+    pub fn empty(target: &str, addr: &str, transport: Option<Transport>) -> Report {
+        Report {
+            schema: SCHEMA,
+            timestamp: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            label: String::new(),
+            target: target.to_string(),
+            addr: addr.to_string(),
+            transport,
+            mode: Mode::Closed,
+            conns: 0,
+            msg_size: 0,
+            depth: 0,
+            rate: None,
+            reconnect_every: None,
+            conn_rate: None,
+            close: "fin",
+            duration_s: 0.0,
+            warmup_s: 0.0,
+            warmup_rule: None,
+            counters: Counters::default(),
+            throughput_msgs_s: 0.0,
+            throughput_mib_s: 0.0,
+            latency: Percentiles::default(),
+            raw: None,
+            send_lag: None,
+            client_lag: None,
+            backpressure: None,
+            connect: Percentiles::default(),
+            first_byte: Percentiles::default(),
+            conn_rate_s: 0.0,
+            conns_ok: 0,
+            server: None,
+            server_source: None,
+            client_cpu_s: 0.0,
+            client_rss_kib: 0,
+            client_thread_busy_max: 0.0,
+            client_thread_work_max: 0.0,
+            achieved_rate: None,
+            keep_up: None,
+            warnings: Vec::new(),
+            status: Status::Failed,
+            stop_reason: None,
+            fairness: Fairness::default(),
+            starved_conns: Vec::new(),
+            intervals: Vec::new(),
+            env: Environment::detect(),
+            procs: 1,
+            engine: String::new(),
+            shard: None,
+            settings: Settings::default(),
+            tcp: None,
+            arrivals_check: None,
+            rx_delay: None,
+            listen: None,
+            output_errors: Vec::new(),
+        }
+    }
+
+    /// The process exit code: the status's, or 1 when an output could not be written.
+    pub fn exit_code(&self) -> u8 {
+        if self.output_errors.is_empty() {
+            self.status.exit_code()
+        } else {
+            1
+        }
+    }
+
+    /// Client CPU per message, µs.
+    pub fn client_us_per_msg(&self) -> Option<f64> {
+        per_msg(self.client_cpu_s, self.counters.msgs)
+    }
+
+    /// Whether the window was steady ([`crate::steady`]); `None` when too short to judge.
+    pub fn steadiness(&self) -> Option<crate::steady::Steadiness> {
+        let series: Vec<(f64, f64)> = self.intervals.iter().map(|r| (r.msgs_s, r.p99_us)).collect();
+        crate::steady::judge(&series)
+    }
+
+    /// Server CPU per message, µs.
+    pub fn server_us_per_msg(&self) -> Option<f64> {
+        self.server.and_then(|s| per_msg(s.cpu_s?, self.counters.msgs))
+    }
+}
+
+fn transport_name<S: serde::Serializer>(t: &Option<Transport>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t.map_or("", Transport::name))
+}
+
+fn per_msg(cpu_s: f64, msgs: u64) -> Option<f64> {
+    (msgs > 0).then(|| cpu_s * 1e6 / msgs as f64)
+}
