@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # loadgen's client cost against a minimal C epoll client, both loading the C reference
-# server (../shared/ref/epoll_echo.c) at 1, 100 and 1000 connections, 64 B, closed loop.
+# server (scripts/ref/epoll_echo.c) at 1, 100 and 1000 connections, 64 B, closed loop.
 # Prints throughput and client CPU per message of each. Usage: scripts/client-compare.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
-ref_src=${REF_SRC:-../shared/ref/epoll_echo.c}
+ref_src=${REF_SRC:-scripts/ref/epoll_echo.c}
 cargo build --release -q -p loadgen
 mkdir -p target/ref
 gcc -O2 -pthread -o target/ref/epoll_echo "$ref_src"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measures every model against the C reference server (../shared/ref/epoll_echo.c) under
+# Measures every model against the C reference server (scripts/ref/epoll_echo.c) under
 # the same client (loadgen) and connection counts; appends to a CSV (default
 # results/ref-compare.csv). Usage: scripts/ref-compare.sh [CSV] [DURATION] [REPEAT]
 set -euo pipefail
@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 csv=${1:-results/ref-compare.csv}
 duration=${2:-5s}
 repeat=${3:-1}
-ref_src=${REF_SRC:-../shared/ref/epoll_echo.c}
+ref_src=${REF_SRC:-scripts/ref/epoll_echo.c}
 cargo build --release -q -p loadgen
 mkdir -p target/ref
 gcc -O2 -pthread -o target/ref/epoll_echo "$ref_src"

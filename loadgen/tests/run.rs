@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// The contract's schema-1 columns, in order (../shared/CONTRACT.md), then our appended ones.
+/// The schema-1 columns in order, as docs/reference.md documents them, then our appended ones.
 const CONTRACT_COLUMNS: &str =
     "schema, timestamp, label, target, addr, transport, mode, conns, msg_size, depth, rate, \
 duration_s, warmup_s, msgs, bytes, throughput_msgs_s, throughput_mib_s, \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # io_uring on both sides, measured in one sitting (results/uring/README.md has the findings).
 #
-# 1. Servers: uring against the C epoll reference server (../shared/ref/epoll_echo.c, one
+# 1. Servers: uring against the C epoll reference server (scripts/ref/epoll_echo.c, one
 #    thread) and against mio, all loaded by the same client (loadgen, one client thread,
 #    epoll engine): 1/100/1000/10000 connections, 64 B and 4 KiB, closed loop, 3 interleaved
 #    repeats (every server of a configuration back to back). Server CPU per message from
@@ -16,7 +16,7 @@ repeat=${REPEAT:-3}
 out=results/uring
 cargo build --release -q -p loadgen
 mkdir -p target/ref
-gcc -O2 -pthread -o target/ref/epoll_echo ../shared/ref/epoll_echo.c
+gcc -O2 -pthread -o target/ref/epoll_echo scripts/ref/epoll_echo.c
 gcc -O2 -o target/ref/c_client scripts/c_client.c
 L=target/release/loadgen
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -85,6 +85,15 @@ impl Model {
         }
     }
 
+    /// Other names the command line accepts for the model.
+    pub fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Model::ThreadPerConn => &["threads", "thread-per-connection"],
+            Model::ThreadPool => &["thread-pool", "pool"],
+            Model::Mio | Model::Tokio | Model::Uring => &[],
+        }
+    }
+
     /// The names of every model, comma separated (for error messages).
     pub fn names() -> String {
         Model::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
@@ -113,14 +122,10 @@ impl FromStr for Model {
     type Err = UnknownModel;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
         Model::ALL
             .into_iter()
-            .find(|m| m.name().eq_ignore_ascii_case(s.trim()))
-            .or(match s.trim() {
-                "thread-pool" | "pool" => Some(Model::ThreadPool),
-                "threads" | "thread-per-connection" => Some(Model::ThreadPerConn),
-                _ => None,
-            })
+            .find(|m| m.name().eq_ignore_ascii_case(s) || m.aliases().iter().any(|a| a.eq_ignore_ascii_case(s)))
             .ok_or_else(|| UnknownModel(s.to_string()))
     }
 }

@@ -3,14 +3,14 @@
 use clap::Args;
 
 use crate::addr::ListenAddr;
-use crate::model::{Model, UnknownModel};
+use crate::model::Model;
 use crate::running::DEFAULT_BACKLOG;
 
 /// Flags of one echo server.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Concurrency model: thread-per-conn, threadpool, mio, tokio or uring.
-    #[arg(long, value_parser = parse_model)]
+    /// Concurrency model.
+    #[arg(long, value_enum, ignore_case = true)]
     pub model: Model,
     /// Address to listen on: HOST:PORT, \[V6\]:PORT, unix:/path or udp://HOST:PORT (port 0:
     /// any free port).
@@ -71,8 +71,20 @@ fn parse_work(s: &str) -> Result<crate::work::WorkSpec, String> {
     s.parse().map_err(|e: crate::work::BadWork| e.to_string())
 }
 
-fn parse_model(s: &str) -> Result<Model, String> {
-    s.parse().map_err(|e: UnknownModel| e.to_string())
+/// The models as clap's choices, from the one table: `--help` lists and describes every
+/// model, and a new one appears there by itself.
+impl clap::ValueEnum for Model {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Model::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(
+            clap::builder::PossibleValue::new(self.name())
+                .help(self.description())
+                .aliases(self.aliases().iter().copied()),
+        )
+    }
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {
