@@ -70,6 +70,17 @@ impl Model {
         }
     }
 
+    /// Whether the model's UDP mapping opens a socket per peer on the server's own port
+    /// (bound again with SO_REUSEPORT and connected to the peer), so the first socket must
+    /// allow the port's reuse. Without it the per-peer sockets cannot bind and every peer
+    /// falls back on the dispatcher: the echo still works, the model silently is another.
+    pub fn udp_socket_per_peer(self) -> bool {
+        match self {
+            Model::ThreadPerConn => true,
+            Model::ThreadPool | Model::Mio | Model::Tokio | Model::Uring => false,
+        }
+    }
+
     /// One line describing the model (for `loadgen targets` and help texts).
     pub fn description(self) -> &'static str {
         match self {

@@ -20,8 +20,8 @@ pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
             on: config.allow_remote,
             source_rate: config.source_rate,
         };
-        // thread-per-conn's peers bind the same port again (SO_REUSEPORT) for their own sockets.
-        let reuse = config.reuse_port || model == Model::ThreadPerConn;
+        // A model with a socket per peer binds the same port again (SO_REUSEPORT) for each.
+        let reuse = config.reuse_port || model.udp_socket_per_peer();
         let sockets = listen::bind_udp(addr, model.sockets(threads, true), config.sock_buf, reuse)?;
         let local = sockets[0].local_addr()?;
         // With --work, every datagram is one message.

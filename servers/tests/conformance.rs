@@ -579,6 +579,7 @@ conformance! {
         churn_leaves_no_threads_or_descriptors_behind,
         udp_echoes_random_payloads_byte_exact,
         udp_serves_many_peers,
+        udp_binds_the_sockets_its_table_row_says,
         udp_serves_ipv6,
         udp_shutdown_is_prompt_and_frees_the_port,
         udp_binds_loopback_unless_allowed,

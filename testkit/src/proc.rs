@@ -72,3 +72,15 @@ pub fn close_wait_towards(port: u16) -> usize {
         .filter(|e| e.state == procfs::net::TcpState::CloseWait && e.remote_address.port() == port)
         .count()
 }
+
+/// UDP sockets of this machine bound to local port `port` (IPv4 and IPv6): a server's own
+/// sockets on its port.
+pub fn udp_bound_to(port: u16) -> usize {
+    // An unreadable table is a failure, never "none found".
+    let v4 = procfs::net::udp().expect("read /proc/net/udp");
+    let v6 = procfs::net::udp6().expect("read /proc/net/udp6");
+    v4.iter()
+        .chain(v6.iter())
+        .filter(|e| e.local_address.port() == port)
+        .count()
+}

@@ -100,6 +100,29 @@ pub(super) fn udp_serves_many_peers(model: Model) {
     server.shutdown().unwrap();
 }
 
+/// The model binds the sockets its table row says: `sockets` for its workers, and one more
+/// per peer where the row says its UDP mapping has a socket per peer. (A row that says
+/// "no" for a mapping that wants them is not caught here: its per-peer sockets cannot bind
+/// and the dispatcher serves everyone. That answer is the author's, asked by the compiler.)
+pub(super) fn udp_binds_the_sockets_its_table_row_says(model: Model) {
+    let config = udp_config("udp://127.0.0.1:0");
+    let workers = config.threads_for(model);
+    let (server, addr) = start_udp(model, config);
+    let peers: Vec<UdpSocket> = (0..3).map(|_| client(addr)).collect();
+    for (p, s) in peers.iter().enumerate() {
+        let payload = random_bytes(32, p as u64);
+        assert_eq!(round_trip(s, &payload), payload, "{model}: peer {p}");
+    }
+    let expected = model.sockets(workers, true) + if model.udp_socket_per_peer() { peers.len() } else { 0 };
+    assert_eq!(
+        testkit::proc::udp_bound_to(addr.port()),
+        expected,
+        "{model}: UDP sockets on its port after {} peers",
+        peers.len()
+    );
+    server.shutdown().unwrap();
+}
+
 pub(super) fn udp_serves_ipv6(model: Model) {
     let (server, addr) = start_udp(model, udp_config("udp://[::1]:0"));
     assert_eq!(round_trip(&client(addr), b"over v6"), b"over v6");
