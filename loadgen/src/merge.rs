@@ -10,9 +10,9 @@ use hdrhistogram::Histogram;
 
 use crate::hlog::{self, RAW_TAG};
 use crate::record::{new_histogram, Counters, Percentiles};
-use crate::report::{IntervalRow, Report, Status};
+use crate::report::{IntervalRow, Report, Status, TcpStats};
 use crate::schedule::Mode;
-use crate::shard::{RunStamp, ShardResult, CONNECT_TAG};
+use crate::shard::{self, RunStamp, ShardResult};
 
 /// The merged result of several logs.
 #[derive(Debug)]
@@ -21,8 +21,9 @@ pub struct Merged {
     pub latency: Histogram<u64>,
     /// Raw (service time) histograms, when the logs have them.
     pub raw: Option<Histogram<u64>>,
-    /// Connect latency (`Tag=connect`), when the logs have it (loadgen's shards).
-    pub connect: Option<Histogram<u64>>,
+    /// The other histograms loadgen's shards log (connect, first byte, ...: [`shard::TAGS`]),
+    /// by tag, where the logs have them.
+    pub tagged: BTreeMap<String, Histogram<u64>>,
     /// Earliest interval start to latest interval end.
     pub span: Duration,
     /// Per aligned interval: (start after the earliest, length, merged latency).
@@ -37,7 +38,7 @@ pub fn merge(logs: &[Vec<hlog::LoggedInterval>]) -> Merged {
     let end = latency_ivs.map(|i| i.start + i.length).max().unwrap_or_default();
     let mut latency = new_histogram();
     let mut raw: Option<Histogram<u64>> = None;
-    let mut connect: Option<Histogram<u64>> = None;
+    let mut tagged: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
     let mut by_start: BTreeMap<u128, (Duration, Histogram<u64>)> = BTreeMap::new();
     for iv in all {
         match iv.tag.as_deref() {
@@ -53,16 +54,19 @@ pub fn merge(logs: &[Vec<hlog::LoggedInterval>]) -> Merged {
             Some(RAW_TAG) => {
                 let _ = raw.get_or_insert_with(new_histogram).add(&iv.histogram);
             }
-            Some(CONNECT_TAG) => {
-                let _ = connect.get_or_insert_with(new_histogram).add(&iv.histogram);
+            Some(tag) if shard::TAGS.contains(&tag) => {
+                let _ = tagged
+                    .entry(tag.to_string())
+                    .or_insert_with(new_histogram)
+                    .add(&iv.histogram);
             }
-            Some(_) => {}
+            Some(_) => {} // another tool's tag
         }
     }
     Merged {
         latency,
         raw,
-        connect,
+        tagged,
         span: end.saturating_sub(start),
         intervals: by_start
             .into_iter()
@@ -82,7 +86,43 @@ pub fn report(m: &Merged, sources: &str, label: &str, shards: Option<(&RunStamp,
     let secs = total.duration_s;
     let rate = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
     let c = total.counters;
+    let tag = |t: &str| m.tagged.get(t).filter(|h| !h.is_empty()).map(Percentiles::of);
+    let open = stamp.mode == Mode::Open.to_string();
+    let f = &total.findings;
+    let mut warnings = f.warnings.clone();
+    let arrivals_check = (!f.send_gaps.is_empty())
+        .then(|| crate::run::check_gaps(&f.send_gaps))
+        .flatten();
+    warnings.extend(arrivals_check.filter(|a| !a.ok).map(|a| {
+        format!(
+            "the sends did not look Poisson over the shards (Kolmogorov-Smirnov p {:.4} on {} gaps); each shard's own report names the cause",
+            a.p_value, a.gaps
+        )
+    }));
     Report {
+        reconnect_every: total.config.reconnect_every,
+        conn_rate: total.config.conn_rate,
+        close: <crate::choice::CloseMode as clap::ValueEnum>::from_str(&total.config.close, true)
+            .map_or("fin", crate::choice::CloseMode::name),
+        settings: total.config.settings.clone().unwrap_or_default(),
+        first_byte: tag(shard::FIRST_BYTE_TAG).unwrap_or_default(),
+        rx_delay: tag(shard::RX_DELAY_TAG),
+        send_lag: tag(shard::SEND_LAG_TAG).filter(|_| open),
+        client_lag: tag(shard::CLIENT_LAG_TAG).filter(|_| open),
+        backpressure: tag(shard::BACKPRESSURE_TAG).filter(|_| open),
+        tcp: f.tcp.map(|t| {
+            let rtt = tag(shard::RTT_TAG).unwrap_or_default();
+            TcpStats {
+                rtt_p50_us: rtt.p50_us,
+                rtt_p99_us: rtt.p99_us,
+                ..t
+            }
+        }),
+        listen: f.listen,
+        keep_up: f.keep_up.clone(),
+        achieved_rate: f.achieved_rate,
+        arrivals_check,
+        warnings,
         target: stamp.target.clone(),
         addr: total.addr.clone(),
         conns: total.conns,
@@ -95,7 +135,7 @@ pub fn report(m: &Merged, sources: &str, label: &str, shards: Option<(&RunStamp,
         throughput_msgs_s: rate(c.msgs as f64),
         throughput_mib_s: rate(c.bytes as f64 / (1024.0 * 1024.0)),
         conn_rate_s: rate(c.conns_opened as f64),
-        connect: m.connect.as_ref().map(Percentiles::of).unwrap_or_default(),
+        connect: tag(shard::CONNECT_TAG).unwrap_or_default(),
         conns_ok: total.conns_ok,
         server: total.server,
         client_cpu_s: total.client_cpu_s,

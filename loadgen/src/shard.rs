@@ -6,15 +6,20 @@
 //! format skip comments): `#[echo-bench run: {...}]`, the run's stamp (what was run, by
 //! whom, and when it starts), written before the first interval; and `#[echo-bench
 //! shard-result: {...}]`, its counters and costs, written at the end, with its connect
-//! histogram as an interval tagged `connect`. `loadgen merge` checks that every log has
-//! the same stamp (refusing, with the file named, logs of another configuration or
-//! window), merges the histograms exactly and sums the counters.
+//! histograms besides latency as intervals tagged with their names ([`TAGS`]: connect,
+//! first byte, receive delay, the open loop's lags, TCP's RTT). `loadgen merge` checks that
+//! every log has the same stamp (refusing, with the file named, logs of another
+//! configuration or window), merges the histograms exactly, sums the counters, and keeps
+//! each shard's configuration columns and findings (warnings, the keep-up verdict, its
+//! sample of send gaps for the arrivals check), so a merged report says what one process's
+//! would.
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
+use crate::listener::Backlog;
 use crate::record::{Counters, Fairness};
-use crate::report::{Report, ServerCost, Status};
+use crate::report::{Report, ServerCost, Settings, Status, TcpStats};
 
 /// Prefix of the stamp comment.
 pub const RUN_NOTE: &str = "echo-bench run: ";
@@ -22,6 +27,28 @@ pub const RUN_NOTE: &str = "echo-bench run: ";
 pub const RESULT_NOTE: &str = "echo-bench shard-result: ";
 /// Tag of the connect-latency interval of a shard's log.
 pub const CONNECT_TAG: &str = "connect";
+/// Tag of the time from a connection's start to its first echoed byte.
+pub const FIRST_BYTE_TAG: &str = "first_byte";
+/// Tag of the reader's delay after the kernel's receive stamp (`--rx-timestamps on`).
+pub const RX_DELAY_TAG: &str = "rx_delay";
+/// Tags of the open loop's lateness: all of it, the client's share, waits for replies.
+pub const SEND_LAG_TAG: &str = "send_lag";
+/// The client's share of the lateness.
+pub const CLIENT_LAG_TAG: &str = "client_lag";
+/// Waits for a reply under `--depth`.
+pub const BACKPRESSURE_TAG: &str = "backpressure";
+/// Tag of the TCP connections' smoothed RTTs at the window's end (ns).
+pub const RTT_TAG: &str = "rtt";
+/// Every tag a shard's log may carry besides latency and raw service time.
+pub const TAGS: [&str; 7] = [
+    CONNECT_TAG,
+    FIRST_BYTE_TAG,
+    RX_DELAY_TAG,
+    SEND_LAG_TAG,
+    CLIENT_LAG_TAG,
+    BACKPRESSURE_TAG,
+    RTT_TAG,
+];
 
 /// What a run was, the same in every shard of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,11 +144,48 @@ pub struct ShardResult {
     /// The same without its pacing spin.
     #[serde(default)]
     pub busiest_work: f64,
+    /// Its configuration columns (the same in every shard).
+    #[serde(default)]
+    pub config: ShardConfig,
+    /// What it found besides its numbers.
+    #[serde(default)]
+    pub findings: ShardFindings,
+}
+
+/// The configuration columns of a shard's run that its stamp does not hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardConfig {
+    /// `--reconnect-every`.
+    pub reconnect_every: Option<u64>,
+    /// `--conn-rate` and its messages per connection.
+    pub conn_rate: Option<(f64, u64)>,
+    /// `--close`: `fin` or `rst`.
+    pub close: String,
+    /// The settings besides the configuration key (threads, pacing, work, seed, ...).
+    pub settings: Option<Settings>,
+}
+
+/// What a shard found besides its counts: what its own report would have said.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardFindings {
+    /// Its warnings.
+    pub warnings: Vec<String>,
+    /// Open loop: its keep-up verdict, when it did not keep up.
+    pub keep_up: Option<String>,
+    /// Open loop: the rate it sent at, msg/s (or connections/s).
+    pub achieved_rate: Option<f64>,
+    /// Open loop: its sample of send gaps (in units of the promised mean) for the
+    /// arrivals check, at most 2,000 (the number one process's check tests).
+    pub send_gaps: Vec<f64>,
+    /// TCP_INFO over its window (its RTT percentiles are merged from the `rtt` histograms).
+    pub tcp: Option<TcpStats>,
+    /// The server's listeners, when it read them.
+    pub listen: Option<Backlog>,
 }
 
 impl ShardResult {
-    /// The result of a shard's report.
-    pub fn of(r: &Report, shard: u32) -> Self {
+    /// The result of a shard's report, with its sample of send gaps.
+    pub fn of(r: &Report, shard: u32, send_gaps: Vec<f64>) -> Self {
         ShardResult {
             shard,
             conns: r.conns,
@@ -137,6 +201,20 @@ impl ShardResult {
             fairness: r.fairness,
             busiest_thread: r.client_thread_busy_max,
             busiest_work: r.client_thread_work_max,
+            config: ShardConfig {
+                reconnect_every: r.reconnect_every,
+                conn_rate: r.conn_rate,
+                close: r.close.to_string(),
+                settings: Some(r.settings.clone()),
+            },
+            findings: ShardFindings {
+                warnings: r.warnings.clone(),
+                keep_up: r.keep_up.clone(),
+                achieved_rate: r.achieved_rate,
+                send_gaps,
+                tcp: r.tcp,
+                listen: r.listen,
+            },
         }
     }
 }
@@ -180,6 +258,8 @@ pub fn combine(results: &[ShardResult], shards: u32) -> ShardResult {
         fairness: Fairness::default(),
         busiest_thread: 0.0,
         busiest_work: 0.0,
+        config: results.first().map(|r| r.config.clone()).unwrap_or_default(),
+        findings: combine_findings(results),
     };
     // Jain's index combines exactly: each shard's sum of squares follows from its index,
     // n and sum (J = (sum x)^2 / (n * sum x^2)). The median is the shards' middle median.
@@ -232,6 +312,60 @@ pub fn combine(results: &[ShardResult], shards: u32) -> ShardResult {
     total
 }
 
+/// The shards' findings as one: warnings and keep-up verdicts named by the shards that
+/// gave them (one line for a warning several gave), rates and retransmissions summed,
+/// send-gap samples pooled, the first reading of the listeners.
+fn combine_findings(results: &[ShardResult]) -> ShardFindings {
+    let named = |texts: Vec<(u32, &String)>| -> Vec<String> {
+        let mut lines: Vec<(Vec<u32>, &String)> = Vec::new();
+        for (shard, text) in texts {
+            match lines.iter_mut().find(|(_, t)| *t == text) {
+                Some((shards, _)) => shards.push(shard),
+                None => lines.push((vec![shard], text)),
+            }
+        }
+        lines
+            .into_iter()
+            .map(|(shards, text)| {
+                let ids: Vec<String> = shards.iter().map(u32::to_string).collect();
+                let which = if shards.len() == 1 { "shard" } else { "shards" };
+                format!("{which} {}: {text}", ids.join(", "))
+            })
+            .collect()
+    };
+    let warnings = named(
+        results
+            .iter()
+            .flat_map(|r| r.findings.warnings.iter().map(move |w| (r.shard, w)))
+            .collect(),
+    );
+    let keep_up = named(
+        results
+            .iter()
+            .filter_map(|r| r.findings.keep_up.as_ref().map(|k| (r.shard, k)))
+            .collect(),
+    );
+    let tcp = results.iter().filter_map(|r| r.findings.tcp).reduce(|a, b| TcpStats {
+        retransmits: a.retransmits + b.retransmits,
+        conns: a.conns + b.conns,
+        // The percentiles come from the merged `rtt` histograms, never from these.
+        rtt_p50_us: 0.0,
+        rtt_p99_us: 0.0,
+    });
+    let rates: Vec<f64> = results.iter().filter_map(|r| r.findings.achieved_rate).collect();
+    ShardFindings {
+        warnings,
+        keep_up: (!keep_up.is_empty()).then(|| keep_up.join("; ")),
+        achieved_rate: (!rates.is_empty()).then(|| rates.iter().sum()),
+        send_gaps: results
+            .iter()
+            .flat_map(|r| r.findings.send_gaps.iter().copied())
+            .collect(),
+        tcp,
+        listen: results.iter().find_map(|r| r.findings.listen),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +396,8 @@ mod tests {
             },
             busiest_thread: 0.5,
             busiest_work: 0.5,
+            config: ShardConfig::default(),
+            findings: ShardFindings::default(),
         }
     }
 
@@ -279,6 +415,46 @@ mod tests {
         let missing = combine(&[result(0, 100, Status::Ok)], 3);
         assert_eq!(missing.status, Status::Partial);
         assert_eq!(missing.stop_reason.as_deref(), Some("1 of 3 shards reported"));
+    }
+
+    #[test]
+    fn findings_are_named_by_their_shards_and_pooled() {
+        let mut a = result(0, 100, Status::Ok);
+        let mut b = result(1, 100, Status::Ok);
+        let mut c = result(2, 100, Status::Ok);
+        a.findings.warnings = vec!["the server is slow".into(), "only here".into()];
+        b.findings.warnings = vec!["the server is slow".into()];
+        c.findings.keep_up = Some("achieved 90 of 100 msg/s".into());
+        (a.findings.achieved_rate, b.findings.achieved_rate) = (Some(100.0), Some(50.0));
+        (a.findings.send_gaps, b.findings.send_gaps) = (vec![1.0, 2.0], vec![0.5]);
+        a.findings.tcp = Some(TcpStats {
+            retransmits: 3,
+            rtt_p50_us: 40.0,
+            rtt_p99_us: 90.0,
+            conns: 10,
+        });
+        b.findings.tcp = Some(TcpStats {
+            retransmits: 4,
+            conns: 10,
+            ..TcpStats::default()
+        });
+        a.config.close = "rst".into();
+        let total = combine(&[a, b, c], 3);
+        let f = &total.findings;
+        assert_eq!(
+            f.warnings,
+            vec![
+                "shards 0, 1: the server is slow".to_string(),
+                "shard 0: only here".to_string()
+            ]
+        );
+        assert_eq!(f.keep_up.as_deref(), Some("shard 2: achieved 90 of 100 msg/s"));
+        assert_eq!(f.achieved_rate, Some(150.0));
+        assert_eq!(f.send_gaps, vec![1.0, 2.0, 0.5]);
+        let tcp = f.tcp.unwrap();
+        assert_eq!((tcp.retransmits, tcp.conns), (7, 20));
+        assert_eq!(tcp.rtt_p99_us, 0.0, "percentiles come from the merged histograms only");
+        assert_eq!(total.config.close, "rst", "the configuration is the shards' own");
     }
 
     #[test]

@@ -81,6 +81,58 @@ fn procs_and_server_procs_make_one_report() {
 }
 
 #[test]
+fn a_merged_report_says_what_one_process_would() {
+    // Open loop, Poisson, kernel stamps, churn with RST: every column one process fills
+    // must come through the merge of its shards, not be left blank or zero.
+    let (code, row) = run_for_row(
+        "procs-config.csv",
+        &[
+            "--target",
+            "mio",
+            "--procs",
+            "2",
+            "--conns",
+            "10",
+            "--rate",
+            "2000",
+            "--arrivals",
+            "poisson",
+            "--rx-timestamps",
+            "on",
+            "--reconnect-every",
+            "50",
+            "--close",
+            "rst",
+            "--duration",
+            "1500ms",
+            "--warmup",
+            "300ms",
+        ],
+    );
+    assert_eq!(code, Some(0), "{row:?}");
+    assert_eq!(row["procs"], "2");
+    for (column, expected) in [
+        ("reconnect_every", "50"),
+        ("close", "rst"),
+        ("arrivals", "poisson"),
+        ("pacing", "hybrid"),
+        ("engine", "epoll"),
+    ] {
+        assert_eq!(row[column], expected, "{column}");
+    }
+    for column in [
+        "rx_delay_p99_us",
+        "send_lag_p99_us",
+        "client_lag_p99_us",
+        "first_byte_p99_us",
+        "tcp_rtt_p50_us",
+        "client_threads",
+    ] {
+        assert!(num(&row, column) > 0.0, "{column} = {:?}", row[column]);
+    }
+}
+
+#[test]
 fn shards_started_together_merge_into_the_whole_run() {
     let server = MisbehavingServer::start(Misbehave::None);
     let start = at(Duration::from_secs(2));

@@ -79,7 +79,7 @@ const COLUMNS: [Column; 82] = [
     ("steady", |r| opt(r.steadiness(), |s| if s.steady { "yes" } else { "no" }.to_string())),
     ("client_threads", |r| nonzero(r.settings.client_threads as u64)),
     ("server_workers", |r| opt(r.settings.server_workers, |v| v.to_string())),
-    ("pacing", |r| r.settings.pacing.unwrap_or_default().to_string()),
+    ("pacing", |r| r.settings.pacing.clone().unwrap_or_default()),
     ("pin_server", |r| opt(r.env.pin_server.as_deref(), cpus)),
     ("pin_client", |r| opt(r.env.pin_client.as_deref(), cpus)),
     ("sock_buf", |r| opt(r.settings.sock_buf, |v| v.to_string())),
@@ -91,7 +91,7 @@ const COLUMNS: [Column; 82] = [
     ("work", |r| r.settings.work.clone().unwrap_or_default()),
     ("retransmits", |r| opt(r.tcp, |t| t.retransmits.to_string())),
     ("tcp_rtt_p50_us", |r| opt(r.tcp, |t| f(t.rtt_p50_us, 1))),
-    ("arrivals", |r| r.settings.arrivals.unwrap_or_default().to_string()),
+    ("arrivals", |r| r.settings.arrivals.clone().unwrap_or_default()),
     ("rx_delay_p99_us", |r| opt(r.rx_delay, |p| f(p.p99_us, 1))),
 ];
 

@@ -58,7 +58,7 @@ impl fmt::Display for Status {
 /// The settings that shape what a run measures besides its configuration key (target,
 /// transport, mode, conns, msg_size, depth, rate): recorded so that two runs that differ
 /// in any of them are never taken for repeats of one configuration.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Settings {
     /// Client threads that ran (`--threads`, or its default).
     pub client_threads: usize,
@@ -68,7 +68,7 @@ pub struct Settings {
     /// for thread-per-conn (a thread per connection) and for `--addr`.
     pub server_workers: Option<usize>,
     /// How open-loop sends were timed; `None` in closed loop, where it does not apply.
-    pub pacing: Option<&'static str>,
+    pub pacing: Option<String>,
     /// SO_SNDBUF/SO_RCVBUF asked for, bytes; `None`: the kernel's autotuning.
     pub sock_buf: Option<usize>,
     /// Server processes sharing the port.
@@ -78,7 +78,7 @@ pub struct Settings {
     /// `--seed`: of every random choice (the work's durations, Poisson send times).
     pub seed: u64,
     /// How open-loop sends were spaced (`--arrivals`); `None` in closed loop.
-    pub arrivals: Option<&'static str>,
+    pub arrivals: Option<String>,
 }
 
 /// The arrivals check of a Poisson run: the gaps between the sends the client really made
@@ -104,7 +104,7 @@ pub struct ArrivalsCheck {
 pub const ARRIVALS_ALPHA: f64 = 0.001;
 
 /// What TCP_INFO said about the client's TCP connections over the window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct TcpStats {
     /// Segments the client retransmitted inside the window (connections open at both ends
     /// of it): exact even when the machine carries other traffic.

@@ -129,12 +129,12 @@ pub(crate) fn settings(cfg: &RunConfig) -> Settings {
         client_threads_default: cfg.threads_default.clone(),
         server_workers: server_workers(cfg),
         pacing: (cfg.rate.is_some() || cfg.search.is_some() || matches!(cfg.churn, Churn::ConnRate { .. }))
-            .then(|| cfg.pacing.name()),
+            .then(|| cfg.pacing.name().to_string()),
         sock_buf: cfg.sock_buf,
         server_procs: cfg.server_procs,
         work: cfg.work.as_ref().map(ToString::to_string),
         seed: cfg.seed,
-        arrivals: (cfg.rate.is_some() || cfg.search.is_some()).then(|| cfg.arrivals.as_str()),
+        arrivals: (cfg.rate.is_some() || cfg.search.is_some()).then(|| cfg.arrivals.as_str().to_string()),
     }
 }
 
@@ -290,7 +290,7 @@ fn write_down(p: Parts<'_>, d: Derived) -> Report {
         listen: p.backlog.or(p.server.and_then(|s| s.listen)),
         rx_delay: (!p.total.rx_delay.is_empty()).then(|| Percentiles::of(&p.total.rx_delay)),
         arrivals_check: (cfg.arrivals == crate::schedule::Arrival::Poisson)
-            .then(|| arrivals_check(p.outputs))
+            .then(|| check_gaps(&pooled_gaps(p.outputs)))
             .flatten(),
         output_errors: Vec::new(),
         env: d.env,
@@ -303,15 +303,24 @@ fn write_down(p: Parts<'_>, d: Derived) -> Report {
 /// resolution: two sends of a thread are never closer than a few µs (8 µs on the 2-core VM),
 /// a distance of about 0.015 at 2,000 msg/s per thread that 20,000 gaps would call
 /// significant although no queue slower than that can tell.
-const ARRIVALS_GAPS: usize = 2000;
+pub(crate) const ARRIVALS_GAPS: usize = 2000;
 
-/// The threads' send gaps pooled and tested against the exponential (`None` with too few).
-fn arrivals_check(outputs: &[ThreadOutput]) -> Option<crate::report::ArrivalsCheck> {
-    let pooled: Vec<f64> = outputs.iter().flat_map(|o| o.send_gaps.iter().copied()).collect();
-    let mean_gap_ratio = pooled.iter().sum::<f64>() / pooled.len().max(1) as f64;
-    // Evenly spread over the sample: every k-th gap.
+/// The threads' send gaps pooled (what a shard hands on for the merged check).
+pub(crate) fn pooled_gaps(outputs: &[ThreadOutput]) -> Vec<f64> {
+    outputs.iter().flat_map(|o| o.send_gaps.iter().copied()).collect()
+}
+
+/// At most [`ARRIVALS_GAPS`] of `pooled`, evenly spread over it: every k-th gap.
+pub(crate) fn thin_gaps(pooled: &[f64]) -> Vec<f64> {
     let stride = pooled.len().div_ceil(ARRIVALS_GAPS).max(1);
-    let mut gaps: Vec<f64> = pooled.into_iter().step_by(stride).collect();
+    pooled.iter().copied().step_by(stride).collect()
+}
+
+/// Pooled send gaps tested against the exponential (`None` with too few): the threads'
+/// gaps of one process, or the shards' samples of a merged run.
+pub(crate) fn check_gaps(pooled: &[f64]) -> Option<crate::report::ArrivalsCheck> {
+    let mean_gap_ratio = pooled.iter().sum::<f64>() / pooled.len().max(1) as f64;
+    let mut gaps = thin_gaps(pooled);
     let (statistic, p_value) = crate::stats::ks_exponential(&mut gaps)?;
     Some(crate::report::ArrivalsCheck {
         test: "kolmogorov-smirnov",

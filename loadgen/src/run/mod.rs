@@ -13,7 +13,7 @@
 
 mod aggregate;
 mod assemble;
-pub(crate) use assemble::settings;
+pub(crate) use assemble::{check_gaps, settings};
 pub(crate) mod cost;
 mod progress;
 mod verdict;
@@ -34,6 +34,7 @@ use crate::report::Report;
 use crate::{shard, sys, target};
 use aggregate::Aggregator;
 use cost::Cost;
+use hdrhistogram::Histogram;
 use progress::Progress;
 use watch::Watch;
 
@@ -88,14 +89,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let spread = bind.map(|bind| RunConfig { bind, ..cfg.clone() });
     let cfg = spread.as_ref().unwrap_or(cfg);
     let plan = assign(cfg.shard.range(cfg.conns), cfg.threads);
-    let start_at = cfg.start_at.map(|t| {
-        let now = (Instant::now(), SystemTime::now());
-        match t.duration_since(now.1) {
-            Ok(ahead) => now.0 + ahead,
-            Err(_) => now.0, // already passed (by less than a second: checked)
-        }
-    });
-    let shared = Shared::new(plan.len(), start_at);
+    let shared = Shared::new(plan.len(), cfg.start_at.map(instant_of));
     let (server_probe, server_source) = server_probe(cfg, &target);
     check_agent(server_probe.as_ref())?;
 
@@ -117,12 +111,14 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let stop_reason = seen.watch.stopped().map(|(_, r)| r.clone()).or(seen.thread_error);
     let machine = machine_before.since(&target.addr);
     let window = warmup::settle(cfg, &mut seen.agg, measured, client_cpu_s, server_cost);
+    let total = seen.agg.total();
+    let tagged = hlog.is_some().then(|| tagged_histograms(&total, &seen.outputs));
     let mut report = assemble::report(assemble::Parts {
         cfg: &window.cfg,
         target: &target,
         started_at,
         measured: window.measured,
-        total: seen.agg.total(),
+        total,
         intervals: seen.agg.rows(cfg.interval, window.measured),
         outputs: &seen.outputs,
         client_cpu_s: window.client_cpu_s,
@@ -138,31 +134,74 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     });
     report.warmup_rule = window.rule;
     if let Some(log) = hlog {
-        if let Err(why) = close_log(log, offset.map(|o| (o, measured)), &seen.outputs, &report, cfg) {
+        let result = shard::ShardResult::of(
+            &report,
+            cfg.shard.index,
+            assemble::thin_gaps(&assemble::pooled_gaps(&seen.outputs)),
+        );
+        if let Err(why) = close_log(log, offset.map(|o| (o, measured)), &tagged.unwrap_or_default(), &result) {
             report.output_errors.push(why);
         }
     }
     Ok(report)
 }
 
-/// Ends the interval log: what merging shards needs besides the latency histograms
-/// (connect times, the shard's result), once the window is known (`window`: its offset in
-/// the log and its length).
+/// `--start-at`'s wall-clock time as an instant of the monotonic clock.
+fn instant_of(at: SystemTime) -> Instant {
+    let now = (Instant::now(), SystemTime::now());
+    match at.duration_since(now.1) {
+        Ok(ahead) => now.0 + ahead,
+        Err(_) => now.0, // already passed (by less than a second: checked)
+    }
+}
+
+/// The run's histograms besides latency, by their tags in a shard's log (the empty ones
+/// left out): what a merge needs to report them exactly.
+fn tagged_histograms(total: &Interval, outputs: &[ThreadOutput]) -> Vec<(&'static str, Histogram<u64>)> {
+    let merged = |pick: fn(&ThreadOutput) -> &Histogram<u64>| {
+        let mut h = crate::record::new_histogram();
+        for out in outputs {
+            // Same bounds on both sides: `add` cannot fail.
+            let _ = h.add(pick(out));
+        }
+        h
+    };
+    let mut rtt = crate::record::new_histogram();
+    for t in outputs.iter().filter_map(|o| o.tcp.as_ref()) {
+        for &us in &t.rtt_us {
+            rtt.saturating_record(u64::from(us) * 1000);
+        }
+    }
+    let tagged = [
+        (shard::CONNECT_TAG, merged(|o| &o.connect)),
+        (shard::FIRST_BYTE_TAG, merged(|o| &o.first_byte)),
+        (shard::RX_DELAY_TAG, total.rx_delay.clone()),
+        (shard::SEND_LAG_TAG, total.send_lag.clone()),
+        (shard::CLIENT_LAG_TAG, total.client_lag.clone()),
+        (shard::BACKPRESSURE_TAG, total.backpressure.clone()),
+        (shard::RTT_TAG, rtt),
+    ];
+    // connect stays even when empty: a shard with no connect is worth saying so.
+    tagged
+        .into_iter()
+        .filter(|(tag, h)| *tag == shard::CONNECT_TAG || !h.is_empty())
+        .collect()
+}
+
+/// Ends the interval log: what merging shards needs besides the latency histograms (the
+/// other histograms, the shard's result), once the window is known (`window`: its offset
+/// in the log and its length).
 fn close_log(
     mut log: HlogWriter,
     window: Option<(Duration, Duration)>,
-    outputs: &[ThreadOutput],
-    report: &Report,
-    cfg: &RunConfig,
+    tagged: &[(&'static str, Histogram<u64>)],
+    result: &shard::ShardResult,
 ) -> Result<(), String> {
     if let Some((offset, measured)) = window {
-        let mut connect = crate::record::new_histogram();
-        for out in outputs {
-            // Same bounds on both sides: `add` cannot fail.
-            let _ = connect.add(&out.connect);
+        for (tag, h) in tagged {
+            log.interval(offset, measured, h, Some(tag));
         }
-        log.interval(offset, measured, &connect, Some(shard::CONNECT_TAG));
-        log.comment(&shard::result_note(&shard::ShardResult::of(report, cfg.shard.index)));
+        log.comment(&shard::result_note(result));
     }
     log.finish()
 }
