@@ -2,9 +2,10 @@
 //! server costs, in the Prometheus text exposition format (so Prometheus and Grafana can
 //! read it too), and the client side that loadgen uses with `--agent ADDR`.
 //!
-//! Crates, and why: `tiny_http` serves HTTP (a well-kept synchronous server: one request
-//! at a time is all an agent read twice per run needs, and it parses the requests, not
-//! us); `prometheus-client` (the Prometheus project's own Rust client) encodes the
+//! Crates, and why: `hyper` serves HTTP (on one thread, a current-thread tokio runtime:
+//! it parses the requests, not us, and bounds a request's head in size and time, which
+//! `tiny_http`, used before, could not: an endless header line grew its memory);
+//! `prometheus-client` (the Prometheus project's own Rust client) encodes the
 //! exposition format; `ureq` (blocking, small) reads it, and `prometheus-parse` parses it.
 //!
 //! Metrics, named as node_exporter and the client libraries name them:
@@ -157,66 +158,133 @@ pub struct AgentConfig {
     pub port: Option<u16>,
 }
 
-/// Serves until the process is stopped; prints `listening ADDR` once bound.
+/// Connections served at once; more are closed as soon as they are accepted.
+const MAX_CONNECTIONS: usize = 32;
+/// The most a request's line and headers may take: hyper answers 431 beyond it (an endless
+/// header line must not grow the agent's memory).
+const MAX_HEAD: usize = 16 * 1024;
+/// A request's head must arrive within this (a client that sends it byte by byte, or
+/// never, holds one of the connections for no longer).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// No connection lives longer, whatever it does.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// Requests answered, on average, per second (bursts of [`BURST`]): a scrape costs a walk
+/// over /proc, and a flood must not load the host whose cost is being measured.
+/// Beyond that: 429.
+const RATE: f64 = 20.0;
+/// The burst [`RATE`] allows.
+const BURST: f64 = 40.0;
+
+/// The agent's token bucket over every connection's requests.
+struct Bucket {
+    tokens: f64,
+    refilled: std::time::Instant,
+}
+
+impl Bucket {
+    /// Takes a token if there is one.
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * RATE).min(BURST);
+        self.refilled = now;
+        let ok = self.tokens >= 1.0;
+        if ok {
+            self.tokens -= 1.0;
+        }
+        ok
+    }
+}
+
+/// Serves until the process is stopped; prints `listening ADDR` once bound. One thread
+/// (a current-thread tokio runtime) reads every connection concurrently with hyper, which
+/// bounds a request's head in size and time, so no client can stall the others or grow
+/// the agent's memory.
 pub fn serve(cfg: &AgentConfig) -> anyhow::Result<()> {
-    let server =
-        tiny_http::Server::http(cfg.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .map_or(cfg.listen.to_string(), |a| a.to_string());
+    use anyhow::Context;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the agent's runtime")?;
+    runtime.block_on(accept_loop(cfg.clone()))
+}
+
+async fn accept_loop(cfg: AgentConfig) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let bound = listener.local_addr().map_or(cfg.listen, |a| a);
     println!("listening {bound}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    // Requests are answered one at a time, at most RATE a second on average (bursts of
-    // BURST): a scrape costs a walk over /proc, and a flood must not load the host whose
-    // cost is being measured. Beyond that: 429.
-    const RATE: f64 = 20.0;
-    const BURST: f64 = 40.0;
-    let (mut tokens, mut refilled) = (BURST, std::time::Instant::now());
-    for request in server.incoming_requests() {
-        let now = std::time::Instant::now();
-        tokens = (tokens + now.duration_since(refilled).as_secs_f64() * RATE).min(BURST);
-        refilled = now;
-        let (status, body) = if tokens >= 1.0 {
-            tokens -= 1.0;
-            answer(cfg, &request)
-        } else {
-            (429, "too many requests: at most 20 a second\n".into())
+    let cfg = std::sync::Arc::new(cfg);
+    let bucket = std::sync::Arc::new(std::sync::Mutex::new(Bucket {
+        tokens: BURST,
+        refilled: std::time::Instant::now(),
+    }));
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // EMFILE or ENFILE (out of descriptors), ECONNABORTED: wait a moment instead
+            // of spinning on the error, then accept again.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
-        let response = tiny_http::Response::from_string(body)
-            .with_status_code(status)
-            .with_header(
-                tiny_http::Header::from_bytes("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                    .expect("a valid static header"),
-            );
-        // A client gone before the answer costs only its own request.
-        let _ = request.respond(response);
+        // Every slot taken: this connection is closed at once (dropped).
+        let Ok(permit) = std::sync::Arc::clone(&slots).try_acquire_owned() else {
+            continue;
+        };
+        let (cfg, bucket) = (std::sync::Arc::clone(&cfg), std::sync::Arc::clone(&bucket));
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let allowed = bucket.lock().map_or(true, |mut b| b.take());
+                let (status, body) = if allowed {
+                    answer(&cfg, &request)
+                } else {
+                    (429, "too many requests: at most 20 a second\n".into())
+                };
+                let response = hyper::Response::builder()
+                    .status(status)
+                    .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)));
+                async move { response }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(MAX_HEAD)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            // A client gone, too slow or too large costs only its own connection.
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            drop(permit);
+        });
     }
-    Ok(())
 }
 
 /// The status and body for one request.
-fn answer(cfg: &AgentConfig, request: &tiny_http::Request) -> (u16, String) {
-    if *request.method() != tiny_http::Method::Get {
+fn answer<B>(cfg: &AgentConfig, request: &hyper::Request<B>) -> (u16, String) {
+    if request.method() != hyper::Method::GET {
         return (405, "only GET\n".into());
     }
     if let Some(token) = &cfg.token {
         let given = request
             .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .map(|h| h.value.as_str().to_string());
-        if given.as_deref() != Some(format!("Bearer {token}").as_str()) {
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if given != Some(format!("Bearer {token}").as_str()) {
             return (401, "a bearer token is required\n".into());
         }
     }
-    let url = request.url();
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    if path != "/metrics" {
+    if request.uri().path() != "/metrics" {
         return (404, "only /metrics\n".into());
     }
-    let port = query
+    let port = request
+        .uri()
+        .query()
+        .unwrap_or("")
         .split('&')
         .find_map(|kv| kv.strip_prefix("port="))
         .map(|p| p.parse::<u16>().map_err(|_| ()))

@@ -284,3 +284,41 @@ fn an_agent_that_never_answers_costs_the_run_a_bounded_wait() {
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
     drop(holder);
 }
+
+#[test]
+fn an_endless_header_is_cut_off_and_costs_the_agent_no_memory() {
+    let (agent, at) = agent(&[]);
+    let before = testkit::proc::rss_kib(agent.pid());
+    let mut s = TcpStream::connect(&at).unwrap();
+    s.set_write_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nX-Endless: ").unwrap();
+    // 64 MiB of one header line, unless the agent refuses it first (then a write fails:
+    // the connection was closed under it).
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut sent = 0usize;
+    let refused = loop {
+        if sent >= 64 << 20 {
+            break None;
+        }
+        match s.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) => break Some(e),
+        }
+    };
+    let refused = refused.unwrap_or_else(|| panic!("the agent took {sent} bytes of one header line"));
+    assert!(
+        matches!(
+            refused.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "the agent closed the connection (after a 431): {refused}"
+    );
+    let after = testkit::proc::rss_kib(agent.pid());
+    assert!(
+        after < before + 8 * 1024,
+        "the agent grew from {before} to {after} KiB over {sent} bytes of header"
+    );
+    // It still answers the next request.
+    assert!(http(&at, "GET /metrics HTTP/1.0\r\n\r\n").contains(" 200 "));
+}
