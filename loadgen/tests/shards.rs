@@ -168,6 +168,10 @@ fn shards_started_together_merge_into_the_whole_run() {
         (v["engine"].as_str(), v["transport"].as_str()),
         (Some("epoll"), Some("tcp"))
     );
+    // The configuration columns come from the shards' results (merge has no configuration
+    // of its own), and so do their TCP readings.
+    assert!(v["settings"]["client_threads"].as_u64() >= Some(1), "{}", v["settings"]);
+    assert!(v["tcp"]["rtt_p50_us"].as_f64() > Some(0.0), "{}", v["tcp"]);
     merged_is_exact(&logs, &v);
     // A log of another run is refused, naming the file.
     let other = temp_path("other.hlog");
