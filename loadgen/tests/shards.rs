@@ -133,6 +133,43 @@ fn a_merged_report_says_what_one_process_would() {
 }
 
 #[test]
+fn a_shard_is_judged_on_its_share_of_the_rate() {
+    // Shard 0 of 2 sends its 5 connections' messages: 1,000 of the run's 2,000 msg/s. Judged
+    // against the whole run's rate it "achieved 1000 of 2000" and was called short.
+    let server = MisbehavingServer::start(Misbehave::None);
+    let json = temp_path("shard-share.json");
+    let out = run(&[
+        "--addr",
+        &server.addr_arg(),
+        "--shard",
+        "0/2",
+        "--start-at",
+        &at(Duration::from_millis(800)),
+        "--conns",
+        "10",
+        "--rate",
+        "2000",
+        "--duration",
+        "1500ms",
+        "--warmup",
+        "300ms",
+        "--json",
+        json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(out.status.code().is_some(), "{out:?}");
+    let v = read_json(&json);
+    assert_eq!(v["shard"].as_str(), Some("0/2"));
+    let sent = v["achieved_rate"].as_f64().unwrap();
+    assert!(
+        (700.0..1300.0).contains(&sent),
+        "the shard sent its share: {sent} msg/s"
+    );
+    let keep_up = v["keep_up"].as_str().unwrap_or("");
+    assert!(!keep_up.contains("achieved"), "judged on its share: {keep_up}");
+}
+
+#[test]
 fn shards_started_together_merge_into_the_whole_run() {
     let server = MisbehavingServer::start(Misbehave::None);
     let start = at(Duration::from_secs(2));

@@ -166,15 +166,23 @@ fn latency(o: &mut String, r: &Report) {
     }
 }
 
+/// A shard's report: the rate asked is the whole run's, of which it sends its share.
+fn whole_run(r: &Report) -> String {
+    r.shard.as_ref().map_or(String::new(), |s| {
+        format!(" by the whole run (this is shard {s}, which sends its share)")
+    })
+}
+
 /// Open loop: how the schedule was kept, and who is to blame if not.
 fn schedule(o: &mut String, r: &Report) {
     match (&r.send_lag, r.conn_rate) {
         (Some(lag), Some((rate, _))) => {
             let _ = writeln!(
                 o,
-                "  schedule   opened {} connections/s of {} asked; start lag p50 {}  p99 {}  max {}",
+                "  schedule   opened {} connections/s of {} asked{}; start lag p50 {}  p99 {}  max {}",
                 per_s(r.conn_rate_s),
                 per_s(rate),
+                whole_run(r),
                 us(lag.p50_us),
                 us(lag.p99_us),
                 us(lag.max_us)
@@ -183,9 +191,10 @@ fn schedule(o: &mut String, r: &Report) {
         (Some(lag), None) => {
             let _ = writeln!(
                 o,
-                "  schedule   sent {} msg/s of {} asked; send lag p50 {}  p99 {}  max {}",
+                "  schedule   sent {} msg/s of {} asked{}; send lag p50 {}  p99 {}  max {}",
                 per_s(r.achieved_rate.unwrap_or(0.0)),
                 per_s(r.rate.unwrap_or(0.0)),
+                whole_run(r),
                 us(lag.p50_us),
                 us(lag.p99_us),
                 us(lag.max_us)

@@ -425,13 +425,18 @@ fn schedule_kept(p: &Parts<'_>, due: Option<&[u64]>, busiest_work: f64, room: &v
         // Poisson: a seeded sample of the process, whose count in the window is itself random
         // (sd 1% at 10,000 messages): judged against what its schedule held.
         (Some(r), _) => {
+            // A shard sends its connections' share of the run's rate.
             let promised = match (due, cfg.arrivals) {
                 (Some(due), crate::schedule::Arrival::Poisson) => rate(due.iter().sum::<u64>() as f64),
-                _ => r,
+                _ => r * cfg.my_conns() as f64 / cfg.conns.max(1) as f64,
             };
             verdict::keep_up_verdict(promised, rate(c.sent as f64), "msg/s", lags, busiest_work, room)
         }
-        (None, Some(r)) => verdict::keep_up_verdict(r, conn_rate_s, "new connections/s", lags, busiest_work, room),
+        // A shard makes its share of the arrivals (see the driver).
+        (None, Some(r)) => {
+            let promised = r / f64::from(cfg.shard.count.max(1));
+            verdict::keep_up_verdict(promised, conn_rate_s, "new connections/s", lags, busiest_work, room)
+        }
         _ => verdict::closed_loop_verdict(busiest_work, room),
     };
     ScheduleKept {
