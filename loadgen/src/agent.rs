@@ -126,7 +126,7 @@ fn server_sample(port: u16) -> Option<ProcSample> {
     let addr = servers::ListenAddr::Tcp(SocketAddr::from(([0, 0, 0, 0], port)));
     // 0.0.0.0: the listener on that port whatever address it is bound to.
     let listener = crate::proc::find_listener(&addr)?;
-    crate::proc::sample(listener.pid)
+    crate::proc::sample_exact(listener.pid)
 }
 
 /// The host's CPU seconds by mode, over all CPUs.

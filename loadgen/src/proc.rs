@@ -27,6 +27,17 @@ pub(crate) struct ProcSample {
     pub(crate) listen: Option<crate::listener::Backlog>,
 }
 
+impl ProcSample {
+    /// Adds another process's reading (of the same tree).
+    fn add(&mut self, other: &ProcSample) {
+        self.cpu_s += other.cpu_s;
+        self.peak_rss_kib += other.peak_rss_kib;
+        self.threads += other.threads;
+        self.rss_kib += other.rss_kib;
+        self.fds += other.fds;
+    }
+}
+
 /// Reads `/proc/<pid>/stat` and `/proc/<pid>/status` of `pid` and of its descendants (a
 /// server of several processes, `--server-procs`, or one that forks per connection, like
 /// `socat ... fork`), summed: CPU and threads added, peak RSS added over the processes;
@@ -41,6 +52,42 @@ pub(crate) fn sample(pid: u32) -> Option<ProcSample> {
 /// Descendants deeper than this are not followed (a fork loop cannot make a reading slow).
 const MAX_DEPTH: u32 = 4;
 
+/// Like [`sample`], with the descendants found by the parent pid of every process in
+/// `/proc` instead of the kernel's `children` lists, which can miss children while others
+/// are forked or exit (the kernel documents them as unreliable then): a window reading
+/// that missed a forking server's busy children read its CPU backwards. A walk over every
+/// process, so for the window's two readings, not for every tick.
+pub(crate) fn sample_exact(pid: u32) -> Option<ProcSample> {
+    let parents: Vec<(u32, u32)> = procfs::process::all_processes()
+        .ok()?
+        .flatten()
+        .filter_map(|p| {
+            let s = p.stat().ok()?;
+            Some((u32::try_from(s.pid).ok()?, u32::try_from(s.ppid).ok()?))
+        })
+        .collect();
+    let mut total = sample_one(pid)?;
+    let mut level = vec![pid];
+    for _ in 0..MAX_DEPTH {
+        let next: Vec<u32> = parents
+            .iter()
+            .filter(|(_, ppid)| level.contains(ppid))
+            .map(|&(child, _)| child)
+            .collect();
+        for &child in &next {
+            // A child gone since the walk: its CPU is in its parent's cutime, or lost.
+            if let Some(s) = sample_one(child) {
+                total.add(&s);
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        level = next;
+    }
+    Some(total)
+}
+
 fn sample_depth(pid: u32, depth: u32) -> Option<ProcSample> {
     let mut total = sample_one(pid)?;
     if depth >= MAX_DEPTH {
@@ -48,11 +95,7 @@ fn sample_depth(pid: u32, depth: u32) -> Option<ProcSample> {
     }
     for child in children(pid) {
         if let Some(s) = sample_depth(child, depth + 1) {
-            total.cpu_s += s.cpu_s;
-            total.peak_rss_kib += s.peak_rss_kib;
-            total.threads += s.threads;
-            total.rss_kib += s.rss_kib;
-            total.fds += s.fds;
+            total.add(&s);
         }
     }
     Some(total)
@@ -142,16 +185,49 @@ pub(crate) struct Listener {
 pub(crate) fn find_listener(addr: &ListenAddr) -> Option<Listener> {
     let inode = listening_inode(addr)?;
     let me = std::process::id() as i32;
-    procfs::process::all_processes().ok()?.flatten().find_map(|p| {
-        if p.pid == me {
-            return None;
-        }
-        let owns = p.fd().ok()?.flatten().any(|fd| fd.target == FDTarget::Socket(inode));
-        owns.then(|| Listener {
-            pid: p.pid as u32,
-            command: p.stat().map(|s| s.comm).unwrap_or_default(),
+    let holders: Vec<Holder> = procfs::process::all_processes()
+        .ok()?
+        .flatten()
+        .filter_map(|p| {
+            if p.pid == me {
+                return None;
+            }
+            let owns = p.fd().ok()?.flatten().any(|fd| fd.target == FDTarget::Socket(inode));
+            let stat = owns.then(|| p.stat().ok()).flatten()?;
+            Some(Holder {
+                pid: p.pid,
+                ppid: stat.ppid,
+                started: stat.starttime,
+                command: stat.comm,
+            })
         })
+        .collect();
+    let server = server_of(&holders)?;
+    Some(Listener {
+        pid: server.pid as u32,
+        command: server.command.clone(),
     })
+}
+
+/// A process holding a listening socket.
+#[derive(Debug, Clone, PartialEq)]
+struct Holder {
+    pid: i32,
+    ppid: i32,
+    /// Clock ticks after boot.
+    started: u64,
+    command: String,
+}
+
+/// The server among the processes holding its listening socket: a forking server's
+/// children inherit it (socat, inetd-style servers), so the server is the holder whose
+/// parent holds none, the first started where several are. Not the lowest pid: pids wrap
+/// around (`pid_max`), and a child can have a lower pid than its parent.
+fn server_of(holders: &[Holder]) -> Option<&Holder> {
+    holders
+        .iter()
+        .filter(|h| !holders.iter().any(|o| o.pid == h.ppid))
+        .min_by_key(|h| (h.started, h.pid))
 }
 
 /// Whether something on this machine (this network namespace) listens at `addr`: the
@@ -230,6 +306,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_forking_server_is_its_oldest_holder_not_its_lowest_pid() {
+        let holder = |pid, ppid, started| Holder {
+            pid,
+            ppid,
+            started,
+            command: format!("p{pid}"),
+        };
+        // socat (pid 30000) forked children after the pids wrapped: 12 and 31000.
+        let holders = [holder(12, 30000, 900), holder(30000, 1, 100), holder(31000, 30000, 950)];
+        assert_eq!(server_of(&holders).map(|h| h.pid), Some(30000));
+        // Two unrelated holders (the parent gone): the first started.
+        let orphans = [holder(50, 1, 700), holder(40, 1, 800)];
+        assert_eq!(server_of(&orphans).map(|h| h.pid), Some(50));
+        assert_eq!(server_of(&[]), None);
+    }
+
+    #[test]
     fn a_forking_process_counts_the_cpu_of_its_children_gone_and_alive() {
         // A shell whose children burn CPU and exit (waited for: its cutime), then one that
         // burns and stays: both count, the shell's own time is nearly nothing.
@@ -247,12 +340,18 @@ mod tests {
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1500));
         let s = sample(sh.id()).expect("the shell is there");
+        // The walk over every process finds the same tree.
+        let exact = sample_exact(sh.id()).expect("the shell is there");
         // SAFETY: signals the process group this test started (its pid is the group's id).
         unsafe {
             libc::kill(-(sh.id() as i32), libc::SIGKILL);
         }
         let _ = sh.wait();
         assert!(s.cpu_s > 0.05, "children's CPU counted: {s:?}");
+        assert!(
+            exact.cpu_s >= s.cpu_s && exact.threads == s.threads,
+            "{exact:?} vs {s:?}"
+        );
         assert!(
             s.threads >= 2 && s.rss_kib > 0 && s.peak_rss_kib >= s.rss_kib / 2,
             "{s:?}"

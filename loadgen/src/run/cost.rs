@@ -32,9 +32,11 @@ pub(crate) enum ServerProbe {
 }
 
 impl ServerProbe {
+    /// A window reading: for a local process, its descendants found by a walk over every
+    /// process (exact; see [`proc::sample_exact`]).
     fn sample(&self) -> Option<ProcSample> {
         match self {
-            ServerProbe::Local(pid) => proc::sample(*pid),
+            ServerProbe::Local(pid) => proc::sample_exact(*pid),
             // An unreachable agent is an empty reading, never a failed run.
             ServerProbe::Agent { addr, port, token } => crate::agent::read(addr, *port, token.as_deref()).ok(),
         }
@@ -80,12 +82,10 @@ impl Cost {
     pub(crate) fn tick(&mut self, now: Instant, window: Option<(Instant, Instant)>) -> Option<Instant> {
         // A local process is sampled every tick (its peak thread count); an agent only at
         // the window's ends (two requests a run).
-        if let Some(s) = self
-            .server
-            .as_ref()
-            .filter(|p| matches!(p, ServerProbe::Local(_)))
-            .and_then(ServerProbe::sample)
-        {
+        if let Some(s) = match self.server {
+            Some(ServerProbe::Local(pid)) => proc::sample(pid),
+            _ => None,
+        } {
             self.peak_threads = self.peak_threads.max(s.threads);
             self.last_server = Some(s);
         }
@@ -130,9 +130,11 @@ impl Cost {
             .at_start
             .map_or(0.0, |(a, _)| end.0.cpu.saturating_sub(a.cpu).as_secs_f64());
         let server = self.server.as_ref().map(|_| ServerCost {
-            // Unknown (empty), not zero, when either end of the window could not be read.
+            // Unknown (empty), not zero, when either end of the window could not be read, or
+            // when the readings went backwards (a process tree whose exited children were
+            // never waited for takes their CPU with them): the difference would be a lie.
             cpu_s: match (self.at_start.and_then(|s| s.1), end.1) {
-                (Some(a), Some(b)) => Some((b.cpu_s - a.cpu_s).max(0.0)),
+                (Some(a), Some(b)) => Some(b.cpu_s - a.cpu_s).filter(|d| *d >= 0.0),
                 _ => None,
             },
             peak_rss_kib: now.1.map(|s| s.peak_rss_kib),
