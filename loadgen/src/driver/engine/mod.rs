@@ -117,3 +117,6 @@ impl Io {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
