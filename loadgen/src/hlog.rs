@@ -183,8 +183,13 @@ pub fn read_with_notes(path: &Path) -> anyhow::Result<(Vec<LoggedInterval>, Vec<
     let mut out = Vec::new();
     let mut deserializer = Deserializer::new();
     for entry in IntervalLogIterator::new(&bytes) {
-        let entry = entry
-            .map_err(|e| Error::Input(format!("{} is not an HdrHistogram interval log: {e:?}", path.display())))?;
+        let entry = entry.map_err(|e| {
+            let hdrhistogram::serialization::interval_log::LogIteratorError::ParseError { offset } = e;
+            Error::Input(format!(
+                "{} is not an HdrHistogram interval log (unreadable at byte {offset}); give the file --hdr-log wrote",
+                path.display()
+            ))
+        })?;
         match entry {
             LogEntry::BaseTime(t) => base = t,
             // StartTime alone (no BaseTime) means timestamps are relative to it.
@@ -196,7 +201,7 @@ pub fn read_with_notes(path: &Path) -> anyhow::Result<(Vec<LoggedInterval>, Vec<
                     .map_err(|e| Error::Input(format!("{}: bad base64 in an interval: {e}", path.display())))?;
                 let histogram: Histogram<u64> = deserializer
                     .deserialize(&mut raw.as_slice())
-                    .map_err(|e| Error::Input(format!("{}: bad histogram in an interval: {e:?}", path.display())))?;
+                    .map_err(|e| Error::Input(format!("{}: bad histogram in an interval: {e}", path.display())))?;
                 out.push(LoggedInterval {
                     start: base + iv.start_timestamp(),
                     length: iv.duration(),

@@ -336,3 +336,17 @@ fn two_host_shards(test: &str, with_agent: bool) -> Option<(Vec<std::path::PathB
     drop(server);
     Some((logs, v))
 }
+
+#[test]
+fn merge_of_a_file_that_is_no_log_names_it_in_one_line() {
+    let bad = temp_path("not-a-log.hlog");
+    std::fs::write(&bad, "a,b,c\n1,2,3\n").unwrap();
+    let out = run(&["merge", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not-a-log.hlog") && err.contains("not an HdrHistogram interval log") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!err.contains("ParseError"), "no debug output: {err}");
+}
