@@ -156,6 +156,8 @@ impl UringIo {
         if self.conns.len() <= token {
             self.conns.resize_with(token + 1, || None);
         }
+        // The loop closes a connection (through `close`) before it reopens its token.
+        debug_assert!(self.conns[token].is_none(), "token {token} watched twice");
         self.conns[token] = Some(c);
         Ok(())
     }
