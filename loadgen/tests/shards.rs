@@ -49,7 +49,14 @@ fn wait_and_merge(children: Vec<std::process::Child>, logs: &[std::path::PathBuf
     let mut args = vec!["merge"];
     args.extend(logs.iter().map(|p| p.to_str().unwrap()));
     args.extend(["--json", json.to_str().unwrap()]);
-    assert_eq!(run(&args).status.code(), Some(0));
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0));
+    // The whole summary, as one process's run prints it.
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("  fairness ") && summary.contains("  status     ok"),
+        "{summary}"
+    );
     read_json(&json)
 }
 

@@ -114,10 +114,18 @@ pub(super) fn run(a: &MergeArgs) -> anyhow::Result<u8> {
         r.throughput_msgs_s,
         merged.intervals.len()
     );
-    let l = &r.latency;
-    println!(
-        "  latency    p50 {:.1} us  p90 {:.1} us  p99 {:.1} us  p99.9 {:.1} us  p99.99 {:.1} us  max {:.1} us",
-        l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.p9999_us, l.max_us
-    );
+    if combined.is_some() {
+        // loadgen's shards: the whole summary, as one process's run prints it (with the
+        // shards' warnings and verdicts).
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(&Format::Table.render(&r, false));
+    } else {
+        // Another tool's logs: latency is all they say.
+        let l = &r.latency;
+        println!(
+            "  latency    p50 {:.1} us  p90 {:.1} us  p99 {:.1} us  p99.9 {:.1} us  p99.99 {:.1} us  max {:.1} us",
+            l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.p9999_us, l.max_us
+        );
+    }
     Ok(r.status.exit_code())
 }
