@@ -229,7 +229,7 @@ pub struct LoadArgs {
     #[arg(help_heading = "Connections and churn", long, value_enum, value_name = "fin|rst", default_value_t = crate::choice::CloseMode::Fin)]
     pub close: crate::choice::CloseMode,
     /// The client's I/O engine: epoll (a system call per send and receive) or uring
-    /// (io_uring: one system call per loop iteration for all of them; TCP and Unix).
+    /// (io_uring: one system call per loop iteration for all of them; every transport).
     #[arg(
         help_heading = "Placement and scale",
         long,

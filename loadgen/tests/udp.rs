@@ -85,12 +85,30 @@ fn every_model_serves_a_udp_run() {
 
 #[test]
 fn each_datagram_fault_is_counted_apart() {
+    for engine in engines("each_datagram_fault_is_counted_apart") {
+        each_datagram_fault_is_counted_apart_with(engine);
+    }
+}
+
+/// The engines a UDP test runs on: epoll, and io_uring where the kernel has it (skipped,
+/// as a test, where it does not).
+fn engines(test: &str) -> Vec<&'static str> {
+    match servers::ring::available() {
+        Ok(()) => vec!["epoll", "uring"],
+        Err(e) => {
+            testkit::skip(&format!("{test} (uring)"), &e.to_string());
+            vec!["epoll"]
+        }
+    }
+}
+
+fn each_datagram_fault_is_counted_apart_with(engine: &str) {
     let server = python_server("misbehave");
-    let json = temp_path("udp-misbehave.json");
+    let json = temp_path(&format!("udp-misbehave-{engine}.json"));
     // One connection with 4 in flight, so a held-back reply overtakes its own successor;
     // the timeout (200 ms) comes before the fixture's delayed replies (600 ms).
     let (code, row) = run_for_row(
-        "udp-misbehave.csv",
+        &format!("udp-misbehave-{engine}.csv"),
         &[
             "--addr",
             &udp_addr(&server),
@@ -106,10 +124,13 @@ fn each_datagram_fault_is_counted_apart() {
             "0s",
             "--json",
             json.to_str().unwrap(),
+            "--engine",
+            engine,
         ],
     );
     // The flipped bytes make the run `errors` (exit 1); every other fault is a measurement.
-    assert_eq!(code, Some(1), "{row:?}");
+    assert_eq!(code, Some(1), "{engine}: {row:?}");
+    assert_eq!(row["engine"], engine);
     let sent = num(&row, "throughput_msgs_s") * 2.0;
     assert!(sent > 500.0, "too few round trips to see the pattern: {row:?}");
     for col in ["lost", "late", "duplicates", "reordered", "mismatches"] {
@@ -274,6 +295,12 @@ fn sweep_compare_and_plot_take_udp_rows() {
 
 #[test]
 fn a_udp_server_that_dies_mid_run_ends_the_run_with_what_it_measured() {
+    for engine in engines("a_udp_server_that_dies_mid_run_ends_the_run_with_what_it_measured") {
+        a_udp_server_that_dies_mid_run_with(engine);
+    }
+}
+
+fn a_udp_server_that_dies_mid_run_with(engine: &str) {
     let server = python_server("plain");
     let addr = udp_addr(&server);
     let pid = server.pid();
@@ -284,8 +311,10 @@ fn a_udp_server_that_dies_mid_run_ends_the_run_with_what_it_measured() {
     });
     let t = Instant::now();
     let (code, row) = run_for_row(
-        "udp-dies.csv",
+        &format!("udp-dies-{engine}.csv"),
         &[
+            "--engine",
+            engine,
             "--addr",
             &addr,
             "--conns",

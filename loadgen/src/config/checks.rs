@@ -79,16 +79,9 @@ impl RunConfig {
         Ok(())
     }
 
-    /// io_uring: streams only, and available on this kernel.
+    /// io_uring: available on this kernel.
     fn check_engine(&self) -> Result<(), Error> {
         if self.engine == Engine::Uring {
-            if self.is_udp() {
-                return Err(invalid(
-                    "--engine",
-                    "uring",
-                    "drives TCP and Unix streams; UDP runs on --engine epoll",
-                ));
-            }
             if let Err(e) = servers::ring::available() {
                 return Err(Error::CannotRun(format!("--engine uring: {e}")));
             }

@@ -11,8 +11,7 @@
 //! ([`Sock`]); what io_uring keeps per socket (received buffers, the send in flight) lives
 //! in the ring's own table, by the connection's token.
 //!
-//! The engine is chosen once per run (`--engine`); io_uring drives streams only (the
-//! configuration refuses it over UDP).
+//! The engine is chosen once per run (`--engine`); both drive every transport.
 
 mod epoll;
 mod ready;
@@ -40,11 +39,12 @@ pub(super) enum Io {
 }
 
 impl Io {
-    /// The engine `--engine` chose; `rx_stamps`: reads take the kernel's receive stamp.
-    pub(super) fn new(engine: Engine, rx_stamps: bool) -> io::Result<Io> {
+    /// The engine `--engine` chose; `rx_stamps`: reads take the kernel's receive stamp;
+    /// `datagram`: the largest datagram to receive, when the sockets are UDP.
+    pub(super) fn new(engine: Engine, rx_stamps: bool, datagram: Option<usize>) -> io::Result<Io> {
         Ok(match engine {
             Engine::Epoll => Io::Epoll(epoll::EpollIo::new()?),
-            Engine::Uring => Io::Uring(uring::UringIo::new(rx_stamps)?),
+            Engine::Uring => Io::Uring(uring::UringIo::new(rx_stamps, datagram)?),
         })
     }
 
@@ -62,6 +62,15 @@ impl Io {
         match self {
             Io::Epoll(e) => e.watch(sock, token),
             Io::Uring(u) => u.watch(sock, token),
+        }
+    }
+
+    /// Connection `token`'s connect has not finished although its engine said it might
+    /// have (a datagram socket read another datagram than its probe's echo): wait again.
+    pub(super) fn still_connecting(&mut self, token: usize) -> io::Result<()> {
+        match self {
+            Io::Epoll(_) => Ok(()), // edge-triggered readiness comes again by itself
+            Io::Uring(u) => u.still_connecting(token),
         }
     }
 

@@ -44,7 +44,7 @@ fn a_token_reused_after_a_close_with_io_in_flight_serves_only_the_new_connection
             testkit::skip("engine::tests::a_token_reused_after_a_close (uring)", &e.to_string());
             continue;
         }
-        let mut io = Io::new(engine, false).unwrap();
+        let mut io = Io::new(engine, false, None).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let (mut old, old_peer) = open(&mut io, &listener, 0);
         // 4 MiB its peer never reads: a send still in flight (io_uring) or a full buffer
@@ -76,5 +76,35 @@ fn a_token_reused_after_a_close_with_io_in_flight_serves_only_the_new_connection
         peer.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"world", "{engine:?}");
         io.close(0, new);
+    }
+}
+
+#[test]
+fn udp_round_trip_through_each_engine() {
+    for engine in [Engine::Epoll, Engine::Uring] {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let at = server.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            for _ in 0..2 {
+                let (n, from) = server.recv_from(&mut buf).unwrap();
+                server.send_to(&buf[..n], from).unwrap();
+            }
+        });
+        let mut io = Io::new(engine, false, Some(64)).unwrap();
+        let mut sock = Sock::connect(&ListenAddr::Udp(at), None, None, (7, 0)).unwrap();
+        io.watch(&sock, 0).unwrap();
+        wait_for(&mut io, 0, |r| r.readable);
+        assert!(sock.connected(7).unwrap(), "{engine:?}: the probe's echo");
+        io.opened(0).unwrap();
+        let msg = [5u8; 40];
+        assert_eq!(io.send(0, &mut sock, &msg).unwrap(), 40, "{engine:?}");
+        wait_for(&mut io, 0, |r| r.readable);
+        let mut buf = [0u8; 64];
+        let (n, _) = io
+            .recv(0, &mut sock, &mut buf, false)
+            .unwrap_or_else(|e| panic!("{engine:?}: {e}"));
+        assert_eq!(&buf[..n], &msg[..], "{engine:?}");
+        io.close(0, sock);
     }
 }

@@ -103,7 +103,13 @@ impl Client<'_> {
         let state = self.conns[i].sock.as_ref().map(|s| s.connected(id));
         match state {
             Some(Ok(true)) => {}
-            Some(Ok(false)) => return, // still connecting
+            Some(Ok(false)) => {
+                // Still connecting (over UDP: the probe's echo has not come yet).
+                if let Err(e) = self.ctx.io.still_connecting(i) {
+                    self.fail(i, connect_failure(&e));
+                }
+                return;
+            }
             Some(Err(e)) => return self.fail(i, connect_failure(&e)),
             None => return self.fail(i, Fault::Connect.into()),
         }

@@ -120,7 +120,7 @@ impl<'a> Client<'a> {
         let now = Instant::now();
         let mut conns = make_conns(cfg, addr, &conn_ids, closed, now);
         let (arrivals, idle) = conn_rate_arrivals(cfg, &mut conns, thread, threads);
-        let mut io = Io::new(cfg.engine, cfg.rx_timestamps)?;
+        let mut io = Io::new(cfg.engine, cfg.rx_timestamps, addr.is_udp().then_some(cfg.msg_size))?;
         let timer = open_timer(closed && arrivals.is_none(), &mut io)?;
         let warm_ns = cfg.warmup.as_nanos() as u64;
         let thread_conns = conn_ids.len();

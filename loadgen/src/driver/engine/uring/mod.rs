@@ -17,45 +17,65 @@
 //!   operations in flight is shut down and kept, socket and all (its buffers are the
 //!   kernel's until then), until their completions have come.
 //!
-//! Only stream sockets (TCP, Unix) run on this engine; UDP runs on epoll.
+//! - Datagrams (UDP): the connect probe's echo is awaited with a POLLIN poll (re-armed
+//!   while other datagrams come first); each receive completion is one datagram, and
+//!   `recv` hands out one per call; up to [`DGRAM_SENDS`] sends are in flight per
+//!   connection, each from its own buffer, so a burst of datagrams is one submission.
 
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
-use std::time::Duration;
 
-use io_uring::{cqueue, opcode, types};
+use io_uring::{opcode, types};
 use servers::ring::{BufRing, Ring};
 
-use super::ready::{Ready, TIMER};
+use super::ready::TIMER;
 use crate::driver::socket::Sock;
+
+mod complete;
 
 /// Buffers in the receive pool of one thread.
 const BUFFERS: u16 = 4096;
-/// Bytes per receive buffer.
+/// Bytes per receive buffer (streams; a datagram's buffer holds the largest datagram).
 const BUF_LEN: usize = 4096;
+/// The most a thread's receive pool takes when its buffers are sized to datagrams.
+const POOL_BYTES: usize = 16 << 20;
 const BGID: u16 = 0;
+/// Datagram sends in flight per connection (each from its own buffer).
+const DGRAM_SENDS: usize = 64;
+/// Operation kinds from this one up are datagram sends, the kind naming the send's buffer.
+const DGRAM_KIND: u8 = 128;
 
 /// What an operation was, in the top byte of its user data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
-    Recv = 1,
-    Send = 2,
-    Connect = 3,
-    Timer = 4,
+    Recv,
+    Send,
+    Connect,
+    Timer,
+    /// A datagram send, from the connection's send buffer of that index.
+    Datagram(u8),
 }
 
 fn ud(op: Op, id: u32, token: usize) -> u64 {
-    servers::ring::pack(op as u8, id, token)
+    let kind = match op {
+        Op::Recv => 1,
+        Op::Send => 2,
+        Op::Connect => 3,
+        Op::Timer => 4,
+        Op::Datagram(slot) => DGRAM_KIND + slot,
+    };
+    servers::ring::pack(kind, id, token)
 }
 
 fn decode(ud: u64) -> (Option<Op>, u32, usize) {
-    let (op, id, token) = servers::ring::unpack(ud);
-    let op = match op {
+    let (kind, id, token) = servers::ring::unpack(ud);
+    let op = match kind {
         1 => Some(Op::Recv),
         2 => Some(Op::Send),
         3 => Some(Op::Connect),
         4 => Some(Op::Timer),
+        k if k >= DGRAM_KIND => Some(Op::Datagram(k - DGRAM_KIND)),
         _ => None,
     };
     (op, id, token)
@@ -99,14 +119,29 @@ struct UringConn {
     tx_err: Option<i32>,
     /// The kernel's receive stamp of the latest bytes received (realtime ns), until read.
     stamp: Option<u64>,
+    /// A datagram socket: one datagram per receive, sends from `dgram_tx`.
+    datagram: bool,
+    /// The poll that waits for the connect's end (or the probe's echo) is in flight.
+    connect_armed: bool,
+    /// Datagram sends' buffers, and the indexes of those not in flight.
+    dgram_tx: Vec<Vec<u8>>,
+    dgram_free: Vec<u8>,
+    /// With stamps: each received datagram's, in the order of `rx`.
+    dgram_stamps: VecDeque<Option<u64>>,
 }
 
 impl UringIo {
-    /// A ring (SINGLE_ISSUER and DEFER_TASKRUN where the kernel has them) and its pool.
-    pub(super) fn new(rx_stamps: bool) -> io::Result<UringIo> {
+    /// A ring (SINGLE_ISSUER and DEFER_TASKRUN where the kernel has them) and its pool;
+    /// `datagram`: the largest datagram to receive, when the sockets are UDP (the pool's
+    /// buffers then hold one each, with room for a stamp's header and control data).
+    pub(super) fn new(rx_stamps: bool, datagram: Option<usize>) -> io::Result<UringIo> {
         servers::ring::available()?;
         let ring = servers::ring::new_ring()?;
-        let bufs = BufRing::new(ring.io(), BUFFERS, BUF_LEN, BGID)?;
+        let buf_len = datagram.map_or(BUF_LEN, |n| (n + 256).next_power_of_two().max(BUF_LEN));
+        // Fewer, larger buffers for large datagrams: the pool stays within POOL_BYTES.
+        let count = (POOL_BYTES / buf_len).clamp(16, usize::from(BUFFERS));
+        let count = 1u16 << (usize::BITS - 1 - count.leading_zeros());
+        let bufs = BufRing::new(ring.io(), count, buf_len, BGID)?;
         let stamp_msg = rx_stamps.then(|| {
             // SAFETY: an all-zero msghdr is valid: no name, no iovec (the buffer is the
             // pool's), room for the control data only.
@@ -130,10 +165,7 @@ impl UringIo {
     /// Takes connection `token`'s socket, whose nonblocking connect has started; the loop
     /// hears writable when the handshake is over.
     pub(super) fn watch(&mut self, sock: &Sock, token: usize) -> io::Result<()> {
-        if matches!(sock, Sock::Udp(_)) {
-            // The configuration refuses --engine uring over UDP; this is its backstop.
-            return Err(io::Error::other("the io_uring engine drives streams only"));
-        }
+        let datagram = matches!(sock, Sock::Udp(_));
         self.next_id = self.next_id.wrapping_add(1) & 0x00FF_FFFF;
         let mut c = UringConn {
             fd: sock.fd(),
@@ -147,12 +179,17 @@ impl UringIo {
             tx_busy: false,
             tx_err: None,
             stamp: None,
+            datagram,
+            connect_armed: false,
+            dgram_tx: Vec::new(),
+            dgram_free: if datagram {
+                (0..DGRAM_SENDS as u8).rev().collect()
+            } else {
+                Vec::new()
+            },
+            dgram_stamps: VecDeque::new(),
         };
-        let poll = opcode::PollAdd::new(types::Fd(c.fd), libc::POLLOUT as u32)
-            .build()
-            .user_data(ud(Op::Connect, c.id, token));
-        self.ring.push(&poll)?;
-        c.ops += 1;
+        self.arm_connect(&mut c, token)?;
         if self.conns.len() <= token {
             self.conns.resize_with(token + 1, || None);
         }
@@ -160,6 +197,29 @@ impl UringIo {
         debug_assert!(self.conns[token].is_none(), "token {token} watched twice");
         self.conns[token] = Some(c);
         Ok(())
+    }
+
+    /// A poll for the connect's end: writable for a stream; readable for a datagram socket
+    /// (the probe's echo, or the ICMP error of a closed port).
+    fn arm_connect(&mut self, c: &mut UringConn, token: usize) -> io::Result<()> {
+        if c.connect_armed {
+            return Ok(());
+        }
+        let events = if c.datagram { libc::POLLIN } else { libc::POLLOUT };
+        let poll = opcode::PollAdd::new(types::Fd(c.fd), events as u32)
+            .build()
+            .user_data(ud(Op::Connect, c.id, token));
+        self.ring.push(&poll)?;
+        c.ops += 1;
+        c.connect_armed = true;
+        Ok(())
+    }
+
+    /// Connection `token` is still connecting after its poll fired (a datagram socket read
+    /// something other than its probe's echo): the poll is armed again.
+    pub(super) fn still_connecting(&mut self, token: usize) -> io::Result<()> {
+        self.with_conn(token, None, |io, c| io.arm_connect(c, token))
+            .unwrap_or(Ok(()))
     }
 
     /// Connection `token` is open: it starts receiving.
@@ -192,7 +252,13 @@ impl UringIo {
 
     fn queue_send(&mut self, c: &mut UringConn, token: usize, data: &[u8]) -> io::Result<usize> {
         if let Some(errno) = c.tx_err {
+            if c.datagram {
+                c.tx_err = None; // a datagram's failure is its own: reported once
+            }
             return Err(io::Error::from_raw_os_error(errno));
+        }
+        if c.datagram {
+            return self.queue_datagram(c, token, data);
         }
         if c.tx_busy {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -205,6 +271,30 @@ impl UringIo {
         Ok(data.len())
     }
 
+    /// Queues one datagram from a free send buffer; WouldBlock while all are in flight.
+    fn queue_datagram(&mut self, c: &mut UringConn, token: usize, data: &[u8]) -> io::Result<usize> {
+        let Some(slot) = c.dgram_free.pop() else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        let k = usize::from(slot);
+        if c.dgram_tx.len() <= k {
+            c.dgram_tx.resize_with(k + 1, Vec::new);
+        }
+        let buf = &mut c.dgram_tx[k];
+        buf.clear();
+        buf.extend_from_slice(data);
+        let send = opcode::Send::new(types::Fd(c.fd), buf.as_ptr(), buf.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(ud(Op::Datagram(slot), c.id, token));
+        if let Err(e) = self.ring.push(&send) {
+            c.dgram_free.push(slot);
+            return Err(e);
+        }
+        c.ops += 1;
+        Ok(data.len())
+    }
+
     /// Reads what the receive completions brought for connection `token` (and, with
     /// `stamped`, the receive stamp of the latest): WouldBlock when nothing is left (the
     /// receive stays armed), `Ok(0)` at EOF.
@@ -213,6 +303,22 @@ impl UringIo {
         let Some(c) = self.conns.get_mut(token).and_then(Option::as_mut) else {
             return Err(io::ErrorKind::NotConnected.into());
         };
+        if c.datagram {
+            return match c.rx.pop_front() {
+                // One datagram per call (cut to `out`, as recv(2) would).
+                Some((bid, from, to)) => {
+                    let n = (to - from).min(out.len());
+                    out[..n].copy_from_slice(self.bufs.bytes(bid, from, from + n));
+                    self.bufs.give_back(bid);
+                    let stamp = c.dgram_stamps.pop_front().flatten();
+                    Ok((n, if stamped { stamp } else { None }))
+                }
+                None => match c.rx_end {
+                    Some(errno) if errno != 0 => Err(io::Error::from_raw_os_error(errno)),
+                    _ => Err(io::ErrorKind::WouldBlock.into()),
+                },
+            };
+        }
         let mut n = 0;
         while n < out.len() {
             let Some(front) = c.rx.front_mut() else { break };
@@ -294,171 +400,6 @@ impl UringIo {
         self.ring.push(&send)?;
         c.ops += 1;
         Ok(())
-    }
-
-    /// Buffer `bid` came back holding `n` bytes for `c`: its payload joins the connection's
-    /// received bytes. With stamps (a multishot `recvmsg`) the buffer holds a header and the
-    /// control data before the payload, and the stamp is kept for the reader.
-    fn received(&mut self, c: &mut UringConn, bid: u16, n: usize) {
-        let Some(msg) = &self.stamp_msg else {
-            c.rx.push_back((bid, 0, n));
-            return;
-        };
-        match types::RecvMsgOut::parse(self.bufs.bytes(bid, 0, n), msg) {
-            // The payload comes last in the buffer.
-            Ok(out) if !out.payload_data().is_empty() => {
-                c.stamp = crate::rxstamp::stamp_in(out.control_data()).or(c.stamp);
-                let len = out.payload_data().len();
-                c.rx.push_back((bid, n - len, n));
-            }
-            // No payload: the peer's FIN (the multishot ends).
-            _ => {
-                self.bufs.give_back(bid);
-                c.rx_end = Some(0);
-            }
-        }
-    }
-
-    /// Submits everything queued and waits, at most `timeout` (zero: not at all), for
-    /// completions; applies each to its connection and appends what the loop must hear to
-    /// `out`.
-    pub(super) fn wait(&mut self, timeout: Duration, out: &mut Vec<Ready>) -> io::Result<()> {
-        self.bufs.publish();
-        self.done.clear();
-        if timeout.is_zero() {
-            // A poll that must not block (spinning to pace): no wait, not even a zero one.
-            self.ring.reap(&mut self.done)?;
-        } else {
-            self.ring.wait(&mut self.done, Some(&types::Timespec::from(timeout)))?;
-        }
-        for k in 0..self.done.len() {
-            let (user, res, flags) = self.done[k];
-            let (op, id, token) = decode(user);
-            let more = cqueue::more(flags);
-            if op == Some(Op::Timer) {
-                self.timer_fired(more, out)?;
-                continue;
-            }
-            let bid = cqueue::buffer_select(flags);
-            let applied = self.with_conn(token, Some(id), |io, c| {
-                if !more {
-                    c.ops -= 1;
-                }
-                match op {
-                    Some(Op::Connect) => Ok(Some(Ready {
-                        token,
-                        readable: false,
-                        writable: true,
-                        closed: false,
-                    })),
-                    Some(Op::Recv) => io.recv_done(c, token, res, more, bid),
-                    Some(Op::Send) => io.send_done(c, token, res),
-                    Some(Op::Timer) | None => Ok(None),
-                }
-            });
-            match applied {
-                Some(ready) => out.extend(ready?),
-                None => self.bury(id, more, bid),
-            }
-        }
-        for token in std::mem::take(&mut self.starved) {
-            self.with_conn(token, None, |io, c| io.start(c, token)).transpose()?;
-        }
-        Ok(())
-    }
-
-    /// The open-loop timer's poll fired: the loop hears it; a multishot poll that ended is
-    /// armed again.
-    fn timer_fired(&mut self, more: bool, out: &mut Vec<Ready>) -> io::Result<()> {
-        out.push(Ready {
-            token: TIMER,
-            readable: true,
-            writable: false,
-            closed: false,
-        });
-        match self.timer {
-            // The multishot poll ended: poll again.
-            Some(fd) if !more => self.watch_timer(fd),
-            _ => Ok(()),
-        }
-    }
-
-    /// A receive completed on `c` (`res` bytes, or EOF, or an error): what the loop must
-    /// hear, if anything (an empty pool is retried next round, silently).
-    fn recv_done(
-        &mut self,
-        c: &mut UringConn,
-        token: usize,
-        res: i32,
-        more: bool,
-        bid: Option<u16>,
-    ) -> io::Result<Option<Ready>> {
-        if !more {
-            c.recv_armed = false;
-        }
-        match res {
-            n if n > 0 => {
-                if let Some(bid) = bid {
-                    self.received(c, bid, n as usize);
-                }
-                if !more && c.rx_end.is_none() {
-                    self.start(c, token)?; // the kernel ended the multishot: renew it
-                }
-            }
-            0 => c.rx_end = Some(0),
-            e if -e == libc::ENOBUFS => {
-                if !more {
-                    self.starved.push(token); // the pool ran dry: re-armed next round
-                }
-                return Ok(None);
-            }
-            e => c.rx_end = Some(-e),
-        }
-        Ok(Some(Ready {
-            token,
-            readable: true,
-            writable: false,
-            closed: c.rx_end.is_some(),
-        }))
-    }
-
-    /// A send completed on `c`: a short one goes on at once (nothing to hear yet).
-    fn send_done(&mut self, c: &mut UringConn, token: usize, res: i32) -> io::Result<Option<Ready>> {
-        if res < 0 {
-            c.tx_err = Some(-res);
-            c.tx_busy = false;
-        } else {
-            c.tx_off += res as usize;
-            if c.tx_off < c.tx.len() {
-                self.submit_send(c, token)?; // a short send: the rest goes now
-                return Ok(None);
-            }
-            c.tx_busy = false;
-        }
-        Ok(Some(Ready {
-            token,
-            readable: false,
-            writable: true,
-            closed: false,
-        }))
-    }
-
-    /// A completion for a connection closed meanwhile: its buffer goes back, and the
-    /// socket is closed with its last completion.
-    fn bury(&mut self, id: u32, more: bool, bid: Option<u16>) {
-        if let Some(bid) = bid {
-            self.bufs.give_back(bid);
-        }
-        if more {
-            return;
-        }
-        if let Some(k) = self.graveyard.iter().position(|(c, _)| c.id == id) {
-            let c = &mut self.graveyard[k].0;
-            c.ops = c.ops.saturating_sub(1);
-            if c.ops == 0 {
-                self.graveyard.swap_remove(k);
-            }
-        }
     }
 }
 
