@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use io_uring::{cqueue, types};
 
-use super::{decode, Op, UringConn, UringIo};
+use super::{decode, resend, Op, UringConn, UringIo};
 use crate::driver::engine::ready::{Ready, TIMER};
 
 impl UringIo {
@@ -172,7 +172,7 @@ impl UringIo {
         } else {
             c.tx_off += res as usize;
             if c.tx_off < c.tx.len() {
-                self.submit_send(c, token)?; // a short send: the rest goes now
+                resend(&mut self.ring, c, token)?; // a short send: the rest goes now
                 return Ok(None);
             }
             c.tx_busy = false;

@@ -87,10 +87,11 @@ pub(crate) struct UringIo {
     ring: Ring,
     bufs: BufRing,
     /// The connections the ring serves, by token.
-    conns: Vec<Option<UringConn>>,
+    /// Boxed: `with_conn` takes one out and puts it back per completion, a pointer's move.
+    conns: Vec<Option<Box<UringConn>>>,
     next_id: u32,
     /// Closed connections the kernel still owes completions, with their sockets.
-    graveyard: Vec<(UringConn, Sock)>,
+    graveyard: Vec<(Box<UringConn>, Sock)>,
     done: Vec<(u64, i32, u32)>,
     /// Connections whose multishot receive ended for want of buffers: re-armed next round.
     starved: Vec<usize>,
@@ -195,7 +196,7 @@ impl UringIo {
         }
         // The loop closes a connection (through `close`) before it reopens its token.
         debug_assert!(self.conns[token].is_none(), "token {token} watched twice");
-        self.conns[token] = Some(c);
+        self.conns[token] = Some(Box::new(c));
         Ok(())
     }
 
@@ -239,60 +240,14 @@ impl UringIo {
     }
 
     /// Queues `data` as one send on connection `token`: all of it is taken, or WouldBlock
-    /// while a send is in flight; a failed send is reported by the next call.
+    /// while a send is in flight; a failed send is reported by the next call. (Borrows the
+    /// connection in place, beside the ring: nothing is moved per message.)
     #[inline]
     pub(super) fn send(&mut self, token: usize, data: &[u8]) -> io::Result<usize> {
-        let Some(mut c) = self.conns.get_mut(token).and_then(Option::take) else {
+        let Some(c) = self.conns.get_mut(token).and_then(Option::as_mut) else {
             return Err(io::ErrorKind::NotConnected.into());
         };
-        let sent = self.queue_send(&mut c, token, data);
-        self.conns[token] = Some(c);
-        sent
-    }
-
-    fn queue_send(&mut self, c: &mut UringConn, token: usize, data: &[u8]) -> io::Result<usize> {
-        if let Some(errno) = c.tx_err {
-            if c.datagram {
-                c.tx_err = None; // a datagram's failure is its own: reported once
-            }
-            return Err(io::Error::from_raw_os_error(errno));
-        }
-        if c.datagram {
-            return self.queue_datagram(c, token, data);
-        }
-        if c.tx_busy {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        c.tx.clear();
-        c.tx.extend_from_slice(data);
-        c.tx_off = 0;
-        c.tx_busy = true;
-        self.submit_send(c, token)?;
-        Ok(data.len())
-    }
-
-    /// Queues one datagram from a free send buffer; WouldBlock while all are in flight.
-    fn queue_datagram(&mut self, c: &mut UringConn, token: usize, data: &[u8]) -> io::Result<usize> {
-        let Some(slot) = c.dgram_free.pop() else {
-            return Err(io::ErrorKind::WouldBlock.into());
-        };
-        let k = usize::from(slot);
-        if c.dgram_tx.len() <= k {
-            c.dgram_tx.resize_with(k + 1, Vec::new);
-        }
-        let buf = &mut c.dgram_tx[k];
-        buf.clear();
-        buf.extend_from_slice(data);
-        let send = opcode::Send::new(types::Fd(c.fd), buf.as_ptr(), buf.len() as u32)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(ud(Op::Datagram(slot), c.id, token));
-        if let Err(e) = self.ring.push(&send) {
-            c.dgram_free.push(slot);
-            return Err(e);
-        }
-        c.ops += 1;
-        Ok(data.len())
+        queue_send(&mut self.ring, c, token, data)
     }
 
     /// Reads what the receive completions brought for connection `token` (and, with
@@ -390,17 +345,6 @@ impl UringIo {
         c.ops += 1;
         Ok(())
     }
-
-    fn submit_send(&mut self, c: &mut UringConn, token: usize) -> io::Result<()> {
-        let rest = &c.tx[c.tx_off..];
-        let send = opcode::Send::new(types::Fd(c.fd), rest.as_ptr(), rest.len() as u32)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(ud(Op::Send, c.id, token));
-        self.ring.push(&send)?;
-        c.ops += 1;
-        Ok(())
-    }
 }
 
 impl Drop for UringIo {
@@ -408,4 +352,57 @@ impl Drop for UringIo {
         // Nothing in flight may outlive the sockets' buffers.
         self.ring.drain();
     }
+}
+
+/// Queues `data` on connection `c`: a stream's one send (WouldBlock while one is in flight),
+/// or one datagram from a free send buffer (WouldBlock while all are in flight).
+fn queue_send(ring: &mut Ring, c: &mut UringConn, token: usize, data: &[u8]) -> io::Result<usize> {
+    if let Some(errno) = c.tx_err {
+        if c.datagram {
+            c.tx_err = None; // a datagram's failure is its own: reported once
+        }
+        return Err(io::Error::from_raw_os_error(errno));
+    }
+    if c.datagram {
+        let Some(slot) = c.dgram_free.pop() else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        let k = usize::from(slot);
+        if c.dgram_tx.len() <= k {
+            c.dgram_tx.resize_with(k + 1, Vec::new);
+        }
+        c.dgram_tx[k].clear();
+        c.dgram_tx[k].extend_from_slice(data);
+        if let Err(e) = push_send(ring, c, &c.dgram_tx[k], Op::Datagram(slot), token) {
+            c.dgram_free.push(slot);
+            return Err(e);
+        }
+    } else {
+        if c.tx_busy {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        c.tx.clear();
+        c.tx.extend_from_slice(data);
+        c.tx_off = 0;
+        c.tx_busy = true;
+        push_send(ring, c, &c.tx, Op::Send, token)?;
+    }
+    c.ops += 1;
+    Ok(data.len())
+}
+
+/// Submits the rest of a stream's send after a short one.
+fn resend(ring: &mut Ring, c: &mut UringConn, token: usize) -> io::Result<()> {
+    push_send(ring, c, &c.tx[c.tx_off..], Op::Send, token)?;
+    c.ops += 1;
+    Ok(())
+}
+
+/// Pushes one send of `bytes` (which the connection owns until its completion).
+fn push_send(ring: &mut Ring, c: &UringConn, bytes: &[u8], op: Op, token: usize) -> io::Result<()> {
+    let send = opcode::Send::new(types::Fd(c.fd), bytes.as_ptr(), bytes.len() as u32)
+        .flags(libc::MSG_NOSIGNAL)
+        .build()
+        .user_data(ud(op, c.id, token));
+    ring.push(&send)
 }
