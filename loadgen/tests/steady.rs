@@ -124,5 +124,25 @@ fn warmup_auto_cuts_a_slow_start_and_keeps_the_duration() {
         "warm-up chosen {warm} s: the slow start, at most the cap"
     );
     assert!(dur >= 3.0 - 1e-9, "the window keeps at least --duration: {dur} s");
-    assert_eq!(row["steady"], "yes", "the slow start is not in the window");
+    // The slow start runs at about 1% of the fast rate (a 3 ms sleep per round trip against
+    // ~20 us), so an interval that held any of it would fall far below the window's median.
+    // Whether the whole window is called steady is not asserted: this VM's speed moves by a
+    // third within seconds now and then (seen in CI: 88k -> 112k msg/s between the halves of
+    // this very run, after a cut that was right), which is the machine, not the cut.
+    let rates: Vec<f64> = v["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["msgs_s"].as_f64().unwrap())
+        .collect();
+    let mut sorted = rates.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    assert!(median > 0.0, "{rates:?}");
+    assert!(
+        rates.iter().all(|&r| r > median / 4.0),
+        "the slow start is not in the window: interval rates {rates:?}"
+    );
+    let steady = row["steady"].as_str();
+    assert!(steady == "yes" || steady == "no", "a verdict is given: {steady}");
 }
