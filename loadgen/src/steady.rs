@@ -102,9 +102,48 @@ pub fn mser_truncation(xs: &[f64], dmax: usize) -> usize {
         .map_or(0, |(d, _)| d)
 }
 
+/// Whether the warm-up outlasted what `--warmup auto` may cut: MSER over the first half of
+/// the series (its usual bound) cuts `d > cap` observations, and the level between the cap
+/// and `d` differs from the level after `d` by more than [`MAX_THROUGHPUT_SHIFT`] (medians,
+/// so noise that merely moved MSER's minimum is not called a warm-up). Returns `d`.
+pub fn warmup_beyond(xs: &[f64], cap: usize) -> Option<usize> {
+    let d = mser_truncation(xs, xs.len());
+    if d <= cap {
+        return None;
+    }
+    let (mut between, mut after) = (xs[cap..d].to_vec(), xs[d..].to_vec());
+    let (b, a) = (median(&mut between), median(&mut after));
+    (a > 0.0 && ((a - b) / a).abs() > MAX_THROUGHPUT_SHIFT).then_some(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_warm_up_longer_than_the_cap_is_found_and_noise_is_not() {
+        let slow_then_fast = |slow: usize| -> Vec<f64> {
+            (0..18)
+                .map(|i| {
+                    if i < slow {
+                        630.0
+                    } else {
+                        85_000.0 + (i % 3) as f64 * 4_000.0
+                    }
+                })
+                .collect()
+        };
+        // The CI case: 8 slow intervals, 6 may be cut (MSER under the cap cut none).
+        assert_eq!(warmup_beyond(&slow_then_fast(8), 6), Some(8));
+        // A warm-up the cap covers is not reported.
+        assert_eq!(warmup_beyond(&slow_then_fast(4), 6), None);
+        // A level whose noise moves MSER's minimum past the cap is not a warm-up.
+        let noisy: Vec<f64> = (0..18)
+            .map(|i| [100.0, 92.0, 108.0, 97.0, 103.0][i % 5] * 1000.0)
+            .collect();
+        assert_eq!(warmup_beyond(&noisy, 2), None);
+        assert_eq!(warmup_beyond(&[], 2), None);
+    }
 
     #[test]
     fn mser_cuts_a_ramp_and_keeps_a_flat_series() {

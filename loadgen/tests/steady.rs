@@ -146,3 +146,38 @@ fn warmup_auto_cuts_a_slow_start_and_keeps_the_duration() {
     let steady = row["steady"].as_str();
     assert!(steady == "yes" || steady == "no", "a verdict is given: {steady}");
 }
+
+#[test]
+fn a_warm_up_longer_than_the_cap_is_cut_to_the_cap_and_said() {
+    let _alone = ALONE.lock();
+    // Slow for 2.2 s; --duration 3s lets --warmup auto cut at most 1.5 s. MSER alone, held
+    // to the cap, cut nothing here (a mixture of the two levels scored better than a cut
+    // that left some of the slow start).
+    let server = MisbehavingServer::start(Misbehave::SlowUntil {
+        until: Duration::from_millis(2200),
+        delay: Duration::from_millis(3),
+    });
+    let csv = temp_path("warmup-long.csv");
+    let out = run(&[
+        "--addr",
+        &server.addr_arg(),
+        "-c",
+        "2",
+        "-d",
+        "3s",
+        "--warmup",
+        "auto",
+        "--interval",
+        "250ms",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("WARNING    the warm-up outlasted what --warmup auto may cut")
+            && text.contains("margin (--warmup "),
+        "{text}"
+    );
+    let row = only_row(&csv);
+    assert_eq!(num(&row, "warmup_s"), 1.5, "all the cap allows is cut");
+}

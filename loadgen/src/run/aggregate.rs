@@ -66,13 +66,16 @@ impl Aggregator {
 
     /// `--warmup auto`, once every interval is complete: chooses how many leading
     /// intervals were warm-up (MSER over the per-interval message counts, at most the held
-    /// ones), counts their errors with the warm-up, folds the rest into the totals, and
+    /// ones; all of them when the warm-up outlasted them), counts their errors with the warm-up, folds the rest into the totals, and
     /// drops the warm-up ones from the series. Returns how many were cut.
     pub(crate) fn settle(&mut self) -> u32 {
-        let msgs: Vec<f64> = self.done.iter().map(|s| s.msgs as f64).collect();
-        // The last interval may be short: it is left out of the choice.
-        let series = &msgs[..msgs.len().saturating_sub(1)];
-        let cut = crate::steady::mser_truncation(series, self.held.len()).min(self.held.len());
+        let (series, held) = (self.settle_series(), self.held.len());
+        // A warm-up longer than the cap: MSER's choice under the cap is meaningless then
+        // (it may cut nothing), and all that may be cut is the least wrong.
+        let cut = match crate::steady::warmup_beyond(&series, held) {
+            Some(_) => held,
+            None => crate::steady::mser_truncation(&series, held).min(held),
+        };
         for (i, iv) in std::mem::take(&mut self.held).into_iter().enumerate() {
             if i < cut {
                 self.warmup.counters += iv.counters;
@@ -85,6 +88,20 @@ impl Aggregator {
             s.index -= cut as u32;
         }
         cut as u32
+    }
+
+    /// The per-interval message counts MSER chooses from: the last interval may be short,
+    /// so it is left out.
+    fn settle_series(&self) -> Vec<f64> {
+        let n = self.done.len().saturating_sub(1);
+        self.done[..n].iter().map(|s| s.msgs as f64).collect()
+    }
+
+    /// `--warmup auto`, before [`Aggregator::settle`]: how many intervals the warm-up
+    /// looks to have lasted when that is more than the held ones, which are all that may be
+    /// cut ([`crate::steady::warmup_beyond`]).
+    pub(crate) fn warmup_beyond(&self) -> Option<u32> {
+        crate::steady::warmup_beyond(&self.settle_series(), self.held.len()).map(|d| d as u32)
     }
 
     /// Adds one thread's interval.

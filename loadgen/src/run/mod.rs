@@ -133,6 +133,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         timer_floor_p99_us,
     });
     report.warmup_rule = window.rule;
+    report.warnings.extend(window.warning);
     if let Some(log) = hlog {
         let result = shard::ShardResult::of(
             &report,

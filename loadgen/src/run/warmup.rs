@@ -28,6 +28,9 @@ pub(super) struct Settled {
     pub server: Option<ServerCost>,
     /// What was chosen, for the report (`None` without `--warmup auto`).
     pub rule: Option<String>,
+    /// A WARNING when the warm-up looked longer than the cap, so the window still holds
+    /// some of it.
+    pub warning: Option<String>,
 }
 
 /// Cuts the warm-up MSER finds (with `--warmup auto`; otherwise changes nothing). CPU was
@@ -47,9 +50,11 @@ pub(super) fn settle(
             client_cpu_s,
             server,
             rule: None,
+            warning: None,
         };
     };
     let all_msgs = agg.total_with_held_msgs();
+    let beyond = agg.warmup_beyond();
     let cut = agg.settle();
     let warm = cfg.interval * cut;
     let kept = agg.total().counters.msgs;
@@ -76,5 +81,16 @@ pub(super) fn settle(
             humantime::format_duration(cfg.interval),
             cap.as_secs_f64()
         )),
+        warning: beyond.map(|d| {
+            let looked = cfg.interval * d;
+            format!(
+                "the warm-up outlasted what --warmup auto may cut: the throughput settled after about {:.1} s, \
+                 past the {:.1} s cap, so the window still holds part of the warm-up; give it yourself \
+                 with a margin (--warmup {:.0}s)",
+                looked.as_secs_f64(),
+                cap.as_secs_f64(),
+                (looked.as_secs_f64() * 1.5).ceil()
+            )
+        }),
     }
 }
