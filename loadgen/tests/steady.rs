@@ -89,28 +89,14 @@ fn warmup_auto_cuts_a_slow_start_and_keeps_the_duration() {
     let _alone = ALONE.lock();
     // Slow for the first 0.7 s of the server (the connection phase included), then fast:
     // well inside the cap (half of --duration), so MSER can cut all of it.
-    let server = MisbehavingServer::start(Misbehave::SlowUntil {
-        until: Duration::from_millis(700),
-        delay: Duration::from_millis(3),
-    });
     let json = temp_path("warmup-auto.json");
-    let (code, row) = run_for_row(
-        "warmup-auto.csv",
-        &[
-            "--addr",
-            &server.addr_arg(),
-            "-c",
-            "2",
-            "-d",
-            "3s",
-            "--warmup",
-            "auto",
-            "--interval",
-            "250ms",
-            "--json",
-            json.to_str().unwrap(),
-        ],
+    let csv = temp_path("warmup-auto.csv");
+    let out = against_a_slow_start(
+        Duration::from_millis(700),
+        &csv,
+        &["--json", json.to_str().unwrap(), "--quiet"],
     );
+    let (code, row) = (out.status.code(), only_row(&csv));
     assert_eq!(code, Some(0));
     let v = read_json(&json);
     let (warm, dur) = (num(&row, "warmup_s"), num(&row, "duration_s"));
@@ -153,14 +139,29 @@ fn a_warm_up_longer_than_the_cap_is_cut_to_the_cap_and_said() {
     // Slow for 2.2 s; --duration 3s lets --warmup auto cut at most 1.5 s. MSER alone, held
     // to the cap, cut nothing here (a mixture of the two levels scored better than a cut
     // that left some of the slow start).
+    let csv = temp_path("warmup-long.csv");
+    let out = against_a_slow_start(Duration::from_millis(2200), &csv, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("WARNING    the warm-up outlasted what --warmup auto may cut")
+            && text.contains("margin (--warmup "),
+        "{text}"
+    );
+    let row = only_row(&csv);
+    assert_eq!(num(&row, "warmup_s"), 1.5, "all the cap allows is cut");
+}
+
+/// Runs `--warmup auto` (2 connections, `-d 3s`, 250 ms intervals) against a server slow
+/// (3 ms a reply) for its first `slow`, the CSV to `csv`, with `extra` arguments.
+fn against_a_slow_start(slow: Duration, csv: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let server = MisbehavingServer::start(Misbehave::SlowUntil {
-        until: Duration::from_millis(2200),
+        until: slow,
         delay: Duration::from_millis(3),
     });
-    let csv = temp_path("warmup-long.csv");
-    let out = run(&[
+    let addr = server.addr_arg();
+    let args = [
         "--addr",
-        &server.addr_arg(),
+        &addr,
         "-c",
         "2",
         "-d",
@@ -171,13 +172,6 @@ fn a_warm_up_longer_than_the_cap_is_cut_to_the_cap_and_said() {
         "250ms",
         "--csv",
         csv.to_str().unwrap(),
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("WARNING    the warm-up outlasted what --warmup auto may cut")
-            && text.contains("margin (--warmup "),
-        "{text}"
-    );
-    let row = only_row(&csv);
-    assert_eq!(num(&row, "warmup_s"), 1.5, "all the cap allows is cut");
+    ];
+    run(&[&args[..], extra].concat())
 }
