@@ -72,7 +72,7 @@ pub struct RunArgs {
     /// Start this echo server model in its own child process (see `loadgen targets`).
     #[arg(help_heading = "Target", long, value_name = "MODEL", conflicts_with = "addr")]
     pub target: Option<String>,
-    /// Load an already running echo server: HOST:PORT, \[V6\]:PORT, unix:/path or
+    /// Load an already running echo server: HOST:PORT, `[::1]:PORT`, unix:/path or
     /// udp://HOST:PORT.
     #[arg(help_heading = "Target", long, value_name = "ADDR")]
     pub addr: Option<String>,

@@ -29,7 +29,7 @@ pub enum Error {
     #[error(
         "--conns {conns} needs about {needed} file descriptors but the limit is {limit} \
          (soft limit already raised to the hard limit); lower --conns, raise the hard limit \
-         (ulimit -Hn), or split the load over several processes"
+         (ulimit -Hn), or split the load over several processes (--procs N)"
     )]
     TooManyConns {
         /// Connections asked for.

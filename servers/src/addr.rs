@@ -117,7 +117,7 @@ impl fmt::Display for BadAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid address '{}': {} (expected HOST:PORT, [V6]:PORT, unix:/path or udp://HOST:PORT)",
+            "invalid address '{}': {} (expected HOST:PORT, [::1]:PORT, unix:/path or udp://HOST:PORT)",
             self.input, self.reason
         )
     }
@@ -167,8 +167,16 @@ fn parse_ip(s: &str) -> Result<SocketAddr, BadAddr> {
         if let Ok(addr) = s.parse::<SocketAddr>() {
             return Ok(addr);
         }
-        if !s.contains(':') {
+        let Some((host, port)) = s.rsplit_once(':') else {
             return Err(bad("missing port"));
+        };
+        // The form is checked before the resolver sees it, so a typo is a usage error and
+        // only a well-formed name that does not resolve is the network's.
+        if host.is_empty() {
+            return Err(bad("missing host (e.g. 127.0.0.1 or localhost)"));
+        }
+        if port.parse::<u16>().is_err() {
+            return Err(bad("the port must be a number from 0 to 65535"));
         }
         match s.to_socket_addrs() {
             Ok(mut addrs) => addrs
@@ -182,6 +190,14 @@ fn parse_ip(s: &str) -> Result<SocketAddr, BadAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_malformed_host_or_port_is_a_usage_error() {
+        for bad in [":80", "127.0.0.1:99999", "localhost:http", "127.0.0.1:", "udp://:53"] {
+            let e = bad.parse::<ListenAddr>().unwrap_err();
+            assert_eq!(e.kind, BadAddrKind::Syntax, "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn parses_every_form() {

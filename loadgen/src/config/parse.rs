@@ -171,7 +171,11 @@ pub fn parse_percent(flag: &'static str, s: &str) -> Result<f64, Error> {
 pub fn parse_addr(s: &str) -> Result<ListenAddr, Error> {
     s.parse().map_err(|e: BadAddr| match e.kind {
         BadAddrKind::Unresolvable => Error::CannotRun(format!("--addr '{s}': {}", e.reason)),
-        BadAddrKind::Syntax => invalid("--addr", s, e.reason + "; expected HOST:PORT, [V6]:PORT or unix:/path"),
+        BadAddrKind::Syntax => invalid(
+            "--addr",
+            s,
+            e.reason + "; expected HOST:PORT, [::1]:PORT, unix:/path or udp://HOST:PORT",
+        ),
     })
 }
 
