@@ -419,6 +419,9 @@ pub struct SweepArgs {
     /// The CSV report to append to.
     #[arg(long, value_name = "FILE")]
     pub csv: PathBuf,
+    /// No line per run and no progress bar: only the warnings and where the rows went.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
     /// Flags shared with `run` (for threadpool, --server-workers defaults to one worker
     /// per connection).
     #[command(flatten)]

@@ -630,3 +630,26 @@ fn sweep_varies_server_workers_as_a_dimension() {
         "{err}"
     );
 }
+
+#[test]
+fn sweep_quiet_prints_only_where_the_rows_went() {
+    let csv = temp_path("sweep-quiet.csv");
+    let out = run(&[
+        "sweep",
+        "--targets",
+        "mio",
+        "--conns",
+        "2",
+        "-d",
+        "300ms",
+        "--warmup",
+        "100ms",
+        "-q",
+        "--csv",
+        s(&csv),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("[1/1]") && err.contains("1 run written to"), "{err}");
+    assert_eq!(read_csv(&csv).1.len(), 1);
+}

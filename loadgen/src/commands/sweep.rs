@@ -221,7 +221,7 @@ pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
     let repeat = Repeat::parse(&a.load.repeat, a.load.max_repeat, &a.load.ci_target)?;
     check_output("--csv", &a.csv)?;
     let most = configs.len() * repeat.max();
-    let bar = if std::io::stderr().is_terminal() {
+    let bar = if std::io::stderr().is_terminal() && !a.quiet {
         let bar = ProgressBar::new(most as u64);
         bar.set_style(
             ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs, {eta} left  {msg}")
@@ -249,7 +249,7 @@ pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
             all_ok &= report.status == Status::Ok;
             tallies[i].add((report.status != Status::Failed).then_some(report.throughput_msgs_s));
             done += 1;
-            if bar.is_hidden() {
+            if bar.is_hidden() && !a.quiet {
                 let why = report
                     .stop_reason
                     .as_deref()
@@ -271,14 +271,14 @@ pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
             bar.inc(1);
             if crate::signals::interrupted() {
                 bar.finish_and_clear();
-                eprintln!("interrupted: {done} runs written to {}", a.csv.display());
+                eprintln!("interrupted: {} written to {}", runs(done), a.csv.display());
                 return Ok(1);
             }
         }
     }
     bar.finish_and_clear();
     if repeat.max() > 1 {
-        for (cfg, t) in configs.iter().zip(&tallies) {
+        for (cfg, t) in configs.iter().zip(&tallies).filter(|_| !a.quiet) {
             eprintln!("{}: {}", describe(cfg), t.describe());
         }
         for (cfg, t) in configs.iter().zip(&tallies) {
@@ -287,8 +287,13 @@ pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    eprintln!("{done} runs written to {}", a.csv.display());
+    eprintln!("{} written to {}", runs(done), a.csv.display());
     Ok(if all_ok { 0 } else { 1 })
+}
+
+/// "1 run", "2 runs".
+fn runs(n: usize) -> String {
+    format!("{n} run{}", if n == 1 { "" } else { "s" })
 }
 
 /// The model's name, or the address loaded.
