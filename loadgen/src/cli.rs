@@ -374,7 +374,7 @@ pub struct ReportArgs {
     #[arg(long)]
     pub title: Option<String>,
     /// The HTML file to write (`-`: standard output).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", alias = "out")]
     pub html: PathBuf,
 }
 

@@ -79,6 +79,30 @@ fn compare_marks_improvements_regressions_and_missing_rows() {
     assert_eq!(lenient.status.code(), Some(0));
 }
 
+#[test]
+fn compare_of_reports_that_share_no_configuration_is_refused_not_passed() {
+    let base = report("disjoint-base.csv", &[("mio", 10, 1000.0, 100.0)]);
+    let new = report("disjoint-new.csv", &[("mio", 20, 500.0, 100.0)]);
+    for extra in [&[][..], &["--threshold", "5%"][..]] {
+        let out = run(&[&["compare", s(&base), s(&new)][..], extra].concat());
+        assert_eq!(out.status.code(), Some(2), "a gate that compared nothing must not pass");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("share no configuration") && err.contains("conns=20"),
+            "{err}"
+        );
+    }
+    // A configuration the new report lacks is said not to be gated.
+    let both = report("both.csv", &[("mio", 10, 1000.0, 100.0), ("mio", 20, 500.0, 100.0)]);
+    let out = run(&["compare", s(&both), s(&base), "--threshold", "50%"]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1 configuration(s) of the base have no row in the new report: not gated"),
+        "{err}"
+    );
+}
+
 /// `n` repeats of one configuration around `tput`, with a fixed ±2% spread.
 fn repeats(name: &str, n: usize, tput: f64) -> std::path::PathBuf {
     let rows: Vec<(&str, u32, f64, f64)> = (0..n)

@@ -68,6 +68,21 @@ pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
         (None, None, [base, new]) => {
             let (b, n) = (read_report(base)?, read_report(new)?);
             let c = compare::compare(&b, &n, &metrics, band);
+            if c.changes.is_empty() {
+                // A gate that compared nothing must not pass: the reports do not overlap.
+                let first = |keys: &[compare::Key]| keys.first().map(|k| k.describe(&[])).unwrap_or_default();
+                return Err(Error::Input(format!(
+                    "{} and {} share no configuration, so nothing was compared (base has {}, e.g. {}; new has {}, e.g. {}); \
+                     compare runs of the same configuration, or one report's models with --by target --baseline MODEL",
+                    base.display(),
+                    new.display(),
+                    c.only_base.len(),
+                    first(&c.only_base),
+                    c.only_new.len(),
+                    first(&c.only_new),
+                ))
+                .into());
+            }
             out.write_all(render::comparison(&c, format, threshold.is_some()).as_bytes())?;
             match threshold {
                 Some(t) => gate(&c, t, a.across_machines),
@@ -116,6 +131,13 @@ fn gate(c: &compare::Comparison, t: f64, across_machines: bool) -> anyhow::Resul
         writeln!(
             err,
             "note: {unsettled} gated change(s) inconclusive with an estimate inside ±{t}%: passed, but not shown to be the same"
+        )?;
+    }
+    if !c.only_base.is_empty() {
+        writeln!(
+            err,
+            "note: {} configuration(s) of the base have no row in the new report: not gated",
+            c.only_base.len()
         )?;
     }
     if failing.is_empty() {

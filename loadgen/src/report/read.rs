@@ -62,6 +62,11 @@ pub fn read_report(path: &Path) -> Result<Vec<Row>, Error> {
         .iter()
         .map(str::to_string)
         .collect();
+    if header.iter().all(String::is_empty) {
+        return Err(Error::Input(format!(
+            "{name} is empty: no header and no rows (did the run that should have written it fail?)"
+        )));
+    }
     if header.first().map(String::as_str) != Some("schema") {
         return Err(Error::Input(format!(
             "{name} is not an echo-bench report: its first column is not `schema`"
@@ -84,6 +89,11 @@ pub fn read_report(path: &Path) -> Result<Vec<Row>, Error> {
             )));
         }
         rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(Error::Input(format!(
+            "{name} has a header but no rows: no run was written to it (did its runs fail?)"
+        )));
     }
     Ok(rows)
 }
@@ -126,6 +136,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not an echo-bench report"));
+        let p = write("header.csv", &format!("{}\n", REQUIRED.join(",")));
+        assert!(read_report(&p).unwrap_err().to_string().contains("no rows"));
+        let p = write("empty.csv", "");
+        assert!(read_report(&p).unwrap_err().to_string().contains("is empty"));
         let p = write("nocol.csv", "schema,target\n1,mio\n");
         assert!(read_report(&p).unwrap_err().to_string().contains("`transport`"));
     }
