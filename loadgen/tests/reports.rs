@@ -92,6 +92,11 @@ fn compare_of_reports_that_share_no_configuration_is_refused_not_passed() {
             "{err}"
         );
     }
+    // A report with its header only has nothing to compare, and says so.
+    let header_only = report("header-only.csv", &[]);
+    let out = run(&["compare", s(&base), s(&header_only), "--threshold", "5%"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("header-only.csv has a header but no rows"));
     // A configuration the new report lacks is said not to be gated.
     let both = report("both.csv", &[("mio", 10, 1000.0, 100.0), ("mio", 20, 500.0, 100.0)]);
     let out = run(&["compare", s(&both), s(&base), "--threshold", "50%"]);
@@ -101,6 +106,55 @@ fn compare_of_reports_that_share_no_configuration_is_refused_not_passed() {
         err.contains("1 configuration(s) of the base have no row in the new report: not gated"),
         "{err}"
     );
+}
+
+#[test]
+fn compare_gate_fails_new_runs_that_ended_worse_however_fast() {
+    let base = report(
+        "ended-base.csv",
+        &[
+            ("mio", 10, 1000.0, 100.0),
+            ("mio", 10, 1010.0, 100.0),
+            ("mio", 10, 990.0, 100.0),
+        ],
+    );
+    // As fast, but one run ended with errors and one failed (its figures 0): the failed
+    // run's zero must not be averaged in, nor dropped from the verdict unseen.
+    let text = std::fs::read_to_string(&base).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[1] = lines[1].replace(",ok", ",errors");
+    lines[3] = "1,2026-01-01T00:00:00Z,,mio,x,tcp,closed,10,64,1,,10,0,,,,failed".to_string();
+    let new = temp_path("ended-new.csv");
+    std::fs::write(&new, lines.join("\n") + "\n").unwrap();
+    let out = run(&[
+        "compare",
+        s(&base),
+        s(&new),
+        "--threshold",
+        "5%",
+        "--metric",
+        "throughput",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "runs that ended worse fail the gate");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains("(n=2)") && stdout.contains("ended worse:"),
+        "the failed run is left out of the figures: {stdout}"
+    );
+    assert!(stderr.contains("2 of 3 run(s) not ok (errors 1, failed 1)"), "{stderr}");
+    let same = run(&[
+        "compare",
+        s(&base),
+        s(&base),
+        "--threshold",
+        "5%",
+        "--metric",
+        "throughput",
+    ]);
+    assert_eq!(same.status.code(), Some(0));
 }
 
 /// `n` repeats of one configuration around `tput`, with a fixed ±2% spread.

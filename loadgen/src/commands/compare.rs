@@ -40,6 +40,18 @@ fn metrics(a: &CompareArgs) -> Vec<Metric> {
     out
 }
 
+/// A report's rows; one with a header only is refused by name (there is nothing to compare).
+fn rows_of(path: &std::path::Path) -> Result<Vec<crate::report::read::Row>, Error> {
+    let rows = read_report(path)?;
+    if rows.is_empty() {
+        return Err(Error::Input(format!(
+            "{} has a header but no rows: no run was written to it, so there is nothing to compare",
+            path.display()
+        )));
+    }
+    Ok(rows)
+}
+
 /// `loadgen compare`.
 pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
     let metrics = metrics(a);
@@ -53,7 +65,7 @@ pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     match (&a.by, &a.baseline, a.reports.as_slice()) {
         (Some(by), Some(baseline), [file]) => {
-            let rows = read_report(file)?;
+            let rows = rows_of(file)?;
             let rel = compare::relative(&rows, by, baseline, &metrics, band);
             if rel.is_empty() {
                 return Err(Error::Input(format!(
@@ -66,9 +78,9 @@ pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
             Ok(0)
         }
         (None, None, [base, new]) => {
-            let (b, n) = (read_report(base)?, read_report(new)?);
+            let (b, n) = (rows_of(base)?, rows_of(new)?);
             let c = compare::compare(&b, &n, &metrics, band);
-            if c.changes.is_empty() {
+            if c.shared == 0 {
                 // A gate that compared nothing must not pass: the reports do not overlap.
                 let first = |keys: &[compare::Key]| keys.first().map(|k| k.describe(&[])).unwrap_or_default();
                 return Err(Error::Input(format!(
@@ -133,6 +145,15 @@ fn gate(c: &compare::Comparison, t: f64, across_machines: bool) -> anyhow::Resul
             "note: {unsettled} gated change(s) inconclusive with an estimate inside ±{t}%: passed, but not shown to be the same"
         )?;
     }
+    for (key, base, new) in &c.ended_worse {
+        writeln!(
+            err,
+            "GATE: {}: the new runs ended worse: {}; base: {}",
+            key.describe(&[]),
+            new.describe(),
+            base.describe()
+        )?;
+    }
     if !c.only_base.is_empty() {
         writeln!(
             err,
@@ -140,18 +161,24 @@ fn gate(c: &compare::Comparison, t: f64, across_machines: bool) -> anyhow::Resul
             c.only_base.len()
         )?;
     }
-    if failing.is_empty() {
-        return Ok(0);
-    }
+    // Figures from different machines differ by the machines; runs that end worse (errors,
+    // failures) are the code's wherever they ran, so they gate either way.
     let machines_differ = c.environment.iter().any(|(col, _, _)| col != "version");
-    if machines_differ && !across_machines {
+    let mut failing_figures = failing.len();
+    if failing_figures > 0 && machines_differ && !across_machines {
         writeln!(
             err,
-            "{} gated change(s) fail beyond {t}%, not gating: the reports come from different machines (pass --across-machines to gate anyway)",
-            failing.len()
+            "{failing_figures} gated change(s) fail beyond {t}%, not gating: the reports come from different machines (pass --across-machines to gate anyway)"
         )?;
+        failing_figures = 0;
+    }
+    if failing_figures == 0 && c.ended_worse.is_empty() {
         return Ok(0);
     }
-    writeln!(err, "{} gated change(s) fail the gate at ±{t}%", failing.len())?;
+    writeln!(
+        err,
+        "the gate fails: {failing_figures} gated change(s) beyond ±{t}%, {} configuration(s) whose new runs ended worse",
+        c.ended_worse.len()
+    )?;
     Ok(1)
 }

@@ -10,6 +10,7 @@
 
 mod environment;
 pub mod render;
+pub mod status;
 pub use environment::environment_differences;
 
 use std::collections::BTreeMap;
@@ -283,6 +284,10 @@ pub struct Comparison {
     pub environment: Vec<(String, String, String)>,
     /// Key columns one of the reports lacks: rows were matched without them.
     pub unkeyed: Vec<&'static str>,
+    /// Configurations in both reports.
+    pub shared: usize,
+    /// Configurations whose new runs ended worse than the base's (a larger share not `ok`).
+    pub ended_worse: Vec<(Key, status::Tally, status::Tally)>,
 }
 
 fn group<'a>(rows: &'a [Row], columns: &[&'static str]) -> BTreeMap<Key, Vec<&'a Row>> {
@@ -293,10 +298,13 @@ fn group<'a>(rows: &'a [Row], columns: &[&'static str]) -> BTreeMap<Key, Vec<&'a
     groups
 }
 
+/// A metric's values over the runs that measured (not `failed`), positive and finite: the
+/// ratio is of geometric means, so the mean shown and the ratio use the same runs.
 fn values(rows: &[&Row], column: &str) -> Vec<f64> {
     rows.iter()
+        .filter(|r| status::measured(r))
         .filter_map(|r| r.num(column))
-        .filter(|v| v.is_finite())
+        .filter(|v| v.is_finite() && *v > 0.0)
         .collect()
 }
 
@@ -396,9 +404,13 @@ fn judge(
 pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric], band_pct: f64) -> Comparison {
     let (columns, unkeyed) = key_columns(&[base, new], None);
     let (gb, gn) = (group(base, &columns), group(new, &columns));
-    let mut pairs = Vec::new();
+    let (mut pairs, mut ended_worse) = (Vec::new(), Vec::new());
     for (key, brows) in &gb {
         let Some(nrows) = gn.get(key) else { continue };
+        let (tb, tn) = (status::Tally::of(brows), status::Tally::of(nrows));
+        if tn.worse_than(&tb) {
+            ended_worse.push((key.clone(), tb, tn));
+        }
         for m in metrics {
             let (bv, nv) = (values(brows, &m.column), values(nrows, &m.column));
             if !bv.is_empty() && !nv.is_empty() {
@@ -419,6 +431,8 @@ pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric], band_pct: f64) -> 
         only_new: gn.keys().filter(|k| !gb.contains_key(k)).cloned().collect(),
         environment: environment_differences(base, new),
         unkeyed,
+        shared: gb.keys().filter(|k| gn.contains_key(k)).count(),
+        ended_worse,
     }
 }
 

@@ -207,17 +207,29 @@ fn charts(o: &mut String, rows: &[Row]) {
     }
 }
 
-/// The comparison: against the baseline report, or the `by` column's values against its
-/// first, with the verdicts of `loadgen compare`.
-fn comparison(o: &mut String, s: &Study<'_>, rows: &[Row]) {
-    let metrics: Vec<Metric> = ["throughput", "p99"].map(Metric::parse).to_vec();
-    let (title, items): (String, Vec<(Option<String>, Change)>) = match &s.baseline {
+/// What the comparison section shows: its title, its rows (with the `by` value each row
+/// is, without a baseline report), and the configurations whose new runs ended worse.
+struct Compared {
+    title: String,
+    items: Vec<(Option<String>, Change)>,
+    ended_worse: Vec<String>,
+}
+
+/// Compares against the baseline report, or the `by` column's values against its first
+/// (mio when it is one of them), with the verdicts of `loadgen compare`.
+fn compared(s: &Study<'_>, rows: &[Row], metrics: &[Metric]) -> Compared {
+    match &s.baseline {
         Some((name, base)) => {
-            let c = compare::compare(base, rows, &metrics, compare::DEFAULT_BAND_PCT);
-            (
-                format!("Against the baseline {name}"),
-                c.changes.into_iter().map(|ch| (None, ch)).collect(),
-            )
+            let c = compare::compare(base, rows, metrics, compare::DEFAULT_BAND_PCT);
+            Compared {
+                title: format!("Against the baseline {name}"),
+                ended_worse: c
+                    .ended_worse
+                    .iter()
+                    .map(|(k, b, n)| format!("{}: new {}; base {}", k.describe(&[]), n.describe(), b.describe()))
+                    .collect(),
+                items: c.changes.into_iter().map(|ch| (None, ch)).collect(),
+            }
         }
         None => {
             let mut values: Vec<&str> = rows.iter().map(|r| r.get(&s.by)).collect();
@@ -230,14 +242,32 @@ fn comparison(o: &mut String, s: &Study<'_>, rows: &[Row]) {
                 .find(|v| *v == "mio")
                 .or(values.first().copied())
                 .unwrap_or("");
-            let rel = compare::relative(rows, &s.by, base, &metrics, compare::DEFAULT_BAND_PCT);
-            (
-                format!("Each {} against {}={base}", s.by, s.by),
-                rel.into_iter().map(|r| (Some(r.value), r.change)).collect(),
-            )
+            let rel = compare::relative(rows, &s.by, base, metrics, compare::DEFAULT_BAND_PCT);
+            Compared {
+                title: format!("Each {} against {}={base}", s.by, s.by),
+                items: rel.into_iter().map(|r| (Some(r.value), r.change)).collect(),
+                ended_worse: Vec::new(),
+            }
         }
-    };
+    }
+}
+
+/// The comparison section: the table of [`compared`] rows.
+fn comparison(o: &mut String, s: &Study<'_>, rows: &[Row]) {
+    let metrics: Vec<Metric> = ["throughput", "p99"].map(Metric::parse).to_vec();
+    let Compared {
+        title,
+        items,
+        ended_worse,
+    } = compared(s, rows, &metrics);
     let _ = writeln!(o, "<h2>Comparison</h2>\n<h3>{}</h3>", esc(&title));
+    for line in &ended_worse {
+        let _ = writeln!(
+            o,
+            "<p class=\"worse\">Ended worse than the baseline: {} (failed runs are left out of the figures)</p>",
+            esc(line)
+        );
+    }
     if items.is_empty() {
         o.push_str("<p class=\"empty\">No configuration has two sides to compare.</p>\n");
         return;
