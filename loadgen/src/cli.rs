@@ -80,7 +80,7 @@ pub struct RunArgs {
     #[arg(help_heading = "Target", long, value_name = "tcp|unix|udp")]
     pub transport: Option<String>,
     /// Concurrent client connections (`1000`, `1k`, `1e3`).
-    #[arg(help_heading = "Load", long, short = 'c', visible_aliases = ["connections", "concurrency"], value_name = "N", default_value = "100")]
+    #[arg(help_heading = "Load", long, short = 'c', visible_aliases = ["connections", "concurrency", "vus"], value_name = "N", default_value = "100")]
     pub conns: String,
     /// Bytes per message (`64`, `4KiB`).
     #[arg(help_heading = "Load", long, value_name = "BYTES", default_value = "64")]
@@ -119,6 +119,11 @@ pub struct RunArgs {
     /// No progress line, even on a terminal.
     #[arg(help_heading = "Output", long, short = 'q')]
     pub quiet: bool,
+    /// Print the detailed latency percentile spectrum after the summary, as wrk2's
+    /// --latency does (HdrHistogram's percentile distribution, in µs; the JSON always has
+    /// it as `latency_spectrum`).
+    #[arg(help_heading = "Output", long)]
+    pub latency: bool,
     /// Source addresses for the connections, used round-robin (e.g. 127.0.0.2,127.0.0.3):
     /// each adds ~28k ports towards one server address.
     #[arg(help_heading = "Connections and churn", long, value_name = "IPS")]
@@ -402,7 +407,7 @@ pub struct SweepArgs {
     #[arg(long, value_name = "LIST")]
     pub targets: String,
     /// Connection counts (`1,10,100`, `1k`).
-    #[arg(long, short = 'c', visible_aliases = ["connections", "concurrency"], value_name = "LIST")]
+    #[arg(long, short = 'c', visible_aliases = ["connections", "concurrency", "vus"], value_name = "LIST")]
     pub conns: String,
     /// Message sizes.
     #[arg(long, value_name = "LIST", default_value = "64")]

@@ -166,6 +166,7 @@ fn plain_report(m: &Merged, sources: &str, label: &str) -> Report {
         },
         throughput_msgs_s: if secs > 0.0 { msgs as f64 / secs } else { 0.0 },
         latency: Percentiles::of(&m.latency),
+        latency_spectrum: crate::record::spectrum::spectrum(&m.latency),
         raw: m.raw.as_ref().map(Percentiles::of),
         status: if msgs > 0 { Status::Ok } else { Status::Failed },
         intervals: m

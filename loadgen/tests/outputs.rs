@@ -247,3 +247,46 @@ fn a_full_disk_mid_run_keeps_the_summary_and_the_other_outputs() {
     }
     assert!(!left.iter().any(|f| f == "x.hlog" || f.ends_with(".tmp")), "{left:?}");
 }
+
+#[test]
+fn latency_prints_the_spectrum_that_the_json_carries() {
+    let json = temp_path("spectrum.json");
+    let out = run(&[
+        "--target",
+        "mio",
+        "-c",
+        "2",
+        "-d",
+        "1",
+        "--warmup",
+        "0.2",
+        "--latency",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let table = text
+        .split("Detailed percentile spectrum")
+        .nth(1)
+        .expect("the spectrum is printed");
+    assert!(
+        table.contains("Value   Percentile   TotalCount 1/(1-Percentile)"),
+        "{text}"
+    );
+    let v = read_json(&json);
+    let spectrum = v["latency_spectrum"].as_array().unwrap();
+    let last = spectrum.last().unwrap();
+    assert_eq!(last["quantile"], 1.0);
+    assert_eq!(
+        last["total_count"], v["latency"]["count"],
+        "every message is in the spectrum"
+    );
+    assert!(
+        spectrum.len() > 20
+            && table.lines().filter(|l| l.trim().starts_with(char::is_numeric)).count() == spectrum.len()
+    );
+    // Without --latency the summary is as before; the JSON carries the spectrum anyway.
+    let plain = run(&["--target", "mio", "-c", "2", "-d", "0.5", "--warmup", "0"]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("Detailed percentile spectrum"));
+}

@@ -26,7 +26,7 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
     }
     let repeat = Repeat::parse(&args.load.repeat, args.load.max_repeat, &args.load.ci_target)?;
     if repeat != Repeat::Fixed(1) {
-        return run_repeats(&cfg, repeat);
+        return run_repeats(&cfg, repeat, args.latency);
     }
     let mut report = super::measure::measure(&cfg)?;
     // Each output on its own: one that fails is named, the others are still written, and
@@ -41,7 +41,10 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
             report.output_errors.push(format!("--json {}: {e:#}", path.display()));
         }
     }
-    let summary = Format::Table.render(&report, false);
+    let mut summary = Format::Table.render(&report, false);
+    if args.latency {
+        summary.extend(crate::report::table::spectrum(&report).into_bytes());
+    }
     let stdout_taken = [&cfg.csv, &cfg.json, &cfg.hdr_log]
         .into_iter()
         .flatten()
@@ -57,9 +60,9 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
 }
 
 /// `--repeat N|auto`: the same run on a fresh server each time, a CSV row each, a line per
-/// run, then the last run's summary and the interval the repeats reached. `--json` and
+/// run, then the last run's summary (and with `latency` its spectrum) and the interval the repeats reached. `--json` and
 /// `--hdr-log` describe one run and are refused.
-fn run_repeats(cfg: &RunConfig, repeat: Repeat) -> anyhow::Result<u8> {
+fn run_repeats(cfg: &RunConfig, repeat: Repeat, latency: bool) -> anyhow::Result<u8> {
     for (flag, given) in [("--json", &cfg.json), ("--hdr-log", &cfg.hdr_log)] {
         if let Some(path) = given {
             return Err(flag_error(
@@ -96,6 +99,9 @@ fn run_repeats(cfg: &RunConfig, repeat: Repeat) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     if let Some(report) = &last {
         let _ = out.write_all(&Format::Table.render(report, false));
+        if latency {
+            let _ = out.write_all(crate::report::table::spectrum(report).as_bytes());
+        }
     }
     let _ = writeln!(out, "repeats: {}", tally.describe());
     if let Some(w) = tally.shortfall(repeat, "this configuration") {

@@ -78,6 +78,11 @@ pub fn parse_duration(flag: &'static str, s: &str) -> Result<Duration, Error> {
     if s.trim().starts_with('-') {
         return Err(invalid(flag, s, "must not be negative (use e.g. 500ms, 10s, 2m)"));
     }
+    // A bare number is seconds, as in wrk (`-d 30`); a fraction too (`--timeout 0.5`).
+    if let Ok(secs) = s.trim().parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| invalid(flag, s, "is not a duration (use e.g. 500ms, 10s, 2m, or seconds: 30)"));
+    }
     humantime::parse_duration(s.trim()).map_err(|e| invalid(flag, s, format!("{e} (use e.g. 500ms, 10s, 2m)")))
 }
 
@@ -218,4 +223,22 @@ pub(super) fn parse_start_at(s: &str) -> Result<std::time::SystemTime, Error> {
         ));
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_or_bare_seconds_as_wrk_does() {
+        let d = |s| parse_duration("--duration", s);
+        assert_eq!(d("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(d("0.5").unwrap(), Duration::from_millis(500));
+        assert_eq!(d("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(d("2m").unwrap(), Duration::from_secs(120));
+        for bad in ["-1", "inf", "nan", "1e400", "ten"] {
+            let e = d(bad).unwrap_err().to_string();
+            assert!(e.contains("--duration") && e.contains(bad), "{bad}: {e}");
+        }
+    }
 }

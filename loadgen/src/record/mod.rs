@@ -7,6 +7,7 @@
 //! averaged.
 
 mod ci;
+pub mod spectrum;
 pub use ci::{Ci, PercentileCis};
 
 use std::ops::AddAssign;

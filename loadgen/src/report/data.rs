@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use servers::Transport;
 
+use crate::record::spectrum::SpectrumPoint;
 use crate::record::{Counters, Fairness, Percentiles};
 use crate::schedule::Mode;
 
@@ -237,6 +238,8 @@ pub struct Report {
     pub throughput_mib_s: f64,
     /// Latency (open loop: from the intended send time).
     pub latency: Percentiles,
+    /// The same latency's detailed percentile spectrum (`--latency` prints it).
+    pub latency_spectrum: Vec<SpectrumPoint>,
     /// Open loop: service time from the actual send.
     pub raw: Option<Percentiles>,
     /// Open loop: how late sends were against the schedule (client lag + backpressure).
@@ -364,6 +367,7 @@ impl Report {
             fairness: Fairness::default(),
             starved_conns: Vec::new(),
             intervals: Vec::new(),
+            latency_spectrum: Vec::new(),
             env: Environment::detect(),
             procs: 1,
             engine: String::new(),

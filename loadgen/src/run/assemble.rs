@@ -256,6 +256,7 @@ fn write_down(p: Parts<'_>, d: Derived) -> Report {
         throughput_msgs_s: rate(c.msgs as f64),
         throughput_mib_s: rate(c.bytes as f64 / (1024.0 * 1024.0)),
         latency: d.latency,
+        latency_spectrum: crate::record::spectrum::spectrum(&p.total.latency),
         raw: d.raw,
         send_lag: d.sched.send_lag,
         client_lag: d.sched.client_lag,
