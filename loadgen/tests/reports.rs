@@ -157,6 +157,36 @@ fn compare_gate_fails_new_runs_that_ended_worse_however_fast() {
     assert_eq!(same.status.code(), Some(0));
 }
 
+#[test]
+fn compare_by_target_gates_with_a_threshold_naming_the_value() {
+    let mut rows = Vec::new();
+    for t in [1000.0, 1010.0, 990.0] {
+        rows.push(("mio", 10, t, 100.0));
+        rows.push(("tokio", 10, t / 2.0, 100.0));
+    }
+    let one = report("by-gate.csv", &rows);
+    let args = [
+        "compare",
+        s(&one),
+        "--by",
+        "target",
+        "--baseline",
+        "mio",
+        "--metric",
+        "throughput",
+    ];
+    assert_eq!(run(&args).status.code(), Some(0), "no threshold, no gate");
+    let out = run(&[&args[..], &["--threshold", "5%"]].concat());
+    assert_eq!(out.status.code(), Some(1), "a halving within one report fails the gate");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("GATE: target=tokio ") && err.contains("worse beyond the threshold"),
+        "{err}"
+    );
+    let lenient = run(&[&args[..], &["--threshold", "60%"]].concat());
+    assert_eq!(lenient.status.code(), Some(0));
+}
+
 /// `n` repeats of one configuration around `tput`, with a fixed ±2% spread.
 fn repeats(name: &str, n: usize, tput: f64) -> std::path::PathBuf {
     let rows: Vec<(&str, u32, f64, f64)> = (0..n)

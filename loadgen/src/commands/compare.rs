@@ -3,6 +3,7 @@
 //! [`crate::compare`], the printing in its `render`.
 
 use std::io::Write;
+use std::path::Path;
 
 use crate::cli::CompareArgs;
 use crate::compare::render::{self, CompareFormat};
@@ -41,7 +42,7 @@ fn metrics(a: &CompareArgs) -> Vec<Metric> {
 }
 
 /// A report's rows; one with a header only is refused by name (there is nothing to compare).
-fn rows_of(path: &std::path::Path) -> Result<Vec<crate::report::read::Row>, Error> {
+fn rows_of(path: &Path) -> Result<Vec<crate::report::read::Row>, Error> {
     let rows = read_report(path)?;
     if rows.is_empty() {
         return Err(Error::Input(format!(
@@ -52,55 +53,32 @@ fn rows_of(path: &std::path::Path) -> Result<Vec<crate::report::read::Row>, Erro
     Ok(rows)
 }
 
+/// How `compare` was asked to judge: the metrics, the band, the gate's threshold, the format.
+struct Ask {
+    metrics: Vec<Metric>,
+    band: f64,
+    threshold: Option<f64>,
+    format: CompareFormat,
+    across_machines: bool,
+}
+
 /// `loadgen compare`.
 pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
-    let metrics = metrics(a);
     let threshold = a
         .threshold
         .as_deref()
         .map(|t| parse_percent("--threshold", t))
         .transpose()?;
-    let band = threshold.unwrap_or(compare::DEFAULT_BAND_PCT);
-    let format: CompareFormat = a.format.parse()?;
-    let mut out = std::io::stdout().lock();
+    let ask = Ask {
+        metrics: metrics(a),
+        band: threshold.unwrap_or(compare::DEFAULT_BAND_PCT),
+        threshold,
+        format: a.format.parse()?,
+        across_machines: a.across_machines,
+    };
     match (&a.by, &a.baseline, a.reports.as_slice()) {
-        (Some(by), Some(baseline), [file]) => {
-            let rows = rows_of(file)?;
-            let rel = compare::relative(&rows, by, baseline, &metrics, band);
-            if rel.is_empty() {
-                return Err(Error::Input(format!(
-                    "{}: no configuration has both `{by}={baseline}` and another `{by}` value",
-                    file.display()
-                ))
-                .into());
-            }
-            out.write_all(render::relatives(&rel, by, baseline, format).as_bytes())?;
-            Ok(0)
-        }
-        (None, None, [base, new]) => {
-            let (b, n) = (rows_of(base)?, rows_of(new)?);
-            let c = compare::compare(&b, &n, &metrics, band);
-            if c.shared == 0 {
-                // A gate that compared nothing must not pass: the reports do not overlap.
-                let first = |keys: &[compare::Key]| keys.first().map(|k| k.describe(&[])).unwrap_or_default();
-                return Err(Error::Input(format!(
-                    "{} and {} share no configuration, so nothing was compared (base has {}, e.g. {}; new has {}, e.g. {}); \
-                     compare runs of the same configuration, or one report's models with --by target --baseline MODEL",
-                    base.display(),
-                    new.display(),
-                    c.only_base.len(),
-                    first(&c.only_base),
-                    c.only_new.len(),
-                    first(&c.only_new),
-                ))
-                .into());
-            }
-            out.write_all(render::comparison(&c, format, threshold.is_some()).as_bytes())?;
-            match threshold {
-                Some(t) => gate(&c, t, a.across_machines),
-                None => Ok(0),
-            }
-        }
+        (Some(by), Some(baseline), [file]) => within(&ask, file, by, baseline),
+        (None, None, [base, new]) => between(&ask, base, new),
         _ => Err(Error::Input(
             "compare takes BASE.csv NEW.csv, or one report with --by COLUMN --baseline VALUE".to_string(),
         )
@@ -108,14 +86,86 @@ pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
     }
 }
 
+/// One report: each value of column `by` against `baseline`'s runs.
+fn within(ask: &Ask, file: &Path, by: &str, baseline: &str) -> anyhow::Result<u8> {
+    let rows = rows_of(file)?;
+    let (rel, ended_worse) = compare::relative(&rows, by, baseline, &ask.metrics, ask.band);
+    if rel.is_empty() && ended_worse.is_empty() {
+        return Err(Error::Input(format!(
+            "{}: no configuration has both `{by}={baseline}` and another `{by}` value",
+            file.display()
+        ))
+        .into());
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(render::relatives(&rel, by, baseline, ask.format).as_bytes())?;
+    let base_name = format!("{by}={baseline}");
+    if ask.format != CompareFormat::Csv {
+        for e in &ended_worse {
+            writeln!(out, "ended worse: {}", e.describe(&base_name))?;
+        }
+    }
+    // Within one report the "new" side of each change is a `by` value: the gate names it.
+    let gated = Gated {
+        changes: rel.iter().map(|r| (format!("{by}={} ", r.value), &r.change)).collect(),
+        ended_worse: ended_worse.iter().map(|e| e.describe(&base_name)).collect(),
+        only_base: 0,
+        machines_differ: false,
+    };
+    ask.threshold.map_or(Ok(0), |t| gate(&gated, t, ask.across_machines))
+}
+
+/// Two reports: the new one's runs against the base's, configuration by configuration.
+fn between(ask: &Ask, base: &Path, new: &Path) -> anyhow::Result<u8> {
+    let (b, n) = (rows_of(base)?, rows_of(new)?);
+    let c = compare::compare(&b, &n, &ask.metrics, ask.band);
+    if c.shared == 0 {
+        // A gate that compared nothing must not pass: the reports do not overlap.
+        let first = |keys: &[compare::Key]| keys.first().map(|k| k.describe(&[])).unwrap_or_default();
+        return Err(Error::Input(format!(
+            "{} and {} share no configuration, so nothing was compared (base has {}, e.g. {}; new has {}, e.g. {}); \
+             compare runs of the same configuration, or one report's models with --by target --baseline MODEL",
+            base.display(),
+            new.display(),
+            c.only_base.len(),
+            first(&c.only_base),
+            c.only_new.len(),
+            first(&c.only_new),
+        ))
+        .into());
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(render::comparison(&c, ask.format, ask.threshold.is_some()).as_bytes())?;
+    let gated = Gated {
+        changes: c.changes.iter().map(|ch| (String::new(), ch)).collect(),
+        ended_worse: c.ended_worse.iter().map(|e| e.describe("base")).collect(),
+        only_base: c.only_base.len(),
+        machines_differ: c.environment.iter().any(|(col, _, _)| col != "version"),
+    };
+    ask.threshold.map_or(Ok(0), |t| gate(&gated, t, ask.across_machines))
+}
+
+/// What the gate judges, from two reports or from one report's `--by` values.
+struct Gated<'a> {
+    /// The changes, each with what names its side beyond its configuration (`target=tokio `
+    /// within one report; empty between two).
+    changes: Vec<(String, &'a compare::Change)>,
+    /// What ended worse, each described with both sides' tallies.
+    ended_worse: Vec<String>,
+    /// Configurations of the base the new report lacks.
+    only_base: usize,
+    /// The reports come from different machines.
+    machines_differ: bool,
+}
+
 /// The gate (`--threshold t`): exit 1 on a gated change that is worse, or inconclusive with
 /// its estimate beyond the band, each named on stderr (so `--format csv` stays parseable);
 /// reports from different machines do not gate unless `across_machines`.
-fn gate(c: &compare::Comparison, t: f64, across_machines: bool) -> anyhow::Result<u8> {
+fn gate(c: &Gated<'_>, t: f64, across_machines: bool) -> anyhow::Result<u8> {
     // The gate's messages go to stderr, so `--format csv` output stays parseable.
     let mut err = std::io::stderr().lock();
-    let failing: Vec<_> = c.changes.iter().filter(|ch| ch.fails_gate()).collect();
-    for ch in &failing {
+    let failing: Vec<_> = c.changes.iter().filter(|(_, ch)| ch.fails_gate()).collect();
+    for (what, ch) in &failing {
         let why = match (ch.outcome, ch.advice) {
             (compare::Outcome::Worse, _) => "worse beyond the threshold".to_string(),
             (_, Some(adv)) => format!(
@@ -126,7 +176,7 @@ fn gate(c: &compare::Comparison, t: f64, across_machines: bool) -> anyhow::Resul
         };
         writeln!(
             err,
-            "GATE: {} {}: {} (n={}/{}): {why}",
+            "GATE: {what}{} {}: {} (n={}/{}): {why}",
             ch.key.describe(&[]),
             ch.metric.name,
             render::ratio(ch),
@@ -137,6 +187,7 @@ fn gate(c: &compare::Comparison, t: f64, across_machines: bool) -> anyhow::Resul
     let unsettled = c
         .changes
         .iter()
+        .map(|(_, ch)| ch)
         .filter(|ch| ch.metric.gated && ch.outcome == compare::Outcome::Inconclusive && !ch.fails_gate())
         .count();
     if unsettled > 0 {
@@ -145,27 +196,20 @@ fn gate(c: &compare::Comparison, t: f64, across_machines: bool) -> anyhow::Resul
             "note: {unsettled} gated change(s) inconclusive with an estimate inside ±{t}%: passed, but not shown to be the same"
         )?;
     }
-    for (key, base, new) in &c.ended_worse {
-        writeln!(
-            err,
-            "GATE: {}: the new runs ended worse: {}; base: {}",
-            key.describe(&[]),
-            new.describe(),
-            base.describe()
-        )?;
+    for what in &c.ended_worse {
+        writeln!(err, "GATE: the runs ended worse: {what}")?;
     }
-    if !c.only_base.is_empty() {
+    if c.only_base > 0 {
         writeln!(
             err,
             "note: {} configuration(s) of the base have no row in the new report: not gated",
-            c.only_base.len()
+            c.only_base
         )?;
     }
     // Figures from different machines differ by the machines; runs that end worse (errors,
     // failures) are the code's wherever they ran, so they gate either way.
-    let machines_differ = c.environment.iter().any(|(col, _, _)| col != "version");
     let mut failing_figures = failing.len();
-    if failing_figures > 0 && machines_differ && !across_machines {
+    if failing_figures > 0 && c.machines_differ && !across_machines {
         writeln!(
             err,
             "{failing_figures} gated change(s) fail beyond {t}%, not gating: the reports come from different machines (pass --across-machines to gate anyway)"

@@ -9,9 +9,12 @@
 //! simulated error rates are in `docs/statistics.md`.
 
 mod environment;
+mod metric;
 pub mod render;
 pub mod status;
+
 pub use environment::environment_differences;
+pub use metric::{Metric, DEFAULT_METRICS};
 
 use std::collections::BTreeMap;
 
@@ -107,60 +110,31 @@ pub fn key_columns(reports: &[&[Row]], skip: Option<&str>) -> (Vec<&'static str>
     (present, lacking)
 }
 
-/// A metric to compare and which way is better.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Metric {
-    /// Name as the user wrote it (`throughput`, `p99`, or a column name).
-    pub name: String,
-    /// The CSV column.
-    pub column: String,
-    /// Whether a larger value is better.
-    pub higher_is_better: bool,
-    /// Whether `--threshold` gates on it (it then belongs to the gated family).
-    pub gated: bool,
+/// A configuration whose new runs (or, within one report, a `--by` value's runs) ended
+/// worse than the base's: a larger share not `ok`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndedWorse {
+    /// Within one report: the `--by` column and the value whose runs ended worse.
+    pub by: Option<(String, String)>,
+    /// The configuration.
+    pub key: Key,
+    /// How the base's (or the baseline value's) runs ended.
+    pub base: status::Tally,
+    /// How the new (or the value's) runs ended.
+    pub new: status::Tally,
 }
 
-/// The default metrics: throughput and p50 / p99 / p99.9 latency.
-pub const DEFAULT_METRICS: [&str; 4] = ["throughput", "p50", "p99", "p99.9"];
-
-impl Metric {
-    /// Resolves a metric name: `throughput`, `mib`, `p50`, `p90`, `p99`, `p99.9`, `p99.99`,
-    /// `max`, `mean`, `connect_p99`, `server_cpu`, `client_cpu`, or any numeric column
-    /// (throughput columns are higher-is-better, everything else lower-is-better).
-    pub fn parse(name: &str) -> Metric {
-        let column = match name {
-            "throughput" | "msgs_s" => "throughput_msgs_s",
-            "mib" | "mib_s" => "throughput_mib_s",
-            "p50" => "lat_p50_us",
-            "p90" => "lat_p90_us",
-            "p99" => "lat_p99_us",
-            "p99.9" | "p999" => "lat_p999_us",
-            "p99.99" | "p9999" => "lat_p9999_us",
-            "max" => "lat_max_us",
-            "mean" => "lat_mean_us",
-            "connect_p99" => "connect_p99_us",
-            "server_cpu" => "server_cpu_us_per_msg",
-            "client_cpu" => "client_cpu_us_per_msg",
-            other => other,
-        };
-        Metric {
-            name: name.to_string(),
-            column: column.to_string(),
-            higher_is_better: column.starts_with("throughput") || column == "fairness" || column == "msgs",
-            gated: true,
-        }
-    }
-
-    /// The quantile a latency percentile column estimates (`lat_p99_us` → 0.99).
-    pub fn quantile(&self) -> Option<f64> {
-        match self.column.as_str() {
-            "lat_p50_us" => Some(0.5),
-            "lat_p90_us" => Some(0.9),
-            "lat_p99_us" => Some(0.99),
-            "lat_p999_us" => Some(0.999),
-            "lat_p9999_us" => Some(0.9999),
-            _ => None,
-        }
+impl EndedWorse {
+    /// `target=tokio conns=10 ...: 1 of 3 run(s) not ok (errors 1); base all 3 run(s) ok`,
+    /// the base named `base_name` (`base`, or `target=mio` within one report).
+    pub fn describe(&self, base_name: &str) -> String {
+        let value = self.by.as_ref().map(|(c, v)| format!("{c}={v} ")).unwrap_or_default();
+        format!(
+            "{value}{}: {}; {base_name} {}",
+            self.key.describe(&[]),
+            self.new.describe(),
+            self.base.describe()
+        )
     }
 }
 
@@ -287,7 +261,7 @@ pub struct Comparison {
     /// Configurations in both reports.
     pub shared: usize,
     /// Configurations whose new runs ended worse than the base's (a larger share not `ok`).
-    pub ended_worse: Vec<(Key, status::Tally, status::Tally)>,
+    pub ended_worse: Vec<EndedWorse>,
 }
 
 fn group<'a>(rows: &'a [Row], columns: &[&'static str]) -> BTreeMap<Key, Vec<&'a Row>> {
@@ -409,7 +383,12 @@ pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric], band_pct: f64) -> 
         let Some(nrows) = gn.get(key) else { continue };
         let (tb, tn) = (status::Tally::of(brows), status::Tally::of(nrows));
         if tn.worse_than(&tb) {
-            ended_worse.push((key.clone(), tb, tn));
+            ended_worse.push(EndedWorse {
+                by: None,
+                key: key.clone(),
+                base: tb,
+                new: tn,
+            });
         }
         for m in metrics {
             let (bv, nv) = (values(brows, &m.column), values(nrows, &m.column));
@@ -446,10 +425,16 @@ pub struct Relative {
 }
 
 /// Within one report: every value of column `by` relative to `baseline`, per configuration,
-/// with the same outcomes as [`compare`].
-pub fn relative(rows: &[Row], by: &str, baseline: &str, metrics: &[Metric], band_pct: f64) -> Vec<Relative> {
-    let mut pairs = Vec::new();
-    let mut names = Vec::new();
+/// with the same outcomes as [`compare`]; and the values whose runs ended worse than the
+/// baseline's in a configuration (value, configuration, baseline's tally, value's tally).
+pub fn relative(
+    rows: &[Row],
+    by: &str,
+    baseline: &str,
+    metrics: &[Metric],
+    band_pct: f64,
+) -> (Vec<Relative>, Vec<EndedWorse>) {
+    let (mut pairs, mut names, mut ended_worse) = (Vec::new(), Vec::new(), Vec::new());
     let (columns, _) = key_columns(&[rows], Some(by));
     for (key, group_rows) in group(rows, &columns) {
         let mut by_value: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
@@ -462,6 +447,15 @@ pub fn relative(rows: &[Row], by: &str, baseline: &str, metrics: &[Metric], band
         for (value, vrows) in &by_value {
             if *value == baseline {
                 continue;
+            }
+            let (tb, tv) = (status::Tally::of(base_rows), status::Tally::of(vrows));
+            if tv.worse_than(&tb) {
+                ended_worse.push(EndedWorse {
+                    by: Some((by.to_string(), value.to_string())),
+                    key: key.clone(),
+                    base: tb,
+                    new: tv,
+                });
             }
             for m in metrics {
                 let (bv, nv) = (values(base_rows, &m.column), values(vrows, &m.column));
@@ -480,11 +474,12 @@ pub fn relative(rows: &[Row], by: &str, baseline: &str, metrics: &[Metric], band
             }
         }
     }
-    names
+    let rel = names
         .into_iter()
         .zip(decide(pairs, band_pct))
         .map(|(value, change)| Relative { value, change })
-        .collect()
+        .collect();
+    (rel, ended_worse)
 }
 
 #[cfg(test)]

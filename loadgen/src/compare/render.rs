@@ -170,13 +170,11 @@ pub fn comparison(c: &Comparison, format: CompareFormat, gating: bool) -> String
     }
     o.push_str(&changes(c.changes.iter().map(|ch| (None, ch)), None, format, gating));
     if format != CompareFormat::Csv {
-        for (key, base, new) in &c.ended_worse {
+        for e in &c.ended_worse {
             let _ = writeln!(
                 o,
-                "ended worse: {}: new {}; base {} (failed runs are left out of the figures)",
-                key.describe(&[]),
-                new.describe(),
-                base.describe()
+                "ended worse: {} (failed runs are left out of the figures)",
+                e.describe("base")
             );
         }
         for (side, keys) in [("base", &c.only_base), ("new", &c.only_new)] {

@@ -90,7 +90,7 @@ fn relative_to_a_baseline_model() {
         row("tokio", 10, 900.0, 110.0),
         row("tokio", 10, 940.0, 110.0),
     ];
-    let rel = relative(&rows, "target", "mio", &[Metric::parse("throughput")], 5.0);
+    let (rel, _) = relative(&rows, "target", "mio", &[Metric::parse("throughput")], 5.0);
     assert_eq!(rel.len(), 1);
     assert_eq!(rel[0].value, "tokio");
     assert!((rel[0].change.ratio() - (900.0f64 * 940.0).sqrt() / 1000.0).abs() < 1e-9);

@@ -223,11 +223,7 @@ fn compared(s: &Study<'_>, rows: &[Row], metrics: &[Metric]) -> Compared {
             let c = compare::compare(base, rows, metrics, compare::DEFAULT_BAND_PCT);
             Compared {
                 title: format!("Against the baseline {name}"),
-                ended_worse: c
-                    .ended_worse
-                    .iter()
-                    .map(|(k, b, n)| format!("{}: new {}; base {}", k.describe(&[]), n.describe(), b.describe()))
-                    .collect(),
+                ended_worse: c.ended_worse.iter().map(|e| e.describe("base")).collect(),
                 items: c.changes.into_iter().map(|ch| (None, ch)).collect(),
             }
         }
@@ -242,11 +238,11 @@ fn compared(s: &Study<'_>, rows: &[Row], metrics: &[Metric]) -> Compared {
                 .find(|v| *v == "mio")
                 .or(values.first().copied())
                 .unwrap_or("");
-            let rel = compare::relative(rows, &s.by, base, metrics, compare::DEFAULT_BAND_PCT);
+            let (rel, ended) = compare::relative(rows, &s.by, base, metrics, compare::DEFAULT_BAND_PCT);
             Compared {
                 title: format!("Each {} against {}={base}", s.by, s.by),
                 items: rel.into_iter().map(|r| (Some(r.value), r.change)).collect(),
-                ended_worse: Vec::new(),
+                ended_worse: ended.iter().map(|e| e.describe(&format!("{}={base}", s.by))).collect(),
             }
         }
     }
@@ -264,7 +260,7 @@ fn comparison(o: &mut String, s: &Study<'_>, rows: &[Row]) {
     for line in &ended_worse {
         let _ = writeln!(
             o,
-            "<p class=\"worse\">Ended worse than the baseline: {} (failed runs are left out of the figures)</p>",
+            "<p class=\"worse\">Ended worse: {} (failed runs are left out of the figures)</p>",
             esc(line)
         );
     }
