@@ -7,7 +7,7 @@
 //! Interval start times are relative to `BaseTime` (absolute, seconds since the epoch), so
 //! logs from several hosts line up and merge exactly ([`read`]).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -49,9 +49,7 @@ impl HlogWriter {
             Dest::Stdout => Box::new(std::io::stdout()),
             Dest::Stderr => Box::new(std::io::stderr()),
             Dest::Special(p) => Box::new(
-                OpenOptions::new()
-                    .write(true)
-                    .open(p)
+                crate::report::dest::open_special(p)
                     .with_context(|| format!("cannot open interval log {}", p.display()))?,
             ),
             Dest::File(p) => {

@@ -137,6 +137,25 @@ fn a_fifo_with_a_reader_gets_the_row() {
 }
 
 #[test]
+fn a_fifo_nobody_reads_fails_the_output_in_bounded_time_not_the_run() {
+    // Opening a FIFO for writing blocks until a reader comes: the run used to hang there
+    // for good after measuring, deaf to SIGTERM.
+    let dir = Scratch::new("fifo-unread");
+    let fifo = dir.path("rows.fifo");
+    testkit::run_tool("mkfifo", &[fifo.to_str().unwrap()]).unwrap();
+    let (code, out, _, secs) = run_in(
+        &dir.0,
+        &[&QUICK[..], &["--quiet", "--csv", fifo.to_str().unwrap()]].concat(),
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(secs < 1.1 + 5.0 + 10.0, "waits 5 s for a reader, then ends: {secs} s");
+    assert!(
+        out.contains("NOT WRITTEN: --csv") && out.contains("nothing reads the FIFO") && out.contains("status     ok"),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_reader_that_closes_its_pipe_early_ends_the_run_cleanly() {
     let dir = Scratch::new("pipe");
     let args = [&QUICK[..], &["--quiet", "--csv", "-", "--hdr-log", "-"]].concat();

@@ -8,8 +8,9 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -108,13 +109,93 @@ impl Dest {
                 out.write_all(bytes).and_then(|()| out.flush()).with_context(context)
             }
             Dest::Stderr => std::io::stderr().lock().write_all(bytes).with_context(context),
-            Dest::Special(path) | Dest::File(path) => OpenOptions::new()
-                .write(true)
-                .append(matches!(self, Dest::File(_)))
+            Dest::Special(path) => open_special(path)
+                .and_then(|mut f| f.write_all(bytes))
+                .with_context(context),
+            Dest::File(path) => OpenOptions::new()
+                .append(true)
                 .open(path)
                 .and_then(|mut f| f.write_all(bytes))
                 .with_context(context),
         }
+    }
+}
+
+/// How long an output waits for a FIFO's reader to appear, or to read again when the
+/// pipe is full, before it gives up (the output fails; the run does not hang).
+pub const SPECIAL_PATIENCE: Duration = Duration::from_secs(5);
+
+/// A special file opened for writing without ever blocking for good: a FIFO with no reader
+/// is waited for at most [`SPECIAL_PATIENCE`] (opening it plainly would block until one
+/// came, whatever the run or a signal said), and so is a reader that stops reading.
+pub struct Special {
+    file: File,
+    path: PathBuf,
+}
+
+/// Opens a character device, FIFO or socket for writing (see [`Special`]).
+pub fn open_special(path: &Path) -> std::io::Result<Special> {
+    let deadline = Instant::now() + SPECIAL_PATIENCE;
+    loop {
+        match OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path) {
+            Ok(file) => {
+                return Ok(Special {
+                    file,
+                    path: path.to_path_buf(),
+                })
+            }
+            // ENXIO: a FIFO that nobody reads yet: wait a little for its reader.
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                if Instant::now() >= deadline || crate::signals::interrupted() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "nothing reads the FIFO {} (waited {} s); start its reader first",
+                            path.display(),
+                            SPECIAL_PATIENCE.as_secs()
+                        ),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Write for Special {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let deadline = Instant::now() + SPECIAL_PATIENCE;
+        loop {
+            match self.file.write(buf) {
+                // The pipe is full: wait (bounded) for the reader to make room.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!(
+                                "the reader of {} stopped reading for {} s",
+                                self.path.display(),
+                                SPECIAL_PATIENCE.as_secs()
+                            ),
+                        ));
+                    }
+                    let mut fds = [rustix::event::PollFd::new(&self.file, rustix::event::PollFlags::OUT)];
+                    let timeout = rustix::event::Timespec::try_from(left).ok();
+                    match rustix::event::poll(&mut fds, timeout.as_ref()) {
+                        // A signal: look at the deadline and try again.
+                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -144,6 +225,32 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fifo_without_a_reader_or_with_a_stalled_one_fails_in_bounded_time() {
+        let dir = std::env::temp_dir().join(format!("dest-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("out.fifo");
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+        let started = Instant::now();
+        let e = open_special(&fifo).err().expect("no reader: no open");
+        let waited = started.elapsed();
+        assert!(e.to_string().contains("nothing reads the FIFO"), "{e}");
+        assert!(
+            waited >= SPECIAL_PATIENCE && waited < SPECIAL_PATIENCE * 3,
+            "{waited:?}"
+        );
+        // A reader that opens the FIFO and never reads: the pipe fills, the write gives up.
+        let _reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let mut w = open_special(&fifo).unwrap();
+        let e = w.write_all(&vec![b'x'; 4 << 20]).unwrap_err();
+        assert!(e.to_string().contains("stopped reading"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn classifies_streams_devices_and_files() {

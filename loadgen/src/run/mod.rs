@@ -73,7 +73,11 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let timer_floor_p99_us = open.then(crate::doctor::timer_floor).flatten();
     let started_at = SystemTime::now();
     let mut hlog = match &cfg.hdr_log {
-        Some(path) => Some(HlogWriter::create(path, started_at)?),
+        // An interval log that cannot be opened is the flag's fault, said before any load.
+        Some(path) => Some(
+            HlogWriter::create(path, started_at)
+                .map_err(|e| crate::error::flag_error("--hdr-log", path.display(), format!("{e:#}")))?,
+        ),
         None => None,
     };
     let created = Instant::now();
