@@ -71,6 +71,9 @@ impl Dest {
         let refuse = |why: String| flag_error(flag, path.display(), why);
         match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => Err(refuse("is a directory; give a file name inside it".into())),
+            Ok(m) if m.file_type().is_socket() => Err(refuse(
+                "is a socket, which cannot be opened as a file; give a file or a FIFO".into(),
+            )),
             Ok(_) => writable(path).map_err(|e| refuse(format!("cannot write it: {e}"))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let dir = match path.parent() {
@@ -144,7 +147,17 @@ pub fn open_special(path: &Path) -> std::io::Result<Special> {
                     path: path.to_path_buf(),
                 })
             }
-            // ENXIO: a FIFO that nobody reads yet: wait a little for its reader.
+            // ENXIO: a FIFO that nobody reads yet: wait a little for its reader. (A socket
+            // file gives ENXIO too, for good: it is said at once.)
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && !is_fifo(path) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{} is a socket: it cannot be opened as a file (give a file or a FIFO)",
+                        path.display()
+                    ),
+                ));
+            }
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
                 if Instant::now() >= deadline || crate::signals::interrupted() {
                     return Err(std::io::Error::new(
@@ -161,6 +174,10 @@ pub fn open_special(path: &Path) -> std::io::Result<Special> {
             Err(e) => return Err(e),
         }
     }
+}
+
+fn is_fifo(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo())
 }
 
 impl Write for Special {
