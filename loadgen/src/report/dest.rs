@@ -1,5 +1,5 @@
 //! Where an output goes: standard output (`-`, `/dev/stdout`), standard error
-//! (`/dev/stderr`), a special file (character device, FIFO, socket: written to, never read,
+//! (`/dev/stderr`), a special file (character device or FIFO: written to, never read,
 //! never replaced), or a regular file (replaced atomically: a temporary file beside it,
 //! renamed over it, so a full disk leaves the old file or none, never half of a new one).
 //!
