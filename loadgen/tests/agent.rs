@@ -279,6 +279,11 @@ fn an_agent_that_never_answers_costs_the_run_a_bounded_wait() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot be read"), "{err}");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("server     cost unknown: nothing could be read (from the agent at"),
+        "{summary}"
+    );
     assert_eq!(only_row(&csv)["server_cpu_s"], "");
     // A 1.2 s run plus at most three 2 s timeouts (before, at the start and at the end).
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");

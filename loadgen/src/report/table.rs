@@ -369,7 +369,11 @@ fn server(o: &mut String, r: &Report) {
         (Some(s), _) if s.cpu_s.is_none() && s.peak_rss_kib.is_none() && s.peak_threads.is_none() => {
             // Nothing was read (an agent that did not answer, a /proc that vanished): one
             // plain line, not a row of "unknown"s; the WARNING above says why.
-            let source = r.server_source.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
+            let source = r
+                .server_source
+                .as_deref()
+                .map(|w| format!(" ({w})"))
+                .unwrap_or_default();
             let _ = writeln!(o, "  server     cost unknown: nothing could be read{source}");
         }
         (Some(s), per) => {
@@ -377,8 +381,7 @@ fn server(o: &mut String, r: &Report) {
             let _ = writeln!(
                 o,
                 "  server     {} CPU ({} per msg), peak RSS {}, peak {} threads{source}",
-                s.cpu_s
-                    .map_or("unknown".into(), |v| format!("{v:.2} s")),
+                s.cpu_s.map_or("unknown".into(), |v| format!("{v:.2} s")),
                 per.map_or("-".into(), |v| format!("{v:.2} us")),
                 s.peak_rss_kib.map_or("unknown".into(), |v| format!("{v} KiB")),
                 s.peak_threads.map_or("unknown".into(), |v| v.to_string())
