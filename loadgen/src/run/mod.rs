@@ -63,6 +63,15 @@ struct Observed {
     thread_error: Option<String>,
 }
 
+/// The interval log `--hdr-log` asks for, opened before any load: one that cannot be opened
+/// is the flag's fault (exit 2), said by name.
+fn open_hlog(cfg: &RunConfig, started_at: SystemTime) -> anyhow::Result<Option<HlogWriter>> {
+    let Some(path) = &cfg.hdr_log else { return Ok(None) };
+    HlogWriter::create(path, started_at)
+        .map(Some)
+        .map_err(|e| crate::error::flag_error("--hdr-log", path.display(), format!("{e:#}")).into())
+}
+
 /// Runs one load run. Errors only when it could not run at all (too many connections for
 /// the descriptor limit, target does not start, address unreachable); faults during the
 /// run end up in the report's status.
@@ -72,14 +81,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let open = cfg.rate.is_some() || matches!(cfg.churn, crate::config::Churn::ConnRate { .. });
     let timer_floor_p99_us = open.then(crate::doctor::timer_floor).flatten();
     let started_at = SystemTime::now();
-    let mut hlog = match &cfg.hdr_log {
-        // An interval log that cannot be opened is the flag's fault, said before any load.
-        Some(path) => Some(
-            HlogWriter::create(path, started_at)
-                .map_err(|e| crate::error::flag_error("--hdr-log", path.display(), format!("{e:#}")))?,
-        ),
-        None => None,
-    };
+    let mut hlog = open_hlog(cfg, started_at)?;
     let created = Instant::now();
     let mut target = target::start(cfg)?;
     if let Some(log) = hlog.as_mut() {
