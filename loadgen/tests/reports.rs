@@ -103,7 +103,7 @@ fn compare_of_reports_that_share_no_configuration_is_refused_not_passed() {
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("1 configuration(s) of the base have no row in the new report: not gated"),
+        err.contains("1 configuration(s) of the base have no row, or no measured run, in the new report: not gated"),
         "{err}"
     );
 }
@@ -145,6 +145,17 @@ fn compare_gate_fails_new_runs_that_ended_worse_however_fast() {
         "the failed run is left out of the figures: {stdout}"
     );
     assert!(stderr.contains("2 of 3 run(s) not ok (errors 1, failed 1)"), "{stderr}");
+    // Both sides failed every run: nothing to pair, and it is said, not dropped.
+    let failed = temp_path("all-failed.csv");
+    let row = "1,2026-01-01T00:00:00Z,,mio,x,tcp,closed,10,64,1,,10,0,,,,failed";
+    std::fs::write(&failed, format!("{}\n{row}\n{row}\n", lines[0])).unwrap();
+    let out = run(&["compare", s(&failed), s(&failed), "--threshold", "5%"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not compared: target=mio")
+            && String::from_utf8_lossy(&out.stderr).contains("no measured run, in the new report: not gated"),
+        "{out:?}"
+    );
     let same = run(&[
         "compare",
         s(&base),

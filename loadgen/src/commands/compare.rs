@@ -139,7 +139,9 @@ fn between(ask: &Ask, base: &Path, new: &Path) -> anyhow::Result<u8> {
     let gated = Gated {
         changes: c.changes.iter().map(|ch| (String::new(), ch)).collect(),
         ended_worse: c.ended_worse.iter().map(|e| e.describe("base")).collect(),
-        only_base: c.only_base.len(),
+        // Unmeasured configurations whose new runs ended worse fail the gate; the rest are
+        // not gated, like the base's configurations the new report lacks.
+        only_base: c.only_base.len() + c.unmeasured.iter().filter(|(_, b, n)| !n.worse_than(b)).count(),
         machines_differ: c.environment.iter().any(|(col, _, _)| col != "version"),
     };
     ask.threshold.map_or(Ok(0), |t| gate(&gated, t, ask.across_machines))
@@ -152,7 +154,7 @@ struct Gated<'a> {
     changes: Vec<(String, &'a compare::Change)>,
     /// What ended worse, each described with both sides' tallies.
     ended_worse: Vec<String>,
-    /// Configurations of the base the new report lacks.
+    /// Configurations of the base the new report lacks, or that no side measured.
     only_base: usize,
     /// The reports come from different machines.
     machines_differ: bool,
@@ -202,7 +204,7 @@ fn gate(c: &Gated<'_>, t: f64, across_machines: bool) -> anyhow::Result<u8> {
     if c.only_base > 0 {
         writeln!(
             err,
-            "note: {} configuration(s) of the base have no row in the new report: not gated",
+            "note: {} configuration(s) of the base have no row, or no measured run, in the new report: not gated",
             c.only_base
         )?;
     }

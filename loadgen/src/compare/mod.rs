@@ -260,6 +260,9 @@ pub struct Comparison {
     pub unkeyed: Vec<&'static str>,
     /// Configurations in both reports.
     pub shared: usize,
+    /// Configurations in both whose metrics could not be paired (a side has no measured
+    /// run), with the base's and the new side's tallies: said, never dropped silently.
+    pub unmeasured: Vec<(Key, status::Tally, status::Tally)>,
     /// Configurations whose new runs ended worse than the base's (a larger share not `ok`).
     pub ended_worse: Vec<EndedWorse>,
 }
@@ -378,10 +381,11 @@ fn judge(
 pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric], band_pct: f64) -> Comparison {
     let (columns, unkeyed) = key_columns(&[base, new], None);
     let (gb, gn) = (group(base, &columns), group(new, &columns));
-    let (mut pairs, mut ended_worse) = (Vec::new(), Vec::new());
+    let (mut pairs, mut ended_worse, mut unmeasured) = (Vec::new(), Vec::new(), Vec::new());
     for (key, brows) in &gb {
         let Some(nrows) = gn.get(key) else { continue };
         let (tb, tn) = (status::Tally::of(brows), status::Tally::of(nrows));
+        let paired_before = pairs.len();
         if tn.worse_than(&tb) {
             ended_worse.push(EndedWorse {
                 by: None,
@@ -403,6 +407,9 @@ pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric], band_pct: f64) -> 
                 });
             }
         }
+        if pairs.len() == paired_before {
+            unmeasured.push((key.clone(), tb, tn));
+        }
     }
     Comparison {
         changes: decide(pairs, band_pct),
@@ -411,6 +418,7 @@ pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric], band_pct: f64) -> 
         environment: environment_differences(base, new),
         unkeyed,
         shared: gb.keys().filter(|k| gn.contains_key(k)).count(),
+        unmeasured,
         ended_worse,
     }
 }

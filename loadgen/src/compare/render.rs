@@ -177,6 +177,15 @@ pub fn comparison(c: &Comparison, format: CompareFormat, gating: bool) -> String
                 e.describe("base")
             );
         }
+        for (key, base, new) in &c.unmeasured {
+            let _ = writeln!(
+                o,
+                "not compared: {}: a side has no measured run (base {}; new {})",
+                key.describe(&[]),
+                base.describe(),
+                new.describe()
+            );
+        }
         for (side, keys) in [("base", &c.only_base), ("new", &c.only_new)] {
             for k in keys {
                 let _ = writeln!(o, "only in {side}: {}", k.describe(&[]));
