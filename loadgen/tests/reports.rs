@@ -561,6 +561,14 @@ fn merge_combines_interval_logs_exactly() {
     assert_eq!(out.status.code(), Some(0));
     let msgs = |p: &Path| read_json(p)["counters"]["msgs"].as_u64().unwrap();
     assert_eq!(msgs(&merged_json), msgs(&ja) + msgs(&jb));
+    // The same log twice, or a copy of it, would count its messages twice: refused.
+    let copy = temp_path("a-copy.hlog");
+    std::fs::copy(&a, &copy).unwrap();
+    for twice in [[s(&a), s(&a)], [s(&a), s(&copy)]] {
+        let out = run(&["merge", twice[0], twice[1]]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("are the same log"));
+    }
     let spectrum = temp_path("spectrum.svg");
     let out = run(&["plot", s(&a), "--out", s(&spectrum)]);
     assert_eq!(out.status.code(), Some(0));

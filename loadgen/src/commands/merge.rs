@@ -67,6 +67,30 @@ fn check_shards(
     Ok(Some((first, results)))
 }
 
+/// Refuses a log given twice (the same file, or a copy: identical bytes), which would
+/// count its messages and connections twice.
+fn check_distinct(a: &MergeArgs) -> anyhow::Result<()> {
+    use std::hash::{Hash, Hasher};
+    let mut seen: Vec<(u64, &std::path::Path)> = Vec::new();
+    for path in &a.logs {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::Input(format!("cannot read interval log {}: {e}", path.display())))?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut h);
+        let digest = h.finish();
+        if let Some((_, first)) = seen.iter().find(|(d, _)| *d == digest) {
+            return Err(Error::Input(format!(
+                "{} and {} are the same log (identical content): merging it twice would count its messages twice; give each host's log once",
+                first.display(),
+                path.display()
+            ))
+            .into());
+        }
+        seen.push((digest, path));
+    }
+    Ok(())
+}
+
 /// Runs `loadgen merge`.
 pub(super) fn run(a: &MergeArgs) -> anyhow::Result<u8> {
     if let Some(path) = &a.csv {
@@ -75,6 +99,7 @@ pub(super) fn run(a: &MergeArgs) -> anyhow::Result<u8> {
     if let Some(path) = &a.json {
         check_output("--json", path)?;
     }
+    check_distinct(a)?;
     let read = a
         .logs
         .iter()
