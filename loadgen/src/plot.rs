@@ -67,7 +67,7 @@ const VARYING: [(&str, &str); 8] = [
 
 /// Per series (target, plus transport, rate or depth when they are not the defaults, and
 /// every configuration column that varies in the report), the mean of `column` and its 95%
-/// interval at each connection count, over rows with `msg_size`.
+/// interval at each connection count, over the measured (not `failed`) rows with `msg_size`.
 pub fn series(rows: &[Row], column: &str, msg_size: u64) -> Vec<Series> {
     let varying: Vec<(&str, &str)> = VARYING
         .into_iter()
@@ -79,7 +79,9 @@ pub fn series(rows: &[Row], column: &str, msg_size: u64) -> Vec<Series> {
         })
         .collect();
     let mut acc: BTreeMap<String, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.num("msg_size") == Some(msg_size as f64)) {
+    // A failed run measured nothing: its zeros are not points (as in `compare`).
+    let measured = rows.iter().filter(|r| crate::compare::status::measured(r));
+    for r in measured.filter(|r| r.num("msg_size") == Some(msg_size as f64)) {
         let (Some(conns), Some(v)) = (r.num("conns"), r.num(column)) else {
             continue;
         };
@@ -470,6 +472,19 @@ mod tests {
         // Repeats draw error bars and say so.
         let svg = line_chart("t", "y", &s, false).unwrap();
         assert!(svg.contains("95% confidence interval"), "the caption names the bars");
+        // A failed run's zero is no point.
+        let failed = Row::new(
+            [
+                ("status", "failed"),
+                ("target", "mio"),
+                ("conns", "1"),
+                ("msg_size", "64"),
+                ("throughput_msgs_s", "0"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let with_failed = series(&[row("mio", 1, 50.0), failed], "throughput_msgs_s", 64);
+        assert_eq!(with_failed[0].1, vec![pt(1.0, 50.0, 0.0, 1)]);
     }
 
     #[test]
