@@ -112,11 +112,19 @@ impl Tally {
     }
 
     /// `n=7, throughput 96210 msg/s ± 1.9% (95% CI)`.
+    /// A run that measured nothing is said, not hidden in a smaller n.
     pub fn describe(&self) -> String {
         let n = self.throughputs.len();
+        let unmeasured = match self.runs - n {
+            0 => String::new(),
+            k => format!(" ({k} of {} runs measured nothing)", self.runs),
+        };
         match self.interval() {
-            Some((mean, hw)) => format!("n={n}, throughput {} msg/s ± {hw:.1}% (95% CI)", per_s(mean)),
-            None => format!("n={n}, no interval (fewer than 2 measured runs)"),
+            Some((mean, hw)) => format!(
+                "n={n}, throughput {} msg/s ± {hw:.1}% (95% CI){unmeasured}",
+                per_s(mean)
+            ),
+            None => format!("n={n}, no interval (fewer than 2 measured runs){unmeasured}"),
         }
     }
 
@@ -183,9 +191,11 @@ mod tests {
         assert!(noisy.done(auto), "a failed run counts towards the maximum");
         assert!(noisy.shortfall(auto, "mio conns=10").unwrap().contains("mio conns=10"));
         assert!(
-            noisy.describe().starts_with("n=4, throughput 1100 msg/s ± "),
+            noisy.describe().starts_with("n=4, throughput 1100 msg/s ± ")
+                && noisy.describe().ends_with("(1 of 5 runs measured nothing)"),
             "{}",
             noisy.describe()
         );
+        assert!(!quiet.describe().contains("measured nothing"));
     }
 }
