@@ -92,16 +92,21 @@ fn duration(s: &str) -> Result<Duration, BadWork> {
         "us" | "µs" => 1e-6,
         "ms" => 1e-3,
         "s" => 1.0,
-        _ => {
+        "" => {
             return Err(BadWork(format!(
                 "'{s}': a duration needs a unit (ns, us, ms, s), e.g. 100us"
+            )))
+        }
+        other => {
+            return Err(BadWork(format!(
+                "'{s}': unknown unit '{other}': use ns, us, ms or s (per-message work is short), e.g. 100us"
             )))
         }
     };
     match num.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() && v * scale < 3600.0 => Ok(Duration::from_secs_f64(v * scale)),
         _ => Err(BadWork(format!(
-            "'{s}': a duration must be a positive number with its unit, e.g. 100us"
+            "'{s}': a duration must be a positive number below an hour with its unit, e.g. 100us"
         ))),
     }
 }
@@ -345,6 +350,8 @@ mod tests {
             ("cpu:0us", "positive"),
             ("wait:exp:-1ms", "positive"),
             ("cpu:10", "unit"),
+            ("cpu:1h", "unknown unit 'h'"),
+            ("cpu:2000s", "below an hour"),
             ("cpu", "KIND:DURATION"),
             ("block:bimodal:1ms,2ms", "bimodal:FAST,SLOW,P%"),
         ] {
