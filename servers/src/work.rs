@@ -351,7 +351,7 @@ mod tests {
             ("wait:exp:-1ms", "positive"),
             ("cpu:10", "unit"),
             ("cpu:1h", "unknown unit 'h'"),
-            ("cpu:2000s", "below an hour"),
+            ("cpu:4000s", "below an hour"),
             ("cpu", "KIND:DURATION"),
             ("block:bimodal:1ms,2ms", "bimodal:FAST,SLOW,P%"),
         ] {
