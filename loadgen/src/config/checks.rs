@@ -81,6 +81,15 @@ impl RunConfig {
 
     /// io_uring: available on this kernel.
     fn check_engine(&self) -> Result<(), Error> {
+        // The kernel stamps what arrives from the network stack; a Unix socket's data
+        // never passes through it, so the flag would silently give nothing.
+        if self.rx_timestamps && self.transport == SockKind::Unix {
+            return Err(invalid(
+                "--rx-timestamps",
+                "on",
+                "the kernel stamps TCP and UDP receives only; a Unix socket has none (leave it out over unix)",
+            ));
+        }
         if self.engine == Engine::Uring {
             if let Err(e) = servers::ring::available() {
                 return Err(Error::CannotRun(format!("--engine uring: {e}")));

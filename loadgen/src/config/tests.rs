@@ -106,3 +106,23 @@ fn threads_never_exceed_connections() {
         1
     );
 }
+
+#[test]
+fn flags_that_would_silently_do_nothing_are_refused_by_name() {
+    let e = config(&["--target", "mio", "--transport", "unix", "--rx-timestamps", "on"]).unwrap_err();
+    assert!(
+        e.to_string().starts_with("--rx-timestamps") && e.to_string().contains("Unix"),
+        "{e}"
+    );
+    assert!(config(&["--target", "mio", "--rx-timestamps", "on"]).is_ok());
+    // Below the kernel's floor a socket buffer is raised without a word.
+    let e = config(&["--target", "mio", "--sock-buf", "1"]).unwrap_err();
+    assert!(
+        e.to_string().starts_with("--sock-buf '1'") && e.to_string().contains("4096"),
+        "{e}"
+    );
+    assert_eq!(
+        config(&["--target", "mio", "--sock-buf", "4KiB"]).unwrap().sock_buf,
+        Some(4096)
+    );
+}

@@ -51,9 +51,15 @@ pub fn server_procs(s: &str) -> Result<u32, Error> {
 
 /// `--sock-buf`: socket buffer bytes.
 pub fn sock_buf(s: &str) -> Result<usize, Error> {
+    // Below 4 KiB the kernel raises the value to its own floor (about 2.3 KiB to receive,
+    // 4.5 KiB to send) without a word: the run would not use what was asked.
     match super::parse::parse_size("--sock-buf", s)? {
-        n if (1..=64 << 20).contains(&n) => Ok(n as usize),
-        n => Err(invalid("--sock-buf", n, "must be between 1 and 67108864 bytes")),
+        n if (4096..=64 << 20).contains(&n) => Ok(n as usize),
+        n => Err(invalid(
+            "--sock-buf",
+            s,
+            format!("{n} bytes: must be between 4096 (below it the kernel uses its own floor) and 67108864 bytes"),
+        )),
     }
 }
 
