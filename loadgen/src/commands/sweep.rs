@@ -27,7 +27,14 @@ fn list<T: FromStr>(flag: &'static str, s: &str) -> Result<Vec<T>, Error> {
         .collect();
     match items {
         Ok(v) if !v.is_empty() => Ok(v),
-        _ => Err(flag_error(flag, s, "expected a comma-separated list, e.g. 1,10,100")),
+        _ => {
+            let example = match flag {
+                "--targets" => "mio,tokio (or all)",
+                "--transport" => "tcp,udp",
+                _ => "1,10,100",
+            };
+            Err(flag_error(flag, s, format!("expected a comma-separated list, e.g. {example}")))
+        }
     }
 }
 
