@@ -33,7 +33,11 @@ fn list<T: FromStr>(flag: &'static str, s: &str) -> Result<Vec<T>, Error> {
                 "--transport" => "tcp,udp",
                 _ => "1,10,100",
             };
-            Err(flag_error(flag, s, format!("expected a comma-separated list, e.g. {example}")))
+            Err(flag_error(
+                flag,
+                s,
+                format!("expected a comma-separated list, e.g. {example}"),
+            ))
         }
     }
 }
