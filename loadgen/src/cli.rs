@@ -398,6 +398,10 @@ pub struct MergeArgs {
     /// Free text copied into the report.
     #[arg(long, default_value = "")]
     pub label: String,
+    /// Print the merged latency's detailed percentile spectrum after the summary (as `run
+    /// --latency`).
+    #[arg(long)]
+    pub latency: bool,
 }
 
 /// Flags of `sweep`: lists are comma separated.

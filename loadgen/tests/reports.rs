@@ -561,6 +561,15 @@ fn merge_combines_interval_logs_exactly() {
     assert_eq!(out.status.code(), Some(0));
     let msgs = |p: &Path| read_json(p)["counters"]["msgs"].as_u64().unwrap();
     assert_eq!(msgs(&merged_json), msgs(&ja) + msgs(&jb));
+    // --latency prints the merged spectrum, its last row every message of both logs.
+    let out = run(&["merge", s(&a), s(&b), "--latency"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text
+        .lines()
+        .rfind(|l| l.trim_start().starts_with(char::is_numeric))
+        .unwrap();
+    let total: u64 = last.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert_eq!(total, msgs(&ja) + msgs(&jb), "{last}");
     // The same log twice, or a copy of it, would count its messages twice: refused.
     let copy = temp_path("a-copy.hlog");
     std::fs::copy(&a, &copy).unwrap();

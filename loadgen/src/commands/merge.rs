@@ -152,5 +152,8 @@ pub(super) fn run(a: &MergeArgs) -> anyhow::Result<u8> {
             l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.p9999_us, l.max_us
         );
     }
+    if a.latency {
+        print!("{}", crate::report::table::spectrum(&r));
+    }
     Ok(r.status.exit_code())
 }
