@@ -23,6 +23,14 @@ struct Summary {
     errors: u64,
 }
 
+/// What [`Aggregator::settle`] chose.
+pub(crate) struct Cut {
+    /// Leading intervals cut as warm-up.
+    pub(crate) cut: u32,
+    /// In intervals, how long the warm-up looked when that was more than the held ones.
+    pub(crate) warmup_beyond: Option<u32>,
+}
+
 /// The threads' intervals, merged.
 #[derive(Debug)]
 pub(crate) struct Aggregator {
@@ -66,13 +74,15 @@ impl Aggregator {
 
     /// `--warmup auto`, once every interval is complete: chooses how many leading
     /// intervals were warm-up (MSER over the per-interval message counts, at most the held
-    /// ones; all of them when the warm-up outlasted them), counts their errors with the warm-up, folds the rest into the totals, and
-    /// drops the warm-up ones from the series. Returns how many were cut.
-    pub(crate) fn settle(&mut self) -> u32 {
+    /// ones; all of them when the warm-up outlasted them), counts their errors with the
+    /// warm-up, folds the rest into the totals, and drops the warm-up ones from the series. Returns how many were cut, and how long the
+    /// warm-up looked when that was past the held ones ([`crate::steady::warmup_beyond`]).
+    pub(crate) fn settle(&mut self) -> Cut {
         let (series, held) = (self.settle_series(), self.held.len());
         // A warm-up longer than the cap: MSER's choice under the cap is meaningless then
         // (it may cut nothing), and all that may be cut is the least wrong.
-        let cut = match crate::steady::warmup_beyond(&series, held) {
+        let beyond = crate::steady::warmup_beyond(&series, held);
+        let cut = match beyond {
             Some(_) => held,
             None => crate::steady::mser_truncation(&series, held).min(held),
         };
@@ -87,7 +97,10 @@ impl Aggregator {
         for s in &mut self.done {
             s.index -= cut as u32;
         }
-        cut as u32
+        Cut {
+            cut: cut as u32,
+            warmup_beyond: beyond.map(|d| d as u32),
+        }
     }
 
     /// The per-interval message counts MSER chooses from: the last interval may be short,
@@ -95,13 +108,6 @@ impl Aggregator {
     fn settle_series(&self) -> Vec<f64> {
         let n = self.done.len().saturating_sub(1);
         self.done[..n].iter().map(|s| s.msgs as f64).collect()
-    }
-
-    /// `--warmup auto`, before [`Aggregator::settle`]: how many intervals the warm-up
-    /// looks to have lasted when that is more than the held ones, which are all that may be
-    /// cut ([`crate::steady::warmup_beyond`]).
-    pub(crate) fn warmup_beyond(&self) -> Option<u32> {
-        crate::steady::warmup_beyond(&self.settle_series(), self.held.len()).map(|d| d as u32)
     }
 
     /// Adds one thread's interval.
@@ -238,7 +244,7 @@ mod tests {
             agg.add(&v);
             while agg.complete_next(false, |_| {}) {}
         }
-        assert_eq!(agg.settle(), 2);
+        assert_eq!(agg.settle().cut, 2);
         let total = agg.total();
         assert_eq!(total.counters.msgs, 100 + 100 + 101 + 99 + 100 * 4);
         let rows = agg.rows(Duration::from_secs(1), Duration::from_secs(8));

@@ -54,8 +54,10 @@ pub(super) fn settle(
         };
     };
     let all_msgs = agg.total_with_held_msgs();
-    let beyond = agg.warmup_beyond();
-    let cut = agg.settle();
+    let super::aggregate::Cut {
+        cut,
+        warmup_beyond: beyond,
+    } = agg.settle();
     let warm = cfg.interval * cut;
     let kept = agg.total().counters.msgs;
     let share = if all_msgs > 0 {
