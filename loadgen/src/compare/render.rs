@@ -180,7 +180,7 @@ pub fn comparison(c: &Comparison, format: CompareFormat, gating: bool) -> String
         for (key, base, new) in &c.unmeasured {
             let _ = writeln!(
                 o,
-                "not compared: {}: a side has no measured run (base {}; new {})",
+                "not compared: {}: no metric has a value on both sides, e.g. every run of a side failed (base {}; new {})",
                 key.describe(&[]),
                 base.describe(),
                 new.describe()
