@@ -162,6 +162,20 @@ fn fmt_count(v: f64) -> String {
     }
 }
 
+/// Every chart's frame: its caption, margin and axis label areas.
+fn framed<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    title: &str,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(title, ("sans-serif", 18))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(80);
+    builder
+}
+
 /// A line chart of `series` with a log x axis (connections); `log_y` for latencies.
 pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) -> anyhow::Result<String> {
     if series.iter().all(|(_, p)| p.is_empty()) {
@@ -185,12 +199,7 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) ->
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
-        let mut builder = ChartBuilder::on(&root);
-        builder
-            .caption(title, ("sans-serif", 18))
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(80);
+        let mut builder = framed(&root, &title);
         macro_rules! draw {
             ($chart:expr) => {{
                 let mut chart = $chart;
@@ -314,12 +323,7 @@ pub fn time_chart(
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
-        let mut builder = ChartBuilder::on(&root);
-        builder
-            .caption(title, ("sans-serif", 18))
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(80);
+        let mut builder = framed(&root, title);
         macro_rules! draw {
             ($chart:expr) => {{
                 let mut chart = $chart;
@@ -378,12 +382,7 @@ pub fn spectrum(title: &str, histograms: &[(&str, &Histogram<u64>)]) -> anyhow::
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(80)
-            .build_cartesian_2d((1.0..max_n * 1.2).log_scale(), 0.0..y_hi * 1.1)?;
+        let mut chart = framed(&root, title).build_cartesian_2d((1.0..max_n * 1.2).log_scale(), 0.0..y_hi * 1.1)?;
         chart
             .configure_mesh()
             .x_desc("percentile (log scale of 1 in N)")
