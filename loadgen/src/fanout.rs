@@ -115,9 +115,10 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
                 passed_on = true;
             }
         }
-        cost.tick_and_wait(Instant::now(), Some(window));
+        cost.tick_and_wait(Some(window));
     }
-    let (_, _, server_cost) = cost.finish();
+    // The parent's own CPU is not the client's (the shards report theirs): only the server's.
+    let cost = cost.finish();
     if let Some(server) = target.server.as_mut() {
         server.stop();
     }
@@ -125,6 +126,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let _ = std::fs::remove_dir_all(&dir);
     let stamp = stamp.ok_or_else(|| anyhow::anyhow!("no shard of the run wrote its interval log"))?;
     let mut total = shard::combine(&results, procs);
+    let (cost, late_readings) = cost.fit(Duration::from_secs_f64(total.duration_s), 0.0);
     total.stop_reason = stop_reason.or(total.stop_reason);
     if total.stop_reason.is_some() {
         total.status = total.status.max(crate::report::Status::Partial);
@@ -143,10 +145,10 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     // The run's configuration, as one process's report has it (the shards' logs do not
     // carry it): compare pairs rows by these columns.
     report.settings = crate::run::settings(cfg);
-    report.server = match &cfg.target {
-        TargetSpec::Model(_) => server_cost,
-        TargetSpec::Addr(_) => report.server,
-    };
+    if let TargetSpec::Model(_) = &cfg.target {
+        report.server = cost.server;
+        report.warnings.extend(late_readings);
+    }
     Ok(report)
 }
 

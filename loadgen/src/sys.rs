@@ -223,9 +223,30 @@ pub(crate) fn yield_to_client_threads() -> NiceGuard {
         .ok()
         .filter(|&n| may_restore(n));
     let lowered = before.is_some_and(|_| rustix::process::setpriority_process(None, AGGREGATOR_NICE).is_ok());
-    NiceGuard {
-        restore: before.filter(|_| lowered),
-    }
+    let restore = before.filter(|_| lowered);
+    YIELDED.set(restore);
+    NiceGuard { restore }
+}
+
+thread_local! {
+    /// The nice value this thread had before [`yield_to_client_threads`] lowered it.
+    static YIELDED: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
+}
+
+/// Spawns a thread at the priority the calling thread had before
+/// [`yield_to_client_threads`] lowered it (a new thread inherits the lowered one).
+pub(crate) fn spawn_unyielded<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<std::thread::JoinHandle<T>> {
+    let nice = YIELDED.get();
+    std::thread::Builder::new().name(name.to_string()).spawn(move || {
+        if let Some(nice) = nice {
+            // Allowed: the yield was only made where it can be undone (root or RLIMIT_NICE).
+            let _ = rustix::process::setpriority_process(None, nice);
+        }
+        f()
+    })
 }
 
 /// Restores the thread's nice value when dropped.
@@ -235,6 +256,7 @@ pub(crate) struct NiceGuard {
 
 impl Drop for NiceGuard {
     fn drop(&mut self) {
+        YIELDED.set(None);
         if let Some(nice) = self.restore {
             // Checked possible before lowering (root or RLIMIT_NICE).
             let _ = rustix::process::setpriority_process(None, nice);
@@ -258,6 +280,31 @@ mod tests {
         assert!(thread_cpu() > before);
         assert!(raise_nofile().is_none_or(|l| l >= 64));
         assert!(clock_ticks_per_sec() >= 1.0);
+    }
+
+    #[test]
+    fn a_thread_spawned_by_a_yielded_one_runs_at_the_priority_before() {
+        // In a thread of its own: the nice value is per thread.
+        std::thread::spawn(|| {
+            let nice = || rustix::process::getpriority_process(None).unwrap();
+            let before = nice();
+            let guard = yield_to_client_threads();
+            let lowered = guard.restore.is_some();
+            // Not root and no RLIMIT_NICE room: nothing was lowered.
+            assert_eq!(nice(), if lowered { AGGREGATOR_NICE } else { before });
+            let spawned = spawn_unyielded("t", nice).unwrap().join().unwrap();
+            assert_eq!(spawned, before, "lowered: {lowered}");
+            assert_eq!(
+                std::thread::spawn(nice).join().unwrap(),
+                nice(),
+                "a plain spawn inherits"
+            );
+            drop(guard);
+            assert_eq!(nice(), before);
+            assert_eq!(spawn_unyielded("t", nice).unwrap().join().unwrap(), before);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

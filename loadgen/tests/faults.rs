@@ -428,5 +428,9 @@ fn a_forking_server_is_named_by_its_real_backlog() {
     let cpu = v["server"]["cpu_s"].as_f64().unwrap_or(0.0);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let most = cores * v["duration_s"].as_f64().unwrap() * 1.1;
-    assert!(cpu > 0.0 && cpu <= most, "{} (at most {most} s)", v["server"]);
+    assert!(
+        cpu > 0.0 && cpu <= most,
+        "{} (at most {most} s); {warnings}",
+        v["server"]
+    );
 }

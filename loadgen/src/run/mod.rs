@@ -100,7 +100,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     check_agent(server_probe.as_ref())?;
 
     let mut seen = drive(cfg, plan, &shared, &mut target, server_probe, &mut hlog, created)?;
-    let (client_cpu_s, client_rss_kib, server_cost) = seen.cost.finish();
+    let cost = seen.cost.finish();
     if let Some(server) = target.server.as_mut() {
         server.stop();
     }
@@ -116,7 +116,9 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     complete_intervals(&mut seen.agg, hlog.as_mut(), cfg, offset, Some(measured));
     let stop_reason = seen.watch.stopped().map(|(_, r)| r.clone()).or(seen.thread_error);
     let machine = machine_before.since(&target.addr);
-    let window = warmup::settle(cfg, &mut seen.agg, measured, client_cpu_s, server_cost);
+    let threads_s = seen.outputs.iter().map(|o| o.window_cpu.as_secs_f64()).sum();
+    let (cost, late_readings) = cost.fit(measured, threads_s);
+    let window = warmup::settle(cfg, &mut seen.agg, measured, cost.client_cpu_s, cost.server);
     let total = seen.agg.total();
     let tagged = hlog.is_some().then(|| tagged_histograms(&total, &seen.outputs));
     let mut report = assemble::report(assemble::Parts {
@@ -128,7 +130,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         intervals: seen.agg.rows(cfg.interval, window.measured),
         outputs: &seen.outputs,
         client_cpu_s: window.client_cpu_s,
-        client_rss_kib,
+        client_rss_kib: cost.client_rss_kib,
         server: window.server,
         server_source,
         stop_reason,
@@ -140,6 +142,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     });
     report.warmup_rule = window.rule;
     report.warnings.extend(window.warning);
+    report.warnings.extend(late_readings);
     if let Some(log) = hlog {
         let result = shard::ShardResult::of(
             &report,
@@ -332,7 +335,7 @@ fn drive(
             seen.watch.check(now, load_end, shared, target);
             let window = start.map(|s| (s + cfg.warmup, s + cfg.warmup + cfg.duration));
             progress.update(start.map(|s| now.saturating_duration_since(s)), shared, &seen.agg);
-            seen.cost.tick_and_wait(now, window);
+            seen.cost.tick_and_wait(window);
         }
         progress.finish();
         for h in handles {
