@@ -14,6 +14,12 @@ use crate::sys::{self, SelfUsage};
 /// server's peak threads.
 pub(crate) const TICK: Duration = Duration::from_millis(50);
 
+/// How often a watch loop looks while the window is not yet known (the connections are
+/// opening): the thread taking the window's readings starts when it is, and with
+/// `--warmup 0` the window begins then (a tick late, a 300 ms window's readings were
+/// 0.22 s apart).
+const BEFORE_WINDOW_TICK: Duration = Duration::from_millis(2);
+
 /// One reading of both sides, and when it was taken.
 #[derive(Debug, Clone, Copy)]
 struct Reading {
@@ -68,6 +74,8 @@ pub(crate) struct Cost {
     at_end: Option<Reading>,
     last_server: Option<ProcSample>,
     peak_threads: u64,
+    /// When the server was last sampled for its peak threads (once a [`TICK`]).
+    sampled: Option<Instant>,
 }
 
 /// Takes one reading of both sides now, stamped with the middle of the time it took (a
@@ -96,6 +104,9 @@ const END_EARLY: Duration = Duration::from_millis(50);
 /// server's 0.00 s).
 #[derive(Debug)]
 struct WindowReader {
+    /// How long before the window's end it reads the end ([`END_EARLY`], or a tenth of a
+    /// shorter window).
+    early: Duration,
     /// Dropped to tell the thread the run is over (it reads the end now, or not at all).
     over: mpsc::Sender<()>,
     thread: std::thread::JoinHandle<(Option<Reading>, Option<Reading>)>,
@@ -121,7 +132,7 @@ impl WindowReader {
             (Some(first), until(end - early).then(|| read(server.as_ref())))
         })
         .ok()?;
-        Some(WindowReader { over, thread })
+        Some(WindowReader { early, over, thread })
     }
 
     /// The readings it took (the run is over: it stops waiting).
@@ -141,14 +152,20 @@ impl Cost {
             at_end: None,
             last_server: None,
             peak_threads: 0,
+            sampled: None,
         }
     }
 
     /// One step of a watch loop (a run's, or the parent's of shard processes):
-    /// [`tick`](Self::tick), then sleep until the next tick ([`TICK`]).
+    /// [`tick`](Self::tick), then sleep until the next tick ([`TICK`]; shorter until the
+    /// window is known).
     pub(crate) fn tick_and_wait(&mut self, window: Option<(Instant, Instant)>) {
         self.tick(window);
-        std::thread::sleep(TICK);
+        std::thread::sleep(if self.reader.is_some() {
+            TICK
+        } else {
+            BEFORE_WINDOW_TICK
+        });
     }
 
     /// Samples the server (peak threads); starts the thread that takes the window's
@@ -156,8 +173,12 @@ impl Cost {
     fn tick(&mut self, window: Option<(Instant, Instant)>) {
         // A local process is sampled every tick (its peak thread count); an agent only at
         // the window's ends (two requests a run).
+        let due = self.sampled.is_none_or(|t| t.elapsed() >= TICK);
         if let Some(s) = match self.server {
-            Some(ServerProbe::Local(pid)) => proc::sample(pid),
+            Some(ServerProbe::Local(pid)) if due => {
+                self.sampled = Some(Instant::now());
+                proc::sample(pid)
+            }
             _ => None,
         } {
             self.peak_threads = self.peak_threads.max(s.threads);
@@ -183,7 +204,9 @@ impl Cost {
         // agent too). The window's end is only ever a fresh reading: falling back on the
         // last one (for an agent, the window's start) would give a CPU of zero where the
         // truth is unknown (an agent that died mid-window, tested).
+        let mut early = Duration::ZERO;
         if let Some(reader) = self.reader.take() {
+            early = reader.early;
             (self.at_start, self.at_end) = reader.join();
             self.note_threads(self.at_start);
             self.note_threads(self.at_end);
@@ -219,6 +242,7 @@ impl Cost {
             client_rss_kib: fresh.client.peak_rss_kib,
             server,
             span: self.at_start.map(|a| end.at.saturating_duration_since(a.at)),
+            early: if self.at_end.is_some() { early } else { Duration::ZERO },
         }
     }
 }
@@ -234,6 +258,8 @@ pub(crate) struct WindowCost {
     pub(crate) server: Option<ServerCost>,
     /// How far apart the readings were taken (`None`: the window's start was never read).
     span: Option<Duration>,
+    /// How long before the window's end the end reading was planned.
+    early: Duration,
 }
 
 impl WindowCost {
@@ -265,15 +291,17 @@ impl WindowCost {
         }
         let k = ratio.recip();
         self.client_cpu_s = (self.client_cpu_s * k).max(threads_s);
+        let planned = measured.saturating_sub(self.early);
         if let Some(s) = self.server.as_mut() {
             s.cpu_s = s.cpu_s.map(|c| c * k);
             s.host_cpu = s.host_cpu.map(|h| h.scaled(k));
         }
-        let warning = ((ratio - 1.0).abs() > SPAN_TOLERANCE).then(|| {
+        let off = span.abs_diff(planned).as_secs_f64() / measured.as_secs_f64();
+        let warning = (off > SPAN_TOLERANCE).then(|| {
             format!(
                 "the CPU readings meant for the window's ends were taken {} apart, not {} (the thread taking them was not run in time: the machine is overloaded): the CPU figures are scaled to the window from that span",
                 secs(span),
-                secs(measured)
+                secs(planned)
             )
         });
         (self, warning)
@@ -298,6 +326,7 @@ mod tests {
                 ..ServerCost::default()
             }),
             span: Some(Duration::from_secs_f64(span_s)),
+            early: Duration::ZERO,
         }
     }
 
@@ -322,6 +351,13 @@ mod tests {
         assert_eq!(c.server.unwrap().cpu_s, None);
         assert_eq!(c.client_cpu_s, 0.64);
         assert!(w.unwrap().contains("unknown"));
+        // The end read 50 ms early, as planned: scaled, nothing said; 250 ms late: said.
+        let mut planned = read(0.39, 0.39, 1.95);
+        planned.early = END_EARLY;
+        let (c, w) = planned.fit(window, 0.0);
+        assert!(w.is_none() && (c.client_cpu_s - 0.4).abs() < 1e-9);
+        planned.span = Some(Duration::from_millis(1700));
+        assert!(planned.fit(window, 0.0).1.unwrap().contains("1.70 s apart, not 1.95 s"));
         // No start reading, or no window: as read.
         let mut never = read(0.0, 0.0, 0.0);
         never.span = None;
