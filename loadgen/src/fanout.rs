@@ -17,6 +17,7 @@ use anyhow::Context;
 use crate::config::{Churn, CloseMode, RunConfig, TargetSpec};
 use crate::report::Report;
 use crate::run::cost::Cost;
+use crate::run::machine;
 use crate::{hlog, merge, shard, sys, target};
 
 /// Connections a shard opens per second, for the start-time lead (measured: 10k in ~1 s).
@@ -93,31 +94,9 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let server_pid = target.server.as_ref().map(|s| s.pid());
     let mut cost = Cost::new(server_pid.map(crate::run::cost::ServerProbe::Local));
     let window = (start + cfg.warmup, start + cfg.warmup + cfg.duration);
-    let interrupted = crate::signals::flag();
-    let mut stop_reason = None;
-    let mut passed_on = false;
-    loop {
-        let running = shards
-            .iter_mut()
-            .filter_map(|c| c.try_wait().ok())
-            .filter(Option::is_none)
-            .count();
-        if running == 0 {
-            break;
-        }
-        if !passed_on {
-            if let Some(why) = crate::run::watch::outside_reason(interrupted, &mut target) {
-                // Each shard stops and writes what it measured.
-                for c in &shards {
-                    let _ = sys::signal(c.id(), rustix::process::Signal::TERM);
-                }
-                stop_reason = Some(why);
-                passed_on = true;
-            }
-        }
-        cost.tick_and_wait(Some(window));
-    }
-    // The parent's own CPU is not the client's (the shards report theirs): only the server's.
+    let stop_reason = watch_shards(&mut shards, &mut target, &mut cost, window);
+    // The parent's own CPU is not the client's (the shards report theirs): the server's and
+    // the machine's.
     let cost = cost.finish();
     if let Some(server) = target.server.as_mut() {
         server.stop();
@@ -147,9 +126,48 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     report.settings = crate::run::settings(cfg);
     if let TargetSpec::Model(_) = &cfg.target {
         report.server = cost.server;
-        report.warnings.extend(late_readings);
     }
+    report.warnings.extend(late_readings);
+    // The whole machine, with every shard's client CPU (this parent's is among the others).
+    let here = crate::run::server_here(cfg, &target, report.server.as_ref());
+    let measured = Duration::from_secs_f64(report.duration_s);
+    report.machine = machine::of(cost.machine, measured, report.client_cpu_s, here);
+    report
+        .warnings
+        .extend(report.machine.iter().flat_map(machine::warnings));
     Ok(report)
+}
+
+/// Watches the shards until every one has exited: on Ctrl-C, SIGTERM or the spawned server
+/// exiting, tells each to stop (each writes what it measured) and returns why; samples the
+/// server and takes the window's readings meanwhile.
+fn watch_shards(
+    shards: &mut [Child],
+    target: &mut target::Target,
+    cost: &mut Cost,
+    window: (Instant, Instant),
+) -> Option<String> {
+    let interrupted = crate::signals::flag();
+    let mut stop_reason = None;
+    loop {
+        let running = shards
+            .iter_mut()
+            .filter_map(|c| c.try_wait().ok())
+            .filter(Option::is_none)
+            .count();
+        if running == 0 {
+            return stop_reason;
+        }
+        if stop_reason.is_none() {
+            if let Some(why) = crate::run::watch::outside_reason(interrupted, target) {
+                for c in shards.iter() {
+                    let _ = sys::signal(c.id(), rustix::process::Signal::TERM);
+                }
+                stop_reason = Some(why);
+            }
+        }
+        cost.tick_and_wait(Some(window));
+    }
 }
 
 /// Starts the `cfg.procs` shard processes against `addr`, all starting their load at `at`

@@ -434,3 +434,55 @@ fn a_forking_server_is_named_by_its_real_backlog() {
         v["server"]
     );
 }
+
+#[test]
+fn a_busy_neighbour_is_named_with_its_share_of_the_machine() {
+    // A thread of this test spins beside the run: another process, neither client nor
+    // server, taking CPU they could have had. The report says how much, and warns.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spinner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut x = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        })
+    };
+    let json = temp_path("neighbour.json");
+    let out = run(&[
+        "--target",
+        "mio",
+        "-c",
+        "4",
+        "-d",
+        "2s",
+        "--warmup",
+        "300ms",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    spinner.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = read_json(&json);
+    let m = &v["machine"];
+    let (cpus, window) = (m["cpus"].as_f64().unwrap(), v["duration_s"].as_f64().unwrap());
+    assert!((m["capacity_s"].as_f64().unwrap() - cpus * window).abs() < 1e-6, "{m}");
+    // The spinner ran on one of the cores for most of the window: a generous floor (a
+    // quarter of a core), and never more than the machine had.
+    let others = m["others_s"].as_f64().unwrap();
+    assert!(others >= 0.25 * window && others <= cpus * window * 1.05, "{m}");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("  machine    ") && summary.contains("other processes"),
+        "{summary}"
+    );
+    assert!(
+        v["warnings"]
+            .to_string()
+            .contains("other processes on this machine used"),
+        "{}",
+        v["warnings"]
+    );
+}

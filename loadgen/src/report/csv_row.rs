@@ -10,7 +10,7 @@ type Column = (&'static str, fn(&Report) -> String);
 /// name and its value never come apart. Readers match columns by name; new columns go at
 /// the end.
 #[rustfmt::skip]
-const COLUMNS: [Column; 82] = [
+const COLUMNS: [Column; 84] = [
     ("schema", |r| r.schema.to_string()),
     ("timestamp", |r| r.timestamp.clone()),
     ("label", |r| r.label.clone()),
@@ -93,6 +93,8 @@ const COLUMNS: [Column; 82] = [
     ("tcp_rtt_p50_us", |r| opt(r.tcp, |t| f(t.rtt_p50_us, 1))),
     ("arrivals", |r| r.settings.arrivals.clone().unwrap_or_default()),
     ("rx_delay_p99_us", |r| opt(r.rx_delay, |p| f(p.p99_us, 1))),
+    ("others_cpu_s", |r| opt(r.machine.and_then(|m| m.others_s), |s| f(s, 3))),
+    ("steal_cpu_s", |r| opt(r.machine, |m| f(m.steal_s, 3))),
 ];
 
 /// The header, in order.

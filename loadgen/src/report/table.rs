@@ -101,8 +101,9 @@ pub fn spectrum(r: &Report) -> String {
 }
 
 /// The summary's sections, in the order they print.
-const SECTIONS: [fn(&mut String, &Report); 12] = [
-    headline, throughput, latency, schedule, connect, warnings, errors, fairness, server, client, setup, status,
+const SECTIONS: [fn(&mut String, &Report); 13] = [
+    headline, throughput, latency, schedule, connect, warnings, errors, fairness, server, client, machine, setup,
+    status,
 ];
 
 /// What ran: target, address, transport, load, window.
@@ -403,6 +404,26 @@ fn server(o: &mut String, r: &Report) {
             );
         }
     }
+}
+
+/// How busy the client's machine was in the window, and with what besides the run.
+fn machine(o: &mut String, r: &Report) {
+    let Some(m) = r.machine.filter(|m| m.capacity_s > 0.0) else {
+        return;
+    };
+    let pct = |s: f64| s / m.capacity_s * 100.0;
+    let least = if m.others_at_least { "at least " } else { "" };
+    let others = m
+        .others_s
+        .map_or("unknown".into(), |s| format!("{least}{:.0}% ({s:.2} s)", pct(s)));
+    let _ = writeln!(
+        o,
+        "  machine    {} CPUs, {:.0}% busy in the window ({:.0}% in interrupts, mostly the run's packets); other processes {others}; steal {:.0}%",
+        m.cpus,
+        pct(m.tasks_s + m.irq_s),
+        pct(m.irq_s),
+        pct(m.steal_s)
+    );
 }
 
 /// What the client cost.

@@ -26,6 +26,8 @@ pub(super) struct Parts<'a> {
     pub(super) intervals: Vec<IntervalRow>,
     pub(super) outputs: &'a [ThreadOutput],
     pub(super) client_cpu_s: f64,
+    /// The client's machine in the window.
+    pub(super) machine: Option<crate::report::MachineUse>,
     pub(super) client_rss_kib: u64,
     pub(super) server: Option<ServerCost>,
     /// How the server's process was found, when loadgen did not start it.
@@ -269,6 +271,7 @@ fn write_down(p: Parts<'_>, d: Derived) -> Report {
         server_source: p.server_source,
         client_cpu_s: p.client_cpu_s,
         client_rss_kib: p.client_rss_kib,
+        machine: p.machine,
         client_thread_busy_max: d.busiest,
         client_thread_work_max: d.busiest_work,
         achieved_rate: d.sched.achieved_rate,

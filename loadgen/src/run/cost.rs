@@ -6,7 +6,7 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::proc::{self, ProcSample};
+use crate::proc::{self, MachineCpu, ProcSample};
 use crate::report::ServerCost;
 use crate::sys::{self, SelfUsage};
 
@@ -26,6 +26,8 @@ struct Reading {
     at: Instant,
     client: SelfUsage,
     server: Option<ProcSample>,
+    /// This machine's CPU by kind.
+    machine: Option<MachineCpu>,
 }
 
 /// Window readings further apart or closer than this share of the window are named in a
@@ -87,6 +89,7 @@ fn read(server: Option<&ServerProbe>) -> Reading {
         at: before + before.elapsed() / 2,
         client,
         server,
+        machine: proc::machine_cpu(),
     }
 }
 
@@ -241,6 +244,10 @@ impl Cost {
             client_cpu_s,
             client_rss_kib: fresh.client.peak_rss_kib,
             server,
+            machine: match (self.at_start.and_then(|a| a.machine), end.machine) {
+                (Some(a), Some(b)) => Some(b.since(&a)),
+                _ => None,
+            },
             span: self.at_start.map(|a| end.at.saturating_duration_since(a.at)),
             early: if self.at_end.is_some() { early } else { Duration::ZERO },
         }
@@ -256,6 +263,8 @@ pub(crate) struct WindowCost {
     pub(crate) client_rss_kib: u64,
     /// The server's cost, when it is known which process serves.
     pub(crate) server: Option<ServerCost>,
+    /// This machine's CPU by kind in the window.
+    pub(crate) machine: Option<MachineCpu>,
     /// How far apart the readings were taken (`None`: the window's start was never read).
     span: Option<Duration>,
     /// How long before the window's end the end reading was planned.
@@ -281,6 +290,7 @@ impl WindowCost {
                 s.cpu_s = None;
                 s.host_cpu = None;
             }
+            self.machine = None;
             self.client_cpu_s = threads_s;
             let why = format!(
                 "the CPU readings meant for the window's ends were taken {} apart, not {} (the thread taking them was not run in time: the machine is overloaded): too short to tell, the server's CPU is unknown and the client's is what its load threads read themselves",
@@ -296,6 +306,7 @@ impl WindowCost {
             s.cpu_s = s.cpu_s.map(|c| c * k);
             s.host_cpu = s.host_cpu.map(|h| h.scaled(k));
         }
+        self.machine = self.machine.map(|m| m.scaled(k));
         let off = span.abs_diff(planned).as_secs_f64() / measured.as_secs_f64();
         let warning = (off > SPAN_TOLERANCE).then(|| {
             format!(
@@ -325,6 +336,7 @@ mod tests {
                 cpu_s: Some(server_s),
                 ..ServerCost::default()
             }),
+            machine: None,
             span: Some(Duration::from_secs_f64(span_s)),
             early: Duration::ZERO,
         }

@@ -15,6 +15,7 @@ mod aggregate;
 mod assemble;
 pub(crate) use assemble::{check_gaps, settings};
 pub(crate) mod cost;
+pub(crate) mod machine;
 mod progress;
 mod verdict;
 mod warmup;
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 
-use crate::config::RunConfig;
+use crate::config::{RunConfig, TargetSpec};
 use crate::driver::{assign, run_thread, Shared, ThreadOutput};
 use crate::error::Error;
 use crate::hlog::{self, HlogWriter};
@@ -105,20 +106,14 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         server.stop();
     }
 
-    // The measured window: from the end of warmup to the planned end or the stop.
     let start = shared.start.get().copied();
-    let measured = match (start, seen.watch.stopped()) {
-        (None, _) => Duration::ZERO,
-        (Some(s), Some((at, _))) => at.saturating_duration_since(s + cfg.warmup).min(cfg.duration),
-        (Some(_), None) => cfg.duration,
-    };
+    let measured = measured_window(cfg, start, seen.watch.stopped().map(|(at, _)| *at));
     let offset = start.map(|s| s.saturating_duration_since(created) + cfg.warmup);
     complete_intervals(&mut seen.agg, hlog.as_mut(), cfg, offset, Some(measured));
     let stop_reason = seen.watch.stopped().map(|(_, r)| r.clone()).or(seen.thread_error);
     let machine = machine_before.since(&target.addr);
-    let threads_s = seen.outputs.iter().map(|o| o.window_cpu.as_secs_f64()).sum();
-    let (cost, late_readings) = cost.fit(measured, threads_s);
-    let window = warmup::settle(cfg, &mut seen.agg, measured, cost.client_cpu_s, cost.server);
+    let (cost, cpu_use, late_readings) = window_cost(cfg, &target, cost, measured, &seen.outputs);
+    let window = warmup::settle(cfg, &mut seen.agg, measured, cost.client_cpu_s, cost.server, cpu_use);
     let total = seen.agg.total();
     let tagged = hlog.is_some().then(|| tagged_histograms(&total, &seen.outputs));
     let mut report = assemble::report(assemble::Parts {
@@ -132,6 +127,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         client_cpu_s: window.client_cpu_s,
         client_rss_kib: cost.client_rss_kib,
         server: window.server,
+        machine: window.machine,
         server_source,
         stop_reason,
         listen_overflows: machine.listen_overflows,
@@ -142,7 +138,10 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     });
     report.warmup_rule = window.rule;
     report.warnings.extend(window.warning);
-    report.warnings.extend(late_readings);
+    let machine_warnings = window.machine.iter().flat_map(machine::warnings);
+    report
+        .warnings
+        .extend(late_readings.into_iter().chain(machine_warnings));
     if let Some(log) = hlog {
         let result = shard::ShardResult::of(
             &report,
@@ -154,6 +153,16 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         }
     }
     Ok(report)
+}
+
+/// The measured window: from the end of warmup to the planned end or the stop (zero when
+/// the load never started).
+fn measured_window(cfg: &RunConfig, start: Option<Instant>, stopped: Option<Instant>) -> Duration {
+    match (start, stopped) {
+        (None, _) => Duration::ZERO,
+        (Some(s), Some(at)) => at.saturating_duration_since(s + cfg.warmup).min(cfg.duration),
+        (Some(_), None) => cfg.duration,
+    }
 }
 
 /// `--start-at`'s wall-clock time as an instant of the monotonic clock.
@@ -348,6 +357,43 @@ fn drive(
         drain(&rx, &mut seen.agg, shared, threads);
         Ok(seen)
     })
+}
+
+/// The window's cost brought to the measured window, the machine's use in it (whole runs
+/// only: a shard's siblings may share its machine), and the warning when the readings were
+/// late.
+fn window_cost(
+    cfg: &RunConfig,
+    target: &crate::target::Target,
+    cost: cost::WindowCost,
+    measured: Duration,
+    outputs: &[ThreadOutput],
+) -> (cost::WindowCost, Option<crate::report::MachineUse>, Option<String>) {
+    let threads_s = outputs.iter().map(|o| o.window_cpu.as_secs_f64()).sum();
+    let (cost, late) = cost.fit(measured, threads_s);
+    let here = server_here(cfg, target, cost.server.as_ref());
+    let cpu_use = (cfg.shard.count == 1)
+        .then(|| machine::of(cost.machine, measured, cost.client_cpu_s, here))
+        .flatten();
+    (cost, cpu_use, late)
+}
+
+/// Where the server runs, for the machine's use: spawned here, or found listening here (its
+/// CPU then as read), or elsewhere.
+pub(crate) fn server_here(
+    cfg: &RunConfig,
+    target: &crate::target::Target,
+    server: Option<&crate::report::ServerCost>,
+) -> machine::ServerHere {
+    let here = match &cfg.target {
+        TargetSpec::Model(_) => true,
+        TargetSpec::Addr(_) => server.is_some() || crate::proc::listens_here(&target.addr),
+    };
+    if here {
+        machine::ServerHere::Here(server.and_then(|s| s.cpu_s))
+    } else {
+        machine::ServerHere::Elsewhere
+    }
 }
 
 /// Before the load: a wrong token is the user's to fix (exit 2); an agent out of reach, or

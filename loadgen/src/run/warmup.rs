@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::aggregate::Aggregator;
 use crate::config::RunConfig;
-use crate::report::ServerCost;
+use crate::report::{MachineUse, ServerCost};
 
 /// How many leading intervals the aggregator must hold whole for `cfg` (0 without
 /// `--warmup auto`).
@@ -26,6 +26,8 @@ pub(super) struct Settled {
     pub client_cpu_s: f64,
     /// Server cost, its CPU scaled the same way.
     pub server: Option<ServerCost>,
+    /// The machine's use, scaled the same way.
+    pub machine: Option<MachineUse>,
     /// What was chosen, for the report (`None` without `--warmup auto`).
     pub rule: Option<String>,
     /// A WARNING when the warm-up looked longer than the cap, so the window still holds
@@ -42,6 +44,7 @@ pub(super) fn settle(
     measured: Duration,
     client_cpu_s: f64,
     server: Option<ServerCost>,
+    machine: Option<MachineUse>,
 ) -> Settled {
     let Some(cap) = cfg.warmup_auto else {
         return Settled {
@@ -49,6 +52,7 @@ pub(super) fn settle(
             measured,
             client_cpu_s,
             server,
+            machine,
             rule: None,
             warning: None,
         };
@@ -78,6 +82,7 @@ pub(super) fn settle(
             host_cpu: s.host_cpu.map(|h| h.scaled(share)),
             ..s
         }),
+        machine: machine.map(|m| m.scaled(share)),
         rule: Some(format!(
             "auto: MSER cut {cut} interval(s) of {} (at most {:.1} s)",
             humantime::format_duration(cfg.interval),

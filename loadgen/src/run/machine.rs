@@ -1,0 +1,169 @@
+//! The client's machine during the measured window: how busy it was, how much of that was
+//! the run (client, server, the interrupts its packets cost) and how much other processes
+//! or the hypervisor took. A run on a machine busy with something else measures that too;
+//! this says so instead of leaving it to be guessed.
+
+use std::time::Duration;
+
+use crate::proc::MachineCpu;
+use crate::report::MachineUse;
+
+/// Other processes' share of the window's CPU above which a WARNING names them.
+const OTHERS_WARN: f64 = 0.10;
+
+/// The hypervisor's share (steal) above which a WARNING names it.
+const STEAL_WARN: f64 = 0.05;
+
+/// Where the server's CPU is spent, as far as this machine is concerned.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ServerHere {
+    /// On another machine: none of this machine's CPU is the server's.
+    Elsewhere,
+    /// On this machine, with its CPU in the window when it is known.
+    Here(Option<f64>),
+}
+
+/// [`used`], with the interrupt accounting of this machine's kernel.
+pub(crate) fn of(cpu: Option<MachineCpu>, window: Duration, client_s: f64, server: ServerHere) -> Option<MachineUse> {
+    used(cpu, window, client_s, server, crate::proc::irq_time_apart())
+}
+
+/// The machine's use in a window of `window` (`None` when `/proc/stat` was not read at both
+/// ends), with the client's CPU `client_s` and the server's. For a whole run only: a
+/// shard's sibling shards may share its machine (the parent of `--procs` shards says it for
+/// the whole run; shards on several hosts do not).
+///
+/// Other processes' CPU is the machine's busy time less the run's. Where the kernel
+/// accounts interrupt time apart from processes (`irq_apart`), interrupts are taken as the
+/// run's (on loopback they are mostly its packets) and only processes' time is compared;
+/// where it does not (this VM's kernel), a process's CPU already holds the softirq work done
+/// in its context and the whole busy time is compared. With the kernel's configuration
+/// unknown, the first way gives a lower bound, and the report says "at least".
+pub(crate) fn used(
+    cpu: Option<MachineCpu>,
+    window: Duration,
+    client_s: f64,
+    server: ServerHere,
+    irq_apart: Option<bool>,
+) -> Option<MachineUse> {
+    let cpu = cpu?;
+    let compared = match irq_apart {
+        Some(false) => cpu.tasks_s + cpu.irq_s,
+        Some(true) | None => cpu.tasks_s,
+    };
+    let server_s = match server {
+        ServerHere::Elsewhere => Some(0.0),
+        ServerHere::Here(s) => s,
+    };
+    Some(MachineUse {
+        cpus: cpu.cpus,
+        capacity_s: cpu.cpus as f64 * window.as_secs_f64(),
+        tasks_s: cpu.tasks_s,
+        irq_s: cpu.irq_s,
+        steal_s: cpu.steal_s,
+        // Never below zero (`/proc/stat` counts in clock ticks).
+        others_s: server_s.map(|s| (compared - client_s - s).max(0.0)),
+        others_at_least: irq_apart.is_none(),
+    })
+}
+
+/// The WARNINGs a window's machine use calls for: other processes, or the hypervisor,
+/// took a share of the CPU the run could have had.
+pub(crate) fn warnings(m: &MachineUse) -> Vec<String> {
+    let mut out = Vec::new();
+    if m.capacity_s <= 0.0 {
+        return out;
+    }
+    let share = |s: f64| s / m.capacity_s;
+    if let Some(others) = m.others_s.filter(|&o| share(o) > OTHERS_WARN) {
+        out.push(format!(
+            "other processes on this machine used {}{others:.2} of the {:.2} CPU-seconds its {} CPUs had in the window ({:.0}%): they competed with the client and the server, so the figures are not theirs alone; measure on a quiet machine (top shows who)",
+            if m.others_at_least { "at least " } else { "" },
+            m.capacity_s,
+            m.cpus,
+            share(others) * 100.0
+        ));
+    }
+    if share(m.steal_s) > STEAL_WARN {
+        out.push(format!(
+            "the hypervisor gave {:.0}% of this machine's CPU time in the window to other guests (steal {:.2} s): stalls the code did not cause; compare runs of one sitting, or measure on a quieter host",
+            share(m.steal_s) * 100.0,
+            m.steal_s
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn used(cpu: Option<MachineCpu>, w: Duration, client_s: f64, server: ServerHere) -> Option<MachineUse> {
+        super::used(cpu, w, client_s, server, Some(true))
+    }
+
+    fn cpu(tasks_s: f64, steal_s: f64) -> Option<MachineCpu> {
+        Some(MachineCpu {
+            tasks_s,
+            irq_s: 0.3,
+            steal_s,
+            cpus: 2,
+        })
+    }
+
+    #[test]
+    fn others_are_what_the_machine_ran_besides_the_run() {
+        let w = Duration::from_secs(2);
+        // Client 1.0 and server 1.2 of 2.3 busy: 0.1 s others (2.5% of 4): nothing said.
+        let m = used(cpu(2.3, 0.0), w, 1.0, ServerHere::Here(Some(1.2))).unwrap();
+        assert_eq!(m.capacity_s, 4.0);
+        assert!((m.others_s.unwrap() - 0.1).abs() < 1e-9);
+        assert!(warnings(&m).is_empty());
+        // A busy loop beside the run: 1.0 s of others, 25%.
+        let m = used(cpu(3.2, 0.0), w, 1.0, ServerHere::Here(Some(1.2))).unwrap();
+        let said = warnings(&m);
+        assert_eq!(said.len(), 1);
+        assert!(
+            said[0].contains("1.00 of the 4.00 CPU-seconds") && said[0].contains("(25%)"),
+            "{said:?}"
+        );
+        // The server elsewhere: all but the client is others.
+        let m = used(cpu(1.5, 0.0), w, 1.0, ServerHere::Elsewhere).unwrap();
+        assert!((m.others_s.unwrap() - 0.5).abs() < 1e-9);
+        // The server here with its CPU unknown: others unknown, never a guess.
+        assert_eq!(
+            used(cpu(3.2, 0.0), w, 1.0, ServerHere::Here(None)).unwrap().others_s,
+            None
+        );
+        // Tick rounding never gives negative others.
+        assert_eq!(
+            used(cpu(2.0, 0.0), w, 1.0, ServerHere::Here(Some(1.05)))
+                .unwrap()
+                .others_s,
+            Some(0.0)
+        );
+        // Steal: 0.4 of 4 CPU-seconds is 10%.
+        let m = used(cpu(2.2, 0.4), w, 1.0, ServerHere::Here(Some(1.2))).unwrap();
+        let said = warnings(&m);
+        assert!(said.len() == 1 && said[0].contains("10%"), "{said:?}");
+        assert!(used(None, w, 1.0, ServerHere::Elsewhere).is_none());
+    }
+
+    #[test]
+    fn interrupts_count_as_the_kernel_accounts_them() {
+        let (w, here) = (Duration::from_secs(2), ServerHere::Here(Some(1.2)));
+        // Interrupt time inside the processes' (no IRQ_TIME_ACCOUNTING): client 1.0 and
+        // server 1.2 ran 2.5 busy seconds of which 0.3 filed as interrupts: 0.3 s others.
+        let m = super::used(cpu(2.2, 0.0), w, 1.0, here, Some(false)).unwrap();
+        assert!((m.others_s.unwrap() - 0.3).abs() < 1e-9 && !m.others_at_least);
+        // Accounted apart: the interrupts are the run's, the processes' 2.2 s hold no others.
+        let m = super::used(cpu(2.2, 0.0), w, 1.0, here, Some(true)).unwrap();
+        assert!(m.others_s.unwrap() < 1e-9);
+        // Unknown: the lower bound, said as one.
+        let m = super::used(cpu(3.2, 0.0), w, 1.0, here, None).unwrap();
+        assert!(
+            m.others_at_least && warnings(&m)[0].contains("used at least 1.00 of"),
+            "{m:?}"
+        );
+    }
+}
