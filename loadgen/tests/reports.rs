@@ -169,6 +169,45 @@ fn compare_gate_fails_new_runs_that_ended_worse_however_fast() {
 }
 
 #[test]
+fn compare_says_when_runs_were_disturbed_by_busy_neighbours() {
+    // The machine columns a run writes: 2 CPUs, a 10 s window (20 CPU-seconds); the new
+    // runs' neighbours took 6 of them (30%), one base run's 0.5 (2.5%, not disturbed).
+    let with_machine = |name: &str, tput: f64, others: &str| {
+        let path = temp_path(name);
+        let mut text = format!("{HEADER},cpus,others_cpu_s,steal_cpu_s\n");
+        for k in 0..3 {
+            let t = tput + k as f64 * 10.0;
+            text.push_str(&format!(
+                "1,2026-01-01T00:00:00Z,,mio,x,tcp,closed,10,64,1,,10,{t},50,100,200,ok,2,{others},0.000\n"
+            ));
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (base, new) = (
+        with_machine("quiet.csv", 1000.0, "0.500"),
+        with_machine("busy.csv", 600.0, "6.000"),
+    );
+    let out = run(&["compare", s(&base), s(&new), "--threshold", "5%"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    // Still worse, still failing: the figures are what was measured; the reason is said.
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("disturbed runs: base 0 of 3, new 3 of 3 ran beside other processes"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("note: some runs were disturbed"), "{stderr}");
+    // A quiet pair says nothing of it; CSV output stays a table.
+    let quiet = run(&["compare", s(&base), s(&base)]);
+    assert!(!String::from_utf8_lossy(&quiet.stdout).contains("disturbed"));
+    let csv = run(&["compare", s(&base), s(&new), "--format", "csv"]);
+    assert!(String::from_utf8_lossy(&csv.stdout).starts_with("configuration,"));
+}
+
+#[test]
 fn compare_by_target_gates_with_a_threshold_naming_the_value() {
     let mut rows = Vec::new();
     for t in [1000.0, 1010.0, 990.0] {

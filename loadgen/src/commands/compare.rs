@@ -98,6 +98,10 @@ fn within(ask: &Ask, file: &Path, by: &str, baseline: &str) -> anyhow::Result<u8
         .into());
     }
     let mut out = std::io::stdout().lock();
+    let disturbed = compare::disturbed_note(&[("", &rows)]);
+    if let Some(note) = disturbed.as_ref().filter(|_| ask.format != CompareFormat::Csv) {
+        writeln!(out, "{note}")?;
+    }
     out.write_all(render::relatives(&rel, by, baseline, ask.format).as_bytes())?;
     let base_name = format!("{by}={baseline}");
     if ask.format != CompareFormat::Csv {
@@ -111,6 +115,7 @@ fn within(ask: &Ask, file: &Path, by: &str, baseline: &str) -> anyhow::Result<u8
         ended_worse: ended_worse.iter().map(|e| e.describe(&base_name)).collect(),
         only_base: 0,
         machines_differ: false,
+        disturbed: disturbed.is_some(),
     };
     ask.threshold.map_or(Ok(0), |t| gate(&gated, t, ask.across_machines))
 }
@@ -135,6 +140,10 @@ fn between(ask: &Ask, base: &Path, new: &Path) -> anyhow::Result<u8> {
         .into());
     }
     let mut out = std::io::stdout().lock();
+    let disturbed = compare::disturbed_note(&[("base ", &b), ("new ", &n)]);
+    if let Some(note) = disturbed.as_ref().filter(|_| ask.format != CompareFormat::Csv) {
+        writeln!(out, "{note}")?;
+    }
     out.write_all(render::comparison(&c, ask.format, ask.threshold.is_some()).as_bytes())?;
     let gated = Gated {
         changes: c.changes.iter().map(|ch| (String::new(), ch)).collect(),
@@ -143,6 +152,7 @@ fn between(ask: &Ask, base: &Path, new: &Path) -> anyhow::Result<u8> {
         // not gated, like the base's configurations the new report lacks.
         only_base: c.only_base.len() + c.unmeasured.iter().filter(|(_, b, n)| !n.worse_than(b)).count(),
         machines_differ: c.environment.iter().any(|(col, _, _)| col != "version"),
+        disturbed: disturbed.is_some(),
     };
     ask.threshold.map_or(Ok(0), |t| gate(&gated, t, ask.across_machines))
 }
@@ -158,6 +168,8 @@ struct Gated<'a> {
     only_base: usize,
     /// The reports come from different machines.
     machines_differ: bool,
+    /// Some runs were disturbed by other processes or steal.
+    disturbed: bool,
 }
 
 /// The gate (`--threshold t`): exit 1 on a gated change that is worse, or inconclusive with
@@ -220,6 +232,14 @@ fn gate(c: &Gated<'_>, t: f64, across_machines: bool) -> anyhow::Result<u8> {
     }
     if failing_figures == 0 && c.ended_worse.is_empty() {
         return Ok(0);
+    }
+    // Still failed: the figures are what was measured. But the user is told why they may be
+    // wrong, on the same stream as the verdict.
+    if c.disturbed {
+        writeln!(
+            err,
+            "note: some runs were disturbed by other processes or steal (the `disturbed runs` line): the change may be theirs, not the code's; re-run on a quiet machine"
+        )?;
     }
     writeln!(
         err,

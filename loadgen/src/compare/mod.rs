@@ -13,7 +13,7 @@ mod metric;
 pub mod render;
 pub mod status;
 
-pub use environment::environment_differences;
+pub use environment::{disturbed_note, environment_differences};
 pub use metric::{Metric, DEFAULT_METRICS};
 
 use std::collections::BTreeMap;

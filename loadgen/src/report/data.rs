@@ -160,6 +160,19 @@ pub struct MachineUse {
 }
 
 impl MachineUse {
+    /// Other processes' share of the window's CPU above which the run was disturbed.
+    pub const OTHERS_DISTURB: f64 = 0.10;
+
+    /// The hypervisor's share (steal) above which the run was disturbed.
+    pub const STEAL_DISTURB: f64 = 0.05;
+
+    /// Whether `others_s` and `steal_s` CPU-seconds, of `capacity_s`, disturbed a run.
+    pub fn disturbs(others_s: Option<f64>, steal_s: f64, capacity_s: f64) -> bool {
+        capacity_s > 0.0
+            && (others_s.is_some_and(|o| o / capacity_s > Self::OTHERS_DISTURB)
+                || steal_s / capacity_s > Self::STEAL_DISTURB)
+    }
+
     /// Every CPU figure times `k` (the share of a window kept after an automatic warm-up
     /// cut): the shares stay as they were.
     pub fn scaled(&self, k: f64) -> MachineUse {

@@ -213,6 +213,8 @@ struct Compared {
     title: String,
     items: Vec<(Option<String>, Change)>,
     ended_worse: Vec<String>,
+    /// The `disturbed runs` note, when runs ran beside busy neighbours.
+    disturbed: Option<String>,
 }
 
 /// Compares against the baseline report, or the `by` column's values against its first
@@ -225,6 +227,7 @@ fn compared(s: &Study<'_>, rows: &[Row], metrics: &[Metric]) -> Compared {
                 title: format!("Against the baseline {name}"),
                 ended_worse: c.ended_worse.iter().map(|e| e.describe("base")).collect(),
                 items: c.changes.into_iter().map(|ch| (None, ch)).collect(),
+                disturbed: compare::disturbed_note(&[("base ", base), ("new ", rows)]),
             }
         }
         None => {
@@ -243,6 +246,7 @@ fn compared(s: &Study<'_>, rows: &[Row], metrics: &[Metric]) -> Compared {
                 title: format!("Each {} against {}={base}", s.by, s.by),
                 items: rel.into_iter().map(|r| (Some(r.value), r.change)).collect(),
                 ended_worse: ended.iter().map(|e| e.describe(&format!("{}={base}", s.by))).collect(),
+                disturbed: compare::disturbed_note(&[("", rows)]),
             }
         }
     }
@@ -255,8 +259,12 @@ fn comparison(o: &mut String, s: &Study<'_>, rows: &[Row]) {
         title,
         items,
         ended_worse,
+        disturbed,
     } = compared(s, rows, &metrics);
     let _ = writeln!(o, "<h2>Comparison</h2>\n<h3>{}</h3>", esc(&title));
+    if let Some(note) = disturbed {
+        let _ = writeln!(o, "<p class=\"worse\">{}</p>", esc(&note));
+    }
     for line in &ended_worse {
         let _ = writeln!(
             o,

@@ -9,10 +9,10 @@ use crate::proc::MachineCpu;
 use crate::report::MachineUse;
 
 /// Other processes' share of the window's CPU above which a WARNING names them.
-const OTHERS_WARN: f64 = 0.10;
+const OTHERS_WARN: f64 = MachineUse::OTHERS_DISTURB;
 
 /// The hypervisor's share (steal) above which a WARNING names it.
-const STEAL_WARN: f64 = 0.05;
+const STEAL_WARN: f64 = MachineUse::STEAL_DISTURB;
 
 /// Where the server's CPU is spent, as far as this machine is concerned.
 #[derive(Debug, Clone, Copy)]
