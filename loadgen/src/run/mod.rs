@@ -378,16 +378,17 @@ fn window_cost(
     (cost, cpu_use, late)
 }
 
-/// Where the server runs, for the machine's use: spawned here, or found listening here (its
-/// CPU then as read), or elsewhere.
+/// Where the server runs, for the machine's use: spawned here, given by `--server-pid`, or
+/// found listening here (its CPU then as read), or elsewhere.
 pub(crate) fn server_here(
     cfg: &RunConfig,
     target: &crate::target::Target,
     server: Option<&crate::report::ServerCost>,
 ) -> machine::ServerHere {
+    // An agent's server is on its own host unless it listens here too (a local agent).
     let here = match &cfg.target {
         TargetSpec::Model(_) => true,
-        TargetSpec::Addr(_) => server.is_some() || crate::proc::listens_here(&target.addr),
+        TargetSpec::Addr(_) => cfg.server_pid.is_some() || crate::proc::listens_here(&target.addr),
     };
     if here {
         machine::ServerHere::Here(server.and_then(|s| s.cpu_s))
