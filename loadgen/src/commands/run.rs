@@ -80,12 +80,14 @@ fn run_repeats(cfg: &RunConfig, repeat: Repeat, latency: bool) -> anyhow::Result
         let report = super::measure::measure(cfg)?;
         tally.add((report.status != Status::Failed).then_some(report.throughput_msgs_s));
         worst = worst.max(report.status);
+        let disturbed = report.machine.and_then(|m| m.disturbance());
         eprintln!(
-            "  run {}: {} msg/s, p99 {}, {}; {}",
+            "  run {}: {} msg/s, p99 {}, {}{}; {}",
             tally.runs,
             per_s(report.throughput_msgs_s),
             us(report.latency.p99_us),
             report.status,
+            disturbed.map(|d| format!(" ({d})")).unwrap_or_default(),
             tally.describe()
         );
         if let Some(path) = &cfg.csv {

@@ -271,8 +271,13 @@ pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
                 } else {
                     String::new()
                 };
+                let disturbed = report
+                    .machine
+                    .and_then(|m| m.disturbance())
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
                 eprintln!(
-                    "[{done}/{most}] {what}: {} msg/s, p99 {}, {}{why}{settle}",
+                    "[{done}/{most}] {what}: {} msg/s, p99 {}, {}{why}{disturbed}{settle}",
                     per_s(report.throughput_msgs_s),
                     us(report.latency.p99_us),
                     report.status

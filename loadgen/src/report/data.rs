@@ -137,56 +137,6 @@ pub struct ServerCost {
     pub listen: Option<crate::listener::Backlog>,
 }
 
-/// The client's machine in the measured window: how busy it was, and with what besides
-/// the run (read from `/proc/stat` at the window's ends).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct MachineUse {
-    /// CPUs online.
-    pub cpus: usize,
-    /// CPU seconds the window offered: CPUs times its length.
-    pub capacity_s: f64,
-    /// CPU seconds of every process (user, nice, system).
-    pub tasks_s: f64,
-    /// CPU seconds in interrupts (irq, softirq): on loopback mostly the run's own packets.
-    pub irq_s: f64,
-    /// CPU seconds the hypervisor gave to other guests.
-    pub steal_s: f64,
-    /// CPU seconds of processes other than the client and the server (`None` when the
-    /// server runs here and its CPU is unknown).
-    pub others_s: Option<f64>,
-    /// `others_s` is a lower bound (the kernel's interrupt accounting could not be read).
-    #[serde(default)]
-    pub others_at_least: bool,
-}
-
-impl MachineUse {
-    /// Other processes' share of the window's CPU above which the run was disturbed.
-    pub const OTHERS_DISTURB: f64 = 0.10;
-
-    /// The hypervisor's share (steal) above which the run was disturbed.
-    pub const STEAL_DISTURB: f64 = 0.05;
-
-    /// Whether `others_s` and `steal_s` CPU-seconds, of `capacity_s`, disturbed a run.
-    pub fn disturbs(others_s: Option<f64>, steal_s: f64, capacity_s: f64) -> bool {
-        capacity_s > 0.0
-            && (others_s.is_some_and(|o| o / capacity_s > Self::OTHERS_DISTURB)
-                || steal_s / capacity_s > Self::STEAL_DISTURB)
-    }
-
-    /// Every CPU figure times `k` (the share of a window kept after an automatic warm-up
-    /// cut): the shares stay as they were.
-    pub fn scaled(&self, k: f64) -> MachineUse {
-        MachineUse {
-            capacity_s: self.capacity_s * k,
-            tasks_s: self.tasks_s * k,
-            irq_s: self.irq_s * k,
-            steal_s: self.steal_s * k,
-            others_s: self.others_s.map(|o| o * k),
-            ..*self
-        }
-    }
-}
-
 /// CPU seconds of a host by mode (`node_cpu_seconds_total`), summed over its CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct HostCpu {
@@ -318,7 +268,7 @@ pub struct Report {
     pub client_rss_kib: u64,
     /// The client's machine in the window: busy, stolen, used by others (when read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub machine: Option<MachineUse>,
+    pub machine: Option<super::machine::MachineUse>,
     /// CPU use of the busiest client thread in the window (0..1 of a core).
     pub client_thread_busy_max: f64,
     /// The same without the time client threads spun to pace their sends (`hybrid`,
