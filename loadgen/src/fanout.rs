@@ -17,8 +17,7 @@ use anyhow::Context;
 use crate::config::{Churn, CloseMode, RunConfig, TargetSpec};
 use crate::report::Report;
 use crate::run::cost::Cost;
-use crate::run::machine;
-use crate::{hlog, merge, shard, sys, target};
+use crate::{hlog, machine, merge, shard, sys, target};
 
 /// Connections a shard opens per second, for the start-time lead (measured: 10k in ~1 s).
 const CONNECTS_PER_S: f64 = 4000.0;

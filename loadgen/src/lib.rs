@@ -21,6 +21,7 @@ pub mod error;
 mod fanout;
 pub mod hlog;
 mod listener;
+mod machine;
 pub(crate) mod merge;
 pub mod payload;
 mod plot;

@@ -33,6 +33,7 @@ fn doctor_measures_and_reads_the_machine_within_20_seconds() {
         "idle driver",
         "descriptor limit (soft / hard)",
         "io_uring",
+        "other processes during the probes",
     ] {
         let f = findings
             .iter()
@@ -42,6 +43,9 @@ fn doctor_measures_and_reads_the_machine_within_20_seconds() {
             assert!(f.get(key).is_some(), "{what}: no {key}");
         }
     }
+    // A share of the machine, never more than all of it (other tests may run beside).
+    let others = v["others_share"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&others), "{others}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("timer wake-up lateness") && text.contains("why:"),

@@ -55,6 +55,11 @@ pub struct Diagnosis {
     pub loopback_rtt: Spread,
     /// Steal time over the probes, as a share of the CPU time.
     pub steal_share: f64,
+    /// Other processes' CPU over the probes (the machine's busy time less doctor's own),
+    /// as a share of the CPU time the machine had; `None` when `/proc/stat` could not be read.
+    pub others_share: Option<f64>,
+    /// `others_share` is a lower bound (the kernel's interrupt accounting is unknown).
+    pub others_at_least: bool,
     /// Every finding, measured and read.
     pub findings: Vec<Finding>,
 }
@@ -169,6 +174,7 @@ fn cpu_jiffies() -> Option<(u64, u64)> {
 /// Runs the probes and reads the settings.
 pub fn diagnose() -> std::io::Result<Diagnosis> {
     let before = cpu_jiffies();
+    let (began, machine_before, self_before) = (Instant::now(), crate::proc::machine_cpu(), crate::sys::self_usage());
     let mut d = Diagnosis {
         timer_100us: timer_probe(Duration::from_micros(100), 20_000)?,
         timer_1ms: timer_probe(Duration::from_millis(1), 2_000)?,
@@ -186,6 +192,18 @@ pub fn diagnose() -> std::io::Result<Diagnosis> {
     d.timer_late_p99_us = d.timer_100us.p99_us;
     if let (Some((s0, t0)), Some((s1, t1))) = (before, cpu_jiffies()) {
         d.steal_share = (s1 - s0) as f64 / (t1 - t0).max(1) as f64;
+    }
+    // Everything doctor ran (its probes, its in-process server) is its own CPU: the rest of
+    // the busy time is other processes'.
+    let own_s = crate::sys::self_usage()
+        .cpu
+        .saturating_sub(self_before.cpu)
+        .as_secs_f64();
+    let window = began.elapsed();
+    let cpu = machine_before.zip(crate::proc::machine_cpu()).map(|(a, b)| b.since(&a));
+    if let Some(m) = crate::machine::of(cpu, window, own_s, crate::machine::ServerHere::Elsewhere) {
+        d.others_share = m.others_s.map(|o| o / m.capacity_s.max(f64::MIN_POSITIVE));
+        d.others_at_least = m.others_at_least;
     }
     d.findings = findings(&d);
     Ok(d)
@@ -248,6 +266,15 @@ fn findings(d: &Diagnosis) -> Vec<Finding> {
         "",
         Info,
     ));
+    neighbour_findings(d, &mut f);
+    system_findings(&mut f);
+    f
+}
+
+/// What else took the machine's CPU during the probes: the hypervisor (steal), other
+/// processes.
+fn neighbour_findings(d: &Diagnosis, f: &mut Vec<Finding>) {
+    use Severity::{Info, Warn};
     f.push(finding(
         "steal time during the probes",
         format!("{:.2}% of the CPU time", d.steal_share * 100.0),
@@ -259,8 +286,24 @@ fn findings(d: &Diagnosis) -> Vec<Finding> {
         },
         if d.steal_share > 0.01 { Warn } else { Info },
     ));
-    system_findings(&mut f);
-    f
+    if let Some(share) = d.others_share {
+        let busy = share > crate::report::MachineUse::OTHERS_DISTURB;
+        f.push(finding(
+            "other processes during the probes",
+            format!(
+                "{}{:.1}% of the CPU time",
+                if d.others_at_least { "at least " } else { "" },
+                share * 100.0
+            ),
+            "CPU they take is taken from client and server: a run beside them measures them too",
+            if busy {
+                "stop them before measuring (top shows who); a run names them in its machine line"
+            } else {
+                ""
+            },
+            if busy { Warn } else { Info },
+        ));
+    }
 }
 
 /// This machine's timer floor: the p99 lateness (µs) of a timerfd armed every 100 µs, the

@@ -15,7 +15,6 @@ mod aggregate;
 mod assemble;
 pub(crate) use assemble::{check_gaps, settings};
 pub(crate) mod cost;
-pub(crate) mod machine;
 mod progress;
 mod verdict;
 mod warmup;
@@ -138,7 +137,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     });
     report.warmup_rule = window.rule;
     report.warnings.extend(window.warning);
-    let machine_warnings = window.machine.iter().flat_map(machine::warnings);
+    let machine_warnings = window.machine.iter().flat_map(crate::machine::warnings);
     report
         .warnings
         .extend(late_readings.into_iter().chain(machine_warnings));
@@ -373,7 +372,7 @@ fn window_cost(
     let (cost, late) = cost.fit(measured, threads_s);
     let here = server_here(cfg, target, cost.server.as_ref());
     let cpu_use = (cfg.shard.count == 1)
-        .then(|| machine::of(cost.machine, measured, cost.client_cpu_s, here))
+        .then(|| crate::machine::of(cost.machine, measured, cost.client_cpu_s, here))
         .flatten();
     (cost, cpu_use, late)
 }
@@ -384,16 +383,16 @@ pub(crate) fn server_here(
     cfg: &RunConfig,
     target: &crate::target::Target,
     server: Option<&crate::report::ServerCost>,
-) -> machine::ServerHere {
+) -> crate::machine::ServerHere {
     // An agent's server is on its own host unless it listens here too (a local agent).
     let here = match &cfg.target {
         TargetSpec::Model(_) => true,
         TargetSpec::Addr(_) => cfg.server_pid.is_some() || crate::proc::listens_here(&target.addr),
     };
     if here {
-        machine::ServerHere::Here(server.and_then(|s| s.cpu_s))
+        crate::machine::ServerHere::Here(server.and_then(|s| s.cpu_s))
     } else {
-        machine::ServerHere::Elsewhere
+        crate::machine::ServerHere::Elsewhere
     }
 }
 

@@ -1,7 +1,7 @@
-//! The client's machine during the measured window: how busy it was, how much of that was
-//! the run (client, server, the interrupts its packets cost) and how much other processes
-//! or the hypervisor took. A run on a machine busy with something else measures that too;
-//! this says so instead of leaving it to be guessed.
+//! The machine during a window (a run's measured window, `doctor`'s probes): how busy it
+//! was, how much of that was ours (client, server, the interrupts its packets cost) and how
+//! much other processes or the hypervisor took. A run on a machine busy with something
+//! else measures that too; this says so instead of leaving it to be guessed.
 
 use std::time::Duration;
 
