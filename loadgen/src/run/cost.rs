@@ -72,6 +72,8 @@ pub(crate) struct Cost {
     server: Option<ServerProbe>,
     /// The thread taking the window's readings, once the window is known.
     reader: Option<WindowReader>,
+    /// The window is known (its reader started, or could not be: no thread to spare).
+    window_known: bool,
     at_start: Option<Reading>,
     at_end: Option<Reading>,
     last_server: Option<ProcSample>,
@@ -151,6 +153,7 @@ impl Cost {
         Cost {
             server,
             reader: None,
+            window_known: false,
             at_start: None,
             at_end: None,
             last_server: None,
@@ -164,11 +167,7 @@ impl Cost {
     /// window is known).
     pub(crate) fn tick_and_wait(&mut self, window: Option<(Instant, Instant)>) {
         self.tick(window);
-        std::thread::sleep(if self.reader.is_some() {
-            TICK
-        } else {
-            BEFORE_WINDOW_TICK
-        });
+        std::thread::sleep(if self.window_known { TICK } else { BEFORE_WINDOW_TICK });
     }
 
     /// Samples the server (peak threads); starts the thread that takes the window's
@@ -187,8 +186,10 @@ impl Cost {
             self.peak_threads = self.peak_threads.max(s.threads);
             self.last_server = Some(s);
         }
-        if let (None, Some(window)) = (&self.reader, window) {
+        if let (false, Some(window)) = (self.window_known, window) {
+            // No thread to spare: the window's CPU stays unknown (empty), never a guess.
             self.reader = WindowReader::start(self.server.clone(), window);
+            self.window_known = true;
         }
     }
 
