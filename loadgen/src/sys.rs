@@ -249,6 +249,32 @@ pub(crate) fn spawn_unyielded<T: Send + 'static>(
     })
 }
 
+/// Lifts the calling thread back to the priority it had before [`yield_to_client_threads`]
+/// until the guard is dropped (nothing when it was not lowered).
+pub(crate) fn unyielded() -> Unyielded {
+    let lifted = YIELDED
+        .get()
+        .filter(|&nice| rustix::process::setpriority_process(None, nice).is_ok());
+    Unyielded {
+        lifted: lifted.is_some(),
+    }
+}
+
+/// Lowers the thread again when dropped, if [`unyielded`] lifted it.
+#[derive(Debug)]
+pub(crate) struct Unyielded {
+    lifted: bool,
+}
+
+impl Drop for Unyielded {
+    fn drop(&mut self) {
+        if self.lifted {
+            // Lowering is always allowed.
+            let _ = rustix::process::setpriority_process(None, AGGREGATOR_NICE);
+        }
+    }
+}
+
 /// Restores the thread's nice value when dropped.
 pub(crate) struct NiceGuard {
     restore: Option<i32>,

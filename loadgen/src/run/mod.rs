@@ -271,11 +271,15 @@ impl Machine {
     }
 }
 
-fn drain(rx: &Receiver<Interval>, agg: &mut Aggregator, shared: &Shared, threads: usize) {
+/// Folds the intervals waiting; returns how many there were.
+fn drain(rx: &Receiver<Interval>, agg: &mut Aggregator, shared: &Shared, threads: usize) -> usize {
+    let mut n = 0;
     for iv in rx.try_iter() {
         agg.add(&iv);
         shared.recycle(iv, threads);
+        n += 1;
     }
+    n
 }
 
 /// Runs the client threads over `plan` and watches them until they are done: intervals
@@ -325,8 +329,20 @@ fn drive(
         };
         let progress = Progress::new(cfg);
         let log_offset = |start: Instant| start.saturating_duration_since(created) + cfg.warmup;
+        // Lifted back to the normal priority while the merge is behind (see below).
+        let mut catching_up = None;
         loop {
-            drain(&rx, &mut seen.agg, shared, threads);
+            // More than two intervals a thread waiting: a machine busy beyond the client
+            // and the server starved the lowered merge, and every interval waiting is one
+            // the client threads allocate anew (measured: 24 MB more client memory in a
+            // 6 s run beside a parallel test). Merge at the normal priority until caught up.
+            match drain(&rx, &mut seen.agg, shared, threads) {
+                n if n > 2 * threads => {
+                    catching_up.get_or_insert_with(sys::unyielded);
+                }
+                n if n <= threads => catching_up = None,
+                _ => {}
+            }
             complete_intervals(
                 &mut seen.agg,
                 hlog.as_mut(),
