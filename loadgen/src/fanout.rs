@@ -128,7 +128,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     }
     report.warnings.extend(late_readings);
     // The whole machine, with every shard's client CPU (this parent's is among the others).
-    let here = crate::run::server_here(cfg, &target, report.server.as_ref());
+    let here = crate::run::cost::server_here(cfg, &target, report.server.as_ref());
     let measured = Duration::from_secs_f64(report.duration_s);
     report.machine = machine::of(cost.machine, measured, report.client_cpu_s, here);
     report

@@ -325,6 +325,44 @@ fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
 
+/// The window's cost brought to the measured window, the machine's use in it (whole runs
+/// only: a shard's siblings may share its machine), and the warning when the readings were
+/// late.
+pub(super) fn window_cost(
+    cfg: &crate::config::RunConfig,
+    target: &crate::target::Target,
+    cost: WindowCost,
+    measured: Duration,
+    outputs: &[crate::driver::ThreadOutput],
+) -> (WindowCost, Option<crate::report::MachineUse>, Option<String>) {
+    let threads_s = outputs.iter().map(|o| o.window_cpu.as_secs_f64()).sum();
+    let (cost, late) = cost.fit(measured, threads_s);
+    let here = server_here(cfg, target, cost.server.as_ref());
+    let cpu_use = (cfg.shard.count == 1)
+        .then(|| crate::machine::of(cost.machine, measured, cost.client_cpu_s, here))
+        .flatten();
+    (cost, cpu_use, late)
+}
+
+/// Where the server runs, for the machine's use: spawned here, given by `--server-pid`, or
+/// found listening here (its CPU then as read), or elsewhere.
+pub(crate) fn server_here(
+    cfg: &crate::config::RunConfig,
+    target: &crate::target::Target,
+    server: Option<&crate::report::ServerCost>,
+) -> crate::machine::ServerHere {
+    // An agent's server is on its own host unless it listens here too (a local agent).
+    let here = match &cfg.target {
+        crate::config::TargetSpec::Model(_) => true,
+        crate::config::TargetSpec::Addr(_) => cfg.server_pid.is_some() || crate::proc::listens_here(&target.addr),
+    };
+    if here {
+        crate::machine::ServerHere::Here(server.and_then(|s| s.cpu_s))
+    } else {
+        crate::machine::ServerHere::Elsewhere
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

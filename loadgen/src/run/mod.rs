@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 
-use crate::config::{RunConfig, TargetSpec};
+use crate::config::RunConfig;
 use crate::driver::{assign, run_thread, Shared, ThreadOutput};
 use crate::error::Error;
 use crate::hlog::{self, HlogWriter};
@@ -111,7 +111,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     complete_intervals(&mut seen.agg, hlog.as_mut(), cfg, offset, Some(measured));
     let stop_reason = seen.watch.stopped().map(|(_, r)| r.clone()).or(seen.thread_error);
     let machine = machine_before.since(&target.addr);
-    let (cost, cpu_use, late_readings) = window_cost(cfg, &target, cost, measured, &seen.outputs);
+    let (cost, cpu_use, late_readings) = cost::window_cost(cfg, &target, cost, measured, &seen.outputs);
     let window = warmup::settle(cfg, &mut seen.agg, measured, cost.client_cpu_s, cost.server, cpu_use);
     let total = seen.agg.total();
     let tagged = hlog.is_some().then(|| tagged_histograms(&total, &seen.outputs));
@@ -271,6 +271,19 @@ impl Machine {
     }
 }
 
+/// Lifts the merging thread back to its normal priority while the merge is behind, and lowers
+/// it again once caught up. More than two intervals a thread `waiting` means a machine busy
+/// beyond the client and the server starved the lowered merge, and every interval waiting
+/// is one the client threads allocate anew (measured: 24 MB more client memory in a 6 s
+/// run beside a parallel test, 40 MB in a debug build beside two busy loops).
+fn catch_up(lifted: &mut Option<sys::Unyielded>, waiting: usize, threads: usize) {
+    if waiting > 2 * threads {
+        lifted.get_or_insert_with(sys::unyielded);
+    } else if waiting <= threads {
+        *lifted = None;
+    }
+}
+
 /// Folds the intervals waiting; returns how many there were.
 fn drain(rx: &Receiver<Interval>, agg: &mut Aggregator, shared: &Shared, threads: usize) -> usize {
     let mut n = 0;
@@ -329,20 +342,10 @@ fn drive(
         };
         let progress = Progress::new(cfg);
         let log_offset = |start: Instant| start.saturating_duration_since(created) + cfg.warmup;
-        // Lifted back to the normal priority while the merge is behind (see below).
         let mut catching_up = None;
         loop {
-            // More than two intervals a thread waiting: a machine busy beyond the client
-            // and the server starved the lowered merge, and every interval waiting is one
-            // the client threads allocate anew (measured: 24 MB more client memory in a
-            // 6 s run beside a parallel test). Merge at the normal priority until caught up.
-            match drain(&rx, &mut seen.agg, shared, threads) {
-                n if n > 2 * threads => {
-                    catching_up.get_or_insert_with(sys::unyielded);
-                }
-                n if n <= threads => catching_up = None,
-                _ => {}
-            }
+            let waiting = drain(&rx, &mut seen.agg, shared, threads);
+            catch_up(&mut catching_up, waiting, threads);
             complete_intervals(
                 &mut seen.agg,
                 hlog.as_mut(),
@@ -372,44 +375,6 @@ fn drive(
         drain(&rx, &mut seen.agg, shared, threads);
         Ok(seen)
     })
-}
-
-/// The window's cost brought to the measured window, the machine's use in it (whole runs
-/// only: a shard's siblings may share its machine), and the warning when the readings were
-/// late.
-fn window_cost(
-    cfg: &RunConfig,
-    target: &crate::target::Target,
-    cost: cost::WindowCost,
-    measured: Duration,
-    outputs: &[ThreadOutput],
-) -> (cost::WindowCost, Option<crate::report::MachineUse>, Option<String>) {
-    let threads_s = outputs.iter().map(|o| o.window_cpu.as_secs_f64()).sum();
-    let (cost, late) = cost.fit(measured, threads_s);
-    let here = server_here(cfg, target, cost.server.as_ref());
-    let cpu_use = (cfg.shard.count == 1)
-        .then(|| crate::machine::of(cost.machine, measured, cost.client_cpu_s, here))
-        .flatten();
-    (cost, cpu_use, late)
-}
-
-/// Where the server runs, for the machine's use: spawned here, given by `--server-pid`, or
-/// found listening here (its CPU then as read), or elsewhere.
-pub(crate) fn server_here(
-    cfg: &RunConfig,
-    target: &crate::target::Target,
-    server: Option<&crate::report::ServerCost>,
-) -> crate::machine::ServerHere {
-    // An agent's server is on its own host unless it listens here too (a local agent).
-    let here = match &cfg.target {
-        TargetSpec::Model(_) => true,
-        TargetSpec::Addr(_) => cfg.server_pid.is_some() || crate::proc::listens_here(&target.addr),
-    };
-    if here {
-        crate::machine::ServerHere::Here(server.and_then(|s| s.cpu_s))
-    } else {
-        crate::machine::ServerHere::Elsewhere
-    }
 }
 
 /// Before the load: a wrong token is the user's to fix (exit 2); an agent out of reach, or
