@@ -126,10 +126,19 @@ fn sample_one(pid: u32) -> Option<ProcSample> {
 fn live_threads_runtime_s(pid: u32) -> Option<f64> {
     let mut ns = 0u64;
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
-        let text = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-        ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        ns += schedstat_ns(&task.path().join("schedstat"))?;
     }
     Some(ns as f64 / 1e9)
+}
+
+/// The CPU time a task ran, in nanoseconds: the first field of its `schedstat`.
+fn schedstat_ns(path: &std::path::Path) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// One process; with `precise`, its own CPU is also read from its threads' `schedstat`
@@ -234,8 +243,7 @@ fn ksoftirqd_s() -> f64 {
     let ns: u64 = kthreads
         .split_whitespace()
         .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("ksoftirqd/")))
-        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok())
-        .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .filter_map(|pid| schedstat_ns(std::path::Path::new(&format!("/proc/{pid}/schedstat"))))
         .sum();
     ns as f64 / 1e9
 }

@@ -155,25 +155,8 @@ fn loopback_probe(duration: Duration) -> std::io::Result<Spread> {
     Ok(spread(&h))
 }
 
-/// (steal, total) jiffies of the whole machine from /proc/stat.
-fn cpu_jiffies() -> Option<(u64, u64)> {
-    use procfs::CurrentSI;
-    let stat = procfs::KernelStats::current().ok()?;
-    let t = stat.total;
-    let total = t.user
-        + t.nice
-        + t.system
-        + t.idle
-        + t.iowait.unwrap_or(0)
-        + t.irq.unwrap_or(0)
-        + t.softirq.unwrap_or(0)
-        + t.steal.unwrap_or(0);
-    Some((t.steal.unwrap_or(0), total))
-}
-
 /// Runs the probes and reads the settings.
 pub fn diagnose() -> std::io::Result<Diagnosis> {
-    let before = cpu_jiffies();
     let (began, machine_before, self_before) = (Instant::now(), crate::proc::machine_cpu(), crate::sys::self_usage());
     let mut d = Diagnosis {
         timer_100us: timer_probe(Duration::from_micros(100), 20_000)?,
@@ -190,9 +173,6 @@ pub fn diagnose() -> std::io::Result<Diagnosis> {
     };
     d.timer_late_p50_us = d.timer_100us.p50_us;
     d.timer_late_p99_us = d.timer_100us.p99_us;
-    if let (Some((s0, t0)), Some((s1, t1))) = (before, cpu_jiffies()) {
-        d.steal_share = (s1 - s0) as f64 / (t1 - t0).max(1) as f64;
-    }
     // Everything doctor ran (its probes, its in-process server) is its own CPU: the rest of
     // the busy time is other processes'.
     let own_s = crate::sys::self_usage()
@@ -202,7 +182,9 @@ pub fn diagnose() -> std::io::Result<Diagnosis> {
     let window = began.elapsed();
     let cpu = machine_before.zip(crate::proc::machine_cpu()).map(|(a, b)| b.since(&a));
     if let Some(m) = crate::machine::of(cpu, window, own_s, crate::machine::ServerHere::Elsewhere) {
-        d.others_share = m.others_s.map(|o| o / m.capacity_s.max(f64::MIN_POSITIVE));
+        let share = |s: f64| s / m.capacity_s.max(f64::MIN_POSITIVE);
+        d.steal_share = share(m.steal_s);
+        d.others_share = m.others_s.map(share);
         d.others_at_least = m.others_at_least;
     }
     d.findings = findings(&d);
