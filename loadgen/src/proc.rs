@@ -132,7 +132,7 @@ fn live_threads_runtime_s(pid: u32) -> Option<f64> {
 }
 
 /// The CPU time a task ran, in nanoseconds: the first field of its `schedstat`.
-fn schedstat_ns(path: &std::path::Path) -> Option<u64> {
+pub(crate) fn schedstat_ns(path: &std::path::Path) -> Option<u64> {
     std::fs::read_to_string(path)
         .ok()?
         .split_whitespace()
@@ -169,83 +169,6 @@ fn sample_one_with(pid: u32, precise: bool) -> Option<ProcSample> {
         host: None,
         listen: None,
     })
-}
-
-/// This machine's CPU time so far, summed over its CPUs (`/proc/stat`), seconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct MachineCpu {
-    /// Processes' time: user, nice, system (a guest's time is inside user), but for the
-    /// kernel's `ksoftirqd` threads.
-    pub(crate) tasks_s: f64,
-    /// Interrupts: irq, softirq and the `ksoftirqd` threads that finish softirq work (on a
-    /// loopback run mostly the network stack working for the run's own packets).
-    pub(crate) irq_s: f64,
-    /// Time the hypervisor gave to other guests while this one wanted to run.
-    pub(crate) steal_s: f64,
-    /// CPUs online (those `/proc/stat` lists).
-    pub(crate) cpus: usize,
-}
-
-impl MachineCpu {
-    /// `self - earlier`, field by field (never below zero).
-    pub(crate) fn since(&self, earlier: &MachineCpu) -> MachineCpu {
-        let d = |a: f64, b: f64| (a - b).max(0.0);
-        MachineCpu {
-            tasks_s: d(self.tasks_s, earlier.tasks_s),
-            irq_s: d(self.irq_s, earlier.irq_s),
-            steal_s: d(self.steal_s, earlier.steal_s),
-            cpus: self.cpus,
-        }
-    }
-
-    /// Every field times `k`.
-    pub(crate) fn scaled(&self, k: f64) -> MachineCpu {
-        MachineCpu {
-            tasks_s: self.tasks_s * k,
-            irq_s: self.irq_s * k,
-            steal_s: self.steal_s * k,
-            cpus: self.cpus,
-        }
-    }
-}
-
-/// Reads this machine's CPU time by kind (`None` where `/proc/stat` cannot be read).
-pub(crate) fn machine_cpu() -> Option<MachineCpu> {
-    use procfs::CurrentSI;
-    let stat = procfs::KernelStats::current().ok()?;
-    let t = stat.total;
-    let s = |v: u64| v as f64 / crate::sys::clock_ticks_per_sec();
-    let softirqd = ksoftirqd_s();
-    Some(MachineCpu {
-        cpus: stat.cpu_time.len(),
-        tasks_s: (s(t.user + t.nice + t.system) - softirqd).max(0.0),
-        irq_s: s(t.irq.unwrap_or(0) + t.softirq.unwrap_or(0)) + softirqd,
-        steal_s: s(t.steal.unwrap_or(0)),
-    })
-}
-
-/// Whether this kernel accounts interrupt time apart from the processes it interrupts
-/// (`CONFIG_IRQ_TIME_ACCOUNTING`, from `/proc/config.gz` or `/boot/config-*`; `None` when
-/// the configuration cannot be read). Without it a process's CPU time holds the softirq
-/// work done in its context, which `/proc/stat` files under softirq.
-pub(crate) fn irq_time_apart() -> Option<bool> {
-    let config = procfs::kernel_config().ok()?;
-    Some(config.contains_key("CONFIG_IRQ_TIME_ACCOUNTING"))
-}
-
-/// CPU seconds the kernel's `ksoftirqd/N` threads ran (children of kthreadd, pid 2): the
-/// softirq work deferred from interrupts, on loopback the run's own packets (0 when they
-/// cannot be read).
-fn ksoftirqd_s() -> f64 {
-    let Ok(kthreads) = std::fs::read_to_string("/proc/2/task/2/children") else {
-        return 0.0;
-    };
-    let ns: u64 = kthreads
-        .split_whitespace()
-        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("ksoftirqd/")))
-        .filter_map(|pid| schedstat_ns(std::path::Path::new(&format!("/proc/{pid}/schedstat"))))
-        .sum();
-    ns as f64 / 1e9
 }
 
 /// `TcpExtListenOverflows` of this network namespace: connections the kernel dropped

@@ -157,7 +157,8 @@ fn loopback_probe(duration: Duration) -> std::io::Result<Spread> {
 
 /// Runs the probes and reads the settings.
 pub fn diagnose() -> std::io::Result<Diagnosis> {
-    let (began, machine_before, self_before) = (Instant::now(), crate::proc::machine_cpu(), crate::sys::self_usage());
+    let (began, machine_before, self_before) =
+        (Instant::now(), crate::machine::machine_cpu(), crate::sys::self_usage());
     let mut d = Diagnosis {
         timer_100us: timer_probe(Duration::from_micros(100), 20_000)?,
         timer_1ms: timer_probe(Duration::from_millis(1), 2_000)?,
@@ -180,11 +181,13 @@ pub fn diagnose() -> std::io::Result<Diagnosis> {
         .saturating_sub(self_before.cpu)
         .as_secs_f64();
     let window = began.elapsed();
-    let cpu = machine_before.zip(crate::proc::machine_cpu()).map(|(a, b)| b.since(&a));
+    let cpu = machine_before
+        .zip(crate::machine::machine_cpu())
+        .map(|(a, b)| b.since(&a));
     if let Some(m) = crate::machine::of(cpu, window, own_s, crate::machine::ServerHere::Elsewhere) {
-        let share = |s: f64| s / m.capacity_s.max(f64::MIN_POSITIVE);
-        d.steal_share = share(m.steal_s);
-        d.others_share = m.others_s.map(share);
+        let capacity = m.capacity_s.max(f64::MIN_POSITIVE);
+        d.steal_share = m.steal_s / capacity;
+        d.others_share = m.others_s.map(|o| o / capacity);
         d.others_at_least = m.others_at_least;
     }
     d.findings = findings(&d);

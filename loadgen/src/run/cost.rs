@@ -6,7 +6,8 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::proc::{self, MachineCpu, ProcSample};
+use crate::machine::{self, MachineCpu};
+use crate::proc::{self, ProcSample};
 use crate::report::ServerCost;
 use crate::sys::{self, SelfUsage};
 
@@ -91,7 +92,7 @@ fn read(server: Option<&ServerProbe>) -> Reading {
         at: before + before.elapsed() / 2,
         client,
         server,
-        machine: proc::machine_cpu(),
+        machine: machine::machine_cpu(),
     }
 }
 
