@@ -425,14 +425,19 @@ fn a_forking_server_is_named_by_its_real_backlog() {
     // Its CPU includes the processes it forked (and those it already waited for), each read
     // to the nanosecond: in clock ticks, 90 processes of a few milliseconds each read 0 s.
     // Never more than the machine had in the window (nothing counted twice).
-    let cpu = v["server"]["cpu_s"].as_f64().unwrap_or(0.0);
+    // A reading that went backwards (per-connection processes that exited between the two
+    // readings and were not yet waited for: seen once in a fresh-clone CI run) is empty and
+    // said so; a zero, the old under-count, never passes.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let most = cores * v["duration_s"].as_f64().unwrap() * 1.1;
-    assert!(
-        cpu > 0.0 && cpu <= most,
-        "{} (at most {most} s); {warnings}",
-        v["server"]
-    );
+    match v["server"]["cpu_s"].as_f64() {
+        Some(cpu) => assert!(
+            cpu > 0.0 && cpu <= most,
+            "{} (at most {most} s); {warnings}",
+            v["server"]
+        ),
+        None => assert!(summary.contains("server     unknown CPU"), "{summary}"),
+    }
 }
 
 #[test]
