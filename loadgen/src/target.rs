@@ -25,6 +25,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct ServerProcess {
     child: Child,
     exit: Option<ExitStatus>,
+    /// The lines it prints after `listening ADDR` (its `work ...` tallies).
+    lines: Option<mpsc::Receiver<String>>,
 }
 
 impl ServerProcess {
@@ -39,6 +41,28 @@ impl ServerProcess {
             self.exit = self.child.try_wait().ok().flatten();
         }
         self.exit
+    }
+
+    /// The `--work` it has done so far: SIGUSR1 asks it for one `work ...` line, awaited up
+    /// to half a second. `None` when it gives none (no work, or not an echo-bench server).
+    pub fn work_done(&mut self) -> Option<Vec<servers::work::done::KindDone>> {
+        let lines = self.lines.as_ref()?;
+        while lines.try_recv().is_ok() {} // an earlier answer nobody waited for
+        if self.exit.is_some() || sys::signal(self.child.id(), rustix::process::Signal::USR1).is_err() {
+            return None;
+        }
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(done) = servers::work::done::parse_line(&line) {
+                        return Some(done);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     /// SIGTERM, wait up to [`STOP_TIMEOUT`], then SIGKILL. Returns its exit status.
@@ -142,10 +166,19 @@ fn spawn_model(model: Model, cfg: &RunConfig) -> anyhow::Result<Target> {
     let stdout = child.stdout.take().expect("stdout is piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line).map(|_| tx.send(line));
+        // Every line, until the pipe closes or nobody listens: `listening ADDR` first.
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
     });
-    let mut server = ServerProcess { child, exit: None };
+    let mut server = ServerProcess {
+        child,
+        exit: None,
+        lines: None,
+    };
     let line = match rx.recv_timeout(START_TIMEOUT) {
         Ok(line) if !line.is_empty() => line,
         _ => {
@@ -166,6 +199,7 @@ fn spawn_model(model: Model, cfg: &RunConfig) -> anyhow::Result<Target> {
                 "the {model} server printed {line:?} instead of `listening ADDR`"
             ))
         })?;
+    server.lines = Some(rx);
     Ok(Target {
         addr,
         name: model.name().into(),

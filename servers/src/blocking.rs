@@ -116,7 +116,7 @@ pub(crate) fn echo(stream: &mut Stream, work: Option<&crate::work::Work>) {
             if completes {
                 let wait = sampler.draw().run_inline();
                 if !wait.is_zero() {
-                    std::thread::sleep(wait); // a blocking model has no other way to wait
+                    crate::work::done::sleep(crate::work::Kind::Wait, wait); // a blocking model has no other way to wait
                 }
             }
             if stream.write_all(&buf[at..at + len]).is_err() {

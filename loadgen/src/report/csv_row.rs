@@ -10,7 +10,7 @@ type Column = (&'static str, fn(&Report) -> String);
 /// name and its value never come apart. Readers match columns by name; new columns go at
 /// the end.
 #[rustfmt::skip]
-const COLUMNS: [Column; 84] = [
+const COLUMNS: [Column; 86] = [
     ("schema", |r| r.schema.to_string()),
     ("timestamp", |r| r.timestamp.clone()),
     ("label", |r| r.label.clone()),
@@ -95,6 +95,8 @@ const COLUMNS: [Column; 84] = [
     ("rx_delay_p99_us", |r| opt(r.rx_delay, |p| f(p.p99_us, 1))),
     ("others_cpu_s", |r| opt(r.machine.and_then(|m| m.others_s), |s| f(s, 3))),
     ("steal_cpu_s", |r| opt(r.machine, |m| f(m.steal_s, 3))),
+    ("work_asked_mean_us", |r| opt(r.work_per_msg(), |(a, _)| f(a, 2))),
+    ("work_done_mean_us", |r| opt(r.work_per_msg(), |(_, d)| f(d, 2))),
 ];
 
 /// The header, in order.

@@ -404,6 +404,18 @@ fn server(o: &mut String, r: &Report) {
             );
         }
     }
+    for k in r.work_done.iter().flatten() {
+        let _ = writeln!(
+            o,
+            "  work       {}: asked {} mean, done {} mean (p99 {}; {:+.1}%) over {} messages",
+            k.kind,
+            us(k.asked_mean_us),
+            us(k.done_mean_us),
+            us(k.done_p99_us),
+            (k.ratio() - 1.0) * 100.0,
+            k.n
+        );
+    }
 }
 
 /// How busy the client's machine was in the window, and with what besides the run.

@@ -297,6 +297,7 @@ fn write_down(p: Parts<'_>, d: Derived) -> Report {
             .then(|| check_gaps(&pooled_gaps(p.outputs)))
             .flatten(),
         output_errors: Vec::new(),
+        work_done: None,
         env: d.env,
     }
 }

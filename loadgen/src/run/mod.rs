@@ -101,6 +101,11 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
 
     let mut seen = drive(cfg, plan, &shared, &mut target, server_probe, &mut hlog, created)?;
     let cost = seen.cost.finish();
+    // What the server's work really took, asked at the window's end (before it stops).
+    let work_done = match (&cfg.work, target.server.as_mut()) {
+        (Some(_), Some(server)) => server.work_done(),
+        _ => None,
+    };
     if let Some(server) = target.server.as_mut() {
         server.stop();
     }
@@ -136,6 +141,10 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         timer_floor_p99_us,
     });
     report.warmup_rule = window.rule;
+    report.work_done = work_done.map(|w| w.iter().map(crate::report::WorkDone::of).collect());
+    report
+        .warnings
+        .extend(report.work_done.iter().flat_map(|w| verdict::work_warnings(w)));
     report.warnings.extend(window.warning);
     let machine_warnings = window.machine.iter().flat_map(crate::machine::warnings);
     report

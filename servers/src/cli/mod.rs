@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 mod args;
@@ -53,13 +53,14 @@ pub fn exit_code(e: &io::Error) -> u8 {
 }
 
 /// Starts the server, prints exactly one line `listening <addr>` on stdout, serves until
-/// SIGINT or SIGTERM, then shuts down cleanly. With `--procs N`, this process serves too
+/// SIGINT or SIGTERM, then shuts down cleanly. On SIGUSR1 it prints the `--work` done so
+/// far as one `work ...` line ([`crate::work::done::line`]). With `--procs N`, this process serves too
 /// and starts N-1 more on the same port (SO_REUSEPORT, so the kernel spreads connections
 /// over them); it prints its line once all of them listen, stops them with itself, and
 /// exits with an error if one of them dies, so whoever watches it sees the group fail.
 pub fn serve(args: &ServeArgs) -> io::Result<()> {
     // Registered before the server starts, so an early signal is not lost.
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1])?;
     // Several processes on a Unix socket share the first one's listener (a path cannot be
     // bound twice); on TCP each binds the port with SO_REUSEPORT.
     let shared_unix = match (&args.addr, args.procs > 1) {
@@ -96,7 +97,18 @@ pub fn serve(args: &ServeArgs) -> io::Result<()> {
         out.flush()?;
     }
     let died = loop {
-        if signals.pending().next().is_some() {
+        let mut stop = false;
+        for signal in signals.pending() {
+            if signal == SIGUSR1 {
+                // The work done so far, for loadgen to report beside what was asked.
+                let mut out = io::stdout().lock();
+                writeln!(out, "{}", crate::work::done::line(&crate::work::done::snapshot()))?;
+                out.flush()?;
+            } else {
+                stop = true;
+            }
+        }
+        if stop {
             break None;
         }
         if let Some(status) = others.exited() {

@@ -35,7 +35,7 @@ impl Service {
     pub(crate) fn blocking(&mut self) {
         let wait = self.inline();
         if !wait.is_zero() {
-            std::thread::sleep(wait);
+            crate::work::done::sleep(crate::work::Kind::Wait, wait);
         }
     }
 }
@@ -44,6 +44,8 @@ impl Service {
 #[derive(Debug)]
 struct Held {
     due: std::time::Instant,
+    /// When its wait began (what the wait took is recorded when it is sent).
+    started: std::time::Instant,
     seq: u64,
     data: Vec<u8>,
     to: std::net::SocketAddr,
@@ -83,14 +85,16 @@ impl Deferred {
     /// holds the rest) until some are sent.
     pub(crate) const MAX: usize = 65_536;
 
-    /// Holds `data` for `to` until `due`.
+    /// Holds `data` for `to` until `due`, its wait having begun now.
     pub(crate) fn hold(&mut self, due: std::time::Instant, data: &[u8], to: std::net::SocketAddr) {
+        let started = std::time::Instant::now().min(due);
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(data);
         self.seq += 1; // ties leave in arrival order
         self.heap.push(std::cmp::Reverse(Held {
             due,
+            started,
             seq: self.seq,
             data: buf,
             to,
@@ -100,6 +104,11 @@ impl Deferred {
     /// Whether the heap is full.
     pub(crate) fn full(&self) -> bool {
         self.heap.len() >= Self::MAX
+    }
+
+    /// When the next reply is due; `None` when none is held.
+    pub(crate) fn next_due(&self) -> Option<std::time::Instant> {
+        self.heap.peek().map(|r| r.0.due)
     }
 
     /// How long until the next reply is due (zero if one is); `None` when none is held.
@@ -122,6 +131,8 @@ impl Deferred {
                 return Ok(false);
             }
             if let Some(std::cmp::Reverse(sent)) = self.heap.pop() {
+                let done = now.saturating_duration_since(sent.started);
+                crate::work::done::record(crate::work::Kind::Wait, sent.due - sent.started, done);
                 self.spare.push(sent.data);
             }
         }

@@ -25,6 +25,29 @@ pub(crate) fn status(conns_ok: usize, counters: &Counters, stopped_early: bool) 
     }
 }
 
+/// The server's `--work` that took over 10% more (or less) than asked, each in a sentence
+/// naming the likely cause: a wait or block is late by the timer's lateness (`loadgen
+/// doctor` measures this machine's floor); a CPU burn, timed by the wall clock, by the
+/// serving thread being preempted (CPU contention).
+pub(crate) fn work_warnings(done: &[crate::report::WorkDone]) -> Vec<String> {
+    done.iter()
+        .filter(|k| k.asked_mean_us > 0.0 && (k.ratio() - 1.0).abs() > 0.10)
+        .map(|k| {
+            let cause = match k.kind {
+                "cpu" => "the serving threads were preempted while burning (CPU contention: the server had fewer cores than busy threads)",
+                _ => "the timer fired late (this machine's timer lateness: `loadgen doctor` measures its floor) or the serving thread waited for a CPU",
+            };
+            format!(
+                "the server's {} work took {:.1} us per message on average, {:+.0}% of the {:.1} us asked: {cause}",
+                k.kind,
+                k.done_mean_us,
+                (k.ratio() - 1.0) * 100.0,
+                k.asked_mean_us
+            )
+        })
+        .collect()
+}
+
 /// UDP: `Some(sentence)` when a datagram of `msg_size` bytes would be fragmented on a
 /// 1500-byte MTU (IPv4), which this run, on loopback's 64 KiB MTU, does not show.
 pub(crate) fn fragment_verdict(msg_size: usize) -> Option<String> {

@@ -29,13 +29,16 @@ use std::collections::BinaryHeap;
 use crate::accept::{AcceptAction, AcceptPolicy};
 use crate::running::{stop_started, Running, BUF_SIZE};
 use crate::stream::{Listener, Stream};
-use crate::work::{Framer, Sampler, Work};
+use crate::work::timer::TimerFd;
+use crate::work::{Framer, Kind, Sampler, Work};
 
 pub(crate) mod udp;
 
 const LISTENER: Token = Token(0);
 const WAKE: Token = Token(1);
-const FIRST_CONN: usize = 2;
+/// The loop's timerfd: fires at the next `--work` wait's end (poll's timeout is whole ms).
+const TIMER: Token = Token(2);
+const FIRST_CONN: usize = 3;
 /// Read/write rounds per connection per wake-up before it yields to the others.
 pub(crate) const MAX_ROUNDS: usize = 16;
 
@@ -56,6 +59,16 @@ pub(crate) fn start(listeners: Vec<Listener>, work: Option<Arc<Work>>) -> io::Re
         poll.registry()
             .register(&mut SourceFd(&listener.as_raw_fd()), LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        // Waits end on a timerfd, to the kernel's resolution; only a loop that waits has one.
+        let timer = match work.as_deref().is_some_and(Work::waits) {
+            true => {
+                let t = TimerFd::new()?;
+                poll.registry()
+                    .register(&mut SourceFd(&t.as_raw_fd()), TIMER, Interest::READABLE)?;
+                Some(t)
+            }
+            false => None,
+        };
         let mut event_loop = EventLoop {
             poll,
             listener,
@@ -66,6 +79,7 @@ pub(crate) fn start(listeners: Vec<Listener>, work: Option<Arc<Work>>) -> io::Re
             accept_paused_until: None,
             work: work.clone(),
             timers: BinaryHeap::new(),
+            timer,
         };
         let loop_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new().name(format!("mio-{i}")).spawn(move || {
@@ -119,8 +133,9 @@ struct Worked {
     framer: Framer,
     /// Bytes of `pending` that may be written.
     released: usize,
-    /// A wait in progress: until then, the bytes up to the second field stay held.
-    hold: Option<(Instant, usize)>,
+    /// A wait in progress: until then, the bytes up to the second field stay held; the
+    /// third is when it began (what it took is recorded when it ends).
+    hold: Option<(Instant, usize, Instant)>,
     /// EOF was read: close once everything is written.
     eof: bool,
 }
@@ -150,15 +165,26 @@ struct EventLoop {
     /// `--work`: when held connections may go on (a min-heap of deadlines and keys; a key
     /// whose connection closed or moved on meanwhile is skipped).
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// `--work` with a wait: armed to the heap's first deadline.
+    timer: Option<TimerFd>,
 }
 
 impl EventLoop {
     fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
+            let next_timer = self.timers.peek().map(|Reverse((t, _))| *t);
+            // The timerfd wakes the poll at the next wait's end; without one (it cannot be
+            // that work waits and there is none) the poll's timeout does, in whole ms.
+            let by_poll = match &mut self.timer {
+                Some(t) => {
+                    t.arm(next_timer)?;
+                    None
+                }
+                None => next_timer,
+            };
             let timeout = if self.ready.is_empty() {
-                let next_timer = self.timers.peek().map(|Reverse((t, _))| *t);
-                [self.accept_paused_until, next_timer]
+                [self.accept_paused_until, by_poll]
                     .into_iter()
                     .flatten()
                     .min()
@@ -179,6 +205,11 @@ impl EventLoop {
                 match event.token() {
                     LISTENER => self.accept_all()?,
                     WAKE => {}
+                    TIMER => {
+                        if let Some(t) = &mut self.timer {
+                            t.fired(); // read, so it can be armed again; the heap says who is due
+                        }
+                    }
                     Token(t) => {
                         let key = t - FIRST_CONN;
                         let Some(conn) = self.conns.get_mut(key) else { continue }; // closed already
@@ -352,10 +383,12 @@ fn drive_worked(conn: &mut Conn, scratch: &mut [u8]) -> After {
         let Some(w) = conn.work.as_deref_mut() else {
             return After::Close;
         };
-        if let Some((until, to)) = w.hold {
-            if Instant::now() < until {
+        if let Some((until, to, started)) = w.hold {
+            let now = Instant::now();
+            if now < until {
                 return After::Held(until);
             }
+            crate::work::done::record(Kind::Wait, until - started, now - started);
             w.hold = None;
             w.released = to;
         }
@@ -368,7 +401,8 @@ fn drive_worked(conn: &mut Conn, scratch: &mut [u8]) -> After {
                 let inline = !cost.cpu.is_zero() || !cost.block.is_zero();
                 let wait = cost.run_inline();
                 if !wait.is_zero() {
-                    w.hold = Some((Instant::now() + wait, at + len));
+                    let now = Instant::now();
+                    w.hold = Some((now + wait, at + len, now));
                     break;
                 }
                 if inline {
@@ -390,7 +424,7 @@ fn drive_worked(conn: &mut Conn, scratch: &mut [u8]) -> After {
                 Err(_) => return After::Close,
             }
         }
-        if let Some((until, _)) = w.hold {
+        if let Some((until, ..)) = w.hold {
             return After::Held(until); // read nothing more while bytes are held
         }
         if w.released < conn.pending.len() {

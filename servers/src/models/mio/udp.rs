@@ -16,14 +16,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
+use std::os::fd::AsRawFd;
 
 use super::MioServer;
 use crate::datagram::{Deferred, Guard, GuardConfig, Service, DATAGRAM_BUF};
 use crate::running::stop_started;
+use crate::work::timer::TimerFd;
 
 const SOCKET: Token = Token(0);
 const WAKE: Token = Token(1);
+/// A timerfd armed to the next held reply's due time (poll's timeout is whole ms).
+const TIMER: Token = Token(2);
 /// Datagrams per wake-up before the loop looks at its other events.
 const BATCH: usize = 256;
 
@@ -47,7 +52,17 @@ pub(crate) fn start(
         // a second wake-up per datagram. WRITABLE is asked for only while a reply waits.
         poll.registry().register(&mut socket, SOCKET, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        let timer = match work.as_deref().is_some_and(crate::work::Work::waits) {
+            true => {
+                let t = TimerFd::new()?;
+                poll.registry()
+                    .register(&mut SourceFd(&t.as_raw_fd()), TIMER, Interest::READABLE)?;
+                Some(t)
+            }
+            false => None,
+        };
         let mut echo = Echo {
+            timer,
             socket,
             buf: vec![0; DATAGRAM_BUF].into_boxed_slice(),
             pending: None,
@@ -71,6 +86,8 @@ pub(crate) fn start(
 }
 
 struct Echo {
+    /// `--work` with a wait: fires when the next held reply is due.
+    timer: Option<TimerFd>,
     socket: mio::net::UdpSocket,
     buf: Box<[u8]>,
     /// A reply that found the send buffer full: its length (in `buf`) and destination.
@@ -92,6 +109,10 @@ impl Echo {
             // replies held, sleep no longer than until the next is due.
             let timeout = if more {
                 Some(Duration::ZERO)
+            } else if let Some(t) = &mut self.timer {
+                t.fired(); // read any expiry, so it can be armed again
+                t.arm(self.deferred.next_due())?;
+                None
             } else {
                 self.deferred.next_in(Instant::now())
             };

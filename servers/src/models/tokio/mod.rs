@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::accept::{AcceptAction, AcceptPolicy};
 use crate::running::Running;
 use crate::stream::Listener;
+use crate::work::timer::TaskTimer;
 use crate::work::Work;
 
 pub(crate) mod udp;
@@ -213,12 +214,14 @@ async fn echo<S: ReadyStream>(mut stream: S) {
 
 /// Echoes with per-message work: CPU is burnt and a block slept on the runtime's thread (a
 /// blocking call in a task holds up every task of that thread: the mistake, measured); a
-/// wait is `tokio::time::sleep`, so the runtime serves the other connections meanwhile.
+/// wait awaits a timerfd ([`TaskTimer`]: tokio's own sleep ticks in whole milliseconds),
+/// so the runtime serves the other connections meanwhile.
 /// The bytes that complete a message are written once its work is done, in order.
 async fn echo_worked<S: ReadyStream>(mut stream: S, work: Arc<Work>) {
     let (mut sampler, mut framer) = work.for_conn(crate::work::next_conn());
     // A task-owned buffer: the bytes of a read outlive the waits between its messages.
     let mut buf = vec![0u8; 16 * 1024];
+    let mut timer = TaskTimer::default();
     loop {
         if stream.wait_readable().await.is_err() {
             return;
@@ -236,7 +239,7 @@ async fn echo_worked<S: ReadyStream>(mut stream: S, work: Arc<Work>) {
             if completes {
                 let wait = sampler.draw().run_inline();
                 if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
+                    timer.wait(wait).await;
                 }
             }
             if stream.write_all(&buf[at..at + len]).await.is_err() {

@@ -3,7 +3,7 @@
 //! `recv_from` then `send_to`. `threads == 1` runs the current-thread runtime. Shutdown
 //! drops the runtime, which drops the tasks and closes their sockets. `--work`: CPU and
 //! block on the task's thread; a wait moves the reply (a copy of the datagram) to a task
-//! of its own that sleeps (`tokio::time::sleep`) and sends, while the loop goes on.
+//! of its own that waits (on a timerfd: `TaskTimer`) and sends, while the loop goes on.
 
 use std::io;
 use std::net::UdpSocket;
@@ -71,7 +71,7 @@ async fn echo(socket: Arc<tokio::net::UdpSocket>, mut guard: Guard, mut service:
         } else {
             let (socket, data) = (Arc::clone(&socket), buf[..n].to_vec());
             tokio::spawn(async move {
-                tokio::time::sleep(wait).await;
+                crate::work::timer::TaskTimer::default().wait(wait).await;
                 let _ = socket.send_to(&data, src).await;
             });
         }

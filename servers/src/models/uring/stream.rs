@@ -81,8 +81,9 @@ struct Worked {
     framer: Framer,
     /// Offset in the front buffer up to which bytes are worked and may be sent.
     released: usize,
-    /// A wait is in flight; when it completes, `released` becomes this.
-    waiting: Option<usize>,
+    /// A wait is in flight; when it completes, `released` becomes this. With it, when the
+    /// wait began and what it asked (recorded as done when it completes).
+    waiting: Option<(usize, std::time::Instant, std::time::Duration)>,
     /// The wait's duration, alive until the kernel is done with it.
     ts: Box<types::Timespec>,
 }
@@ -337,7 +338,8 @@ impl StreamLoop {
             return Ok(()); // closed meanwhile
         };
         if let Some(w) = conn.work.as_deref_mut() {
-            if let Some(to) = w.waiting.take() {
+            if let Some((to, started, asked)) = w.waiting.take() {
+                crate::work::done::record_since(crate::work::Kind::Wait, asked, started);
                 w.released = to;
             }
         }
@@ -374,7 +376,7 @@ impl StreamLoop {
                     // The bytes that complete this message wait for the timeout; those
                     // before it (earlier messages, already worked) may go now.
                     *w.ts = types::Timespec::from(wait);
-                    w.waiting = Some(at + piece);
+                    w.waiting = Some((at + piece, std::time::Instant::now(), wait));
                     w.released = at;
                     let timeout = opcode::Timeout::new(&*w.ts)
                         .build()

@@ -31,6 +31,8 @@ struct Slot {
     msg: libc::msghdr,
     /// The timeout of this slot's `--work` wait, while it runs.
     ts: types::Timespec,
+    /// When that wait began and what it asked (recorded as done when it completes).
+    waited: Option<(std::time::Instant, std::time::Duration)>,
 }
 
 /// The loop's state; the slots are boxed so the kernel's pointers into them stay valid.
@@ -64,6 +66,7 @@ impl UdpLoop {
                     addr: unsafe { std::mem::zeroed() },
                     msg: unsafe { std::mem::zeroed() },
                     ts: types::Timespec::new(),
+                    waited: None,
                 });
                 slot.iov.iov_base = slot.buf.as_mut_ptr().cast();
                 slot.msg.msg_iov = &mut slot.iov;
@@ -104,7 +107,12 @@ impl UdpLoop {
                     // Sent, or failed (one datagram lost, as UDP may): the slot receives again.
                     Kind::Send => self.arm_recv(ud.index)?,
                     // The wait is over (-ETIME is how a timeout completes): send the echo.
-                    Kind::Work => self.send(ud.index)?,
+                    Kind::Work => {
+                        if let Some((started, asked)) = self.slots[ud.index].waited.take() {
+                            crate::work::done::record_since(crate::work::Kind::Wait, asked, started);
+                        }
+                        self.send(ud.index)?
+                    }
                     _ => {}
                 }
             }
@@ -136,6 +144,7 @@ impl UdpLoop {
         let wait = self.service.inline();
         if !wait.is_zero() {
             slot.ts = types::Timespec::from(wait);
+            slot.waited = Some((std::time::Instant::now(), wait));
             let timeout = opcode::Timeout::new(&slot.ts)
                 .build()
                 .user_data(Ud::of(Kind::Work, 0, i));

@@ -14,6 +14,9 @@
 //! A message is `msg_size` bytes of a stream ([`Framer`]), or one datagram. Bytes are echoed
 //! in order; the bytes that complete a message go out only once its work is done.
 
+pub mod done;
+pub mod timer;
+
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -185,12 +188,16 @@ pub struct Cost {
 }
 
 impl Cost {
-    /// Burns the CPU and takes the blocking sleep on this thread; returns the wait, which
-    /// the caller waits its own way (a blocking model blocks on it too).
+    /// Burns the CPU and takes the blocking sleep on this thread, recording what each
+    /// took ([`done`]); returns the wait, which the caller waits its own way and records.
     pub fn run_inline(self) -> Duration {
-        burn(self.cpu);
+        if !self.cpu.is_zero() {
+            let started = Instant::now();
+            burn(self.cpu);
+            done::record_since(Kind::Cpu, self.cpu, started);
+        }
         if !self.block.is_zero() {
-            std::thread::sleep(self.block);
+            done::sleep(Kind::Block, self.block);
         }
         self.wait
     }
