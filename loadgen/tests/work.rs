@@ -159,3 +159,48 @@ fn over_udp_a_pool_blocks_on_a_wait_and_a_loop_does_not() {
         "one mio loop, 50 peers waiting 1 ms: {mio:.0}/s, pool {pool:.0}/s"
     );
 }
+
+/// This machine's timer lateness now: the median of how late 300 sleeps of 100 µs wake (µs).
+fn timer_late_p50_us() -> f64 {
+    let mut late: Vec<f64> = (0..300)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            std::thread::sleep(std::time::Duration::from_micros(100));
+            t.elapsed().as_secs_f64() * 1e6 - 100.0
+        })
+        .collect();
+    late.sort_by(f64::total_cmp);
+    late[late.len() / 2]
+}
+
+#[test]
+fn a_wait_of_1ms_lasts_1ms_in_every_model() {
+    let _alone = ALONE.lock();
+    for model in runnable_models("a_wait_of_1ms_lasts_1ms_in_every_model") {
+        let m = model.name();
+        let run = |extra: &[&str]| {
+            run_for_row(
+                &format!("exact-wait-{m}-{}.csv", extra.len()),
+                &[&["--target", m, "-c", "1", "-d", "1s", "--warmup", "200ms"][..], extra].concat(),
+            )
+        };
+        let (code, base) = run(&[]);
+        assert_eq!(code, Some(0), "{m} without work");
+        let (code, row) = run(&["--work", "wait:1ms"]);
+        assert_eq!(code, Some(0), "{m} wait:1ms");
+        let floor = timer_late_p50_us();
+        let (r0, r) = (num(&base, "lat_p50_us"), num(&row, "lat_p50_us"));
+        // Before waits were on a timerfd, tokio's p50 was about 2 ms (its 1 ms wheel) and
+        // mio's rounded to whole milliseconds.
+        assert!(
+            r <= r0 + 1000.0 + floor + 150.0,
+            "{m}: p50 {r:.1} us with wait:1ms, {r0:.1} us without; timer floor {floor:.1} us"
+        );
+        let (asked, done) = (num(&row, "work_asked_mean_us"), num(&row, "work_done_mean_us"));
+        assert!((asked - 1000.0).abs() < 0.01, "{m}: asked {asked}");
+        assert!(
+            (1000.0..=1100.0 + floor).contains(&done),
+            "{m}: the server's waits took {done:.1} us on average for 1 ms asked (timer floor {floor:.1} us)"
+        );
+    }
+}
