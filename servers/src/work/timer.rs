@@ -94,45 +94,159 @@ impl AsRawFd for TimerFd {
     }
 }
 
-/// tokio: a wait on a timerfd, so it lasts what it asks to the kernel's resolution rather
-/// than the 1 ms of tokio's timer wheel. One per task that waits, made on its first wait.
+/// tokio: the waits of one runtime's tasks, ended by a single timerfd, so a wait lasts
+/// what it asks to the kernel's resolution rather than to the 1 ms of tokio's timer wheel.
+/// A heap of deadlines and wakers; one driver task arms the timerfd to the first deadline
+/// and wakes the tasks that are due (the same design as the mio loop's heap, so a message
+/// costs no system call of its own).
 #[derive(Debug, Default)]
-pub struct TaskTimer(Option<tokio::io::unix::AsyncFd<TimerFd>>);
+pub struct Timers {
+    state: std::sync::Mutex<State>,
+    /// An earlier deadline than the armed one was added: the driver re-arms.
+    changed: tokio::sync::Notify,
+}
 
-impl TaskTimer {
-    /// Waits `d` and records it as a `wait` step done. Without a timerfd (out of
-    /// descriptors) it falls back to tokio's own sleep.
-    pub async fn wait(&mut self, d: Duration) {
+#[derive(Debug, Default)]
+struct State {
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<Due>>,
+    seq: u64,
+}
+
+#[derive(Debug)]
+struct Due {
+    at: Instant,
+    seq: u64,
+    waker: std::task::Waker,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Due {}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+impl Timers {
+    /// The timers of the current runtime, with their driver task spawned on it. Without a
+    /// timerfd (out of descriptors) the driver sleeps with tokio's own timer instead.
+    pub fn start() -> std::sync::Arc<Timers> {
+        let timers = std::sync::Arc::new(Timers::default());
+        let fd = TimerFd::new()
+            .and_then(|t| {
+                // SAFETY: a TimerFd owns its descriptor and never changes it, so the fd
+                // stays open and the same for as long as the AsyncFd holds it.
+                unsafe { tokio::io::unix::AsyncFd::register_with_interest(t, tokio::io::Interest::READABLE) }
+                    .map_err(io::Error::from)
+            })
+            .ok();
+        tokio::spawn(std::sync::Arc::clone(&timers).drive(fd));
+        timers
+    }
+
+    /// Waits `d` and records it as a `wait` step done.
+    pub async fn wait(&self, d: Duration) {
         let started = Instant::now();
-        if self.0.is_none() {
-            self.0 = TimerFd::new()
-                .and_then(|t| {
-                    // SAFETY: a TimerFd owns its descriptor and never changes it, so the fd
-                    // stays open and the same for as long as the AsyncFd holds it.
-                    unsafe { tokio::io::unix::AsyncFd::register_with_interest(t, tokio::io::Interest::READABLE) }
-                        .map_err(io::Error::from)
-                })
-                .ok();
+        Wait {
+            timers: self,
+            at: started + d,
         }
-        let precise = match &mut self.0 {
-            Some(fd) => Self::wait_on(fd, d).await.is_ok(),
-            None => false,
-        };
-        if !precise {
-            // No timerfd: tokio's sleep (late by up to its 1 ms tick), not no wait at all.
-            tokio::time::sleep_until((started + d).into()).await;
-        }
+        .await;
         super::done::record_since(super::Kind::Wait, d, started);
     }
 
-    async fn wait_on(fd: &mut tokio::io::unix::AsyncFd<TimerFd>, d: Duration) -> io::Result<()> {
-        fd.get_mut().arm_in(d)?;
-        loop {
-            let mut ready = fd.readable_mut().await?;
-            if ready.get_inner_mut().fired() {
-                return Ok(());
+    /// Wakes the tasks that are due; returns the next deadline.
+    fn wake_due(&self) -> Option<Instant> {
+        let mut due = Vec::new();
+        let next = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            while st.heap.peek().is_some_and(|d| d.0.at <= now) {
+                if let Some(d) = st.heap.pop() {
+                    due.push(d.0.waker);
+                }
             }
-            ready.clear_ready(); // a stale readiness: the timer has not fired yet
+            st.heap.peek().map(|d| d.0.at)
+        };
+        due.into_iter().for_each(std::task::Waker::wake);
+        next
+    }
+
+    async fn drive(self: std::sync::Arc<Self>, mut fd: Option<tokio::io::unix::AsyncFd<TimerFd>>) {
+        loop {
+            // Made before the heap is read: a deadline added meanwhile leaves a permit.
+            let changed = self.changed.notified();
+            let next = self.wake_due();
+            match (&mut fd, next) {
+                (Some(fd), next) => {
+                    if fd.get_mut().arm(next).is_err() {
+                        return; // a timerfd that cannot be armed: nothing else is expected
+                    }
+                    tokio::select! {
+                        ready = fd.readable_mut() => match ready {
+                            Ok(mut ready) => {
+                                if !ready.get_inner_mut().fired() {
+                                    ready.clear_ready(); // stale readiness: not fired yet
+                                }
+                            }
+                            Err(_) => return,
+                        },
+                        _ = changed => {}
+                    }
+                }
+                (None, Some(at)) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at.into()) => {}
+                        _ = changed => {}
+                    }
+                }
+                (None, None) => changed.await,
+            }
         }
+    }
+}
+
+/// One task's wait: due at `at`, its waker in the heap until then.
+struct Wait<'a> {
+    timers: &'a Timers,
+    at: Instant,
+}
+
+impl std::future::Future for Wait<'_> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if Instant::now() >= self.at {
+            return std::task::Poll::Ready(());
+        }
+        // Every poll before the deadline (re)registers the current waker; an entry left by
+        // an earlier poll only wakes the task once more, harmlessly.
+        let first = {
+            let mut st = self.timers.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.seq += 1;
+            let seq = st.seq;
+            st.heap.push(std::cmp::Reverse(Due {
+                at: self.at,
+                seq,
+                waker: cx.waker().clone(),
+            }));
+            st.heap.peek().is_some_and(|d| d.0.seq == seq)
+        };
+        if first {
+            self.timers.changed.notify_one();
+        }
+        std::task::Poll::Pending
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::accept::{AcceptAction, AcceptPolicy};
 use crate::running::Running;
 use crate::stream::Listener;
-use crate::work::timer::TaskTimer;
+use crate::work::timer::Timers;
 use crate::work::Work;
 
 pub(crate) mod udp;
@@ -52,7 +52,11 @@ pub(crate) fn start(mut listeners: Vec<Listener>, threads: usize, work: Option<A
     };
     let (stop, stopped) = watch::channel(false);
     let thread = std::thread::Builder::new().name("tokio-main".into()).spawn(move || {
-        runtime.block_on(accept_loop(listener, stopped, work));
+        runtime.block_on(async move {
+            // The runtime's waits end on one timerfd (tokio's own timer ticks every ms).
+            let work = work.map(|w| (w, Timers::start()));
+            accept_loop(listener, stopped, work).await
+        });
         // Drops every connection task and joins the workers.
         runtime.shutdown_timeout(Duration::from_millis(500));
     })?;
@@ -82,21 +86,21 @@ impl AsyncListener {
     }
 
     /// Accepts one connection and spawns its echo task (with `work`, the worked echo).
-    async fn accept_and_spawn(&self, work: &Option<Arc<Work>>) -> io::Result<()> {
+    async fn accept_and_spawn(&self, work: &Option<(Arc<Work>, Arc<Timers>)>) -> io::Result<()> {
         match self {
             AsyncListener::Tcp(l) => {
                 let (s, _) = l.accept().await?;
                 // A failed setsockopt only costs latency: keep the connection.
                 let _ = s.set_nodelay(true);
                 match work {
-                    Some(w) => tokio::spawn(echo_worked(s, Arc::clone(w))),
+                    Some((w, t)) => tokio::spawn(echo_worked(s, Arc::clone(w), Arc::clone(t))),
                     None => tokio::spawn(echo(s)),
                 };
             }
             AsyncListener::Unix(l) => {
                 let (s, _) = l.accept().await?;
                 match work {
-                    Some(w) => tokio::spawn(echo_worked(s, Arc::clone(w))),
+                    Some((w, t)) => tokio::spawn(echo_worked(s, Arc::clone(w), Arc::clone(t))),
                     None => tokio::spawn(echo(s)),
                 };
             }
@@ -105,7 +109,11 @@ impl AsyncListener {
     }
 }
 
-async fn accept_loop(listener: AsyncListener, mut stopped: watch::Receiver<bool>, work: Option<Arc<Work>>) {
+async fn accept_loop(
+    listener: AsyncListener,
+    mut stopped: watch::Receiver<bool>,
+    work: Option<(Arc<Work>, Arc<Timers>)>,
+) {
     let mut policy = AcceptPolicy::default();
     loop {
         tokio::select! {
@@ -214,14 +222,13 @@ async fn echo<S: ReadyStream>(mut stream: S) {
 
 /// Echoes with per-message work: CPU is burnt and a block slept on the runtime's thread (a
 /// blocking call in a task holds up every task of that thread: the mistake, measured); a
-/// wait awaits a timerfd ([`TaskTimer`]: tokio's own sleep ticks in whole milliseconds),
+/// wait awaits the runtime's [`Timers`] (tokio's own sleep ticks in whole milliseconds),
 /// so the runtime serves the other connections meanwhile.
 /// The bytes that complete a message are written once its work is done, in order.
-async fn echo_worked<S: ReadyStream>(mut stream: S, work: Arc<Work>) {
+async fn echo_worked<S: ReadyStream>(mut stream: S, work: Arc<Work>, timers: Arc<Timers>) {
     let (mut sampler, mut framer) = work.for_conn(crate::work::next_conn());
     // A task-owned buffer: the bytes of a read outlive the waits between its messages.
     let mut buf = vec![0u8; 16 * 1024];
-    let mut timer = TaskTimer::default();
     loop {
         if stream.wait_readable().await.is_err() {
             return;
@@ -239,7 +246,7 @@ async fn echo_worked<S: ReadyStream>(mut stream: S, work: Arc<Work>) {
             if completes {
                 let wait = sampler.draw().run_inline();
                 if !wait.is_zero() {
-                    timer.wait(wait).await;
+                    timers.wait(wait).await;
                 }
             }
             if stream.write_all(&buf[at..at + len]).await.is_err() {

@@ -3,7 +3,7 @@
 //! `recv_from` then `send_to`. `threads == 1` runs the current-thread runtime. Shutdown
 //! drops the runtime, which drops the tasks and closes their sockets. `--work`: CPU and
 //! block on the task's thread; a wait moves the reply (a copy of the datagram) to a task
-//! of its own that waits (on a timerfd: `TaskTimer`) and sends, while the loop goes on.
+//! of its own that waits (on the runtime's timerfd: `Timers`) and sends, while the loop goes on.
 
 use std::io;
 use std::net::UdpSocket;
@@ -39,11 +39,13 @@ pub(crate) fn start(
     let (stop, mut stopped) = watch::channel(false);
     let thread = std::thread::Builder::new().name("tokio-main".into()).spawn(move || {
         runtime.block_on(async move {
+            let timers = crate::work::timer::Timers::start();
             for socket in sockets {
                 tokio::spawn(echo(
                     Arc::new(socket),
                     Guard::new(guard, tasks),
                     Service::new(work.as_ref()),
+                    Arc::clone(&timers),
                 ));
             }
             // Until stop is sent (or its sender dropped).
@@ -55,7 +57,12 @@ pub(crate) fn start(
     Ok(TokioServer { stop, thread })
 }
 
-async fn echo(socket: Arc<tokio::net::UdpSocket>, mut guard: Guard, mut service: Service) {
+async fn echo(
+    socket: Arc<tokio::net::UdpSocket>,
+    mut guard: Guard,
+    mut service: Service,
+    timers: Arc<crate::work::timer::Timers>,
+) {
     let mut buf = vec![0u8; DATAGRAM_BUF];
     loop {
         let Ok((n, src)) = socket.recv_from(&mut buf).await else {
@@ -69,9 +76,9 @@ async fn echo(socket: Arc<tokio::net::UdpSocket>, mut guard: Guard, mut service:
             // A failed send loses one datagram, as UDP may.
             let _ = socket.send_to(&buf[..n], src).await;
         } else {
-            let (socket, data) = (Arc::clone(&socket), buf[..n].to_vec());
+            let (socket, data, timers) = (Arc::clone(&socket), buf[..n].to_vec(), Arc::clone(&timers));
             tokio::spawn(async move {
-                crate::work::timer::TaskTimer::default().wait(wait).await;
+                timers.wait(wait).await;
                 let _ = socket.send_to(&data, src).await;
             });
         }
