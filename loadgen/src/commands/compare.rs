@@ -89,10 +89,15 @@ pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
 /// One report: each value of column `by` against `baseline`'s runs.
 fn within(ask: &Ask, file: &Path, by: &str, baseline: &str) -> anyhow::Result<u8> {
     let rows = rows_of(file)?;
-    let (rel, ended_worse) = compare::relative(&rows, by, baseline, &ask.metrics, ask.band);
+    let (rel, ended_worse, left_out) = compare::relative(&rows, by, baseline, &ask.metrics, ask.band);
     if rel.is_empty() && ended_worse.is_empty() {
+        let why = match left_out.first() {
+            Some(l) => format!(": {}", l.describe(by)),
+            None if !rows.iter().any(|r| r.get(by) == baseline) => format!(": no row has `{by}={baseline}`"),
+            None => String::new(),
+        };
         return Err(Error::Input(format!(
-            "{}: no configuration has both `{by}={baseline}` and another `{by}` value",
+            "{}: no configuration has both `{by}={baseline}` and another `{by}` value{why}",
             file.display()
         ))
         .into());
@@ -107,6 +112,9 @@ fn within(ask: &Ask, file: &Path, by: &str, baseline: &str) -> anyhow::Result<u8
     if ask.format != CompareFormat::Csv {
         for e in &ended_worse {
             writeln!(out, "ended worse: {}", e.describe(&base_name))?;
+        }
+        for l in &left_out {
+            writeln!(out, "not compared: {}", l.describe(by))?;
         }
     }
     // Within one report the "new" side of each change is a `by` value: the gate names it.

@@ -60,10 +60,51 @@ pub const KEY_COLUMNS: [&str; 21] = [
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Key(pub Vec<(&'static str, String)>);
 
+/// What a row's `server_workers` stands for in its key: `default` when the value is what
+/// loadgen chooses for the row's model when `--server-workers` is not given (1 loop, ring
+/// or runtime thread; a pool worker per connection; none for thread-per-conn), else the
+/// number. Models are compared at their own defaults: keyed on the resolved count, a pool
+/// of 1000 workers and one mio loop would never pair.
+pub fn workers_key(row: &Row) -> String {
+    let value = row.get("server_workers");
+    let Ok(model) = row.get("target").parse::<servers::Model>() else {
+        return value.to_string();
+    };
+    let conns = row.num("conns").map_or(0, |c| c as usize);
+    let procs = row.num("server_procs").map_or(1, |p| p.max(1.0) as u32);
+    let default = match model {
+        // The budget caps loadgen's choice on the machine that ran it, which may differ.
+        servers::Model::ThreadPool => {
+            let uncapped = if procs > 1 {
+                conns * 6 / (5 * procs as usize) + 16
+            } else {
+                conns
+            };
+            vec![crate::config::pool_workers(conns, procs) as usize, uncapped.max(1)]
+        }
+        m => m.default_workers().into_iter().collect(),
+    };
+    let is_default = match value.parse::<usize>() {
+        Ok(w) => default.contains(&w),
+        Err(_) => value.is_empty() && default.is_empty(),
+    };
+    if is_default {
+        "default".to_string()
+    } else {
+        value.to_string()
+    }
+}
+
 impl Key {
-    /// The key of a row over `columns`.
+    /// The key of a row over `columns` (`server_workers` as [`workers_key`]).
     pub fn of(row: &Row, columns: &[&'static str]) -> Key {
-        Key(columns.iter().map(|&c| (c, row.get(c).to_string())).collect())
+        Key(columns
+            .iter()
+            .map(|&c| match c {
+                "server_workers" => (c, workers_key(row)),
+                _ => (c, row.get(c).to_string()),
+            })
+            .collect())
     }
 
     /// `target=mio conns=100 ...`: the non-empty values, leaving out those in `common`
@@ -432,24 +473,83 @@ pub struct Relative {
     pub change: Change,
 }
 
+/// Rows of one `--by` value that had no baseline to be compared with: the configuration,
+/// and the key columns that kept it apart from the nearest configuration the baseline ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeftOut {
+    /// The `--by` value.
+    pub value: String,
+    /// Its configuration.
+    pub key: Key,
+    /// `column=its value (baseline: the nearest baseline configuration's)`, or why none.
+    pub apart: String,
+}
+
+impl LeftOut {
+    /// `by=value config: apart`.
+    pub fn describe(&self, by: &str) -> String {
+        format!("{by}={} {}: {}", self.value, self.key.describe(&[]), self.apart)
+    }
+}
+
+/// What kept `key` apart from the nearest of `baseline_keys`: the columns that differ.
+fn apart(key: &Key, baseline_keys: &[&Key], baseline: &str) -> String {
+    let differ = |b: &Key| -> Vec<String> {
+        key.0
+            .iter()
+            .zip(&b.0)
+            .filter(|(x, y)| x.1 != y.1)
+            .map(|(x, y)| {
+                let show = |v: &str| {
+                    if v.is_empty() {
+                        "(empty)".to_string()
+                    } else {
+                        v.to_string()
+                    }
+                };
+                format!("{}={} ({baseline}: {})", x.0, show(&x.1), show(&y.1))
+            })
+            .collect()
+    };
+    match baseline_keys.iter().map(|b| differ(b)).min_by_key(Vec::len) {
+        Some(d) => format!(
+            "no {baseline} run with the same configuration; kept apart by {}",
+            d.join(", ")
+        ),
+        None => format!("no {baseline} run at all"),
+    }
+}
+
 /// Within one report: every value of column `by` relative to `baseline`, per configuration,
-/// with the same outcomes as [`compare`]; and the values whose runs ended worse than the
-/// baseline's in a configuration (value, configuration, baseline's tally, value's tally).
+/// with the same outcomes as [`compare`]; the values whose runs ended worse than the
+/// baseline's in a configuration; and the rows left out for want of a baseline, each with
+/// the column that kept it apart.
 pub fn relative(
     rows: &[Row],
     by: &str,
     baseline: &str,
     metrics: &[Metric],
     band_pct: f64,
-) -> (Vec<Relative>, Vec<EndedWorse>) {
-    let (mut pairs, mut names, mut ended_worse) = (Vec::new(), Vec::new(), Vec::new());
+) -> (Vec<Relative>, Vec<EndedWorse>, Vec<LeftOut>) {
+    let (mut pairs, mut names, mut ended_worse, mut left_out) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (columns, _) = key_columns(&[rows], Some(by));
-    for (key, group_rows) in group(rows, &columns) {
+    let groups = group(rows, &columns);
+    let baseline_keys: Vec<&Key> = groups
+        .iter()
+        .filter(|(_, rs)| rs.iter().any(|r| r.get(by) == baseline))
+        .map(|(k, _)| k)
+        .collect();
+    for (key, group_rows) in &groups {
         let mut by_value: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
         for r in group_rows {
             by_value.entry(r.get(by)).or_default().push(r);
         }
         let Some(base_rows) = by_value.get(baseline) else {
+            left_out.extend(by_value.keys().map(|v| LeftOut {
+                value: v.to_string(),
+                key: key.clone(),
+                apart: apart(key, &baseline_keys, &format!("{by}={baseline}")),
+            }));
             continue;
         };
         for (value, vrows) in &by_value {
@@ -487,7 +587,7 @@ pub fn relative(
         .zip(decide(pairs, band_pct))
         .map(|(value, change)| Relative { value, change })
         .collect();
-    (rel, ended_worse)
+    (rel, ended_worse, left_out)
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ fn relative_to_a_baseline_model() {
         row("tokio", 10, 900.0, 110.0),
         row("tokio", 10, 940.0, 110.0),
     ];
-    let (rel, _) = relative(&rows, "target", "mio", &[Metric::parse("throughput")], 5.0);
+    let (rel, _, _) = relative(&rows, "target", "mio", &[Metric::parse("throughput")], 5.0);
     assert_eq!(rel.len(), 1);
     assert_eq!(rel[0].value, "tokio");
     assert!((rel[0].change.ratio() - (900.0f64 * 940.0).sqrt() / 1000.0).abs() < 1e-9);
@@ -167,4 +167,72 @@ fn simulation_a_halving_at_n2_fails_the_gate_up_to_cv30() {
         let rate = gate_failure_rate(seed, 2000, 2, cv, 0.5, 5.0);
         assert!(rate >= 0.95, "cv {cv}: detected {rate}");
     }
+}
+
+/// A row of `target` at 1000 connections with `server_workers` as loadgen records it.
+fn with_workers(target: &str, workers: &str, tput: f64) -> Row {
+    let mut fields: Vec<(String, String)> = [
+        "schema",
+        "target",
+        "transport",
+        "mode",
+        "conns",
+        "msg_size",
+        "depth",
+        "rate",
+        "msgs",
+        "throughput_msgs_s",
+        "lat_p99_us",
+        "server_workers",
+    ]
+    .iter()
+    .map(|&c| (c.to_string(), String::new()))
+    .collect();
+    for (c, v) in fields.iter_mut() {
+        *v = match c.as_str() {
+            "target" => target.into(),
+            "server_workers" => workers.into(),
+            "throughput_msgs_s" => tput.to_string(),
+            _ => row(target, 1000, tput, 100.0).get(c).to_string(),
+        };
+    }
+    Row::new(fields)
+}
+
+#[test]
+fn models_are_compared_at_their_own_defaults() {
+    // A sweep's rows: mio's 1 loop, the pool's worker per connection, thread-per-conn's none.
+    let rows: Vec<Row> = [
+        ("mio", "1"),
+        ("threadpool", "1000"),
+        ("thread-per-conn", ""),
+        ("tokio", "1"),
+    ]
+    .iter()
+    .flat_map(|&(t, w)| [with_workers(t, w, 1000.0), with_workers(t, w, 1010.0)])
+    .collect();
+    let (rel, _, left) = relative(&rows, "target", "mio", &[Metric::parse("throughput")], 5.0);
+    let mut values: Vec<&str> = rel.iter().map(|r| r.value.as_str()).collect();
+    values.sort_unstable();
+    assert_eq!(
+        values,
+        ["thread-per-conn", "threadpool", "tokio"],
+        "every model pairs with mio"
+    );
+    assert!(left.is_empty(), "{left:?}");
+    assert!(rel[0].change.key.describe(&[]).contains("server_workers=default"));
+
+    // A pool given 16 workers is not at its default: left out, and the column is named.
+    let rows: Vec<Row> = [("mio", "1"), ("threadpool", "16")]
+        .iter()
+        .flat_map(|&(t, w)| [with_workers(t, w, 1000.0), with_workers(t, w, 1010.0)])
+        .collect();
+    let (rel, _, left) = relative(&rows, "target", "mio", &[Metric::parse("throughput")], 5.0);
+    assert!(rel.is_empty());
+    assert_eq!(left.len(), 1);
+    let said = left[0].describe("target");
+    assert!(
+        said.starts_with("target=threadpool") && said.contains("server_workers=16 (target=mio: default)"),
+        "{said}"
+    );
 }

@@ -213,6 +213,8 @@ struct Compared {
     title: String,
     items: Vec<(Option<String>, Change)>,
     ended_worse: Vec<String>,
+    /// Rows with nothing to be compared with, each with what kept it apart.
+    left_out: Vec<String>,
     /// The `disturbed runs` note, when runs ran beside busy neighbours.
     disturbed: Option<String>,
 }
@@ -227,6 +229,11 @@ fn compared(s: &Study<'_>, rows: &[Row], metrics: &[Metric]) -> Compared {
                 title: format!("Against the baseline {name}"),
                 ended_worse: c.ended_worse.iter().map(|e| e.describe("base")).collect(),
                 items: c.changes.into_iter().map(|ch| (None, ch)).collect(),
+                left_out: c
+                    .only_new
+                    .iter()
+                    .map(|k| format!("{}: no base run with this configuration", k.describe(&[])))
+                    .collect(),
                 disturbed: compare::disturbed_note(&[("base ", base), ("new ", rows)]),
             }
         }
@@ -241,11 +248,12 @@ fn compared(s: &Study<'_>, rows: &[Row], metrics: &[Metric]) -> Compared {
                 .find(|v| *v == "mio")
                 .or(values.first().copied())
                 .unwrap_or("");
-            let (rel, ended) = compare::relative(rows, &s.by, base, metrics, compare::DEFAULT_BAND_PCT);
+            let (rel, ended, left) = compare::relative(rows, &s.by, base, metrics, compare::DEFAULT_BAND_PCT);
             Compared {
                 title: format!("Each {} against {}={base}", s.by, s.by),
                 items: rel.into_iter().map(|r| (Some(r.value), r.change)).collect(),
                 ended_worse: ended.iter().map(|e| e.describe(&format!("{}={base}", s.by))).collect(),
+                left_out: left.iter().map(|l| l.describe(&s.by)).collect(),
                 disturbed: compare::disturbed_note(&[("", rows)]),
             }
         }
@@ -259,6 +267,7 @@ fn comparison(o: &mut String, s: &Study<'_>, rows: &[Row]) {
         title,
         items,
         ended_worse,
+        left_out,
         disturbed,
     } = compared(s, rows, &metrics);
     let _ = writeln!(o, "<h2>Comparison</h2>\n<h3>{}</h3>", esc(&title));
@@ -271,6 +280,9 @@ fn comparison(o: &mut String, s: &Study<'_>, rows: &[Row]) {
             "<p class=\"worse\">Ended worse: {} (failed runs are left out of the figures)</p>",
             esc(line)
         );
+    }
+    for line in &left_out {
+        let _ = writeln!(o, "<p class=\"worse\">Not compared: {}</p>", esc(line));
     }
     if items.is_empty() {
         o.push_str("<p class=\"empty\">No configuration has two sides to compare.</p>\n");
