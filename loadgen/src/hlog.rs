@@ -163,6 +163,49 @@ pub struct LoggedInterval {
     pub histogram: Histogram<u64>,
 }
 
+/// Checks an encoded histogram's length fields against the bytes present, before the
+/// decoder allocates what they claim (a field of 0xFFFFFFFF would allocate 4 GiB): the
+/// plain payload must fit in what follows its 40-byte header; a compressed one in what
+/// follows its 8 bytes, and what it inflates to within deflate's largest ratio (1032:1).
+fn check_lengths(raw: &[u8]) -> Result<(), String> {
+    const V2: u32 = 0x1c84_9303 | 0x10; // the cookies as hdrhistogram writes them
+    const V2_COMPRESSED: u32 = 0x1c84_9304 | 0x10;
+    let word = |b: &[u8], at: usize| -> Option<u32> { Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?)) };
+    let short = || "it is shorter than its header".to_string();
+    match word(raw, 0).ok_or_else(short)? {
+        V2 => {
+            let len = word(raw, 4).ok_or_else(short)? as usize;
+            (len <= raw.len().saturating_sub(40)).then_some(()).ok_or_else(|| {
+                format!(
+                    "its payload claims {len} bytes, {} are present",
+                    raw.len().saturating_sub(40)
+                )
+            })
+        }
+        V2_COMPRESSED => {
+            let len = word(raw, 4).ok_or_else(short)? as usize;
+            let present = raw.len() - 8;
+            if len > present {
+                return Err(format!(
+                    "its compressed payload claims {len} bytes, {present} are present"
+                ));
+            }
+            let mut head = [0u8; 8];
+            let mut inflate = flate2::read::ZlibDecoder::new(&raw[8..8 + len]);
+            std::io::Read::read_exact(&mut inflate, &mut head).map_err(|e| format!("it does not inflate: {e}"))?;
+            let inner = word(&head, 4).unwrap_or(0) as usize;
+            (inner <= len.saturating_mul(1032))
+                .then_some(())
+                .ok_or_else(|| format!("it claims {inner} bytes inflated from {len}, more than deflate can give"))
+        }
+        _ => Ok(()), // the decoder names an unknown cookie
+    }
+}
+
+/// The largest interval log read (4 GiB: a day of 1-second intervals of every tag is
+/// a few hundred MB).
+pub const MAX_LOG_BYTES: u64 = 4 << 30;
+
 /// Reads every interval of a log, with absolute start times.
 pub fn read(path: &Path) -> anyhow::Result<Vec<LoggedInterval>> {
     Ok(read_with_notes(path)?.0)
@@ -171,6 +214,7 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<LoggedInterval>> {
 /// Reads every interval of a log, and the text of its comment lines that start with
 /// `prefix` (e.g. a shard's stamp), without the prefix.
 pub fn read_with_notes(path: &Path) -> anyhow::Result<(Vec<LoggedInterval>, Vec<String>)> {
+    crate::report::read::check_input_file(path, "an interval log", MAX_LOG_BYTES)?;
     let bytes =
         std::fs::read(path).map_err(|e| Error::Input(format!("cannot read interval log {}: {e}", path.display())))?;
     let notes = String::from_utf8_lossy(&bytes)
@@ -180,6 +224,7 @@ pub fn read_with_notes(path: &Path) -> anyhow::Result<(Vec<LoggedInterval>, Vec<
     let mut base = Duration::ZERO;
     let mut out = Vec::new();
     let mut deserializer = Deserializer::new();
+    let mut total: u64 = 0;
     for entry in IntervalLogIterator::new(&bytes) {
         let entry = entry.map_err(|e| {
             let hdrhistogram::serialization::interval_log::LogIteratorError::ParseError { offset } = e;
@@ -197,9 +242,23 @@ pub fn read_with_notes(path: &Path) -> anyhow::Result<(Vec<LoggedInterval>, Vec<
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(iv.encoded_histogram())
                     .map_err(|e| Error::Input(format!("{}: bad base64 in an interval: {e}", path.display())))?;
+                check_lengths(&raw).map_err(|why| {
+                    Error::Input(format!("{}: a bad histogram in an interval: {why}", path.display()))
+                })?;
                 let histogram: Histogram<u64> = deserializer
                     .deserialize(&mut raw.as_slice())
                     .map_err(|e| Error::Input(format!("{}: bad histogram in an interval: {e}", path.display())))?;
+                // Counts whose sum a u64 cannot hold would wrap inside every later sum.
+                let count = histogram
+                    .iter_recorded()
+                    .try_fold(0u64, |sum, v| sum.checked_add(v.count_at_value()))
+                    .and_then(|n| total.checked_add(n));
+                total = count.ok_or_else(|| {
+                    Error::Input(format!(
+                        "{}: its counts add up to more than a u64 holds (2^64): not a log a run wrote",
+                        path.display()
+                    ))
+                })?;
                 out.push(LoggedInterval {
                     start: base + iv.start_timestamp(),
                     length: iv.duration(),
@@ -263,5 +322,45 @@ mod tests {
             .to_string()
             .contains("/nonexistent/x.hlog"));
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// A log of one interval holding `h`, with its encoded bytes passed through `tamper`.
+    fn log_with(name: &str, h: &Histogram<u64>, tamper: impl Fn(&mut Vec<u8>)) -> std::path::PathBuf {
+        use base64::Engine as _;
+        let path = std::env::temp_dir().join(format!("hlog-{name}-{}.hlog", std::process::id()));
+        let mut raw = Vec::new();
+        V2DeflateSerializer::new().serialize(h, &mut raw).unwrap();
+        tamper(&mut raw);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&raw);
+        std::fs::write(
+            &path,
+            format!("#[BaseTime: 1700000000.000 (seconds since epoch)]\n0.000,1.000,1.000,{encoded}\n"),
+        )
+        .unwrap();
+        path
+    }
+
+    #[test]
+    fn hostile_logs_are_refused_without_allocating_or_looping() {
+        let mut h = new_histogram();
+        h.record(1000).unwrap();
+        // The control: untampered, it reads.
+        assert_eq!(read(&log_with("ok", &h, |_| {})).unwrap()[0].histogram, h);
+        // A compressed length of 0xFFFFFFFF (it once allocated 4 GiB).
+        let e = read(&log_with("len", &h, |raw| raw[4..8].copy_from_slice(&[0xFF; 4]))).unwrap_err();
+        assert!(e.to_string().contains("claims 4294967295 bytes"), "{e:#}");
+        // A plain (uncompressed) histogram whose payload length claims 4 GiB.
+        let e = check_lengths(&[&0x1c84_9313u32.to_be_bytes()[..], &[0xFF; 4], &[0; 40]].concat()).unwrap_err();
+        assert!(e.contains("claims 4294967295"), "{e}");
+        // Counts that overflow a u64 (five buckets of 2^62; a merge of them once never ended).
+        let mut big = new_histogram();
+        for v in [1000u64, 2000, 3000, 4000, 5000] {
+            big.record_n(v, 1 << 62).unwrap();
+        }
+        let e = read(&log_with("overflow", &big, |_| {})).unwrap_err();
+        assert!(e.to_string().contains("more than a u64 holds"), "{e:#}");
+        // A device is refused before it is read (/dev/zero grew memory by 1 GB/s).
+        let e = read(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e:#}");
     }
 }

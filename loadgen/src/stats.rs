@@ -109,10 +109,21 @@ pub fn repeats_needed(log_sd: f64, distance: f64, alpha: f64) -> Option<usize> {
 /// The 1-based ranks `(lo, hi)` of the order statistics that bound the `q` quantile of `n`
 /// samples with confidence at least `1 - alpha` (the binomial, distribution-free interval:
 /// the count of samples below the true quantile is Binomial(n, q)). `None` when `n` is too
-/// small for the interval to exist.
+/// small for the interval to exist. Past a million samples with at least 100 expected on
+/// each side of the quantile the binomial is its normal approximation (to well under a rank
+/// in a thousand), which holds for any count a u64 can hold; the exact inverse is not
+/// defined that far (statrs failed on 3e10 samples).
 pub fn quantile_ranks(n: u64, q: f64, alpha: f64) -> Option<(u64, u64)> {
-    if n == 0 || !(0.0..1.0).contains(&q) {
+    if n == 0 || !(0.0..1.0).contains(&q) || !(0.0..1.0).contains(&alpha) || alpha == 0.0 {
         return None;
+    }
+    let nf = n as f64;
+    if n > 1_000_000 && nf * q * (1.0 - q) >= 100.0 {
+        let z = statrs::distribution::Normal::standard().inverse_cdf(1.0 - alpha / 2.0);
+        let (mean, sd) = (nf * q, (nf * q * (1.0 - q)).sqrt());
+        let lo = (mean - z * sd).floor().max(0.0);
+        let hi = (mean + z * sd).ceil() + 1.0;
+        return (lo >= 1.0 && hi <= nf).then_some((lo as u64, hi as u64));
     }
     let b = Binomial::new(q, n).ok()?;
     // lo: the largest l with P(B <= l-1) <= alpha/2; hi: the smallest u with P(B <= u-1) >= 1 - alpha/2.
@@ -223,6 +234,25 @@ mod tests {
         let (lo, hi) = quantile_ranks(100, 0.5, 0.05).unwrap();
         assert!((39..=41).contains(&lo) && (60..=62).contains(&hi), "{lo} {hi}");
         assert_eq!(quantile_ranks(50, 0.999, 0.05), None, "no rank above the 999th of 50");
+        // Huge counts (a long run, a merged fleet): defined, ordered, around n q.
+        for n in [3e10 as u64, 1e12 as u64, 1e13 as u64, 1e15 as u64, u64::MAX] {
+            let (lo, hi) = quantile_ranks(n, 0.99, 0.05).unwrap_or_else(|| panic!("{n}"));
+            let expect = n as f64 * 0.99;
+            assert!(
+                lo < hi && (lo as f64) < expect && (hi as f64) > expect && hi <= n,
+                "{n}: {lo} {hi}"
+            );
+        }
+        // Where the exact and the approximate meet, they agree to a rank in ten thousand.
+        let exact = {
+            let b = Binomial::new(0.99, 1_000_000).unwrap();
+            (b.inverse_cdf(0.025), b.inverse_cdf(0.975) + 1)
+        };
+        let approx = quantile_ranks(1_000_001, 0.99, 0.05).unwrap();
+        assert!(
+            exact.0.abs_diff(approx.0) < 100 && exact.1.abs_diff(approx.1) < 100,
+            "{exact:?} {approx:?}"
+        );
         assert!(quantile_estimable(1000, 0.99) && !quantile_estimable(2000, 0.9999));
         assert!(quantile_estimable(100_000, 0.9999));
     }

@@ -107,6 +107,18 @@ pub(super) fn run(a: &MergeArgs) -> anyhow::Result<u8> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let shards = check_shards(a, &read)?;
     let logs: Vec<_> = read.into_iter().map(|(ivs, _)| ivs).collect();
+    // Each log's counts fit a u64 (checked as read); together they must too.
+    let total = logs
+        .iter()
+        .flatten()
+        .filter(|iv| iv.tag.is_none())
+        .try_fold(0u64, |sum, iv| sum.checked_add(iv.histogram.len()));
+    if total.is_none() {
+        return Err(crate::error::Error::Input(
+            "the logs' counts add up to more than a u64 holds (2^64): merge fewer logs at once".to_string(),
+        )
+        .into());
+    }
     let merged = merge::merge(&logs);
     let sources = a
         .logs

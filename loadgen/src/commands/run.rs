@@ -16,10 +16,14 @@ use crate::report::{sink, Format, Report, Status};
 /// `loadgen run`: one run, or a capacity search with `--rate auto`.
 pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
     let cfg = RunConfig::try_from(args)?;
-    for (flag, path) in [("--csv", &cfg.csv), ("--json", &cfg.json), ("--hdr-log", &cfg.hdr_log)] {
-        if let Some(path) = path {
-            check_output(flag, path)?;
-        }
+    let outputs: Vec<(&'static str, &std::path::Path)> =
+        [("--csv", &cfg.csv), ("--json", &cfg.json), ("--hdr-log", &cfg.hdr_log)]
+            .into_iter()
+            .filter_map(|(flag, path)| path.as_deref().map(|p| (flag, p)))
+            .collect();
+    crate::report::sink::check_distinct(&outputs)?;
+    for (flag, path) in outputs {
+        check_output(flag, path)?;
     }
     if let Some(slo) = &cfg.search {
         return run_search(&cfg, slo);

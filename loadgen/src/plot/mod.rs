@@ -128,11 +128,19 @@ pub fn series(rows: &[Row], column: &str, msg_size: u64) -> Vec<Series> {
         .collect()
 }
 
+/// The span of the finite values (an axis over inf or NaN would never finish its ticks);
+/// (1, 10) when there is none.
 fn range(series: &[Series], f: impl Fn(&Point) -> (f64, f64)) -> (f64, f64) {
     let vals = series.iter().flat_map(|(_, p)| p.iter().map(&f));
-    vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (a, b)| {
-        (lo.min(a), hi.max(b))
-    })
+    let (lo, hi) = vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (a, b)| {
+        let ok = |v: f64| v.is_finite() && v.abs() <= crate::report::read::MAX_VALUE;
+        (if ok(a) { lo.min(a) } else { lo }, if ok(b) { hi.max(b) } else { hi })
+    });
+    if lo <= hi {
+        (lo, hi)
+    } else {
+        (1.0, 10.0)
+    }
 }
 
 /// A latency axis label in µs, as the summary prints latencies: `100 µs`, `1.5 ms`, `2 s`.

@@ -43,15 +43,95 @@ impl Row {
         self.fields.contains_key(col)
     }
 
-    /// A column as a number, if it is one.
+    /// A column as a number, if it is one: finite and within [`MAX_VALUE`] (a cell beyond
+    /// it is not a measurement; [`read_report`] warns of it by name).
     pub fn num(&self, col: &str) -> Option<f64> {
-        self.get(col).trim().parse().ok()
+        self.get(col)
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && v.abs() <= MAX_VALUE)
     }
 }
 
+/// The largest magnitude a measured value may have (1e15: a count of messages over a
+/// year at 30M/s, or 30 years in µs); beyond it a cell is not a measurement.
+pub const MAX_VALUE: f64 = 1e15;
+
+/// The largest report read (1 GiB: a 10-hour, million-connection study is a few hundred
+/// thousand rows of under 2 KiB).
+pub const MAX_REPORT_BYTES: u64 = 1 << 30;
+
+/// Columns that hold text or a setting, not a measurement.
+const TEXT_COLUMNS: [&str; 22] = [
+    "schema",
+    "timestamp",
+    "label",
+    "target",
+    "addr",
+    "transport",
+    "mode",
+    "status",
+    "host",
+    "kernel",
+    "version",
+    "engine",
+    "shard",
+    "steady",
+    "pacing",
+    "pin_server",
+    "pin_client",
+    "close",
+    "conn_rate",
+    "work",
+    "arrivals",
+    "stage",
+];
+
+/// Why a cell of a measured column is not a value: `None` when it is one (or empty).
+fn bad_cell(col: &str, v: &str) -> Option<&'static str> {
+    if v.trim().is_empty() || TEXT_COLUMNS.contains(&col) {
+        return None;
+    }
+    match v.trim().parse::<f64>() {
+        Err(_) => Some("not a number"),
+        Ok(x) if !x.is_finite() => Some("not a finite number"),
+        Ok(x) if x.abs() > MAX_VALUE => Some("out of range for a measurement (beyond 1e15)"),
+        Ok(_) => None,
+    }
+}
+
+/// Refuses what is not a report file before reading it: a device, a FIFO or a socket (a
+/// read could block forever or never end), and a file over [`MAX_REPORT_BYTES`].
+pub fn check_input_file(path: &Path, what: &str, max_bytes: u64) -> Result<(), Error> {
+    use std::os::unix::fs::FileTypeExt;
+    let name = path.display();
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // the open that follows names the real reason
+    };
+    let t = meta.file_type();
+    if t.is_char_device() || t.is_block_device() || t.is_fifo() || t.is_socket() {
+        return Err(Error::Input(format!(
+            "{name} is not a regular file (a device, FIFO or socket): give {what} as a file"
+        )));
+    }
+    if meta.len() > max_bytes {
+        return Err(Error::Input(format!(
+            "{name} is {} bytes, over the {} bytes a {what} may have",
+            meta.len(),
+            max_bytes
+        )));
+    }
+    Ok(())
+}
+
 /// Reads every row of a report.
+/// Cells of a measured column that are not finite numbers within [`MAX_VALUE`] are blanked
+/// (the row then has no value for that metric) and each is named on stderr: never a
+/// silent drop.
 pub fn read_report(path: &Path) -> Result<Vec<Row>, Error> {
     let name = path.display();
+    check_input_file(path, "a CSV report", MAX_REPORT_BYTES)?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .from_path(path)
@@ -72,15 +152,34 @@ pub fn read_report(path: &Path) -> Result<Vec<Row>, Error> {
             "{name} is not an echo-bench report: its first column is not `schema`"
         )));
     }
+    if let Some(dup) = header.iter().enumerate().find(|(i, h)| header[..*i].contains(h)) {
+        return Err(Error::Input(format!(
+            "{name} has the column `{}` twice: a report names each column once",
+            dup.1
+        )));
+    }
     if let Some(missing) = REQUIRED.iter().find(|c| !header.iter().any(|h| h == *c)) {
         return Err(Error::Input(format!(
             "{name} lacks the column `{missing}`; is it a schema-1 report?"
         )));
     }
     let mut rows = Vec::new();
+    let mut bad = Vec::new();
     for (i, rec) in reader.records().enumerate() {
         let rec = rec.map_err(|e| Error::Input(format!("{name}, row {}: {e}", i + 2)))?;
-        let row = Row::new(header.iter().cloned().zip(rec.iter().map(str::to_string)));
+        let row = Row::new(
+            header
+                .iter()
+                .cloned()
+                .zip(rec.iter().map(|v| v.to_string()))
+                .map(|(c, v)| match bad_cell(&c, &v) {
+                    Some(why) => {
+                        bad.push(format!("{name} row {}: {c} = {v}: {why}; row left out of {c}", i + 2));
+                        (c, String::new())
+                    }
+                    None => (c, v),
+                }),
+        );
         if row.get("schema") != "1" {
             return Err(Error::Input(format!(
                 "{name}, row {}: schema {:?} is not supported (expected 1)",
@@ -89,6 +188,12 @@ pub fn read_report(path: &Path) -> Result<Vec<Row>, Error> {
             )));
         }
         rows.push(row);
+    }
+    for line in bad.iter().take(20) {
+        eprintln!("WARNING: {line}");
+    }
+    if bad.len() > 20 {
+        eprintln!("WARNING: {name}: {} more cells that are not values", bad.len() - 20);
     }
     Ok(rows)
 }

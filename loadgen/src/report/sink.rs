@@ -204,10 +204,71 @@ pub fn check_output(flag: &'static str, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What an output path names, for telling whether two outputs are one file: the device
+/// and inode of an existing file (symlinks followed), else the absolute path as it will
+/// be created; `-` is stdout.
+fn identity(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    if Dest::of(path).is_stdout() {
+        return "stdout".into();
+    }
+    if let Ok(m) = std::fs::metadata(path) {
+        return format!("inode {}:{}", m.dev(), m.ino());
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
+    format!("path {}", dir.join(path.file_name().unwrap_or_default()).display())
+}
+
+/// Refuses, before anything is created or touched, two outputs that are one file (the
+/// later one would replace or garble the earlier's): exit 2 naming both flags.
+pub fn check_distinct(outputs: &[(&'static str, &Path)]) -> Result<(), crate::error::Error> {
+    let ids: Vec<String> = outputs.iter().map(|(_, p)| identity(p)).collect();
+    for (i, id) in ids.iter().enumerate() {
+        if let Some(j) = ids[..i].iter().position(|other| other == id) {
+            let (a, b) = (outputs[j], outputs[i]);
+            return Err(crate::error::Error::Input(format!(
+                "{} {} and {} {} are the same file: each output needs its own path",
+                a.0,
+                a.1.display(),
+                b.0,
+                b.1.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::Status;
+
+    #[test]
+    fn two_outputs_on_one_file_are_refused() {
+        let a = temp("same.csv", "schema\n");
+        let link = a.with_file_name("link.json");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        let fresh = a.with_file_name("fresh.hlog");
+        let e = check_distinct(&[("--csv", &a), ("--json", &link)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--csv") && e.contains("--json") && e.contains("same file"),
+            "{e}"
+        );
+        let dotted = a.parent().unwrap().join(".").join("fresh.hlog");
+        let e = check_distinct(&[("--json", &fresh), ("--hdr-log", &dotted)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--hdr-log"), "{e}");
+        assert!(check_distinct(&[("--csv", &a), ("--hdr-log", &fresh)]).is_ok());
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "schema\n", "nothing touched");
+    }
 
     fn temp(name: &str, text: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("sink-{}", std::process::id()));
