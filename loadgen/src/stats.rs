@@ -50,6 +50,31 @@ fn logs(xs: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// The least log-scale standard deviation a sample can be said to have: the rounding of its
+/// values (half a unit of the last decimal they carry, up to 6 decimals, relative to the
+/// smallest), and at least HdrHistogram's resolution of 3 significant digits (0.1%): a
+/// rounding error uniform over ±h has standard deviation h/√3. Two repeats that printed
+/// `62.0` and `62.0` vary by up to 0.05 unseen, not by nothing.
+pub fn log_resolution(xs: &[f64]) -> f64 {
+    let min = xs
+        .iter()
+        .copied()
+        .filter(|x| *x > 0.0 && x.is_finite())
+        .fold(f64::INFINITY, f64::min);
+    if !min.is_finite() {
+        return 0.0;
+    }
+    let decimals = (0..=6)
+        .find(|&d| {
+            let scale = 10f64.powi(d);
+            xs.iter()
+                .all(|x| ((x * scale) - (x * scale).round()).abs() < 1e-6 * scale.max(1.0))
+        })
+        .unwrap_or(6);
+    let half_unit = 0.5 * 10f64.powi(-decimals);
+    (half_unit / min).max(0.001) / 3f64.sqrt()
+}
+
 /// The `1 - alpha` interval of `new / base` from Welch's t on the logarithms: run-to-run
 /// noise of throughput and latency is multiplicative, so the log scale makes it symmetric
 /// and the interval of a ratio is the exponential of an interval of a difference. Values
@@ -60,6 +85,8 @@ pub fn ratio_interval(base: &[f64], new: &[f64], alpha: f64) -> Option<RatioInte
         return None;
     }
     let ((mb, sb), (mn, sn)) = (mean_sd(&lb), mean_sd(&ln));
+    // Equal values are not certainty: a side's spread is at least its values' resolution.
+    let (sb, sn) = (sb.max(log_resolution(base)), sn.max(log_resolution(new)));
     let d = mn - mb;
     let ratio = d.exp();
     if lb.len() < 2 || ln.len() < 2 {
@@ -197,9 +224,9 @@ mod tests {
     }
 
     #[test]
-    fn ratio_interval_is_exact_for_constant_samples_and_open_for_single_runs() {
+    fn ratio_interval_of_constant_samples_has_their_resolution_and_single_runs_are_open() {
         let r = ratio_interval(&[100.0, 100.0], &[50.0, 50.0], 0.05).unwrap();
-        assert!((r.ratio - 0.5).abs() < 1e-12 && r.lo == r.ratio && r.hi == r.ratio);
+        assert!((r.ratio - 0.5).abs() < 1e-12 && r.lo < r.ratio && r.hi > r.ratio && r.hi < 0.6);
         let r = ratio_interval(&[100.0], &[50.0, 51.0], 0.05).unwrap();
         assert!((r.lo, r.hi.is_infinite(), r.log_sd) == (0.0, true, None));
         assert!(ratio_interval(&[0.0], &[1.0], 0.05).is_none());
@@ -223,6 +250,21 @@ mod tests {
         let c = repeats_needed(0.05, 0.20, 0.05).unwrap();
         assert!(b > a && c < a, "{a} {b} {c}");
         assert_eq!(repeats_needed(1.0, 0.001, 0.05), None);
+    }
+
+    #[test]
+    fn ties_are_not_certainty() {
+        // Two repeats each, identical as printed: the interval has the width of the rounding.
+        let i = ratio_interval(&[62.0, 62.0], &[65.5, 65.5], 0.05).unwrap();
+        assert!(i.lo < i.ratio && i.ratio < i.hi, "{i:?}");
+        assert!(i.hi / i.lo > 1.001, "wider than nothing: {i:?}");
+        // Coarse values (whole thousands) carry more doubt than fine ones.
+        assert!(log_resolution(&[52000.0, 52000.0]) < log_resolution(&[5.0, 5.0]));
+        assert!((log_resolution(&[100.0]) - 0.005 / 3f64.sqrt()).abs() < 1e-12);
+        // Ordinary noise is untouched by the floor.
+        let (a, b) = ([100.0, 110.0, 95.0], [120.0, 130.0, 125.0]);
+        let i = ratio_interval(&a, &b, 0.05).unwrap();
+        assert!(i.lo > 1.0 && i.hi < 1.6, "{i:?}");
     }
 
     #[test]

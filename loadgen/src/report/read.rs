@@ -90,7 +90,8 @@ const TEXT_COLUMNS: [&str; 22] = [
 
 /// Why a cell of a measured column is not a value: `None` when it is one (or empty).
 fn bad_cell(col: &str, v: &str) -> Option<&'static str> {
-    if v.trim().is_empty() || TEXT_COLUMNS.contains(&col) {
+    // Only loadgen's own measured columns are judged: another tool's extra column is its own.
+    if v.trim().is_empty() || TEXT_COLUMNS.contains(&col) || !super::csv_row::HEADER.contains(&col) {
         return None;
     }
     match v.trim().parse::<f64>() {
@@ -213,6 +214,32 @@ mod tests {
         let p = std::env::temp_dir().join(format!("read-{}-{name}", std::process::id()));
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    #[test]
+    fn cells_that_are_not_measurements_are_left_out_by_name() {
+        let mut text =
+            String::from("schema,target,transport,mode,conns,msg_size,depth,rate,throughput_msgs_s,lat_p99_us\n");
+        for bad in ["NaN", "inf", "-inf", "1e308", "abc"] {
+            text.push_str(&format!("1,mio,tcp,closed,10,64,1,,{bad},{bad}\n"));
+        }
+        text.push_str("1,mio,tcp,closed,10,64,1,,1000,250.5\n");
+        let rows = read_report(&write("nan.csv", &text)).unwrap();
+        assert_eq!(rows.len(), 6, "no row is dropped whole");
+        for r in &rows[..5] {
+            assert_eq!((r.num("throughput_msgs_s"), r.num("lat_p99_us")), (None, None));
+            assert_eq!(r.get("target"), "mio");
+        }
+        assert_eq!(rows[5].num("lat_p99_us"), Some(250.5));
+        let dup = write(
+            "dup.csv",
+            "schema,target,transport,mode,conns,msg_size,depth,rate,throughput_msgs_s,target\n",
+        );
+        assert!(read_report(&dup).unwrap_err().to_string().contains("`target` twice"));
+        for special in ["/dev/zero", "/dev/null"] {
+            let e = read_report(Path::new(special)).unwrap_err().to_string();
+            assert!(e.contains("not a regular file"), "{special}: {e}");
+        }
     }
 
     #[test]
