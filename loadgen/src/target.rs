@@ -164,16 +164,7 @@ fn spawn_model(model: Model, cfg: &RunConfig) -> anyhow::Result<Target> {
         .spawn()
         .map_err(|e| Error::CannotRun(format!("cannot start the {model} server: {e}")))?;
     let stdout = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        // Every line, until the pipe closes or nobody listens: `listening ADDR` first.
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = read_lines(stdout);
     let mut server = ServerProcess {
         child,
         exit: None,
@@ -205,6 +196,21 @@ fn spawn_model(model: Model, cfg: &RunConfig) -> anyhow::Result<Target> {
         name: model.name().into(),
         server: Some(server),
     })
+}
+
+/// The lines a server prints, read on a thread of their own until the pipe closes or
+/// nobody listens: `listening ADDR` first, then its `work ...` tallies.
+fn read_lines(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// UDP has no connect: a header-only datagram must come back within `timeout` (resent

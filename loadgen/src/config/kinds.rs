@@ -33,6 +33,22 @@ impl Churn {
             Churn::ConnRate { msgs_per_conn, .. } => msgs_per_conn,
         }
     }
+
+    /// `--reconnect-every`, as a report records it.
+    pub fn reconnect_every(&self) -> Option<u64> {
+        match *self {
+            Churn::ReconnectEvery(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// `--conn-rate` and its round trips per connection, as a report records them.
+    pub fn conn_rate(&self) -> Option<(f64, u64)> {
+        match *self {
+            Churn::ConnRate { rate, msgs_per_conn } => Some((rate, msgs_per_conn)),
+            _ => None,
+        }
+    }
 }
 
 /// This process's part of a run made by several (`--shard I/N`, or `--procs`).

@@ -242,14 +242,8 @@ fn write_down(p: Parts<'_>, d: Derived) -> Report {
         msg_size: cfg.msg_size,
         depth: cfg.depth,
         rate: cfg.rate,
-        reconnect_every: match cfg.churn {
-            Churn::ReconnectEvery(n) => Some(n),
-            _ => None,
-        },
-        conn_rate: match cfg.churn {
-            Churn::ConnRate { rate, msgs_per_conn } => Some((rate, msgs_per_conn)),
-            _ => None,
-        },
+        reconnect_every: cfg.churn.reconnect_every(),
+        conn_rate: cfg.churn.conn_rate(),
         close: cfg.close.name(),
         duration_s: d.secs,
         warmup_s: cfg.warmup.as_secs_f64(),

@@ -101,11 +101,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
 
     let mut seen = drive(cfg, plan, &shared, &mut target, server_probe, &mut hlog, created)?;
     let cost = seen.cost.finish();
-    // What the server's work really took, asked at the window's end (before it stops).
-    let work_done = match (&cfg.work, target.server.as_mut()) {
-        (Some(_), Some(server)) => server.work_done(),
-        _ => None,
-    };
+    let work_done = work_done(cfg, &mut target);
     if let Some(server) = target.server.as_mut() {
         server.stop();
     }
@@ -141,15 +137,11 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         timer_floor_p99_us,
     });
     report.warmup_rule = window.rule;
-    report.work_done = work_done.map(|w| w.iter().map(crate::report::WorkDone::of).collect());
-    report
-        .warnings
-        .extend(report.work_done.iter().flat_map(|w| verdict::work_warnings(w)));
-    report.warnings.extend(window.warning);
     let machine_warnings = window.machine.iter().flat_map(crate::machine::warnings);
-    report
-        .warnings
-        .extend(late_readings.into_iter().chain(machine_warnings));
+    let work_warnings = work_done.iter().flat_map(|w| verdict::work_warnings(w));
+    let warnings = window.warning.into_iter().chain(late_readings).chain(machine_warnings);
+    report.warnings.extend(warnings.chain(work_warnings));
+    report.work_done = work_done;
     if let Some(log) = hlog {
         let result = shard::ShardResult::of(
             &report,
@@ -161,6 +153,13 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         }
     }
     Ok(report)
+}
+
+/// What the spawned server's `--work` really took, asked at the window's end (before it
+/// stops); `None` without work, for `--addr`, or when it gives no tally.
+fn work_done(cfg: &RunConfig, target: &mut target::Target) -> Option<Vec<crate::report::WorkDone>> {
+    let done = target.server.as_mut().filter(|_| cfg.work.is_some())?.work_done()?;
+    Some(done.iter().map(crate::report::WorkDone::of).collect())
 }
 
 /// The measured window: from the end of warmup to the planned end or the stop (zero when

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use super::Kind;
+use super::kind::Kind;
 
 /// Buckets per octave of the realised-duration histogram.
 const SUB: u32 = 16;

@@ -15,22 +15,14 @@
 //! in order; the bytes that complete a message go out only once its work is done.
 
 pub mod done;
+mod kind;
 pub mod timer;
+
+pub use kind::Kind;
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
-
-/// What a step costs the serving thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Burns CPU on the serving thread.
-    Cpu,
-    /// Waits without CPU; an event loop or runtime keeps serving other connections.
-    Wait,
-    /// Sleeps on the serving thread (`std::thread::sleep`), whatever the model.
-    Block,
-}
 
 /// How long a step takes, per message.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -164,7 +164,7 @@ impl Timers {
             at: started + d,
         }
         .await;
-        super::done::record_since(super::Kind::Wait, d, started);
+        super::done::record_since(super::kind::Kind::Wait, d, started);
     }
 
     /// Wakes the tasks that are due; returns the next deadline.
