@@ -5,7 +5,7 @@
 //! has `--work`, so an echo without work pays nothing.
 //!
 //! A spawned server prints its tally as one `work ...` line on stdout when it receives
-//! SIGUSR1 ([`line`]); loadgen reads it back with [`parse_line`] and reports asked beside done.
+//! SIGUSR1 ([`line()`]); loadgen reads it back with [`parse_line`] and reports asked beside done.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -174,7 +174,7 @@ pub fn line(tally: &[KindDone]) -> String {
     s
 }
 
-/// Reads a [`line`] back; `None` when it is not one.
+/// Reads a [`line()`] back; `None` when it is not one.
 pub fn parse_line(s: &str) -> Option<Vec<KindDone>> {
     let rest = s.trim().strip_prefix("work")?;
     if rest.trim().is_empty() {
