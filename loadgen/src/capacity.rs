@@ -99,9 +99,9 @@ impl Slo {
         }
         let (value, late) = (self.value(r), r.send_lag.map(|l| l.p99_us));
         if value > self.bound_us {
-            return Some(match late.filter(|&l| l > self.bound_us) {
+            return Some(match late.filter(|&l| l > self.bound_us / 2.0) {
                 Some(l) => format!(
-                    "{} {value:.1} us over the bound, and sends were late by p99 {l:.1} us, beyond it: the client's \
+                    "{} {value:.1} us over the bound, with sends late by p99 {l:.1} us (over half of it): the client's \
                      pacing, not only the server; try --pacing spin, and see this machine's timer floor in `loadgen doctor`",
                     self.percentile
                 ),
@@ -121,7 +121,7 @@ impl Slo {
     /// machine disturbed by other processes, a window that was not one regime.
     pub fn notes(&self, r: &Report) -> Vec<String> {
         let mut notes = Vec::new();
-        if let (Some(why), Some(late)) = (&r.keep_up, r.send_lag) {
+        if let (Some(why), Some(late), None) = (&r.keep_up, r.send_lag, self.failure(r)) {
             if late.p99_us <= self.bound_us {
                 notes.push(format!(
                     "sends late by p99 {:.1} us, within the objective's bound (a note, not a failure): {why}",

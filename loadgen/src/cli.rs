@@ -408,8 +408,13 @@ pub struct MergeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SweepArgs {
     /// Models (or `all`).
-    #[arg(long, value_name = "LIST")]
-    pub targets: String,
+    #[arg(long, value_name = "LIST", required_unless_present = "addr", conflicts_with = "addr")]
+    pub targets: Option<String>,
+    /// Instead of models: load the server already running at this address (HOST:PORT,
+    /// `[::1]:PORT`, unix:/path, udp://HOST:PORT) with every configuration of the sweep,
+    /// e.g. a `--rate` ladder to draw its latency against its load.
+    #[arg(long, value_name = "ADDR")]
+    pub addr: Option<String>,
     /// Connection counts (`1,10,100`, `1k`).
     #[arg(long, short = 'c', visible_aliases = ["connections", "concurrency", "vus"], value_name = "LIST")]
     pub conns: String,
@@ -419,9 +424,14 @@ pub struct SweepArgs {
     /// Depths.
     #[arg(long, value_name = "LIST", default_value = "1")]
     pub depth: String,
-    /// Rates (open loop); absent: closed loop.
-    #[arg(long, value_name = "LIST")]
+    /// Rates (open loop), a list or a ladder FROM..TO/STEPS (`1k..20k/8`: 8 rates evenly
+    /// spaced); absent: closed loop.
+    #[arg(long, short = 'R', value_name = "LIST")]
     pub rate: Option<String>,
+    /// With --rate: the latency objective each run is judged by (PERCENTILE=BOUND, e.g.
+    /// p99=5ms); a configuration's rates above its first failing one are skipped.
+    #[arg(long, value_name = "SLO", requires = "rate")]
+    pub slo: Option<String>,
     /// Transports (tcp, unix, udp), e.g. tcp,udp.
     #[arg(long, value_name = "LIST", default_value = "tcp")]
     pub transport: String,

@@ -75,6 +75,8 @@ pub struct Tally {
     pub runs: usize,
     /// Throughput of every run that measured something, msg/s.
     pub throughputs: Vec<f64>,
+    /// Skipped on purpose (a `sweep --slo` rung above one that missed): done, and said.
+    pub skipped: bool,
 }
 
 impl Tally {
@@ -108,7 +110,12 @@ impl Tally {
 
     /// Whether this configuration needs no more runs.
     pub fn done(&self, repeat: Repeat) -> bool {
-        self.runs >= repeat.max() || (matches!(repeat, Repeat::Auto { .. }) && self.met(repeat))
+        self.skipped || self.runs >= repeat.max() || (matches!(repeat, Repeat::Auto { .. }) && self.met(repeat))
+    }
+
+    /// Marks it skipped: no more runs, and no shortfall warning.
+    pub fn skip(&mut self) {
+        self.skipped = true;
     }
 
     /// `n=7, throughput 96210 msg/s ± 1.9% (95% CI)`.
@@ -131,7 +138,7 @@ impl Tally {
     /// The warning when `--repeat auto` stopped at the maximum without reaching its target.
     pub fn shortfall(&self, repeat: Repeat, what: &str) -> Option<String> {
         match repeat {
-            Repeat::Auto { max, target_pct } if !self.met(repeat) => Some(format!(
+            Repeat::Auto { max, target_pct } if !self.met(repeat) && !self.skipped => Some(format!(
                 "WARNING: {what}: the 95% interval did not reach ±{target_pct}% in {max} runs ({}); \
                  the machine is noisier than the target: raise --max-repeat or --duration, or quiet the machine",
                 self.describe()

@@ -185,3 +185,74 @@ fn bad_inputs_are_named_and_an_empty_report_makes_a_page_that_says_so() {
     assert_eq!(out.status.code(), Some(0));
     assert!(std::fs::read_to_string(&page).unwrap().contains("hold no rows"));
 }
+
+/// Measures a page's chart panels in the browser: (panels, panels whose legend box
+/// overlaps their plot, most series in one panel). The page gets a script that writes the
+/// figures into `data-layout` on its body, read back from the dumped DOM.
+fn layout(page: &Path) -> (usize, usize, usize) {
+    const PROBE: &str = "<script>(function(){var f=document.querySelectorAll('figure.panel'),bad=0,most=0;\
+f.forEach(function(p){var s=p.querySelector('svg').getBoundingClientRect(),l=p.querySelector('ul.legend').getBoundingClientRect();\
+most=Math.max(most,p.querySelectorAll('ul.legend li').length);\
+if(!(l.right<=s.left||l.left>=s.right||l.bottom<=s.top||l.top>=s.bottom))bad++;});\
+document.body.setAttribute('data-layout',f.length+' '+bad+' '+most);})();</script>";
+    let probed = temp_path(&format!("probed-{}", page.file_name().unwrap().to_string_lossy()));
+    let html = std::fs::read_to_string(page)
+        .unwrap()
+        .replace("</body>", &format!("{PROBE}</body>"));
+    std::fs::write(&probed, html).unwrap();
+    let (dom, _) = chromium(&probed, &["--window-size=1280,900", "--dump-dom"]).unwrap();
+    let at = dom.find("data-layout=\"").expect("the probe ran") + "data-layout=\"".len();
+    let v: Vec<usize> = dom[at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    (v[0], v[1], v[2])
+}
+
+#[test]
+fn chart_panels_keep_their_legends_beside_the_plot_and_few_lines_each() {
+    if Command::new("chromium").arg("--version").output().is_err() {
+        return testkit::skip(
+            "chart_panels_keep_their_legends_beside_the_plot_and_few_lines_each",
+            "no chromium (apt-get install chromium)",
+        );
+    }
+    // A small work study: two kinds of work make two panels per metric.
+    let csv = temp_path("panels.csv");
+    let _ = std::fs::remove_file(&csv);
+    let out = run(&[
+        "sweep",
+        "--targets",
+        "mio,threadpool",
+        "--conns",
+        "1,4",
+        "--work",
+        "none;wait:200us",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "100ms",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = temp_path("panels.html");
+    let out = run(&["report", csv.to_str().unwrap(), "--html", page.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let (panels, overlapping, most) = layout(&page);
+    assert!(panels >= 4, "a panel per work and metric: {panels}");
+    assert_eq!(overlapping, 0, "no legend over a plot");
+    assert!(most <= 8, "at most 8 series in a panel: {most}");
+    // The committed work study's page, as published.
+    let published = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../results/work/report.html"));
+    let (panels, overlapping, most) = layout(published);
+    assert!(panels >= 4, "results/work/report.html has panels: {panels}");
+    assert_eq!(overlapping, 0, "results/work/report.html: no legend over a plot");
+    assert!(
+        most <= 8,
+        "results/work/report.html: at most 8 series a panel, got {most}"
+    );
+}

@@ -19,7 +19,7 @@ client_cpu_us_per_msg, server_cpu_us_per_msg, conns_opened, conn_rate_s, connect
 client_lag_p99_us, procs, shard, lost, late, duplicates, reordered, engine, \
 p99_ci_lo_us, p99_ci_hi_us, steady, client_threads, server_workers, pacing, pin_server, pin_client, \
 sock_buf, server_procs, close, reconnect_every, conn_rate, msgs_per_conn, work, \
-retransmits, tcp_rtt_p50_us, arrivals, rx_delay_p99_us, others_cpu_s, steal_cpu_s, work_asked_mean_us, work_done_mean_us";
+retransmits, tcp_rtt_p50_us, arrivals, rx_delay_p99_us, others_cpu_s, steal_cpu_s, work_asked_mean_us, work_done_mean_us, slo, slo_met";
 
 #[test]
 fn every_model_runs_and_reports_ok() {
@@ -648,4 +648,109 @@ fn threadpool_gets_a_worker_per_connection_by_default() {
     assert_eq!(code, Some(0), "no connection starved");
     assert_eq!(row["server_workers"], "100");
     assert!(num(&row, "fairness") > 0.5);
+}
+
+const ASYNCIO_ECHO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tcp_asyncio_echo.py");
+
+#[test]
+fn the_capacity_search_finds_a_python_servers_capacity_with_default_pacing() {
+    let server = testkit::ServerProcess::spawn(std::process::Command::new("python3").arg(ASYNCIO_ECHO));
+    let addr = server.addr.to_string();
+    let json = temp_path("capacity-asyncio.json");
+    let out = run(&[
+        "--addr",
+        &addr,
+        "-c",
+        "20",
+        "-d",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--rate",
+        "auto",
+        "--slo",
+        "p99=20ms",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The objective is far above this machine's timer lateness: a capacity is found even
+    // if the generator's sends were late (a note, not a failure).
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("capacity: ") && !text.contains("no rate met"), "{text}");
+    let v = read_json(&json);
+    assert!(v["capacity"].as_f64().is_some_and(|c| c > 0.0), "{v}");
+    for t in v["trials"].as_array().unwrap() {
+        // Every failed trial says why.
+        assert!(
+            t["pass"].as_bool() == Some(true) || t["rate"].is_null() || t["reason"].is_string(),
+            "{t}"
+        );
+        assert!(t["notes"].is_array());
+    }
+}
+
+#[test]
+fn a_sweep_draws_a_ladder_against_a_running_server_judged_by_the_objective() {
+    let server = testkit::ServerProcess::spawn(std::process::Command::new("python3").arg(ASYNCIO_ECHO));
+    let addr = server.addr.to_string();
+    let csv = temp_path("ladder-asyncio.csv");
+    let _ = std::fs::remove_file(&csv);
+    let out = run(&[
+        "sweep",
+        "--addr",
+        &addr,
+        "--conns",
+        "10",
+        "--rate",
+        "200..1000/3",
+        "--slo",
+        "p99=50ms",
+        "-d",
+        "500ms",
+        "--warmup",
+        "100ms",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, rows) = read_csv(&csv);
+    let rates: Vec<f64> = rows.iter().map(|r| num(r, "rate")).collect();
+    assert_eq!(rates, [200.0, 600.0, 1000.0], "the ladder's rungs, in order");
+    for r in &rows {
+        assert_eq!(r["slo"], "p99 <= 50000 us");
+        assert_eq!(r["slo_met"], "yes", "{r:?}");
+        assert_eq!(r["target"], "external");
+    }
+    // The ladder's form is checked before any run.
+    let out = run(&[
+        "sweep",
+        "--addr",
+        &addr,
+        "--conns",
+        "1",
+        "--rate",
+        "1k..500/3",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FROM..TO/STEPS"));
+    let out = run(&[
+        "sweep",
+        "--addr",
+        &addr,
+        "--conns",
+        "1",
+        "--slo",
+        "p99=1ms",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "--slo without --rate");
 }

@@ -67,7 +67,31 @@ pub(super) fn run(a: &PlotArgs) -> anyhow::Result<u8> {
     }
     let p99_path = suffixed(&a.out, "-p99");
     sink::write_file(&p99_path, p99.as_bytes())?;
-    println!("wrote {} and {}", a.out.display(), p99_path.display());
+    // A rate ladder: its latency-versus-load curve too.
+    let curves = plot::curve::curves(&rows);
+    if curves.is_empty() {
+        println!("wrote {} and {}", a.out.display(), p99_path.display());
+        return Ok(0);
+    }
+    let objective = plot::curve::objective(&rows);
+    let chart = plot::curve::curve_chart(
+        &format!("p99 latency against achieved throughput, {title}"),
+        &curves,
+        objective.as_ref().map(|(t, b)| (t.as_str(), *b)),
+        true,
+    )
+    .map_err(|e| Error::Input(format!("{}: {e}", a.input.display())))?;
+    let curve_path = suffixed(&a.out, "-curve");
+    sink::write_file(&curve_path, chart.as_bytes())?;
+    println!(
+        "wrote {}, {} and {}",
+        a.out.display(),
+        p99_path.display(),
+        curve_path.display()
+    );
+    for c in curves.iter().filter(|c| c.capacity.is_some()) {
+        println!("capacity of {}", plot::curve::describe_capacity(c));
+    }
     Ok(0)
 }
 

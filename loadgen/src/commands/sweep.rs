@@ -65,8 +65,22 @@ fn each<T>(flag: &'static str, s: &str, one: impl Fn(&str) -> Result<T, Error>) 
 /// base configuration from the shared flags, expanded dimension by dimension, with the
 /// targets varying fastest (all models of one configuration back to back).
 pub(crate) fn plan(a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
-    let targets = sweep_targets(&a.targets)?;
-    let mut c = vec![base(a)?];
+    if let Some(addr) = &a.addr {
+        // A running server: its address says its transport, and it is the only target.
+        if a.transport != "tcp" {
+            return Err(flag_error(
+                "--transport",
+                &a.transport,
+                "only applies with --targets; an --addr names its own (udp://HOST:PORT, unix:/path)",
+            ));
+        }
+        let mut c = vec![base(a, TargetSpec::Addr(crate::config::parse_addr(addr)?))?];
+        c = load_dimensions(c, a)?;
+        c = setting_dimensions(c, &a.load)?;
+        return c.into_iter().map(RunConfig::checked).collect();
+    }
+    let targets = sweep_targets(a.targets.as_deref().unwrap_or("all"))?;
+    let mut c = vec![base(a, TargetSpec::Model(Model::Mio))?];
     c = load_dimensions(c, a)?;
     c = setting_dimensions(c, &a.load)?;
     c = expand(c, &list::<SockKind>("--transport", &a.transport)?, |c, &v| {
@@ -96,9 +110,9 @@ fn sweep_targets(list_arg: &str) -> Result<Vec<Model>, Error> {
         .collect()
 }
 
-/// The configuration every run starts from: the first value of every list flag (the
-/// dimensions then set them all).
-fn base(a: &SweepArgs) -> Result<RunConfig, Error> {
+/// The configuration every run starts from, against `target`: the first value of every
+/// list flag (the dimensions then set them all).
+fn base(a: &SweepArgs, target: TargetSpec) -> Result<RunConfig, Error> {
     let l = &a.load;
     let first = |s: &str| s.split(',').next().unwrap_or("").trim().to_string();
     let base_args = crate::cli::LoadArgs {
@@ -113,7 +127,7 @@ fn base(a: &SweepArgs) -> Result<RunConfig, Error> {
     };
     Ok(RunConfig {
         quiet: true,
-        ..RunConfig::from_load(TargetSpec::Model(Model::Mio), &base_args)?
+        ..RunConfig::from_load(target, &base_args)?
     })
 }
 
@@ -121,10 +135,13 @@ fn base(a: &SweepArgs) -> Result<RunConfig, Error> {
 fn load_dimensions(mut c: Vec<RunConfig>, a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
     let rates: Vec<Option<f64>> = match &a.rate {
         None => vec![None],
-        Some(r) => list::<String>("--rate", r)?
-            .iter()
-            .map(|r| parse_rate("--rate", r).map(Some))
-            .collect::<Result<_, _>>()?,
+        Some(r) => {
+            let mut rates = Vec::new();
+            for item in list::<String>("--rate", r)? {
+                rates.extend(ladder(&item)?.into_iter().map(Some));
+            }
+            rates
+        }
     };
     c = expand(
         c,
@@ -144,6 +161,30 @@ fn load_dimensions(mut c: Vec<RunConfig>, a: &SweepArgs) -> Result<Vec<RunConfig
         |c, &v| c.depth = v,
     );
     Ok(expand(c, &rates, |c, &v| c.rate = v))
+}
+
+/// One item of `--rate`: a rate, or a ladder `FROM..TO/STEPS` of STEPS rates evenly spaced
+/// from FROM to TO (both included).
+fn ladder(item: &str) -> Result<Vec<f64>, Error> {
+    let Some((from, rest)) = item.split_once("..") else {
+        return Ok(vec![parse_rate("--rate", item)?]);
+    };
+    let bad = |why: &str| {
+        flag_error(
+            "--rate",
+            item,
+            format!("{why}: a ladder is FROM..TO/STEPS, e.g. 1k..20k/8"),
+        )
+    };
+    let (to, steps) = rest.split_once('/').ok_or_else(|| bad("no step count"))?;
+    let (from, to) = (parse_rate("--rate", from)?, parse_rate("--rate", to)?);
+    let steps = parse_count("--rate", steps).map_err(|_| bad("the step count is not a count"))?;
+    if !(2..=100).contains(&steps) || to <= from {
+        return Err(bad("it needs FROM below TO and 2 to 100 steps"));
+    }
+    Ok((0..steps)
+        .map(|i| (from + (to - from) * i as f64 / (steps - 1) as f64).round())
+        .collect())
 }
 
 /// The settings' dimensions: client threads, server workers and processes, socket
@@ -229,6 +270,9 @@ fn describe(cfg: &RunConfig) -> String {
 /// 0 when every run was `ok`, else 1.
 pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
     let configs = plan(a)?;
+    let slo = a.slo.as_deref().map(str::parse::<crate::capacity::Slo>).transpose()?;
+    // With an objective: a configuration's rates above its first failing one are skipped.
+    let mut missed: Vec<(String, f64)> = Vec::new();
     let repeat = Repeat::parse(&a.load.repeat, a.load.max_repeat, &a.load.ci_target)?;
     check_output("--csv", &a.csv)?;
     let most = configs.len() * repeat.max();
@@ -252,11 +296,32 @@ pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
         for i in round {
             let cfg = &configs[i];
             let what = describe(cfg);
+            let rung = cfg.rate.map(|r| (ladder_key(cfg), r));
+            if let Some((key, rate)) = &rung {
+                if let Some((_, lower)) = missed.iter().find(|(k, m)| k == key && m < rate) {
+                    tallies[i].skip();
+                    if !a.quiet {
+                        eprintln!("{what}: skipped ({lower:.0} msg/s already missed the objective)");
+                    }
+                    continue;
+                }
+            }
             bar.set_message(what.clone());
-            let report = match super::measure::measure(cfg) {
+            let mut report = match super::measure::measure(cfg) {
                 Ok(r) => r,
                 Err(e) => failed(cfg, &format!("{e:#}")),
             };
+            if let Some(slo) = &slo {
+                let reason = slo.failure(&report);
+                if let (Some(rung), Some(_)) = (rung, &reason) {
+                    missed.push(rung);
+                }
+                report.objective = Some(crate::report::Objective {
+                    slo: slo.to_string(),
+                    met: reason.is_none(),
+                    reason,
+                });
+            }
             all_ok &= report.status == Status::Ok;
             tallies[i].add((report.status != Status::Failed).then_some(report.throughput_msgs_s));
             done += 1;
@@ -305,6 +370,17 @@ pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
     }
     eprintln!("{} written to {}", runs(done), a.csv.display());
     Ok(if all_ok { 0 } else { 1 })
+}
+
+/// A configuration without its rate: the rungs of one ladder share it.
+fn ladder_key(cfg: &RunConfig) -> String {
+    format!(
+        "{:?}",
+        RunConfig {
+            rate: None,
+            ..cfg.clone()
+        }
+    )
 }
 
 /// "1 run", "2 runs".

@@ -16,7 +16,7 @@ pub mod status;
 
 pub use environment::{disturbed_note, environment_differences};
 use key::{apart, group};
-pub use key::{common, key_columns, Key, LeftOut, KEY_COLUMNS};
+pub use key::{common, key_columns, workers_key, Key, LeftOut, KEY_COLUMNS};
 pub use metric::{Metric, DEFAULT_METRICS};
 
 use std::collections::BTreeMap;

@@ -159,7 +159,8 @@ fn rate_error(flag: &'static str, s: &str) -> Error {
     invalid(
         flag,
         s,
-        "must be messages per second, > 0 (e.g. 50000), or auto with --slo",
+        "must be messages per second, above 0 and at most 1e9 (sends a nanosecond apart: no client times finer), \
+         e.g. 50000 or 50k, or auto with --slo",
     )
 }
 

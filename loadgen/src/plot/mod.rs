@@ -13,27 +13,12 @@ use plotters::prelude::*;
 
 use crate::report::read::Row;
 
-const SIZE: (u32, u32) = (900, 560);
-/// Tableau's 10 colours, then their lighter and darker variants: 16 lines stay apart.
-const COLORS: [RGBColor; 16] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-    RGBColor(0, 63, 92),
-    RGBColor(160, 80, 0),
-    RGBColor(0, 100, 0),
-    RGBColor(120, 0, 60),
-    RGBColor(80, 40, 140),
-    RGBColor(0, 0, 0),
-];
+pub mod curve;
+pub mod style;
 
+use style::{looks, Look, COLORS, LEGEND_WIDTH};
+
+const SIZE: (u32, u32) = (900, 560);
 /// One point of a chart: x, the mean of y over repeats, its sample standard deviation (0
 /// for one run) and the number of repeats.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,19 +50,56 @@ const VARYING: [(&str, &str); 8] = [
     ("arrivals", "arrivals"),
 ];
 
-/// Per series (target, plus transport, rate or depth when they are not the defaults, and
-/// every configuration column that varies in the report), the mean of `column` and its 95%
-/// interval at each connection count, over the measured (not `failed`) rows with `msg_size`.
-pub fn series(rows: &[Row], column: &str, msg_size: u64) -> Vec<Series> {
-    let varying: Vec<(&str, &str)> = VARYING
+/// The configuration columns of [`VARYING`] that take more than one value in `rows`.
+fn varying(rows: &[Row]) -> Vec<(&'static str, &'static str)> {
+    VARYING
         .into_iter()
         .filter(|(col, _)| {
-            let mut values: Vec<&str> = rows.iter().map(|r| r.get(col)).collect();
+            let mut values: Vec<String> = rows.iter().map(|r| value(r, col)).collect();
             values.sort_unstable();
             values.dedup();
             values.len() > 1
         })
-        .collect();
+        .collect()
+}
+
+/// A configuration value as lines are told apart by it: `server_workers` as the
+/// comparison keys it (`default` for each model at its own), the rest as written.
+fn value(r: &Row, col: &str) -> String {
+    match col {
+        "server_workers" => crate::compare::workers_key(r),
+        c => r.get(c).to_string(),
+    }
+}
+
+/// A row's series name: its target, plus transport, rate (when `with_rate`) or depth when
+/// they are not the defaults, and every column of `varying`.
+fn series_name(r: &Row, varying: &[(&str, &str)], with_rate: bool) -> String {
+    let mut name = r.get("target").to_string();
+    // TCP over IPv4 is the default; UDP, Unix and IPv6 rows are their own lines.
+    if !matches!(r.get("transport"), "" | "tcp") {
+        name.push_str(&format!(" {}", r.get("transport")));
+    }
+    if with_rate && !r.get("rate").is_empty() {
+        name.push_str(&format!(" @{} msg/s", r.get("rate")));
+    }
+    if r.get("depth") != "1" && !r.get("depth").is_empty() {
+        name.push_str(&format!(" depth {}", r.get("depth")));
+    }
+    for (col, word) in varying {
+        let v = value(r, col);
+        if !v.is_empty() {
+            name.push_str(&format!(" {word} {v}"));
+        }
+    }
+    name
+}
+
+/// Per series (target, plus transport, rate or depth when they are not the defaults, and
+/// every configuration column that varies in the report), the mean of `column` and its 95%
+/// interval at each connection count, over the measured (not `failed`) rows with `msg_size`.
+pub fn series(rows: &[Row], column: &str, msg_size: u64) -> Vec<Series> {
+    let varying = varying(rows);
     let mut acc: BTreeMap<String, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
     // A failed run measured nothing: its zeros are not points (as in `compare`).
     let measured = rows.iter().filter(|r| crate::compare::status::measured(r));
@@ -85,22 +107,7 @@ pub fn series(rows: &[Row], column: &str, msg_size: u64) -> Vec<Series> {
         let (Some(conns), Some(v)) = (r.num("conns"), r.num(column)) else {
             continue;
         };
-        let mut name = r.get("target").to_string();
-        // TCP over IPv4 is the default; UDP, Unix and IPv6 rows are their own lines.
-        if !matches!(r.get("transport"), "" | "tcp") {
-            name.push_str(&format!(" {}", r.get("transport")));
-        }
-        if !r.get("rate").is_empty() {
-            name.push_str(&format!(" @{} msg/s", r.get("rate")));
-        }
-        if r.get("depth") != "1" && !r.get("depth").is_empty() {
-            name.push_str(&format!(" depth {}", r.get("depth")));
-        }
-        for (col, word) in &varying {
-            if !r.get(col).is_empty() {
-                name.push_str(&format!(" {word} {}", r.get(col)));
-            }
-        }
+        let name = series_name(r, &varying, true);
         acc.entry(name).or_default().entry(conns as u64).or_default().push(v);
     }
     acc.into_iter()
@@ -184,8 +191,31 @@ fn framed<'a, 'b>(
     builder
 }
 
-/// A line chart of `series` with a log x axis (connections); `log_y` for latencies.
+/// A line chart of `series` with a log x axis (connections); `log_y` for latencies; its
+/// legend beside the plot area.
 pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) -> anyhow::Result<String> {
+    draw_lines(title, y_label, series, log_y, true)
+}
+
+/// [`line_chart`] without a legend, for a page that sets [`style::legend_html`] beside it.
+pub fn line_panel(title: &str, y_label: &str, series: &[Series], log_y: bool) -> anyhow::Result<String> {
+    draw_lines(title, y_label, series, log_y, false)
+}
+
+/// Draws one line: dashed when it is a second line of its model's colour.
+macro_rules! line {
+    ($chart:expr, $points:expr, $look:expr) => {{
+        let style = $look.color.stroke_width(2);
+        if $look.dashed {
+            $chart.draw_series(DashedLineSeries::new($points, 8, 5, style))?;
+        } else {
+            $chart.draw_series(LineSeries::new($points, style))?;
+        }
+    }};
+}
+pub(crate) use line;
+
+fn draw_lines(title: &str, y_label: &str, series: &[Series], log_y: bool, legend: bool) -> anyhow::Result<String> {
     if series.iter().all(|(_, p)| p.is_empty()) {
         return Err(anyhow!(
             "nothing to plot: no rows with that message size and a numeric value"
@@ -203,11 +233,18 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) ->
         n => format!("{title} (mean of up to {n} runs, bars: 95% confidence interval of the mean)"),
     };
     let x = (x_lo.max(1.0) / 1.5)..(x_hi * 1.5);
+    let names: Vec<&str> = series.iter().map(|(n, _)| n.as_str()).collect();
+    let looks: Vec<Look> = looks(names.iter().copied());
+    let size = if legend { (SIZE.0 + LEGEND_WIDTH, SIZE.1) } else { SIZE };
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE)?;
-        let mut builder = framed(&root, &title);
+        let (plot_area, legend_area) = root.split_horizontally(SIZE.0);
+        if legend {
+            style::draw_legend(&legend_area, &names, &looks)?;
+        }
+        let mut builder = framed(&plot_area, &title);
         macro_rules! draw {
             ($chart:expr) => {{
                 let mut chart = $chart;
@@ -218,15 +255,9 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) ->
                     .x_label_formatter(&|v| fmt_count(*v))
                     .y_label_formatter(&|v| if log_y { fmt_latency(*v) } else { fmt_count(*v) })
                     .draw()?;
-                for (i, (name, pts)) in series.iter().enumerate() {
-                    let color = COLORS[i % COLORS.len()];
-                    chart
-                        .draw_series(LineSeries::new(
-                            pts.iter().map(|p| (p.x, p.y)),
-                            color.stroke_width(2),
-                        ))?
-                        .label(name.as_str())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                for ((_, pts), look) in series.iter().zip(&looks) {
+                    let color = look.color;
+                    line!(chart, pts.iter().map(|p| (p.x, p.y)), look);
                     chart.draw_series(pts.iter().map(|p| Circle::new((p.x, p.y), 4, color.filled())))?;
                     chart.draw_series(pts.iter().filter(|p| p.n > 1 && p.ci95 > 0.0).map(|p| {
                         // Kept above zero so a log axis can draw it.
@@ -234,12 +265,6 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series], log_y: bool) ->
                         ErrorBar::new_vertical(p.x, lo, p.y, p.y + p.ci95, color.stroke_width(1), 10)
                     }))?;
                 }
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperLeft)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .draw()?;
             }};
         }
         if log_y {

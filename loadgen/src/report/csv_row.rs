@@ -10,7 +10,7 @@ type Column = (&'static str, fn(&Report) -> String);
 /// name and its value never come apart. Readers match columns by name; new columns go at
 /// the end.
 #[rustfmt::skip]
-const COLUMNS: [Column; 86] = [
+const COLUMNS: [Column; 88] = [
     ("schema", |r| r.schema.to_string()),
     ("timestamp", |r| r.timestamp.clone()),
     ("label", |r| r.label.clone()),
@@ -97,6 +97,8 @@ const COLUMNS: [Column; 86] = [
     ("steal_cpu_s", |r| opt(r.machine, |m| f(m.steal_s, 3))),
     ("work_asked_mean_us", |r| opt(r.work_per_msg(), |(a, _)| f(a, 2))),
     ("work_done_mean_us", |r| opt(r.work_per_msg(), |(_, d)| f(d, 2))),
+    ("slo", |r| r.objective.as_ref().map_or(String::new(), |o| o.slo.clone())),
+    ("slo_met", |r| opt(r.objective.as_ref(), |o| if o.met { "yes" } else { "no" }.to_string())),
 ];
 
 /// The header, in order.

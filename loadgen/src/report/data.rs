@@ -324,6 +324,21 @@ pub struct Report {
     /// measured (its whole life up to the window's end); `None` when not known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub work_done: Option<Vec<WorkDone>>,
+    /// `sweep --slo`: the objective this run was judged by, and the verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objective: Option<Objective>,
+}
+
+/// A latency objective's verdict on one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Objective {
+    /// As written: `p99 <= 5000 us`.
+    pub slo: String,
+    /// Whether the run met it.
+    pub met: bool,
+    /// Why not, with what to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// One kind of `--work` step as the server did it (`servers::work::done`).
@@ -431,6 +446,7 @@ impl Report {
             listen: None,
             output_errors: Vec::new(),
             work_done: None,
+            objective: None,
         }
     }
 

@@ -47,7 +47,7 @@ pub fn page(s: &Study<'_>) -> String {
         o.push_str("<p class=\"empty\">The reports hold no rows: there is nothing to chart or compare.</p>\n");
     } else {
         warnings(&mut o, &rows);
-        charts(&mut o, &rows);
+        super::charts::charts(&mut o, &rows);
         comparison(&mut o, s, &rows);
     }
     for (name, merged) in &s.hlogs {
@@ -66,7 +66,9 @@ h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #c
 table{border-collapse:collapse;font-size:0.9em;margin:1em 0}th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:left}\
 th{background:#f2f2f2;cursor:pointer}td.num{text-align:right;font-variant-numeric:tabular-nums}\
 .better{background:#dff5df}.worse{background:#fadede}.same{background:#eef3fb}.inconclusive{background:#fff6d6}\
-.warn{color:#9a3412}.chart svg{max-width:100%;height:auto}.empty{font-style:italic}dl{display:grid;grid-template-columns:max-content auto;gap:0.2em 1em}\
+.warn{color:#9a3412}.chart svg{max-width:100%;height:auto}\
+.panel{display:flex;gap:1em;align-items:flex-start}.panel>svg{flex:1 1 auto;min-width:0}\
+.legend{list-style:none;padding:0;margin:3em 0 0 0;flex:0 0 15em;font-size:0.85em}.legend li{margin:0.2em 0}.legend svg{margin-right:0.4em}.empty{font-style:italic}dl{display:grid;grid-template-columns:max-content auto;gap:0.2em 1em}\
 dt{font-weight:600}footer{margin-top:3em;color:#666;font-size:0.85em}";
 
 /// Sorts a table by the clicked header: numbers by value, text by text; again: reversed.
@@ -158,51 +160,13 @@ fn warnings(o: &mut String, rows: &[Row]) {
 }
 
 /// A chart in its figure, or the reason there is none.
-fn figure(o: &mut String, chart: anyhow::Result<String>) {
+pub(super) fn figure(o: &mut String, chart: anyhow::Result<String>) {
     match chart {
         Ok(svg) => {
             let _ = writeln!(o, "<figure class=\"chart\">{svg}</figure>");
         }
         Err(e) => {
             let _ = writeln!(o, "<p class=\"empty\">{}</p>", esc(&e.to_string()));
-        }
-    }
-}
-
-/// Throughput, p99 and CPU per message against connections, per message size.
-fn charts(o: &mut String, rows: &[Row]) {
-    let sizes: BTreeSet<u64> = rows
-        .iter()
-        .filter_map(|r| r.num("msg_size"))
-        .map(|v| v as u64)
-        .collect();
-    o.push_str("<h2>Charts</h2>\n<p>Points are means over the repeats; bars are 95% confidence intervals of the mean. Hover a point for its exact values.</p>\n");
-    for size in sizes {
-        let each = [
-            ("throughput_msgs_s", "throughput (msg/s)", "Throughput", false),
-            ("lat_p99_us", "p99 latency (µs)", "p99 latency", true),
-            (
-                "server_cpu_us_per_msg",
-                "server CPU per message (µs)",
-                "Server CPU per message",
-                false,
-            ),
-            (
-                "client_cpu_us_per_msg",
-                "client CPU per message (µs)",
-                "Client CPU per message",
-                false,
-            ),
-        ];
-        for (col, y, title, log_y) in each {
-            let series = plot::series(rows, col, size);
-            if series.iter().all(|(_, p)| p.is_empty()) {
-                continue;
-            }
-            figure(
-                o,
-                plot::line_chart(&format!("{title}, {size} B messages"), y, &series, log_y),
-            );
         }
     }
 }

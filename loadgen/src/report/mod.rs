@@ -3,6 +3,7 @@
 //!
 //! A new format is one file here and one arm in [`Format`].
 
+mod charts;
 pub(crate) mod csv_row;
 mod data;
 pub mod dest;

@@ -63,7 +63,7 @@ pub const MAX_VALUE: f64 = 1e15;
 pub const MAX_REPORT_BYTES: u64 = 1 << 30;
 
 /// Columns that hold text or a setting, not a measurement.
-const TEXT_COLUMNS: [&str; 22] = [
+const TEXT_COLUMNS: [&str; 24] = [
     "schema",
     "timestamp",
     "label",
@@ -86,6 +86,8 @@ const TEXT_COLUMNS: [&str; 22] = [
     "work",
     "arrivals",
     "stage",
+    "slo",
+    "slo_met",
 ];
 
 /// Why a cell of a measured column is not a value: `None` when it is one (or empty).

@@ -205,30 +205,34 @@ pub fn check_output(flag: &'static str, path: &Path) -> anyhow::Result<()> {
 }
 
 /// What an output path names, for telling whether two outputs are one file: the device
-/// and inode of an existing file (symlinks followed), else the absolute path as it will
-/// be created; `-` is stdout.
-fn identity(path: &Path) -> String {
+/// and inode of an existing regular file (symlinks followed), else the absolute path as it
+/// will be created; `None` for stdout and for devices and FIFOs, which outputs may share.
+fn identity(path: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     if Dest::of(path).is_stdout() {
-        return "stdout".into();
+        return None; // a stream each output writes whole, in turn (`--csv - --hdr-log -`)
     }
     if let Ok(m) = std::fs::metadata(path) {
-        return format!("inode {}:{}", m.dev(), m.ino());
+        // A device or a FIFO is a sink several outputs may share (`/dev/null`, `/dev/full`).
+        return m.is_file().then(|| format!("inode {}:{}", m.dev(), m.ino()));
     }
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let dir = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
-    format!("path {}", dir.join(path.file_name().unwrap_or_default()).display())
+    Some(format!(
+        "path {}",
+        dir.join(path.file_name().unwrap_or_default()).display()
+    ))
 }
 
 /// Refuses, before anything is created or touched, two outputs that are one file (the
 /// later one would replace or garble the earlier's): exit 2 naming both flags.
 pub fn check_distinct(outputs: &[(&'static str, &Path)]) -> Result<(), crate::error::Error> {
-    let ids: Vec<String> = outputs.iter().map(|(_, p)| identity(p)).collect();
+    let ids: Vec<Option<String>> = outputs.iter().map(|(_, p)| identity(p)).collect();
     for (i, id) in ids.iter().enumerate() {
-        if let Some(j) = ids[..i].iter().position(|other| other == id) {
+        if let Some(j) = ids[..i].iter().position(|other| id.is_some() && other == id) {
             let (a, b) = (outputs[j], outputs[i]);
             return Err(crate::error::Error::Input(format!(
                 "{} {} and {} {} are the same file: each output needs its own path",
@@ -267,6 +271,8 @@ mod tests {
             .to_string();
         assert!(e.contains("--hdr-log"), "{e}");
         assert!(check_distinct(&[("--csv", &a), ("--hdr-log", &fresh)]).is_ok());
+        let (null, dash) = (Path::new("/dev/null"), Path::new("-"));
+        assert!(check_distinct(&[("--csv", null), ("--json", null), ("--hdr-log", dash), ("--json", dash)]).is_ok());
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "schema\n", "nothing touched");
     }
 

@@ -292,6 +292,7 @@ fn write_down(p: Parts<'_>, d: Derived) -> Report {
             .flatten(),
         output_errors: Vec::new(),
         work_done: None,
+        objective: None,
         env: d.env,
     }
 }
