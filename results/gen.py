@@ -19,6 +19,16 @@ any load. Kinds:
     run SCRIPT [ARG...]              the standard output of a committed summarizing script
                                      (python3 results/...py), which reads committed data only
     lines FILE REGEX                 the lines of a text file matching REGEX, as a code block
+    verdicts FILE by=C baseline=V metric=M[,M] [where=...] [keys=C[,C]]
+                                     `loadgen compare FILE --by C --baseline V`: every verdict
+                                     with its ratio and interval, as a table (the only place a
+                                     comparison may be stated)
+    decide FILE by=C metric=M rows=C[,C] [where=...]
+                                     per row cell, the value of C to pick by M: the best mean,
+                                     with every other value's verdict against it
+
+The comparison kinds run the loadgen binary: $LOADGEN, else target/debug/loadgen (built
+with `cargo build -q -p loadgen` when missing); they read committed data only.
 
 FMT: k (thousands, `12.3k`), f0, f1, f2, f3 (decimals), pct (a fraction as %), raw (the
 text values, e.g. of `status`).
@@ -45,8 +55,12 @@ END = "<!-- END generated -->"
 
 # Measured numbers in prose: a number with a unit of time, rate, size, or a ratio/percent.
 MEASURED = re.compile(
-    r"(?<![\w.`/-])\d[\d,.]*\s?(?:µs|us|ms|msg/s|conn/s|conns/s|round trips/s|%|x(?=[\s,;:)])|KiB|MiB|MB|GB|k/s|kB)(?![\w])"
+    r"(?<![\w.`/-])\d[\d,.]*\s?(?:µs|us|ms|msg/s|conn/s|conns/s|round trips/s|%|x(?=[\s,;:).]|$)|×|KiB|MiB|MB|GB|k/s|kB)(?![\w])"
 )
+UNIT = r"(?:µs|us|ms|s|msg/s|conn/s|%|KiB|MiB|MB|GB|k/s|kB|k)"
+# Ranges ("20-70%", "5 µs to 1 ms") and multipliers ("3x"): comparisons read off by eye.
+RANGE = re.compile(r"(?<![\w.`/])\d[\d,.]*\s?" + UNIT + r"?\s?(?:-|–|to)\s?\d[\d,.]*\s?" + UNIT + r"(?![\w])")
+MULTIPLIER = re.compile(r"(?<![\w.`/])\d[\d,.]*\s?(?:x|×)(?=[\s,;:).]|$)")
 
 
 def rows_of(path, where=None):
@@ -128,23 +142,28 @@ def kind_table(path, opts):
     rows = rows_of(path, parse_where(opts.get("where")))
     keys, cols, cells = group(rows, rows_cols, opts["cols"])
     out = header(rows_cols, cols)
-    ns = set()
+    ns, dropped = set(), 0
     for k in keys:
         cell = []
         for c in cols:
             rs = cells.get((k, c), [])
-            ns.add(len(rs))
             if f == "raw":
+                ns.add(len(rs))
                 cell.append("/".join(sorted({r.get(metric, "") for r in rs})) or "-")
-            else:
-                cell.append(stat_cell([num(r, metric) for r in rs], f or "f1", stat))
+                continue
+            # A failed run measured nothing: its zeros are not values.
+            ok = [r for r in rs if r.get("status", "ok") != "failed"]
+            dropped += len(rs) - len(ok)
+            ns.add(len(ok))
+            cell.append(stat_cell([num(r, metric) for r in ok], f or "f1", stat))
         out.append("| " + " | ".join(list(k) + cell) + " |")
     what = {"mean_sd": "mean ± standard deviation", "median_range": "median (smallest-largest)", "mean": "mean"}[stat]
     if f == "raw":
         what = "the values"
     n = "/".join(str(x) for x in sorted(ns - {0}))
+    failed = f"; {dropped} failed run(s) left out (a cell with none left shows -), never averaged as zero" if dropped else ""
     out.append("")
-    out.append(f"`{metric}`, {what} over the runs of each cell (n = {n}); data: `{path}`.")
+    out.append(f"`{metric}`, {what} over the runs of each cell (n = {n}{failed}); data: `{path}`.")
     return out
 
 
@@ -195,6 +214,112 @@ def kind_lines(path, regex):
     return ["```"] + lines + ["```", "", f"(lines of `{path}` matching `{regex}`)"]
 
 
+def loadgen():
+    exe = os.environ.get("LOADGEN")
+    if exe:
+        return exe
+    exe = os.path.join(ROOT, "target", "debug", "loadgen")
+    if not os.path.exists(exe):
+        subprocess.run(["cargo", "build", "-q", "-p", "loadgen"], cwd=ROOT, check=True)
+    return exe
+
+
+def compare_rows(path, where, by, baseline, metric):
+    """`loadgen compare --by` over the rows of `path` that match `where`, as CSV dicts."""
+    import tempfile
+
+    rows = rows_of(path, where)
+    if not rows:
+        return []
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+        tmp = f.name
+    try:
+        res = subprocess.run(
+            [loadgen(), "compare", tmp, "--by", by, "--baseline", baseline, "--metric", metric, "--format", "csv"],
+            cwd=ROOT, capture_output=True, text=True,
+        )
+    finally:
+        os.unlink(tmp)
+    if res.returncode not in (0, 1):
+        raise RuntimeError(res.stderr.strip())
+    return list(csv.DictReader(res.stdout.splitlines()))
+
+
+def config_value(configuration, key):
+    for part in configuration.split():
+        k, _, v = part.partition("=")
+        if k == key:
+            return v
+    return ""
+
+
+def short_verdict(v):
+    return v.split(":")[0].strip()
+
+
+def interval(r):
+    return f"{float(r['ratio']):.3f} [{float(r['ratio_lo']):.3f}, {float(r['ratio_hi']):.3f}]"
+
+
+def kind_verdicts(path, opts):
+    by, base = opts["by"], opts["baseline"]
+    keys = [k for k in opts.get("keys", "").split(",") if k]
+    out = ["| " + " | ".join(keys + [by, "metric", f"ratio to {base} [interval]", "verdict"]) + " |"]
+    out.append("|" + "---|" * (len(keys) + 4))
+    for metric in opts["metric"].split(","):
+        for r in compare_rows(path, parse_where(opts.get("where")), by, base, metric):
+            cells = [config_value(r["configuration"], k) or "-" for k in keys]
+            out.append("| " + " | ".join(cells + [r[by], r["metric"], interval(r), r["verdict"]]) + " |")
+    out.append("")
+    out.append(f"`loadgen compare {path} --by {by} --baseline {base}`: each ratio with its simultaneous 95% interval and verdict (band ±5%).")
+    return out
+
+
+def kind_decide(path, opts):
+    by, metric = opts["by"], opts["metric"]
+    rows_cols = opts["rows"].split(",")
+    where = parse_where(opts.get("where"))
+    column = {"throughput": "throughput_msgs_s", "p99": "lat_p99_us", "p50": "lat_p50_us"}.get(metric, metric)
+    higher_better = metric == "throughput"
+    rows = [r for r in rows_of(path, where) if r.get("status") in ("ok", "errors", "partial")]
+    keys, values, cells = group(rows, rows_cols, by)
+    out = ["| " + " | ".join(rows_cols + ["pick", "evidence: each other against it"]) + " |"]
+    out.append("|" + "---|" * (len(rows_cols) + 2))
+    for k in keys:
+        means = {}
+        for v in values:
+            xs = [num(r, column) for r in cells.get((k, v), [])]
+            xs = [x for x in xs if x is not None and x > 0]
+            if xs:
+                means[v] = statistics.mean(xs)
+        if not means:
+            continue
+        best = (max if higher_better else min)(means, key=means.get)
+        cell_where = where + list(zip(rows_cols, k))
+        verdicts = compare_rows(path, cell_where, by, best, metric)
+        pick, unsure, evidence = [best], [], []
+        for r in sorted(verdicts, key=lambda r: r[by]):
+            v = short_verdict(r["verdict"])
+            if v == "same":
+                pick.append(r[by])
+            elif v.startswith("inconclusive"):
+                unsure.append(r[by])
+            evidence.append(f"{r[by]} {v} {interval(r)}")
+        choice = ", ".join(pick)
+        if unsure:
+            choice += f" (not told apart from {', '.join(unsure)})"
+        out.append("| " + " | ".join(list(k) + [choice, "; ".join(evidence)]) + " |")
+    out.append("")
+    out.append(
+        f"pick: the best mean `{metric}`, with every model whose verdict against it is `same`; "
+        f"evidence: `loadgen compare --by {by} --baseline` the pick, per cell (ratio to the pick, simultaneous 95% interval); data: `{path}`."
+    )
+    return out
+
+
 def render(spec):
     words = shlex.split(spec)
     kind, args = words[0], words[1:]
@@ -210,13 +335,18 @@ def render(spec):
         return kind_run(args, opts)
     if kind == "lines":
         return kind_lines(args[0], args[1])
+    if kind == "verdicts":
+        return kind_verdicts(pos[0], opts)
+    if kind == "decide":
+        return kind_decide(pos[0], opts)
     raise ValueError(f"unknown kind {kind!r}")
 
 
 def documents():
     docs = [os.path.join(ROOT, "README.md")]
-    for d, _, files in os.walk(os.path.join(ROOT, "results")):
-        docs += [os.path.join(d, f) for f in files if f.endswith(".md")]
+    for top in ("results", "docs"):
+        for d, _, files in os.walk(os.path.join(ROOT, top)):
+            docs += [os.path.join(d, f) for f in files if f.endswith(".md")]
     return sorted(docs)
 
 
@@ -233,10 +363,14 @@ def process(path, write):
         if not m:
             if line.startswith("```"):
                 in_code = not in_code
-            elif not in_code and not line.startswith("    ") and os.path.basename(rel) == "README.md":
+            elif not in_code and not line.startswith("    "):
                 prose = re.sub(r"`[^`]*`", "", line)
-                for hit in MEASURED.finditer(prose):
-                    problems.append(f"{rel}:{i + 1}: a measured number in prose, outside a generated block: {hit.group(0)!r}")
+                # Results pages quote no measured number outside a block; the docs explain
+                # (their constants are configuration), but state no range or multiplier.
+                patterns = [RANGE, MULTIPLIER] if rel.startswith("docs") else [MEASURED, RANGE, MULTIPLIER]
+                hits = {h.group(0) for p in patterns for h in p.finditer(prose)}
+                for hit in sorted(hits):
+                    problems.append(f"{rel}:{i + 1}: a measured number in prose, outside a generated block: {hit!r}")
             out.append(line)
             i += 1
             continue

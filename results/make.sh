@@ -9,6 +9,4 @@ target/release/loadgen sweep --targets all --conns 1,10,100,1000 --msg-size 64,4
     --duration 3s --warmup 1s --csv results/sweep.csv
 target/release/loadgen plot results/sweep.csv --msg-size 64 --out results/sweep-64B.svg
 target/release/loadgen plot results/sweep.csv --msg-size 4096 --out results/sweep-4KiB.svg
-target/release/loadgen compare results/sweep.csv --by target --baseline mio --format markdown \
-    --metric throughput,p99 > results/relative-to-mio.md
 results/pages.sh   # the study pages (loadgen report) from the data just made

@@ -221,6 +221,10 @@ mod tests {
         assert!((t_quantile(0.05, 1.0) - 12.706).abs() < 1e-2);
         assert!((t_quantile(0.05, 1e6) - 1.960).abs() < 1e-3);
         assert!(t_quantile(0.05, 0.0).is_infinite());
+        // docs/statistics.md: a Bonferroni interval at 99.95% (m = 100) widens a 9-df t
+        // interval by t(0.99975; 9) / t(0.975; 9) = 2.34x, not the 1.7x it once said.
+        let widening = t_quantile(0.0005, 9.0) / t_quantile(0.05, 9.0);
+        assert!((widening - 2.34).abs() < 0.01, "{widening}");
     }
 
     #[test]

@@ -11,8 +11,6 @@ out=results/udp
 rm -f $out/tcp-vs-udp.csv $out/open-loop.csv
 $L sweep --targets all --transport tcp,udp --conns 1,10,100 --repeat 3 --duration 3s --warmup 1s \
   --csv $out/tcp-vs-udp.csv
-$L compare $out/tcp-vs-udp.csv --by transport --baseline tcp --metric throughput,p50,p99,server_cpu_us_per_msg \
-  --format markdown > $out/udp-vs-tcp.md
 $L plot $out/tcp-vs-udp.csv --out $out/tcp-vs-udp.svg
 # Open loop: the same rate over TCP and UDP, client and server pinned to a core each (on
 # this VM latency at low load is bimodal with the two sharing a core), 3 interleaved repeats.
