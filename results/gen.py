@@ -23,6 +23,8 @@ any load. Kinds:
                                      `loadgen compare FILE --by C --baseline V`: every verdict
                                      with its ratio and interval, as a table (the only place a
                                      comparison may be stated)
+    capacity FILE rows=C[,C]         per curve (a `sweep --slo` rate ladder), the highest rate that
+                                     met the objective in each repeat: mean and 95% interval
     decide FILE by=C metric=M rows=C[,C] [where=...]
                                      per row cell, the value of C to pick by M: the best mean,
                                      with every other value's verdict against it
@@ -189,6 +191,11 @@ def kind_ratio(path, opts):
     return out
 
 
+# The first commit that made `--work` exact (waits on a timerfd; the server reports what it
+# did): data made before it says so in its manifest line.
+EXACT_WORK = "2026-12-07T02:50:00Z"
+
+
 def kind_manifest(paths, _opts):
     out = []
     for p in paths:
@@ -196,9 +203,15 @@ def kind_manifest(paths, _opts):
         vals = lambda c: ", ".join(sorted({r.get(c, "") for r in rows if r.get(c, "")})) or "?"
         stamps = sorted(r.get("timestamp", "") for r in rows if r.get("timestamp"))
         when = f"{stamps[0]} to {stamps[-1]}" if stamps else "?"
+        older = (
+            f" Made by a binary older than the exact-work change of {EXACT_WORK[:10]} (waits could run long; "
+            "`work/` has the study remade)."
+            if stamps and stamps[-1] < EXACT_WORK
+            else ""
+        )
         out.append(
             f"- `{p}`: {len(rows)} runs, {when}; loadgen `{vals('version')}`; host `{vals('host')}`, "
-            f"kernel `{vals('kernel')}`, {vals('cpus')} CPUs."
+            f"kernel `{vals('kernel')}`, {vals('cpus')} CPUs.{older}"
         )
     return out
 
@@ -320,6 +333,48 @@ def kind_decide(path, opts):
     return out
 
 
+# Two-sided 95% Student t quantiles by degrees of freedom (1..10), for small repeats.
+T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228]
+
+
+def kind_capacity(path, opts):
+    """As `loadgen plot` computes it (plot::curve): per repeat k, the highest rate met with
+    every lower rate met too; rates above a miss were skipped by the sweep."""
+    rows_cols = opts["rows"].split(",")
+    rows = [r for r in rows_of(path, parse_where(opts.get("where"))) if r.get("slo_met") in ("yes", "no")]
+    curves = OrderedDict()
+    for r in rows:
+        k = tuple(r.get(c, "") for c in rows_cols)
+        curves.setdefault(k, OrderedDict()).setdefault(float(r["rate"]), []).append(r["slo_met"] == "yes")
+    slo = next((r["slo"] for r in rows if r.get("slo")), "?")
+    out = ["| " + " | ".join(rows_cols + ["capacity msg/s (mean ± 95% CI)", "repeats", "none met"]) + " |"]
+    out.append("|" + "---|" * (len(rows_cols) + 3))
+    for k, rates in curves.items():
+        rates = sorted(rates.items())
+        repeats = max(len(m) for _, m in rates)
+        caps, none = [], 0
+        for i in range(repeats):
+            best = None
+            for rate, met in rates:
+                if i >= len(met) or not met[i]:
+                    break
+                best = rate
+            if best is None:
+                none += 1
+            else:
+                caps.append(best)
+        if caps:
+            mean = statistics.mean(caps)
+            half = T95[min(len(caps) - 2, 9)] * statistics.stdev(caps) / len(caps) ** 0.5 if len(caps) > 1 else 0.0
+            cell = f"{mean:.0f} ± {half:.0f}"
+        else:
+            cell = "below the lowest rate"
+        out.append("| " + " | ".join(list(k) + [cell, str(len(caps)), str(none)]) + " |")
+    out.append("")
+    out.append(f"the highest offered rate meeting `{slo}` with every lower rate met, per repeat; data: `{path}`.")
+    return out
+
+
 def render(spec):
     words = shlex.split(spec)
     kind, args = words[0], words[1:]
@@ -337,6 +392,8 @@ def render(spec):
         return kind_lines(args[0], args[1])
     if kind == "verdicts":
         return kind_verdicts(pos[0], opts)
+    if kind == "capacity":
+        return kind_capacity(pos[0], opts)
     if kind == "decide":
         return kind_decide(pos[0], opts)
     raise ValueError(f"unknown kind {kind!r}")

@@ -16,7 +16,7 @@ page results/scaling "Scaling with server workers" results/scaling/scaling.csv -
 page results/scale "Scale: connection capacity" results/scale/capacity.csv
 page results/churn "Connection churn" results/churn/sweep.csv
 page results/pacing "Pacing precision" results/pacing/pacing.csv --by label
-[ -f results/work/work.csv ] && page results/work "Server work" results/work/work.csv --by target
+[ -f results/work/work.csv ] && page results/work "Which model to build on: server work and load" results/work/work.csv results/work/curve.csv --by target
 {
   echo '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>echo-bench results</title>'
   echo '<style>body{font-family:system-ui,sans-serif;margin:2em auto;max-width:800px}li{margin:0.4em 0}</style></head><body>'

@@ -130,7 +130,8 @@ pub struct RunArgs {
     pub bind: Option<String>,
     /// This process is shard I of N of a run made by several hosts (or processes): it takes
     /// its share of --conns, waits for --start-at, and writes its interval log; merge the
-    /// shards' logs with `loadgen merge`.
+    /// shards' logs with `loadgen merge`. `auto` (or `auto/N`): from a Slurm job array or
+    /// step, or a Kubernetes Indexed Job.
     #[arg(help_heading = "Placement and scale", long, value_name = "I/N")]
     pub shard: Option<String>,
     /// When the load starts, the same for every shard: unix seconds or RFC 3339.

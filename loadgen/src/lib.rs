@@ -19,6 +19,8 @@ pub(crate) mod doctor;
 mod driver;
 pub mod error;
 mod fanout;
+#[cfg(test)]
+mod fuzz;
 pub mod hlog;
 mod listener;
 mod machine;

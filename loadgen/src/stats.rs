@@ -120,17 +120,73 @@ pub fn ratio_interval(base: &[f64], new: &[f64], alpha: f64) -> Option<RatioInte
     })
 }
 
-/// Repeats per side after which a `1 - alpha` interval of the log ratio would be narrower
-/// than `distance` (on the log scale), assuming the noise `log_sd` stays as observed.
-/// `None` when no number up to 1000 would do.
-pub fn repeats_needed(log_sd: f64, distance: f64, alpha: f64) -> Option<usize> {
-    if log_sd == 0.0 {
-        return Some(2);
+/// Most repeats a side the advice considers; beyond, it says "more than" this.
+pub const MAX_ADVICE: usize = 50;
+
+/// What an inconclusive comparison looks like now, for [`repeats_to_settle`].
+#[derive(Debug, Clone, Copy)]
+pub struct Seen {
+    /// The log ratio estimated (mean log new − mean log base).
+    pub d: f64,
+    /// Its standard error.
+    pub se: f64,
+    /// The run-to-run standard deviation of log values.
+    pub log_sd: f64,
+    /// Repeats a side so far.
+    pub n: usize,
+}
+
+/// The repeats a side at which the same kind of interval (Welch's t on log values at
+/// `alpha`, the family's share) would settle the change, beyond the band
+/// `(ln lo_edge, ln hi_edge)` or inside it, in 80% of simulated outcomes. The truth is
+/// not taken to be the estimate: each simulation draws it around the estimate with the
+/// estimate's own standard error, then draws `n` runs a side with the observed noise and
+/// forms the interval from those runs' spread (drawn as its chi-square; the t quantile at
+/// `n − 1` degrees of freedom, the least Welch's can be with `n` a side, so the advice errs
+/// towards more runs). Seeded, so the advice repeats. Always more than the
+/// repeats so far; `None` when [`MAX_ADVICE`] would not do.
+pub fn repeats_to_settle(seen: Seen, band: (f64, f64), alpha: f64) -> Option<usize> {
+    const TRIALS: usize = 400;
+    let sd = seen.log_sd.max(1e-9);
+    // The share of outcomes settled with `n` a side. Each outcome draws its sufficient
+    // statistics: the truth, the difference of the sides' mean logs, and their pooled
+    // variance (chi-square with 2n − 2 degrees of freedom, by Wilson and Hilferty's cube).
+    // The same seed for every n (common random numbers), so the share grows smoothly in n.
+    let settles = |n: usize| {
+        let mut rng = fastrand::Rng::with_seed(0x5EED);
+        let mut normal = move || {
+            let (u1, u2) = (rng.f64().max(1e-300), rng.f64());
+            (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+        };
+        let t = t_quantile(alpha, n as f64 - 1.0);
+        let k = 2.0 * n as f64 - 2.0;
+        let settled = (0..TRIALS)
+            .filter(|_| {
+                let truth = seen.d + seen.se * normal();
+                let diff = truth + sd * (2.0 / n as f64).sqrt() * normal();
+                let cube = (1.0 - 2.0 / (9.0 * k) + normal() * (2.0 / (9.0 * k)).sqrt()).max(0.0);
+                let var = sd * sd * cube.powi(3);
+                let h = t * (2.0 * var / n as f64).sqrt();
+                let (lo, hi) = (diff - h, diff + h);
+                lo > band.1 || hi < band.0 || (lo >= band.0 && hi <= band.1)
+            })
+            .count();
+        settled * 10 >= TRIALS * 8
+    };
+    let (mut lo, mut hi) = (seen.n.max(1) + 1, MAX_ADVICE);
+    if lo > hi || !settles(hi) {
+        return None;
     }
-    (2..=1000).find(|&n| {
-        let n_f = n as f64;
-        t_quantile(alpha, 2.0 * n_f - 2.0) * log_sd * (2.0 / n_f).sqrt() < distance
-    })
+    // The least n that settles: the share rises with n, so a bisection finds it.
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if settles(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(lo)
 }
 
 /// The 1-based ranks `(lo, hi)` of the order statistics that bound the `q` quantile of `n`
@@ -248,12 +304,29 @@ mod tests {
     }
 
     #[test]
-    fn repeats_needed_grow_with_noise_and_shrink_with_distance() {
-        let a = repeats_needed(0.05, 0.10, 0.05).unwrap();
-        let b = repeats_needed(0.10, 0.10, 0.05).unwrap();
-        let c = repeats_needed(0.05, 0.20, 0.05).unwrap();
-        assert!(b > a && c < a, "{a} {b} {c}");
-        assert_eq!(repeats_needed(1.0, 0.001, 0.05), None);
+    fn repeats_to_settle_grow_with_noise_and_shrink_with_distance() {
+        let band = (0.95f64.ln(), 1.05f64.ln());
+        let at = |d: f64, sd: f64| {
+            repeats_to_settle(
+                Seen {
+                    d,
+                    se: sd * (2.0f64 / 3.0).sqrt(),
+                    log_sd: sd,
+                    n: 3,
+                },
+                band,
+                0.05,
+            )
+        };
+        let (a, b, c) = (at(0.12, 0.05), at(0.12, 0.08), at(0.3, 0.05));
+        // More noise, more runs (None: more than 50); further from the band, fewer.
+        let (a, c) = (a.unwrap(), c.unwrap());
+        assert!(b.is_none_or(|b| b > a) && c <= a && c > 3, "{a} {b:?} {c}");
+        assert_eq!(
+            at(1.05f64.ln(), 1.0),
+            None,
+            "on the band's edge with wild noise: more than 50"
+        );
     }
 
     #[test]

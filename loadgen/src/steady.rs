@@ -31,6 +31,20 @@ pub struct Steadiness {
     pub halves_p99_us: (f64, f64),
     /// When not steady: what changed, in words.
     pub reason: Option<String>,
+    /// Whether p99 could be judged: each half had at least 10/(1-0.99) = 1000 samples (with
+    /// fewer, a half's p99 is about its maximum, and a light load's halves differ by chance).
+    pub p99_known: bool,
+}
+
+impl Steadiness {
+    /// The CSV's word: `yes`, `no`, or `unknown` when steady on throughput with p99 unjudged.
+    pub fn word(&self) -> &'static str {
+        match (self.steady, self.p99_known) {
+            (false, _) => "no",
+            (true, true) => "yes",
+            (true, false) => "unknown",
+        }
+    }
 }
 
 fn median(xs: &mut [f64]) -> f64 {
@@ -45,11 +59,14 @@ fn median(xs: &mut [f64]) -> f64 {
 
 /// Judges a window from its interval series, (throughput in msg/s, p99 in µs) per
 /// interval; `None` with fewer than [`MIN_INTERVALS`].
-pub fn judge(intervals: &[(f64, f64)]) -> Option<Steadiness> {
+pub fn judge(intervals: &[(f64, f64)], samples: &[f64]) -> Option<Steadiness> {
     if intervals.len() < MIN_INTERVALS {
         return None;
     }
-    let (first, second) = intervals.split_at(intervals.len() / 2);
+    let half = intervals.len() / 2;
+    let (first, second) = intervals.split_at(half);
+    let least = (samples.iter().take(half).sum::<f64>()).min(samples.iter().skip(half).sum::<f64>());
+    let p99_known = samples.len() != intervals.len() || crate::stats::quantile_estimable(least as u64, 0.99);
     let med = |rows: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| median(&mut rows.iter().map(f).collect::<Vec<_>>());
     let t = (med(first, |r| r.0), med(second, |r| r.0));
     let p = (med(first, |r| r.1), med(second, |r| r.1));
@@ -68,7 +85,7 @@ pub fn judge(intervals: &[(f64, f64)]) -> Option<Steadiness> {
     } else {
         1.0
     };
-    if factor > MAX_P99_FACTOR {
+    if p99_known && factor > MAX_P99_FACTOR {
         let word = if p.1 > p.0 { "rose" } else { "fell" };
         reasons.push(format!(
             "p99 {word} {factor:.1}x between the halves ({:.1} -> {:.1} us)",
@@ -80,6 +97,7 @@ pub fn judge(intervals: &[(f64, f64)]) -> Option<Steadiness> {
         halves_msgs_s: t,
         halves_p99_us: p,
         reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+        p99_known,
     })
 }
 
@@ -166,6 +184,30 @@ mod tests {
 
     fn series(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
         points.to_vec()
+    }
+
+    /// Plenty of samples per interval.
+    fn judge(points: &[(f64, f64)]) -> Option<Steadiness> {
+        super::judge(points, &vec![1e6; points.len()])
+    }
+
+    #[test]
+    fn light_load_leaves_p99_unknown_and_warns_of_nothing() {
+        // 50 msg/s over 3 s in 6 intervals: 75 messages a half, p99 about each half's max.
+        let pts = [
+            (50.0, 900.0),
+            (50.0, 800.0),
+            (50.0, 950.0),
+            (50.0, 200.0),
+            (50.0, 180.0),
+            (50.0, 220.0),
+        ];
+        let s = super::judge(&pts, &[25.0; 6]).unwrap();
+        assert!(s.steady && !s.p99_known && s.reason.is_none(), "{s:?}");
+        assert_eq!(s.word(), "unknown");
+        // The same p99 shift with enough samples is named.
+        let s = super::judge(&pts, &[5000.0; 6]).unwrap();
+        assert_eq!(s.word(), "no");
     }
 
     #[test]

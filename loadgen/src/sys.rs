@@ -105,8 +105,17 @@ pub(crate) fn self_usage() -> SelfUsage {
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
     SelfUsage {
         cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
-        peak_rss_kib: ru.ru_maxrss as u64,
+        // ru_maxrss survives execve: under `cargo run` it is cargo's peak, not loadgen's.
+        // VmHWM belongs to this image; ru_maxrss only where /proc cannot be read.
+        peak_rss_kib: own_peak_rss_kib().unwrap_or(ru.ru_maxrss as u64),
     }
+}
+
+/// This image's peak resident set (`VmHWM` in /proc/self/status), KiB.
+fn own_peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// IP_BIND_ADDRESS_NO_PORT (not wrapped by rustix or socket2): defer the port choice of a

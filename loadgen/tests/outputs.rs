@@ -309,3 +309,253 @@ fn latency_prints_the_spectrum_that_the_json_carries() {
     let plain = run(&["--target", "mio", "-c", "2", "-d", "0.5", "--warmup", "0"]);
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("Detailed percentile spectrum"));
 }
+
+/// A hash of a file's bytes (or of its absence), to see that nothing changed it.
+fn fingerprint(path: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::fs::read(path).ok().hash(&mut h);
+    h.finish()
+}
+
+#[test]
+fn a_battery_of_bad_inputs_each_gets_one_line_naming_it_and_changes_nothing() {
+    let dir = Scratch::new("battery");
+    let good = dir.path("good.csv");
+    std::fs::write(
+        &good,
+        "schema,target,transport,mode,conns,msg_size,depth,rate,throughput_msgs_s,lat_p99_us,msgs,status\n\
+         1,mio,tcp,closed,10,64,1,,1000,100,1000,ok\n1,mio,tcp,closed,10,64,1,,1010,101,1000,ok\n",
+    )
+    .unwrap();
+    let text = dir.path("notes.txt");
+    std::fs::write(&text, "not a report\n").unwrap();
+    let empty = dir.path("empty.csv");
+    std::fs::write(&empty, "").unwrap();
+    let dup = dir.path("dup.csv");
+    std::fs::write(
+        &dup,
+        "schema,target,transport,mode,conns,msg_size,depth,rate,throughput_msgs_s,target\n",
+    )
+    .unwrap();
+    let badlog = dir.path("bad.hlog");
+    std::fs::write(&badlog, "#[BaseTime: 1.0]\n0.0,1.0,1.0,@@@@\n").unwrap();
+    let sub = dir.path("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let (g, t, e, d, b, s) = (
+        good.to_str().unwrap(),
+        text.to_str().unwrap(),
+        empty.to_str().unwrap(),
+        dup.to_str().unwrap(),
+        badlog.to_str().unwrap(),
+        sub.to_str().unwrap(),
+    );
+    let out = |n: &str| dir.path(n).to_str().unwrap().to_string();
+    let (o_html, o_svg, o_png, o_csv) = (out("o.html"), out("o.svg"), out("o.png"), out("o.csv"));
+    let run_ = ["--target", "mio", "-c", "1", "-d", "200ms", "--warmup", "0s"];
+    // (arguments, exit code, what the message must name)
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["compare", "/nonexistent/a.csv", g], 2, "/nonexistent/a.csv"),
+        (vec!["compare", "/dev/zero", g], 2, "/dev/zero"),
+        (vec!["compare", g, "/dev/zero"], 2, "/dev/zero"),
+        (vec!["compare", s, g], 2, "sub"),
+        (vec!["compare", e, g], 2, "empty.csv"),
+        (vec!["compare", t, g], 2, "notes.txt"),
+        (vec!["compare", d, g], 2, "twice"),
+        (vec!["compare", g, g, "--metric", "bogus"], 2, "--metric bogus"),
+        (vec!["compare", g, g, "--metric", "lost"], 2, "--metric lost"),
+        (vec!["compare", g, g, "--gate", "nosuch"], 2, "nosuch"),
+        (
+            vec!["compare", g, "--by", "nosuch", "--baseline", "x"],
+            2,
+            "--by nosuch",
+        ),
+        (
+            vec!["compare", g, "--by", "target", "--baseline", "nosuch"],
+            2,
+            "nosuch",
+        ),
+        (vec!["compare", g, g, "--threshold", "abc"], 2, "--threshold"),
+        (vec!["compare", g], 2, "compare"),
+        (vec!["compare", g, g, "--format", "nope"], 2, "--format"),
+        (
+            vec!["report", "/nonexistent/a.csv", "--html", &o_html],
+            2,
+            "/nonexistent/a.csv",
+        ),
+        (vec!["report", "/dev/zero", "--html", &o_html], 2, "/dev/zero"),
+        (vec!["report", g, "--html", "/nonexistent/dir/x.html"], 2, "--html"),
+        (vec!["report", g, "--hlog", b, "--html", &o_html], 2, "bad.hlog"),
+        (
+            vec!["report", g, "--hlog", "/dev/zero", "--html", &o_html],
+            2,
+            "/dev/zero",
+        ),
+        (
+            vec!["plot", "/nonexistent/a.csv", "--out", &o_svg],
+            2,
+            "/nonexistent/a.csv",
+        ),
+        (vec!["plot", g, "--out", &o_png], 2, "--out"),
+        (vec!["plot", "/dev/zero", "--out", &o_svg], 2, "/dev/zero"),
+        (vec!["plot", b, "--out", &o_svg], 2, "bad.hlog"),
+        (vec!["merge", "/nonexistent/a.hlog"], 2, "/nonexistent/a.hlog"),
+        (vec!["merge", "/dev/zero"], 2, "/dev/zero"),
+        (vec!["merge", t], 2, "notes.txt"),
+        (vec!["merge", b], 2, "bad.hlog"),
+        (vec!["--target", "nosuch"], 2, "nosuch"),
+        (vec!["--addr", "bogus"], 2, "--addr"),
+        (vec!["--addr", "127.0.0.1:99999"], 2, "--addr"),
+        (vec!["--target", "mio", "--addr", "127.0.0.1:1"], 2, "--addr"),
+        (vec!["--target", "mio", "-c", "0"], 2, "--conns"),
+        (vec!["--target", "mio", "-c", "abc"], 2, "--conns"),
+        (vec!["--target", "mio", "--msg-size", "0"], 2, "--msg-size"),
+        (vec!["--target", "mio", "--msg-size", "1TB"], 2, "--msg-size"),
+        (vec!["--target", "mio", "--depth", "0"], 2, "--depth"),
+        (vec!["--target", "mio", "-d", "abc"], 2, "--duration"),
+        (vec!["--target", "mio", "--rate", "0"], 2, "--rate"),
+        (vec!["--target", "mio", "--rate", "1e10"], 2, "1e9"),
+        (vec!["--target", "mio", "--rate", "-5"], 2, "--rate"),
+        (vec!["--target", "mio", "--rate", "auto"], 2, "--slo"),
+        (vec!["--target", "mio", "--slo", "p99=1ms"], 2, "--slo"),
+        (
+            vec!["--target", "mio", "--rate", "auto", "--slo", "p42=1ms"],
+            2,
+            "--slo",
+        ),
+        (vec!["--target", "mio", "--work", "sleep:1ms"], 2, "--work"),
+        (vec!["--target", "mio", "--work", "cpu:2h"], 2, "--work"),
+        (vec!["--target", "mio", "--repeat", "abc"], 2, "--repeat"),
+        (vec!["--target", "mio", "--warmup", "abc"], 2, "--warmup"),
+        (vec!["--target", "mio", "--threads", "0"], 2, "--threads"),
+        (vec!["--target", "mio", "--csv", "/nonexistent/dir/x.csv"], 2, "--csv"),
+        (
+            vec!["--target", "mio", "--json", "/nonexistent/dir/x.json"],
+            2,
+            "--json",
+        ),
+        (vec!["--target", "mio", "--csv", g, "--json", g], 2, "same file"),
+        (vec!["--target", "mio", "--csv", t], 2, "notes.txt"),
+        (vec!["--target", "mio", "--pacing", "bogus"], 2, "--pacing"),
+        (vec!["--target", "mio", "--pacing", "spin"], 2, "--pacing"),
+        (vec!["--target", "mio", "--engine", "bogus"], 2, "--engine"),
+        (vec!["--target", "mio", "--transport", "bogus"], 2, "--transport"),
+        (vec!["--addr", "127.0.0.1:1", "--transport", "udp"], 2, "--transport"),
+        (vec!["--target", "mio", "--close", "bogus"], 2, "--close"),
+        (vec!["--target", "mio", "--shard", "3/2"], 2, "--shard"),
+        (vec!["--target", "mio", "--bind", "notanip"], 2, "--bind"),
+        (vec!["--target", "mio", "--agent-token", "/dev/zero"], 2, "--agent"),
+        (
+            vec!["sweep", "--targets", "nosuch", "--conns", "1", "--csv", &o_csv],
+            2,
+            "--targets",
+        ),
+        (
+            vec!["sweep", "--targets", "mio", "--conns", "1,x", "--csv", &o_csv],
+            2,
+            "--conns",
+        ),
+        (
+            vec![
+                "sweep",
+                "--targets",
+                "mio",
+                "--conns",
+                "1",
+                "--rate",
+                "1k..500/3",
+                "--csv",
+                &o_csv,
+            ],
+            2,
+            "--rate",
+        ),
+        (
+            vec![
+                "sweep",
+                "--targets",
+                "mio",
+                "--conns",
+                "1",
+                "--rate",
+                "1k..2k",
+                "--csv",
+                &o_csv,
+            ],
+            2,
+            "--rate",
+        ),
+        (
+            vec![
+                "sweep",
+                "--targets",
+                "mio",
+                "--conns",
+                "1",
+                "--slo",
+                "p99=1ms",
+                "--csv",
+                &o_csv,
+            ],
+            2,
+            "--slo",
+        ),
+        (
+            vec![
+                "sweep",
+                "--targets",
+                "mio",
+                "--addr",
+                "127.0.0.1:1",
+                "--conns",
+                "1",
+                "--csv",
+                &o_csv,
+            ],
+            2,
+            "--addr",
+        ),
+        (
+            vec!["sweep", "--targets", "mio", "--conns", "1", "--csv", t],
+            2,
+            "notes.txt",
+        ),
+        (vec!["serve", "--model", "nosuch"], 2, "nosuch"),
+        ([&run_[..], &["--hdr-log", g]].concat(), 2, "--hdr-log"),
+    ];
+    assert!(cases.len() >= 60, "{} cases", cases.len());
+    let watched = [&good, &text, &empty, &dup, &badlog];
+    let before: Vec<u64> = watched.iter().map(|p| fingerprint(p)).collect();
+    let mut failures = Vec::new();
+    for (args, code, names) in &cases {
+        let t0 = Instant::now();
+        let o = loadgen().current_dir(&dir.0).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        let problem = if o.status.code() != Some(*code) {
+            Some(format!("exit {:?}, not {code}", o.status.code()))
+        } else if err.contains("panicked") || err.contains("RUST_BACKTRACE") {
+            Some("a panic".into())
+        } else if lines.len() != 1 {
+            Some(format!("{} lines, not one", lines.len()))
+        } else if !err.contains(names) {
+            Some(format!("does not name {names:?}"))
+        } else if t0.elapsed() > Duration::from_secs(10) {
+            Some(format!("took {:?}", t0.elapsed()))
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            failures.push(format!("loadgen {}: {p}: {}", args.join(" "), err.trim()));
+        }
+    }
+    let after: Vec<u64> = watched.iter().map(|p| fingerprint(p)).collect();
+    assert_eq!(before, after, "a bad input changed an existing file");
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}

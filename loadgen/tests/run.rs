@@ -754,3 +754,26 @@ fn a_sweep_draws_a_ladder_against_a_running_server_judged_by_the_objective() {
     ]);
     assert_eq!(out.status.code(), Some(2), "--slo without --rate");
 }
+
+#[test]
+fn the_client_reports_its_own_peak_memory_not_its_parents() {
+    // A parent that touched 200 MB, then became loadgen (exec): ru_maxrss would carry the
+    // parent's peak across the exec (as under `cargo run`); VmHWM is loadgen's own.
+    let csv = temp_path("own-rss.csv");
+    let _ = std::fs::remove_file(&csv);
+    let exe = env!("CARGO_BIN_EXE_loadgen");
+    let script = format!(
+        "import os\nb = bytearray(200 * 1024 * 1024)\nb[::4096] = b'x' * len(b[::4096])\nos.execv({exe:?}, [{exe:?}, '--target', 'mio', '-c', '2', '-d', '300ms', '--warmup', '100ms', '-q', '--csv', {:?}])\n",
+        csv.to_str().unwrap()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let rss = num(&only_row(&csv), "client_rss_kib");
+    assert!(
+        rss > 1000.0 && rss < 150_000.0,
+        "loadgen's own peak RSS, not the 200 MB parent's: {rss} KiB"
+    );
+}

@@ -60,6 +60,8 @@ struct Ask {
     threshold: Option<f64>,
     format: CompareFormat,
     across_machines: bool,
+    /// The metrics were named (`--metric`, `--gate`), not the defaults: each must exist.
+    named: bool,
 }
 
 /// `loadgen compare`.
@@ -75,6 +77,7 @@ pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
         threshold,
         format: a.format.parse()?,
         across_machines: a.across_machines,
+        named: !a.metric.is_empty() || !a.gate.is_empty(),
     };
     match (&a.by, &a.baseline, a.reports.as_slice()) {
         (Some(by), Some(baseline), [file]) => within(&ask, file, by, baseline),
@@ -86,9 +89,46 @@ pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
     }
 }
 
+/// Refuses a metric that names no column of a report (`--metric bogus`), or one that no row
+/// of a report has a value for (`--metric lost` on a TCP report: losses are UDP's): exit 2
+/// naming it, where a gate would otherwise pass on nothing.
+fn check_metrics(ask: &Ask, files: &[(&Path, &[crate::report::read::Row])]) -> Result<(), Error> {
+    for m in ask.metrics.iter().filter(|_| ask.named) {
+        for (path, rows) in files {
+            if !rows.iter().any(|r| r.has(&m.column)) {
+                return Err(Error::Input(format!(
+                    "--metric {}: {} has no column `{}`; use throughput, p50, p90, p99, p99.9, max, mean, \
+                     server_cpu, client_cpu, or a numeric column of the report",
+                    m.name,
+                    path.display(),
+                    m.column
+                )));
+            }
+            if !rows.iter().any(|r| r.num(&m.column).is_some()) {
+                return Err(Error::Input(format!(
+                    "--metric {}: no row of {} has a value in `{}` (a metric of another transport or kind of run: \
+                     lost, duplicates and reordered are UDP's, retransmits TCP's)",
+                    m.name,
+                    path.display(),
+                    m.column
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One report: each value of column `by` against `baseline`'s runs.
 fn within(ask: &Ask, file: &Path, by: &str, baseline: &str) -> anyhow::Result<u8> {
     let rows = rows_of(file)?;
+    if !rows.iter().any(|r| r.has(by)) {
+        return Err(Error::Input(format!(
+            "--by {by}: {} has no column `{by}`; use a configuration column such as target, transport, conns, work or label",
+            file.display()
+        ))
+        .into());
+    }
+    check_metrics(ask, &[(file, &rows)])?;
     let (rel, ended_worse, left_out) = compare::relative(&rows, by, baseline, &ask.metrics, ask.band);
     if rel.is_empty() && ended_worse.is_empty() {
         let why = match left_out.first() {
@@ -131,6 +171,7 @@ fn within(ask: &Ask, file: &Path, by: &str, baseline: &str) -> anyhow::Result<u8
 /// Two reports: the new one's runs against the base's, configuration by configuration.
 fn between(ask: &Ask, base: &Path, new: &Path) -> anyhow::Result<u8> {
     let (b, n) = (rows_of(base)?, rows_of(new)?);
+    check_metrics(ask, &[(base, &b), (new, &n)])?;
     let c = compare::compare(&b, &n, &ask.metrics, ask.band);
     if c.shared == 0 {
         // A gate that compared nothing must not pass: the reports do not overlap.

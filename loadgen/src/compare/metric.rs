@@ -14,6 +14,9 @@ pub struct Metric {
     pub higher_is_better: bool,
     /// Whether `--threshold` gates on it (it then belongs to the gated family).
     pub gated: bool,
+    /// Whether it counts events (errors, losses, ...): compared per message as a count
+    /// ([`super::counts`]), zeros included.
+    pub count: bool,
 }
 
 /// The default metrics: throughput and p50 / p99 / p99.9 latency.
@@ -44,6 +47,7 @@ impl Metric {
             column: column.to_string(),
             higher_is_better: column.starts_with("throughput") || column == "fairness" || column == "msgs",
             gated: true,
+            count: super::counts::COUNT_COLUMNS.contains(&column),
         }
     }
 

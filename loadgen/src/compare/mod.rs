@@ -8,6 +8,7 @@
 //! configurations) are simultaneous: Bonferroni, each at 1 − 5%/m. The rule and its
 //! simulated error rates are in `docs/statistics.md`.
 
+pub mod counts;
 mod environment;
 mod key;
 mod metric;
@@ -112,8 +113,10 @@ pub enum Advice {
     MeasureNoise,
     /// About this many repeats per side, from the observed noise.
     Repeats(usize),
-    /// The change sits so close to the band's edge that no practical number would do.
+    /// More than [`stats::MAX_ADVICE`] repeats a side would be needed.
     Impractical,
+    /// A count whose runs hold too few messages to tell: a longer run would settle it.
+    MoreMessages,
 }
 
 /// One metric of one configuration, base against new.
@@ -139,6 +142,9 @@ pub struct Change {
     pub advice: Option<Advice>,
     /// Why a compared percentile cannot be trusted (too few samples in some run), if so.
     pub not_estimable: Option<String>,
+    /// A count ([`counts`]): the per-message rates and their difference's interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<counts::CountTest>,
 }
 
 impl Change {
@@ -160,10 +166,15 @@ impl Change {
     /// The gate's rule: a gated metric fails when it is `worse`, or `inconclusive` with its
     /// point estimate beyond the band in the bad direction (too few repeats to clear a
     /// change that looks like a regression).
+    /// A count fails it so only when its rate rose by more than [`counts::COUNT_TOLERANCE`]
+    /// per message (one error more in a short run is not a regression to gate on).
     pub fn fails_gate(&self) -> bool {
+        let within_tolerance = self
+            .counts
+            .is_some_and(|t| t.new_rate - t.base_rate <= counts::COUNT_TOLERANCE);
         self.metric.gated
             && (self.outcome == Outcome::Worse
-                || (self.outcome == Outcome::Inconclusive && self.point_beyond_bad_edge()))
+                || (self.outcome == Outcome::Inconclusive && self.point_beyond_bad_edge() && !within_tolerance))
     }
 }
 
@@ -218,7 +229,41 @@ struct Pair<'a> {
     metric: &'a Metric,
     base: Vec<f64>,
     new: Vec<f64>,
+    /// A count's (events, messages) per run of each side; empty for other metrics.
+    counted: (Vec<(f64, f64)>, Vec<(f64, f64)>),
     rows: Vec<&'a Row>,
+}
+
+impl<'a> Pair<'a> {
+    /// The pair of `metric` over `brows` against `nrows`; `None` when a side has no value.
+    fn of(key: &Key, metric: &'a Metric, brows: &[&'a Row], nrows: &[&'a Row]) -> Option<Pair<'a>> {
+        let counted = if metric.count {
+            (
+                counts::values(brows, &metric.column),
+                counts::values(nrows, &metric.column),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let (base, new) = if metric.count {
+            (
+                counted.0.iter().map(|c| c.0).collect(),
+                counted.1.iter().map(|c| c.0).collect(),
+            )
+        } else {
+            (values(brows, &metric.column), values(nrows, &metric.column))
+        };
+        let base: Vec<f64> = base;
+        let new: Vec<f64> = new;
+        (!base.is_empty() && !new.is_empty()).then(|| Pair {
+            key: key.clone(),
+            metric,
+            base,
+            new,
+            counted,
+            rows: brows.iter().chain(nrows).copied().collect(),
+        })
+    }
 }
 
 /// Decides every pair: the gated pairs form one family, the others another; each interval
@@ -231,9 +276,18 @@ fn decide(pairs: Vec<Pair<'_>>, band_pct: f64) -> Vec<Change> {
         .into_iter()
         .map(|p| {
             let alpha = ALPHA / if p.metric.gated { gated } else { other } as f64;
-            let interval = stats::ratio_interval(&p.base, &p.new, alpha);
-            let (outcome, advice) = judge(interval, p.metric.higher_is_better, band_pct, alpha);
+            let (interval, outcome, advice, counted) = if p.metric.count {
+                let (i, o, t) = counts::judge(&p.counted.0, &p.counted.1, alpha, band_pct);
+                let advice = (o == Outcome::Inconclusive).then_some(Advice::MoreMessages);
+                (Some(i), o, advice, Some(t))
+            } else {
+                let interval = stats::ratio_interval(&p.base, &p.new, alpha);
+                let sizes = (p.base.len(), p.new.len());
+                let (outcome, advice) = judge(interval, p.metric.higher_is_better, band_pct, alpha, sizes);
+                (interval, outcome, advice, None)
+            };
             Change {
+                counts: counted,
                 not_estimable: estimability(p.metric, &p.rows),
                 key: p.key,
                 metric: p.metric.clone(),
@@ -256,6 +310,7 @@ fn judge(
     higher_is_better: bool,
     band_pct: f64,
     alpha: f64,
+    sizes: (usize, usize),
 ) -> (Outcome, Option<Advice>) {
     let Some(i) = interval else {
         return (Outcome::Inconclusive, None);
@@ -281,12 +336,16 @@ fn judge(
     let Some(sd) = i.log_sd else {
         return (outcome, Some(Advice::MeasureNoise));
     };
-    // The interval must clear the nearest edge: the distance from the estimate to it.
-    let d = i.ratio.ln();
-    let distance = (d - lo_edge.max(f64::MIN_POSITIVE).ln())
-        .abs()
-        .min((d - hi_edge.ln()).abs());
-    let advice = stats::repeats_needed(sd, distance, alpha).map_or(Advice::Impractical, Advice::Repeats);
+    // From the same interval's view: the repeats at which it would settle in 80% of
+    // outcomes, the truth drawn around the estimate with the estimate's own uncertainty.
+    let seen = stats::Seen {
+        d: i.ratio.ln(),
+        se: sd * (1.0 / sizes.0.max(1) as f64 + 1.0 / sizes.1.max(1) as f64).sqrt(),
+        log_sd: sd,
+        n: sizes.0.min(sizes.1),
+    };
+    let band = (lo_edge.max(f64::MIN_POSITIVE).ln(), hi_edge.ln());
+    let advice = stats::repeats_to_settle(seen, band, alpha).map_or(Advice::Impractical, Advice::Repeats);
     (outcome, Some(advice))
 }
 
@@ -308,19 +367,7 @@ pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric], band_pct: f64) -> 
                 new: tn,
             });
         }
-        for m in metrics {
-            let (bv, nv) = (values(brows, &m.column), values(nrows, &m.column));
-            if !bv.is_empty() && !nv.is_empty() {
-                let rows = brows.iter().chain(nrows).copied().collect();
-                pairs.push(Pair {
-                    key: key.clone(),
-                    metric: m,
-                    base: bv,
-                    new: nv,
-                    rows,
-                });
-            }
-        }
+        pairs.extend(metrics.iter().filter_map(|m| Pair::of(key, m, brows, nrows)));
         if pairs.len() == paired_before {
             unmeasured.push((key.clone(), tb, tn));
         }
@@ -391,20 +438,9 @@ pub fn relative(
                     new: tv,
                 });
             }
-            for m in metrics {
-                let (bv, nv) = (values(base_rows, &m.column), values(vrows, &m.column));
-                if bv.is_empty() || nv.is_empty() {
-                    continue;
-                }
+            for p in metrics.iter().filter_map(|m| Pair::of(key, m, base_rows, vrows)) {
                 names.push(value.to_string());
-                let rows = base_rows.iter().chain(vrows).copied().collect();
-                pairs.push(Pair {
-                    key: key.clone(),
-                    metric: m,
-                    base: bv,
-                    new: nv,
-                    rows,
-                });
+                pairs.push(p);
             }
         }
     }

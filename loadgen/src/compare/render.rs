@@ -64,9 +64,11 @@ pub fn advice(a: Advice) -> String {
     match a {
         Advice::MeasureNoise => "a side has 1 run, so its noise is unknown: repeat at least 3 times".to_string(),
         Advice::Repeats(n) => format!("about {n} repeats a side would settle it"),
-        Advice::Impractical => {
-            "the change sits at the band's edge: no practical number of repeats settles it".to_string()
-        }
+        Advice::Impractical => format!(
+            "more than {} repeats a side would be needed (the change sits near the band's edge, or the noise is wide)",
+            crate::stats::MAX_ADVICE
+        ),
+        Advice::MoreMessages => "too few messages to tell these counts apart: a longer run would settle it".to_string(),
     }
 }
 
@@ -74,10 +76,18 @@ pub fn advice(a: Advice) -> String {
 pub fn verdict(c: &Change, gating: bool) -> String {
     let mut v = c.outcome.word().to_string();
     let mut detail = Vec::new();
-    match c.outcome {
-        Outcome::Same => detail.push(format!("within ±{}%", c.band_pct)),
-        Outcome::Better | Outcome::Worse => detail.push(format!("beyond ±{}%", c.band_pct)),
-        Outcome::Inconclusive => {
+    match (c.outcome, c.counts) {
+        (Outcome::Same, Some(_)) => detail.push(format!(
+            "within one in {:.0} messages",
+            1.0 / super::counts::COUNT_TOLERANCE
+        )),
+        (Outcome::Better | Outcome::Worse, Some(t)) => detail.push(format!(
+            "beyond ±{}%, {:.2e} -> {:.2e} per message",
+            c.band_pct, t.base_rate, t.new_rate
+        )),
+        (Outcome::Same, None) => detail.push(format!("within ±{}%", c.band_pct)),
+        (Outcome::Better | Outcome::Worse, None) => detail.push(format!("beyond ±{}%", c.band_pct)),
+        (Outcome::Inconclusive, _) => {
             if let Some(a) = c.advice {
                 detail.push(advice(a));
             }

@@ -187,6 +187,11 @@ pub fn parse_addr(s: &str) -> Result<ListenAddr, Error> {
 
 /// Parses `--shard I/N` (0 <= I < N).
 pub(super) fn parse_shard(s: &str) -> Result<Shard, Error> {
+    if let Some(rest) = s.trim().strip_prefix("auto") {
+        let (shard, source) = auto_shard(s, rest, &|k| std::env::var(k).ok())?;
+        eprintln!("shard {shard} from {source}");
+        return Ok(shard);
+    }
     let bad = |why: &str| invalid("--shard", s, why);
     let (i, n) = s
         .split_once('/')
@@ -199,6 +204,67 @@ pub(super) fn parse_shard(s: &str) -> Result<Shard, Error> {
         return Err(bad("I must be below N (shards count from 0: 0/3, 1/3, 2/3)"));
     }
     Ok(Shard { index, count })
+}
+
+/// `--shard auto` (or `auto/N`): the shard from the scheduler's environment, read through
+/// `env`, with where it came from: a Slurm job array (`SLURM_ARRAY_TASK_ID` less
+/// `SLURM_ARRAY_TASK_MIN`, of `SLURM_ARRAY_TASK_COUNT`), a Slurm step (`srun`:
+/// `SLURM_PROCID` of `SLURM_NTASKS`), or a Kubernetes Indexed Job (`JOB_COMPLETION_INDEX`,
+/// of N from `auto/N` or `ECHO_BENCH_SHARDS`). Elsewhere: exit 2 naming what it looked for.
+pub(super) fn auto_shard(s: &str, rest: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(Shard, String), Error> {
+    let bad = |why: String| invalid("--shard", s, why);
+    let num = |k: &str| -> Result<Option<u32>, Error> {
+        env(k)
+            .map(|v| {
+                v.trim()
+                    .parse::<u32>()
+                    .map_err(|_| bad(format!("{k}={v} is not a count")))
+            })
+            .transpose()
+    };
+    let given = match rest.strip_prefix('/') {
+        Some(n) => Some(
+            n.trim()
+                .parse::<u32>()
+                .map_err(|_| bad("expected auto or auto/N".into()))?,
+        ),
+        None if rest.is_empty() => None,
+        None => return Err(bad("expected auto or auto/N".into())),
+    };
+    let found = if let (Some(id), Some(count)) = (num("SLURM_ARRAY_TASK_ID")?, num("SLURM_ARRAY_TASK_COUNT")?) {
+        let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+        let index = id
+            .checked_sub(min)
+            .ok_or_else(|| bad(format!("SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}")))?;
+        (
+            index,
+            given.unwrap_or(count),
+            "a Slurm job array (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT)",
+        )
+    } else if let (Some(id), Some(count)) = (num("SLURM_PROCID")?, num("SLURM_NTASKS")?) {
+        (id, given.unwrap_or(count), "a Slurm step (SLURM_PROCID, SLURM_NTASKS)")
+    } else if let Some(id) = num("JOB_COMPLETION_INDEX")? {
+        let count = given.or(num("ECHO_BENCH_SHARDS")?).ok_or_else(|| {
+            bad(
+                "JOB_COMPLETION_INDEX gives the index, not the count: write --shard auto/N or set ECHO_BENCH_SHARDS"
+                    .into(),
+            )
+        })?;
+        (id, count, "a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)")
+    } else {
+        return Err(bad(
+            "no scheduler's variables: looked for SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT, SLURM_PROCID with \
+             SLURM_NTASKS, and JOB_COMPLETION_INDEX; give --shard I/N"
+                .into(),
+        ));
+    };
+    let (index, count, source) = found;
+    if count == 0 || index >= count {
+        return Err(bad(format!(
+            "{source} gave shard {index} of {count}: the index must be below the count"
+        )));
+    }
+    Ok((Shard { index, count }, source.to_string()))
 }
 
 /// Parses `--start-at`: unix seconds (fractions allowed) or RFC 3339; refuses a time more
@@ -241,5 +307,53 @@ mod tests {
             let e = d(bad).unwrap_err().to_string();
             assert!(e.contains("--duration") && e.contains(bad), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn shard_auto_reads_each_schedulers_variables_and_names_them_when_absent() {
+        let with = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        let (s, from) = auto_shard(
+            "auto",
+            "",
+            &with(&[("SLURM_ARRAY_TASK_ID", "2"), ("SLURM_ARRAY_TASK_COUNT", "3")]),
+        )
+        .unwrap();
+        assert_eq!((s.index, s.count), (2, 3));
+        assert!(from.contains("Slurm job array"));
+        const ARRAY: [(&str, &str); 3] = [
+            ("SLURM_ARRAY_TASK_ID", "11"),
+            ("SLURM_ARRAY_TASK_MIN", "10"),
+            ("SLURM_ARRAY_TASK_COUNT", "3"),
+        ];
+        let (s, _) = auto_shard("auto", "", &with(&ARRAY)).unwrap();
+        assert_eq!(s.index, 1, "an array from 10 counts from its minimum");
+        let (s, from) = auto_shard("auto", "", &with(&[("SLURM_PROCID", "1"), ("SLURM_NTASKS", "4")])).unwrap();
+        assert_eq!((s.index, s.count), (1, 4));
+        assert!(from.contains("srun") || from.contains("Slurm step"));
+        let (s, from) = auto_shard("auto/5", "/5", &with(&[("JOB_COMPLETION_INDEX", "4")])).unwrap();
+        assert_eq!((s.index, s.count), (4, 5));
+        assert!(from.contains("Kubernetes"));
+        let (s, _) = auto_shard(
+            "auto",
+            "",
+            &with(&[("JOB_COMPLETION_INDEX", "0"), ("ECHO_BENCH_SHARDS", "2")]),
+        )
+        .unwrap();
+        assert_eq!((s.index, s.count), (0, 2));
+        let e = auto_shard("auto", "", &with(&[("JOB_COMPLETION_INDEX", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auto/N"), "{e}");
+        let e = auto_shard("auto", "", &with(&[])).unwrap_err().to_string();
+        assert!(
+            e.contains("SLURM_ARRAY_TASK_ID") && e.contains("JOB_COMPLETION_INDEX") && e.starts_with("--shard"),
+            "{e}"
+        );
+        let e = auto_shard("auto", "", &with(&[("SLURM_PROCID", "4"), ("SLURM_NTASKS", "4")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("below the count"), "{e}");
     }
 }

@@ -46,13 +46,18 @@ fn panel(o: &mut String, chart: anyhow::Result<String>, names: &[&str]) {
 pub(super) fn charts(o: &mut String, rows: &[Row]) {
     let sizes: BTreeSet<u64> = rows
         .iter()
+        .filter(|r| r.get("rate").is_empty() || rows.iter().all(|r| !r.get("rate").is_empty()))
         .filter_map(|r| r.num("msg_size"))
         .map(|v| v as u64)
         .collect();
     o.push_str("<h2>Charts</h2>\n<p>Points are means over the repeats; bars are 95% confidence intervals of the mean. Hover a point for its exact values. Each model has one colour on every chart.</p>\n");
-    let column = panel_column(rows);
+    // Open-loop rows of a rate ladder belong to the load curve; the charts against
+    // connections are of the closed-loop rows when there are any.
+    let closed: Vec<Row> = rows.iter().filter(|r| r.get("rate").is_empty()).cloned().collect();
+    let by_conns = if closed.is_empty() { rows } else { &closed[..] };
+    let column = panel_column(by_conns);
     let mut panels: BTreeMap<String, Vec<Row>> = BTreeMap::new();
-    for r in rows {
+    for r in by_conns {
         panels
             .entry(column.map_or(String::new(), |c| panel_value(r, c)))
             .or_default()
@@ -120,16 +125,23 @@ fn load_curve(o: &mut String, rows: &[Row]) {
         Some(_) => "the dashed red line is the objective, and a ring marks each model's capacity: the highest rate that met it, per repeat, averaged.</p>\n",
         None => "a ring marks each curve's knee: the last rate before p99 passed three times its lowest.</p>\n",
     });
-    // At most 6 lines a panel: the curves are cut into panels in their order.
-    for chunk in curves.chunks(6) {
-        let names: Vec<&str> = chunk.iter().map(|c| c.name.as_str()).collect();
-        let chart = curve::curve_chart(
-            "p99 latency against achieved throughput",
-            chunk,
-            objective.as_ref().map(|(t, b)| (t.as_str(), *b)),
-            false,
-        );
-        panel(o, chart, &names);
+    // A panel per variant (what follows the model in a curve's name, e.g. the work), at
+    // most 6 lines each.
+    let mut variants: BTreeMap<&str, Vec<curve::Curve>> = BTreeMap::new();
+    for c in &curves {
+        let variant = c.name.split_once(' ').map_or("", |(_, rest)| rest);
+        variants.entry(variant).or_default().push(c.clone());
+    }
+    for (variant, group) in &variants {
+        for chunk in group.chunks(6) {
+            let names: Vec<&str> = chunk.iter().map(|c| c.name.as_str()).collect();
+            let title = match *variant {
+                "" => "p99 latency against achieved throughput".to_string(),
+                v => format!("p99 latency against achieved throughput, {v}"),
+            };
+            let chart = curve::curve_chart(&title, chunk, objective.as_ref().map(|(t, b)| (t.as_str(), *b)), false);
+            panel(o, chart, &names);
+        }
     }
     if objective.is_some() {
         o.push_str("<ul>");

@@ -26,17 +26,17 @@ const COLUMNS: [Column; 88] = [
     ("warmup_s", |r| f(r.warmup_s, 3)),
     ("msgs", |r| r.counters.msgs.to_string()),
     ("bytes", |r| r.counters.bytes.to_string()),
-    ("throughput_msgs_s", |r| f(r.throughput_msgs_s, 1)),
-    ("throughput_mib_s", |r| f(r.throughput_mib_s, 3)),
-    ("lat_min_us", |r| f(r.latency.min_us, 1)),
-    ("lat_mean_us", |r| f(r.latency.mean_us, 1)),
-    ("lat_p50_us", |r| f(r.latency.p50_us, 1)),
-    ("lat_p90_us", |r| f(r.latency.p90_us, 1)),
-    ("lat_p99_us", |r| f(r.latency.p99_us, 1)),
-    ("lat_p999_us", |r| f(r.latency.p999_us, 1)),
-    ("lat_p9999_us", |r| f(r.latency.p9999_us, 1)),
-    ("lat_max_us", |r| f(r.latency.max_us, 1)),
-    ("lat_stdev_us", |r| f(r.latency.stdev_us, 1)),
+    ("throughput_msgs_s", |r| measured(r, r.throughput_msgs_s, 1)),
+    ("throughput_mib_s", |r| measured(r, r.throughput_mib_s, 3)),
+    ("lat_min_us", |r| measured(r, r.latency.min_us, 1)),
+    ("lat_mean_us", |r| measured(r, r.latency.mean_us, 1)),
+    ("lat_p50_us", |r| measured(r, r.latency.p50_us, 1)),
+    ("lat_p90_us", |r| measured(r, r.latency.p90_us, 1)),
+    ("lat_p99_us", |r| measured(r, r.latency.p99_us, 1)),
+    ("lat_p999_us", |r| measured(r, r.latency.p999_us, 1)),
+    ("lat_p9999_us", |r| measured(r, r.latency.p9999_us, 1)),
+    ("lat_max_us", |r| measured(r, r.latency.max_us, 1)),
+    ("lat_stdev_us", |r| measured(r, r.latency.stdev_us, 1)),
     ("connect_p50_us", |r| f(r.connect.p50_us, 1)),
     ("connect_p99_us", |r| f(r.connect.p99_us, 1)),
     ("connect_max_us", |r| f(r.connect.max_us, 1)),
@@ -50,8 +50,8 @@ const COLUMNS: [Column; 88] = [
     ("server_cpu_s", |r| opt(r.server.and_then(|s| s.cpu_s), |v| f(v, 3))),
     ("server_rss_kib", |r| opt(r.server.and_then(|s| s.peak_rss_kib), |v| v.to_string())),
     ("server_threads", |r| opt(r.server.and_then(|s| s.peak_threads), |v| v.to_string())),
-    ("client_cpu_s", |r| f(r.client_cpu_s, 3)),
-    ("client_rss_kib", |r| r.client_rss_kib.to_string()),
+    ("client_cpu_s", |r| if r.client_cpu_s == 0.0 && r.counters.msgs == 0 { String::new() } else { f(r.client_cpu_s, 3) }),
+    ("client_rss_kib", |r| if r.client_rss_kib == 0 { String::new() } else { r.client_rss_kib.to_string() }),
     ("status", |r| r.status.to_string()),
     ("host", |r| r.env.host.clone()),
     ("kernel", |r| r.env.kernel.clone()),
@@ -76,7 +76,7 @@ const COLUMNS: [Column; 88] = [
     ("engine", |r| r.engine.clone()),
     ("p99_ci_lo_us", |r| ci(r.latency.ci.p99, true)),
     ("p99_ci_hi_us", |r| ci(r.latency.ci.p99, false)),
-    ("steady", |r| opt(r.steadiness(), |s| if s.steady { "yes" } else { "no" }.to_string())),
+    ("steady", |r| opt(r.steadiness(), |s| s.word().to_string())),
     ("client_threads", |r| nonzero(r.settings.client_threads as u64)),
     ("server_workers", |r| opt(r.settings.server_workers, |v| v.to_string())),
     ("pacing", |r| r.settings.pacing.clone().unwrap_or_default()),
@@ -114,6 +114,15 @@ pub const HEADER: [&str; COLUMNS.len()] = {
 
 fn f(v: f64, decimals: usize) -> String {
     format!("{v:.decimals$}")
+}
+
+/// A value of the round trips: empty when none completed (not measured is not zero).
+fn measured(r: &Report, v: f64, decimals: usize) -> String {
+    if r.counters.msgs == 0 {
+        String::new()
+    } else {
+        f(v, decimals)
+    }
 }
 
 fn opt<T>(v: Option<T>, show: impl Fn(T) -> String) -> String {

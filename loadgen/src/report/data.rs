@@ -467,7 +467,18 @@ impl Report {
     /// Whether the window was steady ([`crate::steady`]); `None` when too short to judge.
     pub fn steadiness(&self) -> Option<crate::steady::Steadiness> {
         let series: Vec<(f64, f64)> = self.intervals.iter().map(|r| (r.msgs_s, r.p99_us)).collect();
-        crate::steady::judge(&series)
+        // Each interval's messages: its rate times its length (the first from the start).
+        let mut prev = 0.0;
+        let samples: Vec<f64> = self
+            .intervals
+            .iter()
+            .map(|r| {
+                let n = r.msgs_s * (r.t_s - prev).max(0.0);
+                prev = r.t_s;
+                n
+            })
+            .collect();
+        crate::steady::judge(&series, &samples)
     }
 
     /// Server CPU per message, µs.

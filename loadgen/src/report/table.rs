@@ -142,6 +142,10 @@ fn headline(o: &mut String, r: &Report) {
 
 /// Round trips and bytes per second.
 fn throughput(o: &mut String, r: &Report) {
+    if r.counters.msgs == 0 {
+        let _ = writeln!(o, "  throughput not measured: no round trip completed (latency too)");
+        return;
+    }
     let _ = writeln!(
         o,
         "  throughput {} msg/s, {:.2} MiB/s each way ({} round trips)",
@@ -153,6 +157,9 @@ fn throughput(o: &mut String, r: &Report) {
 
 /// Latency percentiles, their intervals, steadiness, and the raw view in open loop.
 fn latency(o: &mut String, r: &Report) {
+    if r.counters.msgs == 0 {
+        return; // said on the throughput line
+    }
     let label = if r.raw.is_some() { "latency*" } else { "latency" };
     percentiles(o, label, &r.latency);
     intervals(o, &r.latency);
@@ -168,7 +175,11 @@ fn latency(o: &mut String, r: &Report) {
                 o,
                 "  WARNING    not steady: {why}; one average over two regimes describes neither"
             ),
-            None => writeln!(o, "  steady: throughput and p99 held between the halves of the window"),
+            None if s.p99_known => writeln!(o, "  steady: throughput and p99 held between the halves of the window"),
+            None => writeln!(
+                o,
+                "  steady: throughput held between the halves of the window; p99 unknown (a half had under 1000 samples)"
+            ),
         };
     }
     if let Some(raw) = &r.raw {
