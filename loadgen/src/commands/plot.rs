@@ -67,13 +67,30 @@ pub(super) fn run(a: &PlotArgs) -> anyhow::Result<u8> {
     }
     let p99_path = suffixed(&a.out, "-p99");
     sink::write_file(&p99_path, p99.as_bytes())?;
-    // A rate ladder: its latency-versus-load curve too.
-    let curves = plot::curve::curves(&rows);
-    if curves.is_empty() {
-        println!("wrote {} and {}", a.out.display(), p99_path.display());
-        return Ok(0);
+    match load_curve(a, &rows, &title)? {
+        Some(curve_path) => println!(
+            "wrote {}, {} and {}",
+            a.out.display(),
+            p99_path.display(),
+            curve_path.display()
+        ),
+        None => println!("wrote {} and {}", a.out.display(), p99_path.display()),
     }
-    let objective = plot::curve::objective(&rows);
+    Ok(0)
+}
+
+/// A rate ladder's latency-versus-load curve beside the other charts (`NAME-curve.svg`),
+/// with each model's capacity printed; `None` when the report has no ladder.
+fn load_curve(
+    a: &PlotArgs,
+    rows: &[crate::report::read::Row],
+    title: &str,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let curves = plot::curve::curves(rows);
+    if curves.is_empty() {
+        return Ok(None);
+    }
+    let objective = plot::curve::objective(rows);
     let chart = plot::curve::curve_chart(
         &format!("p99 latency against achieved throughput, {title}"),
         &curves,
@@ -83,16 +100,10 @@ pub(super) fn run(a: &PlotArgs) -> anyhow::Result<u8> {
     .map_err(|e| Error::Input(format!("{}: {e}", a.input.display())))?;
     let curve_path = suffixed(&a.out, "-curve");
     sink::write_file(&curve_path, chart.as_bytes())?;
-    println!(
-        "wrote {}, {} and {}",
-        a.out.display(),
-        p99_path.display(),
-        curve_path.display()
-    );
     for c in curves.iter().filter(|c| c.capacity.is_some()) {
         println!("capacity of {}", plot::curve::describe_capacity(c));
     }
-    Ok(0)
+    Ok(Some(curve_path))
 }
 
 /// `dir/name.svg` with `suffix` before the extension.

@@ -270,22 +270,14 @@ fn describe(cfg: &RunConfig) -> String {
 /// 0 when every run was `ok`, else 1.
 pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
     let configs = plan(a)?;
-    let slo = a.slo.as_deref().map(str::parse::<crate::capacity::Slo>).transpose()?;
-    // With an objective: a configuration's rates above its first failing one are skipped.
-    let mut missed: Vec<(String, f64)> = Vec::new();
+    let mut ladder = Ladder {
+        slo: a.slo.as_deref().map(str::parse::<crate::capacity::Slo>).transpose()?,
+        missed: Vec::new(),
+    };
     let repeat = Repeat::parse(&a.load.repeat, a.load.max_repeat, &a.load.ci_target)?;
     check_output("--csv", &a.csv)?;
     let most = configs.len() * repeat.max();
-    let bar = if std::io::stderr().is_terminal() && !a.quiet {
-        let bar = ProgressBar::new(most as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs, {eta} left  {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress_bar(most, a.quiet);
     let mut tallies = vec![Tally::default(); configs.len()];
     let (mut all_ok, mut done) = (true, 0);
     loop {
@@ -296,57 +288,25 @@ pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
         for i in round {
             let cfg = &configs[i];
             let what = describe(cfg);
-            let rung = cfg.rate.map(|r| (ladder_key(cfg), r));
-            if let Some((key, rate)) = &rung {
-                if let Some((_, lower)) = missed.iter().find(|(k, m)| k == key && m < rate) {
-                    tallies[i].skip();
-                    if !a.quiet {
-                        eprintln!("{what}: skipped ({lower:.0} msg/s already missed the objective)");
-                    }
-                    continue;
+            if let Some(lower) = ladder.missed_below(cfg) {
+                tallies[i].skip();
+                if !a.quiet {
+                    eprintln!("{what}: skipped ({lower:.0} msg/s already missed the objective)");
                 }
+                continue;
             }
             bar.set_message(what.clone());
             let mut report = match super::measure::measure(cfg) {
                 Ok(r) => r,
                 Err(e) => failed(cfg, &format!("{e:#}")),
             };
-            if let Some(slo) = &slo {
-                let reason = slo.failure(&report);
-                if let (Some(rung), Some(_)) = (rung, &reason) {
-                    missed.push(rung);
-                }
-                report.objective = Some(crate::report::Objective {
-                    slo: slo.to_string(),
-                    met: reason.is_none(),
-                    reason,
-                });
-            }
+            ladder.judge(cfg, &mut report);
             all_ok &= report.status == Status::Ok;
             tallies[i].add((report.status != Status::Failed).then_some(report.throughput_msgs_s));
             done += 1;
             if bar.is_hidden() && !a.quiet {
-                let why = report
-                    .stop_reason
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
-                let settle = if repeat.max() > 1 {
-                    format!("; {}", tallies[i].describe())
-                } else {
-                    String::new()
-                };
-                let disturbed = report
-                    .machine
-                    .and_then(|m| m.disturbance())
-                    .map(|d| format!(" ({d})"))
-                    .unwrap_or_default();
-                eprintln!(
-                    "[{done}/{most}] {what}: {} msg/s, p99 {}, {}{why}{disturbed}{settle}",
-                    per_s(report.throughput_msgs_s),
-                    us(report.latency.p99_us),
-                    report.status
-                );
+                let settle = (repeat.max() > 1).then(|| tallies[i].describe());
+                eprintln!("[{done}/{most}] {what}: {}", run_line(&report, settle));
             }
             sink::append_csv(&a.csv, &report)?;
             bar.inc(1);
@@ -370,6 +330,74 @@ pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
     }
     eprintln!("{} written to {}", runs(done), a.csv.display());
     Ok(if all_ok { 0 } else { 1 })
+}
+
+/// A run's line: `1234 msg/s, p99 56 us, ok (why it stopped) (disturbed); n=3, ...`.
+fn run_line(report: &Report, settle: Option<String>) -> String {
+    let why = report
+        .stop_reason
+        .as_deref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    let disturbed = report
+        .machine
+        .and_then(|m| m.disturbance())
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
+    let settle = settle.map(|s| format!("; {s}")).unwrap_or_default();
+    format!(
+        "{} msg/s, p99 {}, {}{why}{disturbed}{settle}",
+        per_s(report.throughput_msgs_s),
+        us(report.latency.p99_us),
+        report.status
+    )
+}
+
+/// The progress bar of `most` runs, hidden when stderr is not a terminal or with `-q`.
+fn progress_bar(most: usize, quiet: bool) -> ProgressBar {
+    if !std::io::stderr().is_terminal() || quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(most as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs, {eta} left  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// `--slo` over a rate ladder: each run's verdict, and the rungs that missed (a
+/// configuration's rates above its first miss are skipped).
+struct Ladder {
+    slo: Option<crate::capacity::Slo>,
+    /// (configuration without its rate, the rate that missed).
+    missed: Vec<(String, f64)>,
+}
+
+impl Ladder {
+    /// The lower rate of `cfg`'s ladder that already missed the objective, if any.
+    fn missed_below(&self, cfg: &RunConfig) -> Option<f64> {
+        let rate = cfg.rate.filter(|_| self.slo.is_some())?;
+        let key = ladder_key(cfg);
+        self.missed
+            .iter()
+            .find(|(k, m)| *k == key && *m < rate)
+            .map(|(_, m)| *m)
+    }
+
+    /// Judges `report` by the objective (none without `--slo`) and remembers a miss.
+    fn judge(&mut self, cfg: &RunConfig, report: &mut Report) {
+        let Some(slo) = &self.slo else { return };
+        let reason = slo.failure(report);
+        if let (Some(rate), Some(_)) = (cfg.rate, &reason) {
+            self.missed.push((ladder_key(cfg), rate));
+        }
+        report.objective = Some(crate::report::Objective {
+            slo: slo.to_string(),
+            met: reason.is_none(),
+            reason,
+        });
+    }
 }
 
 /// A configuration without its rate: the rungs of one ladder share it.

@@ -1,4 +1,4 @@
-//! Counts compared as counts. Errors, losses, duplicates, reorderings, retransmissions and
+//! Counts compared as counts (the columns are [`super::metric::COUNT_COLUMNS`]). Errors, losses, duplicates, reorderings, retransmissions and
 //! resets are events per message, often zero on one side: a ratio of means is undefined
 //! there, and the log scale of [`crate::stats::ratio_interval`] drops the zeros, so a rise
 //! from zero would pass a gate unseen. Each side's events are pooled over its runs and
@@ -15,26 +15,15 @@
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, Normal};
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::report::read::Row;
 use crate::stats::RatioInterval;
 
 /// Two per-message rates closer than this are the same: one event in 100,000 messages.
 pub const COUNT_TOLERANCE: f64 = 1e-5;
 
-/// The columns that count events: compared as counts, per message.
-pub const COUNT_COLUMNS: [&str; 10] = [
-    "connect_errors",
-    "timeouts",
-    "resets",
-    "mismatches",
-    "other_errors",
-    "lost",
-    "late",
-    "duplicates",
-    "reordered",
-    "retransmits",
-];
+/// One run of a count: (events, messages).
+pub type Counted = (f64, f64);
 
 /// A count's two sides, pooled, and the interval of their difference.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

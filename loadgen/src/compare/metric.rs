@@ -19,6 +19,20 @@ pub struct Metric {
     pub count: bool,
 }
 
+/// The columns that count events: compared as counts, per message.
+pub const COUNT_COLUMNS: [&str; 10] = [
+    "connect_errors",
+    "timeouts",
+    "resets",
+    "mismatches",
+    "other_errors",
+    "lost",
+    "late",
+    "duplicates",
+    "reordered",
+    "retransmits",
+];
+
 /// The default metrics: throughput and p50 / p99 / p99.9 latency.
 pub const DEFAULT_METRICS: [&str; 4] = ["throughput", "p50", "p99", "p99.9"];
 
@@ -47,7 +61,7 @@ impl Metric {
             column: column.to_string(),
             higher_is_better: column.starts_with("throughput") || column == "fairness" || column == "msgs",
             gated: true,
-            count: super::counts::COUNT_COLUMNS.contains(&column),
+            count: COUNT_COLUMNS.contains(&column),
         }
     }
 

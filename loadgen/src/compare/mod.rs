@@ -12,6 +12,7 @@ pub mod counts;
 mod environment;
 mod key;
 mod metric;
+mod outcome;
 pub mod render;
 pub mod status;
 
@@ -19,6 +20,7 @@ pub use environment::{disturbed_note, environment_differences};
 use key::{apart, group};
 pub use key::{common, key_columns, workers_key, Key, LeftOut, KEY_COLUMNS};
 pub use metric::{Metric, DEFAULT_METRICS};
+pub use outcome::Outcome;
 
 use std::collections::BTreeMap;
 
@@ -76,32 +78,6 @@ impl Sample {
     fn of(xs: &[f64]) -> Sample {
         let (mean, sd) = stats::mean_sd(xs);
         Sample { n: xs.len(), mean, sd }
-    }
-}
-
-/// What the evidence says about a change, against the band ±threshold around "no change".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The whole interval lies beyond the band, in the good direction.
-    Better,
-    /// The whole interval lies beyond the band, in the bad direction.
-    Worse,
-    /// The whole interval lies inside the band: any change is smaller than the threshold.
-    Same,
-    /// Neither: the data cannot tell (more repeats would).
-    Inconclusive,
-}
-
-impl Outcome {
-    /// The word printed in the verdict column.
-    pub fn word(self) -> &'static str {
-        match self {
-            Outcome::Better => "better",
-            Outcome::Worse => "worse",
-            Outcome::Same => "same",
-            Outcome::Inconclusive => "inconclusive",
-        }
     }
 }
 
@@ -230,7 +206,7 @@ struct Pair<'a> {
     base: Vec<f64>,
     new: Vec<f64>,
     /// A count's (events, messages) per run of each side; empty for other metrics.
-    counted: (Vec<(f64, f64)>, Vec<(f64, f64)>),
+    counted: (Vec<counts::Counted>, Vec<counts::Counted>),
     rows: Vec<&'a Row>,
 }
 

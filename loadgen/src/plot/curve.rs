@@ -55,6 +55,20 @@ pub struct Curve {
     pub capacity: Option<Capacity>,
 }
 
+impl Rung {
+    /// Its tooltip in the chart of curve `name`.
+    fn label(&self, name: &str) -> String {
+        format!(
+            "{name}: offered {} msg/s, achieved {}, p50 {} us, p99 {} us (n={})",
+            fmt_exact(self.rate),
+            fmt_exact(self.throughput),
+            fmt_exact(self.p50_us),
+            fmt_exact(self.p99_us),
+            self.n
+        )
+    }
+}
+
 impl Curve {
     /// The rung marked: at the capacity's mean (the highest rung not above it), or without
     /// an objective the knee.
@@ -204,6 +218,34 @@ pub fn describe_capacity(c: &Curve) -> String {
     }
 }
 
+/// The objective's dashed red line across the chart, labelled.
+fn draw_objective<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, LogCoord<f64>>>,
+    text: &str,
+    bound: f64,
+    x_end: f64,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let red = RGBColor(200, 0, 0);
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(0.0, bound), (x_end, bound)],
+            10,
+            6,
+            red.stroke_width(2),
+        ))
+        .map_err(|e| anyhow!("{e}"))?;
+    let label = Text::new(
+        format!("objective {text}"),
+        (x_end * 0.02, bound * 1.08),
+        ("sans-serif", 13).into_font().color(&red),
+    );
+    chart.draw_series(std::iter::once(label)).map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
 /// The chart: p99 against achieved throughput per curve, the objective's line, the marked
 /// rungs; `legend` beside the plot (else a page sets one beside it).
 pub fn curve_chart(
@@ -249,18 +291,7 @@ pub fn curve_chart(
             .y_label_formatter(&|v| fmt_latency(*v))
             .draw()?;
         if let Some((text, bound)) = objective {
-            let red = RGBColor(200, 0, 0);
-            chart.draw_series(DashedLineSeries::new(
-                [(0.0, bound), (x_hi * 1.08, bound)],
-                10,
-                6,
-                red.stroke_width(2),
-            ))?;
-            chart.draw_series(std::iter::once(Text::new(
-                format!("objective {text}"),
-                (x_hi * 0.02, bound * 1.08),
-                ("sans-serif", 13).into_font().color(&red),
-            )))?;
+            draw_objective(&mut chart, text, bound, x_hi * 1.08)?;
         }
         for (c, look) in curves.iter().zip(&looks) {
             super::line!(chart, c.rungs.iter().map(|r| (r.throughput, r.p99_us)), look);
@@ -269,31 +300,22 @@ pub fn curve_chart(
                     .iter()
                     .map(|r| Circle::new((r.throughput, r.p99_us), 4, look.color.filled())),
             )?;
-            labels.extend(c.rungs.iter().map(|r| {
-                format!(
-                    "{}: offered {} msg/s, achieved {}, p50 {} us, p99 {} us (n={})",
-                    c.name,
-                    fmt_exact(r.rate),
-                    fmt_exact(r.throughput),
-                    fmt_exact(r.p50_us),
-                    fmt_exact(r.p99_us),
-                    r.n
-                )
-            }));
+            labels.extend(c.rungs.iter().map(|r| r.label(&c.name)));
         }
-        for (c, look) in curves.iter().zip(&looks) {
-            if let Some(r) = c.marked() {
-                chart.draw_series(std::iter::once(Circle::new(
-                    (r.throughput, r.p99_us),
-                    10,
-                    look.color.stroke_width(3),
-                )))?;
-                labels.push(match c.capacity {
-                    Some(_) => format!("capacity, {}", describe_capacity(c)),
-                    None => format!("{}: knee at {} msg/s offered", c.name, fmt_exact(r.rate)),
-                });
-            }
-        }
+        let marks: Vec<(&Rung, &Curve, &Look)> = curves
+            .iter()
+            .zip(&looks)
+            .filter_map(|(c, l)| Some((c.marked()?, c, l)))
+            .collect();
+        chart.draw_series(
+            marks
+                .iter()
+                .map(|(r, _, l)| Circle::new((r.throughput, r.p99_us), 10, l.color.stroke_width(3))),
+        )?;
+        labels.extend(marks.iter().map(|(r, c, _)| match c.capacity {
+            Some(_) => format!("capacity, {}", describe_capacity(c)),
+            None => format!("{}: knee at {} msg/s offered", c.name, fmt_exact(r.rate)),
+        }));
         root.present()?;
     }
     Ok(with_tooltips(&svg, &labels))

@@ -16,6 +16,7 @@ use crate::report::read::Row;
 pub mod curve;
 pub mod style;
 
+pub use style::escape_xml;
 use style::{looks, Look, COLORS, LEGEND_WIDTH};
 
 const SIZE: (u32, u32) = (900, 560);
@@ -327,14 +328,6 @@ pub fn with_tooltips(svg: &str, labels: &[String]) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Text made safe inside XML and HTML.
-pub fn escape_xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// A chart of series over time (seconds on a linear x axis), a point per value with its

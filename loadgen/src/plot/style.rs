@@ -100,11 +100,19 @@ pub fn legend_html(names: &[&str], looks: &[Look]) -> String {
         let dash = if look.dashed { " stroke-dasharray=\"5 4\"" } else { "" };
         o.push_str(&format!(
             "<li><svg width=\"26\" height=\"10\"><line x1=\"1\" y1=\"5\" x2=\"25\" y2=\"5\" stroke=\"rgb({r},{g},{b})\" stroke-width=\"3\"{dash}/></svg>{}</li>",
-            super::escape_xml(name)
+            escape_xml(name)
         ));
     }
     o.push_str("</ul>");
     o
+}
+
+/// Text made safe inside XML and HTML.
+pub fn escape_xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

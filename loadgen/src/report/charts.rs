@@ -6,9 +6,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use super::html::figure;
 use crate::plot::{self, curve, escape_xml as esc, style};
 use crate::report::read::Row;
+
+/// A chart in its figure, or the reason there is none.
+pub(super) fn figure(o: &mut String, chart: anyhow::Result<String>) {
+    match chart {
+        Ok(svg) => {
+            let _ = writeln!(o, "<figure class=\"chart\">{svg}</figure>");
+        }
+        Err(e) => {
+            let _ = writeln!(o, "<p class=\"empty\">{}</p>", esc(&e.to_string()));
+        }
+    }
+}
 
 /// Columns a panel is made of, in order of preference: the first that varies splits the
 /// page's charts into panels.

@@ -323,7 +323,7 @@ pub struct Report {
     /// `--work` on a spawned server: per kind, the duration asked beside the one the server
     /// measured (its whole life up to the window's end); `None` when not known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub work_done: Option<Vec<WorkDone>>,
+    pub work_done: Option<Vec<super::work::WorkDone>>,
     /// `sweep --slo`: the objective this run was judged by, and the verdict.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub objective: Option<Objective>,
@@ -339,50 +339,6 @@ pub struct Objective {
     /// Why not, with what to do.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-}
-
-/// One kind of `--work` step as the server did it (`servers::work::done`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct WorkDone {
-    /// `cpu`, `wait` or `block`.
-    pub kind: &'static str,
-    /// Steps done.
-    pub n: u64,
-    /// Mean duration asked, µs.
-    pub asked_mean_us: f64,
-    /// Mean duration realised, µs.
-    pub done_mean_us: f64,
-    /// 99th percentile of the realised duration, µs (within 1/16).
-    pub done_p99_us: f64,
-}
-
-impl WorkDone {
-    /// From the server's tally.
-    pub fn of(k: &servers::work::done::KindDone) -> WorkDone {
-        WorkDone {
-            kind: k.kind,
-            n: k.n,
-            asked_mean_us: k.asked_mean_us,
-            done_mean_us: k.done_mean_us,
-            done_p99_us: k.done_p99_us,
-        }
-    }
-
-    /// Realised over asked (1.0: exact).
-    pub fn ratio(&self) -> f64 {
-        self.done_mean_us / self.asked_mean_us
-    }
-}
-
-impl Report {
-    /// Per message, the `--work` asked and done (µs, the kinds summed); `None` unknown.
-    pub fn work_per_msg(&self) -> Option<(f64, f64)> {
-        let w = self.work_done.as_ref().filter(|w| !w.is_empty())?;
-        Some((
-            w.iter().map(|k| k.asked_mean_us).sum(),
-            w.iter().map(|k| k.done_mean_us).sum(),
-        ))
-    }
 }
 
 impl Report {
@@ -462,6 +418,15 @@ impl Report {
     /// Client CPU per message, µs.
     pub fn client_us_per_msg(&self) -> Option<f64> {
         per_msg(self.client_cpu_s, self.counters.msgs)
+    }
+
+    /// Per message, the `--work` asked and done (µs, the kinds summed); `None` unknown.
+    pub fn work_per_msg(&self) -> Option<(f64, f64)> {
+        let w = self.work_done.as_ref().filter(|w| !w.is_empty())?;
+        Some((
+            w.iter().map(|k| k.asked_mean_us).sum(),
+            w.iter().map(|k| k.done_mean_us).sum(),
+        ))
     }
 
     /// Whether the window was steady ([`crate::steady`]); `None` when too short to judge.

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+use super::charts::figure;
 use crate::compare::{self, render, Change, Metric, Outcome};
 use crate::merge::Merged;
 use crate::plot::{self, escape_xml as esc};
@@ -157,18 +158,6 @@ fn warnings(o: &mut String, rows: &[Row]) {
         let _ = write!(o, "<li>{}</li>", esc(&i));
     }
     o.push_str("</ul>\n");
-}
-
-/// A chart in its figure, or the reason there is none.
-pub(super) fn figure(o: &mut String, chart: anyhow::Result<String>) {
-    match chart {
-        Ok(svg) => {
-            let _ = writeln!(o, "<figure class=\"chart\">{svg}</figure>");
-        }
-        Err(e) => {
-            let _ = writeln!(o, "<p class=\"empty\">{}</p>", esc(&e.to_string()));
-        }
-    }
 }
 
 /// What the comparison section shows: its title, its rows (with the `by` value each row

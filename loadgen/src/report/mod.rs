@@ -15,8 +15,10 @@ mod machine;
 pub mod read;
 pub(crate) mod sink;
 pub(crate) mod table;
+mod work;
 
 pub use data::*;
 pub use environment::Environment;
 pub use format::Format;
 pub use machine::MachineUse;
+pub use work::WorkDone;

@@ -176,10 +176,7 @@ fn latency(o: &mut String, r: &Report) {
                 "  WARNING    not steady: {why}; one average over two regimes describes neither"
             ),
             None if s.p99_known => writeln!(o, "  steady: throughput and p99 held between the halves of the window"),
-            None => writeln!(
-                o,
-                "  steady: throughput held between the halves of the window; p99 unknown (a half had under 1000 samples)"
-            ),
+            None => writeln!(o, "  steady: throughput held; p99 unknown (under 1000 samples a half)"),
         };
     }
     if let Some(raw) = &r.raw {
@@ -416,16 +413,7 @@ fn server(o: &mut String, r: &Report) {
         }
     }
     for k in r.work_done.iter().flatten() {
-        let _ = writeln!(
-            o,
-            "  work       {}: asked {} mean, done {} mean (p99 {}; {:+.1}%) over {} messages",
-            k.kind,
-            us(k.asked_mean_us),
-            us(k.done_mean_us),
-            us(k.done_p99_us),
-            (k.ratio() - 1.0) * 100.0,
-            k.n
-        );
+        let _ = writeln!(o, "{}", k.line(us));
     }
 }
 
