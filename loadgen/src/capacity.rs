@@ -225,6 +225,26 @@ pub fn search<E>(slo: &Slo, mut run: impl FnMut(Option<f64>) -> Result<Report, E
     })
 }
 
+/// A rate ladder's capacity per repeat: for each repeat k (the k-th run at each rate, the
+/// rates rising), the highest rate met with every lower rate met too; `None` for a repeat
+/// that met no rate. `rungs` are (rate, whether each run at it met the objective, in order).
+pub fn per_repeat(rungs: &[(f64, Vec<bool>)]) -> Vec<Option<f64>> {
+    let repeats = rungs.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
+    (0..repeats)
+        .map(|k| {
+            let mut best = None;
+            for (rate, met) in rungs {
+                match met.get(k) {
+                    Some(true) => best = Some(*rate),
+                    // A miss, or no run: skipped above a miss, or fewer repeats.
+                    _ => break,
+                }
+            }
+            best
+        })
+        .collect()
+}
+
 /// The search as text.
 pub fn render(s: &Search) -> String {
     let mut o = format!("capacity search for {}:\n", s.slo);

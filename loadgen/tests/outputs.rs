@@ -415,7 +415,7 @@ fn a_battery_of_bad_inputs_each_gets_one_line_naming_it_and_changes_nothing() {
         (vec!["--target", "mio", "-d", "abc"], 2, "--duration"),
         (vec!["--target", "mio", "--rate", "0"], 2, "--rate"),
         (vec!["--target", "mio", "--rate", "1e10"], 2, "1e9"),
-        (vec!["--target", "mio", "--rate", "-5"], 2, "--rate"),
+        (vec!["--target", "mio", "--rate=-5"], 2, "--rate"),
         (vec!["--target", "mio", "--rate", "auto"], 2, "--slo"),
         (vec!["--target", "mio", "--slo", "p99=1ms"], 2, "--slo"),
         (
@@ -498,7 +498,7 @@ fn a_battery_of_bad_inputs_each_gets_one_line_naming_it_and_changes_nothing() {
                 &o_csv,
             ],
             2,
-            "--slo",
+            "--rate",
         ),
         (
             vec![
@@ -550,7 +550,6 @@ fn a_battery_of_bad_inputs_each_gets_one_line_naming_it_and_changes_nothing() {
         }
     }
     let after: Vec<u64> = watched.iter().map(|p| fingerprint(p)).collect();
-    assert_eq!(before, after, "a bad input changed an existing file");
     assert!(
         failures.is_empty(),
         "{} of {} cases:\n{}",
@@ -558,4 +557,5 @@ fn a_battery_of_bad_inputs_each_gets_one_line_naming_it_and_changes_nothing() {
         cases.len(),
         failures.join("\n")
     );
+    assert_eq!(before, after, "a bad input changed an existing file");
 }

@@ -60,8 +60,9 @@ struct Ask {
     threshold: Option<f64>,
     format: CompareFormat,
     across_machines: bool,
-    /// The metrics were named (`--metric`, `--gate`), not the defaults: each must exist.
-    named: bool,
+    /// The metrics the user named (`--metric`, `--gate`): each must exist (the defaults
+    /// are compared where a report has them).
+    named: Vec<String>,
 }
 
 /// `loadgen compare`.
@@ -77,7 +78,7 @@ pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
         threshold,
         format: a.format.parse()?,
         across_machines: a.across_machines,
-        named: !a.metric.is_empty() || !a.gate.is_empty(),
+        named: a.metric.iter().chain(&a.gate).map(|n| n.trim().to_string()).collect(),
     };
     match (&a.by, &a.baseline, a.reports.as_slice()) {
         (Some(by), Some(baseline), [file]) => within(&ask, file, by, baseline),
@@ -93,8 +94,18 @@ pub(super) fn run(a: &CompareArgs) -> anyhow::Result<u8> {
 /// of a report has a value for (`--metric lost` on a TCP report: losses are UDP's): exit 2
 /// naming it, where a gate would otherwise pass on nothing.
 fn check_metrics(ask: &Ask, files: &[(&Path, &[crate::report::read::Row])]) -> Result<(), Error> {
-    for m in ask.metrics.iter().filter(|_| ask.named) {
+    for m in ask.metrics.iter().filter(|m| ask.named.contains(&m.name)) {
         for (path, rows) in files {
+            if m.column == compare::metric::CAPACITY {
+                if !rows.iter().any(|r| matches!(r.get("slo_met"), "yes" | "no")) {
+                    return Err(Error::Input(format!(
+                        "--metric capacity: {} has no rate ladder judged by an objective; make one with \
+                         sweep --rate FROM..TO/STEPS --slo p99=BOUND",
+                        path.display()
+                    )));
+                }
+                continue;
+            }
             if !rows.iter().any(|r| r.has(&m.column)) {
                 return Err(Error::Input(format!(
                     "--metric {}: {} has no column `{}`; use throughput, p50, p90, p99, p99.9, max, mean, \

@@ -73,6 +73,8 @@ fn check_distinct(a: &MergeArgs) -> anyhow::Result<()> {
     use std::hash::{Hash, Hasher};
     let mut seen: Vec<(u64, &std::path::Path)> = Vec::new();
     for path in &a.logs {
+        // A device or FIFO is refused before it is read (/dev/zero would never end).
+        crate::report::read::check_input_file(path, "an interval log", crate::hlog::MAX_LOG_BYTES)?;
         let bytes = std::fs::read(path)
             .map_err(|e| Error::Input(format!("cannot read interval log {}: {e}", path.display())))?;
         let mut h = std::collections::hash_map::DefaultHasher::new();

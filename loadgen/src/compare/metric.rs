@@ -33,6 +33,10 @@ pub const COUNT_COLUMNS: [&str; 10] = [
     "retransmits",
 ];
 
+/// The derived metric of a rate ladder judged by `sweep --slo`: per repeat, the highest
+/// rate that met the objective ([`crate::capacity::per_repeat`]), compared like any other.
+pub const CAPACITY: &str = "capacity";
+
 /// The default metrics: throughput and p50 / p99 / p99.9 latency.
 pub const DEFAULT_METRICS: [&str; 4] = ["throughput", "p50", "p99", "p99.9"];
 
@@ -59,7 +63,7 @@ impl Metric {
         Metric {
             name: name.to_string(),
             column: column.to_string(),
-            higher_is_better: column.starts_with("throughput") || column == "fairness" || column == "msgs",
+            higher_is_better: column.starts_with("throughput") || ["fairness", "msgs", CAPACITY].contains(&column),
             gated: true,
             count: COUNT_COLUMNS.contains(&column),
         }

@@ -11,7 +11,7 @@
 pub mod counts;
 mod environment;
 mod key;
-mod metric;
+pub mod metric;
 mod outcome;
 pub mod render;
 pub mod status;
@@ -369,6 +369,68 @@ pub struct Relative {
     pub change: Change,
 }
 
+/// `--metric capacity` within one report: per ladder (a configuration but its rate), each
+/// `by` value's capacities per repeat against the baseline's, as pairs named by the value.
+fn capacity_pairs<'a>(
+    rows: &'a [Row],
+    by: &str,
+    baseline: &str,
+    metrics: &'a [Metric],
+    columns: &[&'static str],
+    pairs: &mut Vec<Pair<'a>>,
+    names: &mut Vec<String>,
+) {
+    // Capacity is per ladder: its configurations leave the rate out.
+    let ladder_columns: Vec<&'static str> = columns.iter().copied().filter(|&c| c != "rate").collect();
+    for m in metrics.iter().filter(|m| m.column == metric::CAPACITY) {
+        for (key, group_rows) in group(rows, &ladder_columns) {
+            let mut by_value: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
+            for r in group_rows
+                .into_iter()
+                .filter(|r| matches!(r.get("slo_met"), "yes" | "no"))
+            {
+                by_value.entry(r.get(by)).or_default().push(r);
+            }
+            let Some(base_rows) = by_value.get(baseline) else {
+                continue;
+            };
+            let base = capacities(base_rows);
+            for (value, vrows) in by_value.iter().filter(|(v, _)| **v != baseline) {
+                let new = capacities(vrows);
+                if base.is_empty() || new.is_empty() {
+                    continue;
+                }
+                names.push(value.to_string());
+                let rows = base_rows.iter().chain(vrows).copied().collect();
+                pairs.push(Pair {
+                    key: key.clone(),
+                    metric: m,
+                    base: base.clone(),
+                    new,
+                    counted: (Vec::new(), Vec::new()),
+                    rows,
+                });
+            }
+        }
+    }
+}
+
+/// A ladder's capacity per repeat (rows of one configuration but the rate), the repeats
+/// that met no rate left out.
+fn capacities(rows: &[&Row]) -> Vec<f64> {
+    let mut by_rate: BTreeMap<u64, (f64, Vec<bool>)> = BTreeMap::new();
+    for r in rows {
+        let rate = r.num("rate").unwrap_or(0.0);
+        by_rate
+            .entry(rate.round() as u64)
+            .or_insert((rate, Vec::new()))
+            .1
+            .push(r.get("slo_met") == "yes");
+    }
+    let ladder: Vec<(f64, Vec<bool>)> = by_rate.into_values().collect();
+    crate::capacity::per_repeat(&ladder).into_iter().flatten().collect()
+}
+
 /// Within one report: every value of column `by` relative to `baseline`, per configuration,
 /// with the same outcomes as [`compare`]; the values whose runs ended worse than the
 /// baseline's in a configuration; and the rows left out for want of a baseline, each with
@@ -382,6 +444,8 @@ pub fn relative(
 ) -> (Vec<Relative>, Vec<EndedWorse>, Vec<LeftOut>) {
     let (mut pairs, mut names, mut ended_worse, mut left_out) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (columns, _) = key_columns(&[rows], Some(by));
+    capacity_pairs(rows, by, baseline, metrics, &columns, &mut pairs, &mut names);
+    let metrics: Vec<&Metric> = metrics.iter().filter(|m| m.column != metric::CAPACITY).collect();
     let groups = group(rows, &columns);
     let baseline_keys: Vec<&Key> = groups
         .iter()

@@ -349,3 +349,50 @@ fn no_change_at_n2_cv30_fails_the_gate_often() {
     let rate = gate_failure_rate(7, 4000, 2, 0.30, 1.0, 5.0);
     assert!((0.35..=0.5).contains(&rate), "{rate}");
 }
+
+#[test]
+fn capacities_of_a_rate_ladder_are_compared_like_any_metric() {
+    // Two models, a ladder of three rates, three repeats each: mio meets the objective up
+    // to 3000 in every repeat, the pool up to 1000.
+    let rung = |target: &str, rate: f64, met: bool| {
+        let r = row(target, 100, rate, 100.0);
+        let mut fields: Vec<(String, String)> = [
+            "schema",
+            "target",
+            "transport",
+            "mode",
+            "conns",
+            "msg_size",
+            "depth",
+            "msgs",
+            "throughput_msgs_s",
+            "lat_p99_us",
+        ]
+        .iter()
+        .map(|&c| (c.to_string(), r.get(c).to_string()))
+        .collect();
+        fields.push(("rate".into(), rate.to_string()));
+        fields.push(("slo_met".into(), if met { "yes" } else { "no" }.into()));
+        Row::new(fields)
+    };
+    let mut rows = Vec::new();
+    for _ in 0..3 {
+        for (rate, mio, pool) in [(1000.0, true, true), (2000.0, true, false), (3000.0, true, false)] {
+            rows.push(rung("mio", rate, mio));
+            rows.push(rung("threadpool", rate, pool));
+        }
+    }
+    let (rel, _, _) = relative(&rows, "target", "mio", &[Metric::parse("capacity")], 5.0);
+    assert_eq!(rel.len(), 1, "{rel:?}");
+    assert_eq!(rel[0].value, "threadpool");
+    assert!(
+        (rel[0].change.ratio() - 1.0 / 3.0).abs() < 0.01,
+        "{}",
+        rel[0].change.ratio()
+    );
+    assert_eq!(rel[0].change.outcome, Outcome::Worse);
+    assert!(
+        !rel[0].change.key.describe(&[]).contains("rate="),
+        "a ladder is one configuration"
+    );
+}

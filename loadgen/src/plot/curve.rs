@@ -158,20 +158,9 @@ fn met(r: &Row) -> Option<bool> {
 /// Per repeat k (the k-th run at each rate), the highest rate met with every lower rate met
 /// too; their mean and interval. `None` without an objective.
 fn capacity(rungs: &[Rung]) -> Option<Capacity> {
-    let repeats = rungs.iter().map(|r| r.met.len()).max().filter(|&n| n > 0)?;
-    let per: Vec<Option<f64>> = (0..repeats)
-        .map(|k| {
-            let mut best = None;
-            for r in rungs {
-                match r.met.get(k) {
-                    Some(true) => best = Some(r.rate),
-                    Some(false) => break,
-                    None => break, // skipped above a miss, or fewer repeats
-                }
-            }
-            best
-        })
-        .collect();
+    rungs.iter().map(|r| r.met.len()).max().filter(|&n| n > 0)?;
+    let ladder: Vec<(f64, Vec<bool>)> = rungs.iter().map(|r| (r.rate, r.met.clone())).collect();
+    let per = crate::capacity::per_repeat(&ladder);
     let caps: Vec<f64> = per.iter().flatten().copied().collect();
     let none = per.len() - caps.len();
     if caps.is_empty() {

@@ -188,9 +188,6 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 pub fn check_output(flag: &'static str, path: &Path) -> anyhow::Result<()> {
     let dest = Dest::of(path);
     dest.check(flag)?;
-    if flag != "--csv" {
-        return Ok(());
-    }
     let Dest::File(path) = dest else { return Ok(()) };
     let mut first = String::new();
     if let Ok(f) = File::open(&path) {
@@ -198,10 +195,27 @@ pub fn check_output(flag: &'static str, path: &Path) -> anyhow::Result<()> {
         // UTF-8: left to the append to report.
         let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(f.take(64 * 1024)), &mut first);
     }
-    if !first.trim().is_empty() {
-        report_header(&path, &first)?;
+    let first = first.trim();
+    if first.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    // --json and --hdr-log replace a file: only one of their own kind, never a report or
+    // anything else that would be lost without a word.
+    let (kind, own) = match flag {
+        "--csv" => return report_header(&path, first).map(drop).map_err(Into::into),
+        "--json" => ("a JSON summary", first.starts_with('\u{7b}')),
+        "--hdr-log" => ("an interval log", first.starts_with("#[")),
+        _ => return Ok(()),
+    };
+    if own {
+        return Ok(());
+    }
+    Err(crate::error::flag_error(
+        flag,
+        path.display(),
+        format!("holds something other than {kind}, which this would replace: give a new file, or remove it first"),
+    )
+    .into())
 }
 
 /// What an output path names, for telling whether two outputs are one file: the device
