@@ -28,6 +28,6 @@ page results/pacing "Pacing precision" results/pacing/pacing.csv --by label
   echo '<li><a href="scale/report.html">Connection capacity</a></li>'
   echo '<li><a href="churn/report.html">Connection churn</a></li>'
   echo '<li><a href="pacing/report.html">Pacing precision</a></li>'
-  echo '<li><a href="work/report.html">Server work: which model wins for which work</a></li>'
+  echo '<li><a href="work/report.html">Which model to build on: server work, scale and the load curve</a></li>'
   echo '</ul></body></html>'
 } > results/index.html
