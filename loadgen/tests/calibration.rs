@@ -325,7 +325,13 @@ fn every_pacing_mode_keeps_the_rate_and_spinning_is_not_taken_for_saturation() {
             // saturated, and no verdict blames the generator.
             assert!(busy > 0.5, "spin: busiest thread {busy}");
             assert!(work < 0.5, "spin: work {work} of a core at 2000 msg/s");
-            assert!(v["keep_up"].is_null(), "spin: {}", v["keep_up"]);
+            // Unless other processes took the CPU (then a spinning thread is preempted and its
+            // sends run late by a scheduler tick: the run says so, and so would anyone's).
+            let disturbed = v["warnings"].as_array().is_some_and(|w| {
+                w.iter()
+                    .any(|w| w.as_str().is_some_and(|w| w.contains("other processes")))
+            });
+            assert!(v["keep_up"].is_null() || disturbed, "spin: {}", v["keep_up"]);
         }
     }
 }
