@@ -4,6 +4,10 @@
 - no import circle: no module refers, directly or through others, to one that refers back
   to it (a parent and its child count like any two modules; a `mod` declaration and doc
   comments are not references);
+- no circle between a crate's parts either (a part is a top-level module: `run`, `os`, ...,
+  every module collapsed onto its first path segment), and in loadgen every reference
+  goes down its `LAYERS` (a part may import only the parts listed before it);
+- `unsafe` only in loadgen's `os` part and its io_uring engine (`UNSAFE_ALLOWED`);
 - no source file over 500 lines;
 - no function over 80 lines outside tests.
 
@@ -18,6 +22,16 @@ import sys
 
 MAX_FILE_LINES = 500
 MAX_FN_LINES = 80
+
+# loadgen's parts from the bottom up: each may import only those before it (docs/layout.md
+# says why each sits where it does). A new top-level module must be placed here.
+LAYERS = {
+    "loadgen/src": [
+        "error", "stats", "os", "measure", "cli", "config", "report", "run", "scale",
+        "analysis", "output", "commands", "fuzz",
+    ],
+}
+UNSAFE_ALLOWED = {"loadgen/src": ("os/", "run/driver/engine/uring/")}
 
 
 def module_name(root, path):
@@ -107,7 +121,8 @@ def resolve(path, here, is_mod_file, modules):
     return None
 
 
-def circles(root):
+def graph(root):
+    """Every module of the crate at `root` (path tuple -> file) and the modules each refers to."""
     files = glob.glob(os.path.join(root, "**", "*.rs"), recursive=True)
     modules = {}
     for f in files:
@@ -120,7 +135,11 @@ def circles(root):
             target = resolve(ref, list(m), f.endswith("mod.rs"), modules)
             if target is not None and target != m:
                 edges[m].add(target)
-    # Strongly connected components (Tarjan).
+    return modules, edges
+
+
+def components(edges):
+    """The strongly connected components with more than one member (Tarjan)."""
     index, low, stack, on, found, counter = {}, {}, [], set(), [], [0]
     sys.setrecursionlimit(10000)
 
@@ -149,6 +168,12 @@ def circles(root):
     for v in edges:
         if v not in index:
             visit(v)
+    return found
+
+
+def circles(root):
+    modules, edges = graph(root)
+    found = components(edges)
     name = lambda m: "::".join(m) or "crate"
     out = []
     for comp in found:
@@ -157,6 +182,58 @@ def circles(root):
             f"{name(a)} -> {name(b)}" for a in comp for b in sorted(edges[a]) if b in inside
         )
         out.append(f"{modules[comp[0]]}:1: import circle among {', '.join(name(m) for m in comp)} ({detail})")
+    return out
+
+
+def parts(root):
+    """Circles between the crate's parts, and in a layered crate references that go up."""
+    modules, edges = graph(root)
+    files = {}
+    part_edges = {}
+    for m, targets in edges.items():
+        if not m:
+            continue  # the crate root declares the parts
+        part_edges.setdefault(m[0], set())
+        for t in targets:
+            if t and t[0] != m[0]:
+                part_edges[m[0]].add(t[0])
+                files.setdefault((m[0], t[0]), []).append(modules[m])
+    for t in {t for ts in part_edges.values() for t in ts}:
+        part_edges.setdefault(t, set())
+    out = []
+    for comp in components(part_edges):
+        inside = set(comp)
+        detail = "; ".join(
+            f"{a} -> {b} ({', '.join(sorted(set(files[(a, b)]))[:3])})"
+            for a in comp for b in sorted(part_edges[a]) if b in inside
+        )
+        out.append(f"{root}:1: circle among the parts {', '.join(comp)}: {detail}")
+    layers = LAYERS.get(root.rstrip("/"))
+    if layers:
+        rank = {p: i for i, p in enumerate(layers)}
+        for p in sorted(part_edges):
+            if p not in rank:
+                out.append(f"{root}/{p}:1: part '{p}' has no place in LAYERS (scripts/structure.py)")
+                continue
+            for t in sorted(part_edges[p]):
+                if t in rank and rank[t] > rank[p]:
+                    where = sorted(files[(p, t)])[0]
+                    out.append(f"{where}:1: '{p}' imports '{t}', which sits above it in LAYERS")
+    return out
+
+
+def unsafe_outside(root):
+    allowed = UNSAFE_ALLOWED.get(root.rstrip("/"))
+    if allowed is None:
+        return []
+    out = []
+    for f in sorted(glob.glob(os.path.join(root, "**", "*.rs"), recursive=True)):
+        rel = os.path.relpath(f, root)
+        if rel.startswith(allowed):
+            continue
+        for i, line in enumerate(strip_comments(open(f).read()).split("\n")):
+            if re.search(r"\bunsafe\b", line):
+                out.append(f"{f}:{i + 1}: `unsafe` outside {' and '.join(allowed)}")
     return out
 
 
@@ -194,12 +271,12 @@ def main():
     roots = sys.argv[1:] or ["loadgen/src", "servers/src"]
     breaches = []
     for root in roots:
-        breaches += circles(root) + lengths(root)
+        breaches += circles(root) + parts(root) + unsafe_outside(root) + lengths(root)
     for b in breaches:
         print(b)
     if breaches:
         sys.exit(1)
-    print(f"structure: no import circle, no file over {MAX_FILE_LINES} lines, no function over {MAX_FN_LINES} lines in {', '.join(roots)}")
+    print(f"structure: no import circle (between modules or parts), parts layered, unsafe where allowed, no file over {MAX_FILE_LINES} lines, no function over {MAX_FN_LINES} lines in {', '.join(roots)}")
 
 
 if __name__ == "__main__":

@@ -20,9 +20,9 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use loadgen::payload;
-use loadgen::record::new_histogram;
-use loadgen::schedule::{Arrival, Schedule, ThreadSchedule};
+use loadgen::measure::payload;
+use loadgen::measure::record::new_histogram;
+use loadgen::measure::schedule::{Arrival, Schedule, ThreadSchedule};
 use servers::{start, ListenAddr, Model, ServerConfig, ServerHandle};
 
 /// Message sizes of the round-trip group.
@@ -210,15 +210,15 @@ fn rx_timestamps(c: &mut Criterion) {
     group.bench_function("write_recvmsg_64B", |b| {
         b.iter(|| {
             tx.write_all(&msg).unwrap();
-            black_box(loadgen::rxstamp::recv(rx.as_raw_fd(), &mut buf).unwrap())
+            black_box(loadgen::os::rxstamp::recv(rx.as_raw_fd(), &mut buf).unwrap())
         })
     });
-    loadgen::rxstamp::enable(rx.as_raw_fd()).unwrap();
+    loadgen::os::rxstamp::enable(rx.as_raw_fd()).unwrap();
     group.bench_function("write_recvmsg_stamped_64B", |b| {
         b.iter(|| {
             tx.write_all(&msg).unwrap();
-            let (n, at) = loadgen::rxstamp::recv(rx.as_raw_fd(), &mut buf).unwrap();
-            black_box((n, loadgen::rxstamp::realtime_ns().saturating_sub(at.unwrap_or(0))))
+            let (n, at) = loadgen::os::rxstamp::recv(rx.as_raw_fd(), &mut buf).unwrap();
+            black_box((n, loadgen::os::rxstamp::realtime_ns().saturating_sub(at.unwrap_or(0))))
         })
     });
     group.finish();

@@ -41,8 +41,8 @@ fn temp(bytes: &[u8], ext: &str) -> PathBuf {
 /// A real interval log of two intervals, as loadgen writes it.
 fn real_log() -> Vec<u8> {
     let p = temp(b"", "hlog");
-    let mut w = crate::hlog::HlogWriter::create(&p, std::time::UNIX_EPOCH).unwrap();
-    let mut h = crate::record::new_histogram();
+    let mut w = crate::measure::hlog::HlogWriter::create(&p, std::time::UNIX_EPOCH).unwrap();
+    let mut h = crate::measure::record::new_histogram();
     for v in 1..200u64 {
         h.record(v * 1000).unwrap();
     }
@@ -94,7 +94,7 @@ proptest! {
     #[test]
     fn the_interval_log_reader_survives_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..4000)) {
         let p = temp(&bytes, "hlog");
-        let _ = crate::hlog::read(&p);
+        let _ = crate::measure::hlog::read(&p);
         let _ = std::fs::remove_file(&p);
     }
 
@@ -105,8 +105,8 @@ proptest! {
         bytes[i] = byte;
         bytes.truncate(bytes.len() - cut % 8);
         let p = temp(&bytes, "hlog");
-        if let Ok(log) = crate::hlog::read(&p) {
-            let merged = crate::merge::merge(&[log]);
+        if let Ok(log) = crate::measure::hlog::read(&p) {
+            let merged = crate::scale::merge::merge(&[log]);
             prop_assert!(merged.latency.len() < u64::MAX);
         }
         let _ = std::fs::remove_file(&p);
@@ -154,6 +154,6 @@ proptest! {
 
     #[test]
     fn the_agent_metrics_parser_survives_any_text(s in "(# (TYPE|HELP) [a-z_]{1,20} [a-z]{0,8}\\n|[a-z_]{1,24}(\\{[a-z]{1,5}=\"[^\"\\n]{0,8}\"\\})? [-0-9.eE+NaInf]{0,12}\\n|\\PC{0,20}\\n){0,12}") {
-        let _ = crate::agent::parse(&s);
+        let _ = crate::run::remote::parse(&s);
     }
 }

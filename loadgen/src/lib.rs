@@ -8,36 +8,17 @@
 //! The binary is [`commands::run`] behind a thin `main`; the modules the benches and the
 //! integration tests use are public, the rest is crate-private.
 
-pub(crate) mod agent;
-pub(crate) mod capacity;
-pub(crate) mod choice;
+pub(crate) mod analysis;
 pub mod cli;
 pub mod commands;
-pub(crate) mod compare;
 pub(crate) mod config;
-pub(crate) mod doctor;
-mod driver;
 pub mod error;
-mod fanout;
 #[cfg(test)]
 mod fuzz;
-pub mod hlog;
-mod listener;
-mod machine;
-pub(crate) mod merge;
-pub mod payload;
-mod plot;
-mod ports;
-mod proc;
-pub mod record;
-mod repeat;
-pub(crate) mod report;
-mod run;
-pub mod rxstamp;
-pub mod schedule;
-pub mod shard;
-mod signals;
+pub mod measure;
+pub mod os;
+pub(crate) mod output;
+pub mod report;
+pub(crate) mod run;
+pub(crate) mod scale;
 pub(crate) mod stats;
-pub(crate) mod steady;
-mod sys;
-mod target;

@@ -413,20 +413,20 @@ fn interval_log_reads_back_to_the_same_totals() {
         "--quiet",
     ]);
     assert_eq!(out.status.code(), Some(0));
-    let all = loadgen::hlog::read(&hlog).unwrap();
+    let all = loadgen::measure::hlog::read(&hlog).unwrap();
     // Latency intervals are untagged; the shard-merge extras (connect times) are tagged.
     let intervals: Vec<_> = all.iter().filter(|i| i.tag.is_none()).cloned().collect();
     assert_eq!(intervals.len(), 5, "2.5 s in 500 ms intervals");
     assert!(all
         .iter()
-        .any(|i| i.tag.as_deref() == Some(loadgen::shard::CONNECT_TAG)));
-    let mut total: Histogram<u64> = loadgen::record::new_histogram();
+        .any(|i| i.tag.as_deref() == Some(loadgen::report::shard::CONNECT_TAG)));
+    let mut total: Histogram<u64> = loadgen::measure::record::new_histogram();
     for iv in &intervals {
         total.add(&iv.histogram).unwrap();
     }
     let v = read_json(&out_json);
     assert_eq!(total.len(), v["counters"]["msgs"].as_u64().unwrap());
-    let p = loadgen::record::Percentiles::of(&total);
+    let p = loadgen::measure::record::Percentiles::of(&total);
     for (key, value) in [
         ("p50_us", p.p50_us),
         ("p99_us", p.p99_us),
@@ -467,7 +467,7 @@ fn interval_log_survives_a_crash_minus_one_interval() {
     // SIGKILL: no chance to flush anything more.
     child.kill().unwrap();
     child.wait().unwrap();
-    let intervals = loadgen::hlog::read(&hlog).unwrap();
+    let intervals = loadgen::measure::hlog::read(&hlog).unwrap();
     // About 1.5 s of 200 ms intervals ran (minus connect time): all but the one in progress
     // are on disk.
     assert!(intervals.len() >= 4, "only {} intervals survived", intervals.len());

@@ -21,11 +21,11 @@ fn at(ahead: Duration) -> String {
 /// The merged report `v` of the shard `logs`: its count is the sum of the shards' and its
 /// percentiles are those of one histogram of every sample.
 fn merged_is_exact(logs: &[std::path::PathBuf], v: &serde_json::Value) {
-    let mut all = loadgen::record::new_histogram();
+    let mut all = loadgen::measure::record::new_histogram();
     let mut sum = 0;
     for l in logs {
-        let (ivs, notes) = loadgen::hlog::read_with_notes(l).unwrap();
-        sum += loadgen::shard::parse_notes(&notes).1.unwrap().counters.msgs;
+        let (ivs, notes) = loadgen::measure::hlog::read_with_notes(l).unwrap();
+        sum += loadgen::report::shard::parse_notes(&notes).1.unwrap().counters.msgs;
         for iv in ivs.into_iter().filter(|i| i.tag.is_none()) {
             all.add(&iv.histogram).unwrap();
         }
@@ -33,7 +33,7 @@ fn merged_is_exact(logs: &[std::path::PathBuf], v: &serde_json::Value) {
     assert!(sum > 0);
     assert_eq!(v["counters"]["msgs"].as_u64(), Some(sum), "the merged count is the sum");
     assert_eq!(all.len(), sum, "every completed round trip is in the logs");
-    let p = serde_json::to_value(loadgen::record::Percentiles::of(&all)).unwrap();
+    let p = serde_json::to_value(loadgen::measure::record::Percentiles::of(&all)).unwrap();
     for q in ["p50_us", "p99_us", "p999_us", "max_us"] {
         assert_eq!(v["latency"][q], p[q], "{q}");
     }

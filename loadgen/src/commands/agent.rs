@@ -1,8 +1,8 @@
-//! `loadgen agent`: serves the server host's costs ([`crate::agent`]) until stopped.
+//! `loadgen agent`: serves the server host's costs ([`crate::scale::agent`]) until stopped.
 
-use crate::agent::{self, AgentConfig};
 use crate::cli::AgentArgs;
 use crate::error::flag_error;
+use crate::scale::agent::{self, AgentConfig};
 
 /// `loadgen agent`.
 pub(super) fn run(a: &AgentArgs) -> anyhow::Result<u8> {
@@ -18,7 +18,11 @@ pub(super) fn run(a: &AgentArgs) -> anyhow::Result<u8> {
         )
         .into());
     }
-    let token = a.token.as_ref().map(|p| agent::read_token("--token", p)).transpose()?;
+    let token = a
+        .token
+        .as_ref()
+        .map(|p| crate::config::token::read_token("--token", p))
+        .transpose()?;
     agent::serve(&AgentConfig {
         listen,
         token,

@@ -1,13 +1,13 @@
 //! `loadgen compare`: two reports side by side (a CI gate with `--threshold`), or the
 //! values of one column against a baseline within one report. The maths is in
-//! [`crate::compare`], the printing in its `render`.
+//! [`crate::analysis::compare`], the printing in its `render`.
 
 use std::io::Write;
 use std::path::Path;
 
+use crate::analysis::compare::render::{self, CompareFormat};
+use crate::analysis::compare::{self, Metric};
 use crate::cli::CompareArgs;
-use crate::compare::render::{self, CompareFormat};
-use crate::compare::{self, Metric};
 use crate::config::parse_percent;
 use crate::error::Error;
 use crate::report::read::read_report;

@@ -1,12 +1,12 @@
 //! `loadgen doctor`: the machine's limits on precision and scale, with their fixes
-//! ([`crate::doctor`]); `--tune` / `--reset` apply and restore the reversible settings.
+//! ([`crate::run::doctor`]); `--tune` / `--reset` apply and restore the reversible settings.
 
 use std::io::Write;
 
 use crate::cli::DoctorArgs;
-use crate::doctor;
 use crate::error::Error;
-use crate::report::sink;
+use crate::output::sink;
+use crate::run::doctor;
 
 /// `loadgen doctor`.
 pub(super) fn run(a: &DoctorArgs) -> anyhow::Result<u8> {
@@ -37,7 +37,7 @@ pub(super) fn run(a: &DoctorArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     if let Some(path) = &a.json {
-        crate::report::sink::check_output("--json", path)?;
+        crate::output::sink::check_output("--json", path)?;
     }
     let d = doctor::diagnose()?;
     if let Some(path) = &a.json {
@@ -49,7 +49,7 @@ pub(super) fn run(a: &DoctorArgs) -> anyhow::Result<u8> {
     let stdout_taken = a
         .json
         .as_deref()
-        .is_some_and(|p| crate::report::dest::Dest::of(p).is_stdout());
+        .is_some_and(|p| crate::os::files::Dest::of(p).is_stdout());
     if stdout_taken {
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     } else {

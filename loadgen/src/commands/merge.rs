@@ -1,13 +1,13 @@
 //! `loadgen merge`: one report from several hosts' interval logs (the maths is in
-//! [`crate::merge`]).
+//! [`crate::scale::merge`]).
 
 use crate::cli::MergeArgs;
 use crate::error::Error;
-use crate::hlog::LoggedInterval;
-use crate::merge;
-use crate::report::sink::check_output;
-use crate::report::{sink, Format};
-use crate::shard::{self, RunStamp, ShardResult};
+use crate::measure::hlog::LoggedInterval;
+use crate::output::sink::check_output;
+use crate::output::{sink, Format};
+use crate::report::shard::{self, RunStamp, ShardResult};
+use crate::scale::merge;
 
 /// Logs of a sharded run must agree on what was run and when; each shard once.
 const WINDOW_SLACK_S: f64 = 1.0;
@@ -74,7 +74,7 @@ fn check_distinct(a: &MergeArgs) -> anyhow::Result<()> {
     let mut seen: Vec<(u64, &std::path::Path)> = Vec::new();
     for path in &a.logs {
         // A device or FIFO is refused before it is read (/dev/zero would never end).
-        crate::report::read::check_input_file(path, "an interval log", crate::hlog::MAX_LOG_BYTES)?;
+        crate::os::files::check_input_file(path, "an interval log", crate::measure::hlog::MAX_LOG_BYTES)?;
         let bytes = std::fs::read(path)
             .map_err(|e| Error::Input(format!("cannot read interval log {}: {e}", path.display())))?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -105,7 +105,7 @@ pub(super) fn run(a: &MergeArgs) -> anyhow::Result<u8> {
     let read = a
         .logs
         .iter()
-        .map(|p| crate::hlog::read_with_notes(p))
+        .map(|p| crate::measure::hlog::read_with_notes(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let shards = check_shards(a, &read)?;
     let logs: Vec<_> = read.into_iter().map(|(ivs, _)| ivs).collect();
@@ -167,7 +167,7 @@ pub(super) fn run(a: &MergeArgs) -> anyhow::Result<u8> {
         );
     }
     if a.latency {
-        print!("{}", crate::report::table::spectrum(&r));
+        print!("{}", crate::output::table::spectrum(&r));
     }
     Ok(r.status.exit_code())
 }

@@ -3,11 +3,11 @@
 
 use crate::cli::PlotArgs;
 use crate::error::{flag_error, Error};
-use crate::plot;
-use crate::report::dest::Dest;
+use crate::os::files::Dest;
+use crate::output::plot;
+use crate::output::sink;
+use crate::output::sink::check_output;
 use crate::report::read::read_report;
-use crate::report::sink;
-use crate::report::sink::check_output;
 
 /// `loadgen plot`.
 pub(super) fn run(a: &PlotArgs) -> anyhow::Result<u8> {
@@ -23,8 +23,8 @@ pub(super) fn run(a: &PlotArgs) -> anyhow::Result<u8> {
     }
     let is_log = a.input.extension().is_some_and(|e| e == "hlog");
     if is_log {
-        let logs = crate::hlog::read(&a.input)?;
-        let merged = crate::merge::merge(&[logs]);
+        let logs = crate::measure::hlog::read(&a.input)?;
+        let merged = crate::scale::merge::merge(&[logs]);
         let title = a
             .title
             .clone()

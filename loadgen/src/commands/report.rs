@@ -1,15 +1,15 @@
 //! `loadgen report`: one self-contained HTML page of a study (its reports, interval logs
 //! and comparison). Inputs and the output are checked before any work; the page is made by
-//! [`crate::report::html`] and written once, atomically.
+//! [`crate::output::html`] and written once, atomically.
 
 use crate::cli::ReportArgs;
-use crate::report::html::{self, Study};
+use crate::output::html::{self, Study};
+use crate::output::sink;
 use crate::report::read::read_report;
-use crate::report::sink;
 
 /// `loadgen report`.
 pub(super) fn run(a: &ReportArgs) -> anyhow::Result<u8> {
-    crate::report::sink::check_output("--html", &a.html)?;
+    crate::output::sink::check_output("--html", &a.html)?;
     let name = |p: &std::path::Path| {
         p.file_name()
             .map_or(p.display().to_string(), |n| n.to_string_lossy().into_owned())
@@ -28,8 +28,8 @@ pub(super) fn run(a: &ReportArgs) -> anyhow::Result<u8> {
         .hlog
         .iter()
         .map(|p| {
-            let logs = crate::hlog::read(p).map_err(|e| crate::error::Error::Input(format!("{e:#}")))?;
-            Ok((name(p), crate::merge::merge(&[logs])))
+            let logs = crate::measure::hlog::read(p).map_err(|e| crate::error::Error::Input(format!("{e:#}")))?;
+            Ok((name(p), crate::scale::merge::merge(&[logs])))
         })
         .collect::<Result<Vec<_>, crate::error::Error>>()?;
     let study = Study {
@@ -44,7 +44,7 @@ pub(super) fn run(a: &ReportArgs) -> anyhow::Result<u8> {
         version: format!("{}+{}", env!("CARGO_PKG_VERSION"), env!("LOADGEN_GIT")),
     };
     sink::write_file(&a.html, html::page(&study).as_bytes())?;
-    if !crate::report::dest::Dest::of(&a.html).is_stdout() {
+    if !crate::os::files::Dest::of(&a.html).is_stdout() {
         println!("wrote {}", a.html.display());
     }
     Ok(0)

@@ -3,15 +3,16 @@
 
 use std::io::Write;
 
-use crate::capacity;
+use crate::analysis::capacity;
+use crate::analysis::repeat::{Repeat, Tally};
 use crate::cli::RunArgs;
 use crate::config::RunConfig;
 use crate::error::flag_error;
-use crate::repeat::{Repeat, Tally};
-use crate::report::dest::Dest;
-use crate::report::sink::check_output;
-use crate::report::table::{per_s, us};
-use crate::report::{sink, Format, Report, Status};
+use crate::os::files::Dest;
+use crate::output::sink::check_output;
+use crate::output::{sink, Format};
+use crate::report::units::{per_s, us};
+use crate::report::{Report, Status};
 
 /// `loadgen run`: one run, or a capacity search with `--rate auto`.
 pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
@@ -21,7 +22,7 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
             .into_iter()
             .filter_map(|(flag, path)| path.as_deref().map(|p| (flag, p)))
             .collect();
-    crate::report::sink::check_distinct(&outputs)?;
+    crate::output::sink::check_distinct(&outputs)?;
     for (flag, path) in outputs {
         check_output(flag, path)?;
     }
@@ -47,7 +48,7 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
     }
     let mut summary = Format::Table.render(&report, false);
     if args.latency {
-        summary.extend(crate::report::table::spectrum(&report).into_bytes());
+        summary.extend(crate::output::table::spectrum(&report).into_bytes());
     }
     let stdout_taken = [&cfg.csv, &cfg.json, &cfg.hdr_log]
         .into_iter()
@@ -98,7 +99,7 @@ fn run_repeats(cfg: &RunConfig, repeat: Repeat, latency: bool) -> anyhow::Result
             sink::append_csv(path, &report)?;
         }
         last = Some(report);
-        if crate::signals::interrupted() {
+        if crate::os::signals::interrupted() {
             break;
         }
     }
@@ -106,7 +107,7 @@ fn run_repeats(cfg: &RunConfig, repeat: Repeat, latency: bool) -> anyhow::Result
     if let Some(report) = &last {
         let _ = out.write_all(&Format::Table.render(report, false));
         if latency {
-            let _ = out.write_all(crate::report::table::spectrum(report).as_bytes());
+            let _ = out.write_all(crate::output::table::spectrum(report).as_bytes());
         }
     }
     let _ = writeln!(out, "repeats: {}", tally.describe());
@@ -118,7 +119,7 @@ fn run_repeats(cfg: &RunConfig, repeat: Repeat, latency: bool) -> anyhow::Result
 
 /// `--rate auto`: the capacity search. Every trial is a full run on a fresh server; each
 /// appends its row to `--csv`; `--json` gets the search with its trials.
-fn run_search(cfg: &RunConfig, slo: &capacity::Slo) -> anyhow::Result<u8> {
+fn run_search(cfg: &RunConfig, slo: &crate::config::Slo) -> anyhow::Result<u8> {
     let result = capacity::search(slo, |rate| -> anyhow::Result<Report> {
         let trial = RunConfig {
             rate,
@@ -138,7 +139,7 @@ fn run_search(cfg: &RunConfig, slo: &capacity::Slo) -> anyhow::Result<u8> {
         if let Some(path) = &cfg.csv {
             sink::append_csv(path, &report)?;
         }
-        if crate::signals::interrupted() {
+        if crate::os::signals::interrupted() {
             anyhow::bail!("interrupted during the capacity search (trials so far are in the CSV, if any)");
         }
         Ok(report)

@@ -10,13 +10,14 @@ use std::str::FromStr;
 use indicatif::{ProgressBar, ProgressStyle};
 use servers::Model;
 
+use crate::analysis::repeat::{Repeat, Tally};
 use crate::cli::SweepArgs;
 use crate::config::{parse_count, parse_rate, parse_size, values, RunConfig, SockKind, TargetSpec};
 use crate::error::{flag_error, Error};
-use crate::repeat::{Repeat, Tally};
-use crate::report::sink::check_output;
-use crate::report::table::{per_s, us};
-use crate::report::{sink, Report, Status};
+use crate::output::sink;
+use crate::output::sink::check_output;
+use crate::report::units::{per_s, us};
+use crate::report::{Report, Status};
 
 fn list<T: FromStr>(flag: &'static str, s: &str) -> Result<Vec<T>, Error> {
     let items: Result<Vec<T>, _> = s
@@ -271,7 +272,7 @@ fn describe(cfg: &RunConfig) -> String {
 pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
     let configs = plan(a)?;
     let mut ladder = Ladder {
-        slo: a.slo.as_deref().map(str::parse::<crate::capacity::Slo>).transpose()?,
+        slo: a.slo.as_deref().map(str::parse::<crate::config::Slo>).transpose()?,
         missed: Vec::new(),
     };
     let repeat = Repeat::parse(&a.load.repeat, a.load.max_repeat, &a.load.ci_target)?;
@@ -310,7 +311,7 @@ pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
             }
             sink::append_csv(&a.csv, &report)?;
             bar.inc(1);
-            if crate::signals::interrupted() {
+            if crate::os::signals::interrupted() {
                 bar.finish_and_clear();
                 eprintln!("interrupted: {} written to {}", runs(done), a.csv.display());
                 return Ok(1);
@@ -369,7 +370,7 @@ fn progress_bar(most: usize, quiet: bool) -> ProgressBar {
 /// `--slo` over a rate ladder: each run's verdict, and the rungs that missed (a
 /// configuration's rates above its first miss are skipped).
 struct Ladder {
-    slo: Option<crate::capacity::Slo>,
+    slo: Option<crate::config::Slo>,
     /// (configuration without its rate, the rate that missed).
     missed: Vec<(String, f64)>,
 }

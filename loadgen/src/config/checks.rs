@@ -64,7 +64,7 @@ impl RunConfig {
         if self.is_udp() {
             let v6 = matches!(self.target, TargetSpec::Addr(ListenAddr::Udp(a)) if a.is_ipv6());
             let max = MAX_UDP_PAYLOAD_V4 + if v6 { 20 } else { 0 };
-            let header = crate::driver::wire::HEADER;
+            let header = crate::measure::wire::HEADER;
             if !(header..=max).contains(&self.msg_size) {
                 return Err(invalid(
                     "--msg-size",
@@ -100,7 +100,7 @@ impl RunConfig {
 
     /// Poisson arrivals need a rate; one open loop at a time.
     fn check_open_loop(&self) -> Result<(), Error> {
-        if self.arrivals == crate::schedule::Arrival::Poisson && self.rate.is_none() && self.search.is_none() {
+        if self.arrivals == crate::measure::schedule::Arrival::Poisson && self.rate.is_none() && self.search.is_none() {
             return Err(invalid(
                 "--arrivals",
                 "poisson",

@@ -21,7 +21,7 @@ pub fn default_threads(target: &TargetSpec) -> (usize, String) {
             half,
             format!("default: half of {cores} cores, the rest for the spawned server"),
         ),
-        TargetSpec::Addr(a) if crate::proc::listens_here(a) => (
+        TargetSpec::Addr(a) if crate::os::proc::listens_here(a) => (
             half,
             format!("default: half of {cores} cores, the server listens on this machine"),
         ),
@@ -76,7 +76,7 @@ pub(super) fn agent_target(a: &crate::cli::RunArgs) -> Result<Option<AgentTarget
     let token = a
         .agent_token
         .as_ref()
-        .map(|p| crate::agent::read_token("--agent-token", p))
+        .map(|p| crate::config::token::read_token("--agent-token", p))
         .transpose()?;
     Ok(Some(AgentTarget {
         addr: addr.clone(),

@@ -13,11 +13,14 @@ mod checks;
 mod defaults;
 mod kinds;
 mod parse;
+mod slo;
+pub mod token;
 pub mod values;
 use defaults::agent_target;
 pub use defaults::{default_threads, pool_workers, AgentTarget, WARMUP_AUTO_CAP};
+pub use slo::Slo;
 
-pub use crate::choice::{CloseMode, Engine, Pacing};
+pub use crate::cli::choice::{CloseMode, Engine, Pacing};
 pub use kinds::{
     Churn, Shard, SockKind, TargetSpec, DEFAULT_TIMEOUT, DEFAULT_UDP_TIMEOUT, MAX_CONNS, MAX_DEPTH, MAX_MSG_SIZE,
     MAX_UDP_PAYLOAD_V4, UDP_UNFRAGMENTED,
@@ -26,10 +29,9 @@ pub use kinds::{
 use parse::{churn, positive_duration};
 pub use parse::{parse_addr, parse_count, parse_cpus, parse_duration, parse_percent, parse_rate, parse_size};
 
-use crate::capacity::Slo;
 use crate::cli::{LoadArgs, RunArgs};
 use crate::error::{flag_error as invalid, Error};
-use crate::schedule::Schedule;
+use crate::measure::schedule::Schedule;
 
 /// A checked `run` configuration.
 #[derive(Debug, Clone)]
@@ -103,7 +105,7 @@ pub struct RunConfig {
     /// How open-loop sends are timed.
     pub pacing: Pacing,
     /// How open-loop sends are spaced (`--arrivals`).
-    pub arrivals: crate::schedule::Arrival,
+    pub arrivals: crate::measure::schedule::Arrival,
     /// `--rx-timestamps`: take the kernel's receive stamp on every read (TCP and UDP).
     pub rx_timestamps: bool,
     /// This process's part of the run (`--shard`); `Shard::WHOLE` alone.
@@ -137,10 +139,10 @@ impl RunConfig {
     }
 
     /// Closed or open loop: open with a message rate or a connection rate.
-    pub fn mode(&self) -> crate::schedule::Mode {
+    pub fn mode(&self) -> crate::measure::schedule::Mode {
         match (self.rate, self.churn) {
-            (Some(_), _) | (None, Churn::ConnRate { .. }) => crate::schedule::Mode::Open,
-            _ => crate::schedule::Mode::Closed,
+            (Some(_), _) | (None, Churn::ConnRate { .. }) => crate::measure::schedule::Mode::Open,
+            _ => crate::measure::schedule::Mode::Closed,
         }
     }
 

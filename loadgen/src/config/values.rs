@@ -3,7 +3,7 @@
 //! (which takes exactly one) and by `sweep` (which takes a comma-separated list of them).
 
 use super::kinds::{TargetSpec, MAX_THREADS};
-use crate::choice::{Engine, Pacing};
+use crate::cli::choice::{Engine, Pacing};
 use crate::error::{flag_error as invalid, Error};
 
 /// Splits a flag's value into its comma-separated items (one item without a comma).

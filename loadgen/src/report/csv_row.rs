@@ -1,7 +1,7 @@
 //! The schema-1 CSV row: the contract's columns, in the contract's order.
 
-use super::data::Report;
-use crate::record::Ci;
+use crate::measure::record::Ci;
+use crate::report::Report;
 
 /// A column: its name, and its value in a report.
 type Column = (&'static str, fn(&Report) -> String);

@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use servers::Transport;
 
-use crate::record::spectrum::SpectrumPoint;
-use crate::record::{Counters, Fairness, Percentiles};
-use crate::schedule::Mode;
+use crate::measure::record::spectrum::SpectrumPoint;
+use crate::measure::record::{Counters, Fairness, Percentiles};
+use crate::measure::schedule::Mode;
+use crate::os::proc::HostCpu;
 
 use super::environment::Environment;
 
@@ -134,47 +135,7 @@ pub struct ServerCost {
     pub host_cpu: Option<HostCpu>,
     /// The server's listeners as its agent read them at the end (the report's `listen`).
     #[serde(skip)]
-    pub listen: Option<crate::listener::Backlog>,
-}
-
-/// CPU seconds of a host by mode (`node_cpu_seconds_total`), summed over its CPUs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct HostCpu {
-    /// User mode (nice included).
-    pub user_s: f64,
-    /// System mode.
-    pub system_s: f64,
-    /// Software interrupts: on a server host, mostly the network stack's receive work.
-    pub softirq_s: f64,
-    /// Hardware interrupts.
-    pub irq_s: f64,
-    /// Idle (iowait included).
-    pub idle_s: f64,
-}
-
-impl HostCpu {
-    /// Every mode times `k` (the share of a window kept after an automatic warm-up cut).
-    pub fn scaled(&self, k: f64) -> HostCpu {
-        HostCpu {
-            user_s: self.user_s * k,
-            system_s: self.system_s * k,
-            softirq_s: self.softirq_s * k,
-            irq_s: self.irq_s * k,
-            idle_s: self.idle_s * k,
-        }
-    }
-
-    /// `self - earlier`, mode by mode (never below zero).
-    pub fn since(&self, earlier: &HostCpu) -> HostCpu {
-        let d = |a: f64, b: f64| (a - b).max(0.0);
-        HostCpu {
-            user_s: d(self.user_s, earlier.user_s),
-            system_s: d(self.system_s, earlier.system_s),
-            softirq_s: d(self.softirq_s, earlier.softirq_s),
-            irq_s: d(self.irq_s, earlier.irq_s),
-            idle_s: d(self.idle_s, earlier.idle_s),
-        }
-    }
+    pub listen: Option<crate::os::listener::Backlog>,
 }
 
 /// One interval of the measured window (merged over threads).
@@ -268,7 +229,7 @@ pub struct Report {
     pub client_rss_kib: u64,
     /// The client's machine in the window: busy, stolen, used by others (when read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub machine: Option<super::machine::MachineUse>,
+    pub machine: Option<crate::os::usage::MachineUse>,
     /// CPU use of the busiest client thread in the window (0..1 of a core).
     pub client_thread_busy_max: f64,
     /// The same without the time client threads spun to pace their sends (`hybrid`,
@@ -313,7 +274,7 @@ pub struct Report {
     /// or read through the agent: the backlog its listen() got, and the accept queue at the
     /// end.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub listen: Option<crate::listener::Backlog>,
+    pub listen: Option<crate::os::listener::Backlog>,
     /// `--arrivals poisson`: whether the sends really were a Poisson process.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arrivals_check: Option<ArrivalsCheck>,
@@ -429,8 +390,8 @@ impl Report {
         ))
     }
 
-    /// Whether the window was steady ([`crate::steady`]); `None` when too short to judge.
-    pub fn steadiness(&self) -> Option<crate::steady::Steadiness> {
+    /// Whether the window was steady (`stats::steady`); `None` when too short to judge.
+    pub fn steadiness(&self) -> Option<crate::stats::steady::Steadiness> {
         let series: Vec<(f64, f64)> = self.intervals.iter().map(|r| (r.msgs_s, r.p99_us)).collect();
         // Each interval's messages: its rate times its length (the first from the start).
         let mut prev = 0.0;
@@ -443,7 +404,7 @@ impl Report {
                 n
             })
             .collect();
-        crate::steady::judge(&series, &samples)
+        crate::stats::steady::judge(&series, &samples)
     }
 
     /// Server CPU per message, µs.

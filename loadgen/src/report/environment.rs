@@ -53,7 +53,7 @@ impl Environment {
             .find(|l| l.starts_with("model name"))
             .and_then(|l| l.split_once(':'))
             .map_or(String::new(), |(_, v)| v.trim().to_string());
-        let nofile_limit = crate::sys::nofile_limit().unwrap_or(u64::MAX);
+        let nofile_limit = crate::os::sys::nofile_limit().unwrap_or(u64::MAX);
         Environment {
             host: read("/proc/sys/kernel/hostname"),
             kernel: read("/proc/sys/kernel/osrelease"),

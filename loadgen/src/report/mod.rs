@@ -1,24 +1,17 @@
-//! Reports of a run: one [`Report`] record, and pure serializers that turn it into bytes
-//! (CSV row, JSON document, human table). Files are written in one place, [`sink`].
-//!
-//! A new format is one file here and one arm in [`Format`].
+//! The report of a run, as data: one [`Report`] record and its parts, the CSV schema and
+//! row (`csv_row`), a CSV report read back ([`read`]), what a shard writes for the merge
+//! ([`shard`]), and how figures print (`units`). Serializers are in `output`.
+//! May import: `config`, `measure`, `stats`, `os`, `cli`, `error`.
 
-mod charts;
 pub(crate) mod csv_row;
 mod data;
-pub mod dest;
 mod environment;
-mod format;
-pub mod html;
-pub(crate) mod json;
-mod machine;
 pub mod read;
-pub(crate) mod sink;
-pub(crate) mod table;
+pub mod shard;
+pub(crate) mod units;
 mod work;
 
+pub use crate::os::usage::MachineUse;
 pub use data::*;
 pub use environment::Environment;
-pub use format::Format;
-pub use machine::MachineUse;
 pub use work::WorkDone;

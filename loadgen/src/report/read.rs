@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::Error;
+use crate::os::files::check_input_file;
 
 /// Columns a report must have to be compared or plotted.
 pub const REQUIRED: [&str; 9] = [
@@ -102,30 +103,6 @@ fn bad_cell(col: &str, v: &str) -> Option<&'static str> {
         Ok(x) if x.abs() > MAX_VALUE => Some("out of range for a measurement (beyond 1e15)"),
         Ok(_) => None,
     }
-}
-
-/// Refuses what is not a report file before reading it: a device, a FIFO or a socket (a
-/// read could block forever or never end), and a file over [`MAX_REPORT_BYTES`].
-pub fn check_input_file(path: &Path, what: &str, max_bytes: u64) -> Result<(), Error> {
-    use std::os::unix::fs::FileTypeExt;
-    let name = path.display();
-    let Ok(meta) = std::fs::metadata(path) else {
-        return Ok(()); // the open that follows names the real reason
-    };
-    let t = meta.file_type();
-    if t.is_char_device() || t.is_block_device() || t.is_fifo() || t.is_socket() {
-        return Err(Error::Input(format!(
-            "{name} is not a regular file (a device, FIFO or socket): give {what} as a file"
-        )));
-    }
-    if meta.len() > max_bytes {
-        return Err(Error::Input(format!(
-            "{name} is {} bytes, over the {} bytes a {what} may have",
-            meta.len(),
-            max_bytes
-        )));
-    }
-    Ok(())
 }
 
 /// Reads every row of a report.

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::record::{Counters, Interval, Percentiles};
+use crate::measure::record::{Counters, Interval, Percentiles};
 use crate::report::IntervalRow;
 
 /// One completed interval's summary (its histograms are folded into the totals).
@@ -76,15 +76,15 @@ impl Aggregator {
     /// intervals were warm-up (MSER over the per-interval message counts, at most the held
     /// ones; all of them when the warm-up outlasted them), counts their errors with the
     /// warm-up, folds the rest into the totals, and drops the warm-up ones from the series. Returns how many were cut, and how long the
-    /// warm-up looked when that was past the held ones ([`crate::steady::warmup_beyond`]).
+    /// warm-up looked when that was past the held ones ([`crate::stats::steady::warmup_beyond`]).
     pub(crate) fn settle(&mut self) -> Cut {
         let (series, held) = (self.settle_series(), self.held.len());
         // A warm-up longer than the cap: MSER's choice under the cap is meaningless then
         // (it may cut nothing), and all that may be cut is the least wrong.
-        let beyond = crate::steady::warmup_beyond(&series, held);
+        let beyond = crate::stats::steady::warmup_beyond(&series, held);
         let cut = match beyond {
             Some(_) => held,
-            None => crate::steady::mser_truncation(&series, held).min(held),
+            None => crate::stats::steady::mser_truncation(&series, held).min(held),
         };
         for (i, iv) in std::mem::take(&mut self.held).into_iter().enumerate() {
             if i < cut {

@@ -5,10 +5,10 @@ use std::time::{Duration, SystemTime};
 
 use super::verdict;
 use crate::config::{Churn, RunConfig, TargetSpec};
-use crate::driver::ThreadOutput;
-use crate::record::{new_histogram, Fairness, Interval, Percentiles};
+use crate::measure::record::{new_histogram, Fairness, Interval, Percentiles};
 use crate::report::{Environment, IntervalRow, Report, ServerCost, Settings, TcpStats, SCHEMA};
-use crate::target::Target;
+use crate::run::driver::ThreadOutput;
+use crate::run::target::Target;
 use hdrhistogram::Histogram;
 
 /// At most this many connections without a message are named in a report.
@@ -37,7 +37,7 @@ pub(super) struct Parts<'a> {
     /// Accept-queue overflows on this machine during the run (`TcpExtListenOverflows`).
     pub(super) listen_overflows: u64,
     /// The server's listeners, when they are in this network namespace.
-    pub(super) backlog: Option<crate::listener::Backlog>,
+    pub(super) backlog: Option<crate::os::listener::Backlog>,
     /// TCP segments retransmitted on this machine during the run (`RetransSegs`).
     pub(super) tcp_retransmits: u64,
     /// Datagrams dropped by full UDP receive buffers on this machine during the run.
@@ -178,7 +178,7 @@ fn derive(p: &Parts<'_>) -> Derived {
     let busiest_work = busiest_thread(p.outputs, secs, true);
     let sched = schedule_kept(p, due.as_deref(), busiest_work, &room);
     let latency = Percentiles::of(&p.total.latency);
-    let open = cfg.mode() == crate::schedule::Mode::Open;
+    let open = cfg.mode() == crate::measure::schedule::Mode::Open;
     let env = Environment {
         pin_server: cfg.pin_server.clone(),
         pin_client: cfg.pin_client.clone(),
@@ -252,7 +252,7 @@ fn write_down(p: Parts<'_>, d: Derived) -> Report {
         throughput_msgs_s: rate(c.msgs as f64),
         throughput_mib_s: rate(c.bytes as f64 / (1024.0 * 1024.0)),
         latency: d.latency,
-        latency_spectrum: crate::record::spectrum::spectrum(&p.total.latency),
+        latency_spectrum: crate::measure::record::spectrum::spectrum(&p.total.latency),
         raw: d.raw,
         send_lag: d.sched.send_lag,
         client_lag: d.sched.client_lag,
@@ -287,7 +287,7 @@ fn write_down(p: Parts<'_>, d: Derived) -> Report {
         tcp: tcp_stats(p.outputs),
         listen: p.backlog.or(p.server.and_then(|s| s.listen)),
         rx_delay: (!p.total.rx_delay.is_empty()).then(|| Percentiles::of(&p.total.rx_delay)),
-        arrivals_check: (cfg.arrivals == crate::schedule::Arrival::Poisson)
+        arrivals_check: (cfg.arrivals == crate::measure::schedule::Arrival::Poisson)
             .then(|| check_gaps(&pooled_gaps(p.outputs)))
             .flatten(),
         output_errors: Vec::new(),
@@ -343,7 +343,7 @@ fn warnings(
     latency_p99_us: f64,
 ) -> Vec<String> {
     let cfg = p.cfg;
-    let open = cfg.mode() == crate::schedule::Mode::Open;
+    let open = cfg.mode() == crate::measure::schedule::Mode::Open;
     // Connection slots of `--conn-rate` are not opened up front.
     let slotted = matches!(cfg.churn, Churn::ConnRate { .. });
     [
@@ -403,7 +403,7 @@ struct ScheduleKept {
 
 fn schedule_kept(p: &Parts<'_>, due: Option<&[u64]>, busiest_work: f64, room: &verdict::Room) -> ScheduleKept {
     let cfg = p.cfg;
-    let open = cfg.mode() == crate::schedule::Mode::Open;
+    let open = cfg.mode() == crate::measure::schedule::Mode::Open;
     let secs = p.measured.as_secs_f64();
     let rate = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
     let c = p.total.counters;
@@ -427,7 +427,7 @@ fn schedule_kept(p: &Parts<'_>, due: Option<&[u64]>, busiest_work: f64, room: &v
         (Some(r), _) => {
             // A shard sends its connections' share of the run's rate.
             let promised = match (due, cfg.arrivals) {
-                (Some(due), crate::schedule::Arrival::Poisson) => rate(due.iter().sum::<u64>() as f64),
+                (Some(due), crate::measure::schedule::Arrival::Poisson) => rate(due.iter().sum::<u64>() as f64),
                 _ => r * cfg.my_conns() as f64 / cfg.conns.max(1) as f64,
             };
             verdict::keep_up_verdict(promised, rate(c.sent as f64), "msg/s", lags, busiest_work, room)

@@ -6,10 +6,10 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::machine::{self, MachineCpu};
-use crate::proc::{self, ProcSample};
+use crate::os::machine::{self, MachineCpu};
+use crate::os::proc::{self, ProcSample};
+use crate::os::sys::{self, SelfUsage};
 use crate::report::ServerCost;
-use crate::sys::{self, SelfUsage};
 
 /// How often a watch loop looks at the run: the stop conditions, the progress line, the
 /// server's peak threads.
@@ -62,7 +62,7 @@ impl ServerProbe {
         match self {
             ServerProbe::Local(pid) => proc::sample_exact(*pid),
             // An unreachable agent is an empty reading, never a failed run.
-            ServerProbe::Agent { addr, port, token } => crate::agent::read(addr, *port, token.as_deref()).ok(),
+            ServerProbe::Agent { addr, port, token } => crate::run::remote::read(addr, *port, token.as_deref()).ok(),
         }
     }
 }
@@ -331,16 +331,16 @@ fn secs(d: Duration) -> String {
 /// late.
 pub(super) fn window_cost(
     cfg: &crate::config::RunConfig,
-    target: &crate::target::Target,
+    target: &crate::run::target::Target,
     cost: WindowCost,
     measured: Duration,
-    outputs: &[crate::driver::ThreadOutput],
+    outputs: &[crate::run::driver::ThreadOutput],
 ) -> (WindowCost, Option<crate::report::MachineUse>, Option<String>) {
     let threads_s = outputs.iter().map(|o| o.window_cpu.as_secs_f64()).sum();
     let (cost, late) = cost.fit(measured, threads_s);
     let here = server_here(cfg, target, cost.server.as_ref());
     let cpu_use = (cfg.shard.count == 1)
-        .then(|| crate::machine::of(cost.machine, measured, cost.client_cpu_s, here))
+        .then(|| crate::os::machine::of(cost.machine, measured, cost.client_cpu_s, here))
         .flatten();
     (cost, cpu_use, late)
 }
@@ -349,18 +349,18 @@ pub(super) fn window_cost(
 /// found listening here (its CPU then as read), or elsewhere.
 pub(crate) fn server_here(
     cfg: &crate::config::RunConfig,
-    target: &crate::target::Target,
+    target: &crate::run::target::Target,
     server: Option<&crate::report::ServerCost>,
-) -> crate::machine::ServerHere {
+) -> crate::os::machine::ServerHere {
     // An agent's server is on its own host unless it listens here too (a local agent).
     let here = match &cfg.target {
         crate::config::TargetSpec::Model(_) => true,
-        crate::config::TargetSpec::Addr(_) => cfg.server_pid.is_some() || crate::proc::listens_here(&target.addr),
+        crate::config::TargetSpec::Addr(_) => cfg.server_pid.is_some() || crate::os::proc::listens_here(&target.addr),
     };
     if here {
-        crate::machine::ServerHere::Here(server.and_then(|s| s.cpu_s))
+        crate::os::machine::ServerHere::Here(server.and_then(|s| s.cpu_s))
     } else {
-        crate::machine::ServerHere::Elsewhere
+        crate::os::machine::ServerHere::Elsewhere
     }
 }
 

@@ -9,13 +9,21 @@
 //! The rooms: [`aggregate`] (merging the threads' intervals in bounded memory), [`watch`]
 //! (reasons to stop early), [`cost`] (server and client CPU, memory, threads),
 //! [`progress`] (the live line), [`verdict`] (status and plain-word verdicts), and
-//! [`assemble`] (the report).
+//! [`assemble`] (the report); and what a run is made of: the [`target`] (spawned or
+//! addressed), the client [`driver`] (one event loop per thread), local [`ports`], the
+//! agent client ([`remote`]) and the machine checks of `loadgen doctor` ([`doctor`]).
+//! May import: `report`, `config`, `cli`, `measure`, `stats`, `os`, `error`.
 
 mod aggregate;
 mod assemble;
 pub(crate) use assemble::{check_gaps, settings};
 pub(crate) mod cost;
+pub(crate) mod doctor;
+pub(crate) mod driver;
+pub(crate) mod ports;
 mod progress;
+pub(crate) mod remote;
+pub(crate) mod target;
 mod verdict;
 mod warmup;
 pub(crate) mod watch;
@@ -26,12 +34,13 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 
 use crate::config::RunConfig;
-use crate::driver::{assign, run_thread, Shared, ThreadOutput};
 use crate::error::Error;
-use crate::hlog::{self, HlogWriter};
-use crate::record::Interval;
+use crate::measure::hlog::{self, HlogWriter};
+use crate::measure::record::Interval;
+use crate::os::sys;
+use crate::report::shard;
 use crate::report::Report;
-use crate::{shard, sys, target};
+use crate::run::driver::{assign, run_thread, Shared, ThreadOutput};
 use aggregate::Aggregator;
 use cost::Cost;
 use hdrhistogram::Histogram;
@@ -79,7 +88,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     check_descriptors(cfg.my_conns(), cfg.threads)?;
     // Open loop: the machine's timer floor, before the load (cached per boot after the first).
     let open = cfg.rate.is_some() || matches!(cfg.churn, crate::config::Churn::ConnRate { .. });
-    let timer_floor_p99_us = open.then(crate::doctor::timer_floor).flatten();
+    let timer_floor_p99_us = open.then(crate::run::doctor::timer_floor).flatten();
     let started_at = SystemTime::now();
     let mut hlog = open_hlog(cfg, started_at)?;
     let created = Instant::now();
@@ -88,7 +97,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         log.comment(&shard::run_note(&shard::RunStamp::of(cfg, &target.name)));
     }
     let machine_before = Machine::read(&target.addr);
-    let (bind, note) = crate::ports::plan(cfg, &target.addr);
+    let (bind, note) = crate::run::ports::plan(cfg, &target.addr);
     if let Some(note) = note {
         eprintln!("{note}");
     }
@@ -137,7 +146,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         timer_floor_p99_us,
     });
     report.warmup_rule = window.rule;
-    let machine_warnings = window.machine.iter().flat_map(crate::machine::warnings);
+    let machine_warnings = window.machine.iter().flat_map(crate::os::machine::warnings);
     let work_warnings = work_done.iter().flat_map(|w| verdict::work_warnings(w));
     let warnings = window.warning.into_iter().chain(late_readings).chain(machine_warnings);
     report.warnings.extend(warnings.chain(work_warnings));
@@ -185,14 +194,14 @@ fn instant_of(at: SystemTime) -> Instant {
 /// left out): what a merge needs to report them exactly.
 fn tagged_histograms(total: &Interval, outputs: &[ThreadOutput]) -> Vec<(&'static str, Histogram<u64>)> {
     let merged = |pick: fn(&ThreadOutput) -> &Histogram<u64>| {
-        let mut h = crate::record::new_histogram();
+        let mut h = crate::measure::record::new_histogram();
         for out in outputs {
             // Same bounds on both sides: `add` cannot fail.
             let _ = h.add(pick(out));
         }
         h
     };
-    let mut rtt = crate::record::new_histogram();
+    let mut rtt = crate::measure::record::new_histogram();
     for t in outputs.iter().filter_map(|o| o.tcp.as_ref()) {
         for &us in &t.rtt_us {
             rtt.saturating_record(u64::from(us) * 1000);
@@ -235,7 +244,7 @@ fn close_log(
 /// This machine's counters around a run (its network namespace), and the server's
 /// listeners when they are here.
 struct Machine {
-    backlog: Option<crate::listener::Backlog>,
+    backlog: Option<crate::os::listener::Backlog>,
     listen_overflows: Option<u64>,
     tcp_retransmits: Option<u64>,
     udp_rcvbuf_drops: Option<u64>,
@@ -244,7 +253,7 @@ struct Machine {
 /// What changed on this machine during the run.
 struct MachineDelta {
     /// The backlog the server's listen() got, with what waits in its accept queue at the end.
-    backlog: Option<crate::listener::Backlog>,
+    backlog: Option<crate::os::listener::Backlog>,
     listen_overflows: u64,
     tcp_retransmits: u64,
     udp_rcvbuf_drops: u64,
@@ -254,9 +263,9 @@ impl Machine {
     fn read(addr: &servers::ListenAddr) -> Machine {
         Machine {
             backlog: listen_backlog(addr),
-            listen_overflows: crate::proc::listen_overflows(),
-            tcp_retransmits: crate::proc::tcp_retransmits(),
-            udp_rcvbuf_drops: crate::proc::udp_rcvbuf_errors(),
+            listen_overflows: crate::os::proc::listen_overflows(),
+            tcp_retransmits: crate::os::proc::tcp_retransmits(),
+            udp_rcvbuf_drops: crate::os::proc::udp_rcvbuf_errors(),
         }
     }
 
@@ -268,7 +277,7 @@ impl Machine {
             _ => 0,
         };
         MachineDelta {
-            backlog: self.backlog.map(|b| crate::listener::Backlog {
+            backlog: self.backlog.map(|b| crate::os::listener::Backlog {
                 queued: now.backlog.map_or(0, |e| e.queued),
                 ..b
             }),
@@ -310,7 +319,7 @@ fn drive(
     cfg: &RunConfig,
     plan: Vec<Vec<u32>>,
     shared: &Shared,
-    target: &mut crate::target::Target,
+    target: &mut crate::run::target::Target,
     probe: Option<cost::ServerProbe>,
     hlog: &mut Option<HlogWriter>,
     created: Instant,
@@ -391,17 +400,17 @@ fn check_agent(probe: Option<&cost::ServerProbe>) -> anyhow::Result<()> {
     let Some(cost::ServerProbe::Agent { addr, port, token }) = probe else {
         return Ok(());
     };
-    match crate::agent::read(addr, *port, token.as_deref()) {
-        Err(crate::agent::AgentError::Unauthorized) => {
+    match crate::run::remote::read(addr, *port, token.as_deref()) {
+        Err(crate::run::remote::AgentError::Unauthorized) => {
             return Err(crate::error::Error::Input(format!(
                 "--agent {addr}: the agent refused the request (401): give its token with --agent-token FILE"
             ))
             .into())
         }
-        Err(crate::agent::AgentError::Unreachable(why)) => {
+        Err(crate::run::remote::AgentError::Unreachable(why)) => {
             eprintln!("WARNING: the agent at {addr} cannot be read ({why}): the server's cost stays empty")
         }
-        Err(crate::agent::AgentError::NoServer) => {
+        Err(crate::run::remote::AgentError::NoServer) => {
             eprintln!(
                 "WARNING: the agent at {addr} finds nothing listening on port {port}: the server's cost stays empty"
             )
@@ -416,7 +425,7 @@ fn check_agent(probe: Option<&cost::ServerProbe>) -> anyhow::Result<()> {
 /// found, for the summary.
 pub(crate) fn server_probe(
     cfg: &RunConfig,
-    target: &crate::target::Target,
+    target: &crate::run::target::Target,
 ) -> (Option<cost::ServerProbe>, Option<String>) {
     use cost::ServerProbe;
     match (&target.server, cfg.server_pid, &cfg.agent) {
@@ -433,7 +442,7 @@ pub(crate) fn server_probe(
             }),
             Some(format!("from the agent at {}", agent.addr)),
         ),
-        (None, None, None) => match crate::proc::find_listener(&target.addr) {
+        (None, None, None) => match crate::os::proc::find_listener(&target.addr) {
             Some(l) => (
                 Some(ServerProbe::Local(l.pid)),
                 Some(format!("pid {} ({}), found by its listening socket", l.pid, l.command)),
@@ -474,9 +483,9 @@ fn log_interval(log: &mut HlogWriter, iv: &Interval, cfg: &RunConfig, offset: Du
 
 /// The listeners of a TCP target in this network namespace (sock_diag); `None` for other
 /// transports and for a server on another host.
-fn listen_backlog(addr: &servers::ListenAddr) -> Option<crate::listener::Backlog> {
+fn listen_backlog(addr: &servers::ListenAddr) -> Option<crate::os::listener::Backlog> {
     match addr {
-        servers::ListenAddr::Tcp(a) => crate::listener::backlog(*a),
+        servers::ListenAddr::Tcp(a) => crate::os::listener::backlog(*a),
         _ => None,
     }
 }

@@ -1,5 +1,5 @@
 //! `--warmup auto`: the run measured from its start, for `--duration` plus a cap; at the
-//! end MSER ([`crate::steady::mser_truncation`]) chooses how many leading intervals were
+//! end MSER ([`crate::stats::steady::mser_truncation`]) chooses how many leading intervals were
 //! warm-up, and the report is made of the rest. The rule is in `docs/statistics.md`.
 
 use std::time::Duration;

@@ -6,8 +6,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::driver::Shared;
-use crate::target::Target;
+use crate::run::driver::Shared;
+use crate::run::target::Target;
 
 /// With no connection open for this long after the start, the server is taken as gone.
 pub(crate) const ALL_DOWN_LIMIT: Duration = Duration::from_secs(1);
@@ -27,7 +27,7 @@ impl Watch {
     /// A watcher of the process-wide interrupt flag.
     pub(crate) fn new() -> Self {
         Watch {
-            interrupted: crate::signals::flag(),
+            interrupted: crate::os::signals::flag(),
             all_down_since: None,
             connects: 0,
             stopped: None,

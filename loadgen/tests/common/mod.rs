@@ -77,7 +77,7 @@ pub fn num(row: &HashMap<String, String>, col: &str) -> f64 {
         .unwrap_or_else(|_| panic!("column {col} = {:?} is not a number", row[col]))
 }
 
-/// How a test server misbehaves (the client-side fault kinds are `loadgen::record::Fault`).
+/// How a test server misbehaves (the client-side fault kinds are `loadgen::measure::record::Fault`).
 #[derive(Debug, Clone, Copy)]
 pub enum Misbehave {
     /// Echoes faithfully.

@@ -5,7 +5,7 @@
 mod open_loop;
 mod room;
 
-use crate::record::Counters;
+use crate::measure::record::Counters;
 use crate::report::Status;
 
 /// How a run ended: `failed` when nothing could be measured (no connection opened, or a
@@ -90,7 +90,7 @@ pub(crate) fn ports_verdict(counters: &Counters) -> Option<String> {
 pub(crate) fn backlog_verdict(
     overflows: u64,
     connect_max_us: f64,
-    backlog: Option<crate::listener::Backlog>,
+    backlog: Option<crate::os::listener::Backlog>,
 ) -> Option<String> {
     (overflows > 0).then(|| {
         let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
@@ -264,7 +264,7 @@ mod tests {
             .contains("achieved 0.25 of 0.50 msg/s"));
         // Client lag: 1000 sends on time, `n` sends 20 µs late; corrected p99 100 µs.
         let lag = |n: u64| {
-            let mut h = crate::record::new_histogram();
+            let mut h = crate::measure::record::new_histogram();
             h.record_n(100, 1000).unwrap();
             h.record_n(20_000, n).unwrap();
             h
@@ -285,7 +285,7 @@ mod tests {
             "late by less than a tenth"
         );
         // Three late sends out of 250 make a p99, not a pattern.
-        let mut few = crate::record::new_histogram();
+        let mut few = crate::measure::record::new_histogram();
         few.record_n(100, 247).unwrap();
         few.record_n(150_000, 3).unwrap();
         assert!(few.value_at_quantile(0.99) > 100_000);
@@ -302,13 +302,13 @@ mod tests {
             short.contains("10.0x this machine's timer floor (p99 2.0 us): the client is short of CPU"),
             "{short}"
         );
-        let mut lossy = crate::record::new_histogram();
+        let mut lossy = crate::measure::record::new_histogram();
         lossy.record_n(30_000, 1000).unwrap();
         lossy.record_n(205_000_000, 20).unwrap();
         assert!(loss_verdict(&lossy, 20).unwrap().contains("packet loss"));
         assert_eq!(loss_verdict(&lossy, 0), None, "no retransmission, no loss");
         // A server frozen for 300 ms: waits spread evenly from 0 to 300 ms.
-        let mut frozen = crate::record::new_histogram();
+        let mut frozen = crate::measure::record::new_histogram();
         frozen.record_n(30_000, 1000).unwrap();
         for ms in 0..300u64 {
             frozen.record(ms * 1_000_000 + 1).unwrap();

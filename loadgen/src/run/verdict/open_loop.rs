@@ -3,7 +3,7 @@
 //! sends really were Poisson.
 
 use super::room::{Room, SATURATED};
-use crate::report::table::per_s;
+use crate::report::units::per_s;
 
 /// Open loop: the achieved rate must reach this share of the asked rate ...
 pub(crate) const RATE_KEPT: f64 = 0.99;

@@ -1,0 +1,218 @@
+//! `loadgen merge`: one report from several load hosts' interval logs. Histograms are
+//! merged exactly (never averaged): the totals, and per aligned interval for the series.
+//! Intervals line up by their absolute start time (each log's BaseTime + offset), to the
+//! millisecond.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::measure::hlog::{self, RAW_TAG};
+use crate::measure::record::{new_histogram, Counters, Percentiles};
+use crate::measure::schedule::Mode;
+use crate::report::shard::{self, RunStamp, ShardResult};
+use crate::report::{IntervalRow, Report, Status, TcpStats};
+
+/// The merged result of several logs.
+#[derive(Debug)]
+pub struct Merged {
+    /// Latency over every interval of every log.
+    pub latency: Histogram<u64>,
+    /// Raw (service time) histograms, when the logs have them.
+    pub raw: Option<Histogram<u64>>,
+    /// The other histograms loadgen's shards log (connect, first byte, ...: [`shard::TAGS`]),
+    /// by tag, where the logs have them.
+    pub tagged: BTreeMap<String, Histogram<u64>>,
+    /// Earliest interval start to latest interval end.
+    pub span: Duration,
+    /// Per aligned interval: (start after the earliest, length, merged latency).
+    pub intervals: Vec<(Duration, Duration, Histogram<u64>)>,
+}
+
+/// Merges logs read with [`hlog::read`].
+pub fn merge(logs: &[Vec<hlog::LoggedInterval>]) -> Merged {
+    let all = logs.iter().flatten();
+    let latency_ivs = all.clone().filter(|i| i.tag.is_none());
+    let start = latency_ivs.clone().map(|i| i.start).min().unwrap_or_default();
+    let end = latency_ivs.map(|i| i.start + i.length).max().unwrap_or_default();
+    let mut latency = new_histogram();
+    let mut raw: Option<Histogram<u64>> = None;
+    let mut tagged: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    let mut by_start: BTreeMap<u128, (Duration, Histogram<u64>)> = BTreeMap::new();
+    for iv in all {
+        match iv.tag.as_deref() {
+            None => {
+                // Histograms of other bounds still merge: `add` auto-resizes when needed.
+                let _ = latency.add(&iv.histogram);
+                let e = by_start
+                    .entry((iv.start - start).as_millis())
+                    .or_insert_with(|| (iv.length, new_histogram()));
+                e.0 = e.0.max(iv.length);
+                let _ = e.1.add(&iv.histogram);
+            }
+            Some(RAW_TAG) => {
+                let _ = raw.get_or_insert_with(new_histogram).add(&iv.histogram);
+            }
+            Some(tag) if shard::TAGS.contains(&tag) => {
+                let _ = tagged
+                    .entry(tag.to_string())
+                    .or_insert_with(new_histogram)
+                    .add(&iv.histogram);
+            }
+            Some(_) => {} // another tool's tag
+        }
+    }
+    Merged {
+        latency,
+        raw,
+        tagged,
+        span: end.saturating_sub(start),
+        intervals: by_start
+            .into_iter()
+            .map(|(ms, (len, h))| (Duration::from_millis(ms as u64), len, h))
+            .collect(),
+    }
+}
+
+/// Builds the report of a merge. With the shards' stamp and combined result (logs
+/// written by loadgen shards), the report has the whole run's configuration, counts and
+/// costs; without, only what the histograms say.
+pub fn report(m: &Merged, sources: &str, label: &str, shards: Option<(&RunStamp, &ShardResult, u32)>) -> Report {
+    let base = plain_report(m, sources, label);
+    let Some((stamp, total, procs)) = shards else {
+        return base;
+    };
+    let secs = total.duration_s;
+    let rate = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
+    let c = total.counters;
+    let tag = |t: &str| m.tagged.get(t).filter(|h| !h.is_empty()).map(Percentiles::of);
+    let open = stamp.mode == Mode::Open.to_string();
+    let f = &total.findings;
+    let mut warnings = f.warnings.clone();
+    // Tested only where Poisson was promised, as one process's report does.
+    let poisson = total.config.settings.as_ref().and_then(|s| s.arrivals.as_deref()) == Some("poisson");
+    let arrivals_check = poisson.then(|| crate::run::check_gaps(&f.send_gaps)).flatten();
+    warnings.extend(arrivals_check.filter(|a| !a.ok).map(|a| {
+        format!(
+            "the sends did not look Poisson over the shards (Kolmogorov-Smirnov p {:.4} on {} gaps); each shard's own report names the cause",
+            a.p_value, a.gaps
+        )
+    }));
+    Report {
+        reconnect_every: total.config.reconnect_every,
+        conn_rate: total.config.conn_rate,
+        close: <crate::cli::choice::CloseMode as clap::ValueEnum>::from_str(&total.config.close, true)
+            .map_or("fin", crate::cli::choice::CloseMode::name),
+        settings: total.config.settings.clone().unwrap_or_default(),
+        first_byte: tag(shard::FIRST_BYTE_TAG).unwrap_or_default(),
+        rx_delay: tag(shard::RX_DELAY_TAG),
+        send_lag: tag(shard::SEND_LAG_TAG).filter(|_| open),
+        client_lag: tag(shard::CLIENT_LAG_TAG).filter(|_| open),
+        backpressure: tag(shard::BACKPRESSURE_TAG).filter(|_| open),
+        tcp: f.tcp.map(|t| {
+            let rtt = tag(shard::RTT_TAG).unwrap_or_default();
+            TcpStats {
+                rtt_p50_us: rtt.p50_us,
+                rtt_p99_us: rtt.p99_us,
+                ..t
+            }
+        }),
+        listen: f.listen,
+        keep_up: f.keep_up.clone(),
+        achieved_rate: f.achieved_rate,
+        arrivals_check,
+        warnings,
+        target: stamp.target.clone(),
+        addr: total.addr.clone(),
+        conns: total.conns,
+        msg_size: stamp.msg_size,
+        depth: stamp.depth,
+        rate: stamp.rate,
+        duration_s: secs,
+        warmup_s: stamp.warmup_s,
+        counters: c,
+        throughput_msgs_s: rate(c.msgs as f64),
+        throughput_mib_s: rate(c.bytes as f64 / (1024.0 * 1024.0)),
+        conn_rate_s: rate(c.conns_opened as f64),
+        connect: tag(shard::CONNECT_TAG).unwrap_or_default(),
+        conns_ok: total.conns_ok,
+        server: total.server,
+        client_cpu_s: total.client_cpu_s,
+        client_rss_kib: total.client_rss_kib,
+        client_thread_busy_max: total.busiest_thread,
+        client_thread_work_max: total.busiest_work,
+        fairness: total.fairness,
+        status: if c.msgs == 0 { Status::Failed } else { total.status },
+        stop_reason: total.stop_reason.clone(),
+        procs,
+        engine: stamp.engine.clone(),
+        // The shards' address says the transport (`udp://`, a Unix path, or TCP).
+        transport: total.addr.parse::<servers::ListenAddr>().ok().map(|a| a.transport()),
+        ..base
+    }
+}
+
+fn plain_report(m: &Merged, sources: &str, label: &str) -> Report {
+    let secs = m.span.as_secs_f64();
+    let msgs = m.latency.len();
+    Report {
+        label: label.to_string(),
+        mode: if m.raw.is_some() { Mode::Open } else { Mode::Closed },
+        duration_s: secs,
+        counters: Counters {
+            msgs,
+            ..Counters::default()
+        },
+        throughput_msgs_s: if secs > 0.0 { msgs as f64 / secs } else { 0.0 },
+        latency: Percentiles::of(&m.latency),
+        latency_spectrum: crate::measure::record::spectrum::spectrum(&m.latency),
+        raw: m.raw.as_ref().map(Percentiles::of),
+        status: if msgs > 0 { Status::Ok } else { Status::Failed },
+        intervals: m
+            .intervals
+            .iter()
+            .map(|(start, len, h)| IntervalRow {
+                t_s: (*start + *len).as_secs_f64(),
+                msgs_s: h.len() as f64 / len.as_secs_f64().max(1e-9),
+                p50_us: Percentiles::of(h).p50_us,
+                p99_us: Percentiles::of(h).p99_us,
+                errors: 0,
+            })
+            .collect(),
+        ..Report::empty("merged", sources, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::hlog::LoggedInterval;
+
+    fn iv(start_ms: u64, values: &[u64]) -> LoggedInterval {
+        let mut h = new_histogram();
+        for &v in values {
+            h.record(v).unwrap();
+        }
+        LoggedInterval {
+            start: Duration::from_millis(start_ms),
+            length: Duration::from_secs(1),
+            tag: None,
+            histogram: h,
+        }
+    }
+
+    #[test]
+    fn merges_hosts_exactly_and_aligns_intervals() {
+        let host_a = vec![iv(10_000, &[1000, 2000]), iv(11_000, &[3000])];
+        let host_b = vec![iv(10_000, &[4000]), iv(11_000, &[5000, 6000, 7000])];
+        let m = merge(&[host_a, host_b]);
+        assert_eq!(m.latency.len(), 7);
+        assert_eq!(m.span, Duration::from_secs(2));
+        assert_eq!(m.intervals.len(), 2);
+        assert_eq!(m.intervals[1].2.len(), 4);
+        let r = report(&m, "a b", "", None);
+        assert_eq!(r.throughput_msgs_s, 3.5);
+        assert!((r.latency.max_us - 7.0).abs() < 0.01, "3 significant digits");
+    }
+}
