@@ -11,7 +11,7 @@
 - no source file over 500 lines;
 - no function over 80 lines outside tests.
 
-Usage: scripts/structure.py [CRATE_SRC ...] (default: loadgen/src servers/src). Prints
+Usage: scripts/structure.py [CRATE_SRC ...] (default: loadgen/src servers/src kit/src). Prints
 every breach as `path:line: what` and exits 1 if there is one.
 """
 
@@ -268,7 +268,7 @@ def lengths(root):
 
 
 def main():
-    roots = sys.argv[1:] or ["loadgen/src", "servers/src"]
+    roots = sys.argv[1:] or ["loadgen/src", "servers/src", "kit/src"]
     breaches = []
     for root in roots:
         breaches += circles(root) + parts(root) + unsafe_outside(root) + lengths(root)

@@ -43,7 +43,7 @@ const SAMPLES: usize = 20;
 fn runnable() -> Vec<Model> {
     Model::ALL
         .into_iter()
-        .filter(|&m| match (m, servers::ring::available()) {
+        .filter(|&m| match (m, kit::ring::available()) {
             (Model::Uring, Err(e)) => {
                 eprintln!("skipping the uring benchmarks: {e}");
                 false

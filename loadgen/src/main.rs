@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
+use kit::args::parse_or_exit;
 use loadgen::cli::Cli;
 use loadgen::{commands, error};
-use servers::cli::parse_or_exit;
 
 fn main() -> ExitCode {
     // Bad flags: one line on stderr, exit 2.

@@ -9,7 +9,7 @@ use common::*;
 
 /// Why the uring engine cannot run here, if it cannot.
 fn skip(test: &str) -> bool {
-    match servers::ring::available() {
+    match kit::ring::available() {
         Ok(()) => false,
         Err(e) => {
             testkit::skip(test, &e.to_string());
@@ -129,7 +129,7 @@ fn uring_engine_counts_resets_and_corruption_and_never_hangs() {
 fn uring_engine_refusals_name_the_flag() {
     let out = loadgen()
         .args(["--target", "mio", "--engine", "uring", "--duration", "200ms"])
-        .env(servers::ring::DISABLE_ENV, "1")
+        .env(kit::ring::DISABLE_ENV, "1")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));

@@ -463,7 +463,7 @@ fn completions_and_man_page_are_generated() {
 fn the_uring_target_refuses_in_one_line_without_io_uring() {
     let out = loadgen()
         .args(["--target", "uring", "--duration", "200ms"])
-        .env(servers::ring::DISABLE_ENV, "1")
+        .env(kit::ring::DISABLE_ENV, "1")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));

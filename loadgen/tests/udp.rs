@@ -93,7 +93,7 @@ fn each_datagram_fault_is_counted_apart() {
 /// The engines a UDP test runs on: epoll, and io_uring where the kernel has it (skipped,
 /// as a test, where it does not).
 fn engines(test: &str) -> Vec<&'static str> {
-    match servers::ring::available() {
+    match kit::ring::available() {
         Ok(()) => vec!["epoll", "uring"],
         Err(e) => {
             testkit::skip(&format!("{test} (uring)"), &e.to_string());

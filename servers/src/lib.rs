@@ -35,7 +35,6 @@ pub mod listen;
 mod model;
 mod models;
 mod registry;
-pub mod ring;
 mod running;
 mod start;
 pub(crate) mod stream;

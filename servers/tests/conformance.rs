@@ -522,7 +522,7 @@ fn echo_server_binary_serves_and_exits_cleanly(model: Model) {
 /// Why `model` cannot run on this machine (io_uring missing or disabled), if it cannot.
 fn unavailable(model: Model) -> Option<String> {
     match model {
-        Model::Uring => servers::ring::available().err().map(|e| e.to_string()),
+        Model::Uring => kit::ring::available().err().map(|e| e.to_string()),
         _ => None,
     }
 }
@@ -707,7 +707,7 @@ fn several_processes_share_one_address() {
 fn uring_refuses_cleanly_where_io_uring_is_unavailable() {
     let out = Command::new(env!("CARGO_BIN_EXE_echo-server"))
         .args(["--model", "uring", "--addr", "127.0.0.1:0"])
-        .env(servers::ring::DISABLE_ENV, "1")
+        .env(kit::ring::DISABLE_ENV, "1")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
@@ -717,7 +717,7 @@ fn uring_refuses_cleanly_where_io_uring_is_unavailable() {
     let mio = ServerProcess::spawn(
         Command::new(env!("CARGO_BIN_EXE_echo-server"))
             .args(["--model", "mio", "--addr", "127.0.0.1:0"])
-            .env(servers::ring::DISABLE_ENV, "1"),
+            .env(kit::ring::DISABLE_ENV, "1"),
     );
     mio.stop(Duration::from_secs(5));
 }

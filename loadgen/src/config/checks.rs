@@ -91,7 +91,7 @@ impl RunConfig {
             ));
         }
         if self.engine == Engine::Uring {
-            if let Err(e) = servers::ring::available() {
+            if let Err(e) = kit::ring::available() {
                 return Err(Error::CannotRun(format!("--engine uring: {e}")));
             }
         }

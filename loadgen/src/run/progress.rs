@@ -10,8 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::aggregate::Aggregator;
 use crate::config::RunConfig;
-use crate::run::driver::Shared;
 use crate::report::units::us;
+use crate::run::driver::Shared;
 
 /// The progress line (a no-op when not shown).
 pub(crate) struct Progress {

@@ -120,7 +120,7 @@ pub fn start(cfg: &RunConfig) -> anyhow::Result<Target> {
 fn spawn_model(model: Model, cfg: &RunConfig) -> anyhow::Result<Target> {
     if model == Model::Uring {
         // Said here in one line, rather than as a server that never came up.
-        servers::ring::available().map_err(|e| Error::CannotRun(format!("cannot start the uring server: {e}")))?;
+        kit::ring::available().map_err(|e| Error::CannotRun(format!("cannot start the uring server: {e}")))?;
     }
     let pin = cfg.pin_server.clone();
     // /proc/self/exe still names this very binary when its file has been replaced or

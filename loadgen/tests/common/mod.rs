@@ -241,7 +241,7 @@ fn serve(s: &TcpStream, fault: Misbehave, born: Instant) {
 pub fn runnable_models(test: &str) -> Vec<servers::Model> {
     servers::Model::ALL
         .into_iter()
-        .filter(|&m| match (m, servers::ring::available()) {
+        .filter(|&m| match (m, kit::ring::available()) {
             (servers::Model::Uring, Err(why)) => {
                 testkit::skip(&format!("{test} (uring)"), &why.to_string());
                 false

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use servers::cli::{exit_code, parse_or_exit, serve, ServeArgs};
+use kit::args::parse_or_exit;
+use servers::cli::{exit_code, serve, ServeArgs};
 
 /// Run one echo server.
 #[derive(Debug, Parser)]

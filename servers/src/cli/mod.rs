@@ -16,31 +16,6 @@ use crate::addr::ListenAddr;
 use crate::running::ServerConfig;
 use crate::start::start;
 
-/// Parses the command line into `T`, or exits: help and version go to stdout with code 0;
-/// a usage error becomes one line on stderr (clap's message with its details folded in,
-/// without the usage block) and exit code 2.
-pub fn parse_or_exit<T: clap::Parser>() -> T {
-    match T::try_parse() {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            eprintln!("{}", one_line(&e.render().to_string()));
-            std::process::exit(2);
-        }
-    }
-}
-
-/// Folds a multi-line clap message into one line, dropping the usage and help hints.
-pub fn one_line(message: &str) -> String {
-    message
-        .lines()
-        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// The exit code of a failed [`serve`]: 2 for a setting this machine cannot honour
 /// (`InvalidInput`, e.g. more pool threads than the thread budget), 3 for a model this
 /// kernel cannot run (`Unsupported`: io_uring missing or disabled), else 1.
@@ -124,19 +99,5 @@ pub fn serve(args: &ServeArgs) -> io::Result<()> {
             "a server process of the group exited ({status})"
         ))),
         None => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clap_messages_fold_into_one_line() {
-        let msg = "error: the following required arguments were not provided:\n  --model <MODEL>\n\nUsage: echo-server --model <MODEL>\n\nFor more information, try '--help'.\n";
-        assert_eq!(
-            one_line(msg),
-            "error: the following required arguments were not provided: --model <MODEL>"
-        );
     }
 }

@@ -191,7 +191,7 @@ fn sysctl_findings(f: &mut Vec<Finding>) {
         }
         f.push(finding(what, value, why, "", Info));
     }
-    let uring = servers::ring::available();
+    let uring = kit::ring::available();
     f.push(finding(
         "io_uring",
         match &uring {

@@ -2,7 +2,7 @@
 //! completion-driven loop with multishot accept, multishot receive into a provided-buffer
 //! ring, and echo sent straight from the received buffer ([`stream`]). Over UDP each ring
 //! keeps [`udp::SLOTS`] `recvmsg` operations in flight on its own SO_REUSEPORT socket and
-//! answers each with `sendmsg` ([`udp`]). The ring toolkit is [`crate::ring`].
+//! answers each with `sendmsg` ([`udp`]). The ring toolkit is [`kit::ring`].
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::datagram::{Guard, GuardConfig};
-use crate::ring::{available, new_ring, Ring};
 use crate::running::{stop_started, Running};
 use crate::stream::Listener;
+use kit::ring::{available, new_ring, Ring};
 
 mod stream;
 pub(crate) mod udp;

@@ -18,10 +18,10 @@ use io_uring::{cqueue, opcode, squeue, types};
 use slab::Slab;
 
 use crate::accept::{AcceptAction, AcceptPolicy};
-use crate::ring::BufRing;
-use crate::ring::{Kind, Ring, Ud};
 use crate::stream::Listener;
 use crate::work::{Framer, Sampler, Work};
+use kit::ring::BufRing;
+use kit::ring::{Kind, Ring, Ud};
 use std::sync::Arc;
 
 /// Buffers in the pool of one loop.

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use io_uring::{opcode, types};
 
 use crate::datagram::{Guard, Service, DATAGRAM_BUF};
-use crate::ring::{Kind, Ring, Ud};
+use kit::ring::{Kind, Ring, Ud};
 
 /// Receives in flight per ring.
 pub(crate) const SLOTS: usize = 16;

@@ -40,7 +40,7 @@ fn open(io: &mut Io, listener: &TcpListener, token: usize) -> (Sock, TcpStream) 
 #[test]
 fn a_token_reused_after_a_close_with_io_in_flight_serves_only_the_new_connection() {
     for engine in [Engine::Epoll, Engine::Uring] {
-        if let (Engine::Uring, Err(e)) = (engine, servers::ring::available()) {
+        if let (Engine::Uring, Err(e)) = (engine, kit::ring::available()) {
             testkit::skip("engine::tests::a_token_reused_after_a_close (uring)", &e.to_string());
             continue;
         }

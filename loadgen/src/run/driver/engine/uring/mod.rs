@@ -27,7 +27,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 use io_uring::{opcode, types};
-use servers::ring::{BufRing, Ring};
+use kit::ring::{BufRing, Ring};
 
 use super::ready::TIMER;
 use crate::run::driver::socket::Sock;
@@ -65,11 +65,11 @@ fn ud(op: Op, id: u32, token: usize) -> u64 {
         Op::Timer => 4,
         Op::Datagram(slot) => DGRAM_KIND + slot,
     };
-    servers::ring::pack(kind, id, token)
+    kit::ring::pack(kind, id, token)
 }
 
 fn decode(ud: u64) -> (Option<Op>, u32, usize) {
-    let (kind, id, token) = servers::ring::unpack(ud);
+    let (kind, id, token) = kit::ring::unpack(ud);
     let op = match kind {
         1 => Some(Op::Recv),
         2 => Some(Op::Send),
@@ -136,8 +136,8 @@ impl UringIo {
     /// `datagram`: the largest datagram to receive, when the sockets are UDP (the pool's
     /// buffers then hold one each, with room for a stamp's header and control data).
     pub(super) fn new(rx_stamps: bool, datagram: Option<usize>) -> io::Result<UringIo> {
-        servers::ring::available()?;
-        let ring = servers::ring::new_ring()?;
+        kit::ring::available()?;
+        let ring = kit::ring::new_ring()?;
         let buf_len = datagram.map_or(BUF_LEN, |n| (n + 256).next_power_of_two().max(BUF_LEN));
         // Fewer, larger buffers for large datagrams: the pool stays within POOL_BYTES.
         let count = (POOL_BYTES / buf_len).clamp(16, usize::from(BUFFERS));

@@ -20,12 +20,18 @@ const ENTRIES: u32 = 4096;
 
 /// What a completion is for (the top byte of its user data).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
+    /// A connection was accepted.
     Accept = 1,
+    /// Bytes were received.
     Recv = 2,
+    /// Bytes were sent.
     Send = 3,
+    /// The stop eventfd was read.
     Wake = 4,
+    /// A timeout fired.
     Timer = 5,
+    /// A cancellation completed.
     Cancel = 6,
     /// A message's wait (`--work wait:`) is over.
     Work = 7,
@@ -51,22 +57,28 @@ pub fn unpack(ud: u64) -> (u8, u32, usize) {
 /// (so a completion for a closed connection whose slot was reused is recognised), and the
 /// connection's slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Ud {
-    pub(crate) kind: Kind,
-    pub(crate) gen: u32,
-    pub(crate) index: usize,
+pub struct Ud {
+    /// What the operation is.
+    pub kind: Kind,
+    /// The connection's generation.
+    pub gen: u32,
+    /// The connection's slot.
+    pub index: usize,
 }
 
 impl Ud {
-    pub(crate) fn of(kind: Kind, gen: u32, index: usize) -> u64 {
+    /// The packed user data of `kind` for the connection in `index` at `gen`.
+    pub fn of(kind: Kind, gen: u32, index: usize) -> u64 {
         Ud { kind, gen, index }.encode()
     }
 
-    pub(crate) fn encode(self) -> u64 {
+    /// Packs it (see [`pack`]).
+    pub fn encode(self) -> u64 {
         pack(self.kind as u8, self.gen, self.index)
     }
 
-    pub(crate) fn decode(ud: u64) -> Ud {
+    /// Unpacks user data made by [`Ud::encode`].
+    pub fn decode(ud: u64) -> Ud {
         let (kind, gen, index) = unpack(ud);
         let kind = match kind {
             1 => Kind::Accept,
