@@ -2,18 +2,14 @@
 //! Bounds are generous (the machine is shared and small); what they pin is the method:
 //! where latency is measured from, and that the schedule is kept.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::{self, *};
 use hdrhistogram::Histogram;
 
-/// Calibration measures time: its tests run one at a time, not beside each other.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// Calibration measures time: its tests run alone, beside no other test of the binary.
+fn serial() -> std::sync::RwLockWriteGuard<'static, ()> {
+    common::alone()
 }
 
 /// Runs loadgen with `args` and `--quiet`, expects exit 0, returns its JSON report.

@@ -1,14 +1,13 @@
 //! Connection churn: `--reconnect-every`, `--conn-rate` with `--msgs-per-conn`, `--close`,
 //! errors by errno, and no CLOSE_WAIT left behind.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::{self, *};
 
 #[test]
 fn every_model_reconnects_after_each_message_and_reports_connections_per_second() {
+    let _machine = common::shared();
     for model in ["thread-per-conn", "threadpool", "mio", "tokio"] {
         let (code, row) = run_for_row(
             &format!("crr-{model}.csv"),
@@ -43,6 +42,7 @@ fn every_model_reconnects_after_each_message_and_reports_connections_per_second(
 
 #[test]
 fn a_connection_rate_is_kept_and_latency_runs_from_the_intended_start() {
+    let _machine = common::shared();
     let json = temp_path("connrate.json");
     let (code, row) = run_for_row(
         "connrate.csv",
@@ -80,6 +80,7 @@ fn a_connection_rate_is_kept_and_latency_runs_from_the_intended_start() {
 
 #[test]
 fn refused_connects_are_counted_by_errno() {
+    let _machine = common::shared();
     // A port nobody listens on, after a probe that succeeds: start a server, note its
     // address, stop it.
     // Two seconds of serving: loadgen's start (its first connect to check the address) must
@@ -115,6 +116,7 @@ fn refused_connects_are_counted_by_errno() {
 
 #[test]
 fn loadgen_leaves_no_close_wait_when_the_server_closes_first() {
+    let _machine = common::shared();
     let server = MisbehavingServer::start(Misbehave::CloseAfter(1));
     let port = server.addr.port();
     let mut child = loadgen()
@@ -163,6 +165,7 @@ fn loadgen_leaves_no_close_wait_when_the_server_closes_first() {
 
 #[test]
 fn churn_flags_are_checked() {
+    let _machine = common::shared();
     for (args, flag) in [
         (&["--reconnect-every", "0"][..], "--reconnect-every"),
         (&["--conn-rate", "0"][..], "--conn-rate"),
@@ -180,6 +183,7 @@ fn churn_flags_are_checked() {
 
 #[test]
 fn short_lived_connections_are_not_taken_for_a_dead_server() {
+    let _machine = common::shared();
     // At 200 new connections/s of one round trip each, no connection is open most of the
     // time; new ones keep opening, so the server is alive and the run must not stop.
     let (code, row) = run_for_row(

@@ -1,13 +1,11 @@
 //! `loadgen agent` and `--agent`: the server's cost read from its host's agent (here the
 //! same machine, over loopback), the exposition format, the token, bad requests.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 
-use common::*;
+use crate::common::{self, *};
 
 /// An agent on 127.0.0.1:0 with `extra` flags; (the agent, stopped when dropped, and its
 /// address). testkit's process guard reads its `listening ADDR` line.
@@ -44,6 +42,7 @@ fn http(addr: &str, request: &str) -> String {
 
 #[test]
 fn loadgen_reads_the_servers_cost_from_the_agent() {
+    let _machine = common::shared();
     let mut cmd = loadgen();
     cmd.args(["serve", "--model", "mio", "--addr", "127.0.0.1:0"]);
     let server = testkit::ServerProcess::spawn(&mut cmd);
@@ -83,6 +82,7 @@ fn loadgen_reads_the_servers_cost_from_the_agent() {
 
 #[test]
 fn the_agent_answers_only_metrics_wants_its_token_and_stays_up() {
+    let _machine = common::shared();
     let token = temp_path("agent-token");
     std::fs::write(&token, "s3cret\n").unwrap();
     let (agent, at) = agent(&["--token", token.to_str().unwrap()]);
@@ -128,6 +128,7 @@ fn the_agent_answers_only_metrics_wants_its_token_and_stays_up() {
 
 #[test]
 fn a_non_loopback_listen_needs_allow_remote() {
+    let _machine = common::shared();
     let out = run(&["agent", "--listen", "0.0.0.0:0"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -136,6 +137,7 @@ fn a_non_loopback_listen_needs_allow_remote() {
 
 #[test]
 fn agent_with_a_spawned_server_is_refused() {
+    let _machine = common::shared();
     let out = run(&["--target", "mio", "--agent", "127.0.0.1:9464", "-d", "200ms"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -144,6 +146,7 @@ fn agent_with_a_spawned_server_is_refused() {
 
 #[test]
 fn an_empty_token_file_is_refused() {
+    let _machine = common::shared();
     let empty = temp_path("empty-token");
     std::fs::write(&empty, "\n").unwrap();
     let out = run(&["agent", "--token", empty.to_str().unwrap()]);
@@ -155,6 +158,7 @@ fn an_empty_token_file_is_refused() {
 /// agent on its veth address; the client's loads it and reads the agent across the link.
 #[test]
 fn a_server_on_another_host_is_costed_through_its_agent() {
+    let _machine = common::shared();
     let hosts = match testkit::netns::Hosts::create(1) {
         Ok(h) => h,
         Err(why) => {
@@ -210,6 +214,7 @@ fn a_server_on_another_host_is_costed_through_its_agent() {
 
 #[test]
 fn a_flood_of_requests_is_answered_429_and_the_agent_recovers() {
+    let _machine = common::shared();
     let (agent, at) = agent(&[]);
     // A cheap path (404), so the flood outruns the refill even on a slow machine.
     let answers: Vec<String> = (0..80).map(|_| http(&at, "GET /x HTTP/1.0\r\n\r\n")).collect();
@@ -222,6 +227,7 @@ fn a_flood_of_requests_is_answered_429_and_the_agent_recovers() {
 
 #[test]
 fn an_agent_that_dies_mid_window_leaves_the_cost_empty_not_zero() {
+    let _machine = common::shared();
     let mut cmd = loadgen();
     cmd.args(["serve", "--model", "mio", "--addr", "127.0.0.1:0"]);
     let server = testkit::ServerProcess::spawn(&mut cmd);
@@ -256,6 +262,7 @@ fn an_agent_that_dies_mid_window_leaves_the_cost_empty_not_zero() {
 
 #[test]
 fn an_agent_that_never_answers_costs_the_run_a_bounded_wait() {
+    let _machine = common::shared();
     // Accepts and then says nothing: every read gives up after its timeout, the run goes
     // on with the server's cost empty and says why.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -292,6 +299,7 @@ fn an_agent_that_never_answers_costs_the_run_a_bounded_wait() {
 
 #[test]
 fn an_endless_header_is_cut_off_and_costs_the_agent_no_memory() {
+    let _machine = common::shared();
     let (agent, at) = agent(&[]);
     let before = testkit::proc::rss_kib(agent.pid());
     let mut s = TcpStream::connect(&at).unwrap();

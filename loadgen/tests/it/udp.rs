@@ -2,12 +2,10 @@
 //! every model of ours, with injected loss, and with a server that drops, duplicates,
 //! reorders, corrupts and delays datagrams on purpose.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::{self, *};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/udp_echo.py");
 
@@ -24,6 +22,7 @@ fn udp_addr(server: &testkit::ServerProcess) -> String {
 
 #[test]
 fn a_plain_python_udp_echo_server_is_ok_with_nothing_lost() {
+    let _machine = common::shared();
     let server = python_server("plain");
     let addr = udp_addr(&server);
     for mode in [&[][..], &["--rate", "2000"][..]] {
@@ -55,6 +54,7 @@ fn a_plain_python_udp_echo_server_is_ok_with_nothing_lost() {
 
 #[test]
 fn every_model_serves_a_udp_run() {
+    let _machine = common::shared();
     for model in runnable_models("every_model_serves_a_udp_run") {
         let (code, row) = run_for_row(
             "udp-models.csv",
@@ -85,6 +85,7 @@ fn every_model_serves_a_udp_run() {
 
 #[test]
 fn each_datagram_fault_is_counted_apart() {
+    let _machine = common::shared();
     for engine in engines("each_datagram_fault_is_counted_apart") {
         each_datagram_fault_is_counted_apart_with(engine);
     }
@@ -152,6 +153,7 @@ fn each_datagram_fault_is_counted_apart_with(engine: &str) {
 
 #[test]
 fn injected_loss_is_reported_and_open_loop_keeps_its_rate() {
+    let _machine = common::shared();
     let server = python_server("plain");
     let _loss = match testkit::nft::Loss::to_udp_port(server.addr.port(), 1) {
         Ok(l) => l,
@@ -191,6 +193,7 @@ fn injected_loss_is_reported_and_open_loop_keeps_its_rate() {
 
 #[test]
 fn nobody_at_the_udp_port_is_exit_3_within_the_connect_timeout() {
+    let _machine = common::shared();
     // A bound socket that never answers would be silence; a closed port answers ICMP.
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -214,6 +217,7 @@ fn nobody_at_the_udp_port_is_exit_3_within_the_connect_timeout() {
 
 #[test]
 fn flags_that_do_not_fit_udp_are_refused_naming_them() {
+    let _machine = common::shared();
     // A message smaller than its header; a reset, which needs a TCP connection (refused,
     // not ignored).
     for (flag, value, says) in [("--msg-size", "8", "header"), ("--close", "rst", "UDP")] {
@@ -227,6 +231,7 @@ fn flags_that_do_not_fit_udp_are_refused_naming_them() {
 
 #[test]
 fn a_datagram_above_the_ethernet_mtu_is_warned_about() {
+    let _machine = common::shared();
     let out = run(&[
         "--target",
         "mio",
@@ -248,6 +253,7 @@ fn a_datagram_above_the_ethernet_mtu_is_warned_about() {
 
 #[test]
 fn sweep_compare_and_plot_take_udp_rows() {
+    let _machine = common::shared();
     let csv = temp_path("udp-sweep.csv");
     let out = run(&[
         "sweep",
@@ -295,6 +301,7 @@ fn sweep_compare_and_plot_take_udp_rows() {
 
 #[test]
 fn a_udp_server_that_dies_mid_run_ends_the_run_with_what_it_measured() {
+    let _machine = common::shared();
     for engine in engines("a_udp_server_that_dies_mid_run_ends_the_run_with_what_it_measured") {
         a_udp_server_that_dies_mid_run_with(engine);
     }

@@ -1,14 +1,8 @@
 //! Server work (`--work`) against Little's law: c busy servers with service time S and a
 //! client round trip R0 carry X = c / (S + R0) in closed loop. Generous bounds here (the
-//! machine is shared); the measured ratios belong in results/. The runs take turns.
+//! machine is shared); the measured ratios belong in results/. The timed runs take the machine alone.
 
-mod common;
-
-use std::sync::Mutex;
-
-use common::*;
-
-static ALONE: Mutex<()> = Mutex::new(());
+use crate::common::{self, *};
 
 /// (throughput, mean latency µs) of a closed-loop run of `target` with `extra` flags.
 fn closed(target: &str, conns: &str, extra: &[&str]) -> (f64, f64) {
@@ -30,7 +24,7 @@ fn closed(target: &str, conns: &str, extra: &[&str]) -> (f64, f64) {
 
 #[test]
 fn a_pool_of_16_waiting_1ms_follows_littles_law() {
-    let _alone = ALONE.lock();
+    let _alone = common::alone();
     // R0: the round trip of a served connection without work (16 connections, 16 workers).
     let (_, r0_us) = closed("threadpool", "16", &["--server-workers", "16"]);
     let (x, _) = closed("threadpool", "100", &["--server-workers", "16", "--work", "wait:1ms"]);
@@ -47,7 +41,7 @@ fn a_pool_of_16_waiting_1ms_follows_littles_law() {
 
 #[test]
 fn event_loops_keep_serving_while_messages_wait() {
-    let _alone = ALONE.lock();
+    let _alone = common::alone();
     let (pool, _) = closed("threadpool", "100", &["--server-workers", "16", "--work", "wait:1ms"]);
     let (mio, _) = closed("mio", "100", &["--work", "wait:1ms"]);
     let (tokio, _) = closed("tokio", "100", &["--work", "wait:1ms"]);
@@ -65,7 +59,7 @@ fn event_loops_keep_serving_while_messages_wait() {
 
 #[test]
 fn one_loop_blocked_or_busy_serves_one_message_at_a_time() {
-    let _alone = ALONE.lock();
+    let _alone = common::alone();
     let (blocked, _) = closed("mio", "100", &["--work", "block:1ms"]);
     assert!(
         (700.0..=1_100.0).contains(&blocked),
@@ -80,6 +74,7 @@ fn one_loop_blocked_or_busy_serves_one_message_at_a_time() {
 
 #[test]
 fn the_row_records_the_work_and_bad_specs_are_refused() {
+    let _machine = common::shared();
     let (code, row) = run_for_row(
         "work-row.csv",
         &[
@@ -117,7 +112,7 @@ fn over_udp_a_pool_blocks_on_a_wait_and_a_loop_does_not() {
     // Every datagram is one message: 4 pool workers waiting 1 ms each carry at most 4,000
     // datagrams a second whatever the peers; one mio loop holds the replies on a timer and
     // carries many times that for 50 peers.
-    let _alone = ALONE.lock();
+    let _alone = common::alone();
     let udp = |target: &str, extra: &[&str]| {
         let name = format!("work-udp-{target}.csv");
         let (code, row) = run_for_row(
@@ -175,7 +170,7 @@ fn timer_late_p50_us() -> f64 {
 
 #[test]
 fn a_wait_of_1ms_lasts_1ms_in_every_model() {
-    let _alone = ALONE.lock();
+    let _alone = common::alone();
     for model in runnable_models("a_wait_of_1ms_lasts_1ms_in_every_model") {
         let m = model.name();
         let run = |extra: &[&str]| {

@@ -1,10 +1,8 @@
 //! `loadgen run` end to end: every model, the CSV contract, the exit codes.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::{self, *};
 
 /// The schema-1 columns in order, as docs/reference.md documents them, then our appended ones.
 const CONTRACT_COLUMNS: &str =
@@ -23,6 +21,7 @@ retransmits, tcp_rtt_p50_us, arrivals, rx_delay_p99_us, others_cpu_s, steal_cpu_
 
 #[test]
 fn every_model_runs_and_reports_ok() {
+    let _machine = common::shared();
     let csv = temp_path("models.csv");
     let models = runnable_models("every_model_runs_and_reports_ok");
     for &model in &models {
@@ -89,6 +88,7 @@ fn every_model_runs_and_reports_ok() {
 
 #[test]
 fn csv_header_is_the_contract() {
+    let _machine = common::shared();
     let csv = temp_path("header.csv");
     let server = MisbehavingServer::start(Misbehave::None);
     let addr = server.addr_arg();
@@ -119,6 +119,7 @@ fn csv_header_is_the_contract() {
 
 #[test]
 fn a_local_server_at_addr_is_found_and_measured_without_a_pid() {
+    let _machine = common::shared();
     let mut cmd = loadgen();
     cmd.args(["serve", "--model", "mio", "--addr", "127.0.0.1:0"]);
     let server = testkit::ServerProcess::spawn(&mut cmd);
@@ -151,6 +152,7 @@ fn a_local_server_at_addr_is_found_and_measured_without_a_pid() {
 
 #[test]
 fn json_summary_has_the_distribution_and_series() {
+    let _machine = common::shared();
     let json = temp_path("run.json");
     let out = run(&[
         "--target",
@@ -179,6 +181,7 @@ fn json_summary_has_the_distribution_and_series() {
 
 #[test]
 fn each_model_completes_1000_connections() {
+    let _machine = common::shared();
     for model in runnable_models("each_model_completes_1000_connections") {
         // The thread pool needs a worker per connection; the others run their defaults.
         let workers = if model == servers::Model::ThreadPool {
@@ -205,6 +208,7 @@ fn each_model_completes_1000_connections() {
 
 #[test]
 fn unix_socket_target() {
+    let _machine = common::shared();
     let path = std::env::temp_dir().join(format!("loadgen-unix-{}.sock", std::process::id()));
     let server = servers::start(
         servers::Model::Mio,
@@ -237,6 +241,7 @@ fn unix_socket_target() {
 
 #[test]
 fn nothing_listening_exits_3_within_the_connect_timeout() {
+    let _machine = common::shared();
     let free = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -252,6 +257,7 @@ fn nothing_listening_exits_3_within_the_connect_timeout() {
 
 #[test]
 fn unresolvable_address_exits_3() {
+    let _machine = common::shared();
     let out = run(&["--addr", "no-such-host.invalid:7"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--addr"));
@@ -259,6 +265,7 @@ fn unresolvable_address_exits_3() {
 
 #[test]
 fn bad_usage_exits_2_naming_the_flag() {
+    let _machine = common::shared();
     for (args, flag) in [
         (vec!["--target", "fibers"], "--target"),
         (vec!["--target", "mio", "--duration", "soon"], "--duration"),
@@ -300,6 +307,7 @@ fn bad_usage_exits_2_naming_the_flag() {
 
 #[test]
 fn too_many_connections_for_the_descriptor_limit_are_refused() {
+    let _machine = common::shared();
     let mut cmd = loadgen();
     cmd.args(["--target", "mio", "--conns", "5000"]);
     with_nofile(&mut cmd, 256, 1024);
@@ -311,6 +319,7 @@ fn too_many_connections_for_the_descriptor_limit_are_refused() {
 
 #[test]
 fn targets_lists_every_model() {
+    let _machine = common::shared();
     let out = run(&["targets"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
@@ -321,6 +330,7 @@ fn targets_lists_every_model() {
 
 #[test]
 fn connections_come_from_the_bound_source_addresses() {
+    let _machine = common::shared();
     let server = MisbehavingServer::start(Misbehave::None);
     let out = run(&[
         "--addr",
@@ -344,6 +354,7 @@ fn connections_come_from_the_bound_source_addresses() {
 
 #[test]
 fn cpu_pinning_is_applied_and_recorded() {
+    let _machine = common::shared();
     let json = temp_path("pinned.json");
     let out = run(&[
         "--target",
@@ -414,6 +425,7 @@ fn cpu_pinning_is_applied_and_recorded() {
 
 #[test]
 fn client_memory_does_not_grow_with_the_run_length() {
+    let _machine = common::shared();
     // 100 ms intervals make a 6 s run hold 60 intervals of ~1 MB of histograms each:
     // before intervals were folded as they completed, its peak RSS grew by ~60 MB over the
     // 1 s run's. Kept intervals would grow it by tens of MB; on a busy machine a few
@@ -447,6 +459,7 @@ fn client_memory_does_not_grow_with_the_run_length() {
 
 #[test]
 fn completions_and_man_page_are_generated() {
+    let _machine = common::shared();
     for shell in ["bash", "zsh", "fish"] {
         let out = run(&["completions", shell]);
         assert_eq!(out.status.code(), Some(0), "{shell}");
@@ -461,6 +474,7 @@ fn completions_and_man_page_are_generated() {
 
 #[test]
 fn the_uring_target_refuses_in_one_line_without_io_uring() {
+    let _machine = common::shared();
     let out = loadgen()
         .args(["--target", "uring", "--duration", "200ms"])
         .env(kit::ring::DISABLE_ENV, "1")
@@ -474,6 +488,7 @@ fn the_uring_target_refuses_in_one_line_without_io_uring() {
 
 #[test]
 fn a_short_run_marks_the_far_percentiles_not_estimable() {
+    let _machine = common::shared();
     // 2,000 samples: p99 needs 1,000 (estimable), p99.9 10,000 and p99.99 100,000 (not).
     let json = temp_path("short.json");
     let (_, row) = run_for_row(
@@ -505,6 +520,7 @@ fn a_short_run_marks_the_far_percentiles_not_estimable() {
 
 #[test]
 fn a_report_names_its_workers_and_threads_and_compare_pairs_by_them() {
+    let _machine = common::shared();
     let csv = temp_path("workers.csv");
     for workers in ["1", "2"] {
         let out = run(&[
@@ -569,6 +585,7 @@ fn a_report_names_its_workers_and_threads_and_compare_pairs_by_them() {
 
 #[test]
 fn a_local_addr_gets_half_the_cores_by_default_and_says_why() {
+    let _machine = common::shared();
     let mut cmd = loadgen();
     cmd.args(["serve", "--model", "mio", "--addr", "127.0.0.1:0"]);
     let server = testkit::ServerProcess::spawn(&mut cmd);
@@ -593,6 +610,7 @@ fn a_local_addr_gets_half_the_cores_by_default_and_says_why() {
 
 #[test]
 fn the_command_line_takes_short_flags_suffixes_and_aliases() {
+    let _machine = common::shared();
     let (code, row) = run_for_row(
         "shortflags.csv",
         &[
@@ -641,6 +659,7 @@ fn the_command_line_takes_short_flags_suffixes_and_aliases() {
 
 #[test]
 fn threadpool_gets_a_worker_per_connection_by_default() {
+    let _machine = common::shared();
     let (code, row) = run_for_row(
         "pool.csv",
         &["--target", "threadpool", "-c", "100", "-d", "1s", "--warmup", "200ms"],
@@ -654,6 +673,7 @@ const ASYNCIO_ECHO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/
 
 #[test]
 fn the_capacity_search_finds_a_python_servers_capacity_with_default_pacing() {
+    let _machine = common::shared();
     let server = testkit::ServerProcess::spawn(std::process::Command::new("python3").arg(ASYNCIO_ECHO));
     let addr = server.addr.to_string();
     let json = temp_path("capacity-asyncio.json");
@@ -697,6 +717,7 @@ fn the_capacity_search_finds_a_python_servers_capacity_with_default_pacing() {
 
 #[test]
 fn a_sweep_draws_a_ladder_against_a_running_server_judged_by_the_objective() {
+    let _machine = common::shared();
     let server = testkit::ServerProcess::spawn(std::process::Command::new("python3").arg(ASYNCIO_ECHO));
     let addr = server.addr.to_string();
     let csv = temp_path("ladder-asyncio.csv");
@@ -757,6 +778,7 @@ fn a_sweep_draws_a_ladder_against_a_running_server_judged_by_the_objective() {
 
 #[test]
 fn the_client_reports_its_own_peak_memory_not_its_parents() {
+    let _machine = common::shared();
     // A parent that touched 200 MB, then became loadgen (exec): ru_maxrss would carry the
     // parent's peak across the exec (as under `cargo run`); VmHWM is loadgen's own.
     let csv = temp_path("own-rss.csv");

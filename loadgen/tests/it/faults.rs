@@ -2,15 +2,14 @@
 //! killed mid-run. The run never hangs, keeps what it measured, and exits with the
 //! contract's code.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::{self, *};
 
 #[test]
 fn corrupted_bytes_are_counted_as_mismatches() {
+    let _machine = common::shared();
     let server = MisbehavingServer::start(Misbehave::Corrupt(50));
     let addr = server.addr_arg();
     let (code, row) = run_for_row(
@@ -27,6 +26,7 @@ fn corrupted_bytes_are_counted_as_mismatches() {
 
 #[test]
 fn a_server_that_never_answers_gives_timeouts_not_a_hang() {
+    let _machine = common::shared();
     let server = MisbehavingServer::start(Misbehave::Silent);
     let addr = server.addr_arg();
     let t = Instant::now();
@@ -53,6 +53,7 @@ fn a_server_that_never_answers_gives_timeouts_not_a_hang() {
 
 #[test]
 fn resets_are_counted_and_connections_reopened() {
+    let _machine = common::shared();
     let server = MisbehavingServer::start(Misbehave::ResetAfter(20));
     let addr = server.addr_arg();
     let (code, row) = run_for_row(
@@ -69,6 +70,7 @@ fn resets_are_counted_and_connections_reopened() {
 
 #[test]
 fn an_external_server_dying_stops_the_run_as_partial() {
+    let _machine = common::shared();
     // Serving for 2.5 s: loadgen must be connected before the death even when the machine
     // is busy with the other tests; the run must end about a second after it.
     let server = MisbehavingServer::start(Misbehave::DieAfter(Duration::from_millis(2500)));
@@ -87,6 +89,7 @@ fn an_external_server_dying_stops_the_run_as_partial() {
 
 #[test]
 fn a_server_that_stops_accepting_does_not_hang_the_connection_phase() {
+    let _machine = common::shared();
     let server = MisbehavingServer::start(Misbehave::StopAcceptingAfter(50));
     let addr = server.addr_arg();
     let t = Instant::now();
@@ -153,6 +156,7 @@ fn start_long_run(model: &str, csv: &std::path::Path) -> (std::process::Child, u
 
 #[test]
 fn the_spawned_server_dying_is_noticed_within_a_second() {
+    let _machine = common::shared();
     let csv = temp_path("killed.csv");
     let (mut child, server) = start_long_run("mio", &csv);
     std::thread::sleep(Duration::from_millis(1200));
@@ -168,6 +172,7 @@ fn the_spawned_server_dying_is_noticed_within_a_second() {
 
 #[test]
 fn sigint_stops_the_run_and_the_server_and_keeps_the_row() {
+    let _machine = common::shared();
     for (i, sig) in [Signal::INT, Signal::TERM].into_iter().enumerate() {
         let csv = temp_path(&format!("sig{i}.csv"));
         let (mut child, server) = start_long_run("tokio", &csv);
@@ -187,6 +192,7 @@ fn sigint_stops_the_run_and_the_server_and_keeps_the_row() {
 
 #[test]
 fn packet_loss_shows_the_retransmission_timeout_and_nothing_else() {
+    let _machine = common::shared();
     let server = MisbehavingServer::start(Misbehave::None);
     let _loss = match testkit::nft::Loss::to_port(server.addr.port(), 2) {
         Ok(l) => l,
@@ -230,6 +236,7 @@ fn packet_loss_shows_the_retransmission_timeout_and_nothing_else() {
 
 #[test]
 fn idle_connections_starve_threadpool_and_loadgen_names_the_starved() {
+    let _machine = common::shared();
     let mut cmd = loadgen();
     cmd.args([
         "serve",
@@ -279,6 +286,7 @@ fn idle_connections_starve_threadpool_and_loadgen_names_the_starved() {
 
 #[test]
 fn a_saturated_client_thread_is_named_as_the_bottleneck() {
+    let _machine = common::shared();
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
         testkit::skip("a_saturated_client_thread_is_named_as_the_bottleneck", "needs 2 CPUs");
         return;
@@ -323,6 +331,7 @@ fn a_saturated_client_thread_is_named_as_the_bottleneck() {
 
 #[test]
 fn megabyte_messages_through_tiny_socket_buffers_stay_exact_and_bounded() {
+    let _machine = common::shared();
     let (code, row) = run_for_row(
         "tinybuf.csv",
         &[
@@ -392,6 +401,7 @@ impl Drop for Socat {
 
 #[test]
 fn a_forking_server_is_named_by_its_real_backlog() {
+    let _machine = common::shared();
     // socat listens with a backlog of 5 and forks per connection: 50 connections at once
     // overflow its accept queue, and the report says so with its number (not somaxconn).
     let socat = match Socat::start() {
@@ -442,6 +452,7 @@ fn a_forking_server_is_named_by_its_real_backlog() {
 
 #[test]
 fn a_busy_neighbour_is_named_with_its_share_of_the_machine() {
+    let _machine = common::shared();
     // A thread of this test spins beside the run: another process, neither client nor
     // server, taking CPU they could have had. The report says how much, and warns.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

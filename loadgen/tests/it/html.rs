@@ -3,12 +3,10 @@
 //! screenshot is not blank. Without Chromium the test fails under CI (`.ci/run` installs
 //! it) and says it skipped elsewhere.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::{self, *};
 
 /// Runs headless Chromium on `page` with `extra` arguments; (stdout, stderr).
 fn chromium(page: &Path, extra: &[&str]) -> Option<(String, String)> {
@@ -82,6 +80,7 @@ fn study() -> (std::path::PathBuf, std::path::PathBuf) {
 
 #[test]
 fn the_html_report_renders_in_a_real_browser_offline_and_not_blank() {
+    let _machine = common::shared();
     if Command::new("chromium").arg("--version").output().is_err() {
         return testkit::skip(
             "the_html_report_renders_in_a_real_browser_offline_and_not_blank",
@@ -149,6 +148,7 @@ fn the_html_report_renders_in_a_real_browser_offline_and_not_blank() {
 
 #[test]
 fn bad_inputs_are_named_and_an_empty_report_makes_a_page_that_says_so() {
+    let _machine = common::shared();
     let not_report = temp_path("not-report.csv");
     std::fs::write(&not_report, "a,b\n1,2\n").unwrap();
     let out = run(&[
@@ -214,6 +214,7 @@ document.body.setAttribute('data-layout',f.length+' '+bad+' '+most);})();</scrip
 
 #[test]
 fn chart_panels_keep_their_legends_beside_the_plot_and_few_lines_each() {
+    let _machine = common::shared();
     if Command::new("chromium").arg("--version").output().is_err() {
         return testkit::skip(
             "chart_panels_keep_their_legends_beside_the_plot_and_few_lines_each",

@@ -2,11 +2,9 @@
 //! `--start-at`, and `loadgen merge` of shard logs (also across network namespaces
 //! standing in for hosts).
 
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::{self, *};
 
 fn at(ahead: Duration) -> String {
     format!(
@@ -62,6 +60,7 @@ fn wait_and_merge(children: Vec<std::process::Child>, logs: &[std::path::PathBuf
 
 #[test]
 fn procs_and_server_procs_make_one_report() {
+    let _machine = common::shared();
     let (code, row) = run_for_row(
         "procs.csv",
         &[
@@ -89,6 +88,7 @@ fn procs_and_server_procs_make_one_report() {
 
 #[test]
 fn a_merged_report_says_what_one_process_would() {
+    let _machine = common::shared();
     // Open loop, Poisson, kernel stamps, churn with RST: every column one process fills
     // must come through the merge of its shards, not be left blank or zero.
     let (code, row) = run_for_row(
@@ -141,6 +141,7 @@ fn a_merged_report_says_what_one_process_would() {
 
 #[test]
 fn a_shard_is_judged_on_its_share_of_the_rate() {
+    let _machine = common::shared();
     // Shard 0 of 2 sends its 5 connections' messages: 1,000 of the run's 2,000 msg/s. Judged
     // against the whole run's rate it "achieved 1000 of 2000" and was called short.
     let server = MisbehavingServer::start(Misbehave::None);
@@ -178,6 +179,7 @@ fn a_shard_is_judged_on_its_share_of_the_rate() {
 
 #[test]
 fn shards_started_together_merge_into_the_whole_run() {
+    let _machine = common::shared();
     let server = MisbehavingServer::start(Misbehave::None);
     let start = at(Duration::from_secs(2));
     let logs: Vec<_> = (0..3).map(|i| temp_path(&format!("shard{i}.hlog"))).collect();
@@ -241,6 +243,7 @@ fn shards_started_together_merge_into_the_whole_run() {
 
 #[test]
 fn shard_flags_are_checked() {
+    let _machine = common::shared();
     let past = at(Duration::ZERO).parse::<f64>().unwrap() - 5.0;
     for (args, flag) in [
         (vec!["--procs", "0"], "--procs"),
@@ -261,6 +264,7 @@ fn shard_flags_are_checked() {
 
 #[test]
 fn shards_on_two_hosts_merge_exactly() {
+    let _machine = common::shared();
     let Some((logs, v)) = two_host_shards("shards_on_two_hosts_merge_exactly", false) else {
         return;
     };
@@ -269,6 +273,7 @@ fn shards_on_two_hosts_merge_exactly() {
 
 #[test]
 fn shards_on_two_hosts_carry_one_server_cost_from_its_agent() {
+    let _machine = common::shared();
     // Each shard reads the server host's agent over the same --start-at window; the merge
     // carries that one cost, per message over every shard's messages.
     let Some((_, v)) = two_host_shards("shards_on_two_hosts_carry_one_server_cost_from_its_agent", true) else {
@@ -346,6 +351,7 @@ fn two_host_shards(test: &str, with_agent: bool) -> Option<(Vec<std::path::PathB
 
 #[test]
 fn merge_of_a_file_that_is_no_log_names_it_in_one_line() {
+    let _machine = common::shared();
     let bad = temp_path("not-a-log.hlog");
     std::fs::write(&bad, "a,b,c\n1,2,3\n").unwrap();
     let out = run(&["merge", bad.to_str().unwrap()]);

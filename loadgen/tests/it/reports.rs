@@ -1,11 +1,9 @@
 //! `sweep`, `compare`, `plot` and `merge` end to end, on real runs and on constructed
 //! reports.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::{self, *};
 
 const HEADER: &str = "schema,timestamp,label,target,addr,transport,mode,conns,msg_size,depth,rate,duration_s,throughput_msgs_s,lat_p50_us,lat_p99_us,lat_p999_us,status";
 
@@ -31,6 +29,7 @@ fn s(p: &Path) -> &str {
 
 #[test]
 fn compare_marks_improvements_regressions_and_missing_rows() {
+    let _machine = common::shared();
     let base = report(
         "base.csv",
         &[
@@ -81,6 +80,7 @@ fn compare_marks_improvements_regressions_and_missing_rows() {
 
 #[test]
 fn compare_of_reports_that_share_no_configuration_is_refused_not_passed() {
+    let _machine = common::shared();
     let base = report("disjoint-base.csv", &[("mio", 10, 1000.0, 100.0)]);
     let new = report("disjoint-new.csv", &[("mio", 20, 500.0, 100.0)]);
     for extra in [&[][..], &["--threshold", "5%"][..]] {
@@ -110,6 +110,7 @@ fn compare_of_reports_that_share_no_configuration_is_refused_not_passed() {
 
 #[test]
 fn compare_gate_fails_new_runs_that_ended_worse_however_fast() {
+    let _machine = common::shared();
     let base = report(
         "ended-base.csv",
         &[
@@ -170,6 +171,7 @@ fn compare_gate_fails_new_runs_that_ended_worse_however_fast() {
 
 #[test]
 fn compare_says_when_runs_were_disturbed_by_busy_neighbours() {
+    let _machine = common::shared();
     // The machine columns a run writes: 2 CPUs, a 10 s window (20 CPU-seconds); the new
     // runs' neighbours took 6 of them (30%), one base run's 0.5 (2.5%, not disturbed).
     let with_machine = |name: &str, tput: f64, others: &str| {
@@ -209,6 +211,7 @@ fn compare_says_when_runs_were_disturbed_by_busy_neighbours() {
 
 #[test]
 fn compare_by_target_gates_with_a_threshold_naming_the_value() {
+    let _machine = common::shared();
     let mut rows = Vec::new();
     for t in [1000.0, 1010.0, 990.0] {
         rows.push(("mio", 10, t, 100.0));
@@ -247,6 +250,7 @@ fn repeats(name: &str, n: usize, tput: f64) -> std::path::PathBuf {
 
 #[test]
 fn compare_gives_four_outcomes_and_gates_on_them() {
+    let _machine = common::shared();
     let base = repeats("n10-base.csv", 10, 100_000.0);
     let gate = |new: &Path| {
         let out = run(&[
@@ -292,6 +296,7 @@ fn compare_gives_four_outcomes_and_gates_on_them() {
 
 #[test]
 fn compare_gate_fails_a_halving_at_two_repeats_and_says_how_many_would_settle_it() {
+    let _machine = common::shared();
     // Two repeats, 20% run-to-run spread: a t-test has no power here, the gate must not pass.
     let base = report(
         "two-base.csv",
@@ -340,6 +345,7 @@ fn report_on(name: &str, host: &str, cpus: u32, rows: &[(&str, u32, f64)]) -> st
 
 #[test]
 fn compare_by_target_uses_the_same_outcomes() {
+    let _machine = common::shared();
     // 12 configurations: tokio 10% faster in one, 0.3% in the others.
     let mut rows = Vec::new();
     for conns in 1..=12u32 {
@@ -373,6 +379,7 @@ fn compare_by_target_uses_the_same_outcomes() {
 
 #[test]
 fn compare_names_different_machines_and_does_not_gate_across_them() {
+    let _machine = common::shared();
     let base = report_on("env-base.csv", "vm", 2, &[("mio", 10, 1000.0)]);
     let new = report_on("env-new.csv", "otherbox", 64, &[("mio", 10, 500.0)]);
     let out = run(&[
@@ -406,6 +413,7 @@ fn compare_names_different_machines_and_does_not_gate_across_them() {
 
 #[test]
 fn compare_by_target_against_a_baseline() {
+    let _machine = common::shared();
     let file = report(
         "by.csv",
         &[
@@ -436,6 +444,7 @@ fn compare_by_target_against_a_baseline() {
 
 #[test]
 fn bad_reports_exit_2_naming_the_file() {
+    let _machine = common::shared();
     let not_report = temp_path("not-a-report.csv");
     std::fs::write(&not_report, "hello,world\n1,2\n").unwrap();
     let missing_col = temp_path("missing-col.csv");
@@ -458,6 +467,7 @@ fn bad_reports_exit_2_naming_the_file() {
 
 #[test]
 fn plot_writes_valid_svg_charts() {
+    let _machine = common::shared();
     let file = report(
         "plot.csv",
         &[
@@ -489,6 +499,7 @@ fn plot_writes_valid_svg_charts() {
 
 #[test]
 fn man_and_completions_end_quietly_when_the_reader_stops() {
+    let _machine = common::shared();
     for args in [&["man"][..], &["completions", "bash"][..]] {
         let mut child = loadgen()
             .args(args)
@@ -509,6 +520,7 @@ fn man_and_completions_end_quietly_when_the_reader_stops() {
 
 #[test]
 fn sweep_of_two_models_by_two_connection_counts_gives_four_rows() {
+    let _machine = common::shared();
     let csv = temp_path("sweep.csv");
     let out = run(&[
         "sweep",
@@ -541,6 +553,7 @@ fn sweep_of_two_models_by_two_connection_counts_gives_four_rows() {
 
 #[test]
 fn a_failed_run_is_recorded_and_the_sweep_goes_on() {
+    let _machine = common::shared();
     let csv = temp_path("sweep-fail.csv");
     // With a descriptor limit of 1024, the 2000-connection run cannot run; the others can.
     let mut cmd = loadgen();
@@ -576,6 +589,7 @@ fn a_failed_run_is_recorded_and_the_sweep_goes_on() {
 
 #[test]
 fn merge_combines_interval_logs_exactly() {
+    let _machine = common::shared();
     let (a, b) = (temp_path("a.hlog"), temp_path("b.hlog"));
     let (ja, jb) = (temp_path("a.json"), temp_path("b.json"));
     for (log, json) in [(&a, &ja), (&b, &jb)] {
@@ -626,6 +640,7 @@ fn merge_combines_interval_logs_exactly() {
 
 #[test]
 fn ctrl_c_stops_a_sweep_after_recording_the_run_in_progress() {
+    let _machine = common::shared();
     let csv = temp_path("sweep-int.csv");
     let mut child = loadgen()
         .args([
@@ -655,6 +670,7 @@ fn ctrl_c_stops_a_sweep_after_recording_the_run_in_progress() {
 
 #[test]
 fn appends_from_concurrent_processes_upgrade_an_old_report_without_losing_rows() {
+    let _machine = common::shared();
     let log = temp_path("race.hlog");
     let out = run(&[
         "--target",
@@ -697,6 +713,7 @@ fn appends_from_concurrent_processes_upgrade_an_old_report_without_losing_rows()
 
 #[test]
 fn sweep_repeat_auto_runs_until_its_interval_or_its_maximum_and_says_which() {
+    let _machine = common::shared();
     let csv = temp_path("auto.csv");
     let out = run(&[
         "sweep",
@@ -743,6 +760,7 @@ fn sweep_repeat_auto_runs_until_its_interval_or_its_maximum_and_says_which() {
 
 #[test]
 fn run_repeat_writes_a_row_per_run_and_refuses_one_run_outputs() {
+    let _machine = common::shared();
     let csv = temp_path("run-repeat.csv");
     let out = run(&[
         "--target",
@@ -780,6 +798,7 @@ fn run_repeat_writes_a_row_per_run_and_refuses_one_run_outputs() {
 
 #[test]
 fn sweep_varies_server_workers_as_a_dimension() {
+    let _machine = common::shared();
     let csv = temp_path("sweep-workers.csv");
     let out = run(&[
         "sweep",
@@ -809,6 +828,7 @@ fn sweep_varies_server_workers_as_a_dimension() {
 
 #[test]
 fn sweep_quiet_prints_only_where_the_rows_went() {
+    let _machine = common::shared();
     let csv = temp_path("sweep-quiet.csv");
     let out = run(&[
         "sweep",

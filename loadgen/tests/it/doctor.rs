@@ -1,20 +1,16 @@
 //! `loadgen doctor`: the probes run in bounded time and every finding says what, its
 //! value, why it matters and, where one exists, the fix; --tune and --reset round-trip.
 
-mod common;
-
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::{self, *};
 
-/// --tune changes (and --reset restores) a kernel setting the probes measure: the two tests
-/// take turns.
-static ALONE: Mutex<()> = Mutex::new(());
+// --tune changes (and --reset restores) a kernel setting the probes measure: both tests run
+// alone (`common::alone`).
 
 #[test]
 fn doctor_measures_and_reads_the_machine_within_20_seconds() {
-    let _alone = ALONE.lock();
+    let _alone = common::alone();
     let json = temp_path("doctor.json");
     let t = Instant::now();
     let out = run(&["doctor", "--json", json.to_str().unwrap()]);
@@ -55,7 +51,7 @@ fn doctor_measures_and_reads_the_machine_within_20_seconds() {
 
 #[test]
 fn tune_and_reset_round_trip_through_a_saved_state() {
-    let _alone = ALONE.lock();
+    let _alone = common::alone();
     let state = temp_path("doctor-state");
     let _ = std::fs::remove_dir_all(&state);
     let tune = loadgen()

@@ -1,11 +1,9 @@
 //! `--engine uring`: the io_uring client driver measures and handles faults as the epoll
 //! one does. Skipped (with a message) where io_uring is unavailable.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::{self, *};
 
 /// Why the uring engine cannot run here, if it cannot.
 fn skip(test: &str) -> bool {
@@ -27,6 +25,7 @@ fn uring_row(name: &str, args: &[&str]) -> (Option<i32>, std::collections::HashM
 
 #[test]
 fn uring_engine_loads_every_mode_byte_exact() {
+    let _machine = common::shared();
     if skip("uring_engine_loads_every_mode_byte_exact") {
         return;
     }
@@ -88,6 +87,7 @@ fn uring_engine_loads_every_mode_byte_exact() {
 
 #[test]
 fn uring_engine_churns_connections() {
+    let _machine = common::shared();
     if skip("uring_engine_churns_connections") {
         return;
     }
@@ -101,6 +101,7 @@ fn uring_engine_churns_connections() {
 
 #[test]
 fn uring_engine_counts_resets_and_corruption_and_never_hangs() {
+    let _machine = common::shared();
     if skip("uring_engine_counts_resets_and_corruption_and_never_hangs") {
         return;
     }
@@ -127,6 +128,7 @@ fn uring_engine_counts_resets_and_corruption_and_never_hangs() {
 
 #[test]
 fn uring_engine_refusals_name_the_flag() {
+    let _machine = common::shared();
     let out = loadgen()
         .args(["--target", "mio", "--engine", "uring", "--duration", "200ms"])
         .env(kit::ring::DISABLE_ENV, "1")

@@ -2,13 +2,11 @@
 //! read, a full disk that loses nothing that can still be written, paths refused up front.
 //! Every test works in its own directory and removes it.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::{self, *};
 
 /// A directory of this test's own, removed (with whatever is mounted on it) on drop.
 struct Scratch(PathBuf);
@@ -83,6 +81,7 @@ fn run_in(dir: &Path, args: &[&str]) -> (Option<i32>, String, String, f64) {
 
 #[test]
 fn csv_to_standard_output_is_a_header_and_a_row_and_creates_no_file() {
+    let _machine = common::shared();
     let dir = Scratch::new("stdout");
     for target in ["-", "/dev/stdout"] {
         let (code, out, err, secs) = run_in(&dir.0, &[&QUICK[..], &["--quiet", "--csv", target]].concat());
@@ -98,6 +97,7 @@ fn csv_to_standard_output_is_a_header_and_a_row_and_creates_no_file() {
 
 #[test]
 fn a_full_device_fails_the_output_not_the_run() {
+    let _machine = common::shared();
     let dir = Scratch::new("full");
     let (code, out, _, secs) = run_in(
         &dir.0,
@@ -121,6 +121,7 @@ fn a_full_device_fails_the_output_not_the_run() {
 
 #[test]
 fn a_fifo_with_a_reader_gets_the_row() {
+    let _machine = common::shared();
     let dir = Scratch::new("fifo");
     let fifo = dir.path("rows.fifo");
     testkit::run_tool("mkfifo", &[fifo.to_str().unwrap()]).unwrap();
@@ -138,6 +139,7 @@ fn a_fifo_with_a_reader_gets_the_row() {
 
 #[test]
 fn a_fifo_nobody_reads_fails_the_output_in_bounded_time_not_the_run() {
+    let _machine = common::shared();
     // Opening a FIFO for writing blocks until a reader comes: the run used to hang there
     // for good after measuring, deaf to SIGTERM.
     let dir = Scratch::new("fifo-unread");
@@ -157,6 +159,7 @@ fn a_fifo_nobody_reads_fails_the_output_in_bounded_time_not_the_run() {
 
 #[test]
 fn a_reader_that_closes_its_pipe_early_ends_the_run_cleanly() {
+    let _machine = common::shared();
     let dir = Scratch::new("pipe");
     let args = [&QUICK[..], &["--quiet", "--csv", "-", "--hdr-log", "-"]].concat();
     let t = Instant::now();
@@ -186,6 +189,7 @@ fn a_reader_that_closes_its_pipe_early_ends_the_run_cleanly() {
 
 #[test]
 fn paths_that_cannot_take_an_output_are_refused_before_the_run() {
+    let _machine = common::shared();
     let dir = Scratch::new("refuse");
     let (code, _, err, secs) = run_in(&dir.0, &[&QUICK[..], &["--json", dir.0.to_str().unwrap()]].concat());
     assert_eq!(code, Some(2));
@@ -213,6 +217,7 @@ fn paths_that_cannot_take_an_output_are_refused_before_the_run() {
 
 #[test]
 fn a_full_disk_mid_run_keeps_the_summary_and_the_other_outputs() {
+    let _machine = common::shared();
     let dir = Scratch::new("tmpfs");
     let small = dir.path("small");
     let _mount = match Tmpfs::mount(&small, "size=64k") {
@@ -269,6 +274,7 @@ fn a_full_disk_mid_run_keeps_the_summary_and_the_other_outputs() {
 
 #[test]
 fn latency_prints_the_spectrum_that_the_json_carries() {
+    let _machine = common::shared();
     let json = temp_path("spectrum.json");
     let out = run(&[
         "--target",
@@ -320,6 +326,7 @@ fn fingerprint(path: &Path) -> u64 {
 
 #[test]
 fn a_battery_of_bad_inputs_each_gets_one_line_naming_it_and_changes_nothing() {
+    let _machine = common::shared();
     let dir = Scratch::new("battery");
     let good = dir.path("good.csv");
     std::fs::write(

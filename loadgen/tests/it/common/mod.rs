@@ -14,6 +14,21 @@ use std::time::{Duration, Instant};
 pub use testkit::proc::wait_for_child;
 pub use testkit::{signal, temp_path, with_nofile, Signal};
 
+/// Every test holds this: shared by ordinary tests, taken alone by the timing ones.
+static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Held by an ordinary test for its whole length: it may run beside another ordinary test,
+/// never beside one that holds [`alone`].
+pub fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Held by a test whose figures need the machine to itself (timing, CPU shares): no other
+/// test of this binary runs meanwhile.
+pub fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The loadgen binary.
 pub fn loadgen() -> Command {
     Command::new(env!("CARGO_BIN_EXE_loadgen"))

@@ -1,18 +1,13 @@
-//! Steadiness of a run's window, and the intervals of its percentiles. The two runs here
-//! take turns (a lock): a quiet run is only quiet with no other load on the machine.
+//! Steadiness of a run's window, and the intervals of its percentiles. The runs here
+//! take the machine alone (`common::alone`): a quiet run is only quiet with no other load on the machine.
 
-mod common;
-
-use std::sync::Mutex;
 use std::time::Duration;
 
-use common::*;
-
-static ALONE: Mutex<()> = Mutex::new(());
+use crate::common::{self, *};
 
 #[test]
 fn a_server_that_slows_tenfold_halfway_is_not_steady() {
-    let _alone = ALONE.lock();
+    let _alone = common::alone();
     // Round trips take ~0.1 ms at first, then 2 ms or more: at least tenfold slower.
     let server = MisbehavingServer::start(Misbehave::SlowDownAfter {
         after: Duration::from_millis(2500),
@@ -40,7 +35,7 @@ fn a_server_that_slows_tenfold_halfway_is_not_steady() {
 
 #[test]
 fn a_quiet_run_is_steady_and_its_percentiles_carry_intervals() {
-    let _alone = ALONE.lock();
+    let _alone = common::alone();
     // Steadiness is a property of the machine as much as of the run: this VM's speed moves
     // by a third within seconds now and then (seen in CI: 109k -> 148k msg/s between the
     // halves of a quiet run). So a quiet run must be judged steady in one of three tries,
@@ -86,7 +81,7 @@ fn a_quiet_run_is_steady_and_its_percentiles_carry_intervals() {
 
 #[test]
 fn warmup_auto_cuts_a_slow_start_and_keeps_the_duration() {
-    let _alone = ALONE.lock();
+    let _alone = common::alone();
     // Slow for the first 0.7 s of the server (the connection phase included), then fast:
     // well inside the cap (half of --duration), so MSER can cut all of it.
     let json = temp_path("warmup-auto.json");
@@ -135,7 +130,7 @@ fn warmup_auto_cuts_a_slow_start_and_keeps_the_duration() {
 
 #[test]
 fn a_warm_up_longer_than_the_cap_is_cut_to_the_cap_and_said() {
-    let _alone = ALONE.lock();
+    let _alone = common::alone();
     // Slow for 2.2 s; --duration 3s lets --warmup auto cut at most 1.5 s. MSER alone, held
     // to the cap, cut nothing here (a mixture of the two levels scored better than a cut
     // that left some of the slow start).
