@@ -47,13 +47,25 @@ pub enum Error {
     /// resolve or nothing accepts connections there (exit 3).
     #[error("{0}")]
     CannotRun(String),
+    /// A part this binary was built without (exit 2): `what` needs cargo `feature`.
+    #[error("{what} needs the '{feature}' feature, which this loadgen was built without: rebuild with `cargo build --release -p loadgen --features {feature}` (default builds have it)")]
+    NotBuilt {
+        /// The command or flag, e.g. `loadgen agent`.
+        what: &'static str,
+        /// The cargo feature.
+        feature: &'static str,
+    },
 }
 
 impl Error {
     /// The process exit code the contract gives this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Flag { .. } | Error::NoTarget | Error::TooManyConns { .. } | Error::Input(_) => 2,
+            Error::Flag { .. }
+            | Error::NoTarget
+            | Error::TooManyConns { .. }
+            | Error::Input(_)
+            | Error::NotBuilt { .. } => 2,
             Error::CannotRun(_) => 3,
         }
     }

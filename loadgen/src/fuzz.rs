@@ -152,6 +152,7 @@ proptest! {
         }
     }
 
+    #[cfg(feature = "agent")]
     #[test]
     fn the_agent_metrics_parser_survives_any_text(s in "(# (TYPE|HELP) [a-z_]{1,20} [a-z]{0,8}\\n|[a-z_]{1,24}(\\{[a-z]{1,5}=\"[^\"\\n]{0,8}\"\\})? [-0-9.eE+NaInf]{0,12}\\n|\\PC{0,20}\\n){0,12}") {
         let _ = crate::run::remote::parse(&s);

@@ -1,12 +1,15 @@
 //! The commands, one file each: parse-free, they take checked or raw arguments and return
 //! the process exit code. Errors carry theirs ([`crate::error`]).
 
+#[cfg(feature = "agent")]
 mod agent;
 mod compare;
 mod doctor;
 mod measure;
 mod merge;
+#[cfg(feature = "html")]
 mod plot;
+#[cfg(feature = "html")]
 mod report;
 mod run;
 mod sweep;
@@ -24,11 +27,20 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Sweep(args)) => sweep::run(&args),
         Some(Command::Compare(args)) => compare::run(&args),
+        #[cfg(feature = "html")]
         Some(Command::Plot(args)) => plot::run(&args),
+        #[cfg(not(feature = "html"))]
+        Some(Command::Plot(_)) => Err(not_built("loadgen plot", "html")),
         Some(Command::Merge(args)) => merge::run(&args),
+        #[cfg(feature = "html")]
         Some(Command::Report(args)) => report::run(&args),
+        #[cfg(not(feature = "html"))]
+        Some(Command::Report(_)) => Err(not_built("loadgen report", "html")),
         Some(Command::Doctor(args)) => doctor::run(&args),
+        #[cfg(feature = "agent")]
         Some(Command::Agent(args)) => agent::run(&args),
+        #[cfg(not(feature = "agent"))]
+        Some(Command::Agent(_)) => Err(not_built("loadgen agent", "agent")),
         Some(Command::Targets) => {
             let mut out = std::io::stdout().lock();
             for m in servers::Model::ALL {
@@ -67,4 +79,10 @@ fn quiet_on_broken_pipe(r: std::io::Result<()>) -> std::io::Result<u8> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
         other => other.map(|()| 0),
     }
+}
+
+/// The error for a command this binary was built without.
+#[allow(dead_code)] // used only in a build without some default feature
+fn not_built(what: &'static str, feature: &'static str) -> anyhow::Error {
+    crate::error::Error::NotBuilt { what, feature }.into()
 }

@@ -55,6 +55,12 @@ pub struct AgentTarget {
 /// Reads `--agent` and `--agent-token` of a run.
 pub(super) fn agent_target(a: &crate::cli::RunArgs) -> Result<Option<AgentTarget>, crate::error::Error> {
     let Some(addr) = &a.agent else { return Ok(None) };
+    if cfg!(not(feature = "agent")) {
+        return Err(crate::error::Error::NotBuilt {
+            what: "--agent",
+            feature: "agent",
+        });
+    }
     if a.target.is_some() {
         // A spawned server is read from /proc directly; an agent reading it too would be
         // a second, slower source of the same numbers.

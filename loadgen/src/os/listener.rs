@@ -6,13 +6,8 @@
 //!
 //! Read through netlink (`netlink-packet-sock-diag`, `netlink-sys`: the rust-netlink
 //! project's crates) in this process's network namespace, or on the server's host by
-//! `loadgen agent`.
+//! `loadgen agent`. Without the `sockdiag` feature nothing is read: every backlog is unknown.
 
-use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST};
-use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
-use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
-use netlink_packet_sock_diag::SockDiagMessage;
-use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
 use serde::Serialize;
 
 /// The TCP listeners on one port, taken together.
@@ -36,6 +31,7 @@ pub fn backlog(addr: std::net::SocketAddr) -> Option<Backlog> {
 }
 
 /// The TCP listeners on `port`, whatever their address (the agent's view of its host).
+#[cfg_attr(not(feature = "agent"), allow(dead_code))] // the agent's
 pub fn backlog_on_port(port: u16) -> Option<Backlog> {
     gather(port, |_| true)
 }
@@ -46,8 +42,8 @@ fn gather(port: u16, takes: impl Fn(std::net::IpAddr) -> bool) -> Option<Backlog
         max: u32::MAX,
         ..Backlog::default()
     };
-    for family in [AF_INET, AF_INET6] {
-        for (_, max, queued) in listeners(family, port).ok()?.into_iter().filter(|l| takes(l.0)) {
+    for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
+        for (_, max, queued) in diag::listeners(family, port).ok()?.into_iter().filter(|l| takes(l.0)) {
             found.listeners += 1;
             found.max = found.max.min(max);
             found.queued += queued;
@@ -56,57 +52,76 @@ fn gather(port: u16, takes: impl Fn(std::net::IpAddr) -> bool) -> Option<Backlog
     (found.listeners > 0).then_some(found)
 }
 
-/// (address, backlog, queued) of every TCP listener of `family` on `port`.
-fn listeners(family: u8, port: u16) -> std::io::Result<Vec<(std::net::IpAddr, u32, u32)>> {
-    let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
-    socket.bind_auto()?;
-    socket.connect(&SocketAddr::new(0, 0))?;
-    let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    let mut request = NetlinkMessage::new(
-        header,
-        SockDiagMessage::InetRequest(InetRequest {
-            family,
-            protocol: IPPROTO_TCP,
-            extensions: ExtensionFlags::empty(),
-            states: StateFlags::LISTEN,
-            socket_id: if family == AF_INET {
-                SocketId::new_v4()
-            } else {
-                SocketId::new_v6()
-            },
-        })
-        .into(),
-    );
-    request.finalize();
-    let mut buf = vec![0; request.buffer_len()];
-    request.serialize(&mut buf);
-    socket.send(&buf, 0)?;
-    let mut found = Vec::new();
-    let mut rx = vec![0; 64 * 1024];
-    loop {
-        let size = socket.recv(&mut &mut rx[..], 0)?;
-        let mut offset = 0;
-        while offset < size {
-            let message = <NetlinkMessage<SockDiagMessage>>::deserialize(&rx[offset..size])
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
-            match message.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r))
-                    if r.header.socket_id.source_port == port =>
-                {
-                    let id = &r.header.socket_id;
-                    found.push((id.source_address, r.header.send_queue, r.header.recv_queue));
+/// The sock_diag query itself (netlink).
+#[cfg(feature = "sockdiag")]
+mod diag {
+    use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST};
+    use netlink_packet_sock_diag::constants::IPPROTO_TCP;
+    use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+    use netlink_packet_sock_diag::SockDiagMessage;
+    use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
+
+    /// (address, backlog, queued) of every TCP listener of `family` on `port`.
+    pub(super) fn listeners(family: u8, port: u16) -> std::io::Result<Vec<(std::net::IpAddr, u32, u32)>> {
+        let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
+        socket.bind_auto()?;
+        socket.connect(&SocketAddr::new(0, 0))?;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        let mut request = NetlinkMessage::new(
+            header,
+            SockDiagMessage::InetRequest(InetRequest {
+                family,
+                protocol: IPPROTO_TCP,
+                extensions: ExtensionFlags::empty(),
+                states: StateFlags::LISTEN,
+                socket_id: if family == libc::AF_INET as u8 {
+                    SocketId::new_v4()
+                } else {
+                    SocketId::new_v6()
+                },
+            })
+            .into(),
+        );
+        request.finalize();
+        let mut buf = vec![0; request.buffer_len()];
+        request.serialize(&mut buf);
+        socket.send(&buf, 0)?;
+        let mut found = Vec::new();
+        let mut rx = vec![0; 64 * 1024];
+        loop {
+            let size = socket.recv(&mut &mut rx[..], 0)?;
+            let mut offset = 0;
+            while offset < size {
+                let message = <NetlinkMessage<SockDiagMessage>>::deserialize(&rx[offset..size])
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+                match message.payload {
+                    NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r))
+                        if r.header.socket_id.source_port == port =>
+                    {
+                        let id = &r.header.socket_id;
+                        found.push((id.source_address, r.header.send_queue, r.header.recv_queue));
+                    }
+                    NetlinkPayload::Done(_) => return Ok(found),
+                    NetlinkPayload::Error(e) => return Err(std::io::Error::other(format!("sock_diag: {e:?}"))),
+                    _ => {}
                 }
-                NetlinkPayload::Done(_) => return Ok(found),
-                NetlinkPayload::Error(e) => return Err(std::io::Error::other(format!("sock_diag: {e:?}"))),
-                _ => {}
+                let len = message.header.length as usize;
+                if len == 0 {
+                    break; // a malformed header: stop rather than loop
+                }
+                offset += len;
             }
-            let len = message.header.length as usize;
-            if len == 0 {
-                break; // a malformed header: stop rather than loop
-            }
-            offset += len;
         }
+    }
+}
+
+/// Built without the `sockdiag` feature: no query, so no backlog is ever known.
+#[cfg(not(feature = "sockdiag"))]
+mod diag {
+    /// Always `Unsupported`.
+    pub(super) fn listeners(_family: u8, _port: u16) -> std::io::Result<Vec<(std::net::IpAddr, u32, u32)>> {
+        Err(std::io::ErrorKind::Unsupported.into())
     }
 }
 

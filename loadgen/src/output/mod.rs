@@ -5,10 +5,13 @@
 //!
 //! A new format is one file here and one arm in [`Format`].
 
+#[cfg(feature = "html")]
 pub(crate) mod charts;
 mod format;
+#[cfg(feature = "html")]
 pub mod html;
 pub(crate) mod json;
+#[cfg(feature = "html")]
 pub(crate) mod plot;
 pub(crate) mod sink;
 pub(crate) mod table;

@@ -1,13 +1,18 @@
 //! The client of `loadgen agent`: reads the server's process figures and the host's CPU from
 //! an agent on the server's host, in the Prometheus text format (`ureq` reads it,
-//! `prometheus-parse` parses it).
+//! `prometheus-parse` parses it). Built without the `agent` feature, `--agent` is refused
+//! before a run and [`read`] answers that it cannot.
 
+#[cfg(feature = "agent")]
 use std::time::Duration;
 
-use crate::os::proc::{HostCpu, ProcSample};
+#[cfg(feature = "agent")]
+use crate::os::proc::HostCpu;
+use crate::os::proc::ProcSample;
 
 /// Why an agent could not be read.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "agent"), allow(dead_code))] // only a real client meets them all
 pub enum AgentError {
     /// It answered 401: the token is missing or wrong.
     Unauthorized,
@@ -18,6 +23,7 @@ pub enum AgentError {
 }
 
 /// Reads the agent at `addr` for the server on `port`: its process reading.
+#[cfg(feature = "agent")]
 pub(crate) fn read(addr: &str, port: u16, token: Option<&str>) -> Result<ProcSample, AgentError> {
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(2)).build();
     let mut req = agent.get(&format!("http://{addr}/metrics?port={port}"));
@@ -33,6 +39,7 @@ pub(crate) fn read(addr: &str, port: u16, token: Option<&str>) -> Result<ProcSam
 }
 
 /// The server process's reading from exposition text.
+#[cfg(feature = "agent")]
 pub(crate) fn parse(text: &str) -> Option<ProcSample> {
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).ok()?;
     let value = |name: &str| {
@@ -67,6 +74,7 @@ pub(crate) fn parse(text: &str) -> Option<ProcSample> {
 
 /// The host's CPU by mode from the `node_cpu_seconds_total{mode}` samples, when all the
 /// modes it sums are there.
+#[cfg(feature = "agent")]
 pub(crate) fn host_modes(scrape: &prometheus_parse::Scrape) -> Option<HostCpu> {
     let mode = |m: &str| {
         scrape
@@ -87,4 +95,12 @@ pub(crate) fn host_modes(scrape: &prometheus_parse::Scrape) -> Option<HostCpu> {
         irq_s: mode("irq")?,
         idle_s: mode("idle")? + mode("iowait")?,
     })
+}
+
+/// Built without the `agent` feature: never reached (`--agent` is refused), and says why.
+#[cfg(not(feature = "agent"))]
+pub(crate) fn read(_addr: &str, _port: u16, _token: Option<&str>) -> Result<ProcSample, AgentError> {
+    Err(AgentError::Unreachable(
+        "this loadgen was built without the 'agent' feature".into(),
+    ))
 }

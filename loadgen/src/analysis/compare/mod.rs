@@ -18,6 +18,7 @@ pub mod status;
 
 pub use environment::{disturbed_note, environment_differences};
 use key::{apart, group};
+#[cfg_attr(not(feature = "html"), allow(unused_imports))] // the HTML page uses the rest
 pub use key::{common, key_columns, workers_key, Key, LeftOut, KEY_COLUMNS};
 pub use metric::{Metric, DEFAULT_METRICS};
 pub use outcome::Outcome;
