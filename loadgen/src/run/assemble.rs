@@ -222,8 +222,8 @@ pub(super) fn report(p: Parts<'_>) -> Report {
 /// The report's record: the configuration, then what was measured and derived.
 fn write_down(p: Parts<'_>, d: Derived) -> Report {
     let cfg = p.cfg;
-    let rate = |x: f64| if d.secs > 0.0 { x / d.secs } else { 0.0 };
     let c = p.total.counters;
+    let rates = c.rates(d.secs);
     let Gathered {
         connect,
         first_byte,
@@ -249,8 +249,8 @@ fn write_down(p: Parts<'_>, d: Derived) -> Report {
         warmup_s: cfg.warmup.as_secs_f64(),
         warmup_rule: None,
         counters: c,
-        throughput_msgs_s: rate(c.msgs as f64),
-        throughput_mib_s: rate(c.bytes as f64 / (1024.0 * 1024.0)),
+        throughput_msgs_s: rates.msgs_s,
+        throughput_mib_s: rates.mib_s,
         latency: d.latency,
         latency_spectrum: crate::measure::record::spectrum::spectrum(&p.total.latency),
         raw: d.raw,
@@ -415,7 +415,7 @@ fn schedule_kept(p: &Parts<'_>, due: Option<&[u64]>, busiest_work: f64, room: &v
         client_p99_us: client_lag.map_or(0.0, |l| l.p99_us),
         backpressure_p99_us: backpressure.map_or(0.0, |l| l.p99_us),
     };
-    let conn_rate_s = rate(c.conns_opened as f64);
+    let conn_rate_s = c.rates(secs).conns_s;
     let conn_rate = match cfg.churn {
         Churn::ConnRate { rate, .. } => Some(rate),
         _ => None,

@@ -84,8 +84,8 @@ pub fn report(m: &Merged, sources: &str, label: &str, shards: Option<(&RunStamp,
         return base;
     };
     let secs = total.duration_s;
-    let rate = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
     let c = total.counters;
+    let rates = c.rates(secs);
     let tag = |t: &str| m.tagged.get(t).filter(|h| !h.is_empty()).map(Percentiles::of);
     let open = stamp.mode == Mode::Open.to_string();
     let f = &total.findings;
@@ -132,9 +132,9 @@ pub fn report(m: &Merged, sources: &str, label: &str, shards: Option<(&RunStamp,
         duration_s: secs,
         warmup_s: stamp.warmup_s,
         counters: c,
-        throughput_msgs_s: rate(c.msgs as f64),
-        throughput_mib_s: rate(c.bytes as f64 / (1024.0 * 1024.0)),
-        conn_rate_s: rate(c.conns_opened as f64),
+        throughput_msgs_s: rates.msgs_s,
+        throughput_mib_s: rates.mib_s,
+        conn_rate_s: rates.conns_s,
         connect: tag(shard::CONNECT_TAG).unwrap_or_default(),
         conns_ok: total.conns_ok,
         server: total.server,
@@ -156,15 +156,16 @@ pub fn report(m: &Merged, sources: &str, label: &str, shards: Option<(&RunStamp,
 fn plain_report(m: &Merged, sources: &str, label: &str) -> Report {
     let secs = m.span.as_secs_f64();
     let msgs = m.latency.len();
+    let counters = Counters {
+        msgs,
+        ..Counters::default()
+    };
     Report {
         label: label.to_string(),
         mode: if m.raw.is_some() { Mode::Open } else { Mode::Closed },
         duration_s: secs,
-        counters: Counters {
-            msgs,
-            ..Counters::default()
-        },
-        throughput_msgs_s: if secs > 0.0 { msgs as f64 / secs } else { 0.0 },
+        counters,
+        throughput_msgs_s: counters.rates(secs).msgs_s,
         latency: Percentiles::of(&m.latency),
         latency_spectrum: crate::measure::record::spectrum::spectrum(&m.latency),
         raw: m.raw.as_ref().map(Percentiles::of),

@@ -129,7 +129,29 @@ pub struct Counters {
     pub errnos: ErrnoCounts,
 }
 
+/// What a window's counters come to per second: every rate a report shows is computed here,
+/// once (a run, a merge and a fan-out's parent all use it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    /// Round trips per second.
+    pub msgs_s: f64,
+    /// Payload MiB per second, each way.
+    pub mib_s: f64,
+    /// Connections opened per second.
+    pub conns_s: f64,
+}
+
 impl Counters {
+    /// The counters over a window of `secs` (all zero for an empty window).
+    pub fn rates(&self, secs: f64) -> Rates {
+        let rate = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
+        Rates {
+            msgs_s: rate(self.msgs as f64),
+            mib_s: rate(self.bytes as f64 / (1024.0 * 1024.0)),
+            conns_s: rate(self.conns_opened as f64),
+        }
+    }
+
     /// Sum of every error count.
     pub fn errors(&self) -> u64 {
         self.connect_errors + self.timeouts + self.resets + self.mismatches + self.other_errors
