@@ -1,6 +1,8 @@
 //! `loadgen merge`: one report from several hosts' interval logs (the maths is in
 //! [`crate::scale::merge`]).
 
+use std::path::Path;
+
 use crate::cli::MergeArgs;
 use crate::error::Error;
 use crate::measure::hlog::LoggedInterval;
@@ -15,17 +17,17 @@ const WINDOW_SLACK_S: f64 = 1.0;
 /// When the logs were written by loadgen shards: their common stamp and their results.
 /// Refuses, naming the file, a log of another run or window, or a shard given twice.
 fn check_shards(
-    a: &MergeArgs,
+    paths: &[&Path],
     read: &[(Vec<LoggedInterval>, Vec<String>)],
 ) -> Result<Option<(RunStamp, Vec<ShardResult>)>, Error> {
     let parsed: Vec<_> = read.iter().map(|(_, notes)| shard::parse_notes(notes)).collect();
     let Some(first) = parsed.iter().find_map(|(s, _)| s.clone()) else {
         return Ok(None); // logs of another tool: histograms only
     };
-    let first_file = a.logs[parsed.iter().position(|(s, _)| s.is_some()).unwrap_or(0)].display();
+    let first_file = paths[parsed.iter().position(|(s, _)| s.is_some()).unwrap_or(0)].display();
     let mut results: Vec<ShardResult> = Vec::new();
     let mut window_starts = Vec::new();
-    for (((stamp, result), path), (ivs, _)) in parsed.iter().zip(&a.logs).zip(read) {
+    for (((stamp, result), path), (ivs, _)) in parsed.iter().zip(paths).zip(read) {
         let file = path.display();
         let stamp = stamp.as_ref().ok_or_else(|| {
             Error::Input(format!(
@@ -93,6 +95,45 @@ fn check_distinct(a: &MergeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every log read, less the shard logs that carry no result: a shard that stopped before
+/// or during its window (it could not connect, or was killed) is left out with a WARNING
+/// naming it, and the merge of the others is `partial`, naming the shard missing. A log
+/// without intervals that is not a loadgen shard's is refused.
+#[allow(clippy::type_complexity)] // (paths, logs) kept in step
+fn readable_shards(
+    logs: &[std::path::PathBuf],
+) -> anyhow::Result<(Vec<&Path>, Vec<(Vec<LoggedInterval>, Vec<String>)>)> {
+    let mut paths = Vec::new();
+    let mut read = Vec::new();
+    for p in logs {
+        let (ivs, notes) = crate::measure::hlog::read_all(p)?;
+        match shard::parse_notes(&notes) {
+            (Some(_), None) => {
+                let had = if ivs.is_empty() {
+                    "no interval".to_string()
+                } else {
+                    format!("{} intervals, left out with it", ivs.len())
+                };
+                eprintln!(
+                    "WARNING    {} is a shard's log without its result ({had}): that shard stopped before its window ended; merging the others, as a partial run",
+                    p.display()
+                );
+            }
+            (None, _) if ivs.is_empty() => {
+                return Err(Error::Input(format!("{} holds no interval histogram", p.display())).into());
+            }
+            _ => {
+                paths.push(p.as_path());
+                read.push((ivs, notes));
+            }
+        }
+    }
+    if read.is_empty() {
+        return Err(Error::Input("no log left to merge: every shard stopped before its window ended".into()).into());
+    }
+    Ok((paths, read))
+}
+
 /// Runs `loadgen merge`.
 pub(super) fn run(a: &MergeArgs) -> anyhow::Result<u8> {
     if let Some(path) = &a.csv {
@@ -102,12 +143,8 @@ pub(super) fn run(a: &MergeArgs) -> anyhow::Result<u8> {
         check_output("--json", path)?;
     }
     check_distinct(a)?;
-    let read = a
-        .logs
-        .iter()
-        .map(|p| crate::measure::hlog::read_with_notes(p))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let shards = check_shards(a, &read)?;
+    let (paths, read) = readable_shards(&a.logs)?;
+    let shards = check_shards(&paths, &read)?;
     let logs: Vec<_> = read.into_iter().map(|(ivs, _)| ivs).collect();
     // Each log's counts fit a u64 (checked as read); together they must too.
     let total = logs
@@ -130,7 +167,7 @@ pub(super) fn run(a: &MergeArgs) -> anyhow::Result<u8> {
         .join(" ");
     let combined = shards
         .as_ref()
-        .map(|(stamp, results)| (stamp, shard::combine(results, stamp.shards)));
+        .map(|(stamp, results)| (stamp, crate::report::combine::combine(results, stamp.shards)));
     let r = merge::report(
         &merged,
         &sources,

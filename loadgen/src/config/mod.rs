@@ -110,6 +110,9 @@ pub struct RunConfig {
     pub rx_timestamps: bool,
     /// This process's part of the run (`--shard`); `Shard::WHOLE` alone.
     pub shard: Shard,
+    /// Where `--shard auto` read it from (a Slurm job array, a Slurm step, a Kubernetes
+    /// Indexed Job); `None` for `--shard I/N` or a whole run.
+    pub shard_source: Option<String>,
     /// When the load starts (`--start-at`): every shard's window begins at this instant.
     pub start_at: Option<std::time::SystemTime>,
     /// Local shard processes to fan out to (`--procs`), merged into one report.
@@ -226,6 +229,7 @@ impl RunConfig {
             arrivals: load.arrivals,
             rx_timestamps: load.rx_timestamps == crate::cli::OnOff::On,
             shard: Shard::WHOLE,
+            shard_source: None,
             start_at: None,
             procs: match load.procs {
                 0 => return Err(invalid("--procs", 0, "must be at least 1")),
@@ -257,6 +261,7 @@ impl TryFrom<&RunArgs> for RunConfig {
             bind,
             server_pid,
             shard,
+            shard_source,
             start_at,
         } = placement(a)?;
         let base = RunConfig::from_load(target, &a.load)?;
@@ -274,6 +279,7 @@ impl TryFrom<&RunArgs> for RunConfig {
                 (None, _) => base.transport,
             },
             shard,
+            shard_source,
             start_at,
             conns,
             msg_size: usize::try_from(parse_size("--msg-size", &a.msg_size)?).unwrap_or(usize::MAX),
@@ -356,6 +362,7 @@ struct Placement {
     bind: Vec<IpAddr>,
     server_pid: Option<u32>,
     shard: Shard,
+    shard_source: Option<String>,
     start_at: Option<std::time::SystemTime>,
 }
 
@@ -375,12 +382,12 @@ fn placement(a: &RunArgs) -> Result<Placement, Error> {
         }
         other => other,
     };
-    let shard = a
+    let (shard, shard_source) = a
         .shard
         .as_deref()
         .map(parse::parse_shard)
         .transpose()?
-        .unwrap_or(Shard::WHOLE);
+        .unwrap_or((Shard::WHOLE, None));
     let start_at = a.start_at.as_deref().map(parse::parse_start_at).transpose()?;
     let procs = a.load.procs;
     if procs > 1 && a.rate.as_deref().map(str::trim) == Some("auto") {
@@ -401,6 +408,7 @@ fn placement(a: &RunArgs) -> Result<Placement, Error> {
         bind,
         server_pid,
         shard,
+        shard_source,
         start_at,
     })
 }

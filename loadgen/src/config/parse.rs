@@ -185,12 +185,12 @@ pub fn parse_addr(s: &str) -> Result<ListenAddr, Error> {
     })
 }
 
-/// Parses `--shard I/N` (0 <= I < N).
-pub(super) fn parse_shard(s: &str) -> Result<Shard, Error> {
+/// Parses `--shard I/N` (0 <= I < N), or `auto` with the scheduler it was read from.
+pub(super) fn parse_shard(s: &str) -> Result<(Shard, Option<String>), Error> {
     if let Some(rest) = s.trim().strip_prefix("auto") {
         let (shard, source) = auto_shard(s, rest, &|k| std::env::var(k).ok())?;
         eprintln!("shard {shard} from {source}");
-        return Ok(shard);
+        return Ok((shard, Some(source)));
     }
     let bad = |why: &str| invalid("--shard", s, why);
     let (i, n) = s
@@ -203,7 +203,7 @@ pub(super) fn parse_shard(s: &str) -> Result<Shard, Error> {
     if count == 0 || index >= count {
         return Err(bad("I must be below N (shards count from 0: 0/3, 1/3, 2/3)"));
     }
-    Ok(Shard { index, count })
+    Ok((Shard { index, count }, None))
 }
 
 /// `--shard auto` (or `auto/N`): the shard from the scheduler's environment, read through

@@ -214,6 +214,16 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<LoggedInterval>> {
 /// Reads every interval of a log, and the text of its comment lines that start with
 /// `prefix` (e.g. a shard's stamp), without the prefix.
 pub fn read_with_notes(path: &Path) -> anyhow::Result<(Vec<LoggedInterval>, Vec<String>)> {
+    let (intervals, notes) = read_all(path)?;
+    if intervals.is_empty() {
+        bail!(Error::Input(format!("{} holds no interval histogram", path.display())));
+    }
+    Ok((intervals, notes))
+}
+
+/// [`read_with_notes`], also for a log that holds no interval (a shard that stopped before
+/// its window: `merge` names it instead of refusing the others).
+pub fn read_all(path: &Path) -> anyhow::Result<(Vec<LoggedInterval>, Vec<String>)> {
     crate::os::files::check_input_file(path, "an interval log", MAX_LOG_BYTES)?;
     let bytes =
         std::fs::read(path).map_err(|e| Error::Input(format!("cannot read interval log {}: {e}", path.display())))?;
@@ -267,9 +277,6 @@ pub fn read_with_notes(path: &Path) -> anyhow::Result<(Vec<LoggedInterval>, Vec<
                 });
             }
         }
-    }
-    if out.is_empty() {
-        bail!(Error::Input(format!("{} holds no interval histogram", path.display())));
     }
     Ok((out, notes))
 }

@@ -60,9 +60,9 @@ impl Dest {
     }
 
     /// Checks, before any work, that this destination can take an output given with `flag`:
-    /// not a directory; an existing file writable; a new file creatable (tried, then
-    /// removed: permission bits do not stop root, but /proc or a read-only mount do, and
-    /// only trying tells). Leaves nothing behind.
+    /// not a directory; an existing file writable; a new file creatable (a file beside it
+    /// tried, then removed: permission bits do not stop root, but /proc or a read-only
+    /// mount do, and only trying tells). Leaves nothing behind.
     pub fn check(&self, flag: &'static str) -> Result<(), Error> {
         let path = match self {
             Dest::Stdout | Dest::Stderr => return Ok(()),
@@ -80,12 +80,21 @@ impl Dest {
                     Some(d) if !d.as_os_str().is_empty() => d,
                     _ => Path::new("."),
                 };
+                // The probe has a name of this process's own: shards started together
+                // that append to one report each check it, and must not trip on each
+                // other's probe (EEXIST) or remove the file another just created.
+                let probe = path.with_file_name(format!(
+                    ".{}.{}.probe",
+                    path.file_name().map_or("output".into(), |n| n.to_string_lossy()),
+                    std::process::id()
+                ));
                 match std::fs::metadata(dir) {
                     Ok(m) if m.is_dir() => OpenOptions::new()
                         .write(true)
-                        .create_new(true)
-                        .open(path)
-                        .and_then(|_| std::fs::remove_file(path))
+                        .create(true)
+                        .truncate(true)
+                        .open(&probe)
+                        .and_then(|_| std::fs::remove_file(&probe))
                         .map_err(|e| refuse(format!("cannot create it in {}: {e}", dir.display()))),
                     _ => Err(refuse(format!("its directory {} does not exist", dir.display()))),
                 }

@@ -455,6 +455,25 @@ fn setup(o: &mut String, r: &Report) {
             s.client_threads
         );
     }
+    if let Some(shard) = &r.shard {
+        let from = r
+            .shard_source
+            .as_deref()
+            .map(|s| format!(", from {s}"))
+            .unwrap_or_default();
+        let _ = writeln!(o, "  shard      {shard}{from}");
+    }
+    if !r.shards.is_empty() {
+        let each: Vec<String> = r
+            .shards
+            .iter()
+            .map(|s| match s.msgs {
+                Some(n) => format!("{} {} {n} msgs", s.shard, s.status),
+                None => format!("{} MISSING", s.shard),
+            })
+            .collect();
+        let _ = writeln!(o, "  shards     {}", each.join(", "));
+    }
 }
 
 /// Outputs not written, and how the run ended.

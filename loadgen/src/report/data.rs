@@ -262,6 +262,13 @@ pub struct Report {
     pub engine: String,
     /// This report's shard `I/N` (`--shard`), empty for a whole run.
     pub shard: Option<String>,
+    /// Where `--shard auto` read the shard from: a Slurm job array, a Slurm step or a
+    /// Kubernetes Indexed Job (JSON and summary; not a CSV column).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_source: Option<String>,
+    /// A merged run: each of its shards (or `--procs` processes), missing ones included.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardLine>,
     /// The settings besides the configuration key.
     pub settings: Settings,
     /// TCP_INFO of the client's connections (TCP only).
@@ -300,6 +307,25 @@ pub struct Objective {
     /// Why not, with what to do.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// One shard of a combined run, as the merged report lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ShardLine {
+    /// `I/N`.
+    pub shard: String,
+    /// Its status, or `missing` when it left no log.
+    pub status: String,
+    /// Its round trips (`None` when missing).
+    pub msgs: Option<u64>,
+    /// Its throughput, msg/s.
+    pub throughput_msgs_s: Option<f64>,
+    /// Where `--shard auto` found it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_source: Option<String>,
+    /// Why it stopped early or is missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
 }
 
 impl Report {
@@ -356,6 +382,8 @@ impl Report {
             procs: 1,
             engine: String::new(),
             shard: None,
+            shard_source: None,
+            shards: Vec::new(),
             settings: Settings::default(),
             tcp: None,
             arrivals_check: None,

@@ -1,8 +1,10 @@
 //! The report of a run, as data: one [`Report`] record and its parts, the CSV schema and
 //! row (`csv_row`), a CSV report read back ([`read`]), what a shard writes for the merge
-//! ([`shard`]), and how figures print (`units`). Serializers are in `output`.
+//! ([`shard`]), how shards' results combine ([`combine`]), and how figures print (`units`).
+//! Serializers are in `output`.
 //! May import: `config`, `measure`, `stats`, `os`, `cli`, `error`.
 
+pub mod combine;
 pub(crate) mod csv_row;
 mod data;
 mod environment;

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::RunConfig;
 use crate::measure::record::{Counters, Fairness};
 use crate::os::listener::Backlog;
+pub use crate::report::ShardLine;
 use crate::report::{Report, ServerCost, Settings, Status, TcpStats};
 
 /// Prefix of the stamp comment.
@@ -150,6 +151,12 @@ pub struct ShardResult {
     /// What it found besides its numbers.
     #[serde(default)]
     pub findings: ShardFindings,
+    /// Where it read the server's cost (`server_source`), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_source: Option<String>,
+    /// Where `--shard auto` found its shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_source: Option<String>,
 }
 
 /// The configuration columns of a shard's run that its stamp does not hold.
@@ -181,6 +188,9 @@ pub struct ShardFindings {
     pub tcp: Option<TcpStats>,
     /// The server's listeners, when it read them.
     pub listen: Option<Backlog>,
+    /// A combined result: every shard of the run, those that reported and those missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardLine>,
 }
 
 impl ShardResult {
@@ -214,7 +224,10 @@ impl ShardResult {
                 send_gaps,
                 tcp: r.tcp,
                 listen: r.listen,
+                shards: Vec::new(),
             },
+            server_source: r.server_source.clone(),
+            shard_source: r.shard_source.clone(),
         }
     }
 }
@@ -239,136 +252,10 @@ pub fn parse_notes(notes: &[String]) -> (Option<RunStamp>, Option<ShardResult>) 
     )
 }
 
-/// The whole run's numbers from its shards' results: summed counts and costs, the longest
-/// window, the worst status (a shard that is missing or reported nothing makes it
-/// `partial`).
-pub fn combine(results: &[ShardResult], shards: u32) -> ShardResult {
-    let mut total = ShardResult {
-        shard: 0,
-        conns: 0,
-        conns_ok: 0,
-        counters: Counters::default(),
-        duration_s: 0.0,
-        client_cpu_s: 0.0,
-        client_rss_kib: 0,
-        server: None,
-        status: Status::Ok,
-        stop_reason: None,
-        addr: String::new(),
-        fairness: Fairness::default(),
-        busiest_thread: 0.0,
-        busiest_work: 0.0,
-        config: results.first().map(|r| r.config.clone()).unwrap_or_default(),
-        findings: combine_findings(results),
-    };
-    // Jain's index combines exactly: each shard's sum of squares follows from its index,
-    // n and sum (J = (sum x)^2 / (n * sum x^2)). The median is the shards' middle median.
-    let (mut sum, mut sum_sq, mut n) = (0.0, 0.0, 0.0);
-    let mut medians = Vec::new();
-    for r in results {
-        let (x, k) = (r.counters.msgs as f64, r.conns as f64);
-        if r.fairness.jain > 0.0 {
-            sum += x;
-            sum_sq += x * x / (k * r.fairness.jain);
-        }
-        n += k;
-        medians.push(r.fairness.median);
-    }
-    medians.sort_unstable();
-    total.fairness = Fairness {
-        min: results.iter().map(|r| r.fairness.min).min().unwrap_or(0),
-        median: medians.get(medians.len() / 2).copied().unwrap_or(0),
-        max: results.iter().map(|r| r.fairness.max).max().unwrap_or(0),
-        jain: if sum_sq > 0.0 { sum * sum / (n * sum_sq) } else { 0.0 },
-        starved: results.iter().map(|r| r.fairness.starved).sum(),
-    };
-    for r in results {
-        total.conns += r.conns;
-        total.conns_ok += r.conns_ok;
-        total.counters += r.counters;
-        total.duration_s = total.duration_s.max(r.duration_s);
-        total.client_cpu_s += r.client_cpu_s;
-        total.client_rss_kib = total.client_rss_kib.max(r.client_rss_kib);
-        total.busiest_thread = total.busiest_thread.max(r.busiest_thread);
-        total.busiest_work = total.busiest_work.max(r.busiest_work);
-        // Every shard read the same server over the same --start-at window: one cost for
-        // the run, from a shard that read both ends of the window where one did.
-        total.server = match (total.server, r.server) {
-            (Some(a), Some(b)) if a.cpu_s.is_none() && b.cpu_s.is_some() => Some(b),
-            (a, b) => a.or(b),
-        };
-        total.status = total.status.max(r.status);
-        total.stop_reason = total.stop_reason.take().or_else(|| r.stop_reason.clone());
-        if total.addr.is_empty() {
-            total.addr = r.addr.clone();
-        }
-    }
-    if (results.len() as u32) < shards {
-        total.status = total.status.max(Status::Partial);
-        total
-            .stop_reason
-            .get_or_insert_with(|| format!("{} of {shards} shards reported", results.len()));
-    }
-    total
-}
-
-/// The shards' findings as one: warnings and keep-up verdicts named by the shards that
-/// gave them (one line for a warning several gave), rates and retransmissions summed,
-/// send-gap samples pooled, the first reading of the listeners.
-fn combine_findings(results: &[ShardResult]) -> ShardFindings {
-    let named = |texts: Vec<(u32, &String)>| -> Vec<String> {
-        let mut lines: Vec<(Vec<u32>, &String)> = Vec::new();
-        for (shard, text) in texts {
-            match lines.iter_mut().find(|(_, t)| *t == text) {
-                Some((shards, _)) => shards.push(shard),
-                None => lines.push((vec![shard], text)),
-            }
-        }
-        lines
-            .into_iter()
-            .map(|(shards, text)| {
-                let ids: Vec<String> = shards.iter().map(u32::to_string).collect();
-                let which = if shards.len() == 1 { "shard" } else { "shards" };
-                format!("{which} {}: {text}", ids.join(", "))
-            })
-            .collect()
-    };
-    let warnings = named(
-        results
-            .iter()
-            .flat_map(|r| r.findings.warnings.iter().map(move |w| (r.shard, w)))
-            .collect(),
-    );
-    let keep_up = named(
-        results
-            .iter()
-            .filter_map(|r| r.findings.keep_up.as_ref().map(|k| (r.shard, k)))
-            .collect(),
-    );
-    let tcp = results.iter().filter_map(|r| r.findings.tcp).reduce(|a, b| TcpStats {
-        retransmits: a.retransmits + b.retransmits,
-        conns: a.conns + b.conns,
-        // The percentiles come from the merged `rtt` histograms, never from these.
-        rtt_p50_us: 0.0,
-        rtt_p99_us: 0.0,
-    });
-    let rates: Vec<f64> = results.iter().filter_map(|r| r.findings.achieved_rate).collect();
-    ShardFindings {
-        warnings,
-        keep_up: (!keep_up.is_empty()).then(|| keep_up.join("; ")),
-        achieved_rate: (!rates.is_empty()).then(|| rates.iter().sum()),
-        send_gaps: results
-            .iter()
-            .flat_map(|r| r.findings.send_gaps.iter().copied())
-            .collect(),
-        tcp,
-        listen: results.iter().find_map(|r| r.findings.listen),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::combine::combine;
 
     fn result(shard: u32, msgs: u64, status: Status) -> ShardResult {
         ShardResult {
@@ -398,6 +285,8 @@ mod tests {
             busiest_work: 0.5,
             config: ShardConfig::default(),
             findings: ShardFindings::default(),
+            server_source: None,
+            shard_source: None,
         }
     }
 
@@ -414,7 +303,24 @@ mod tests {
         assert!((total.fairness.jain - expected).abs() < 1e-9, "{}", total.fairness.jain);
         let missing = combine(&[result(0, 100, Status::Ok)], 3);
         assert_eq!(missing.status, Status::Partial);
-        assert_eq!(missing.stop_reason.as_deref(), Some("1 of 3 shards reported"));
+        assert_eq!(
+            missing.stop_reason.as_deref(),
+            Some("1 of 3 shards reported (missing: shards 1, 2)")
+        );
+        let lines: Vec<(&str, &str, Option<u64>)> = missing
+            .findings
+            .shards
+            .iter()
+            .map(|l| (l.shard.as_str(), l.status.as_str(), l.msgs))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("0/3", "ok", Some(100)),
+                ("1/3", "missing", None),
+                ("2/3", "missing", None)
+            ]
+        );
     }
 
     #[test]

@@ -283,6 +283,8 @@ fn write_down(p: Parts<'_>, d: Derived) -> Report {
         procs: 1,
         engine: cfg.engine.name().to_string(),
         shard: (cfg.shard.count > 1).then(|| cfg.shard.to_string()),
+        shard_source: cfg.shard_source.clone(),
+        shards: Vec::new(),
         settings: settings(cfg),
         tcp: tcp_stats(p.outputs),
         listen: p.backlog.or(p.server.and_then(|s| s.listen)),

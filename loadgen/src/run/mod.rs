@@ -72,8 +72,8 @@ struct Observed {
     thread_error: Option<String>,
 }
 
-/// The interval log `--hdr-log` asks for, opened before any load: one that cannot be opened
-/// is the flag's fault (exit 2), said by name.
+/// The interval log `--hdr-log` asks for, opened before any load (and after the target
+/// could be reached): one that cannot be opened is the flag's fault (exit 2), said by name.
 fn open_hlog(cfg: &RunConfig, started_at: SystemTime) -> anyhow::Result<Option<HlogWriter>> {
     let Some(path) = &cfg.hdr_log else { return Ok(None) };
     HlogWriter::create(path, started_at)
@@ -90,12 +90,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let open = cfg.rate.is_some() || matches!(cfg.churn, crate::config::Churn::ConnRate { .. });
     let timer_floor_p99_us = open.then(crate::run::doctor::timer_floor).flatten();
     let started_at = SystemTime::now();
-    let mut hlog = open_hlog(cfg, started_at)?;
-    let created = Instant::now();
     let mut target = target::start(cfg)?;
-    if let Some(log) = hlog.as_mut() {
-        log.comment(&shard::run_note(&shard::RunStamp::of(cfg, &target.name)));
-    }
     let machine_before = Machine::read(&target.addr);
     let (bind, note) = crate::run::ports::plan(cfg, &target.addr);
     if let Some(note) = note {
@@ -107,6 +102,12 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let shared = Shared::new(plan.len(), cfg.start_at.map(instant_of));
     let (server_probe, server_source) = server_probe(cfg, &target);
     check_agent(server_probe.as_ref())?;
+    // Created once the run can go: an unreachable target leaves no file (exit 3).
+    let mut hlog = open_hlog(cfg, SystemTime::now())?;
+    let created = Instant::now();
+    if let Some(log) = hlog.as_mut() {
+        log.comment(&shard::run_note(&shard::RunStamp::of(cfg, &target.name)));
+    }
 
     let mut seen = drive(cfg, plan, &shared, &mut target, server_probe, &mut hlog, created)?;
     let cost = seen.cost.finish();

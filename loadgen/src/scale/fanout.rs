@@ -108,7 +108,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let (logs, results, stamp) = collect(&dir, procs);
     let _ = std::fs::remove_dir_all(&dir);
     let stamp = stamp.ok_or_else(|| anyhow::anyhow!("no shard of the run wrote its interval log"))?;
-    let mut total = shard::combine(&results, procs);
+    let mut total = crate::report::combine::combine(&results, procs);
     let (cost, late_readings) = cost.fit(Duration::from_secs_f64(total.duration_s), 0.0);
     total.stop_reason = stop_reason.or(total.stop_reason);
     if total.stop_reason.is_some() {

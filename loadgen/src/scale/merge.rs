@@ -119,6 +119,8 @@ pub fn report(m: &Merged, sources: &str, label: &str, shards: Option<(&RunStamp,
             }
         }),
         listen: f.listen,
+        shards: f.shards.clone(),
+        server_source: total.server_source.clone(),
         keep_up: f.keep_up.clone(),
         achieved_rate: f.achieved_rate,
         arrivals_check,

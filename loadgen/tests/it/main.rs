@@ -18,6 +18,7 @@ mod outputs;
 mod reports;
 mod run;
 mod shards;
+mod slurm;
 mod steady;
 mod udp;
 mod work;

@@ -18,7 +18,7 @@ fn at(ahead: Duration) -> String {
 
 /// The merged report `v` of the shard `logs`: its count is the sum of the shards' and its
 /// percentiles are those of one histogram of every sample.
-fn merged_is_exact(logs: &[std::path::PathBuf], v: &serde_json::Value) {
+pub(crate) fn merged_is_exact(logs: &[std::path::PathBuf], v: &serde_json::Value) {
     let mut all = loadgen::measure::record::new_histogram();
     let mut sum = 0;
     for l in logs {
@@ -362,4 +362,57 @@ fn merge_of_a_file_that_is_no_log_names_it_in_one_line() {
         "{err}"
     );
     assert!(!err.contains("ParseError"), "no debug output: {err}");
+}
+
+#[test]
+fn a_shard_killed_in_its_window_leaves_the_others_merged_as_partial_naming_it() {
+    let _machine = common::shared();
+    let server = MisbehavingServer::start(Misbehave::None);
+    let start = at(Duration::from_secs(2));
+    let logs: Vec<_> = (0..2).map(|i| temp_path(&format!("killed-shard{i}.hlog"))).collect();
+    let mut children: Vec<_> = (0..2)
+        .map(|i| {
+            loadgen()
+                .args([
+                    "--addr",
+                    &server.addr_arg(),
+                    "--conns",
+                    "4",
+                    "--duration",
+                    "3s",
+                    "--warmup",
+                    "0s",
+                ])
+                .args(["--shard", &format!("{i}/2"), "--start-at", &start, "--quiet"])
+                .args(["--hdr-log", logs[i].to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Shard 1 dies a second into its window (SIGKILL: no result written).
+    std::thread::sleep(Duration::from_secs(3));
+    signal(children[1].id(), Signal::KILL);
+    let _ = children[1].wait();
+    assert_eq!(children[0].wait().unwrap().code(), Some(0));
+    let json = temp_path("killed-merged.json");
+    let out = run(&[
+        "merge",
+        logs[0].to_str().unwrap(),
+        logs[1].to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "a partial merge");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("killed-shard1.hlog is a shard's log without its result"),
+        "{err}"
+    );
+    let v = read_json(&json);
+    assert_eq!(v["status"], "partial");
+    assert!(v["stop_reason"].as_str().unwrap().contains("missing: shard 1"), "{v}");
+    assert_eq!(v["shards"][0]["status"], "ok");
+    assert_eq!(v["shards"][1]["status"], "missing");
+    merged_is_exact(&logs[..1], &v);
 }
