@@ -48,12 +48,13 @@ impl Repeat {
                     target_pct,
                 })
             }
-            n => match n.parse::<usize>() {
-                Ok(n) if n >= 1 => Ok(Repeat::Fixed(n)),
+            // A count as every count flag takes it: 3, 1e2, 1k.
+            n => match crate::config::parse_count("--repeat", n) {
+                Ok(n) if n >= 1 => Ok(Repeat::Fixed(usize::try_from(n).unwrap_or(usize::MAX))),
                 _ => Err(flag_error(
                     "--repeat",
                     repeat,
-                    "expected a count of at least 1, or auto",
+                    "expected a count of at least 1 (e.g. 3, or 1e2), or auto",
                 )),
             },
         }
@@ -155,6 +156,11 @@ mod tests {
     #[test]
     fn parses_counts_and_auto() {
         assert_eq!(Repeat::parse("3", 10, "2.5%").unwrap(), Repeat::Fixed(3));
+        assert_eq!(
+            Repeat::parse("3e0", 10, "2.5%").unwrap(),
+            Repeat::Fixed(3),
+            "counts take exponents"
+        );
         assert_eq!(
             Repeat::parse("auto", 10, "2.5%").unwrap(),
             Repeat::Auto {

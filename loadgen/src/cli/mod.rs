@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use servers::cli::ServeArgs;
 
 /// The exit codes, printed after `--help` and in the man page.
-pub const EXIT_CODES: &str = "Exit codes: 0 run finished, status ok; 1 run finished or stopped early with errors, or an output could not be written; 2 bad usage or unreadable input; 3 could not run at all (the target cannot start, the address is unreachable).";
+pub const EXIT_CODES: &str = "Exit codes: 0 run finished, status ok; 1 run finished or stopped early with errors, or an output could not be written; 2 bad usage or unreadable input; 3 could not run at all (the target cannot start, the address is unreachable); 99 the run finished but breached an objective of --slo.";
 
 /// The agent's default address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -98,8 +98,11 @@ pub struct RunArgs {
     /// highest rate meeting --slo.
     #[arg(help_heading = "Load", long, short = 'R', value_name = "R")]
     pub rate: Option<String>,
-    /// With `--rate auto`: the latency objective, PERCENTILE=BOUND, e.g. p99=1ms, p99.9=500us.
-    #[arg(help_heading = "Open loop", long, value_name = "SLO")]
+    /// Objectives the run is judged by at its end, a comma list: PERCENTILE=BOUND (p99=5ms,
+    /// p99.9=20ms), errors=N (at most N errors), throughput>=RATE (msg/s, e.g. 50k). A
+    /// breached one is named with its value and the run exits 99. With `--rate auto`: the
+    /// one latency objective the capacity search meets.
+    #[arg(help_heading = "Load", long, value_name = "SLO")]
     pub slo: Option<String>,
     /// With --addr to a server on another host: read its cost from the `loadgen agent` at
     /// ADDR (HOST:PORT) at the window's start and end.
@@ -121,6 +124,18 @@ pub struct RunArgs {
     /// per --interval (latency untagged; open loop adds `Tag=raw` service times).
     #[arg(help_heading = "Output", long, value_name = "FILE")]
     pub hdr_log: Option<PathBuf>,
+    /// Serve the run's own state while it runs at http://ADDR/metrics, in the Prometheus
+    /// text format (round trips, errors by kind, open connections, the latency histogram);
+    /// loopback unless --metrics-allow-remote. `:0` picks a port (printed on stderr).
+    #[arg(help_heading = "Output", long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// With --metrics-listen: serve on an address other than loopback.
+    #[arg(help_heading = "Output", long)]
+    pub metrics_allow_remote: bool,
+    /// With --metrics-listen: keep serving the final state this long after the run, so a
+    /// scraper catches its end.
+    #[arg(help_heading = "Output", long, value_name = "D", default_value = "0s")]
+    pub metrics_linger: String,
     /// No progress line, even on a terminal.
     #[arg(help_heading = "Output", long, short = 'q')]
     pub quiet: bool,

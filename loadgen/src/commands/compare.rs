@@ -175,6 +175,9 @@ fn within(ask: &Ask, file: &Path, by: &str, baseline: &str) -> anyhow::Result<u8
         only_base: 0,
         machines_differ: false,
         disturbed: disturbed.is_some(),
+        // Within one report a value without a valid metric is listed as not compared
+        // (`left_out`, printed above) and gates nothing.
+        valueless: Vec::new(),
     };
     ask.threshold.map_or(Ok(0), |t| gate(&gated, t, ask.across_machines))
 }
@@ -213,6 +216,11 @@ fn between(ask: &Ask, base: &Path, new: &Path) -> anyhow::Result<u8> {
         only_base: c.only_base.len() + c.unmeasured.iter().filter(|(_, b, n)| !n.worse_than(b)).count(),
         machines_differ: c.environment.iter().any(|(col, _, _)| col != "version"),
         disturbed: disturbed.is_some(),
+        valueless: c
+            .valueless
+            .iter()
+            .map(|(key, metric, side)| format!("{} {metric}: the {side} side has no valid value", key.describe(&[])))
+            .collect(),
     };
     ask.threshold.map_or(Ok(0), |t| gate(&gated, t, ask.across_machines))
 }
@@ -230,6 +238,8 @@ struct Gated<'a> {
     machines_differ: bool,
     /// Some runs were disturbed by other processes or steal.
     disturbed: bool,
+    /// Gated metrics a side holds no valid value of, described: they fail the gate.
+    valueless: Vec<String>,
 }
 
 /// The gate (`--threshold t`): exit 1 on a gated change that is worse, or inconclusive with
@@ -273,6 +283,12 @@ fn gate(c: &Gated<'_>, t: f64, across_machines: bool) -> anyhow::Result<u8> {
     for what in &c.ended_worse {
         writeln!(err, "GATE: the runs ended worse: {what}")?;
     }
+    for what in &c.valueless {
+        writeln!(
+            err,
+            "GATE: {what} (its cells were left out or empty: see the warnings above); a gate cannot pass on nothing"
+        )?;
+    }
     if c.only_base > 0 {
         writeln!(
             err,
@@ -290,7 +306,7 @@ fn gate(c: &Gated<'_>, t: f64, across_machines: bool) -> anyhow::Result<u8> {
         )?;
         failing_figures = 0;
     }
-    if failing_figures == 0 && c.ended_worse.is_empty() {
+    if failing_figures == 0 && c.ended_worse.is_empty() && c.valueless.is_empty() {
         return Ok(0);
     }
     // Still failed: the figures are what was measured. But the user is told why they may be
@@ -303,8 +319,9 @@ fn gate(c: &Gated<'_>, t: f64, across_machines: bool) -> anyhow::Result<u8> {
     }
     writeln!(
         err,
-        "the gate fails: {failing_figures} gated change(s) beyond ±{t}%, {} configuration(s) whose new runs ended worse",
-        c.ended_worse.len()
+        "the gate fails: {failing_figures} gated change(s) beyond ±{t}%, {} configuration(s) whose new runs ended worse, {} gated metric(s) without a valid value on a side",
+        c.ended_worse.len(),
+        c.valueless.len()
     )?;
     Ok(1)
 }

@@ -204,7 +204,7 @@ pub(super) fn run(a: &MergeArgs) -> anyhow::Result<u8> {
         );
     }
     if a.latency {
-        print!("{}", crate::output::table::spectrum(&r));
+        print!("{}", crate::output::spectrum::spectrum(&r));
     }
     Ok(r.status.exit_code())
 }

@@ -3,8 +3,8 @@
 
 use std::io::Write;
 
-use crate::analysis::capacity;
 use crate::analysis::repeat::{Repeat, Tally};
+use crate::analysis::{capacity, objectives};
 use crate::cli::RunArgs;
 use crate::config::RunConfig;
 use crate::error::flag_error;
@@ -26,14 +26,39 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
     for (flag, path) in outputs {
         check_output(flag, path)?;
     }
-    if let Some(slo) = &cfg.search {
-        return run_search(&cfg, slo);
-    }
     let repeat = Repeat::parse(&args.load.repeat, args.load.max_repeat, &args.load.ci_target)?;
-    if repeat != Repeat::Fixed(1) {
-        return run_repeats(&cfg, repeat, args.latency);
+    start_metrics(&cfg)?;
+    let code = if let Some(slo) = &cfg.search {
+        run_search(&cfg, slo)
+    } else if repeat != Repeat::Fixed(1) {
+        run_repeats(&cfg, repeat, args.latency)
+    } else {
+        run_once(&cfg, args.latency)
+    };
+    if let Some((_, linger)) = cfg.metrics {
+        // The final state stays up this long, for a scraper to catch the run's end.
+        std::thread::sleep(linger);
     }
-    let mut report = super::measure::measure(&cfg)?;
+    code
+}
+
+/// `--metrics-listen`: the endpoint, up before the run starts (its address on stderr).
+fn start_metrics(cfg: &RunConfig) -> anyhow::Result<()> {
+    #[cfg(feature = "agent")]
+    if let Some((addr, _)) = cfg.metrics {
+        let bound = crate::scale::agent::spawn_metrics(addr, crate::run::live::snapshot)?;
+        crate::run::live::enable();
+        eprintln!("metrics    http://{bound}/metrics");
+    }
+    // Without the feature, config refused --metrics-listen already.
+    let _ = cfg;
+    Ok(())
+}
+
+/// One run: its outputs written, its summary printed, its objectives judged.
+fn run_once(cfg: &RunConfig, latency: bool) -> anyhow::Result<u8> {
+    let mut report = super::measure::measure(cfg)?;
+    objectives::apply(&cfg.objectives, &mut report);
     // Each output on its own: one that fails is named, the others are still written, and
     // the summary is always printed (to stderr when an output took stdout).
     if let Some(path) = &cfg.csv {
@@ -47,8 +72,8 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
         }
     }
     let mut summary = Format::Table.render(&report, false);
-    if args.latency {
-        summary.extend(crate::output::table::spectrum(&report).into_bytes());
+    if latency {
+        summary.extend(crate::output::spectrum::spectrum(&report).into_bytes());
     }
     let stdout_taken = [&cfg.csv, &cfg.json, &cfg.hdr_log]
         .into_iter()
@@ -61,7 +86,11 @@ pub(super) fn run(args: &RunArgs) -> anyhow::Result<u8> {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(&summary).and_then(|()| out.flush());
     }
-    Ok(report.exit_code())
+    Ok(if objectives::breached(&report) {
+        objectives::BREACHED_EXIT
+    } else {
+        report.exit_code()
+    })
 }
 
 /// `--repeat N|auto`: the same run on a fresh server each time, a CSV row each, a line per
@@ -80,9 +109,12 @@ fn run_repeats(cfg: &RunConfig, repeat: Repeat, latency: bool) -> anyhow::Result
     }
     let mut tally = Tally::default();
     let mut worst = Status::Ok;
+    let mut breached = false;
     let mut last = None;
     while !tally.done(repeat) {
-        let report = super::measure::measure(cfg)?;
+        let mut report = super::measure::measure(cfg)?;
+        objectives::apply(&cfg.objectives, &mut report);
+        breached |= objectives::breached(&report);
         tally.add((report.status != Status::Failed).then_some(report.throughput_msgs_s));
         worst = worst.max(report.status);
         let disturbed = report.machine.and_then(|m| m.disturbance());
@@ -107,14 +139,18 @@ fn run_repeats(cfg: &RunConfig, repeat: Repeat, latency: bool) -> anyhow::Result
     if let Some(report) = &last {
         let _ = out.write_all(&Format::Table.render(report, false));
         if latency {
-            let _ = out.write_all(crate::output::table::spectrum(report).as_bytes());
+            let _ = out.write_all(crate::output::spectrum::spectrum(report).as_bytes());
         }
     }
     let _ = writeln!(out, "repeats: {}", tally.describe());
     if let Some(w) = tally.shortfall(repeat, "this configuration") {
         let _ = writeln!(out, "{w}");
     }
-    Ok(worst.exit_code())
+    Ok(if breached {
+        objectives::BREACHED_EXIT
+    } else {
+        worst.exit_code()
+    })
 }
 
 /// `--rate auto`: the capacity search. Every trial is a full run on a fresh server; each

@@ -18,7 +18,7 @@ pub mod token;
 pub mod values;
 use defaults::agent_target;
 pub use defaults::{default_threads, pool_workers, AgentTarget, WARMUP_AUTO_CAP};
-pub use slo::Slo;
+pub use slo::{parse_goals, Goal, Slo};
 
 pub use crate::cli::choice::{CloseMode, Engine, Pacing};
 pub use kinds::{
@@ -52,6 +52,12 @@ pub struct RunConfig {
     pub rate: Option<f64>,
     /// `--rate auto --slo ...`: search for the highest rate that meets this objective.
     pub search: Option<Slo>,
+    /// `--slo` on any other run: the objectives its report is judged by at the end (a
+    /// breach exits 99); empty without `--slo`.
+    pub objectives: Vec<Goal>,
+    /// `--metrics-listen`: where the run's live metrics are served, and how long the final
+    /// state stays up after the run (`--metrics-linger`).
+    pub metrics: Option<(std::net::SocketAddr, Duration)>,
     /// `--warmup auto`: the most warm-up MSER may cut from the start of the window (the
     /// run is made this much longer, and `warmup` is zero); `None` for a fixed warm-up.
     pub warmup_auto: Option<Duration>,
@@ -183,6 +189,8 @@ impl RunConfig {
             depth: 1,
             rate: None,
             search: None,
+            objectives: Vec::new(),
+            metrics: None,
             work,
             agent: None,
             seed: load.seed,
@@ -247,7 +255,7 @@ impl TryFrom<&RunArgs> for RunConfig {
 
     fn try_from(a: &RunArgs) -> Result<Self, Error> {
         let target = run_target(a)?;
-        let (rate, search) = rate_and_search(a)?;
+        let (rate, search, objectives) = rate_and_search(a)?;
         // Pacing times open-loop sends (and --conn-rate arrivals): asked for in a closed-loop
         // run it would do nothing, which the user should hear about.
         if a.load.pacing != "hybrid" && rate.is_none() && search.is_none() && a.load.conn_rate.is_none() {
@@ -286,6 +294,8 @@ impl TryFrom<&RunArgs> for RunConfig {
             depth: usize::try_from(parse_count("--depth", &a.depth)?).unwrap_or(usize::MAX),
             rate,
             search,
+            objectives,
+            metrics: metrics_listen(a)?,
             server_pid,
             csv: a.csv.clone(),
             json: a.json.clone(),
@@ -346,15 +356,59 @@ fn run_target(a: &RunArgs) -> Result<TargetSpec, Error> {
     }
 }
 
-/// `--rate R`, or `--rate auto --slo ...` (a capacity search).
-fn rate_and_search(a: &RunArgs) -> Result<(Option<f64>, Option<Slo>), Error> {
-    match (a.rate.as_deref().map(str::trim), &a.slo) {
-        (None, None) => Ok((None, None)),
-        (Some("auto"), Some(slo)) => Ok((None, Some(slo.parse::<Slo>()?))),
-        (Some("auto"), None) => Err(invalid("--rate", "auto", "needs --slo, e.g. --slo p99=1ms")),
-        (_, Some(slo)) => Err(invalid("--slo", slo, "only applies with --rate auto")),
-        (Some(r), None) => Ok((Some(parse_rate("--rate", r)?), None)),
+/// `--rate R`, or `--rate auto --slo ...` (a capacity search by one latency objective), and
+/// the objectives `--slo` sets on any other run.
+#[allow(clippy::type_complexity)] // the three are read together
+fn rate_and_search(a: &RunArgs) -> Result<(Option<f64>, Option<Slo>, Vec<Goal>), Error> {
+    let goals = a.slo.as_deref().map(parse_goals).transpose()?.unwrap_or_default();
+    match a.rate.as_deref().map(str::trim) {
+        Some("auto") => match goals.as_slice() {
+            [Goal::Latency(slo)] => Ok((None, Some(slo.clone()), Vec::new())),
+            [] => Err(invalid("--rate", "auto", "needs --slo, e.g. --slo p99=1ms")),
+            _ => Err(invalid(
+                "--slo",
+                a.slo.as_deref().unwrap_or_default(),
+                "--rate auto searches by one latency objective, e.g. --slo p99=1ms (a list of objectives judges a run at a fixed rate)",
+            )),
+        },
+        Some(r) => Ok((Some(parse_rate("--rate", r)?), None, goals)),
+        None => Ok((None, None, goals)),
     }
+}
+
+/// `--metrics-listen` (loopback unless `--metrics-allow-remote`) and `--metrics-linger`.
+fn metrics_listen(a: &RunArgs) -> Result<Option<(std::net::SocketAddr, Duration)>, Error> {
+    let Some(listen) = &a.metrics_listen else {
+        return Ok(None);
+    };
+    if cfg!(not(feature = "agent")) {
+        return Err(Error::NotBuilt {
+            what: "--metrics-listen",
+            feature: "agent",
+        });
+    }
+    let addr: std::net::SocketAddr = listen.parse().map_err(|_| {
+        invalid(
+            "--metrics-listen",
+            listen,
+            "expected IP:PORT, e.g. 127.0.0.1:9465 (port 0: any free one)",
+        )
+    })?;
+    if !addr.ip().is_loopback() && !a.metrics_allow_remote {
+        return Err(invalid(
+            "--metrics-listen",
+            listen,
+            "is not loopback: the run's metrics would reach the network; add --metrics-allow-remote to mean it",
+        ));
+    }
+    if a.load.procs > 1 {
+        return Err(invalid(
+            "--metrics-listen",
+            listen,
+            "serves one process's state; with --procs, give each shard its own with --shard instead",
+        ));
+    }
+    Ok(Some((addr, parse_duration("--metrics-linger", &a.metrics_linger)?)))
 }
 
 /// Where a run's load comes from and whose cost it reads.

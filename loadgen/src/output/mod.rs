@@ -14,6 +14,7 @@ pub(crate) mod json;
 #[cfg(feature = "html")]
 pub(crate) mod plot;
 pub(crate) mod sink;
+pub(crate) mod spectrum;
 pub(crate) mod table;
 
 pub use format::Format;

@@ -122,8 +122,8 @@ pub const COLUMNS: [Column; 88] = [
     col!("steal_cpu_s", "s", "2026-12-01", "CPU time the hypervisor gave other guests in the window", |r| opt(r.machine, |m| f(m.steal_s, 3))),
     col!("work_asked_mean_us", "µs", "2026-12-07", "`--work`: the server work asked per message (kinds summed)", |r| opt(r.work_per_msg(), |(a, _)| f(a, 2))),
     col!("work_done_mean_us", "µs", "2026-12-07", "`--work`: the work the server measured it did per message", |r| opt(r.work_per_msg(), |(_, d)| f(d, 2))),
-    col!("slo", "", "2026-12-07", "`sweep --slo`: the objective, e.g. `p99 <= 5000 us`", |r| r.objective.as_ref().map_or(String::new(), |o| o.slo.clone())),
-    col!("slo_met", "", "2026-12-07", "`sweep --slo`: `yes` or `no`", |r| opt(r.objective.as_ref(), |o| if o.met { "yes" } else { "no" }.to_string())),
+    col!("slo", "", "2026-12-07", "`--slo` (a run or `sweep`): the objectives as one, e.g. `p99 <= 5000 us, errors <= 0`", |r| r.objective.as_ref().map_or(String::new(), |o| o.slo.clone())),
+    col!("slo_met", "", "2026-12-07", "`--slo`: `yes` when every objective was met, else `no`", |r| opt(r.objective.as_ref(), |o| if o.met { "yes" } else { "no" }.to_string())),
 ];
 
 /// The header, in order.

@@ -292,9 +292,24 @@ pub struct Report {
     /// measured (its whole life up to the window's end); `None` when not known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub work_done: Option<Vec<super::work::WorkDone>>,
-    /// `sweep --slo`: the objective this run was judged by, and the verdict.
+    /// `--slo`: every objective this run was judged by, with its value and verdict (JSON).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<ObjectiveResult>,
+    /// `--slo` (and `sweep --slo`): the objectives as one, and the verdict (CSV `slo`, `slo_met`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub objective: Option<Objective>,
+}
+
+/// One `--slo` objective's verdict on a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObjectiveResult {
+    /// As written back: `p99 <= 5000 us`, `errors <= 0`, `throughput >= 50000 msg/s`.
+    pub objective: String,
+    /// The run's value (µs for a latency, a count of errors, msg/s); `None` when the run
+    /// measured no round trip.
+    pub measured: Option<f64>,
+    /// Whether the run met it.
+    pub met: bool,
 }
 
 /// A latency objective's verdict on one run.
@@ -392,6 +407,7 @@ impl Report {
             output_errors: Vec::new(),
             work_done: None,
             objective: None,
+            objectives: Vec::new(),
         }
     }
 

@@ -295,6 +295,7 @@ fn write_down(p: Parts<'_>, d: Derived) -> Report {
         output_errors: Vec::new(),
         work_done: None,
         objective: None,
+        objectives: Vec::new(),
         env: d.env,
     }
 }

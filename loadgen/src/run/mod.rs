@@ -20,6 +20,7 @@ pub(crate) use assemble::{check_gaps, settings};
 pub(crate) mod cost;
 pub(crate) mod doctor;
 pub(crate) mod driver;
+pub(crate) mod live;
 pub(crate) mod ports;
 mod progress;
 pub(crate) mod remote;
@@ -74,11 +75,17 @@ struct Observed {
 
 /// The interval log `--hdr-log` asks for, opened before any load (and after the target
 /// could be reached): one that cannot be opened is the flag's fault (exit 2), said by name.
-fn open_hlog(cfg: &RunConfig, started_at: SystemTime) -> anyhow::Result<Option<HlogWriter>> {
-    let Some(path) = &cfg.hdr_log else { return Ok(None) };
-    HlogWriter::create(path, started_at)
-        .map(Some)
-        .map_err(|e| crate::error::flag_error("--hdr-log", path.display(), format!("{e:#}")).into())
+/// Created once the run can go, so an unreachable target leaves no file (exit 3); it opens
+/// with the run's stamp. Returns it with the instant its times count from.
+fn open_hlog(cfg: &RunConfig, target: &str) -> anyhow::Result<(Option<HlogWriter>, Instant)> {
+    let Some(path) = &cfg.hdr_log else {
+        return Ok((None, Instant::now()));
+    };
+    let mut log = HlogWriter::create(path, SystemTime::now())
+        .map_err(|e| crate::error::flag_error("--hdr-log", path.display(), format!("{e:#}")))?;
+    let created = Instant::now();
+    log.comment(&shard::run_note(&shard::RunStamp::of(cfg, target)));
+    Ok((Some(log), created))
 }
 
 /// Runs one load run. Errors only when it could not run at all (too many connections for
@@ -102,12 +109,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let shared = Shared::new(plan.len(), cfg.start_at.map(instant_of));
     let (server_probe, server_source) = server_probe(cfg, &target);
     check_agent(server_probe.as_ref())?;
-    // Created once the run can go: an unreachable target leaves no file (exit 3).
-    let mut hlog = open_hlog(cfg, SystemTime::now())?;
-    let created = Instant::now();
-    if let Some(log) = hlog.as_mut() {
-        log.comment(&shard::run_note(&shard::RunStamp::of(cfg, &target.name)));
-    }
+    let (mut hlog, created) = open_hlog(cfg, &target.name)?;
 
     let mut seen = drive(cfg, plan, &shared, &mut target, server_probe, &mut hlog, created)?;
     let cost = seen.cost.finish();
@@ -125,6 +127,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let (cost, cpu_use, late_readings) = cost::window_cost(cfg, &target, cost, measured, &seen.outputs);
     let window = warmup::settle(cfg, &mut seen.agg, measured, cost.client_cpu_s, cost.server, cpu_use);
     let total = seen.agg.total();
+    live::finish(&total, cfg.rate);
     let tagged = hlog.is_some().then(|| tagged_histograms(&total, &seen.outputs));
     let mut report = assemble::report(assemble::Parts {
         cfg: &window.cfg,
@@ -361,6 +364,7 @@ fn drive(
         let progress = Progress::new(cfg);
         let log_offset = |start: Instant| start.saturating_duration_since(created) + cfg.warmup;
         let mut catching_up = None;
+        let mut published = Instant::now();
         loop {
             let waiting = drain(&rx, &mut seen.agg, shared, threads);
             catch_up(&mut catching_up, waiting, threads);
@@ -380,6 +384,7 @@ fn drive(
             seen.watch.check(now, load_end, shared, target);
             let window = start.map(|s| (s + cfg.warmup, s + cfg.warmup + cfg.duration));
             progress.update(start.map(|s| now.saturating_duration_since(s)), shared, &seen.agg);
+            live::tick(&mut published, now, cfg, || seen.agg.total(), shared);
             seen.cost.tick_and_wait(window);
         }
         progress.finish();

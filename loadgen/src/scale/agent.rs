@@ -201,19 +201,64 @@ pub fn serve(cfg: &AgentConfig) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the agent's runtime")?;
-    runtime.block_on(accept_loop(cfg.clone()))
+    let cfg = cfg.clone();
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let bound = listener.local_addr().map_or(cfg.listen, |a| a);
+        println!("listening {bound}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        accept_loop(
+            listener,
+            std::sync::Arc::new(move |request: &Request| answer(&cfg, request)),
+        )
+        .await
+    })
 }
 
-async fn accept_loop(cfg: AgentConfig) -> anyhow::Result<()> {
+/// A request as hyper hands it over.
+type Request = hyper::Request<hyper::body::Incoming>;
+/// What answers a request: its status and body.
+type Answer = std::sync::Arc<dyn Fn(&Request) -> (u16, String) + Send + Sync>;
+
+/// `--metrics-listen`: serves `snapshot()` at `GET /metrics` from a thread of its own, with
+/// the agent's bounds (connections, head size and time, rate); returns the address bound.
+pub fn spawn_metrics(listen: SocketAddr, snapshot: fn() -> String) -> anyhow::Result<SocketAddr> {
     use anyhow::Context;
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    let bound = listener.local_addr().map_or(cfg.listen, |a| a);
-    println!("listening {bound}");
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    let cfg = std::sync::Arc::new(cfg);
+    let (tx, rx) = std::sync::mpsc::channel::<anyhow::Result<SocketAddr>>();
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return drop(tx.send(Err(e.into()))),
+            };
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::bind(listen).await {
+                    Ok(listener) => {
+                        let _ = tx.send(Ok(listener.local_addr().unwrap_or(listen)));
+                        let answer: Answer = std::sync::Arc::new(move |request: &Request| {
+                            if request.method() != hyper::Method::GET {
+                                (405, "only GET\n".into())
+                            } else if request.uri().path() != "/metrics" {
+                                (404, "only /metrics\n".into())
+                            } else {
+                                (200, snapshot())
+                            }
+                        });
+                        let _ = accept_loop(listener, answer).await;
+                    }
+                    Err(e) => drop(tx.send(Err(anyhow::Error::new(e).context(format!("cannot listen on {listen}"))))),
+                }
+            })
+        })
+        .context("cannot start the metrics thread")?;
+    rx.recv().context("the metrics thread ended before it listened")?
+}
+
+async fn accept_loop(listener: tokio::net::TcpListener, answer: Answer) -> anyhow::Result<()> {
     let bucket = std::sync::Arc::new(std::sync::Mutex::new(Bucket {
         tokens: BURST,
         refilled: std::time::Instant::now(),
@@ -233,12 +278,12 @@ async fn accept_loop(cfg: AgentConfig) -> anyhow::Result<()> {
         let Ok(permit) = std::sync::Arc::clone(&slots).try_acquire_owned() else {
             continue;
         };
-        let (cfg, bucket) = (std::sync::Arc::clone(&cfg), std::sync::Arc::clone(&bucket));
+        let (answer, bucket) = (std::sync::Arc::clone(&answer), std::sync::Arc::clone(&bucket));
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let service = hyper::service::service_fn(move |request: Request| {
                 let allowed = bucket.lock().map_or(true, |mut b| b.take());
                 let (status, body) = if allowed {
-                    answer(&cfg, &request)
+                    answer(&request)
                 } else {
                     (429, "too many requests: at most 20 a second\n".into())
                 };

@@ -335,3 +335,115 @@ fn an_endless_header_is_cut_off_and_costs_the_agent_no_memory() {
     // It still answers the next request.
     assert!(http(&at, "GET /metrics HTTP/1.0\r\n\r\n").contains(" 200 "));
 }
+
+/// The exposition text a scrape of `addr` returns, parsed (panics unless 200).
+fn scrape(addr: &str) -> prometheus_parse::Scrape {
+    let response = http(addr, "GET /metrics HTTP/1.0\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap()
+}
+
+/// A sample's value in `s` (the first with that name whose labels include `label`).
+fn value(s: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> f64 {
+    let sample = s
+        .samples
+        .iter()
+        .find(|x| x.metric == name && label.is_none_or(|(k, v)| x.labels.get(k) == Some(v)))
+        .unwrap_or_else(|| panic!("no {name} {label:?}"));
+    match &sample.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => *v,
+        prometheus_parse::Value::Histogram(buckets) => buckets.iter().map(|b| b.count).fold(0.0, f64::max),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[test]
+fn live_metrics_rise_during_a_run_and_end_at_the_reports_totals() {
+    use std::io::BufRead;
+    let _machine = common::shared();
+    let json = temp_path("live.json");
+    let mut child = loadgen()
+        .args([
+            "--target",
+            "mio",
+            "-c",
+            "4",
+            "-d",
+            "4s",
+            "--warmup",
+            "0s",
+            "--interval",
+            "500ms",
+        ])
+        .args(["--metrics-listen", "127.0.0.1:0", "--metrics-linger", "4s", "--quiet"])
+        .args(["--json", json.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("metrics    http://") {
+                let _ = tx.send(url.trim_end_matches("/metrics").to_string());
+            }
+        }
+    });
+    let at = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the run prints its metrics address");
+    // Twice during the run: the counters rise, the buckets are cumulative.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let first = scrape(&at);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let second = scrape(&at);
+    let trips = |s: &prometheus_parse::Scrape| value(s, "loadgen_round_trips_total", None);
+    assert!(
+        trips(&first) > 0.0 && trips(&second) > trips(&first),
+        "{} then {}",
+        trips(&first),
+        trips(&second)
+    );
+    assert_eq!(value(&second, "loadgen_running", None), 1.0);
+    assert_eq!(value(&second, "loadgen_open_connections", None), 4.0);
+    let hist = second
+        .samples
+        .iter()
+        .find_map(|x| match (&x.metric[..], &x.value) {
+            ("loadgen_latency_seconds", prometheus_parse::Value::Histogram(b)) => Some(b.clone()),
+            _ => None,
+        })
+        .expect("a latency histogram");
+    assert!(
+        hist.windows(2)
+            .all(|w| w[0].less_than < w[1].less_than && w[0].count <= w[1].count),
+        "{hist:?}"
+    );
+    // After the run (its JSON written) the linger serves the final state: the report's.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !json.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let last = scrape(&at);
+    let v = read_json(&json);
+    assert_eq!(value(&last, "loadgen_running", None), 0.0);
+    assert_eq!(
+        trips(&last),
+        v["counters"]["msgs"].as_f64().unwrap(),
+        "the final scrape is the report's count"
+    );
+    assert_eq!(
+        value(&last, "loadgen_errors_total", Some(("kind", "timeout"))),
+        v["counters"]["timeouts"].as_f64().unwrap()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    // Not on the network unless asked; not served by --procs.
+    let out = run(&["--target", "mio", "--metrics-listen", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--metrics-allow-remote"));
+}

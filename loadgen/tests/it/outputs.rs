@@ -424,7 +424,12 @@ fn a_battery_of_bad_inputs_each_gets_one_line_naming_it_and_changes_nothing() {
         (vec!["--target", "mio", "--rate", "1e10"], 2, "1e9"),
         (vec!["--target", "mio", "--rate=-5"], 2, "--rate"),
         (vec!["--target", "mio", "--rate", "auto"], 2, "--slo"),
-        (vec!["--target", "mio", "--slo", "p99=1ms"], 2, "--slo"),
+        (vec!["--target", "mio", "--slo", "p99=1ms,bogus"], 2, "--slo"),
+        (
+            vec!["--target", "mio", "--rate", "auto", "--slo", "p99=1ms,errors=0"],
+            2,
+            "one latency objective",
+        ),
         (
             vec!["--target", "mio", "--rate", "auto", "--slo", "p42=1ms"],
             2,

@@ -849,3 +849,52 @@ fn sweep_quiet_prints_only_where_the_rows_went() {
     assert!(!err.contains("[1/1]") && err.contains("1 run written to"), "{err}");
     assert_eq!(read_csv(&csv).1.len(), 1);
 }
+
+#[test]
+fn a_gate_on_a_metric_one_side_has_no_valid_value_of_fails_naming_it() {
+    let _machine = common::shared();
+    let base = temp_path("valueless-base.csv");
+    for conns in ["2", "2", "3", "3"] {
+        let csv = base.to_str().unwrap();
+        let out = run(&[
+            "--target", "mio", "-c", conns, "-d", "500ms", "--warmup", "100ms", "--quiet", "--csv", csv,
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+    }
+    // The same runs, the p99 cells of one configuration not numbers: left out with a
+    // warning, and that configuration's gate fails rather than pass on nothing.
+    let text = std::fs::read_to_string(&base).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let p99 = header.iter().position(|h| *h == "lat_p99_us").unwrap();
+    let conns = header.iter().position(|h| *h == "conns").unwrap();
+    let mut new_text = header.join(",") + "\n";
+    for line in lines {
+        let mut cells: Vec<&str> = line.split(',').collect();
+        if cells[conns] == "3" {
+            cells[p99] = "NaN";
+        }
+        new_text += &(cells.join(",") + "\n");
+    }
+    let new = temp_path("valueless-new.csv");
+    std::fs::write(&new, new_text).unwrap();
+    let out = run(&[
+        "compare",
+        base.to_str().unwrap(),
+        new.to_str().unwrap(),
+        "--metric",
+        "p99",
+        "--threshold",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "the gate fails");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lat_p99_us") && err.contains("NaN"),
+        "the cells are named: {err}"
+    );
+    assert!(
+        err.contains("conns=3") && err.contains("p99: the new side has no valid value"),
+        "{err}"
+    );
+}

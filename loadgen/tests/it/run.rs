@@ -799,3 +799,41 @@ fn the_client_reports_its_own_peak_memory_not_its_parents() {
         "loadgen's own peak RSS, not the 200 MB parent's: {rss} KiB"
     );
 }
+
+#[test]
+fn objectives_judge_any_run_and_a_breach_exits_99_naming_it() {
+    let _machine = common::shared();
+    let json = temp_path("objectives.json");
+    let csv = temp_path("objectives.csv");
+    let base = ["--target", "mio", "--conns", "4", "-d", "1s", "--warmup", "200ms"];
+    // A bound no round trip can meet: exit 99, the objective named with its value.
+    let mut args = base.to_vec();
+    args.extend([
+        "--slo",
+        "p99=1us,errors=0",
+        "--json",
+        json.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(99));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("OBJECTIVE NOT MET  p99 <= 1 us: measured "), "{text}");
+    assert!(text.contains("objective  errors <= 0: met (0.0)"), "{text}");
+    let v = read_json(&json);
+    assert_eq!(v["objectives"][0]["objective"], "p99 <= 1 us");
+    assert_eq!(v["objectives"][0]["met"], false);
+    assert!(v["objectives"][0]["measured"].as_f64() > Some(1.0), "{v}");
+    assert_eq!(v["objectives"][1]["met"], true);
+    let (_, rows) = read_csv(&csv);
+    assert_eq!(
+        (rows[0]["slo"].as_str(), rows[0]["slo_met"].as_str()),
+        ("p99 <= 1 us, errors <= 0", "no")
+    );
+    // Bounds it meets: exit 0.
+    let mut args = base.to_vec();
+    args.extend(["--slo", "p99=10s,errors=0,throughput>=1"]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}

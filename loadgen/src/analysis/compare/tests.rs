@@ -3,6 +3,11 @@
 use super::*;
 
 fn row(target: &str, conns: u32, tput: f64, p99: f64) -> Row {
+    row_without(target, conns, tput, p99, "")
+}
+
+/// [`row`] without the column `left_out`.
+fn row_without(target: &str, conns: u32, tput: f64, p99: f64, left_out: &str) -> Row {
     Row::new(
         [
             ("schema", "1".to_string()),
@@ -17,6 +22,8 @@ fn row(target: &str, conns: u32, tput: f64, p99: f64) -> Row {
             ("throughput_msgs_s", tput.to_string()),
             ("lat_p99_us", p99.to_string()),
         ]
+        .into_iter()
+        .filter(|(k, _)| *k != left_out)
         .map(|(k, v)| (k.to_string(), v)),
     )
 }
@@ -395,4 +402,24 @@ fn capacities_of_a_rate_ladder_are_compared_like_any_metric() {
         !rel[0].change.key.describe(&[]).contains("rate="),
         "a ladder is one configuration"
     );
+}
+
+#[test]
+fn a_gated_metric_without_a_valid_value_on_a_side_is_named_for_the_gate() {
+    let base = rows(&[1000.0, 1010.0, 990.0]);
+    // The new runs measured, but every p99 cell was left out (NaN read as no value).
+    let new: Vec<Row> = (0..3)
+        .map(|_| row_without("mio", 10, 1000.0, 100.0, "lat_p99_us"))
+        .collect();
+    let mut ms = metrics();
+    for m in &mut ms {
+        m.gated = true;
+    }
+    let c = compare(&base, &new, &ms, 5.0);
+    assert_eq!(c.changes.len(), 1, "throughput is still compared");
+    assert_eq!(c.valueless.len(), 1);
+    assert_eq!((c.valueless[0].1.as_str(), c.valueless[0].2), ("p99", "new"));
+    // Not gated: nothing to say.
+    ms[1].gated = false;
+    assert!(compare(&base, &new, &ms, 5.0).valueless.is_empty());
 }
