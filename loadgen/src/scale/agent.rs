@@ -154,8 +154,13 @@ pub struct AgentConfig {
     pub port: Option<u16>,
 }
 
-/// Connections served at once; more are closed as soon as they are accepted.
+/// Connections served at once. A new one beyond it (or beyond [`MAX_PER_PEER`]) takes the
+/// slot of the connection idle longest: clients that hold a connection without sending a
+/// request (a slow-client flood) cannot keep out one that asks at once, such as loadgen's
+/// own scrape.
 const MAX_CONNECTIONS: usize = 32;
+/// Connections one peer address holds at once; beyond it, its own idlest gives way.
+const MAX_PER_PEER: usize = 16;
 /// The most a request's line and headers may take: hyper answers 431 beyond it (an endless
 /// header line must not grow the agent's memory).
 const MAX_HEAD: usize = 16 * 1024;
@@ -258,15 +263,60 @@ pub fn spawn_metrics(listen: SocketAddr, snapshot: fn() -> String) -> anyhow::Re
     rx.recv().context("the metrics thread ended before it listened")?
 }
 
+/// A connection being served: its peer, when it last asked anything (ms since the loop
+/// started), and how to end it.
+struct Open {
+    id: u64,
+    peer: std::net::IpAddr,
+    active_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    abort: tokio::task::AbortHandle,
+}
+
+/// The connections being served.
+type Slots = std::sync::Arc<std::sync::Mutex<Vec<Open>>>;
+
+/// Makes room for a connection from `peer`: when every slot, or every slot `peer` may hold,
+/// is taken, the connection idle longest (of `peer`'s, when it is at its own cap) is ended.
+fn make_room(slots: &Slots, peer: std::net::IpAddr) {
+    let Ok(mut open) = slots.lock() else { return };
+    let own = open.iter().filter(|o| o.peer == peer).count();
+    if open.len() < MAX_CONNECTIONS && own < MAX_PER_PEER {
+        return;
+    }
+    let at_own_cap = own >= MAX_PER_PEER;
+    let idlest = open
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| !at_own_cap || o.peer == peer)
+        .min_by_key(|(_, o)| o.active_ms.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|(i, _)| i);
+    if let Some(i) = idlest {
+        open.swap_remove(i).abort.abort();
+    }
+}
+
+/// Removes its connection from the slots when its task ends (or is aborted).
+struct Leave(Slots, u64);
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.0.lock() {
+            open.retain(|o| o.id != self.1);
+        }
+    }
+}
+
 async fn accept_loop(listener: tokio::net::TcpListener, answer: Answer) -> anyhow::Result<()> {
     let bucket = std::sync::Arc::new(std::sync::Mutex::new(Bucket {
         tokens: BURST,
         refilled: std::time::Instant::now(),
     }));
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+    let slots: Slots = std::sync::Arc::default();
+    let started = std::time::Instant::now();
+    let now_ms = move || started.elapsed().as_millis() as u64;
+    for id in 0u64.. {
+        let (stream, peer) = match listener.accept().await {
+            Ok((stream, peer)) => (stream, peer.ip()),
             // EMFILE or ENFILE (out of descriptors), ECONNABORTED: wait a moment instead
             // of spinning on the error, then accept again.
             Err(_) => {
@@ -274,13 +324,20 @@ async fn accept_loop(listener: tokio::net::TcpListener, answer: Answer) -> anyho
                 continue;
             }
         };
-        // Every slot taken: this connection is closed at once (dropped).
-        let Ok(permit) = std::sync::Arc::clone(&slots).try_acquire_owned() else {
-            continue;
-        };
+        make_room(&slots, peer);
+        let active_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(now_ms()));
         let (answer, bucket) = (std::sync::Arc::clone(&answer), std::sync::Arc::clone(&bucket));
-        tokio::spawn(async move {
+        let (active, leave) = (
+            std::sync::Arc::clone(&active_ms),
+            Leave(std::sync::Arc::clone(&slots), id),
+        );
+        // The lock is held over the spawn: on this one-thread runtime the task cannot run,
+        // and end, before it is listed.
+        let Ok(mut open) = slots.lock() else { continue };
+        let task = tokio::spawn(async move {
+            let _leave = leave;
             let service = hyper::service::service_fn(move |request: Request| {
+                active.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
                 let allowed = bucket.lock().map_or(true, |mut b| b.take());
                 let (status, body) = if allowed {
                     answer(&request)
@@ -300,9 +357,15 @@ async fn accept_loop(listener: tokio::net::TcpListener, answer: Answer) -> anyho
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             // A client gone, too slow or too large costs only its own connection.
             let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
-            drop(permit);
+        });
+        open.push(Open {
+            id,
+            peer,
+            active_ms,
+            abort: task.abort_handle(),
         });
     }
+    Ok(())
 }
 
 /// The status and body for one request.

@@ -447,3 +447,32 @@ fn live_metrics_rise_during_a_run_and_end_at_the_reports_totals() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--metrics-allow-remote"));
 }
+
+#[test]
+fn a_slow_client_flood_does_not_keep_out_a_scrape_with_the_token() {
+    let _machine = common::shared();
+    let token = temp_path("flood-token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let (_agent, at) = agent(&["--token", token.to_str().unwrap()]);
+    // 200 clients from loopback that send half a request line and hold their connections.
+    let slow: Vec<TcpStream> = (0..200)
+        .filter_map(|_| {
+            let mut s = TcpStream::connect(&at).ok()?;
+            s.write_all(b"GET /metr").ok()?;
+            Some(s)
+        })
+        .collect();
+    assert!(slow.len() >= 100, "the flood connected ({})", slow.len());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let response = http(&at, "GET /metrics HTTP/1.0\r\nAuthorization: Bearer s3cret\r\n\r\n");
+        assert!(response.contains(" 200 "), "{response}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "answered in {:?}",
+            t.elapsed()
+        );
+    }
+    drop(slow);
+}
