@@ -40,6 +40,11 @@ fn intervals(out: &mut String, p: &Percentiles) {
             missing.join(", ")
         );
     }
+    // What the interval covers: this run's sampling, not the next run's.
+    let _ = match p.ci.batches {
+        0 => write!(out, " (order statistics: assumes independent samples)"),
+        b => write!(out, " (batch means over {b} intervals)"),
+    };
     let _ = writeln!(out);
 }
 

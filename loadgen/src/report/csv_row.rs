@@ -99,7 +99,7 @@ pub const COLUMNS: [Column; 88] = [
     col!("duplicates", "", "2026-11-26", "UDP: replies received more than once", |r| udp(r, r.counters.duplicates)),
     col!("reordered", "", "2026-11-26", "UDP: replies that overtook an earlier one", |r| udp(r, r.counters.reordered)),
     col!("engine", "", "2026-11-26", "the client's I/O engine: `epoll` or `uring`", |r| r.engine.clone()),
-    col!("p99_ci_lo_us", "µs", "2026-12-01", "lower end of the 95% interval of p99 (order statistics); empty under 1,000 samples", |r| ci(r.latency.ci.p99, true)),
+    col!("p99_ci_lo_us", "µs", "2026-12-01", "lower end of the 95% interval of p99 (order statistics, widened by batch means over 10 intervals or more); empty under 1,000 samples", |r| ci(r.latency.ci.p99, true)),
     col!("p99_ci_hi_us", "µs", "2026-12-01", "upper end of the 95% interval of p99", |r| ci(r.latency.ci.p99, false)),
     col!("steady", "", "2026-12-01", "`yes`/`no`/`unknown`: whether throughput and p99 held between the window's halves; empty under 4 intervals", |r| opt(r.steadiness(), |s| s.word().to_string())),
     col!("client_threads", "", "2026-12-01", "configuration: client threads that ran", |r| nonzero(r.settings.client_threads as u64)),

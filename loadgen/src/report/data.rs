@@ -434,6 +434,26 @@ impl Report {
         ))
     }
 
+    /// Widens the intervals of p50 and p99 to hold the batch-means interval over the run's
+    /// intervals (each interval a batch, when there are `stats::MIN_BATCHES` of them): the
+    /// order-statistics interval assumes independent latencies, which a run's are not. Both
+    /// cover this run's sampling only; run-to-run variation is `--repeat`'s to measure.
+    pub fn widen_cis_by_batches(&mut self) {
+        let rows: Vec<&IntervalRow> = self.intervals.iter().filter(|r| r.msgs_s > 0.0).collect();
+        let p50: Vec<f64> = rows.iter().map(|r| r.p50_us).collect();
+        let p99: Vec<f64> = rows.iter().map(|r| r.p99_us).collect();
+        let ci = &mut self.latency.ci;
+        let (b50, b99) = (
+            crate::stats::batch_interval(self.latency.p50_us, &p50, 0.05),
+            crate::stats::batch_interval(self.latency.p99_us, &p99, 0.05),
+        );
+        if let (Some((l50, h50)), Some((l99, h99))) = (b50, b99) {
+            ci.p50 = ci.p50.union(l50, h50);
+            ci.p99 = ci.p99.union(l99, h99);
+            ci.batches = rows.len();
+        }
+    }
+
     /// Whether the window was steady (`stats::steady`); `None` when too short to judge.
     pub fn steadiness(&self) -> Option<crate::stats::steady::Steadiness> {
         let series: Vec<(f64, f64)> = self.intervals.iter().map(|r| (r.msgs_s, r.p99_us)).collect();

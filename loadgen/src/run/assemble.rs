@@ -208,6 +208,7 @@ pub(super) fn report(p: Parts<'_>) -> Report {
     let lags = d.sched.lags;
     let conns_ok = d.gathered.conns_ok;
     let mut report = write_down(p, d);
+    report.widen_cis_by_batches();
     report
         .warnings
         .extend(report.arrivals_check.and_then(|a| verdict::arrivals_verdict(&a, lags)));

@@ -162,7 +162,7 @@ fn plain_report(m: &Merged, sources: &str, label: &str) -> Report {
         msgs,
         ..Counters::default()
     };
-    Report {
+    let mut r = Report {
         label: label.to_string(),
         mode: if m.raw.is_some() { Mode::Open } else { Mode::Closed },
         duration_s: secs,
@@ -184,7 +184,9 @@ fn plain_report(m: &Merged, sources: &str, label: &str) -> Report {
             })
             .collect(),
         ..Report::empty("merged", sources, None)
-    }
+    };
+    r.widen_cis_by_batches();
+    r
 }
 
 #[cfg(test)]

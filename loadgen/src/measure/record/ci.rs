@@ -35,6 +35,28 @@ pub struct PercentileCis {
     pub p999: Ci,
     /// Of p99.99.
     pub p9999: Ci,
+    /// When p50's and p99's intervals also hold the batch-means interval over this many of
+    /// the run's intervals (`stats::batch_interval`: correlation inside the run accounted
+    /// for); 0 when the run had too few intervals and they rest on order statistics alone.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub batches: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl Ci {
+    /// The smallest interval holding this one and `[lo, hi]`.
+    pub fn union(self, lo: f64, hi: f64) -> Ci {
+        match self {
+            Ci::Interval { lo_us, hi_us } => Ci::Interval {
+                lo_us: lo_us.min(lo),
+                hi_us: hi_us.max(hi),
+            },
+            Ci::NotEstimable => Ci::NotEstimable,
+        }
+    }
 }
 
 impl PercentileCis {
@@ -87,6 +109,7 @@ impl PercentileCis {
             p99: ci(2),
             p999: ci(3),
             p9999: ci(4),
+            batches: 0,
         }
     }
 
