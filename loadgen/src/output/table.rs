@@ -126,7 +126,8 @@ fn latency(o: &mut String, r: &Report) {
             "  (closed loop: latency is what each connection waited for its reply; there is no schedule, so nothing to correct for coordinated omission)"
         );
     }
-    if let Some(s) = r.steadiness() {
+    // A run behind its rate is not judged steady: its status line says why.
+    if let Some(s) = r.steadiness().filter(|_| r.status != crate::report::Status::Behind) {
         let _ = match s.reason {
             Some(why) => writeln!(
                 o,
@@ -468,7 +469,21 @@ fn status(o: &mut String, r: &Report) {
     for e in &r.output_errors {
         let _ = writeln!(o, "  output     NOT WRITTEN: {e}");
     }
-    let reason = r.stop_reason.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+    let behind = match (r.status, r.achieved_rate, r.rate) {
+        (crate::report::Status::Behind, Some(sent), Some(asked)) => Some(format!(
+            "sent {} of {} msg/s asked, under {:.0}%: the load asked for was not offered",
+            crate::report::units::per_s(sent),
+            crate::report::units::per_s(asked),
+            crate::report::BEHIND_SHARE * 100.0
+        )),
+        _ => None,
+    };
+    let reason = r
+        .stop_reason
+        .clone()
+        .or(behind)
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
     let _ = writeln!(o, "  status     {}{reason}", r.status);
 }
 

@@ -77,7 +77,7 @@ pub const COLUMNS: [Column; 88] = [
     col!("server_threads", "", "2026-11-25", "the server's peak thread count", |r| opt(r.server.and_then(|s| s.peak_threads), |v| v.to_string())),
     col!("client_cpu_s", "s", "2026-11-25", "loadgen's own CPU time in the window", |r| if r.client_cpu_s == 0.0 && r.counters.msgs == 0 { String::new() } else { f(r.client_cpu_s, 3) }),
     col!("client_rss_kib", "KiB", "2026-11-25", "loadgen's peak resident memory", |r| if r.client_rss_kib == 0 { String::new() } else { r.client_rss_kib.to_string() }),
-    col!("status", "", "2026-11-25", "`ok`, `errors`, `partial` (stopped early) or `failed`", |r| r.status.to_string()),
+    col!("status", "", "2026-11-25", "`ok`, `behind` (open loop: sent under 90% of its rate), `errors`, `partial` (stopped early) or `failed`", |r| r.status.to_string()),
     col!("host", "", "2026-11-25", "the client's host name", |r| r.env.host.clone()),
     col!("kernel", "", "2026-11-25", "the client's kernel release", |r| r.env.kernel.clone()),
     col!("cpus", "", "2026-11-25", "CPUs online on the client's machine", |r| r.env.cpus.to_string()),

@@ -1,9 +1,9 @@
 //! The [`Report`] record of a run and the records it holds (settings, server cost, TCP
 //! statistics, intervals, status): data only, which the serializers read.
 
-use std::fmt;
-
 use serde::Serialize;
+
+pub use super::status::{Status, BEHIND_SHARE};
 
 use servers::Transport;
 
@@ -16,46 +16,6 @@ use super::environment::Environment;
 
 /// The CSV/JSON schema version.
 pub const SCHEMA: u32 = 1;
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Finished, no errors.
-    Ok,
-    /// Finished, but some error count is non-zero.
-    Errors,
-    /// Stopped early (interrupted, or the server died); holds what was measured.
-    Partial,
-    /// Nothing could be measured (no connection could be opened).
-    Failed,
-}
-
-impl Status {
-    /// The name used in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Errors => "errors",
-            Status::Partial => "partial",
-            Status::Failed => "failed",
-        }
-    }
-
-    /// The process exit code the contract gives this status.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Status::Ok => 0,
-            _ => 1,
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The settings that shape what a run measures besides its configuration key (target,
 /// transport, mode, conns, msg_size, depth, rate): recorded so that two runs that differ
@@ -456,6 +416,17 @@ impl Report {
 
     /// Whether the window was steady (`stats::steady`); `None` when too short to judge.
     pub fn steadiness(&self) -> Option<crate::stats::steady::Steadiness> {
+        if self.status == Status::Behind {
+            // A rate not offered is not a steady state of the asked load, whatever the halves.
+            let s = crate::stats::steady::Steadiness {
+                steady: false,
+                halves_msgs_s: (0.0, 0.0),
+                halves_p99_us: (0.0, 0.0),
+                reason: Some("the asked rate was not offered (status behind)".to_string()),
+                p99_known: false,
+            };
+            return Some(s);
+        }
         let series: Vec<(f64, f64)> = self.intervals.iter().map(|r| (r.msgs_s, r.p99_us)).collect();
         // Each interval's messages: its rate times its length (the first from the start).
         let mut prev = 0.0;

@@ -10,6 +10,7 @@ mod data;
 mod environment;
 pub mod read;
 pub mod shard;
+mod status;
 pub(crate) mod units;
 mod work;
 

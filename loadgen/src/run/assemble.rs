@@ -212,11 +212,17 @@ pub(super) fn report(p: Parts<'_>) -> Report {
     report
         .warnings
         .extend(report.arrivals_check.and_then(|a| verdict::arrivals_verdict(&a, lags)));
-    report.warnings.extend(verdict::starved_verdict(
-        report.fairness.starved,
-        conns_ok,
-        &report.target,
-    ));
+    // Unserved connections come first: they explain a rate not kept or a late client
+    // before any advice about the client's CPU or pacing does.
+    if let Some(starved) = verdict::starved_verdict(report.fairness.starved, conns_ok, &report.target) {
+        if let Some(keep_up) = report.keep_up.as_mut() {
+            *keep_up = format!(
+                "{} of {conns_ok} connections were never served (below), which no client setting changes; {keep_up}",
+                report.fairness.starved
+            );
+        }
+        report.warnings.insert(0, starved);
+    }
     report
 }
 
@@ -276,6 +282,7 @@ fn write_down(p: Parts<'_>, d: Derived) -> Report {
             if d.slots { cfg.my_conns() } else { conns_ok },
             &c,
             p.stop_reason.is_some(),
+            d.sched.behind,
         ),
         stop_reason: p.stop_reason,
         fairness: fairness(&per_conn, d.due.as_deref(), d.slots),
@@ -403,6 +410,8 @@ struct ScheduleKept {
     achieved_rate: Option<f64>,
     conn_rate_s: f64,
     keep_up: Option<String>,
+    /// Open loop: sent under `BEHIND_SHARE` of the rate promised to this process.
+    behind: bool,
 }
 
 fn schedule_kept(p: &Parts<'_>, due: Option<&[u64]>, busiest_work: f64, room: &verdict::Room) -> ScheduleKept {
@@ -424,6 +433,7 @@ fn schedule_kept(p: &Parts<'_>, due: Option<&[u64]>, busiest_work: f64, room: &v
         Churn::ConnRate { rate, .. } => Some(rate),
         _ => None,
     };
+    let mut behind = false;
     let keep_up = match (cfg.rate, conn_rate) {
         _ if secs <= 0.0 => None,
         // Poisson: a seeded sample of the process, whose count in the window is itself random
@@ -434,6 +444,7 @@ fn schedule_kept(p: &Parts<'_>, due: Option<&[u64]>, busiest_work: f64, room: &v
                 (Some(due), crate::measure::schedule::Arrival::Poisson) => rate(due.iter().sum::<u64>() as f64),
                 _ => r * cfg.my_conns() as f64 / cfg.conns.max(1) as f64,
             };
+            behind = rate(c.sent as f64) < crate::report::BEHIND_SHARE * promised;
             verdict::keep_up_verdict(promised, rate(c.sent as f64), "msg/s", lags, busiest_work, room)
         }
         // A shard makes its share of the arrivals (see the driver).
@@ -451,6 +462,7 @@ fn schedule_kept(p: &Parts<'_>, due: Option<&[u64]>, busiest_work: f64, room: &v
         achieved_rate: cfg.rate.map(|_| rate(c.sent as f64)),
         conn_rate_s,
         keep_up,
+        behind,
     }
 }
 

@@ -361,23 +361,28 @@ fn a_rate_far_beyond_the_machine_still_measures_and_says_so() {
     let _serial = serial();
     // 1e9 msg/s: the schedule is behind from the first ns. The run must still send, read
     // every reply it can, and say who could not keep up (it once walked the schedule one
-    // message at a time and read nothing: status failed).
-    let v = report(
-        "absurd-rate.json",
-        &[
-            "--target",
-            "mio",
-            "--conns",
-            "10",
-            "--rate",
-            "1e9",
-            "--duration",
-            "500ms",
-            "--warmup",
-            "0s",
-        ],
-    );
-    assert_eq!(v["status"], "ok");
+    // message at a time and read nothing: status failed). It ends `behind` (exit 1): the
+    // load asked for was not offered.
+    let json = temp_path("absurd-rate.json");
+    let out = run(&[
+        "--target",
+        "mio",
+        "--conns",
+        "10",
+        "--rate",
+        "1e9",
+        "--duration",
+        "500ms",
+        "--warmup",
+        "0s",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = read_json(&json);
+    assert_eq!(v["status"], "behind");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("status     behind (sent "), "{summary}");
     assert!(f(&v["throughput_msgs_s"]) > 1000.0, "{}", v["throughput_msgs_s"]);
     assert!(
         v["keep_up"].as_str().is_some_and(|s| s.contains("achieved")),

@@ -13,6 +13,8 @@ pub struct Tally {
     pub ok: usize,
     /// Runs that ended with `errors`.
     pub errors: usize,
+    /// Open-loop runs that did not offer their rate (`behind`).
+    pub behind: usize,
     /// Runs stopped early (`partial`).
     pub partial: usize,
     /// Runs that measured nothing (`failed`); their figures are left out of the comparison.
@@ -28,6 +30,7 @@ impl Tally {
             match r.get("status") {
                 "" | "ok" => t.ok += 1,
                 "partial" => t.partial += 1,
+                "behind" => t.behind += 1,
                 "failed" => t.failed += 1,
                 _ => t.errors += 1,
             }
@@ -37,7 +40,7 @@ impl Tally {
 
     /// Runs counted.
     pub fn runs(&self) -> usize {
-        self.ok + self.errors + self.partial + self.failed
+        self.ok + self.behind + self.errors + self.partial + self.failed
     }
 
     /// The share of runs that did not end `ok`.
@@ -57,6 +60,7 @@ impl Tally {
             return format!("all {} run(s) ok", self.runs());
         }
         let parts: Vec<String> = [
+            ("behind", self.behind),
             ("errors", self.errors),
             ("partial", self.partial),
             ("failed", self.failed),
@@ -96,6 +100,7 @@ mod tests {
             tn,
             Tally {
                 ok: 1,
+                behind: 0,
                 errors: 1,
                 partial: 0,
                 failed: 1

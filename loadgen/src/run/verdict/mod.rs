@@ -10,8 +10,9 @@ use crate::report::Status;
 
 /// How a run ended: `failed` when nothing could be measured (no connection opened, or a
 /// whole run with neither a round trip nor an error: replies slower than the run), `partial`
-/// when it stopped early, `errors` when any error was counted, else `ok`.
-pub(crate) fn status(conns_ok: usize, counters: &Counters, stopped_early: bool) -> Status {
+/// when it stopped early, `errors` when any error was counted, `behind` when an open loop
+/// sent under [`crate::report::BEHIND_SHARE`] of its rate (`behind`), else `ok`.
+pub(crate) fn status(conns_ok: usize, counters: &Counters, stopped_early: bool, behind: bool) -> Status {
     if conns_ok == 0 && counters.msgs == 0 {
         Status::Failed
     } else if stopped_early {
@@ -20,6 +21,8 @@ pub(crate) fn status(conns_ok: usize, counters: &Counters, stopped_early: bool) 
         Status::Errors
     } else if counters.msgs == 0 {
         Status::Failed
+    } else if behind {
+        Status::Behind
     } else {
         Status::Ok
     }
@@ -325,15 +328,15 @@ mod tests {
             timeouts: 1,
             ..Counters::default()
         };
-        assert_eq!(status(0, &Counters::default(), false), Status::Failed);
+        assert_eq!(status(0, &Counters::default(), false, false), Status::Failed);
         assert_eq!(
-            status(5, &Counters::default(), false),
+            status(5, &Counters::default(), false, false),
             Status::Failed,
             "no round trip at all"
         );
-        assert_eq!(status(5, &Counters::default(), true), Status::Partial);
-        assert_eq!(status(3, &errs, true), Status::Partial);
-        assert_eq!(status(3, &errs, false), Status::Errors);
+        assert_eq!(status(5, &Counters::default(), true, false), Status::Partial);
+        assert_eq!(status(3, &errs, true, false), Status::Partial);
+        assert_eq!(status(3, &errs, false, false), Status::Errors);
         assert_eq!(
             status(
                 3,
@@ -341,10 +344,21 @@ mod tests {
                     msgs: 5,
                     ..Counters::default()
                 },
+                false,
                 false
             ),
             Status::Ok
         );
+        let fine = Counters {
+            msgs: 5,
+            ..Counters::default()
+        };
+        assert_eq!(
+            status(3, &fine, false, true),
+            Status::Behind,
+            "a rate not offered is not ok"
+        );
+        assert_eq!(status(3, &errs, false, true), Status::Errors, "errors say more");
         assert!(unopened_verdict(300, 66, &errs)
             .unwrap()
             .starts_with("234 of 300 connections"));
