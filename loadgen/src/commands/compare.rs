@@ -15,6 +15,9 @@ use crate::report::read::read_report;
 /// The metrics to print and which of them the gate judges: `--metric` (default: throughput,
 /// p50, p99, p99.9) and `--gate` (default: every `--metric` given, else throughput).
 fn metrics(a: &CompareArgs) -> Vec<Metric> {
+    if a.metric.is_empty() && a.gate.is_empty() {
+        return compare::metric::defaults();
+    }
     let names: Vec<String> = if a.metric.is_empty() {
         compare::DEFAULT_METRICS.iter().map(|s| s.to_string()).collect()
     } else {

@@ -47,9 +47,20 @@ pub fn page(s: &Study<'_>) -> String {
     if rows.is_empty() {
         o.push_str("<p class=\"empty\">The reports hold no rows: there is nothing to chart or compare.</p>\n");
     } else {
+        let metrics = compare::metric::defaults();
+        let compared = compared(s, &rows, &metrics);
+        verdict(&mut o, s, &compared);
         warnings(&mut o, &rows);
-        super::charts::charts(&mut o, &rows);
-        comparison(&mut o, s, &rows);
+        // With a baseline, its runs are drawn beside the new ones, named as the baseline's.
+        let mut drawn = rows.clone();
+        if let Some((name, base)) = &s.baseline {
+            drawn.extend(base.iter().map(|r| {
+                let target = format!("{} (baseline {name})", r.get("target"));
+                r.clone().with("target", target)
+            }));
+        }
+        super::charts::charts(&mut o, &drawn);
+        comparison(&mut o, compared);
     }
     for (name, merged) in &s.hlogs {
         interval_log(&mut o, name, merged);
@@ -170,6 +181,8 @@ struct Compared {
     left_out: Vec<String>,
     /// The `disturbed runs` note, when runs ran beside busy neighbours.
     disturbed: Option<String>,
+    /// Without a baseline: the column whose values are compared (a column of the table).
+    by: Option<String>,
 }
 
 /// Compares against the baseline report, or the `by` column's values against its first
@@ -188,6 +201,7 @@ fn compared(s: &Study<'_>, rows: &[Row], metrics: &[Metric]) -> Compared {
                     .map(|k| format!("{}: no base run with this configuration", k.describe(&[])))
                     .collect(),
                 disturbed: compare::disturbed_note(&[("base ", base), ("new ", rows)]),
+                by: None,
             }
         }
         None => {
@@ -208,21 +222,64 @@ fn compared(s: &Study<'_>, rows: &[Row], metrics: &[Metric]) -> Compared {
                 ended_worse: ended.iter().map(|e| e.describe(&format!("{}={base}", s.by))).collect(),
                 left_out: left.iter().map(|l| l.describe(&s.by)).collect(),
                 disturbed: compare::disturbed_note(&[("", rows)]),
+                by: Some(s.by.clone()),
             }
         }
     }
 }
 
+/// The page's opening verdict against a baseline: what `loadgen compare` would say with its
+/// defaults, and whether its gate on throughput would pass at the default band.
+fn verdict(o: &mut String, s: &Study<'_>, c: &Compared) {
+    let Some((name, _)) = &s.baseline else { return };
+    let count = |outcome: Outcome| c.items.iter().filter(|(_, ch)| ch.outcome == outcome).count();
+    let failing: Vec<String> = c
+        .items
+        .iter()
+        .filter(|(_, ch)| ch.fails_gate())
+        .map(|(_, ch)| format!("{} {} {}", ch.key.describe(&[]), ch.metric.name, render::ratio(ch)))
+        .collect();
+    let gate = if failing.is_empty() && c.ended_worse.is_empty() {
+        format!(
+            "<p class=\"better\"><b>Verdict: the gate passes</b> (throughput at ±{}%, as <code>loadgen compare \
+             --threshold {}</code> judges it).",
+            compare::DEFAULT_BAND_PCT,
+            compare::DEFAULT_BAND_PCT
+        )
+    } else {
+        format!(
+            "<p class=\"worse\"><b>Verdict: the gate fails</b> (throughput at ±{}%): {}.",
+            compare::DEFAULT_BAND_PCT,
+            esc(&failing
+                .iter()
+                .chain(&c.ended_worse)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "))
+        )
+    };
+    let _ = writeln!(
+        o,
+        "{gate} Against the baseline {}: {} worse, {} better, {} same, {} inconclusive (every metric and \
+         configuration below, each interval at 95% jointly with its family, as the CLI computes it).</p>",
+        esc(name),
+        count(Outcome::Worse),
+        count(Outcome::Better),
+        count(Outcome::Same),
+        count(Outcome::Inconclusive)
+    );
+}
+
 /// The comparison section: the table of [`compared`] rows.
-fn comparison(o: &mut String, s: &Study<'_>, rows: &[Row]) {
-    let metrics: Vec<Metric> = ["throughput", "p99"].map(Metric::parse).to_vec();
+fn comparison(o: &mut String, compared: Compared) {
     let Compared {
         title,
         items,
         ended_worse,
         left_out,
         disturbed,
-    } = compared(s, rows, &metrics);
+        by,
+    } = compared;
     let _ = writeln!(o, "<h2>Comparison</h2>\n<h3>{}</h3>", esc(&title));
     if let Some(note) = disturbed {
         let _ = writeln!(o, "<p class=\"worse\">{}</p>", esc(&note));
@@ -247,8 +304,8 @@ fn comparison(o: &mut String, s: &Study<'_>, rows: &[Row]) {
         let _ = writeln!(o, "<p>Every row: {}</p>", esc(&all.join(" ")));
     }
     o.push_str("<table class=\"sortable\"><thead><tr><th>configuration</th>");
-    if s.baseline.is_none() {
-        let _ = write!(o, "<th>{}</th>", esc(&s.by));
+    if let Some(by) = &by {
+        let _ = write!(o, "<th>{}</th>", esc(by));
     }
     o.push_str("<th>metric</th><th>base mean</th><th>new mean</th><th>ratio</th><th>95% interval</th><th>verdict</th></tr></thead><tbody>\n");
     for (value, c) in &items {

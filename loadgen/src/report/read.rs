@@ -27,6 +27,12 @@ pub struct Row {
 }
 
 impl Row {
+    /// This row with `column` set to `value`.
+    pub fn with(mut self, column: &str, value: String) -> Row {
+        self.fields.insert(column.to_string(), value);
+        self
+    }
+
     /// Builds a row from (column, value) pairs.
     pub fn new<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
         Row {

@@ -257,3 +257,56 @@ fn chart_panels_keep_their_legends_beside_the_plot_and_few_lines_each() {
         "results/work/report.html: at most 8 series a panel, got {most}"
     );
 }
+
+#[test]
+fn a_page_with_a_baseline_opens_with_the_gate_verdict_draws_both_and_agrees_with_the_cli() {
+    let _machine = common::shared();
+    let (base, new) = (temp_path("verdict-base.csv"), temp_path("verdict-new.csv"));
+    for (csv, conns) in [(&base, "4"), (&base, "4"), (&new, "4"), (&new, "4")] {
+        let out = run(&[
+            "--target",
+            "mio",
+            "-c",
+            conns,
+            "-d",
+            "400ms",
+            "--warmup",
+            "100ms",
+            "-q",
+            "--csv",
+            csv.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let page = temp_path("verdict.html");
+    let out = run(&[
+        "report",
+        new.to_str().unwrap(),
+        "--baseline",
+        base.to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let html = std::fs::read_to_string(&page).unwrap();
+    let verdict = html
+        .find("<b>Verdict: the gate")
+        .expect("the page has the gate's verdict");
+    assert!(
+        verdict < html.find("<svg").expect("charts"),
+        "the verdict comes before the charts"
+    );
+    assert!(
+        html.contains("mio (baseline verdict-base.csv)"),
+        "the baseline's runs are drawn"
+    );
+    // The CLI, with its defaults, prints the same throughput interval as the page.
+    let cli = run(&["compare", base.to_str().unwrap(), new.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&cli.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains(" throughput "))
+        .expect("a throughput row");
+    let interval = &line[line.find('[').unwrap()..=line.find(']').unwrap()];
+    assert!(html.contains(interval), "the CLI's {interval} is on the page");
+}

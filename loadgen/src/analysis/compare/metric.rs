@@ -40,6 +40,18 @@ pub const CAPACITY: &str = "capacity";
 /// The default metrics: throughput and p50 / p99 / p99.9 latency.
 pub const DEFAULT_METRICS: [&str; 4] = ["throughput", "p50", "p99", "p99.9"];
 
+/// `compare`'s metrics when none are named, with its gate on throughput: the CLI and the
+/// HTML report use these same ones, so their intervals (split over the same family) agree.
+pub fn defaults() -> Vec<Metric> {
+    DEFAULT_METRICS
+        .iter()
+        .map(|n| Metric {
+            gated: *n == "throughput",
+            ..Metric::parse(n)
+        })
+        .collect()
+}
+
 impl Metric {
     /// Resolves a metric name: `throughput`, `mib`, `p50`, `p90`, `p99`, `p99.9`, `p99.99`,
     /// `max`, `mean`, `connect_p99`, `server_cpu`, `client_cpu`, or any numeric column
