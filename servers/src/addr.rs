@@ -1,12 +1,13 @@
 //! Addresses the servers listen on and the load generator connects to:
-//! `HOST:PORT`, `[V6]:PORT` (TCP), `unix:/path` and `udp://HOST:PORT`.
+//! `HOST:PORT`, `[V6]:PORT` (TCP), `unix:/path` and `udp://HOST:PORT`, and the one target
+//! no model serves: `icmp://HOST`, the kernel's own echo.
 
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-/// A TCP socket address, a Unix domain socket path or a UDP socket address.
+/// A TCP socket address, a Unix domain socket path, a UDP socket address or an ICMP host.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ListenAddr {
     /// TCP over IPv4 or IPv6.
@@ -15,6 +16,9 @@ pub enum ListenAddr {
     Unix(PathBuf),
     /// UDP over IPv4 or IPv6 (`udp://HOST:PORT`).
     Udp(SocketAddr),
+    /// ICMP (or ICMPv6) echo to a host (`icmp://HOST`, `icmp://[V6]`): the kernel answers,
+    /// no process does, so no model listens on it; a load generator's floor.
+    Icmp(IpAddr),
 }
 
 /// The kind of socket an address names, as reports write it.
@@ -30,10 +34,14 @@ pub enum Transport {
     Udp,
     /// UDP over IPv6.
     Udp6,
+    /// ICMP echo over IPv4.
+    Icmp,
+    /// ICMPv6 echo.
+    Icmp6,
 }
 
 impl Transport {
-    /// The name in reports: `tcp`, `tcp6`, `unix`, `udp` or `udp6`.
+    /// The name in reports: `tcp`, `tcp6`, `unix`, `udp`, `udp6`, `icmp` or `icmp6`.
     pub fn name(self) -> &'static str {
         match self {
             Transport::Tcp => "tcp",
@@ -41,12 +49,17 @@ impl Transport {
             Transport::Unix => "unix",
             Transport::Udp => "udp",
             Transport::Udp6 => "udp6",
+            Transport::Icmp => "icmp",
+            Transport::Icmp6 => "icmp6",
         }
     }
 
-    /// Whether this transport carries datagrams (UDP) rather than a byte stream.
+    /// Whether this transport carries datagrams (UDP, ICMP) rather than a byte stream.
     pub fn is_datagram(self) -> bool {
-        matches!(self, Transport::Udp | Transport::Udp6)
+        matches!(
+            self,
+            Transport::Udp | Transport::Udp6 | Transport::Icmp | Transport::Icmp6
+        )
     }
 }
 
@@ -65,13 +78,17 @@ impl ListenAddr {
             ListenAddr::Unix(_) => Transport::Unix,
             ListenAddr::Udp(a) if a.is_ipv6() => Transport::Udp6,
             ListenAddr::Udp(_) => Transport::Udp,
+            ListenAddr::Icmp(ip) if ip.is_ipv6() => Transport::Icmp6,
+            ListenAddr::Icmp(_) => Transport::Icmp,
         }
     }
 
-    /// The IP socket address (TCP or UDP); `None` for a Unix socket.
+    /// The IP socket address (TCP or UDP; port 0 for ICMP, which has none); `None` for a
+    /// Unix socket.
     pub fn socket_addr(&self) -> Option<SocketAddr> {
         match self {
             ListenAddr::Tcp(a) | ListenAddr::Udp(a) => Some(*a),
+            ListenAddr::Icmp(ip) => Some(SocketAddr::new(*ip, 0)),
             ListenAddr::Unix(_) => None,
         }
     }
@@ -79,6 +96,12 @@ impl ListenAddr {
     /// Whether this is a UDP address.
     pub fn is_udp(&self) -> bool {
         matches!(self, ListenAddr::Udp(_))
+    }
+
+    /// Whether messages go as datagrams (UDP or ICMP): one message, one packet, which may
+    /// be lost, duplicated or reordered.
+    pub fn is_datagram(&self) -> bool {
+        self.transport().is_datagram()
     }
 }
 
@@ -88,6 +111,8 @@ impl fmt::Display for ListenAddr {
             ListenAddr::Tcp(a) => write!(f, "{a}"),
             ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
             ListenAddr::Udp(a) => write!(f, "udp://{a}"),
+            ListenAddr::Icmp(IpAddr::V6(ip)) => write!(f, "icmp://[{ip}]"),
+            ListenAddr::Icmp(ip) => write!(f, "icmp://{ip}"),
         }
     }
 }
@@ -117,7 +142,7 @@ impl fmt::Display for BadAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid address '{}': {} (expected HOST:PORT, [::1]:PORT, unix:/path or udp://HOST:PORT)",
+            "invalid address '{}': {} (expected HOST:PORT, [::1]:PORT, unix:/path, udp://HOST:PORT or icmp://HOST)",
             self.input, self.reason
         )
     }
@@ -128,9 +153,16 @@ impl std::error::Error for BadAddr {}
 impl FromStr for ListenAddr {
     type Err = BadAddr;
 
-    /// Parses `unix:/path`, `udp://HOST:PORT`, `tcp://HOST:PORT`, a literal socket address,
-    /// or `HOST:PORT` resolved by the system resolver (the first address it returns).
+    /// Parses `unix:/path`, `udp://HOST:PORT`, `icmp://HOST`, `tcp://HOST:PORT`, a literal
+    /// socket address, or `HOST:PORT` resolved by the system resolver (the first address it
+    /// returns).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(rest) = s.strip_prefix("icmp://") {
+            return parse_host(rest).map(ListenAddr::Icmp).map_err(|mut e| {
+                e.input = s.to_string();
+                e
+            });
+        }
         if let Some(rest) = s.strip_prefix("udp://") {
             return parse_ip(rest).map(ListenAddr::Udp).map_err(|mut e| {
                 e.input = s.to_string();
@@ -152,6 +184,36 @@ impl FromStr for ListenAddr {
             e.input = s.to_string();
             e
         })
+    }
+}
+
+/// Parses a host without a port (`127.0.0.1`, `[::1]`, `::1`, `localhost`) into an IP
+/// address: the first the resolver returns.
+fn parse_host(s: &str) -> Result<IpAddr, BadAddr> {
+    let bare = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    let bad_as = |kind, reason: &str| BadAddr {
+        input: s.to_string(),
+        reason: reason.to_string(),
+        kind,
+    };
+    if bare.is_empty() {
+        return Err(bad_as(BadAddrKind::Syntax, "missing host (e.g. 127.0.0.1 or [::1])"));
+    }
+    if bare.contains(['/', ':']) {
+        return Err(bad_as(
+            BadAddrKind::Syntax,
+            "an ICMP echo has no port or path: give the host alone",
+        ));
+    }
+    match (bare, 0).to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .map(|a| a.ip())
+            .ok_or_else(|| bad_as(BadAddrKind::Unresolvable, "host has no address")),
+        Err(e) => Err(bad_as(BadAddrKind::Unresolvable, &format!("cannot resolve: {e}"))),
     }
 }
 
@@ -238,6 +300,29 @@ mod tests {
     }
 
     #[test]
+    fn an_icmp_target_is_a_host_without_a_port() {
+        assert_eq!(
+            "icmp://127.0.0.1".parse::<ListenAddr>().unwrap().transport(),
+            Transport::Icmp
+        );
+        assert_eq!(
+            "icmp://[::1]".parse::<ListenAddr>().unwrap().transport(),
+            Transport::Icmp6
+        );
+        assert_eq!(
+            "icmp://::1".parse::<ListenAddr>().unwrap().transport(),
+            Transport::Icmp6
+        );
+        assert!("icmp://localhost".parse::<ListenAddr>().is_ok());
+        for bad in ["icmp://", "icmp://127.0.0.1:7", "icmp://[::1]:7", "icmp://a/b"] {
+            let e = bad.parse::<ListenAddr>().unwrap_err();
+            assert_eq!(e.kind, BadAddrKind::Syntax, "{bad}: {e}");
+            assert_eq!(e.input, bad);
+        }
+        assert!(Transport::Icmp.is_datagram());
+    }
+
+    #[test]
     fn displays_as_parsed() {
         for s in [
             "127.0.0.1:9",
@@ -245,6 +330,8 @@ mod tests {
             "unix:/tmp/e.sock",
             "udp://127.0.0.1:7",
             "udp://[::1]:7",
+            "icmp://127.0.0.1",
+            "icmp://[::1]",
         ] {
             assert_eq!(s.parse::<ListenAddr>().unwrap().to_string(), s);
         }

@@ -54,6 +54,11 @@ pub fn bind(
             io::ErrorKind::InvalidInput,
             "a UDP address has no listener: bind it with bind_udp",
         )),
+        // The kernel answers ICMP echo requests itself: there is nothing for a model to serve.
+        ListenAddr::Icmp(_) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the kernel answers ICMP echo itself: no model listens on icmp://; load it with loadgen --addr",
+        )),
         ListenAddr::Unix(path) => {
             let first = bind_unix(path, backlog, sock_buf)?;
             let mut listeners = Vec::with_capacity(count);

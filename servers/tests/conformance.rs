@@ -685,6 +685,7 @@ fn several_processes_share_one_address() {
                     echo_through(s.try_clone().unwrap(), s, msg.clone())
                 }
                 ListenAddr::Udp(a) => udp::round_trip(&udp::client(*a), &msg),
+                ListenAddr::Icmp(_) => unreachable!("no model listens on ICMP"),
             };
             assert_eq!(back, msg, "{addr}");
         }

@@ -78,7 +78,8 @@ pub struct RunArgs {
     #[arg(help_heading = "Target", long, value_name = "MODEL", conflicts_with = "addr")]
     pub target: Option<String>,
     /// Load an already running echo server: HOST:PORT, `[::1]:PORT`, unix:/path or
-    /// udp://HOST:PORT.
+    /// udp://HOST:PORT; or the kernel's own echo, icmp://HOST (ICMP echo requests: the floor
+    /// under every server).
     #[arg(help_heading = "Target", long, value_name = "ADDR")]
     pub addr: Option<String>,
     /// With --target: the socket kind the spawned server serves and the client uses.

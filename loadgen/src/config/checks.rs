@@ -54,24 +54,25 @@ impl RunConfig {
 
     /// Over UDP: no reset to close with, and a message fits one datagram.
     fn check_udp(&self) -> Result<(), Error> {
-        if self.is_udp() && self.close == CloseMode::Rst {
+        if self.is_datagram() && self.close == CloseMode::Rst {
             return Err(invalid(
                 "--close",
                 "rst",
-                "resets a TCP connection; a UDP socket has no connection to reset (leave --close out over UDP)",
+                "resets a TCP connection; a datagram socket (UDP, ICMP) has no connection to reset (leave --close out)",
             ));
         }
-        if self.is_udp() {
-            let v6 = matches!(self.target, TargetSpec::Addr(ListenAddr::Udp(a)) if a.is_ipv6());
-            let max = MAX_UDP_PAYLOAD_V4 + if v6 { 20 } else { 0 };
+        if self.is_datagram() {
+            let v6 = matches!(&self.target, TargetSpec::Addr(a) if a.socket_addr().is_some_and(|a| a.is_ipv6()));
+            let max = MAX_UDP_PAYLOAD_V4 + if v6 { 20 } else { 0 } - self.wire_prefix();
             let header = crate::measure::wire::HEADER;
             if !(header..=max).contains(&self.msg_size) {
                 return Err(invalid(
                     "--msg-size",
                     self.msg_size,
                     format!(
-                        "over UDP a message is one datagram: between {header} bytes (its header: sequence \
-                         number, send time, connection id) and {max} bytes"
+                        "over {} a message is one datagram: between {header} bytes (its header: sequence \
+                         number, send time, connection id) and {max} bytes",
+                        if self.is_udp() { "UDP" } else { "ICMP" }
                     ),
                 ));
             }
@@ -125,6 +126,7 @@ impl RunConfig {
         let target = &self.target;
         let family_ok = |ip: &IpAddr| match target {
             TargetSpec::Addr(ListenAddr::Tcp(t) | ListenAddr::Udp(t)) => ip.is_ipv4() == t.is_ipv4(),
+            TargetSpec::Addr(ListenAddr::Icmp(t)) => ip.is_ipv4() == t.is_ipv4(),
             TargetSpec::Addr(ListenAddr::Unix(_)) => false,
             // Spawned servers listen on 127.0.0.1 (or a Unix socket).
             TargetSpec::Model(_) => ip.is_ipv4() && self.transport != SockKind::Unix,

@@ -100,10 +100,12 @@ pub enum SockKind {
     Unix,
     /// UDP: connected datagram sockets.
     Udp,
+    /// ICMP echo to the kernel (`--addr icmp://HOST` only: no model serves it).
+    Icmp,
 }
 
 impl SockKind {
-    /// Every kind, as `--transport` spells them.
+    /// Every kind `--transport` takes (ICMP comes from `--addr icmp://` alone).
     pub const ALL: [SockKind; 3] = [SockKind::Tcp, SockKind::Unix, SockKind::Udp];
 
     /// The name `--transport` takes.
@@ -112,6 +114,7 @@ impl SockKind {
             SockKind::Tcp => "tcp",
             SockKind::Unix => "unix",
             SockKind::Udp => "udp",
+            SockKind::Icmp => "icmp",
         }
     }
 
@@ -121,6 +124,7 @@ impl SockKind {
             ListenAddr::Tcp(_) => SockKind::Tcp,
             ListenAddr::Unix(_) => SockKind::Unix,
             ListenAddr::Udp(_) => SockKind::Udp,
+            ListenAddr::Icmp(_) => SockKind::Icmp,
         }
     }
 
@@ -132,6 +136,8 @@ impl SockKind {
         match self {
             SockKind::Tcp => "127.0.0.1:0".into(),
             SockKind::Udp => "udp://127.0.0.1:0".into(),
+            // Never spawned: the kernel serves it (`--transport` does not take it).
+            SockKind::Icmp => "icmp://127.0.0.1".into(),
             SockKind::Unix => format!(
                 "unix:{}",
                 std::env::temp_dir()

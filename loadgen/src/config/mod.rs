@@ -132,7 +132,7 @@ impl RunConfig {
     /// [`DEFAULT_UDP_TIMEOUT`] over UDP.
     pub fn reply_timeout(&self) -> Duration {
         self.timeout.unwrap_or(match self.transport {
-            SockKind::Udp => DEFAULT_UDP_TIMEOUT,
+            SockKind::Udp | SockKind::Icmp => DEFAULT_UDP_TIMEOUT,
             _ => DEFAULT_TIMEOUT,
         })
     }
@@ -140,6 +140,20 @@ impl RunConfig {
     /// Whether the run is over UDP.
     pub fn is_udp(&self) -> bool {
         self.transport == SockKind::Udp
+    }
+
+    /// Whether messages go as datagrams (UDP or ICMP echo): one message, one packet.
+    pub fn is_datagram(&self) -> bool {
+        matches!(self.transport, SockKind::Udp | SockKind::Icmp)
+    }
+
+    /// Bytes on the wire before each message: the ICMP echo header, or none.
+    pub fn wire_prefix(&self) -> usize {
+        if self.transport == SockKind::Icmp {
+            crate::os::icmp::HEADER
+        } else {
+            0
+        }
     }
 
     /// This process's connections (its shard's share of `conns`).

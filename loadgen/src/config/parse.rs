@@ -180,7 +180,7 @@ pub fn parse_addr(s: &str) -> Result<ListenAddr, Error> {
         BadAddrKind::Syntax => invalid(
             "--addr",
             s,
-            e.reason + "; expected HOST:PORT, [::1]:PORT, unix:/path or udp://HOST:PORT",
+            e.reason + "; expected HOST:PORT, [::1]:PORT, unix:/path, udp://HOST:PORT or icmp://HOST",
         ),
     })
 }

@@ -8,6 +8,7 @@
 //! `files` (the files a user names: output destinations and input checks).
 
 pub(crate) mod files;
+pub(crate) mod icmp;
 pub(crate) mod listener;
 pub(crate) mod machine;
 pub(crate) mod proc;

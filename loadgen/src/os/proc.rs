@@ -277,6 +277,8 @@ fn listening_inode(addr: &ListenAddr) -> Option<u64> {
     Some(match addr {
         ListenAddr::Tcp(a) => tcp_listen_inode(*a)?,
         ListenAddr::Udp(a) => udp_bound_inode(*a)?,
+        // The kernel answers: no socket listens.
+        ListenAddr::Icmp(_) => return None,
         ListenAddr::Unix(path) => {
             procfs::net::unix()
                 .ok()?

@@ -6,6 +6,9 @@ use crate::measure::record::{Ci, Percentiles};
 use crate::report::units::{per_s, us};
 use crate::report::Report;
 
+mod costs;
+use costs::{client, machine, server};
+
 fn percentiles(out: &mut String, name: &str, p: &Percentiles) {
     let _ = writeln!(
         out,
@@ -330,84 +333,6 @@ fn fairness(o: &mut String, r: &Report) {
     }
 }
 
-/// What the server cost.
-fn server(o: &mut String, r: &Report) {
-    match (&r.server, r.server_us_per_msg()) {
-        (Some(s), _) if s.cpu_s.is_none() && s.peak_rss_kib.is_none() && s.peak_threads.is_none() => {
-            // Nothing was read (an agent that did not answer, a /proc that vanished): one
-            // plain line, not a row of "unknown"s; the WARNING above says why.
-            let source = r
-                .server_source
-                .as_deref()
-                .map(|w| format!(" ({w})"))
-                .unwrap_or_default();
-            let _ = writeln!(o, "  server     cost unknown: nothing could be read{source}");
-        }
-        (Some(s), per) => {
-            let source = r.server_source.as_deref().map(|w| format!("; {w}")).unwrap_or_default();
-            let _ = writeln!(
-                o,
-                "  server     {} CPU ({} per msg), peak RSS {}, peak {} threads{source}",
-                s.cpu_s.map_or("unknown".into(), |v| format!("{v:.2} s")),
-                per.map_or("-".into(), |v| format!("{v:.2} us")),
-                s.peak_rss_kib.map_or("unknown".into(), |v| format!("{v} KiB")),
-                s.peak_threads.map_or("unknown".into(), |v| v.to_string())
-            );
-            if let Some(h) = s.host_cpu {
-                let busy = h.user_s + h.system_s + h.softirq_s + h.irq_s;
-                let _ = writeln!(
-                    o,
-                    "  its host   {:.2} s CPU busy in the window: user {:.2}, system {:.2}, softirq {:.2}, irq {:.2} s; idle {:.2} s",
-                    busy, h.user_s, h.system_s, h.softirq_s, h.irq_s, h.idle_s
-                );
-            }
-        }
-        (None, _) => {
-            let _ = writeln!(
-                o,
-                "  server     cost unknown (no process on this machine listens at {}; give --server-pid if it is here)",
-                r.addr
-            );
-        }
-    }
-    for k in r.work_done.iter().flatten() {
-        let _ = writeln!(o, "{}", k.line(us));
-    }
-}
-
-/// How busy the client's machine was in the window, and with what besides the run.
-fn machine(o: &mut String, r: &Report) {
-    let Some(m) = r.machine.filter(|m| m.capacity_s > 0.0) else {
-        return;
-    };
-    let pct = |s: f64| s / m.capacity_s * 100.0;
-    let least = if m.others_at_least { "at least " } else { "" };
-    let others = m
-        .others_s
-        .map_or("unknown".into(), |s| format!("{least}{:.0}% ({s:.2} s)", pct(s)));
-    let _ = writeln!(
-        o,
-        "  machine    {} CPUs, {:.0}% busy in the window ({:.0}% in interrupts, mostly the run's packets); other processes {others}; steal {:.0}%",
-        m.cpus,
-        pct(m.tasks_s + m.irq_s),
-        pct(m.irq_s),
-        pct(m.steal_s)
-    );
-}
-
-/// What the client cost.
-fn client(o: &mut String, r: &Report) {
-    let _ = writeln!(
-        o,
-        "  client     {:.2} s CPU ({} per msg), busiest thread {:.0}% of a core{}, peak RSS {} KiB",
-        r.client_cpu_s,
-        r.client_us_per_msg().map_or("-".into(), |v| format!("{v:.2} us")),
-        r.client_thread_busy_max * 100.0,
-        spin_note(r),
-        r.client_rss_kib
-    );
-}
-
 /// Client threads and server workers, and why a default applied.
 fn setup(o: &mut String, r: &Report) {
     if r.settings.client_threads > 0 {
@@ -485,15 +410,4 @@ fn status(o: &mut String, r: &Report) {
         .map(|s| format!(" ({s})"))
         .unwrap_or_default();
     let _ = writeln!(o, "  status     {}{reason}", r.status);
-}
-
-/// ` (N% of it pacing spin)` when client threads spun a visible share of their CPU to pace
-/// their sends, so a busy thread is not read as a saturated one.
-fn spin_note(r: &Report) -> String {
-    let spin = r.client_thread_busy_max - r.client_thread_work_max;
-    if spin >= 0.01 {
-        format!(" ({:.0}% work, the rest pacing spin)", r.client_thread_work_max * 100.0)
-    } else {
-        String::new()
-    }
 }

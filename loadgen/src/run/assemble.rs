@@ -362,7 +362,12 @@ fn warnings(
             .then(|| verdict::unopened_verdict(cfg.my_conns(), conns_ok, &p.total.counters))
             .flatten(),
         verdict::ports_verdict(&p.total.counters),
-        cfg.is_udp().then(|| verdict::fragment_verdict(cfg.msg_size)).flatten(),
+        (cfg.transport == crate::config::SockKind::Icmp)
+            .then(|| verdict::raw_icmp_verdict(cfg.my_conns()))
+            .flatten(),
+        cfg.is_datagram()
+            .then(|| verdict::fragment_verdict(cfg.msg_size + cfg.wire_prefix()))
+            .flatten(),
         cfg.is_udp()
             .then(|| verdict::rcvbuf_verdict(p.udp_rcvbuf_drops, p.total.counters.lost))
             .flatten(),

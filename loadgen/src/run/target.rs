@@ -247,6 +247,26 @@ pub fn probe(addr: &ListenAddr, timeout: Duration) -> Result<(), Error> {
         ListenAddr::Tcp(a) => std::net::TcpStream::connect_timeout(a, timeout).map(drop),
         ListenAddr::Unix(p) => std::os::unix::net::UnixStream::connect(p).map(drop),
         ListenAddr::Udp(a) => probe_udp(*a, timeout),
+        ListenAddr::Icmp(ip) => {
+            let pinger = crate::os::icmp::Pinger::open(*ip, Duration::from_millis(100));
+            // Not allowed to open one: the message names the sysctl and the capability.
+            if let Err(e) = &pinger {
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    return Err(Error::CannotRun(format!("cannot load {addr}: {e}")));
+                }
+            }
+            pinger.and_then(|mut p| {
+                let deadline = std::time::Instant::now() + timeout;
+                loop {
+                    match p.round_trip() {
+                        Ok(_) => return Ok(()),
+                        // Lost, or the host drops echo requests: ask again within the timeout.
+                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut && std::time::Instant::now() < deadline => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            })
+        }
     };
     result.map_err(|e| {
         Error::CannotRun(format!(

@@ -30,6 +30,8 @@ fn doctor_measures_and_reads_the_machine_within_20_seconds() {
         "descriptor limit (soft / hard)",
         "io_uring",
         "other processes during the probes",
+        "ICMP echo sockets (ping / raw)",
+        "the kernel's ICMP echo round trip, 1 at a time (the floor)",
     ] {
         let f = findings
             .iter()
@@ -38,6 +40,16 @@ fn doctor_measures_and_reads_the_machine_within_20_seconds() {
         for key in ["value", "why", "fix", "severity"] {
             assert!(f.get(key).is_some(), "{what}: no {key}");
         }
+    }
+    // The kernel's echo is measured wherever an ICMP socket may be opened (root has raw ones).
+    if v["ping_sockets"] == true || v["raw_sockets"] == true {
+        let floor = v["icmp_floor"]["p50_us"].as_f64().expect("the ICMP floor is measured");
+        assert!(
+            floor > 0.0 && floor <= v["icmp_floor"]["p99_us"].as_f64().unwrap(),
+            "{v}"
+        );
+    } else {
+        assert!(v["icmp_floor"].is_null(), "{v}");
     }
     // A share of the machine, never more than all of it (other tests may run beside).
     let others = v["others_share"].as_f64().unwrap();
@@ -54,6 +66,8 @@ fn tune_and_reset_round_trip_through_a_saved_state() {
     let _alone = common::alone();
     let state = temp_path("doctor-state");
     let _ = std::fs::remove_dir_all(&state);
+    let range = || std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap();
+    let before = range();
     let tune = loadgen()
         .env("XDG_STATE_HOME", &state)
         .args(["doctor", "--tune"])
@@ -68,6 +82,11 @@ fn tune_and_reset_round_trip_through_a_saved_state() {
     }
     assert_eq!(tune.status.code(), Some(0), "{}", String::from_utf8_lossy(&tune.stderr));
     assert!(state.join("echo-bench/doctor-saved.json").exists());
+    assert_eq!(
+        range().split_whitespace().collect::<Vec<_>>(),
+        ["0", "2147483647"],
+        "--tune allows ping sockets for every group"
+    );
     let reset = loadgen()
         .env("XDG_STATE_HOME", &state)
         .args(["doctor", "--reset"])
@@ -83,6 +102,7 @@ fn tune_and_reset_round_trip_through_a_saved_state() {
         !state.join("echo-bench/doctor-saved.json").exists(),
         "the saved state is used up"
     );
+    assert_eq!(range(), before, "--reset restores the ping group range");
     let again = loadgen()
         .env("XDG_STATE_HOME", &state)
         .args(["doctor", "--reset"])

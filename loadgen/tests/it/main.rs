@@ -14,6 +14,7 @@ mod doctor;
 mod engine;
 mod faults;
 mod html;
+mod icmp;
 mod outputs;
 mod reports;
 mod run;

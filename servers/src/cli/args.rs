@@ -95,5 +95,11 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 }
 
 fn parse_addr(s: &str) -> Result<ListenAddr, String> {
-    s.parse().map_err(|e: crate::addr::BadAddr| e.to_string())
+    match s.parse().map_err(|e: crate::addr::BadAddr| e.to_string())? {
+        // A usage error, not a failure to start: no model could ever serve it.
+        ListenAddr::Icmp(_) => Err("the kernel answers ICMP echo itself: no model listens on icmp:// \
+             (load the kernel's echo with loadgen --addr icmp://HOST; give HOST:PORT, unix:/path or udp://HOST:PORT here)"
+            .into()),
+        addr => Ok(addr),
+    }
 }

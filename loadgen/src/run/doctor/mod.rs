@@ -1,12 +1,13 @@
 //! `loadgen doctor`: what limits precision and scale on this machine, measured and read,
 //! each finding with why it matters and its fix. The probes take about 10 seconds:
 //! timerfd wake-up lateness (100 µs and 1 ms periods), the cost of a system call, of a
-//! clock read and of a cross-thread wake-up, the loopback round-trip floor, and the steal
-//! time over all of it; then the settings read from `/proc` and `/sys`.
+//! clock read and of a cross-thread wake-up, the loopback round trip, the kernel's own ICMP
+//! echo (the floor under every echo server), and the steal time over all of it; then the
+//! settings read from `/proc` and `/sys`.
 //!
 //! `--tune` (root) applies the reversible settings (the haltpoll idle driver's polling,
-//! the CPU frequency governor), saving what it changed; `--reset` restores it. Nothing
-//! that needs a reboot.
+//! the CPU frequency governor, ping sockets for every group), saving what it changed;
+//! `--reset` restores it. Nothing that needs a reboot.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -53,6 +54,13 @@ pub struct Diagnosis {
     pub wakeup_round_trip_us: f64,
     /// The loopback round trip of one connection, 64 B, against an in-process mio server.
     pub loopback_rtt: Spread,
+    /// The kernel's ICMP echo over loopback, one request at a time (24 B payload): the floor
+    /// under every echo server here. `None` when no ICMP socket may be opened.
+    pub icmp_floor: Option<Spread>,
+    /// Whether this process may open ping sockets (`net.ipv4.ping_group_range`).
+    pub ping_sockets: bool,
+    /// Whether this process may open raw ICMP sockets (CAP_NET_RAW).
+    pub raw_sockets: bool,
     /// Steal time over the probes, as a share of the CPU time.
     pub steal_share: f64,
     /// Other processes' CPU over the probes (the machine's busy time less doctor's own),
@@ -155,6 +163,21 @@ fn loopback_probe(duration: Duration) -> std::io::Result<Spread> {
     Ok(spread(&h))
 }
 
+/// The kernel's ICMP echo round trip to 127.0.0.1, one request at a time for `duration`;
+/// `None` when no ICMP socket may be opened or no reply came.
+fn icmp_probe(duration: Duration) -> Option<Spread> {
+    let mut pinger = crate::os::icmp::Pinger::open("127.0.0.1".parse().ok()?, Duration::from_millis(200)).ok()?;
+    let mut h = new_histogram();
+    let end = Instant::now() + duration;
+    while Instant::now() < end {
+        // A lost echo on loopback is not the floor's business: it is left out, not waited on.
+        if let Ok(rtt) = pinger.round_trip() {
+            h.saturating_record(rtt.as_nanos() as u64);
+        }
+    }
+    (!h.is_empty()).then(|| spread(&h))
+}
+
 /// Runs the probes and reads the settings.
 pub fn diagnose() -> std::io::Result<Diagnosis> {
     let (began, machine_before, self_before) = (
@@ -173,8 +196,10 @@ pub fn diagnose() -> std::io::Result<Diagnosis> {
         }),
         wakeup_round_trip_us: wakeup_probe(20_000)?,
         loopback_rtt: loopback_probe(Duration::from_secs(2))?,
+        icmp_floor: icmp_probe(Duration::from_secs(1)),
         ..Diagnosis::default()
     };
+    (d.ping_sockets, d.raw_sockets) = crate::os::icmp::available();
     d.timer_late_p50_us = d.timer_100us.p50_us;
     d.timer_late_p99_us = d.timer_100us.p99_us;
     // Everything doctor ran (its probes, its in-process server) is its own CPU: the rest of
@@ -250,13 +275,41 @@ fn findings(d: &Diagnosis) -> Vec<Finding> {
     f.push(finding(
         "loopback round trip, 1 connection, 64 B (in-process mio server)",
         format!("p50 {:.1} µs, p99 {:.1} µs", r.p50_us, r.p99_us),
-        "no latency measured on this machine can be lower",
+        "what TCP and a user-space loop cost together, at their least",
         "",
         Info,
     ));
+    icmp_findings(d, &mut f);
     neighbour_findings(d, &mut f);
     system_findings(&mut f);
     f
+}
+
+/// The kernel's own echo: which ICMP sockets may be opened, and its round trip.
+fn icmp_findings(d: &Diagnosis, f: &mut Vec<Finding>) {
+    use Severity::{Info, Warn};
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    f.push(finding(
+        "ICMP echo sockets (ping / raw)",
+        format!("{} / {}", yes(d.ping_sockets), yes(d.raw_sockets)),
+        "--addr icmp://HOST loads the kernel's echo: over ping sockets its cost per message does not grow with --conns, over raw sockets it does",
+        if d.ping_sockets {
+            ""
+        } else {
+            "doctor --tune (root) allows ping sockets: net.ipv4.ping_group_range = 0 2147483647"
+        },
+        if d.ping_sockets || d.raw_sockets { Info } else { Warn },
+    ));
+    f.push(finding(
+        "the kernel's ICMP echo round trip, 1 at a time (the floor)",
+        match &d.icmp_floor {
+            Some(r) => format!("p50 {:.1} µs, p99 {:.1} µs", r.p50_us, r.p99_us),
+            None => "not measured (no ICMP socket may be opened)".to_string(),
+        },
+        "no echo server on this machine can answer faster: a model's round trip less this is what the model and its transport add",
+        "",
+        Info,
+    ));
 }
 
 /// What else took the machine's CPU during the probes: the hypervisor (steal), other
@@ -336,9 +389,11 @@ pub fn state_file() -> PathBuf {
 }
 
 /// The reversible settings `--tune` changes: (path, value it sets).
-const TUNABLES: [(&str, &str); 2] = [
+const TUNABLES: [(&str, &str); 3] = [
     ("/sys/module/haltpoll/parameters/guest_halt_poll_ns", "200000"),
     ("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", "performance"),
+    // Every group may open ping sockets: `--addr icmp://` then needs no raw socket.
+    (crate::os::icmp::PING_GROUP_RANGE, "0 2147483647"),
 ];
 
 /// Applies the reversible settings that exist here, saving the previous values; returns
@@ -348,7 +403,8 @@ pub fn tune() -> std::io::Result<Vec<String>> {
     let mut changed = Vec::new();
     for (path, value) in TUNABLES {
         let Some(old) = read(path) else { continue };
-        if old == value {
+        // The kernel writes some values tab-separated (ping_group_range): compare the words.
+        if old.split_whitespace().eq(value.split_whitespace()) {
             continue;
         }
         std::fs::write(path, value)?;

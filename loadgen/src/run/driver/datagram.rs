@@ -1,4 +1,4 @@
-//! A connection over UDP: it sends datagrams in the [wire format](crate::measure::wire) as the
+//! A connection over datagrams (UDP, or ICMP echo behind its header): it sends datagrams in the [wire format](crate::measure::wire) as the
 //! schedule and its [in-flight set](super::inflight) allow, and reads and checks every
 //! reply, byte for byte.
 
@@ -27,9 +27,16 @@ impl Conn {
                 return Ok(()); // window full: a reply or a loss frees a slot
             };
             let now = ctx.now_ns();
-            write_header(&mut ctx.wbuf[..HEADER], seq, now, self.id);
-            payload::fill(payload::key(self.id, seq), HEADER, &mut ctx.wbuf[HEADER..size]);
-            let dropped = match ctx.io.send(self.token, sock, &ctx.wbuf[..size]) {
+            // Over ICMP the message goes behind the echo header (`pre` bytes; 0 over UDP).
+            let pre = sock.prefix();
+            write_header(&mut ctx.wbuf[pre..pre + HEADER], seq, now, self.id);
+            payload::fill(
+                payload::key(self.id, seq),
+                HEADER,
+                &mut ctx.wbuf[pre + HEADER..pre + size],
+            );
+            sock.frame(&mut ctx.wbuf[..pre + size], seq);
+            let dropped = match ctx.io.send(self.token, sock, &ctx.wbuf[..pre + size]) {
                 Ok(_) => None,
                 // Send buffer full: WRITABLE comes when there is room.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -88,7 +95,12 @@ impl Conn {
             };
             let now = ctx.now_ns();
             ctx.note_rx(stamp, now);
-            let d = &ctx.rbuf[..n];
+            // Not an echo reply to this socket (a raw socket's filter lets none through).
+            let Some(start) = sock.reply_start(&ctx.rbuf[..n]) else {
+                continue;
+            };
+            let d = &ctx.rbuf[start..n];
+            let n = d.len();
             let header = read_header(d);
             let seq = match header {
                 Some((PROBE, _, _)) => continue, // a connect probe's echo, arriving late

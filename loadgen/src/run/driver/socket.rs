@@ -1,11 +1,14 @@
-//! The socket kinds a client connection can be (TCP, Unix stream, connected UDP), how a
+//! The socket kinds a client connection can be (TCP, Unix stream, connected UDP, ICMP
+//! echo), how a
 //! nonblocking connect starts (from a chosen source address when `--bind` gives one) and
 //! how it is known to have finished, and which fault an I/O error counts as.
 //!
 //! A UDP "connection" is a connected UDP socket. It counts as open once the server has
 //! echoed its probe (a header-only datagram, [`crate::measure::wire::probe`]): a server that is not
 //! there answers with ICMP port unreachable, which the socket reports as ECONNREFUSED,
-//! and the connect fails like a refused TCP connect.
+//! and the connect fails like a refused TCP connect. An ICMP echo socket
+//! ([`crate::os::icmp`]) is a datagram socket too, its messages behind an ICMP header: it
+//! opens the same way, and the kernel echoes its probe.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -16,17 +19,19 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::measure::record::{Failure, Fault};
 use crate::measure::wire;
+use crate::os::icmp::{self, Framing};
 use crate::os::sys;
 
-/// A client socket: a stream or a connected UDP socket. Its bytes move through the
+/// A client socket: a stream or a connected datagram socket. Its bytes move through the
 /// thread's engine (`engine::Io`), which also waits for it.
 pub(super) enum Sock {
     /// TCP over IPv4 or IPv6.
     Tcp(mio::net::TcpStream),
     /// A Unix domain stream socket.
     Unix(mio::net::UnixStream),
-    /// A connected UDP socket.
-    Udp(mio::net::UdpSocket),
+    /// A connected datagram socket: UDP (no framing), or ICMP echo with the header its
+    /// messages go behind (mio's UDP type only sends and receives: any datagram socket will do).
+    Dgram(mio::net::UdpSocket, Option<Framing>),
 }
 
 impl Sock {
@@ -39,10 +44,20 @@ impl Sock {
         sock_buf: Option<usize>,
         (id, now_ns): (u32, u64),
     ) -> io::Result<Sock> {
+        if let ListenAddr::Icmp(ip) = addr {
+            // Distinct per connection (ids below 65536 stay distinct), and apart from other
+            // processes' raw sockets by the process id.
+            let (socket, framing) = icmp::open(*ip, id as u16 ^ std::process::id() as u16, from)?;
+            servers::listen::set_buffers(&socket, sock_buf)?;
+            let sock = Sock::Dgram(mio::net::UdpSocket::from_std(socket.into()), Some(framing));
+            sock.reprobe(id, now_ns)?;
+            return Ok(sock);
+        }
         let (domain, target, kind) = match addr {
             ListenAddr::Tcp(a) => (Domain::for_address(*a), SockAddr::from(*a), Type::STREAM),
             ListenAddr::Unix(p) => (Domain::UNIX, SockAddr::unix(p)?, Type::STREAM),
             ListenAddr::Udp(a) => (Domain::for_address(*a), SockAddr::from(*a), Type::DGRAM),
+            ListenAddr::Icmp(_) => unreachable!("opened above"),
         };
         let socket = Socket::new(domain, kind.nonblocking().cloexec(), None)?;
         servers::listen::set_buffers(&socket, sock_buf)?;
@@ -65,10 +80,10 @@ impl Sock {
         Ok(match addr {
             ListenAddr::Tcp(_) => Sock::Tcp(mio::net::TcpStream::from_std(socket.into())),
             ListenAddr::Unix(_) => Sock::Unix(mio::net::UnixStream::from_std(socket.into())),
-            ListenAddr::Udp(_) => {
-                let udp = mio::net::UdpSocket::from_std(socket.into());
-                send_probe(&udp, id, now_ns)?;
-                Sock::Udp(udp)
+            ListenAddr::Udp(_) | ListenAddr::Icmp(_) => {
+                let sock = Sock::Dgram(mio::net::UdpSocket::from_std(socket.into()), None);
+                sock.reprobe(id, now_ns)?;
+                sock
             }
         })
     }
@@ -86,18 +101,55 @@ impl Sock {
     pub(super) fn enable_rx_stamps(&self) {
         let fd = match self {
             Sock::Tcp(s) => s.as_raw_fd(),
-            Sock::Udp(s) => s.as_raw_fd(),
+            Sock::Dgram(s, _) => s.as_raw_fd(),
             Sock::Unix(_) => return,
         };
         // Refused (an old kernel): the reads come back without a stamp, the column stays empty.
         let _ = crate::os::rxstamp::enable(fd);
     }
 
-    /// UDP, still connecting: sends the probe again (it or its echo may have been lost).
+    /// A datagram socket, still connecting: sends the probe (again: it or its echo may
+    /// have been lost).
     pub(super) fn reprobe(&self, id: u32, now_ns: u64) -> io::Result<()> {
         match self {
-            Sock::Udp(s) => send_probe(s, id, now_ns),
+            Sock::Dgram(s, framing) => {
+                let mut packet = [0u8; icmp::HEADER + wire::HEADER];
+                let pre = self.prefix();
+                packet[pre..pre + wire::HEADER].copy_from_slice(&wire::probe(id, now_ns));
+                if let Some(f) = framing {
+                    f.write_request(&mut packet[..pre + wire::HEADER], wire::PROBE);
+                }
+                send_probe(s, &packet[..pre + wire::HEADER])
+            }
             _ => Ok(()),
+        }
+    }
+
+    /// How many bytes go before each message on the wire: the ICMP header, or none.
+    #[inline]
+    pub(super) fn prefix(&self) -> usize {
+        match self {
+            Sock::Dgram(_, Some(_)) => icmp::HEADER,
+            _ => 0,
+        }
+    }
+
+    /// Writes what goes before message `seq` into `packet[..prefix()]`, once the message
+    /// is in place after it (an IPv4 raw socket's checksum covers it).
+    #[inline]
+    pub(super) fn frame(&self, packet: &mut [u8], seq: u64) {
+        if let Sock::Dgram(_, Some(f)) = self {
+            f.write_request(packet, seq);
+        }
+    }
+
+    /// Where the echoed message starts in `packet` as read, or `None` when it is no echo
+    /// reply to this socket (ICMP: another type, or another socket's).
+    #[inline]
+    pub(super) fn reply_start(&self, packet: &[u8]) -> Option<usize> {
+        match self {
+            Sock::Dgram(_, Some(f)) => f.reply_start(packet),
+            _ => Some(0),
         }
     }
 
@@ -106,7 +158,7 @@ impl Sock {
         let sock = match self {
             Sock::Tcp(s) => socket2::SockRef::from(s),
             Sock::Unix(s) => socket2::SockRef::from(s),
-            Sock::Udp(_) => return, // no connection to reset
+            Sock::Dgram(..) => return, // no connection to reset
         };
         // Fails only on a socket that is already gone: its close is moot then.
         let _ = sock.set_linger(Some(std::time::Duration::ZERO));
@@ -117,7 +169,7 @@ impl Sock {
         match self {
             Sock::Tcp(s) => s.as_raw_fd(),
             Sock::Unix(s) => s.as_raw_fd(),
-            Sock::Udp(s) => s.as_raw_fd(),
+            Sock::Dgram(s, _) => s.as_raw_fd(),
         }
     }
 
@@ -128,11 +180,17 @@ impl Sock {
         let (err, peer) = match self {
             Sock::Tcp(s) => (s.take_error(), s.peer_addr().map(drop)),
             Sock::Unix(s) => (s.take_error(), s.peer_addr().map(drop)),
-            Sock::Udp(s) => {
-                let mut buf = [0u8; wire::HEADER + 1];
+            Sock::Dgram(s, _) => {
+                let mut buf = [0u8; icmp::MAX_IP_HEADER + icmp::HEADER + wire::HEADER + 1];
                 loop {
                     return match s.recv(&mut buf) {
-                        Ok(n) if wire::is_probe_echo(&buf[..n], id) => Ok(true),
+                        Ok(n)
+                            if self
+                                .reply_start(&buf[..n])
+                                .is_some_and(|at| wire::is_probe_echo(&buf[at..n], id)) =>
+                        {
+                            Ok(true)
+                        }
                         Ok(_) => continue, // not our probe's echo: keep looking
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue, // EINTR
@@ -153,8 +211,8 @@ impl Sock {
     }
 }
 
-fn send_probe(s: &mio::net::UdpSocket, id: u32, now_ns: u64) -> io::Result<()> {
-    match s.send(&wire::probe(id, now_ns)) {
+fn send_probe(s: &mio::net::UdpSocket, packet: &[u8]) -> io::Result<()> {
+    match s.send(packet) {
         // ECONNREFUSED: an earlier probe met a closed port (ICMP): the connect fails.
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Err(e),
         // Any other failure (a full send buffer, a firewall's EPERM) loses this probe only:

@@ -42,7 +42,7 @@ impl EpollIo {
         // not: every send would raise a WRITABLE edge (a wake-up per datagram for nothing);
         // a send that found its buffer full is retried at the next event or scan.
         let interest = match sock {
-            Sock::Udp(_) => Interest::READABLE,
+            Sock::Dgram(..) => Interest::READABLE,
             Sock::Tcp(_) | Sock::Unix(_) => Interest::READABLE | Interest::WRITABLE,
         };
         self.poll
@@ -80,7 +80,7 @@ pub(super) fn send(sock: &mut Sock, data: &[u8]) -> io::Result<usize> {
     match sock {
         Sock::Tcp(s) => s.write(data),
         Sock::Unix(s) => s.write(data),
-        Sock::Udp(s) => s.send(data),
+        Sock::Dgram(s, _) => s.send(data),
     }
 }
 
@@ -90,9 +90,9 @@ pub(super) fn send(sock: &mut Sock, data: &[u8]) -> io::Result<usize> {
 pub(super) fn recv(sock: &mut Sock, out: &mut [u8], stamped: bool) -> io::Result<(usize, Option<u64>)> {
     match sock {
         Sock::Tcp(s) if stamped => crate::os::rxstamp::recv(s.as_raw_fd(), out),
-        Sock::Udp(s) if stamped => crate::os::rxstamp::recv(s.as_raw_fd(), out),
+        Sock::Dgram(s, _) if stamped => crate::os::rxstamp::recv(s.as_raw_fd(), out),
         Sock::Tcp(s) => s.read(out).map(|n| (n, None)),
         Sock::Unix(s) => s.read(out).map(|n| (n, None)),
-        Sock::Udp(s) => s.recv(out).map(|n| (n, None)),
+        Sock::Dgram(s, _) => s.recv(out).map(|n| (n, None)),
     }
 }

@@ -120,7 +120,12 @@ impl<'a> Client<'a> {
         let now = Instant::now();
         let mut conns = make_conns(cfg, addr, &conn_ids, closed, now);
         let (arrivals, idle) = conn_rate_arrivals(cfg, &mut conns, thread, threads);
-        let mut io = Io::new(cfg.engine, cfg.rx_timestamps, addr.is_udp().then_some(cfg.msg_size))?;
+        let mut io = Io::new(
+            cfg.engine,
+            cfg.rx_timestamps,
+            addr.is_datagram()
+                .then_some(cfg.msg_size + cfg.wire_prefix() + ip_header(addr)),
+        )?;
         let timer = open_timer(closed && arrivals.is_none(), &mut io)?;
         let warm_ns = cfg.warmup.as_nanos() as u64;
         let thread_conns = conn_ids.len();
@@ -142,11 +147,11 @@ impl<'a> Client<'a> {
                 cur: Interval::new(None),
                 first_byte: new_histogram(),
                 rbuf: vec![0; BUF].into_boxed_slice(),
-                wbuf: vec![0; BUF.min(cfg.msg_size * depth).max(1)].into_boxed_slice(),
+                wbuf: vec![0; BUF.min(cfg.msg_size * depth).max(1) + cfg.wire_prefix()].into_boxed_slice(),
                 io,
                 send_times: Vec::with_capacity(if schedule == Schedule::Closed { 0 } else { SEND_SAMPLE }),
                 rx_stamps: cfg.rx_timestamps,
-                framing: if addr.is_udp() {
+                framing: if addr.is_datagram() {
                     Framing::Datagram
                 } else {
                     Framing::Stream
@@ -398,12 +403,20 @@ impl<'a> Client<'a> {
     }
 }
 
+/// What an ICMP raw socket may read before the echo (an IPv4 header); nothing elsewhere.
+fn ip_header(addr: &ListenAddr) -> usize {
+    match addr {
+        ListenAddr::Icmp(_) => crate::os::icmp::MAX_IP_HEADER,
+        _ => 0,
+    }
+}
+
 /// The thread's connections, none opened yet; over UDP each with its set of datagrams in
 /// flight (closed loop: --depth of them; open loop: as many as the schedule sends within a
 /// timeout).
 fn make_conns(cfg: &RunConfig, addr: &ListenAddr, conn_ids: &[u32], closed: bool, now: Instant) -> Vec<Conn> {
     let depth = cfg.depth.max(1);
-    let in_flight = addr.is_udp().then(|| {
+    let in_flight = addr.is_datagram().then(|| {
         let per_conn_rate = cfg.rate.map(|r| r / cfg.conns as f64);
         let slots = inflight::in_flight_slots(depth, per_conn_rate, cfg.reply_timeout().as_secs_f64());
         (slots, if closed { depth as u64 } else { u64::MAX })

@@ -166,7 +166,7 @@ impl UringIo {
     /// Takes connection `token`'s socket, whose nonblocking connect has started; the loop
     /// hears writable when the handshake is over.
     pub(super) fn watch(&mut self, sock: &Sock, token: usize) -> io::Result<()> {
-        let datagram = matches!(sock, Sock::Udp(_));
+        let datagram = matches!(sock, Sock::Dgram(..));
         self.next_id = self.next_id.wrapping_add(1) & 0x00FF_FFFF;
         let mut c = UringConn {
             fd: sock.fd(),
