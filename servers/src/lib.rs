@@ -34,6 +34,7 @@ pub(crate) mod datagram;
 pub mod listen;
 mod model;
 mod models;
+pub(crate) mod nonblocking;
 mod registry;
 mod running;
 mod start;

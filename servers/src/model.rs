@@ -23,16 +23,20 @@ pub enum Model {
     Tokio,
     /// An io_uring ring per thread: multishot accept and receive, provided buffers.
     Uring,
+    /// One `poll(2)` loop per thread over every descriptor: the design before epoll, O(n)
+    /// per wake-up.
+    Poll,
 }
 
 impl Model {
     /// Every model, in the order reports list them.
-    pub const ALL: [Model; 5] = [
+    pub const ALL: [Model; 6] = [
         Model::ThreadPerConn,
         Model::ThreadPool,
         Model::Mio,
         Model::Tokio,
         Model::Uring,
+        Model::Poll,
     ];
 
     /// The model's name as used on command lines and in reports.
@@ -43,6 +47,7 @@ impl Model {
             Model::Mio => "mio",
             Model::Tokio => "tokio",
             Model::Uring => "uring",
+            Model::Poll => "poll",
         }
     }
 
@@ -53,7 +58,7 @@ impl Model {
         match self {
             Model::ThreadPerConn => None,
             Model::ThreadPool => Some(DEFAULT_POOL_THREADS),
-            Model::Mio | Model::Tokio | Model::Uring => Some(1),
+            Model::Mio | Model::Tokio | Model::Uring | Model::Poll => Some(1),
         }
     }
 
@@ -63,7 +68,7 @@ impl Model {
     /// out per model, so a new model must say.
     pub fn sockets(self, workers: usize, datagram: bool) -> usize {
         match self {
-            Model::Mio | Model::Uring => workers,
+            Model::Mio | Model::Uring | Model::Poll => workers,
             // A runtime spreads accepted streams itself; UDP has no accept to spread.
             Model::Tokio if datagram => workers,
             Model::Tokio | Model::ThreadPerConn | Model::ThreadPool => 1,
@@ -77,7 +82,7 @@ impl Model {
     pub fn udp_socket_per_peer(self) -> bool {
         match self {
             Model::ThreadPerConn => true,
-            Model::ThreadPool | Model::Mio | Model::Tokio | Model::Uring => false,
+            Model::ThreadPool | Model::Mio | Model::Tokio | Model::Uring | Model::Poll => false,
         }
     }
 
@@ -93,6 +98,7 @@ impl Model {
             Model::Uring => {
                 "io_uring ring per worker (default 1, SO_REUSEPORT): multishot accept/recv, provided buffers"
             }
+            Model::Poll => "poll(2) loop per worker over every descriptor, O(n) per wake-up (default 1, SO_REUSEPORT)",
         }
     }
 
@@ -101,7 +107,7 @@ impl Model {
         match self {
             Model::ThreadPerConn => &["threads", "thread-per-connection"],
             Model::ThreadPool => &["thread-pool", "pool"],
-            Model::Mio | Model::Tokio | Model::Uring => &[],
+            Model::Mio | Model::Tokio | Model::Uring | Model::Poll => &[],
         }
     }
 

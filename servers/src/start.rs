@@ -6,7 +6,7 @@ use std::sync::Once;
 
 use crate::addr::ListenAddr;
 use crate::model::Model;
-use crate::models::{mio, thread_per_conn, thread_pool, tokio, uring};
+use crate::models::{mio, poll, thread_per_conn, thread_pool, tokio, uring};
 use crate::running::{Running, ServerConfig, ServerHandle};
 use crate::{datagram, listen};
 
@@ -46,6 +46,7 @@ pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
             Model::Mio => Box::new(mio::udp::start(sockets, guard, work)?),
             Model::Tokio => Box::new(tokio::udp::start(sockets, threads, guard, work)?),
             Model::Uring => Box::new(uring::start_udp(sockets, guard, work)?),
+            Model::Poll => Box::new(poll::udp::start(sockets, guard, work)?),
         };
         return Ok(ServerHandle::new(ListenAddr::Udp(local), running));
     }
@@ -65,6 +66,7 @@ pub fn start(model: Model, config: &ServerConfig) -> io::Result<ServerHandle> {
         Model::Mio => Box::new(mio::start(listeners, work)?),
         Model::Tokio => Box::new(tokio::start(listeners, threads, work)?),
         Model::Uring => Box::new(uring::start_stream(listeners, work)?),
+        Model::Poll => Box::new(poll::start(listeners, work)?),
     };
     Ok(ServerHandle::new(local_addr, running))
 }

@@ -558,6 +558,7 @@ conformance! {
         thread_per_conn => ThreadPerConn,
         threadpool => ThreadPool,
         mio => Mio,
+        poll => Poll,
         tokio => Tokio,
         uring => Uring,
     ],

@@ -1,5 +1,6 @@
 //! What every model's UDP side shares: the datagram buffer size, a shutdown-safe
-//! `recv_from`, the loopback rule and the source [`Guard`]. Each model's UDP mapping lives
+//! `recv_from`, the loopback rule and the source [`Guard`], and for the readiness models the
+//! echo of one nonblocking socket ([`echo`]). Each model's UDP mapping lives
 //! in its own folder (`models/<name>/udp.rs`).
 //!
 //! UDP echo: every model mapped onto datagrams. A datagram is echoed back to its source as
@@ -13,6 +14,7 @@
 //! | tokio | one `UdpSocket` task per runtime worker, SO_REUSEPORT sockets |
 //! | uring | one SO_REUSEPORT socket per ring, 16 `recvmsg` in flight, each answered by `sendmsg` |
 //! | thread-per-conn | a dispatcher thread on the bound socket; each new peer gets a thread with its own socket connected to that peer on the same port; idle peers time out |
+//! | poll | one nonblocking SO_REUSEPORT socket per `poll(2)` loop, served by [`echo`] as mio's are |
 //!
 //! Echo over UDP is a reflection vector (RFC 862; CVE-1999-0103, CVE-2024-2169): a spoofed
 //! source makes the server send to a victim, or two echo/chargen services loop forever.
@@ -23,6 +25,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
+pub(crate) mod echo;
 mod guard;
 mod service;
 

@@ -3,6 +3,7 @@
 //! `accept`, `blocking`, `registry`, `datagram`, `ring`), never another model.
 
 pub(crate) mod mio;
+pub(crate) mod poll;
 pub(crate) mod thread_per_conn;
 pub(crate) mod thread_pool;
 pub(crate) mod tokio;

@@ -1,12 +1,13 @@
 //! How a chart tells its lines apart: one colour per model on every chart and every page
-//! (thread-per-conn, threadpool, mio, tokio, uring, an external server: always the same
-//! six), a dashed line for a second line of the same model in one chart, and the legend
+//! (every model of `Model::ALL` in its order, then an external server: always the same),
+//! a dashed line for a second line of the same model in one chart, and the legend
 //! beside the plot area, never over it.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-/// Tableau's 10 colours, then their darker variants: the first six are the models'.
+/// Tableau's 10 colours, then darker ones: the first are the models' (in `Model::ALL`'s
+/// order), the next an external server's, the rest other names'.
 pub const COLORS: [RGBColor; 16] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -29,19 +30,24 @@ pub const COLORS: [RGBColor; 16] = [
 /// Width of the legend beside a standalone chart, pixels.
 pub const LEGEND_WIDTH: u32 = 250;
 
-/// The colour of a series by the model that leads its name: fixed for the five models
-/// and `external`, else one of the other ten by a hash of the name's first word.
+/// Colours fixed by name: every model's, then `external`'s.
+const FIXED: usize = servers::Model::ALL.len() + 1;
+// A new model takes the next fixed colour: some must be left for other names.
+const _: () = assert!(FIXED + 4 <= COLORS.len(), "add colours to COLORS for the new model");
+
+/// The colour of a series by the model that leads its name: fixed for every model and
+/// `external`, else one of the others by a hash of the name's first word.
 pub fn model_color(name: &str) -> RGBColor {
     let first = name.split_whitespace().next().unwrap_or("");
     let fixed = servers::Model::ALL.iter().position(|m| m.name() == first);
     match (fixed, first) {
         (Some(i), _) => COLORS[i],
-        (None, "external") => COLORS[5],
+        (None, "external") => COLORS[FIXED - 1],
         (None, other) => {
             let h = other
                 .bytes()
                 .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-            COLORS[6 + (h as usize % 10)]
+            COLORS[FIXED + (h as usize % (COLORS.len() - FIXED))]
         }
     }
 }
@@ -118,6 +124,16 @@ pub fn escape_xml(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_model_and_an_external_server_have_colours_of_their_own() {
+        let mut names: Vec<&str> = servers::Model::ALL.iter().map(|m| m.name()).collect();
+        names.push("external");
+        let colours: Vec<_> = names.iter().map(|n| model_color(n)).collect();
+        for (i, c) in colours.iter().enumerate() {
+            assert!(!colours[..i].contains(c), "{} shares its colour", names[i]);
+        }
+    }
 
     #[test]
     fn a_model_has_one_colour_everywhere_and_a_second_line_is_dashed() {
