@@ -12,14 +12,32 @@ fn serial() -> std::sync::RwLockWriteGuard<'static, ()> {
     common::alone()
 }
 
-/// Runs loadgen with `args` and `--quiet`, expects exit 0, returns its JSON report.
+/// Runs loadgen with `args` and `--quiet`, expects exit 0, returns its JSON report. A run
+/// that says the hypervisor took over a tenth of the machine's CPU in its window (steal:
+/// stalls no code here caused, which these timing checks would read as the schedule's
+/// fault) is made again, up to three runs, and the least stolen one is returned.
 fn report(name: &str, args: &[&str]) -> serde_json::Value {
     let json = temp_path(name);
     let mut all = args.to_vec();
     all.extend(["--json", json.to_str().unwrap(), "--quiet"]);
-    let out = run(&all);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    read_json(&json)
+    let stolen = |v: &serde_json::Value| {
+        let m = &v["machine"];
+        m["steal_s"].as_f64().unwrap_or(0.0) / m["capacity_s"].as_f64().unwrap_or(f64::INFINITY)
+    };
+    let mut best: Option<serde_json::Value> = None;
+    for _ in 0..3 {
+        let out = run(&all);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let v = read_json(&json);
+        if best.as_ref().is_none_or(|b| stolen(&v) < stolen(b)) {
+            best = Some(v);
+        }
+        if best.as_ref().is_some_and(|b| stolen(b) <= 0.10) {
+            break;
+        }
+        eprintln!("(the hypervisor took over a tenth of the machine in that run: made again)");
+    }
+    best.expect("one run made")
 }
 
 fn f(v: &serde_json::Value) -> f64 {
