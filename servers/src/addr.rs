@@ -1,5 +1,6 @@
 //! Addresses the servers listen on and the load generator connects to:
-//! `HOST:PORT`, `[V6]:PORT` (TCP), `unix:/path` and `udp://HOST:PORT`, and the one target
+//! `HOST:PORT`, `[V6]:PORT` (TCP), `unix:/path`, `seqpacket:/path` (a Unix socket that
+//! keeps message boundaries) and `udp://HOST:PORT`, and the one target
 //! no model serves: `icmp://HOST`, the kernel's own echo.
 
 use std::fmt;
@@ -14,6 +15,9 @@ pub enum ListenAddr {
     Tcp(SocketAddr),
     /// A Unix domain stream socket at this path.
     Unix(PathBuf),
+    /// A Unix domain SOCK_SEQPACKET socket at this path (`seqpacket:/path`): connections as
+    /// over a stream, each write one packet read whole, as over UDP.
+    SeqPacket(PathBuf),
     /// UDP over IPv4 or IPv6 (`udp://HOST:PORT`).
     Udp(SocketAddr),
     /// ICMP (or ICMPv6) echo to a host (`icmp://HOST`, `icmp://[V6]`): the kernel answers,
@@ -30,6 +34,8 @@ pub enum Transport {
     Tcp6,
     /// A Unix domain stream socket.
     Unix,
+    /// A Unix domain SOCK_SEQPACKET socket.
+    SeqPacket,
     /// UDP over IPv4.
     Udp,
     /// UDP over IPv6.
@@ -41,12 +47,14 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// The name in reports: `tcp`, `tcp6`, `unix`, `udp`, `udp6`, `icmp` or `icmp6`.
+    /// The name in reports: `tcp`, `tcp6`, `unix`, `seqpacket`, `udp`, `udp6`, `icmp` or
+    /// `icmp6`.
     pub fn name(self) -> &'static str {
         match self {
             Transport::Tcp => "tcp",
             Transport::Tcp6 => "tcp6",
             Transport::Unix => "unix",
+            Transport::SeqPacket => "seqpacket",
             Transport::Udp => "udp",
             Transport::Udp6 => "udp6",
             Transport::Icmp => "icmp",
@@ -76,6 +84,7 @@ impl ListenAddr {
             ListenAddr::Tcp(a) if a.is_ipv6() => Transport::Tcp6,
             ListenAddr::Tcp(_) => Transport::Tcp,
             ListenAddr::Unix(_) => Transport::Unix,
+            ListenAddr::SeqPacket(_) => Transport::SeqPacket,
             ListenAddr::Udp(a) if a.is_ipv6() => Transport::Udp6,
             ListenAddr::Udp(_) => Transport::Udp,
             ListenAddr::Icmp(ip) if ip.is_ipv6() => Transport::Icmp6,
@@ -89,7 +98,15 @@ impl ListenAddr {
         match self {
             ListenAddr::Tcp(a) | ListenAddr::Udp(a) => Some(*a),
             ListenAddr::Icmp(ip) => Some(SocketAddr::new(*ip, 0)),
-            ListenAddr::Unix(_) => None,
+            ListenAddr::Unix(_) | ListenAddr::SeqPacket(_) => None,
+        }
+    }
+
+    /// The socket path of a Unix address (stream or seqpacket).
+    pub fn unix_path(&self) -> Option<&std::path::Path> {
+        match self {
+            ListenAddr::Unix(p) | ListenAddr::SeqPacket(p) => Some(p),
+            _ => None,
         }
     }
 
@@ -110,6 +127,7 @@ impl fmt::Display for ListenAddr {
         match self {
             ListenAddr::Tcp(a) => write!(f, "{a}"),
             ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            ListenAddr::SeqPacket(p) => write!(f, "seqpacket:{}", p.display()),
             ListenAddr::Udp(a) => write!(f, "udp://{a}"),
             ListenAddr::Icmp(IpAddr::V6(ip)) => write!(f, "icmp://[{ip}]"),
             ListenAddr::Icmp(ip) => write!(f, "icmp://{ip}"),
@@ -142,7 +160,7 @@ impl fmt::Display for BadAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid address '{}': {} (expected HOST:PORT, [::1]:PORT, unix:/path, udp://HOST:PORT or icmp://HOST)",
+            "invalid address '{}': {} (expected HOST:PORT, [::1]:PORT, unix:/path, seqpacket:/path, udp://HOST:PORT or icmp://HOST)",
             self.input, self.reason
         )
     }
@@ -168,6 +186,16 @@ impl FromStr for ListenAddr {
                 e.input = s.to_string();
                 e
             });
+        }
+        if let Some(path) = s.strip_prefix("seqpacket:") {
+            if path.is_empty() {
+                return Err(BadAddr {
+                    input: s.to_string(),
+                    reason: "empty socket path".into(),
+                    kind: BadAddrKind::Syntax,
+                });
+            }
+            return Ok(ListenAddr::SeqPacket(PathBuf::from(path)));
         }
         let rest = s.strip_prefix("tcp://").unwrap_or(s);
         if let Some(path) = rest.strip_prefix("unix:") {
@@ -332,6 +360,7 @@ mod tests {
             "udp://[::1]:7",
             "icmp://127.0.0.1",
             "icmp://[::1]",
+            "seqpacket:/tmp/e.sock",
         ] {
             assert_eq!(s.parse::<ListenAddr>().unwrap().to_string(), s);
         }

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::Path;
 
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -29,7 +29,7 @@ pub fn bind(
     inherited: Option<RawFd>,
 ) -> io::Result<Vec<Listener>> {
     let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
-    if let (ListenAddr::Unix(_), Some(fd)) = (addr, inherited) {
+    if let (ListenAddr::Unix(_) | ListenAddr::SeqPacket(_), Some(fd)) = (addr, inherited) {
         // SAFETY: the descriptor was handed to this process to own (`--listen-fd`): nothing
         // else in it uses or closes it.
         let first = UnixListener::from(unsafe { OwnedFd::from_raw_fd(fd) });
@@ -59,8 +59,8 @@ pub fn bind(
             io::ErrorKind::Unsupported,
             "the kernel answers ICMP echo itself: no model listens on icmp://; load it with loadgen --addr",
         )),
-        ListenAddr::Unix(path) => {
-            let first = bind_unix(path, backlog, sock_buf)?;
+        ListenAddr::Unix(_) | ListenAddr::SeqPacket(_) => {
+            let first = bind_unix(addr, backlog, sock_buf)?;
             let mut listeners = Vec::with_capacity(count);
             for _ in 1..count {
                 listeners.push(Listener::Unix(first.try_clone()?));
@@ -136,9 +136,17 @@ pub fn set_buffers(socket: &Socket, sock_buf: Option<usize>) -> io::Result<()> {
     Ok(())
 }
 
-fn bind_unix(path: &Path, backlog: i32, sock_buf: Option<usize>) -> io::Result<UnixListener> {
+/// Binds a Unix listener at `addr`'s path: a stream socket, or SOCK_SEQPACKET for
+/// `seqpacket:` (the models then serve its connections as streams: a read returns one
+/// packet, a write sends one).
+fn bind_unix(addr: &ListenAddr, backlog: i32, sock_buf: Option<usize>) -> io::Result<UnixListener> {
+    let path = addr.unix_path().expect("a Unix address");
+    let kind = match addr {
+        ListenAddr::SeqPacket(_) => Type::SEQPACKET,
+        _ => Type::STREAM,
+    };
     let try_bind = || -> io::Result<UnixListener> {
-        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        let socket = Socket::new(Domain::UNIX, kind, None)?;
         set_buffers(&socket, sock_buf)?;
         socket.bind(&SockAddr::unix(path)?)?;
         socket.listen(backlog)?;
@@ -147,21 +155,27 @@ fn bind_unix(path: &Path, backlog: i32, sock_buf: Option<usize>) -> io::Result<U
     match try_bind() {
         // A socket file left by a server that died is stale when nobody accepts on it:
         // remove it and bind again. A live server's socket is never touched.
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse && is_stale_socket(path) => {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse && is_stale_socket(path, kind) => {
             std::fs::remove_file(path)?;
             try_bind()
         }
         other => other,
     }
-    .map_err(|e| with_addr(e, &format!("unix:{}", path.display())))
+    .map_err(|e| with_addr(e, &addr.to_string()))
 }
 
-fn is_stale_socket(path: &Path) -> bool {
+/// Whether the socket file at `path` is left over: nobody accepts on it (a connect of the
+/// same `kind` is refused).
+fn is_stale_socket(path: &Path, kind: Type) -> bool {
     use std::os::unix::fs::FileTypeExt;
     let is_socket = std::fs::symlink_metadata(path)
         .map(|m| m.file_type().is_socket())
         .unwrap_or(false);
-    is_socket && matches!(UnixStream::connect(path), Err(e) if e.kind() == io::ErrorKind::ConnectionRefused)
+    let refused = || -> io::Result<bool> {
+        let probe = Socket::new(Domain::UNIX, kind, None)?;
+        Ok(matches!(probe.connect(&SockAddr::unix(path)?), Err(e) if e.kind() == io::ErrorKind::ConnectionRefused))
+    };
+    is_socket && refused().unwrap_or(false)
 }
 
 fn with_addr(e: io::Error, addr: &str) -> io::Error {

@@ -135,7 +135,7 @@ impl ServerHandle {
             Some(running) => running.stop(),
             None => return Ok(()),
         };
-        if let ListenAddr::Unix(path) = &self.local_addr {
+        if let Some(path) = self.local_addr.unix_path() {
             // The socket file outlives the listener; remove it so the path can be reused.
             let _ = std::fs::remove_file(path);
         }

@@ -26,8 +26,13 @@ impl Listener {
                 let addr = l.local_addr()?;
                 let path = addr
                     .as_pathname()
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "unnamed unix socket"))?;
-                Ok(ListenAddr::Unix(path.to_path_buf()))
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "unnamed unix socket"))?
+                    .to_path_buf();
+                // A SOCK_SEQPACKET listener is served as a stream listener; its address says.
+                Ok(match socket2::SockRef::from(l).r#type()? {
+                    socket2::Type::SEQPACKET => ListenAddr::SeqPacket(path),
+                    _ => ListenAddr::Unix(path),
+                })
             }
         }
     }

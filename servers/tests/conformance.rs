@@ -324,6 +324,48 @@ fn serves_unix_sockets(model: Model) {
     assert!(!path.exists(), "{model}: socket file left behind");
 }
 
+/// `seqpacket:/path`: each packet comes back whole and alone (its boundaries kept), in
+/// order, on two connections at once, up to 4 KiB (the smallest read buffer of a model:
+/// uring's provided buffers).
+fn serves_seqpacket_keeping_message_boundaries(model: Model) {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let path = std::env::temp_dir().join(format!("echo-bench-seq-{}-{}.sock", model, std::process::id()));
+    let server = start_model(model, &format!("seqpacket:{}", path.display()), None);
+    assert_eq!(server.local_addr(), &ListenAddr::SeqPacket(path.clone()));
+    let conns: Vec<Socket> = (0..2)
+        .map(|_| {
+            let s = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
+            s.connect(&SockAddr::unix(&path).unwrap()).unwrap();
+            s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            s
+        })
+        .collect();
+    let sizes = [1usize, 100, 4096, 7, 3000];
+    for (i, c) in conns.iter().enumerate() {
+        // Pipelined: every packet sent before any is read, so a server that merged them as
+        // a stream would answer with fewer, larger packets.
+        for (k, &n) in sizes.iter().enumerate() {
+            assert_eq!(c.send(&random_bytes(n, (i * 10 + k) as u64)).unwrap(), n);
+        }
+    }
+    for (i, c) in conns.iter().enumerate() {
+        for (k, &n) in sizes.iter().enumerate() {
+            let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 8192];
+            let got = c.recv(&mut buf).unwrap_or_else(|e| panic!("{model}: packet {k}: {e}"));
+            // SAFETY: recv initialised the first `got` bytes.
+            let back: Vec<u8> = buf[..got].iter().map(|b| unsafe { b.assume_init() }).collect();
+            assert_eq!(got, n, "{model}: packet {k} of connection {i} came back as {got} bytes");
+            assert!(
+                back == random_bytes(n, (i * 10 + k) as u64),
+                "{model}: packet {k} differs"
+            );
+        }
+    }
+    drop(conns);
+    server.shutdown().unwrap();
+    assert!(!path.exists(), "{model}: socket file left behind");
+}
+
 fn serves_ipv6(model: Model) {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
         testkit::skip(&format!("serves_ipv6 ({model})"), "no IPv6 loopback on this machine");
@@ -573,6 +615,7 @@ conformance! {
         tiny_socket_buffers_still_echo_byte_exact,
         shutdown_with_open_connections_is_prompt,
         serves_unix_sockets,
+        serves_seqpacket_keeping_message_boundaries,
         serves_ipv6,
         reader_that_stops_reading_keeps_memory_bounded,
         descriptor_exhaustion_neither_spins_nor_stops_serving,
@@ -686,7 +729,7 @@ fn several_processes_share_one_address() {
                     echo_through(s.try_clone().unwrap(), s, msg.clone())
                 }
                 ListenAddr::Udp(a) => udp::round_trip(&udp::client(*a), &msg),
-                ListenAddr::Icmp(_) => unreachable!("no model listens on ICMP"),
+                ListenAddr::Icmp(_) | ListenAddr::SeqPacket(_) => unreachable!("the test listens on TCP, Unix or UDP"),
             };
             assert_eq!(back, msg, "{addr}");
         }

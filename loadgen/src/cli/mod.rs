@@ -83,7 +83,7 @@ pub struct RunArgs {
     #[arg(help_heading = "Target", long, value_name = "ADDR")]
     pub addr: Option<String>,
     /// With --target: the socket kind the spawned server serves and the client uses.
-    #[arg(help_heading = "Target", long, value_name = "tcp|unix|udp")]
+    #[arg(help_heading = "Target", long, value_name = "tcp|unix|seqpacket|udp")]
     pub transport: Option<String>,
     /// Concurrent client connections (`1000`, `1k`, `1e3`).
     #[arg(help_heading = "Load", long, short = 'c', visible_aliases = ["connections", "concurrency", "vus"], value_name = "N", default_value = "100")]

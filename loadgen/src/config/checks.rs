@@ -52,8 +52,23 @@ impl RunConfig {
         Ok(())
     }
 
-    /// Over UDP: no reset to close with, and a message fits one datagram.
+    /// Over UDP: no reset to close with, and a message fits one datagram. Over SEQPACKET a
+    /// message is one packet, which a reader takes whole or truncates: it must fit the
+    /// client's read buffer, and a spawned model's (uring's provided buffers are 4 KiB).
     fn check_udp(&self) -> Result<(), Error> {
+        if self.transport == SockKind::SeqPacket {
+            let (max, whose) = match self.target {
+                TargetSpec::Model(_) => (4096, "the models' smallest read buffer (uring's provided buffers)"),
+                TargetSpec::Addr(_) => (64 * 1024, "loadgen's read buffer"),
+            };
+            if self.msg_size > max {
+                return Err(invalid(
+                    "--msg-size",
+                    self.msg_size,
+                    format!("over seqpacket a message is one packet, read whole or cut: at most {max} bytes, {whose}"),
+                ));
+            }
+        }
         if self.is_datagram() && self.close == CloseMode::Rst {
             return Err(invalid(
                 "--close",
@@ -84,7 +99,7 @@ impl RunConfig {
     fn check_engine(&self) -> Result<(), Error> {
         // The kernel stamps what arrives from the network stack; a Unix socket's data
         // never passes through it, so the flag would silently give nothing.
-        if self.rx_timestamps && self.transport == SockKind::Unix {
+        if self.rx_timestamps && matches!(self.transport, SockKind::Unix | SockKind::SeqPacket) {
             return Err(invalid(
                 "--rx-timestamps",
                 "on",
@@ -127,9 +142,9 @@ impl RunConfig {
         let family_ok = |ip: &IpAddr| match target {
             TargetSpec::Addr(ListenAddr::Tcp(t) | ListenAddr::Udp(t)) => ip.is_ipv4() == t.is_ipv4(),
             TargetSpec::Addr(ListenAddr::Icmp(t)) => ip.is_ipv4() == t.is_ipv4(),
-            TargetSpec::Addr(ListenAddr::Unix(_)) => false,
+            TargetSpec::Addr(ListenAddr::Unix(_) | ListenAddr::SeqPacket(_)) => false,
             // Spawned servers listen on 127.0.0.1 (or a Unix socket).
-            TargetSpec::Model(_) => ip.is_ipv4() && self.transport != SockKind::Unix,
+            TargetSpec::Model(_) => ip.is_ipv4() && !matches!(self.transport, SockKind::Unix | SockKind::SeqPacket),
         };
         if let Some(bad) = self.bind.iter().find(|ip| !family_ok(ip)) {
             let list: Vec<String> = self.bind.iter().map(IpAddr::to_string).collect();

@@ -98,6 +98,8 @@ pub enum SockKind {
     Tcp,
     /// A Unix domain stream socket.
     Unix,
+    /// A Unix domain SOCK_SEQPACKET socket: a connection, each message one packet.
+    SeqPacket,
     /// UDP: connected datagram sockets.
     Udp,
     /// ICMP echo to the kernel (`--addr icmp://HOST` only: no model serves it).
@@ -106,13 +108,14 @@ pub enum SockKind {
 
 impl SockKind {
     /// Every kind `--transport` takes (ICMP comes from `--addr icmp://` alone).
-    pub const ALL: [SockKind; 3] = [SockKind::Tcp, SockKind::Unix, SockKind::Udp];
+    pub const ALL: [SockKind; 4] = [SockKind::Tcp, SockKind::Unix, SockKind::SeqPacket, SockKind::Udp];
 
     /// The name `--transport` takes.
     pub fn name(self) -> &'static str {
         match self {
             SockKind::Tcp => "tcp",
             SockKind::Unix => "unix",
+            SockKind::SeqPacket => "seqpacket",
             SockKind::Udp => "udp",
             SockKind::Icmp => "icmp",
         }
@@ -123,6 +126,7 @@ impl SockKind {
         match addr {
             ListenAddr::Tcp(_) => SockKind::Tcp,
             ListenAddr::Unix(_) => SockKind::Unix,
+            ListenAddr::SeqPacket(_) => SockKind::SeqPacket,
             ListenAddr::Udp(_) => SockKind::Udp,
             ListenAddr::Icmp(_) => SockKind::Icmp,
         }
@@ -138,8 +142,9 @@ impl SockKind {
             SockKind::Udp => "udp://127.0.0.1:0".into(),
             // Never spawned: the kernel serves it (`--transport` does not take it).
             SockKind::Icmp => "icmp://127.0.0.1".into(),
-            SockKind::Unix => format!(
-                "unix:{}",
+            SockKind::Unix | SockKind::SeqPacket => format!(
+                "{}:{}",
+                if self == SockKind::Unix { "unix" } else { "seqpacket" },
                 std::env::temp_dir()
                     .join(format!(
                         "echo-bench-{}-{}.sock",
@@ -159,7 +164,7 @@ impl std::str::FromStr for SockKind {
         SockKind::ALL
             .into_iter()
             .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| invalid("--transport", s, "expected tcp, unix or udp"))
+            .ok_or_else(|| invalid("--transport", s, "expected tcp, unix, seqpacket or udp"))
     }
 }
 

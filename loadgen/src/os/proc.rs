@@ -279,7 +279,7 @@ fn listening_inode(addr: &ListenAddr) -> Option<u64> {
         ListenAddr::Udp(a) => udp_bound_inode(*a)?,
         // The kernel answers: no socket listens.
         ListenAddr::Icmp(_) => return None,
-        ListenAddr::Unix(path) => {
+        ListenAddr::Unix(path) | ListenAddr::SeqPacket(path) => {
             procfs::net::unix()
                 .ok()?
                 .into_iter()

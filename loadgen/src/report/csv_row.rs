@@ -41,7 +41,7 @@ pub const COLUMNS: [Column; 88] = [
     col!("label", "", "2026-11-25", "`--label` as given", |r| r.label.clone()),
     col!("target", "", "2026-11-25", "the model loadgen started (`--target`), `external` for `--addr`, `merged` for a merge of other logs", |r| r.target.clone()),
     col!("addr", "", "2026-11-25", "where the load went: `HOST:PORT`, `udp://HOST:PORT`, `icmp://HOST` or a Unix socket path", |r| r.addr.clone()),
-    col!("transport", "", "2026-11-25", "`tcp`, `tcp6`, `unix`, `udp`, `udp6`, `icmp` or `icmp6` (the kernel's echo)", |r| r.transport.map_or("", servers::Transport::name).to_string()),
+    col!("transport", "", "2026-11-25", "`tcp`, `tcp6`, `unix`, `seqpacket`, `udp`, `udp6`, `icmp` or `icmp6` (the kernel's echo)", |r| r.transport.map_or("", servers::Transport::name).to_string()),
     col!("mode", "", "2026-11-25", "`closed` (a reply before the next send) or `open` (sends on a schedule, `--rate`)", |r| r.mode.to_string()),
     col!("conns", "", "2026-11-25", "connections (or UDP flows) asked for", |r| r.conns.to_string()),
     col!("msg_size", "bytes", "2026-11-25", "payload bytes per message", |r| r.msg_size.to_string()),

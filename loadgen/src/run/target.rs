@@ -246,6 +246,8 @@ pub fn probe(addr: &ListenAddr, timeout: Duration) -> Result<(), Error> {
     let result = match addr {
         ListenAddr::Tcp(a) => std::net::TcpStream::connect_timeout(a, timeout).map(drop),
         ListenAddr::Unix(p) => std::os::unix::net::UnixStream::connect(p).map(drop),
+        ListenAddr::SeqPacket(p) => socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)
+            .and_then(|s| s.connect(&socket2::SockAddr::unix(p)?)),
         ListenAddr::Udp(a) => probe_udp(*a, timeout),
         ListenAddr::Icmp(ip) => {
             let pinger = crate::os::icmp::Pinger::open(*ip, Duration::from_millis(100));

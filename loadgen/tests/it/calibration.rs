@@ -84,24 +84,21 @@ fn open_loop_sees_a_freeze_that_raw_latency_hides() {
         period: Duration::from_secs(1),
         pause: Duration::from_millis(300),
     });
-    let out_json = temp_path("freeze.json");
-    let out = run(&[
-        "--addr",
-        &server.addr_arg(),
-        "--conns",
-        "10",
-        "--rate",
-        "2000",
-        "--duration",
-        "3s",
-        "--warmup",
-        "0s",
-        "--json",
-        out_json.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(out.status.code() == Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let v = read_json(&out_json);
+    let v = report(
+        "freeze.json",
+        &[
+            "--addr",
+            &server.addr_arg(),
+            "--conns",
+            "10",
+            "--rate",
+            "2000",
+            "--duration",
+            "3s",
+            "--warmup",
+            "0s",
+        ],
+    );
     let (p90, p99) = (f(&v["latency"]["p90_us"]), f(&v["latency"]["p99_us"]));
     let (raw_p50, raw_p99) = (f(&v["raw"]["p50_us"]), f(&v["raw"]["p99_us"]));
     // Two-sided: messages scheduled during a 300 ms freeze wait up to 300 ms; an

@@ -345,3 +345,35 @@ fn a_udp_server_that_dies_mid_run_with(engine: &str) {
     assert!(num(&row, "msgs") > 0.0, "{row:?}");
     assert!(t.elapsed() < Duration::from_secs(12), "took {:?}", t.elapsed());
 }
+
+#[test]
+fn a_python_seqpacket_echo_server_is_loaded_packet_by_packet() {
+    let _machine = common::shared();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/seqpacket_echo.py");
+    let mut child = Command::new("python3")
+        .arg(fixture)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening ")
+        .expect("the fixture prints its address")
+        .to_string();
+    for mode in [&["--depth", "4"][..], &["--rate", "2000"][..]] {
+        let args = [
+            &["--addr", &addr, "-c", "10", "-d", "500ms", "--warmup", "100ms"][..],
+            mode,
+        ]
+        .concat();
+        let (code, row) = run_for_row("seqpacket-python.csv", &args);
+        assert_eq!(code, Some(0), "{row:?}");
+        assert_eq!(row["transport"], "seqpacket");
+        assert!(num(&row, "throughput_msgs_s") > 100.0, "{row:?}");
+        assert_eq!(num(&row, "mismatches"), 0.0, "{row:?}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -10,7 +10,7 @@ fn closed(target: &str, conns: &str, extra: &[&str]) -> (f64, f64) {
         "work-{target}-{conns}-{}.csv",
         extra.join("_").replace([':', '/', '+'], "-")
     );
-    let (code, row) = run_for_row(
+    let (code, row) = run_for_row_unstolen(
         &name,
         &[
             &["--target", target, "-c", conns, "-d", "1500ms", "--warmup", "300ms"][..],
@@ -73,7 +73,7 @@ fn one_loop_blocked_or_busy_serves_one_message_at_a_time() {
     // a message costs it without work at that same rate (a loop woken per message costs
     // more per message than one that drains many per wake-up), within twice that cost.
     let load = ["--target", "mio", "-c", "100", "-d", "1500ms", "--warmup", "300ms"];
-    let (code, burn) = run_for_row("work-cpu-100us.csv", &[&load[..], &["--work", "cpu:100us"]].concat());
+    let (code, burn) = run_for_row_unstolen("work-cpu-100us.csv", &[&load[..], &["--work", "cpu:100us"]].concat());
     assert_eq!(code, Some(0));
     let busy = num(&burn, "throughput_msgs_s");
     assert!(
@@ -81,7 +81,7 @@ fn one_loop_blocked_or_busy_serves_one_message_at_a_time() {
         "one loop burning 100 us per message: {busy:.0} msg/s"
     );
     let rate = format!("{busy:.0}");
-    let (code, plain) = run_for_row("work-cpu-none.csv", &[&load[..], &["--rate", &rate]].concat());
+    let (code, plain) = run_for_row_unstolen("work-cpu-none.csv", &[&load[..], &["--rate", &rate]].concat());
     assert_eq!(code, Some(0));
     let (per_msg, no_work) = (
         num(&burn, "server_cpu_us_per_msg"),
@@ -96,7 +96,7 @@ fn one_loop_blocked_or_busy_serves_one_message_at_a_time() {
 #[test]
 fn the_row_records_the_work_and_bad_specs_are_refused() {
     let _machine = common::shared();
-    let (code, row) = run_for_row(
+    let (code, row) = run_for_row_unstolen(
         "work-row.csv",
         &[
             "--target",
@@ -136,7 +136,7 @@ fn over_udp_a_pool_blocks_on_a_wait_and_a_loop_does_not() {
     let _alone = common::alone();
     let udp = |target: &str, extra: &[&str]| {
         let name = format!("work-udp-{target}.csv");
-        let (code, row) = run_for_row(
+        let (code, row) = run_for_row_unstolen(
             &name,
             &[
                 &[
@@ -195,7 +195,7 @@ fn a_wait_of_1ms_lasts_1ms_in_every_model() {
     for model in runnable_models("a_wait_of_1ms_lasts_1ms_in_every_model") {
         let m = model.name();
         let run = |extra: &[&str]| {
-            run_for_row(
+            run_for_row_unstolen(
                 &format!("exact-wait-{m}-{}.csv", extra.len()),
                 &[&["--target", m, "-c", "1", "-d", "1s", "--warmup", "200ms"][..], extra].concat(),
             )

@@ -12,7 +12,7 @@ pub struct ServeArgs {
     /// Concurrency model.
     #[arg(long, value_enum, ignore_case = true)]
     pub model: Model,
-    /// Address to listen on: HOST:PORT, `[::1]:PORT`, unix:/path or udp://HOST:PORT (port 0:
+    /// Address to listen on: HOST:PORT, `[::1]:PORT`, unix:/path, seqpacket:/path or udp://HOST:PORT (port 0:
     /// any free port).
     #[arg(long, default_value = "127.0.0.1:0", value_parser = parse_addr)]
     pub addr: ListenAddr,

@@ -39,7 +39,9 @@ pub fn serve(args: &ServeArgs) -> io::Result<()> {
     // Several processes on a Unix socket share the first one's listener (a path cannot be
     // bound twice); on TCP each binds the port with SO_REUSEPORT.
     let shared_unix = match (&args.addr, args.procs > 1) {
-        (ListenAddr::Unix(_), true) => Some(group::inheritable_listener(&args.addr, args.backlog)?),
+        (ListenAddr::Unix(_) | ListenAddr::SeqPacket(_), true) => {
+            Some(group::inheritable_listener(&args.addr, args.backlog)?)
+        }
         _ => None,
     };
     let config = ServerConfig {

@@ -79,6 +79,9 @@ pub(super) enum Framing {
     Stream,
     /// One datagram per message (UDP), each with its header (see `wire`).
     Datagram,
+    /// A connection that keeps message boundaries (Unix SOCK_SEQPACKET): bytes read as on
+    /// a stream, but each write carries exactly one message, so each is one packet.
+    Packet,
 }
 
 /// Sends per thread whose times the arrivals check keeps.
@@ -240,6 +243,12 @@ impl Conn {
             if self.send_seq >= limit {
                 return Ok(());
             }
+            // One packet, one message: a SEQPACKET write is whole or not at all.
+            let limit = if ctx.framing == Framing::Packet {
+                limit.min(self.send_seq + 1)
+            } else {
+                limit
+            };
             // Lay out the bytes still to send, message after message, in the write buffer.
             let (mut len, mut seq, mut off) = (0, self.send_seq, self.send_off);
             while seq < limit && len < ctx.wbuf.len() {
@@ -400,7 +409,7 @@ impl Conn {
     /// The oldest message in flight has waited longer than `timeout_ns`.
     /// (Not over UDP, where a missing reply is a loss, not a failure.)
     pub(super) fn timed_out(&self, now_ns: u64, timeout_ns: u64, ctx: &Ctx) -> bool {
-        ctx.framing == Framing::Stream
+        ctx.framing != Framing::Datagram
             && self.recv_seq < self.started()
             && now_ns.saturating_sub(self.sent_at[(self.recv_seq % ctx.depth) as usize]) > timeout_ns
     }

@@ -56,6 +56,7 @@ impl Sock {
         let (domain, target, kind) = match addr {
             ListenAddr::Tcp(a) => (Domain::for_address(*a), SockAddr::from(*a), Type::STREAM),
             ListenAddr::Unix(p) => (Domain::UNIX, SockAddr::unix(p)?, Type::STREAM),
+            ListenAddr::SeqPacket(p) => (Domain::UNIX, SockAddr::unix(p)?, Type::SEQPACKET),
             ListenAddr::Udp(a) => (Domain::for_address(*a), SockAddr::from(*a), Type::DGRAM),
             ListenAddr::Icmp(_) => unreachable!("opened above"),
         };
@@ -79,7 +80,9 @@ impl Sock {
         }
         Ok(match addr {
             ListenAddr::Tcp(_) => Sock::Tcp(mio::net::TcpStream::from_std(socket.into())),
-            ListenAddr::Unix(_) => Sock::Unix(mio::net::UnixStream::from_std(socket.into())),
+            // A SOCK_SEQPACKET socket connects, reads and writes as a Unix stream does: the
+            // framing (one message per write) is the event loop's.
+            ListenAddr::Unix(_) | ListenAddr::SeqPacket(_) => Sock::Unix(mio::net::UnixStream::from_std(socket.into())),
             ListenAddr::Udp(_) | ListenAddr::Icmp(_) => {
                 let sock = Sock::Dgram(mio::net::UdpSocket::from_std(socket.into()), None);
                 sock.reprobe(id, now_ns)?;

@@ -56,6 +56,31 @@ pub fn run_for_row(csv_name: &str, args: &[&str]) -> (Option<i32>, HashMap<Strin
     (out.status.code(), only_row(&csv))
 }
 
+/// [`run_for_row`], made again (up to three runs) while the row says the hypervisor took
+/// over a tenth of the machine's CPU in the window (steal: stalls no code here caused, which
+/// a timing check would blame on the code); returns the least stolen run.
+pub fn run_for_row_unstolen(csv_name: &str, args: &[&str]) -> (Option<i32>, HashMap<String, String>) {
+    let stolen = |row: &HashMap<String, String>| {
+        let get = |c: &str| row.get(c).and_then(|v| v.parse::<f64>().ok());
+        match (get("steal_cpu_s"), get("cpus"), get("duration_s")) {
+            (Some(s), Some(c), Some(d)) if c * d > 0.0 => s / (c * d),
+            _ => 0.0,
+        }
+    };
+    let mut best = run_for_row(csv_name, args);
+    for _ in 1..3 {
+        if stolen(&best.1) <= 0.10 {
+            break;
+        }
+        eprintln!("(the hypervisor took over a tenth of the machine in that run: made again)");
+        let again = run_for_row(csv_name, args);
+        if stolen(&again.1) < stolen(&best.1) {
+            best = again;
+        }
+    }
+    best
+}
+
 /// Reads a CSV report into (header, rows as name -> value maps).
 pub fn read_csv(path: &Path) -> (Vec<String>, Vec<HashMap<String, String>>) {
     let mut r = csv::Reader::from_path(path).unwrap();

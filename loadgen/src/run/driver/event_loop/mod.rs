@@ -151,10 +151,10 @@ impl<'a> Client<'a> {
                 io,
                 send_times: Vec::with_capacity(if schedule == Schedule::Closed { 0 } else { SEND_SAMPLE }),
                 rx_stamps: cfg.rx_timestamps,
-                framing: if addr.is_datagram() {
-                    Framing::Datagram
-                } else {
-                    Framing::Stream
+                framing: match addr {
+                    _ if addr.is_datagram() => Framing::Datagram,
+                    ListenAddr::SeqPacket(_) => Framing::Packet,
+                    _ => Framing::Stream,
                 },
             },
             ready: Vec::with_capacity(1024),
