@@ -270,9 +270,9 @@ pub fn probe(addr: &ListenAddr, timeout: Duration) -> Result<(), Error> {
             })
         }
     };
-    result.map_err(|e| {
-        Error::CannotRun(format!(
-            "cannot connect to {addr}: {e} (is the server running? check --addr)"
-        ))
-    })
+    let hint = match addr {
+        ListenAddr::Icmp(_) => "does the host answer echo requests? check --addr and net.ipv4.icmp_echo_ignore_all",
+        _ => "is the server running? check --addr",
+    };
+    result.map_err(|e| Error::CannotRun(format!("cannot connect to {addr}: {e} ({hint})")))
 }

@@ -53,12 +53,17 @@ fn the_kernels_echo_is_loaded_over_ipv4_and_ipv6_with_nothing_lost() {
 /// or off for every group, and CAP_NET_RAW dropped; `None` when this process cannot make
 /// one (not root).
 fn in_namespace(ping_sockets: bool, args: &[&str]) -> Option<Output> {
+    in_namespace_with(ping_sockets, "", args)
+}
+
+/// [`in_namespace`], with `setup` (shell) run in the namespace first.
+fn in_namespace_with(ping_sockets: bool, setup: &str, args: &[&str]) -> Option<Output> {
     if !rustix::process::geteuid().is_root() {
         return None;
     }
     let range = if ping_sockets { "0 2147483647" } else { "1 0" };
     let script = format!(
-        "ip link set lo up && echo '{range}' > /proc/sys/net/ipv4/ping_group_range && \
+        "ip link set lo up && echo '{range}' > /proc/sys/net/ipv4/ping_group_range && {setup} \
          exec setpriv --bounding-set -net_raw --inh-caps -net_raw \"$0\" \"$@\""
     );
     let out = Command::new("unshare")
@@ -114,4 +119,31 @@ fn ping_sockets_alone_carry_it_and_with_neither_kind_the_exit_is_3_naming_both_r
     ] {
         assert!(err.contains(needed), "names {needed}: {err}");
     }
+}
+
+#[test]
+fn a_host_that_ignores_echo_requests_is_unreachable_not_a_hang() {
+    let _machine = common::shared();
+    let t = std::time::Instant::now();
+    let Some(out) = in_namespace_with(
+        true,
+        "echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all &&",
+        &["--addr", "icmp://127.0.0.1", "-c", "1", "-d", "300ms"],
+    ) else {
+        return testkit::skip(
+            "a_host_that_ignores_echo_requests_is_unreachable_not_a_hang",
+            "needs root to create a network namespace",
+        );
+    };
+    assert_eq!(out.status.code(), Some(3), "no reply: the target cannot be reached");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("icmp://127.0.0.1") && err.contains("no ICMP echo reply"),
+        "{err}"
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(30),
+        "bounded: {:?}",
+        t.elapsed()
+    );
 }
