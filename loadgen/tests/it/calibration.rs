@@ -333,16 +333,20 @@ fn every_pacing_mode_keeps_the_rate_and_spinning_is_not_taken_for_saturation() {
         assert!(work <= busy + 1e-9, "{mode}: work {work} > busy {busy}");
         if mode == "spin" {
             // It spins a whole core at a load that needs a few percent of one: busy, not
-            // saturated, and no verdict blames the generator.
+            // saturated, and no verdict says the generator could not keep up.
             assert!(busy > 0.5, "spin: busiest thread {busy}");
             assert!(work < 0.5, "spin: work {work} of a core at 2000 msg/s");
-            // Unless other processes took the CPU (then a spinning thread is preempted and its
-            // sends run late by a scheduler tick: the run says so, and so would anyone's).
+            let keep_up = v["keep_up"].as_str().unwrap_or("");
+            assert!(!keep_up.contains("could not keep up"), "spin: {keep_up}");
+            // Its pacing is late only where other processes took the CPU (a spinning thread
+            // is then preempted and its sends run late by a scheduler tick: the run says so).
+            // Replies held back by a descheduled server are the server's lateness, named as
+            // such, and outside this test's claim.
             let disturbed = v["warnings"].as_array().is_some_and(|w| {
                 w.iter()
                     .any(|w| w.as_str().is_some_and(|w| w.contains("other processes")))
             });
-            assert!(v["keep_up"].is_null() || disturbed, "spin: {}", v["keep_up"]);
+            assert!(!keep_up.contains("pacing was late") || disturbed, "spin: {keep_up}");
         }
     }
 }
