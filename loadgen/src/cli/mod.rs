@@ -176,6 +176,18 @@ pub struct LoadArgs {
         allow_hyphen_values = true
     )]
     pub duration: String,
+    /// Load that changes over time: stages D:T (a linear ramp from the previous target to
+    /// T over D; the first from 0) or D@T (a step to T, held for D), comma-separated, e.g.
+    /// 30s:1k,2m:10k,10s@20k,10s:0. The targets are messages per second (open loop) or,
+    /// with --stage-target conns, open connections (closed loop). The run lasts as long as
+    /// the stages, with no warm-up (put one first); each stage is reported on its own (a
+    /// CSV row each). Every stage's length must be a multiple of --interval.
+    #[arg(help_heading = "Load", long, value_name = "STAGES", conflicts_with_all = ["duration", "warmup"])]
+    pub stages: Option<String>,
+    /// What --stages' targets count: rate (messages per second) or conns (open
+    /// connections; --conns is then the most).
+    #[arg(help_heading = "Load", long, value_enum, value_name = "rate|conns", default_value_t = crate::config::StageTarget::Rate)]
+    pub stage_target: crate::config::StageTarget,
     /// Unmeasured time before the measured window.
     #[arg(help_heading = "Load", long, default_value = "1s", allow_hyphen_values = true)]
     pub warmup: String,

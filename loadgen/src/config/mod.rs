@@ -14,11 +14,13 @@ mod defaults;
 mod kinds;
 mod parse;
 mod slo;
+mod stages;
 pub mod token;
 pub mod values;
 use defaults::agent_target;
 pub use defaults::{default_threads, pool_workers, AgentTarget, WARMUP_AUTO_CAP};
 pub use slo::{parse_goals, Goal, Slo};
+pub use stages::StageTarget;
 
 pub use crate::cli::choice::{CloseMode, Engine, Pacing};
 pub use kinds::{
@@ -48,8 +50,12 @@ pub struct RunConfig {
     pub msg_size: usize,
     /// Messages in flight per connection.
     pub depth: usize,
-    /// Open loop rate (messages/s in total); `None` for closed loop.
+    /// Open loop rate (messages/s in total; with `--stages` their mean); `None` for closed
+    /// loop.
     pub rate: Option<f64>,
+    /// `--stages`: the rate (open loop) or the open connections (closed loop) over time;
+    /// the run lasts as long as they do, with no warm-up.
+    pub stages: Option<std::sync::Arc<crate::measure::schedule::Profile>>,
     /// `--rate auto --slo ...`: search for the highest rate that meets this objective.
     pub search: Option<Slo>,
     /// `--slo` on any other run: the objectives its report is judged by at the end (a
@@ -177,6 +183,7 @@ impl RunConfig {
                 conns: self.conns,
                 arrivals: self.arrivals,
                 seed: self.seed,
+                profile: self.stages.clone(),
             },
             None => Schedule::Closed,
         }
@@ -193,7 +200,12 @@ impl RunConfig {
             .map(|w| values::work(w, &target))
             .transpose()?
             .flatten();
-        let (duration, warmup, warmup_auto) = window(load)?;
+        let stages = stages::stages(load.stages.as_deref())?;
+        let (duration, warmup, warmup_auto) = match &stages {
+            // The stages are the run; a warm-up is a stage of its own.
+            Some(p) => (p.total(), Duration::ZERO, None),
+            None => window(load)?,
+        };
         Ok(RunConfig {
             conns: 100,
             duration,
@@ -201,7 +213,11 @@ impl RunConfig {
             warmup_auto,
             msg_size: 64,
             depth: 1,
-            rate: None,
+            rate: stages
+                .as_ref()
+                .filter(|_| load.stage_target == StageTarget::Rate)
+                .map(|p| p.mean()),
+            stages,
             search: None,
             objectives: Vec::new(),
             metrics: None,
@@ -270,6 +286,7 @@ impl TryFrom<&RunArgs> for RunConfig {
     fn try_from(a: &RunArgs) -> Result<Self, Error> {
         let target = run_target(a)?;
         let (rate, search, objectives) = rate_and_search(a)?;
+        let rate_given = rate.is_some();
         // Pacing times open-loop sends (and --conn-rate arrivals): asked for in a closed-loop
         // run it would do nothing, which the user should hear about.
         if a.load.pacing != "hybrid" && rate.is_none() && search.is_none() && a.load.conn_rate.is_none() {
@@ -306,7 +323,7 @@ impl TryFrom<&RunArgs> for RunConfig {
             conns,
             msg_size: usize::try_from(parse_size("--msg-size", &a.msg_size)?).unwrap_or(usize::MAX),
             depth: usize::try_from(parse_count("--depth", &a.depth)?).unwrap_or(usize::MAX),
-            rate,
+            rate: rate.or(base.rate),
             search,
             objectives,
             metrics: metrics_listen(a)?,
@@ -323,7 +340,7 @@ impl TryFrom<&RunArgs> for RunConfig {
             }),
             ..base
         }
-        .checked()
+        .checked_with_stages(rate_given)
     }
 }
 

@@ -304,6 +304,8 @@ fn write_down(p: Parts<'_>, d: Derived) -> Report {
         work_done: None,
         objective: None,
         objectives: Vec::new(),
+        stage: None,
+        stages: Vec::new(),
         env: d.env,
     }
 }

@@ -19,10 +19,12 @@ use std::fmt;
 use serde::Serialize;
 
 pub mod poisson;
+pub mod stages;
 #[cfg(test)]
 mod tests;
 mod walk;
 
+pub use stages::{Profile, Stage};
 pub use walk::ThreadSchedule;
 
 /// How an open loop spaces its messages in time: `--arrivals`.
@@ -73,7 +75,7 @@ impl fmt::Display for Mode {
 }
 
 /// The sending discipline of a run.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Schedule {
     /// Every connection keeps its window full.
     Closed,
@@ -87,6 +89,9 @@ pub enum Schedule {
         arrivals: Arrival,
         /// `--seed`: each connection's Poisson stream.
         seed: u64,
+        /// `--stages`: the rate changes over time (then `rate` is its mean); the times of
+        /// the constant schedule at `rate` are warped onto it (see [`stages`]).
+        profile: Option<std::sync::Arc<Profile>>,
     },
 }
 
@@ -103,6 +108,16 @@ impl Schedule {
     /// start. Closed loop has none.
     #[inline]
     pub fn intended_ns(&self, conn: u32, seq: u64) -> Option<u64> {
+        let base = self.base_ns(conn, seq)?;
+        Some(match self.profile() {
+            None => base as u64,
+            Some((p, rate)) => p.time_of_area(rate * base / 1e9) as u64,
+        })
+    }
+
+    /// The intended time of the constant schedule at `rate`, before any warp (ns).
+    #[inline]
+    fn base_ns(&self, conn: u32, seq: u64) -> Option<f64> {
         match *self {
             Schedule::Closed => None,
             Schedule::Open {
@@ -110,23 +125,41 @@ impl Schedule {
                 conns,
                 arrivals,
                 seed,
+                ..
             } => {
                 let step = 1e9 / rate;
                 let period = conns as f64 * step;
                 Some(match arrivals {
-                    Arrival::Uniform => (f64::from(conn) * step + seq as f64 * period) as u64,
+                    Arrival::Uniform => f64::from(conn) * step + seq as f64 * period,
                     // The first message one gap after the start, like every later one.
-                    Arrival::Poisson => (period * poisson::span(poisson::start(seed, conn), seq + 1)) as u64,
+                    Arrival::Poisson => period * poisson::span(poisson::start(seed, conn), seq + 1),
                 })
             }
         }
     }
 
-    /// The mean time between two messages of one connection, ns; closed loop: `None`.
+    /// `--stages`: the profile and the mean rate the constant schedule runs at.
+    #[inline]
+    fn profile(&self) -> Option<(&Profile, f64)> {
+        match self {
+            Schedule::Open {
+                profile: Some(p), rate, ..
+            } => Some((p, *rate)),
+            _ => None,
+        }
+    }
+
+    /// The mean time between two messages of one connection, ns; closed loop, and a rate
+    /// that changes over time (`--stages`): `None`.
     pub fn period_ns(&self) -> Option<f64> {
         match *self {
-            Schedule::Closed => None,
-            Schedule::Open { rate, conns, .. } => Some(conns as f64 * 1e9 / rate),
+            Schedule::Open {
+                rate,
+                conns,
+                profile: None,
+                ..
+            } => Some(conns as f64 * 1e9 / rate),
+            _ => None,
         }
     }
 
@@ -139,14 +172,19 @@ impl Schedule {
         else {
             return None;
         };
+        // The warp is increasing: due before `t` is due before its time `u` unwarped.
+        let t = match self.profile() {
+            None => t as f64,
+            Some((p, rate)) => p.area_until(t as f64) / rate * 1e9,
+        };
         let step = 1e9 / rate;
         let (first, period) = (f64::from(conn) * step, conns as f64 * step);
         Some(match arrivals {
             // Messages k >= 0 with first + k * period < t.
-            Arrival::Uniform => ((t as f64 - first) / period).ceil().max(0.0) as u64,
+            Arrival::Uniform => ((t - first) / period).ceil().max(0.0) as u64,
             Arrival::Poisson => {
                 // Intended times grow with the sequence number: widen, then halve.
-                let before = |k: u64| self.intended_ns(conn, k).is_some_and(|at| at < t);
+                let before = |k: u64| self.base_ns(conn, k).is_some_and(|at| at < t);
                 if !before(0) {
                     return Some(0);
                 }

@@ -2,12 +2,82 @@
 
 use super::*;
 
+/// Stages 1s:1k, 500ms@3k, 1s:0, 500ms@0, 1s@500 over 10 connections.
+fn staged(arrivals: Arrival) -> Schedule {
+    let stage = |ms: u64, target: f64, step: bool| Stage {
+        duration: std::time::Duration::from_millis(ms),
+        target,
+        step,
+        spec: String::new(),
+    };
+    let p = Profile::new(vec![
+        stage(1000, 1000.0, false),
+        stage(500, 3000.0, true),
+        stage(1000, 0.0, false),
+        stage(500, 0.0, true),
+        stage(1000, 500.0, true),
+    ]);
+    Schedule::Open {
+        rate: p.mean(),
+        conns: 10,
+        arrivals,
+        seed: 7,
+        profile: Some(std::sync::Arc::new(p)),
+    }
+}
+
+#[test]
+fn staged_sends_follow_the_stages_and_none_falls_in_a_pause() {
+    for arrivals in [Arrival::Uniform, Arrival::Poisson] {
+        let s = staged(arrivals);
+        let mut times: Vec<u64> = (0..10u32)
+            .flat_map(|c| (0..2000).map(move |k| (c, k)))
+            .filter_map(|(c, k)| s.intended_ns(c, k))
+            .filter(|&t| t < 4_000_000_000)
+            .collect();
+        times.sort_unstable();
+        let count = |from_ms: u64, to_ms: u64| {
+            times
+                .iter()
+                .filter(|&&t| t >= from_ms * 1_000_000 && t < to_ms * 1_000_000)
+                .count() as f64
+        };
+        // Offered: 500 in the first second, 1500 in the step, 1500 in the ramp down, 0 in
+        // the pause, 500 in the last second.
+        for (from, to, want) in [
+            (0, 1000, 500.0),
+            (1000, 1500, 1500.0),
+            (1500, 2500, 1500.0),
+            (3000, 4000, 500.0_f64),
+        ] {
+            let got = count(from, to);
+            let slack = if arrivals == Arrival::Uniform {
+                2.0
+            } else {
+                5.0 * want.sqrt()
+            };
+            assert!(
+                (got - want).abs() <= slack,
+                "{arrivals:?} [{from}, {to}) ms: {got} sends, {want} offered"
+            );
+        }
+        assert_eq!(count(2500, 3000), 0.0, "{arrivals:?}: nothing in the pause");
+        // The ramp's first half offers a quarter of its sends.
+        let first_half = count(0, 500);
+        assert!(
+            (first_half - 125.0).abs() <= if arrivals == Arrival::Uniform { 2.0 } else { 40.0 },
+            "{first_half}"
+        );
+    }
+}
+
 fn open(rate: f64, conns: usize, arrivals: Arrival) -> Schedule {
     Schedule::Open {
         rate,
         conns,
         arrivals,
         seed: 7,
+        profile: None,
     }
 }
 
@@ -79,6 +149,7 @@ fn poisson_gaps_are_exponential_at_the_connections_rate() {
         conns: 4,
         arrivals: Arrival::Poisson,
         seed: 8,
+        profile: None,
     };
     assert_ne!(other.intended_ns(2, 5), s.intended_ns(2, 5));
 }
@@ -95,19 +166,23 @@ fn open_schedule_spreads_the_total_rate() {
 #[test]
 fn catching_up_lands_where_walking_would() {
     // Thread 1 of 3 over 10 connections (1, 4, 7), at an odd rate, both arrival kinds.
-    for arrivals in [Arrival::Uniform, Arrival::Poisson] {
-        let s = open(777.0, 10, arrivals);
-        for t in [0, 1, 1_286_000, 5_000_000, 99_999_999, 1_000_000_000] {
-            let mut walk = ThreadSchedule::new(s, vec![1, 4, 7]);
+    // And the same warped onto stages (a ramp, a step, a ramp down to 0, a pause).
+    let schedules = [Arrival::Uniform, Arrival::Poisson]
+        .into_iter()
+        .flat_map(|a| [open(777.0, 10, a), staged(a)]);
+    for s in schedules {
+        let arrivals = format!("{s:?}");
+        for t in [0, 1, 1_286_000, 5_000_000, 99_999_999, 1_000_000_000, 2_500_000_000] {
+            let mut walk = ThreadSchedule::new(s.clone(), vec![1, 4, 7]);
             while let Some((_, _, at)) = walk.peek() {
                 if at > t {
                     break;
                 }
                 walk.advance();
             }
-            let mut jumped = ThreadSchedule::new(s, vec![1, 4, 7]);
+            let mut jumped = ThreadSchedule::new(s.clone(), vec![1, 4, 7]);
             jumped.catch_up(t);
-            assert_eq!(jumped.position(), walk.position(), "{arrivals:?} t {t}");
+            assert_eq!(jumped.position(), walk.position(), "{arrivals} t {t}");
             for slot in 0..3 {
                 assert_eq!(jumped.next_seq(slot), walk.next_seq(slot), "t {t}, slot {slot}");
             }
@@ -134,7 +209,7 @@ fn thread_walk_is_time_ordered_and_complete() {
         let mut all = Vec::new();
         for t in 0..3u32 {
             let ids: Vec<u32> = (t..10).step_by(3).collect();
-            let mut w = ThreadSchedule::new(s, ids.clone());
+            let mut w = ThreadSchedule::new(s.clone(), ids.clone());
             let mut last = 0;
             for _ in 0..300 {
                 let (slot, seq, at) = w.peek().unwrap();
@@ -169,6 +244,7 @@ fn the_promised_poisson_schedule_passes_the_arrivals_check() {
             conns,
             arrivals: Arrival::Poisson,
             seed,
+            profile: None,
         };
         let mut walk = ThreadSchedule::new(s, (0..conns as u32).collect());
         let mut times = Vec::new();

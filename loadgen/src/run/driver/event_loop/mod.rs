@@ -138,7 +138,7 @@ impl<'a> Client<'a> {
             ctx: Ctx {
                 msg_size: cfg.msg_size,
                 depth: depth as u64,
-                schedule,
+                schedule: schedule.clone(),
                 open_loop: cfg.mode() == crate::measure::schedule::Mode::Open,
                 start: now,
                 warm_ns,
@@ -149,7 +149,7 @@ impl<'a> Client<'a> {
                 rbuf: vec![0; BUF].into_boxed_slice(),
                 wbuf: vec![0; BUF.min(cfg.msg_size * depth).max(1) + cfg.wire_prefix()].into_boxed_slice(),
                 io,
-                send_times: Vec::with_capacity(if schedule == Schedule::Closed { 0 } else { SEND_SAMPLE }),
+                send_times: Vec::with_capacity(if closed { 0 } else { SEND_SAMPLE }),
                 rx_stamps: cfg.rx_timestamps,
                 framing: match addr {
                     _ if addr.is_datagram() => Framing::Datagram,
