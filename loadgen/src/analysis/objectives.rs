@@ -40,12 +40,40 @@ pub fn judge(goals: &[Goal], r: &Report) -> Vec<ObjectiveResult> {
 }
 
 /// Judges `r` by `goals` and writes the verdicts into it: every objective (JSON
-/// `objectives`), and the list as one with its verdict (CSV `slo`, `slo_met`).
+/// `objectives`), and the list as one with its verdict (CSV `slo`, `slo_met`). With
+/// `--stages` each stage is judged on its own (a stage that asked for nothing, a pause at
+/// 0, only by the errors objective), and the run's verdicts are the stages', each named
+/// with its stage.
 pub fn apply(goals: &[Goal], r: &mut Report) {
     if goals.is_empty() {
         return;
     }
-    let results = judge(goals, r);
+    if r.stages.is_empty() {
+        let results = judge(goals, r);
+        write(goals, r, results);
+        return;
+    }
+    let mut results = Vec::new();
+    for s in &mut r.stages {
+        let idle = s.stage.as_ref().is_some_and(|i| i.from <= 0.0 && i.to <= 0.0);
+        let judged: Vec<Goal> = goals
+            .iter()
+            .filter(|g| !idle || matches!(g, Goal::Errors(_)))
+            .cloned()
+            .collect();
+        let mine = judge(&judged, s);
+        let name = s.stage.as_ref().map(|i| i.cell()).unwrap_or_default();
+        results.extend(mine.iter().map(|o| ObjectiveResult {
+            objective: format!("{} in stage {name}", o.objective),
+            ..o.clone()
+        }));
+        write(&judged, s, mine);
+    }
+    write(goals, r, results);
+}
+
+/// Writes `results` (judged by `goals`) into `r`.
+fn write(goals: &[Goal], r: &mut Report, results: Vec<ObjectiveResult>) {
     let breach = results.iter().find(|o| !o.met).map(|o| {
         format!(
             "{}: measured {}",
@@ -55,11 +83,7 @@ pub fn apply(goals: &[Goal], r: &mut Report) {
         )
     });
     r.objective = Some(Objective {
-        slo: results
-            .iter()
-            .map(|o| o.objective.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        slo: goals.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         met: breach.is_none(),
         reason: breach,
     });

@@ -149,13 +149,15 @@ fn report_header(path: &Path, text: &str) -> Result<Vec<String>, Error> {
 
 /// The report's row laid out under `columns` (matched by name; unknown columns empty).
 fn row_under(columns: &[String], report: &Report) -> Vec<u8> {
-    let values = fields(report);
-    let cells = columns
-        .iter()
-        .map(|c| HEADER.iter().position(|h| h == c).map_or("", |i| values[i].as_str()));
     let mut w = csv::Writer::from_writer(Vec::new());
-    // Writing to a Vec cannot fail.
-    let _ = w.write_record(cells);
+    for r in report.csv_rows() {
+        let values = fields(r);
+        let cells = columns
+            .iter()
+            .map(|c| HEADER.iter().position(|h| h == c).map_or("", |i| values[i].as_str()));
+        // Writing to a Vec cannot fail.
+        let _ = w.write_record(cells);
+    }
     w.into_inner().unwrap_or_default()
 }
 

@@ -7,7 +7,9 @@ use crate::report::units::{per_s, us};
 use crate::report::Report;
 
 mod costs;
+mod stages;
 use costs::{client, machine, server};
+use stages::stages;
 
 fn percentiles(out: &mut String, name: &str, p: &Percentiles) {
     let _ = writeln!(
@@ -61,14 +63,26 @@ pub fn render(r: &Report) -> String {
 }
 
 /// The summary's sections, in the order they print.
-const SECTIONS: [fn(&mut String, &Report); 13] = [
-    headline, throughput, latency, schedule, connect, warnings, errors, fairness, server, client, machine, setup,
-    status,
+const SECTIONS: [fn(&mut String, &Report); 14] = [
+    headline, throughput, latency, stages, schedule, connect, warnings, errors, fairness, server, client, machine,
+    setup, status,
 ];
 
 /// What ran: target, address, transport, load, window.
 fn headline(o: &mut String, r: &Report) {
     let mode = match (r.rate, r.conn_rate, r.reconnect_every) {
+        _ if !r.stages.is_empty() => {
+            let specs: Vec<&str> = r
+                .stages
+                .iter()
+                .filter_map(|s| s.stage.as_ref())
+                .map(|s| s.spec.as_str())
+                .collect();
+            match r.rate {
+                Some(rate) => format!("open loop in stages {} (mean {} msg/s)", specs.join(","), per_s(rate)),
+                None => format!("closed loop in stages of connections {}", specs.join(",")),
+            }
+        }
         (Some(rate), _, _) => format!("open loop at {} msg/s", per_s(rate)),
         (None, Some((rate, n)), _) => {
             format!(

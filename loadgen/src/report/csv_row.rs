@@ -1,7 +1,7 @@
 //! The schema-1 CSV row: the contract's columns, in the contract's order.
 
 use crate::measure::record::Ci;
-use crate::report::Report;
+use crate::report::{Report, StageInfo};
 
 /// A column: its name, what it holds (for the reference), and its value in a report.
 #[cfg_attr(not(test), allow(dead_code))] // the reference's fields are read by its test
@@ -35,7 +35,7 @@ macro_rules! col {
 /// name and its value never come apart. Readers match columns by name; new columns go at
 /// the end.
 #[rustfmt::skip]
-pub const COLUMNS: [Column; 88] = [
+pub const COLUMNS: [Column; 89] = [
     col!("schema", "", "2026-11-25", "the CSV schema's version: 1", |r| r.schema.to_string()),
     col!("timestamp", "RFC 3339", "2026-11-25", "when the run started (UTC, whole seconds)", |r| r.timestamp.clone()),
     col!("label", "", "2026-11-25", "`--label` as given", |r| r.label.clone()),
@@ -75,7 +75,7 @@ pub const COLUMNS: [Column; 88] = [
     col!("server_cpu_s", "s", "2026-11-25", "the server's CPU time in the window; empty when its process is unknown", |r| opt(r.server.and_then(|s| s.cpu_s), |v| f(v, 3))),
     col!("server_rss_kib", "KiB", "2026-11-25", "the server's peak resident memory (VmHWM)", |r| opt(r.server.and_then(|s| s.peak_rss_kib), |v| v.to_string())),
     col!("server_threads", "", "2026-11-25", "the server's peak thread count", |r| opt(r.server.and_then(|s| s.peak_threads), |v| v.to_string())),
-    col!("client_cpu_s", "s", "2026-11-25", "loadgen's own CPU time in the window", |r| if r.client_cpu_s == 0.0 && r.counters.msgs == 0 { String::new() } else { f(r.client_cpu_s, 3) }),
+    col!("client_cpu_s", "s", "2026-11-25", "loadgen's own CPU time in the window", |r| if (r.client_cpu_s == 0.0 && r.counters.msgs == 0) || r.stage.is_some() { String::new() } else { f(r.client_cpu_s, 3) }),
     col!("client_rss_kib", "KiB", "2026-11-25", "loadgen's peak resident memory", |r| if r.client_rss_kib == 0 { String::new() } else { r.client_rss_kib.to_string() }),
     col!("status", "", "2026-11-25", "`ok`, `behind` (open loop: sent under 90% of its rate), `errors`, `partial` (stopped early) or `failed`", |r| r.status.to_string()),
     col!("host", "", "2026-11-25", "the client's host name", |r| r.env.host.clone()),
@@ -124,6 +124,7 @@ pub const COLUMNS: [Column; 88] = [
     col!("work_done_mean_us", "µs", "2026-12-07", "`--work`: the work the server measured it did per message", |r| opt(r.work_per_msg(), |(_, d)| f(d, 2))),
     col!("slo", "", "2026-12-07", "`--slo` (a run or `sweep`): the objectives as one, e.g. `p99 <= 5000 us, errors <= 0`", |r| r.objective.as_ref().map_or(String::new(), |o| o.slo.clone())),
     col!("slo_met", "", "2026-12-07", "`--slo`: `yes` when every objective was met, else `no`", |r| opt(r.objective.as_ref(), |o| if o.met { "yes" } else { "no" }.to_string())),
+    col!("stage", "", "2026-12-07", "`--stages`: the stage this row measured, its place from 1 and its spec (`3 2s@20k`); its cost columns are empty (CPU is read at the window's ends); empty without stages", |r| opt(r.stage.as_ref(), StageInfo::cell)),
 ];
 
 /// The header, in order.
@@ -220,7 +221,9 @@ pub fn render(r: &Report, with_header: bool) -> Vec<u8> {
     if with_header {
         let _ = w.write_record(HEADER);
     }
-    let _ = w.write_record(fields(r));
+    for row in r.csv_rows() {
+        let _ = w.write_record(fields(row));
+    }
     w.into_inner().unwrap_or_default()
 }
 

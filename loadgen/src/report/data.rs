@@ -284,6 +284,17 @@ pub struct StageInfo {
     pub of: &'static str,
 }
 
+impl Report {
+    /// The CSV rows of this report: a row per stage with `--stages`, else its own.
+    pub fn csv_rows(&self) -> Vec<&Report> {
+        if self.stages.is_empty() {
+            vec![self]
+        } else {
+            self.stages.iter().collect()
+        }
+    }
+}
+
 impl StageInfo {
     /// `3 2s@20k`: the CSV's `stage` cell.
     pub fn cell(&self) -> String {
@@ -415,6 +426,10 @@ impl Report {
 
     /// Client CPU per message, µs.
     pub fn client_us_per_msg(&self) -> Option<f64> {
+        // A stage's row has no CPU reading of its own.
+        if self.stage.is_some() {
+            return None;
+        }
         per_msg(self.client_cpu_s, self.counters.msgs)
     }
 
@@ -449,6 +464,10 @@ impl Report {
 
     /// Whether the window was steady (`stats::steady`); `None` when too short to judge.
     pub fn steadiness(&self) -> Option<crate::stats::steady::Steadiness> {
+        // A run of stages changes its load on purpose: each stage is judged on its own.
+        if !self.stages.is_empty() {
+            return None;
+        }
         if self.status == Status::Behind {
             // A rate not offered is not a steady state of the asked load, whatever the halves.
             let s = crate::stats::steady::Steadiness {

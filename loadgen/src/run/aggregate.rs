@@ -49,6 +49,9 @@ pub(crate) struct Aggregator {
     hold: u32,
     /// The held intervals, in order.
     held: Vec<Interval>,
+    /// `--stages`: the index of each stage's first interval, and each stage's intervals
+    /// merged (one interval's histograms a stage, however long the run).
+    stages: Vec<(u32, Interval)>,
 }
 
 impl Aggregator {
@@ -62,6 +65,35 @@ impl Aggregator {
             threads,
             hold: 0,
             held: Vec::new(),
+            stages: Vec::new(),
+        }
+    }
+
+    /// Also merges the intervals of each stage apart; `starts` holds the index of each
+    /// stage's first interval, increasing (see `run::staged`).
+    pub(crate) fn staged(mut self, starts: &[u32]) -> Self {
+        self.stages = starts.iter().map(|&i| (i, Interval::new(None))).collect();
+        self
+    }
+
+    /// `--stages`: each stage's intervals merged; the first also holds the errors of the
+    /// connection phase, as the totals do.
+    pub(crate) fn stages(&self) -> Vec<Interval> {
+        let mut out: Vec<Interval> = self.stages.iter().map(|(_, iv)| iv.clone()).collect();
+        if let Some(first) = out.first_mut() {
+            first.counters += self.warmup_errors();
+        }
+        out
+    }
+
+    /// The warm-up's (and connection phase's) error counts, nothing else.
+    fn warmup_errors(&self) -> Counters {
+        Counters {
+            msgs: 0,
+            bytes: 0,
+            sent: 0,
+            conns_opened: 0,
+            ..self.warmup.counters
         }
     }
 
@@ -142,6 +174,13 @@ impl Aggregator {
             p99_us: p.p99_us,
             errors: iv.counters.errors(),
         });
+        if let Some(i) = iv.index {
+            // The last stage starting at or before this interval.
+            let k = self.stages.partition_point(|&(start, _)| start <= i);
+            if let Some((_, stage)) = k.checked_sub(1).and_then(|k| self.stages.get_mut(k)) {
+                stage.merge(&iv);
+            }
+        }
         if iv.index.is_some_and(|i| i < self.hold) {
             self.held.push(iv);
         } else {
@@ -154,14 +193,7 @@ impl Aggregator {
     /// warmup and window together.
     pub(crate) fn total(&self) -> Interval {
         let mut total = self.total.clone();
-        let w = self.warmup.counters;
-        total.counters += Counters {
-            msgs: 0,
-            bytes: 0,
-            sent: 0,
-            conns_opened: 0,
-            ..w
-        };
+        total.counters += self.warmup_errors();
         total
     }
 
@@ -250,6 +282,24 @@ mod tests {
         let rows = agg.rows(Duration::from_secs(1), Duration::from_secs(8));
         assert_eq!(rows.len(), 8, "the series starts after the warm-up");
         assert_eq!(rows[0].msgs_s, 100.0);
+    }
+
+    #[test]
+    fn stages_merge_their_own_intervals() {
+        let mut agg = Aggregator::new(1).staged(&[0, 2, 3]);
+        agg.warmup.counters.timeouts = 1;
+        for i in 0..5 {
+            agg.add(&iv(i, 1000 * (u64::from(i) + 1)));
+            while agg.complete_next(false, |_| {}) {}
+        }
+        let stages = agg.stages();
+        let msgs: Vec<u64> = stages.iter().map(|s| s.counters.msgs).collect();
+        assert_eq!(msgs, [2, 1, 2]);
+        assert_eq!(
+            stages[0].counters.timeouts, 1,
+            "the connection phase's errors go with the first stage"
+        );
+        assert_eq!(stages[2].latency.max(), agg.total().latency.max());
     }
 
     #[test]

@@ -88,7 +88,7 @@ fn server_workers(cfg: &RunConfig) -> Option<usize> {
 /// measured): advice about a saturated client depends on them. The server's busy threads
 /// are its workers when loadgen started it (its other threads wait), else the threads
 /// observed.
-fn room(cfg: &RunConfig, server: Option<ServerCost>) -> verdict::Room {
+pub(super) fn room(cfg: &RunConfig, server: Option<ServerCost>) -> verdict::Room {
     verdict::Room {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         client_threads: cfg.threads,

@@ -24,6 +24,7 @@ pub(crate) mod live;
 pub(crate) mod ports;
 mod progress;
 pub(crate) mod remote;
+pub(crate) mod staged;
 pub(crate) mod target;
 mod verdict;
 mod warmup;
@@ -85,6 +86,9 @@ fn open_hlog(cfg: &RunConfig, target: &str) -> anyhow::Result<(Option<HlogWriter
         .map_err(|e| crate::error::flag_error("--hdr-log", path.display(), format!("{e:#}")))?;
     let created = Instant::now();
     log.comment(&shard::run_note(&shard::RunStamp::of(cfg, target)));
+    if let Some(p) = &cfg.stages {
+        log.comment(&staged::log_note(p, cfg.rate.is_some()));
+    }
     Ok((Some(log), created))
 }
 
@@ -155,6 +159,8 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let warnings = window.warning.into_iter().chain(late_readings).chain(machine_warnings);
     report.warnings.extend(warnings.chain(work_warnings));
     report.work_done = work_done;
+    let room = assemble::room(&window.cfg, report.server);
+    report.stages = staged::reports(&report, &window.cfg, seen.agg.stages(), window.measured, &room);
     if let Some(log) = hlog {
         let result = shard::ShardResult::of(
             &report,
@@ -355,7 +361,9 @@ fn drive(
         // The sampling below must not preempt client threads pinned to their own CPUs.
         let _off_client_cpus = cfg.pin_client.as_deref().and_then(sys::avoid_cpus);
         let mut seen = Observed {
-            agg: Aggregator::new(handles.len()).holding(warmup::intervals_to_hold(cfg)),
+            agg: Aggregator::new(handles.len())
+                .holding(warmup::intervals_to_hold(cfg))
+                .staged(&staged::starts(cfg)),
             watch: Watch::new(),
             cost: Cost::new(probe),
             outputs: Vec::new(),

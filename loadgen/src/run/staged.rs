@@ -1,0 +1,163 @@
+//! `--stages`: each stage reported on its own, from the intervals it holds (every stage
+//! starts on an interval's boundary; the configuration checks that), beside the whole run.
+//!
+//! A stage's report is the whole run's with what the stage measured in place of the
+//! window's: counts, latency and lateness percentiles, rates, whether the stage's schedule
+//! was kept, its status and its intervals. What is read only at the window's ends (CPU,
+//! memory, the machine, TCP_INFO) or only over the whole run (fairness per connection,
+//! the arrivals check, the server's work tally) is left out of a stage's report, never
+//! copied into it.
+
+use std::time::Duration;
+
+use super::verdict;
+use crate::config::RunConfig;
+use crate::measure::record::{Fairness, Interval, Percentiles};
+use crate::measure::schedule::Profile;
+use crate::report::{Report, StageInfo, Status};
+
+/// The index of each stage's first interval.
+pub(super) fn starts(cfg: &RunConfig) -> Vec<u32> {
+    let Some(p) = &cfg.stages else {
+        return Vec::new();
+    };
+    let every = cfg.interval.as_nanos().max(1);
+    (0..p.stages().len())
+        .map(|i| (p.start_of(i).as_nanos() / every) as u32)
+        .collect()
+}
+
+/// The interval log's note naming the stages and where each starts (seconds into the
+/// window), for `report` and `plot` to draw their boundaries.
+pub(crate) fn log_note(p: &Profile, rate: bool) -> String {
+    let starts: Vec<String> = (0..p.stages().len())
+        .map(|i| format!("{:.3}", p.start_of(i).as_secs_f64()))
+        .collect();
+    format!(
+        "Stages: {} of={} starts={}",
+        p,
+        if rate { "rate" } else { "conns" },
+        starts.join(",")
+    )
+}
+
+/// The stages of a log's note: (spec, start in seconds) each, and what they count.
+pub(crate) fn parse_log_note(notes: &[String]) -> Option<(Vec<(String, f64)>, String)> {
+    let rest = notes.iter().find_map(|n| n.strip_prefix("Stages: "))?;
+    let mut parts = rest.split(' ');
+    let specs = parts.next()?;
+    let of = parts.next()?.strip_prefix("of=")?.to_string();
+    let starts = parts.next()?.strip_prefix("starts=")?;
+    let starts: Vec<f64> = starts.split(',').map(|s| s.parse().ok()).collect::<Option<_>>()?;
+    let specs: Vec<String> = specs.split(',').map(str::to_string).collect();
+    (specs.len() == starts.len()).then(|| (specs.into_iter().zip(starts).collect(), of))
+}
+
+/// Each stage's report, from the whole run's report and the stage's merged intervals;
+/// `measured` is how long the window really ran (a stage after an early stop is left out,
+/// one cut by it is reported for the part it ran, as partial), `room` what the client had
+/// to judge its pacing by.
+pub(super) fn reports(
+    whole: &Report,
+    cfg: &RunConfig,
+    stages: Vec<Interval>,
+    measured: Duration,
+    room: &verdict::Room,
+) -> Vec<Report> {
+    let Some(p) = &cfg.stages else {
+        return Vec::new();
+    };
+    let rate_stages = cfg.rate.is_some();
+    // A shard offers its connections' share of the rate.
+    let share = cfg.my_conns() as f64 / cfg.conns.max(1) as f64;
+    let mut out = Vec::with_capacity(stages.len());
+    for (i, iv) in stages.into_iter().enumerate() {
+        let start = p.start_of(i);
+        let end = (start + p.stages()[i].duration).min(measured);
+        if end <= start {
+            break;
+        }
+        let cut = end < start + p.stages()[i].duration;
+        let secs = (end - start).as_secs_f64();
+        let (from, to) = p.ends(i);
+        let offered = p.stage_mean(i) * share;
+        let c = iv.counters;
+        let rates = c.rates(secs);
+        let open = rate_stages.then_some(());
+        let lags = verdict::Lags {
+            total_p99_us: Percentiles::of(&iv.send_lag).p99_us,
+            client_p99_us: Percentiles::of(&iv.client_lag).p99_us,
+            backpressure_p99_us: Percentiles::of(&iv.backpressure).p99_us,
+        };
+        let achieved = c.sent as f64 / secs;
+        let keep_up = open.and_then(|()| {
+            verdict::keep_up_verdict(offered, achieved, "msg/s", lags, whole.client_thread_work_max, room)
+        });
+        let behind = open.is_some() && achieved < crate::report::BEHIND_SHARE * offered;
+        let nothing_asked = to <= 0.0 && from <= 0.0;
+        let status = if nothing_asked && c.errors() == 0 && !cut {
+            Status::Ok
+        } else {
+            verdict::status(whole.conns_ok, &c, cut, behind)
+        };
+        let (lo, hi) = (start.as_secs_f64(), end.as_secs_f64());
+        let mut r = Report {
+            stage: Some(StageInfo {
+                index: i + 1,
+                spec: p.stages()[i].spec.clone(),
+                start_s: lo,
+                from,
+                to,
+                of: if rate_stages { "rate" } else { "conns" },
+            }),
+            stages: Vec::new(),
+            rate: open.map(|()| offered),
+            conns: if rate_stages {
+                whole.conns
+            } else {
+                from.max(to).ceil() as usize
+            },
+            duration_s: secs,
+            warmup_s: 0.0,
+            counters: c,
+            throughput_msgs_s: rates.msgs_s,
+            throughput_mib_s: rates.mib_s,
+            latency: Percentiles::of(&iv.latency),
+            latency_spectrum: crate::measure::record::spectrum::spectrum(&iv.latency),
+            raw: open.map(|()| Percentiles::of(&iv.raw)),
+            send_lag: open.map(|()| Percentiles::of(&iv.send_lag)),
+            client_lag: open.map(|()| Percentiles::of(&iv.client_lag)),
+            backpressure: open.map(|()| Percentiles::of(&iv.backpressure)),
+            rx_delay: (!iv.rx_delay.is_empty()).then(|| Percentiles::of(&iv.rx_delay)),
+            achieved_rate: open.map(|()| achieved),
+            keep_up,
+            warnings: if cut {
+                vec![format!("the run stopped {:.1} s into this stage", secs)]
+            } else {
+                Vec::new()
+            },
+            status,
+            intervals: whole
+                .intervals
+                .iter()
+                .filter(|row| row.t_s > lo + 1e-9 && row.t_s <= hi + 1e-9)
+                .cloned()
+                .collect(),
+            // Read at the window's ends, or over the whole run only: see the module.
+            server: None,
+            machine: None,
+            client_cpu_s: 0.0,
+            tcp: None,
+            fairness: Fairness::default(),
+            starved_conns: Vec::new(),
+            arrivals_check: None,
+            work_done: None,
+            objectives: Vec::new(),
+            objective: None,
+            ..whole.clone()
+        };
+        r.widen_cis_by_batches();
+        out.push(r);
+    }
+    out
+}
