@@ -23,8 +23,7 @@ pub(super) fn run(a: &PlotArgs) -> anyhow::Result<u8> {
     }
     let is_log = a.input.extension().is_some_and(|e| e == "hlog");
     if is_log {
-        let logs = crate::measure::hlog::read(&a.input)?;
-        let merged = crate::scale::merge::merge(&[logs]);
+        let merged = crate::scale::merge::read_log(&a.input)?;
         let title = a
             .title
             .clone()
@@ -36,6 +35,24 @@ pub(super) fn run(a: &PlotArgs) -> anyhow::Result<u8> {
         sink::write_file(&a.out, plot::spectrum(&title, &lines)?.as_bytes())?;
         if !to_stdout {
             println!("wrote {}", a.out.display());
+            // Over time beside it: throughput (and the offered rate of --stages) and p99,
+            // each stage's start marked.
+            let name = a
+                .input
+                .file_stem()
+                .map_or("log".into(), |n| n.to_string_lossy().into_owned());
+            let t = plot::time::series(&name, &merged);
+            for (suffix, what, series, log_y) in [
+                ("-time", "throughput (msg/s)", &t.throughput, false),
+                ("-time-p99", "p99 latency (µs)", &t.p99, true),
+            ] {
+                let path = suffixed(&a.out, suffix);
+                let title = format!("{} over time, {name}", what.split(' ').next().unwrap_or(what));
+                if let Ok(svg) = plot::time::chart(&title, what, series, log_y, &t.marks) {
+                    sink::write_file(&path, svg.as_bytes())?;
+                    println!("wrote {}", path.display());
+                }
+            }
         }
         return Ok(0);
     }

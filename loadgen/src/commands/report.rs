@@ -28,8 +28,8 @@ pub(super) fn run(a: &ReportArgs) -> anyhow::Result<u8> {
         .hlog
         .iter()
         .map(|p| {
-            let logs = crate::measure::hlog::read(p).map_err(|e| crate::error::Error::Input(format!("{e:#}")))?;
-            Ok((name(p), crate::scale::merge::merge(&[logs])))
+            let merged = crate::scale::merge::read_log(p).map_err(|e| crate::error::Error::Input(format!("{e:#}")))?;
+            Ok((name(p), merged))
         })
         .collect::<Result<Vec<_>, crate::error::Error>>()?;
     let study = Study {

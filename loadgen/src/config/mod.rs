@@ -20,7 +20,7 @@ pub mod values;
 use defaults::agent_target;
 pub use defaults::{default_threads, pool_workers, AgentTarget, WARMUP_AUTO_CAP};
 pub use slo::{parse_goals, Goal, Slo};
-pub use stages::StageTarget;
+pub use stages::{stages_of_log, StageTarget};
 
 pub use crate::cli::choice::{CloseMode, Engine, Pacing};
 pub use kinds::{

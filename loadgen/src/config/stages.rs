@@ -23,21 +23,21 @@ pub enum StageTarget {
     Conns,
 }
 
-/// Parses `D:T` (a ramp to T over D) and `D@T` (a step to T, held for D), comma-separated;
-/// `T` with an SI suffix (`10k`). Every error names the stage.
+/// Parses `--stages` (see [`parse_profile`]); an error names the flag and the stage.
 pub fn parse_stages(s: &str) -> Result<Profile, Error> {
-    const FLAG: &str = "--stages";
+    parse_profile(s, MAX_STAGES).map_err(|why| invalid("--stages", s, why))
+}
+
+/// Parses `D:T` (a ramp to T over D) and `D@T` (a step to T, held for D), comma-separated,
+/// at most `max` of them; `T` with an SI suffix (`10k`). An error names the stage.
+pub fn parse_profile(s: &str, max: usize) -> Result<Profile, String> {
     let items: Vec<&str> = s.split(',').map(str::trim).collect();
-    if items.len() > MAX_STAGES {
-        return Err(invalid(
-            FLAG,
-            s,
-            format!("{} stages; at most {MAX_STAGES}", items.len()),
-        ));
+    if items.len() > max {
+        return Err(format!("{} stages; at most {max}", items.len()));
     }
     let mut stages = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let bad = |why: String| invalid(FLAG, s, format!("stage {} `{item}`: {why}", i + 1));
+        let bad = |why: String| format!("stage {} `{item}`: {why}", i + 1);
         let (d, t, step) = match (item.split_once(':'), item.split_once('@')) {
             (Some((d, t)), None) => (d, t, false),
             (None, Some((d, t))) => (d, t, true),
@@ -48,7 +48,7 @@ pub fn parse_stages(s: &str) -> Result<Profile, Error> {
             }
         };
         let duration =
-            parse_duration(FLAG, d).map_err(|_| bad(format!("`{d}` is not a duration (e.g. 500ms, 30s, 2m)")))?;
+            parse_duration("--stages", d).map_err(|_| bad(format!("`{d}` is not a duration (e.g. 500ms, 30s, 2m)")))?;
         if duration.is_zero() {
             return Err(bad("lasts no time; a stage lasts at least 1ms".into()));
         }
@@ -56,7 +56,7 @@ pub fn parse_stages(s: &str) -> Result<Profile, Error> {
             return Err(bad("stages last whole milliseconds".into()));
         }
         let target = match parse_si(t) {
-            Some(v) if v >= 0.0 && v <= 1e9 => v,
+            Some(v) if (0.0..=1e9).contains(&v) => v,
             _ => {
                 return Err(bad(format!(
                     "`{t}` is not a target: a number at least 0 and at most 1e9, e.g. 0, 500 or 10k"
@@ -72,12 +72,20 @@ pub fn parse_stages(s: &str) -> Result<Profile, Error> {
     }
     let profile = Profile::new(stages);
     if profile.peak() <= 0.0 {
-        return Err(invalid(FLAG, s, "every stage's target is 0: nothing would be sent"));
+        return Err("every stage's target is 0: nothing would be sent".into());
     }
     if profile.total() > Duration::from_secs(7 * 24 * 3600) {
-        return Err(invalid(FLAG, s, "the stages last over a week together"));
+        return Err("the stages last over a week together".into());
     }
     Ok(profile)
+}
+
+/// The stages of an interval log's notes (see [`Profile::log_note`]) and what they count
+/// (`rate` or `conns`), if it has them.
+pub fn stages_of_log(notes: &[String]) -> Option<(Profile, String)> {
+    let rest = notes.iter().find_map(|n| n.strip_prefix("Stages: "))?;
+    let (spec, of) = rest.rsplit_once(" of=")?;
+    Some((parse_profile(spec, usize::MAX).ok()?, of.to_string()))
 }
 
 /// The greatest common divisor of the stages' lengths, in whole milliseconds: the longest

@@ -346,7 +346,9 @@ fn comparison(o: &mut String, compared: Compared) {
     o.push_str("</tbody></table>\n<p>better/worse: the whole interval lies beyond ±5% in that direction; same: inside ±5%; inconclusive: neither (the verdict says how many repeats would settle it). The intervals of a table hold together at 95%.</p>\n");
 }
 
-/// An interval log: its percentile spectrum, and throughput and p99 over time.
+/// An interval log: its percentile spectrum, and throughput and p99 over time; with
+/// `--stages`, each stage's start marked on both, and the offered rate beside the achieved
+/// one.
 fn interval_log(o: &mut String, name: &str, m: &Merged) {
     let _ = writeln!(o, "<h2>Interval log {}</h2>", esc(name));
     let mut lines = vec![("latency", &m.latency)];
@@ -354,32 +356,32 @@ fn interval_log(o: &mut String, name: &str, m: &Merged) {
         lines.push(("raw service time", raw));
     }
     figure(o, plot::spectrum(&format!("Latency by percentile, {name}"), &lines));
-    let (mut tput, mut p99) = (Vec::new(), Vec::new());
-    for (start, len, h) in &m.intervals {
-        let t = (*start + *len).as_secs_f64();
-        if len.as_secs_f64() > 0.0 {
-            tput.push((t, h.len() as f64 / len.as_secs_f64()));
-        }
-        if !h.is_empty() {
-            p99.push((t, h.value_at_quantile(0.99) as f64 / 1000.0));
-        }
+    let t = plot::time::series(name, m);
+    if let Some(stages) = &t.stages {
+        let _ = writeln!(
+            o,
+            "<p>Stages: {}. A grey line marks where each starts; each stage's figures are its own CSV row.</p>",
+            esc(stages)
+        );
     }
     figure(
         o,
-        plot::time_chart(
+        plot::time::chart(
             &format!("Throughput over time, {name}"),
             "throughput (msg/s)",
-            &[(name.to_string(), tput)],
+            &t.throughput,
             false,
+            &t.marks,
         ),
     );
     figure(
         o,
-        plot::time_chart(
+        plot::time::chart(
             &format!("p99 over time, {name}"),
             "p99 latency (µs)",
-            &[(name.to_string(), p99)],
+            &t.p99,
             true,
+            &t.marks,
         ),
     );
 }

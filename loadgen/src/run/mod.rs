@@ -87,7 +87,7 @@ fn open_hlog(cfg: &RunConfig, target: &str) -> anyhow::Result<(Option<HlogWriter
     let created = Instant::now();
     log.comment(&shard::run_note(&shard::RunStamp::of(cfg, target)));
     if let Some(p) = &cfg.stages {
-        log.comment(&staged::log_note(p, cfg.rate.is_some()));
+        log.comment(&p.log_note(if cfg.rate.is_some() { "rate" } else { "conns" }));
     }
     Ok((Some(log), created))
 }

@@ -13,7 +13,6 @@ use std::time::Duration;
 use super::verdict;
 use crate::config::RunConfig;
 use crate::measure::record::{Fairness, Interval, Percentiles};
-use crate::measure::schedule::Profile;
 use crate::report::{Report, StageInfo, Status};
 
 /// The index of each stage's first interval.
@@ -25,32 +24,6 @@ pub(super) fn starts(cfg: &RunConfig) -> Vec<u32> {
     (0..p.stages().len())
         .map(|i| (p.start_of(i).as_nanos() / every) as u32)
         .collect()
-}
-
-/// The interval log's note naming the stages and where each starts (seconds into the
-/// window), for `report` and `plot` to draw their boundaries.
-pub(crate) fn log_note(p: &Profile, rate: bool) -> String {
-    let starts: Vec<String> = (0..p.stages().len())
-        .map(|i| format!("{:.3}", p.start_of(i).as_secs_f64()))
-        .collect();
-    format!(
-        "Stages: {} of={} starts={}",
-        p,
-        if rate { "rate" } else { "conns" },
-        starts.join(",")
-    )
-}
-
-/// The stages of a log's note: (spec, start in seconds) each, and what they count.
-pub(crate) fn parse_log_note(notes: &[String]) -> Option<(Vec<(String, f64)>, String)> {
-    let rest = notes.iter().find_map(|n| n.strip_prefix("Stages: "))?;
-    let mut parts = rest.split(' ');
-    let specs = parts.next()?;
-    let of = parts.next()?.strip_prefix("of=")?.to_string();
-    let starts = parts.next()?.strip_prefix("starts=")?;
-    let starts: Vec<f64> = starts.split(',').map(|s| s.parse().ok()).collect::<Option<_>>()?;
-    let specs: Vec<String> = specs.split(',').map(str::to_string).collect();
-    (specs.len() == starts.len()).then(|| (specs.into_iter().zip(starts).collect(), of))
 }
 
 /// Each stage's report, from the whole run's report and the stage's merged intervals;

@@ -28,6 +28,17 @@ pub struct Merged {
     pub span: Duration,
     /// Per aligned interval: (start after the earliest, length, merged latency).
     pub intervals: Vec<(Duration, Duration, Histogram<u64>)>,
+    /// `--stages` of the run that wrote the log, and what they count (`rate` or `conns`).
+    pub stages: Option<(crate::measure::schedule::Profile, String)>,
+}
+
+/// One interval log read and merged, with the stages its notes name.
+pub fn read_log(path: &std::path::Path) -> anyhow::Result<Merged> {
+    let (logs, notes) = hlog::read_with_notes(path)?;
+    Ok(Merged {
+        stages: crate::config::stages_of_log(&notes),
+        ..merge(&[logs])
+    })
 }
 
 /// Merges logs read with [`hlog::read`].
@@ -72,6 +83,7 @@ pub fn merge(logs: &[Vec<hlog::LoggedInterval>]) -> Merged {
             .into_iter()
             .map(|(ms, (len, h))| (Duration::from_millis(ms as u64), len, h))
             .collect(),
+        stages: None,
     }
 }
 

@@ -69,6 +69,12 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// The interval log's note naming the stages and what they count (`rate` or
+    /// `conns`), for `report` and `plot` to draw them.
+    pub fn log_note(&self, of: &str) -> String {
+        format!("Stages: {self} of={of}")
+    }
+
     /// The profile of `stages` (not empty, each longer than zero, targets finite and ≥ 0).
     pub fn new(stages: Vec<Stage>) -> Self {
         let (mut start_ns, mut before, mut prev) = (0.0, 0.0, 0.0);

@@ -15,11 +15,12 @@ use crate::report::read::Row;
 
 pub mod curve;
 pub mod style;
+pub mod time;
 
 pub use style::escape_xml;
 use style::{looks, Look, COLORS, LEGEND_WIDTH};
 
-const SIZE: (u32, u32) = (900, 560);
+pub(crate) const SIZE: (u32, u32) = (900, 560);
 /// One point of a chart: x, the mean of y over repeats, its sample standard deviation (0
 /// for one run) and the number of repeats.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -152,7 +153,7 @@ fn range(series: &[Series], f: impl Fn(&Point) -> (f64, f64)) -> (f64, f64) {
 }
 
 /// A latency axis label in µs, as the summary prints latencies: `100 µs`, `1.5 ms`, `2 s`.
-fn fmt_latency(us: f64) -> String {
+pub(crate) fn fmt_latency(us: f64) -> String {
     let trim = |v: f64| {
         let s = format!("{v:.1}");
         s.strip_suffix(".0").map_or(s.clone(), str::to_string)
@@ -166,7 +167,7 @@ fn fmt_latency(us: f64) -> String {
     }
 }
 
-fn fmt_count(v: f64) -> String {
+pub(crate) fn fmt_count(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.1}M", v / 1e6)
     } else if v >= 1e3 && (v / 1e3).fract() == 0.0 {
@@ -179,7 +180,7 @@ fn fmt_count(v: f64) -> String {
 }
 
 /// Every chart's frame: its caption, margin and axis label areas.
-fn framed<'a, 'b>(
+pub(crate) fn framed<'a, 'b>(
     root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
     title: &str,
 ) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
@@ -296,7 +297,7 @@ fn tooltips(series: &[Series], y_label: &str) -> Vec<String> {
 }
 
 /// A value as a tooltip shows it: all its significant digits up to three decimals.
-fn fmt_exact(v: f64) -> String {
+pub(crate) fn fmt_exact(v: f64) -> String {
     let s = format!("{v:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
@@ -328,68 +329,6 @@ pub fn with_tooltips(svg: &str, labels: &[String]) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// A chart of series over time (seconds on a linear x axis), a point per value with its
-/// tooltip; `log_y` for latencies (µs).
-pub fn time_chart(
-    title: &str,
-    y_label: &str,
-    series: &[(String, Vec<(f64, f64)>)],
-    log_y: bool,
-) -> anyhow::Result<String> {
-    let pts = series.iter().flat_map(|(_, p)| p.iter());
-    let (x_hi, y_lo, y_hi) = pts.fold((0.0f64, f64::INFINITY, 0.0f64), |(x, lo, hi), &(px, py)| {
-        (x.max(px), lo.min(py), hi.max(py))
-    });
-    if y_hi <= 0.0 {
-        return Err(anyhow!("nothing to plot: no interval has a value"));
-    }
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut builder = framed(&root, title);
-        macro_rules! draw {
-            ($chart:expr) => {{
-                let mut chart = $chart;
-                chart
-                    .configure_mesh()
-                    .x_desc("time (s)")
-                    .y_desc(y_label)
-                    .y_label_formatter(&|v| if log_y { fmt_latency(*v) } else { fmt_count(*v) })
-                    .draw()?;
-                for (i, (name, pts)) in series.iter().enumerate() {
-                    let color = COLORS[i % COLORS.len()];
-                    chart
-                        .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
-                        .label(name.as_str())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-                    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
-                }
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .draw()?;
-            }};
-        }
-        if log_y {
-            draw!(builder.build_cartesian_2d(0.0..x_hi * 1.02, (y_lo.max(1e-3) / 1.5..y_hi * 1.5).log_scale())?);
-        } else {
-            draw!(builder.build_cartesian_2d(0.0..x_hi * 1.02, 0.0..y_hi * 1.1)?);
-        }
-        root.present()?;
-    }
-    let labels: Vec<String> = series
-        .iter()
-        .flat_map(|(name, pts)| {
-            pts.iter()
-                .map(move |&(x, y)| format!("{name}: at {x:.2} s, {y_label} {}", fmt_exact(y)))
-        })
-        .collect();
-    Ok(with_tooltips(&svg, &labels))
 }
 
 /// The latency percentile spectrum of histograms (ns): latency against "1 in N" (log),
