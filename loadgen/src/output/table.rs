@@ -244,8 +244,13 @@ fn schedule(o: &mut String, r: &Report) {
 
 /// Connect times and how many connections opened; churn.
 fn connect(o: &mut String, r: &Report) {
+    let conn_stages = r.rate.is_none() && !r.stages.is_empty();
     let open = match r.conn_rate {
         Some(_) => format!("connections opened as they arrive, {} at most at once", r.conns),
+        None if conn_stages => format!(
+            "{} of at most {} connections open at the start, then as the stages ask (opened and closed below)",
+            r.conns_ok, r.conns
+        ),
         None => format!("{} of {} connections open", r.conns_ok, r.conns),
     };
     let _ = writeln!(
@@ -258,8 +263,9 @@ fn connect(o: &mut String, r: &Report) {
     if r.counters.conns_opened > 0 {
         let _ = writeln!(
             o,
-            "  churn      {} connections opened ({:.0}/s, {}); connect p99.9 {}; first byte p50 {}  p99 {}  max {}",
+            "  churn      {} connections opened, {} closed when done ({:.0}/s, {}); connect p99.9 {}; first byte p50 {}  p99 {}  max {}",
             r.counters.conns_opened,
+            r.counters.conns_closed,
             r.conn_rate_s,
             if r.transport.is_some_and(servers::Transport::is_datagram) {
                 "a new UDP socket each".to_string()
@@ -327,8 +333,10 @@ fn errors(o: &mut String, r: &Report) {
 /// The spread of messages over connections, and the starved ones.
 fn fairness(o: &mut String, r: &Report) {
     let f = &r.fairness;
-    if r.conn_rate.is_none() {
-        // `--conn-rate` slots carry many short connections each: no per-connection spread.
+    let conn_stages = r.rate.is_none() && !r.stages.is_empty();
+    if r.conn_rate.is_none() && !conn_stages {
+        // `--conn-rate` slots carry many short connections each, and `--stages` of
+        // connections keep some open longer on purpose: no per-connection spread.
         let _ = writeln!(
             o,
             "  fairness   per connection min {} / median {} / max {} msgs, Jain index {:.3}",

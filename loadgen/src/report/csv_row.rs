@@ -35,7 +35,7 @@ macro_rules! col {
 /// name and its value never come apart. Readers match columns by name; new columns go at
 /// the end.
 #[rustfmt::skip]
-pub const COLUMNS: [Column; 89] = [
+pub const COLUMNS: [Column; 90] = [
     col!("schema", "", "2026-11-25", "the CSV schema's version: 1", |r| r.schema.to_string()),
     col!("timestamp", "RFC 3339", "2026-11-25", "when the run started (UTC, whole seconds)", |r| r.timestamp.clone()),
     col!("label", "", "2026-11-25", "`--label` as given", |r| r.label.clone()),
@@ -125,6 +125,7 @@ pub const COLUMNS: [Column; 89] = [
     col!("slo", "", "2026-12-07", "`--slo` (a run or `sweep`): the objectives as one, e.g. `p99 <= 5000 us, errors <= 0`", |r| r.objective.as_ref().map_or(String::new(), |o| o.slo.clone())),
     col!("slo_met", "", "2026-12-07", "`--slo`: `yes` when every objective was met, else `no`", |r| opt(r.objective.as_ref(), |o| if o.met { "yes" } else { "no" }.to_string())),
     col!("stage", "", "2026-12-07", "`--stages`: the stage this row measured, its place from 1 and its spec (`3 2s@20k`); its cost columns are empty (CPU is read at the window's ends); empty without stages", |r| opt(r.stage.as_ref(), StageInfo::cell)),
+    col!("conns_closed", "", "2026-12-07", "connections the client closed in the window when done with them (churn, or `--stages` of connections going down); not errors", |r| r.counters.conns_closed.to_string()),
 ];
 
 /// The header, in order.

@@ -93,6 +93,7 @@ impl Aggregator {
             bytes: 0,
             sent: 0,
             conns_opened: 0,
+            conns_closed: 0,
             ..self.warmup.counters
         }
     }

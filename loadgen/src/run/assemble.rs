@@ -140,6 +140,12 @@ pub(crate) fn settings(cfg: &RunConfig) -> Settings {
     }
 }
 
+/// Whether connections are slots opened as the load asks, not up front, and not fairly
+/// comparable with each other: `--conn-rate`'s, and `--stages` of connections.
+fn slotted(cfg: &RunConfig) -> bool {
+    matches!(cfg.churn, Churn::ConnRate { .. }) || (cfg.stages.is_some() && cfg.rate.is_none())
+}
+
 /// What a report derives from the run's parts before writing them down: the threads'
 /// outputs merged, what each connection was due, how the schedule was kept, the latency,
 /// the machine, and the findings.
@@ -189,7 +195,7 @@ fn derive(p: &Parts<'_>) -> Derived {
     Derived {
         busiest: busiest_thread(p.outputs, secs, false),
         raw: open.then(|| Percentiles::of(&p.total.raw)),
-        slots: matches!(cfg.churn, Churn::ConnRate { .. }),
+        slots: slotted(cfg),
         gathered,
         due,
         secs,
@@ -357,8 +363,7 @@ fn warnings(
 ) -> Vec<String> {
     let cfg = p.cfg;
     let open = cfg.mode() == crate::measure::schedule::Mode::Open;
-    // Connection slots of `--conn-rate` are not opened up front.
-    let slotted = matches!(cfg.churn, Churn::ConnRate { .. });
+    let slotted = slotted(cfg);
     [
         (!slotted)
             .then(|| verdict::unopened_verdict(cfg.my_conns(), conns_ok, &p.total.counters))

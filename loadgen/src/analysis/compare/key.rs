@@ -10,7 +10,7 @@ use crate::report::read::Row;
 
 /// Columns that identify a configuration: what was loaded and every setting that changes
 /// what is measured. Rows are repeats of one configuration only when all of these agree.
-pub const KEY_COLUMNS: [&str; 21] = [
+pub const KEY_COLUMNS: [&str; 22] = [
     "target",
     "transport",
     "mode",
@@ -32,6 +32,7 @@ pub const KEY_COLUMNS: [&str; 21] = [
     "msgs_per_conn",
     "work",
     "arrivals",
+    "stage",
 ];
 
 /// A configuration: (column, value) for the key columns both sides have, in

@@ -116,6 +116,10 @@ pub struct Counters {
     pub other_errors: u64,
     /// Connections opened inside the measured window (connection churn).
     pub conns_opened: u64,
+    /// Connections the client closed inside the window when done with them (churn, or
+    /// `--stages` of connections going down); not errors.
+    #[serde(default)]
+    pub conns_closed: u64,
     /// UDP: datagrams sent inside the window whose reply did not come within `--timeout`.
     pub lost: u64,
     /// UDP: replies that came after their datagram was counted lost.
@@ -169,6 +173,7 @@ impl AddAssign for Counters {
         self.mismatches += o.mismatches;
         self.other_errors += o.other_errors;
         self.conns_opened += o.conns_opened;
+        self.conns_closed += o.conns_closed;
         self.lost += o.lost;
         self.late += o.late;
         self.duplicates += o.duplicates;

@@ -41,7 +41,7 @@ pub type Series = (String, Vec<Point>);
 
 /// Configuration columns that name their own line when they vary within a report (a sweep
 /// over workers, threads, engines ...), with the word the legend uses.
-const VARYING: [(&str, &str); 8] = [
+const VARYING: [(&str, &str); 9] = [
     ("server_workers", "workers"),
     ("client_threads", "threads"),
     ("engine", "engine"),
@@ -50,6 +50,7 @@ const VARYING: [(&str, &str); 8] = [
     ("sock_buf", "sock-buf"),
     ("work", "work"),
     ("arrivals", "arrivals"),
+    ("stage", "stage"),
 ];
 
 /// The configuration columns of [`VARYING`] that take more than one value in `rows`.

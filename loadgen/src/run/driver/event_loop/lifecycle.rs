@@ -145,6 +145,9 @@ impl Client<'_> {
             }
         }
         self.close_sock(i);
+        if self.ctx.in_window(self.ctx.now_ns()) {
+            self.ctx.cur.counters.conns_closed += 1;
+        }
         let conn = &mut self.conns[i];
         self.shared.up.fetch_sub(1, Ordering::Relaxed);
         conn.read_closed = false;
@@ -158,6 +161,12 @@ impl Client<'_> {
             self.idle.push(i);
             return;
         }
+        // `--stages` of connections: one no longer wanted stays closed.
+        if self.unwanted(i) {
+            self.conns[i].link = Link::Idle;
+            return;
+        }
+        let conn = &mut self.conns[i];
         let now = Instant::now();
         conn.link = Link::Down { retry_at: now };
         if self.connecting < CONNECT_WINDOW {

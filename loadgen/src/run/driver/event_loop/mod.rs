@@ -29,6 +29,7 @@ use servers::ListenAddr;
 mod edges;
 mod lifecycle;
 mod sending;
+mod staging;
 mod tcp;
 
 use super::conn::{Conn, Ctx, Framing, Link, SEND_SAMPLE};
@@ -172,7 +173,14 @@ impl<'a> Client<'a> {
             idle,
             waiting: VecDeque::new(),
             pacer: Pacer::new(cfg.pacing, send_gap(cfg, thread_conns)),
-        })
+        }
+        .with_stages())
+    }
+
+    /// `--stages` of connections: those not wanted at the start begin closed.
+    fn with_stages(mut self) -> Self {
+        self.idle_unwanted_at_start();
+        self
     }
 
     /// Both phases; returns what the thread measured besides its intervals.
@@ -276,6 +284,7 @@ impl<'a> Client<'a> {
             // as the scan) it made sends late.
             let scanned = now >= next_scan;
             if scanned {
+                self.follow_stages(now, t);
                 self.maintain(now);
                 next_scan = now + SCAN_EVERY;
             }
