@@ -135,7 +135,15 @@ fn base(a: &SweepArgs, target: TargetSpec) -> Result<RunConfig, Error> {
 /// The load's dimensions: connections, message sizes, depths, rates.
 fn load_dimensions(mut c: Vec<RunConfig>, a: &SweepArgs) -> Result<Vec<RunConfig>, Error> {
     let rates: Vec<Option<f64>> = match &a.rate {
-        None => vec![None],
+        // `--stages` of a rate set it already (their mean): kept.
+        None => vec![c.first().and_then(|c| c.rate)],
+        Some(r) if a.load.stages.is_some() => {
+            return Err(flag_error(
+                "--rate",
+                r,
+                "the stages set the rate over time: leave --rate out (or use --stage-target conns for stages of connections)",
+            ))
+        }
         Some(r) => {
             let mut rates = Vec::new();
             for item in list::<String>("--rate", r)? {
@@ -242,8 +250,11 @@ fn describe(cfg: &RunConfig) -> String {
         cfg.depth
     );
     // The dimensions beyond the key, where they were set or vary.
-    if let Some(r) = cfg.rate {
-        what += &format!(" rate={} pacing={}", per_s(r), cfg.pacing.name());
+    match (&cfg.stages, cfg.rate) {
+        (Some(p), Some(_)) => what += &format!(" stages={p} pacing={}", cfg.pacing.name()),
+        (Some(p), None) => what += &format!(" stages={p} (connections)"),
+        (None, Some(r)) => what += &format!(" rate={} pacing={}", per_s(r), cfg.pacing.name()),
+        (None, None) => {}
     }
     if cfg.threads_default.is_none() {
         what += &format!(" threads={}", cfg.threads);
