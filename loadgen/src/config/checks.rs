@@ -16,12 +16,12 @@ impl RunConfig {
     /// Checks the values that vary between runs (connections, message size, depth, rate,
     /// source addresses) and fits the client threads to the connections.
     pub fn checked(self) -> Result<RunConfig, Error> {
-        self.checked_with_stages(false)
+        self.checked_with_stages(None)
     }
 
-    /// [`checked`](Self::checked), and `--stages` against the rest (`rate_given`: `--rate`
-    /// was on the command line too).
-    pub fn checked_with_stages(mut self, rate_given: bool) -> Result<RunConfig, Error> {
+    /// [`checked`](Self::checked), and `--stages` against the rest (`rate_given`: the
+    /// `--rate` on the command line too, if any).
+    pub fn checked_with_stages(mut self, rate_given: Option<&str>) -> Result<RunConfig, Error> {
         self.check_stages(rate_given)?;
         self.check_sizes()?;
         self.check_udp()?;

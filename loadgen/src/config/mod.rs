@@ -200,7 +200,7 @@ impl RunConfig {
             .map(|w| values::work(w, &target))
             .transpose()?
             .flatten();
-        let stages = stages::stages(load.stages.as_deref())?;
+        let stages = stages::stages(load.stages.as_deref(), load.stage_target)?;
         let (duration, warmup, warmup_auto) = match &stages {
             // The stages are the run; a warm-up is a stage of its own.
             Some(p) => (p.total(), Duration::ZERO, None),
@@ -286,10 +286,12 @@ impl TryFrom<&RunArgs> for RunConfig {
     fn try_from(a: &RunArgs) -> Result<Self, Error> {
         let target = run_target(a)?;
         let (rate, search, objectives) = rate_and_search(a)?;
-        let rate_given = rate.is_some();
+        let rate_given = a.rate.as_deref().filter(|_| rate.is_some() || search.is_some());
         // Pacing times open-loop sends (and --conn-rate arrivals): asked for in a closed-loop
         // run it would do nothing, which the user should hear about.
-        if a.load.pacing != "hybrid" && rate.is_none() && search.is_none() && a.load.conn_rate.is_none() {
+        let rate_stages = a.load.stages.is_some() && a.load.stage_target == StageTarget::Rate;
+        if a.load.pacing != "hybrid" && rate.is_none() && search.is_none() && a.load.conn_rate.is_none() && !rate_stages
+        {
             return Err(invalid(
                 "--pacing",
                 &a.load.pacing,

@@ -106,23 +106,23 @@ impl RunConfig {
     /// refused) and `--conn-rate` is another schedule; closed loop, `--conns` must cover the
     /// most connections a stage asks for. Either way every stage starts on an interval's
     /// boundary (its statistics are the intervals it holds).
-    pub(super) fn check_stages(&self, rate_given: bool) -> Result<(), Error> {
+    pub(super) fn check_stages(&self, rate_given: Option<&str>) -> Result<(), Error> {
         let Some(p) = &self.stages else {
             return Ok(());
         };
         let spec = p.to_string();
-        if rate_given || self.search.is_some() {
+        if let Some(rate) = rate_given {
             return Err(invalid(
                 "--rate",
-                "with --stages",
+                rate,
                 "the stages set the rate over time: leave --rate out (or use --stage-target conns for stages of connections)",
             ));
         }
-        if self.churn.conn_rate().is_some() {
+        if let Some((rate, _)) = self.churn.conn_rate() {
             return Err(invalid(
                 "--conn-rate",
-                "with --stages",
-                "is a schedule of its own: use one of them",
+                rate,
+                "is a schedule of its own and cannot take --stages: use one of them",
             ));
         }
         if self.rate.is_none() && p.peak() > self.conns as f64 {
@@ -155,7 +155,15 @@ impl RunConfig {
     }
 }
 
-/// `--stages` parsed, if given.
-pub(super) fn stages(s: Option<&str>) -> Result<Option<Arc<Profile>>, Error> {
+/// `--stages` parsed, if given; `--stage-target conns` without them is refused (it would
+/// do nothing).
+pub(super) fn stages(s: Option<&str>, of: StageTarget) -> Result<Option<Arc<Profile>>, Error> {
+    if s.is_none() && of == StageTarget::Conns {
+        return Err(invalid(
+            "--stage-target",
+            "conns",
+            "says what --stages count, and there are none: add --stages (e.g. 30s:100,1m:100,10s:0)",
+        ));
+    }
     s.map(|s| parse_stages(s).map(Arc::new)).transpose()
 }
