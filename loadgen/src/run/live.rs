@@ -6,7 +6,8 @@
 //! Metrics: `loadgen_round_trips_total` and `loadgen_sent_total` (the measured window's,
 //! completed intervals), `loadgen_errors_total{kind}` (warm-up included, as the report
 //! counts them), `loadgen_open_connections`, `loadgen_offered_rate` (open loop, msg/s),
-//! `loadgen_running` (1 until the run ends), and `loadgen_latency_seconds`, a histogram
+//! `loadgen_running` (1 until the run ends), with `--stages` `loadgen_stage` and
+//! `loadgen_stage_target` (the stage now and its target now), and `loadgen_latency_seconds`, a histogram
 //! whose cumulative buckets are read from the HdrHistogram of the window so far.
 
 use std::fmt::Write;
@@ -55,6 +56,8 @@ pub(crate) struct State<'a> {
     pub offered: Option<f64>,
     /// Whether the run is still going.
     pub running: bool,
+    /// `--stages`: the stage running now (from 1) and its target now.
+    pub stage: Option<(usize, f64)>,
 }
 
 /// From the watch loop: publishes the run's state once per `--interval` (`last`: when it
@@ -68,11 +71,19 @@ pub(crate) fn tick(
 ) {
     if enabled() && now.saturating_duration_since(*last) >= cfg.interval {
         *last = now;
+        let since = shared.start.get().map(|s| now.saturating_duration_since(*s));
+        let stage = cfg
+            .stages
+            .as_ref()
+            .zip(since)
+            .map(|(p, t)| (p.stage_at(t) + 1, p.target_at(t.as_nanos() as u64)));
         publish(&State {
             total: &total(),
             open: shared.up.load(Ordering::Relaxed),
-            offered: cfg.rate,
+            // With stages of a rate, the rate offered now (not their mean).
+            offered: cfg.rate.map(|r| stage.map_or(r, |(_, target)| target)),
             running: true,
+            stage,
         });
     }
 }
@@ -84,6 +95,7 @@ pub(crate) fn finish(total: &Interval, offered: Option<f64>) {
         open: 0,
         offered,
         running: false,
+        stage: None,
     });
 }
 
@@ -147,6 +159,20 @@ pub(crate) fn render(state: &State<'_>) -> String {
             rate,
         );
     }
+    if let Some((stage, target)) = state.stage {
+        gauge(
+            &mut o,
+            "loadgen_stage",
+            "--stages: the stage running now, from 1.",
+            stage as f64,
+        );
+        gauge(
+            &mut o,
+            "loadgen_stage_target",
+            "--stages: the stage's target now (msg/s, or open connections).",
+            target,
+        );
+    }
     gauge(
         &mut o,
         "loadgen_running",
@@ -193,6 +219,7 @@ mod tests {
             open: 3,
             offered: None,
             running: true,
+            stage: Some((2, 1500.0)),
         });
         let buckets: Vec<u64> = text
             .lines()
@@ -204,5 +231,6 @@ mod tests {
         assert_eq!(*buckets.last().unwrap(), 6, "+Inf holds every sample");
         assert_eq!(buckets[buckets.len() - 2], 5, "20 s is over the last bound (10 s)");
         assert!(text.contains("loadgen_round_trips_total 6") && text.contains("loadgen_open_connections 3"));
+        assert!(text.contains("loadgen_stage 2") && text.contains("loadgen_stage_target 1500"));
     }
 }

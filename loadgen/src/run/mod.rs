@@ -160,7 +160,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     report.warnings.extend(warnings.chain(work_warnings));
     report.work_done = work_done;
     let room = assemble::room(&window.cfg, report.server);
-    report.stages = staged::reports(&report, &window.cfg, seen.agg.stages(), window.measured, &room);
+    staged::attach(&mut report, &window.cfg, seen.agg.stages(), window.measured, &room);
     if let Some(log) = hlog {
         let result = shard::ShardResult::of(
             &report,

@@ -26,11 +26,32 @@ pub(super) fn starts(cfg: &RunConfig) -> Vec<u32> {
         .collect()
 }
 
+/// Gives the whole run's report its stages' reports, and a warning naming the stages that
+/// never ran when the run stopped early.
+pub(super) fn attach(
+    whole: &mut Report,
+    cfg: &RunConfig,
+    stages: Vec<Interval>,
+    measured: Duration,
+    room: &verdict::Room,
+) {
+    let Some(p) = &cfg.stages else { return };
+    whole.stages = reports(whole, cfg, stages, measured, room);
+    let (ran, all) = (whole.stages.len(), p.stages().len());
+    if ran < all {
+        whole.warnings.push(format!(
+            "the run stopped {:.1} s in, in stage {ran} of {all}: stages {} to {all} did not run and have no row",
+            measured.as_secs_f64(),
+            ran + 1
+        ));
+    }
+}
+
 /// Each stage's report, from the whole run's report and the stage's merged intervals;
 /// `measured` is how long the window really ran (a stage after an early stop is left out,
 /// one cut by it is reported for the part it ran, as partial), `room` what the client had
 /// to judge its pacing by.
-pub(super) fn reports(
+fn reports(
     whole: &Report,
     cfg: &RunConfig,
     stages: Vec<Interval>,
