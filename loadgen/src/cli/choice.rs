@@ -61,3 +61,13 @@ impl Engine {
         }
     }
 }
+
+/// What `--stages`' targets count: `--stage-target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum StageTarget {
+    /// Messages per second: an open loop whose rate follows the stages.
+    #[default]
+    Rate,
+    /// Open connections: a closed loop; `--conns` is the most.
+    Conns,
+}

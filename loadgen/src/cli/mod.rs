@@ -186,8 +186,8 @@ pub struct LoadArgs {
     pub stages: Option<String>,
     /// What --stages' targets count: rate (messages per second) or conns (open
     /// connections; --conns is then the most).
-    #[arg(help_heading = "Load", long, value_enum, value_name = "rate|conns", default_value_t = crate::config::StageTarget::Rate)]
-    pub stage_target: crate::config::StageTarget,
+    #[arg(help_heading = "Load", long, value_enum, value_name = "rate|conns", default_value_t = crate::cli::choice::StageTarget::Rate)]
+    pub stage_target: crate::cli::choice::StageTarget,
     /// Unmeasured time before the measured window.
     #[arg(help_heading = "Load", long, default_value = "1s", allow_hyphen_values = true)]
     pub warmup: String,

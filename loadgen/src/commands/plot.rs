@@ -35,24 +35,7 @@ pub(super) fn run(a: &PlotArgs) -> anyhow::Result<u8> {
         sink::write_file(&a.out, plot::spectrum(&title, &lines)?.as_bytes())?;
         if !to_stdout {
             println!("wrote {}", a.out.display());
-            // Over time beside it: throughput (and the offered rate of --stages) and p99,
-            // each stage's start marked.
-            let name = a
-                .input
-                .file_stem()
-                .map_or("log".into(), |n| n.to_string_lossy().into_owned());
-            let t = plot::time::series(&name, &merged);
-            for (suffix, what, series, log_y) in [
-                ("-time", "throughput (msg/s)", &t.throughput, false),
-                ("-time-p99", "p99 latency (µs)", &t.p99, true),
-            ] {
-                let path = suffixed(&a.out, suffix);
-                let title = format!("{} over time, {name}", what.split(' ').next().unwrap_or(what));
-                if let Ok(svg) = plot::time::chart(&title, what, series, log_y, &t.marks) {
-                    sink::write_file(&path, svg.as_bytes())?;
-                    println!("wrote {}", path.display());
-                }
-            }
+            time_charts(a, &merged)?;
         }
         return Ok(0);
     }
@@ -132,4 +115,25 @@ fn suffixed(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
         .extension()
         .map_or("svg".into(), |e| e.to_string_lossy().into_owned());
     path.with_file_name(format!("{stem}{suffix}.{ext}"))
+}
+
+/// Beside an interval log's spectrum, over time: throughput (and the offered rate of
+/// `--stages`) in `NAME-time.svg` and p99 in `NAME-time-p99.svg`, each stage's start marked.
+fn time_charts(a: &crate::cli::PlotArgs, merged: &crate::scale::merge::Merged) -> anyhow::Result<()> {
+    let name = a
+        .input
+        .file_stem()
+        .map_or("log".into(), |n| n.to_string_lossy().into_owned());
+    let t = plot::time::series(&name, merged);
+    for (suffix, title, what, series, log_y) in [
+        ("-time", "Throughput", "throughput (msg/s)", &t.throughput, false),
+        ("-time-p99", "p99", "p99 latency (µs)", &t.p99, true),
+    ] {
+        let path = suffixed(&a.out, suffix);
+        if let Ok(svg) = plot::time::chart(&format!("{title} over time, {name}"), what, series, log_y, &t.marks) {
+            sink::write_file(&path, svg.as_bytes())?;
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(())
 }

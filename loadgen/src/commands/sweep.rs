@@ -137,13 +137,7 @@ fn load_dimensions(mut c: Vec<RunConfig>, a: &SweepArgs) -> Result<Vec<RunConfig
     let rates: Vec<Option<f64>> = match &a.rate {
         // `--stages` of a rate set it already (their mean): kept.
         None => vec![c.first().and_then(|c| c.rate)],
-        Some(r) if a.load.stages.is_some() => {
-            return Err(flag_error(
-                "--rate",
-                r,
-                "the stages set the rate over time: leave --rate out (or use --stage-target conns for stages of connections)",
-            ))
-        }
+        Some(r) if a.load.stages.is_some() => return Err(crate::config::rate_with_stages(r)),
         Some(r) => {
             let mut rates = Vec::new();
             for item in list::<String>("--rate", r)? {

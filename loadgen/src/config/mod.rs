@@ -13,16 +13,17 @@ mod checks;
 mod defaults;
 mod kinds;
 mod parse;
+mod profile;
 mod slo;
 mod stages;
 pub mod token;
 pub mod values;
 use defaults::agent_target;
-pub use defaults::{default_threads, pool_workers, AgentTarget, WARMUP_AUTO_CAP};
+pub use defaults::{default_threads, pool_workers, AgentTarget};
+pub use profile::{rate_with_stages, stages_of_log};
 pub use slo::{parse_goals, Goal, Slo};
-pub use stages::{stages_of_log, StageTarget};
 
-pub use crate::cli::choice::{CloseMode, Engine, Pacing};
+pub use crate::cli::choice::{CloseMode, Engine, Pacing, StageTarget};
 pub use kinds::{
     Churn, Shard, SockKind, TargetSpec, DEFAULT_TIMEOUT, DEFAULT_UDP_TIMEOUT, MAX_CONNS, MAX_DEPTH, MAX_MSG_SIZE,
     MAX_UDP_PAYLOAD_V4, UDP_UNFRAGMENTED,
@@ -200,12 +201,7 @@ impl RunConfig {
             .map(|w| values::work(w, &target))
             .transpose()?
             .flatten();
-        let stages = stages::stages(load.stages.as_deref(), load.stage_target)?;
-        let (duration, warmup, warmup_auto) = match &stages {
-            // The stages are the run; a warm-up is a stage of its own.
-            Some(p) => (p.total(), Duration::ZERO, None),
-            None => window(load)?,
-        };
+        let (stages, (duration, warmup, warmup_auto), rate) = profile::window(load)?;
         Ok(RunConfig {
             conns: 100,
             duration,
@@ -213,10 +209,7 @@ impl RunConfig {
             warmup_auto,
             msg_size: 64,
             depth: 1,
-            rate: stages
-                .as_ref()
-                .filter(|_| load.stage_target == StageTarget::Rate)
-                .map(|p| p.mean()),
+            rate,
             stages,
             search: None,
             objectives: Vec::new(),
@@ -344,19 +337,6 @@ impl TryFrom<&RunArgs> for RunConfig {
         }
         .checked_with_stages(rate_given)
     }
-}
-
-/// The run's length, its warm-up, and with `--warmup auto` the most MSER may cut: the run
-/// measures from the start for `--duration` plus that cap and cuts the warm-up at the end,
-/// so the window keeps at least `--duration`.
-fn window(load: &LoadArgs) -> Result<(Duration, Duration, Option<Duration>), Error> {
-    let duration = positive_duration("--duration", &load.duration)?;
-    let auto = (load.warmup.trim() == "auto").then(|| (duration / 2).clamp(Duration::from_secs(1), WARMUP_AUTO_CAP));
-    let warmup = match auto {
-        Some(_) => Duration::ZERO,
-        None => parse_duration("--warmup", &load.warmup)?,
-    };
-    Ok((duration + auto.unwrap_or_default(), warmup, auto))
 }
 
 /// Client threads (and why, when the default chose them) and the spawned server's workers.

@@ -260,28 +260,11 @@ pub struct Report {
     pub objective: Option<Objective>,
     /// In a stage's own report: which stage (CSV `stage`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stage: Option<StageInfo>,
+    pub stage: Option<super::stage::StageInfo>,
     /// `--stages`: each stage's own report, in order (JSON `stages[]`; the CSV gets a row
     /// per stage in place of the whole run's).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<Report>,
-}
-
-/// One stage of a `--stages` run, as its report names it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StageInfo {
-    /// Its place, from 1.
-    pub index: usize,
-    /// As written on the command line (`2s:5k`, `10s@20k`).
-    pub spec: String,
-    /// Seconds from the run's start to the stage's.
-    pub start_s: f64,
-    /// The target at the stage's start and at its end.
-    pub from: f64,
-    /// See `from`.
-    pub to: f64,
-    /// What the targets count: `rate` (msg/s) or `conns` (open connections).
-    pub of: &'static str,
 }
 
 impl Report {
@@ -292,13 +275,6 @@ impl Report {
         } else {
             self.stages.iter().collect()
         }
-    }
-}
-
-impl StageInfo {
-    /// `3 2s@20k`: the CSV's `stage` cell.
-    pub fn cell(&self) -> String {
-        format!("{} {}", self.index, self.spec)
     }
 }
 

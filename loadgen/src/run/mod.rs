@@ -15,12 +15,15 @@
 //! May import: `report`, `config`, `cli`, `measure`, `stats`, `os`, `error`.
 
 mod aggregate;
+mod arrivals;
 mod assemble;
-pub(crate) use assemble::{check_gaps, settings};
+pub(crate) use arrivals::check_gaps;
+pub(crate) use assemble::settings;
 pub(crate) mod cost;
 pub(crate) mod doctor;
 pub(crate) mod driver;
 pub(crate) mod live;
+mod log;
 pub(crate) mod ports;
 mod progress;
 pub(crate) mod remote;
@@ -37,7 +40,7 @@ use anyhow::Context;
 
 use crate::config::RunConfig;
 use crate::error::Error;
-use crate::measure::hlog::{self, HlogWriter};
+use crate::measure::hlog::HlogWriter;
 use crate::measure::record::Interval;
 use crate::os::sys;
 use crate::report::shard;
@@ -45,7 +48,7 @@ use crate::report::Report;
 use crate::run::driver::{assign, run_thread, Shared, ThreadOutput};
 use aggregate::Aggregator;
 use cost::Cost;
-use hdrhistogram::Histogram;
+use log::{close_log, complete_intervals, open_hlog, tagged_histograms};
 use progress::Progress;
 use watch::Watch;
 
@@ -72,24 +75,6 @@ struct Observed {
     cost: Cost,
     outputs: Vec<ThreadOutput>,
     thread_error: Option<String>,
-}
-
-/// The interval log `--hdr-log` asks for, opened before any load (and after the target
-/// could be reached): one that cannot be opened is the flag's fault (exit 2), said by name.
-/// Created once the run can go, so an unreachable target leaves no file (exit 3); it opens
-/// with the run's stamp. Returns it with the instant its times count from.
-fn open_hlog(cfg: &RunConfig, target: &str) -> anyhow::Result<(Option<HlogWriter>, Instant)> {
-    let Some(path) = &cfg.hdr_log else {
-        return Ok((None, Instant::now()));
-    };
-    let mut log = HlogWriter::create(path, SystemTime::now())
-        .map_err(|e| crate::error::flag_error("--hdr-log", path.display(), format!("{e:#}")))?;
-    let created = Instant::now();
-    log.comment(&shard::run_note(&shard::RunStamp::of(cfg, target)));
-    if let Some(p) = &cfg.stages {
-        log.comment(&p.log_note(if cfg.rate.is_some() { "rate" } else { "conns" }));
-    }
-    Ok((Some(log), created))
 }
 
 /// Runs one load run. Errors only when it could not run at all (too many connections for
@@ -165,7 +150,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
         let result = shard::ShardResult::of(
             &report,
             cfg.shard.index,
-            assemble::thin_gaps(&assemble::pooled_gaps(&seen.outputs)),
+            arrivals::thin_gaps(&arrivals::pooled_gaps(&seen.outputs)),
         );
         if let Err(why) = close_log(log, offset.map(|o| (o, measured)), &tagged.unwrap_or_default(), &result) {
             report.output_errors.push(why);
@@ -198,57 +183,6 @@ fn instant_of(at: SystemTime) -> Instant {
         Ok(ahead) => now.0 + ahead,
         Err(_) => now.0, // already passed (by less than a second: checked)
     }
-}
-
-/// The run's histograms besides latency, by their tags in a shard's log (the empty ones
-/// left out): what a merge needs to report them exactly.
-fn tagged_histograms(total: &Interval, outputs: &[ThreadOutput]) -> Vec<(&'static str, Histogram<u64>)> {
-    let merged = |pick: fn(&ThreadOutput) -> &Histogram<u64>| {
-        let mut h = crate::measure::record::new_histogram();
-        for out in outputs {
-            // Same bounds on both sides: `add` cannot fail.
-            let _ = h.add(pick(out));
-        }
-        h
-    };
-    let mut rtt = crate::measure::record::new_histogram();
-    for t in outputs.iter().filter_map(|o| o.tcp.as_ref()) {
-        for &us in &t.rtt_us {
-            rtt.saturating_record(u64::from(us) * 1000);
-        }
-    }
-    let tagged = [
-        (shard::CONNECT_TAG, merged(|o| &o.connect)),
-        (shard::FIRST_BYTE_TAG, merged(|o| &o.first_byte)),
-        (shard::RX_DELAY_TAG, total.rx_delay.clone()),
-        (shard::SEND_LAG_TAG, total.send_lag.clone()),
-        (shard::CLIENT_LAG_TAG, total.client_lag.clone()),
-        (shard::BACKPRESSURE_TAG, total.backpressure.clone()),
-        (shard::RTT_TAG, rtt),
-    ];
-    // connect stays even when empty: a shard with no connect is worth saying so.
-    tagged
-        .into_iter()
-        .filter(|(tag, h)| *tag == shard::CONNECT_TAG || !h.is_empty())
-        .collect()
-}
-
-/// Ends the interval log: what merging shards needs besides the latency histograms (the
-/// other histograms, the shard's result), once the window is known (`window`: its offset
-/// in the log and its length).
-fn close_log(
-    mut log: HlogWriter,
-    window: Option<(Duration, Duration)>,
-    tagged: &[(&'static str, Histogram<u64>)],
-    result: &shard::ShardResult,
-) -> Result<(), String> {
-    if let Some((offset, measured)) = window {
-        for (tag, h) in tagged {
-            log.interval(offset, measured, h, Some(tag));
-        }
-        log.comment(&shard::result_note(result));
-    }
-    log.finish()
 }
 
 /// This machine's counters around a run (its network namespace), and the server's
@@ -361,9 +295,7 @@ fn drive(
         // The sampling below must not preempt client threads pinned to their own CPUs.
         let _off_client_cpus = cfg.pin_client.as_deref().and_then(sys::avoid_cpus);
         let mut seen = Observed {
-            agg: Aggregator::new(handles.len())
-                .holding(warmup::intervals_to_hold(cfg))
-                .staged(&staged::starts(cfg)),
+            agg: warmup::aggregator(handles.len(), cfg),
             watch: Watch::new(),
             cost: Cost::new(probe),
             outputs: Vec::new(),
@@ -463,35 +395,6 @@ pub(crate) fn server_probe(
             ),
             None => (None, None),
         },
-    }
-}
-
-/// Folds every interval all threads have reported (all of them once `measured` is known,
-/// at the end) into the totals, writing each to the interval log. `offset`: the window's
-/// start after the log's base time (known once the load has started).
-fn complete_intervals(
-    agg: &mut Aggregator,
-    mut log: Option<&mut HlogWriter>,
-    cfg: &RunConfig,
-    offset: Option<Duration>,
-    measured: Option<Duration>,
-) {
-    while agg.complete_next(measured.is_some(), |iv| {
-        if let (Some(log), Some(offset)) = (log.as_deref_mut(), offset) {
-            log_interval(log, iv, cfg, offset, measured);
-        }
-    }) {}
-}
-
-fn log_interval(log: &mut HlogWriter, iv: &Interval, cfg: &RunConfig, offset: Duration, measured: Option<Duration>) {
-    let start = cfg.interval * iv.index.unwrap_or(0);
-    let end = measured.unwrap_or(cfg.duration).min(start + cfg.interval);
-    if end <= start {
-        return; // an interval begun after the run was stopped
-    }
-    log.interval(offset + start, end - start, &iv.latency, None);
-    if cfg.rate.is_some() {
-        log.interval(offset + start, end - start, &iv.raw, Some(hlog::RAW_TAG));
     }
 }
 

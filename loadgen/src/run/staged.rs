@@ -61,9 +61,6 @@ fn reports(
     let Some(p) = &cfg.stages else {
         return Vec::new();
     };
-    let rate_stages = cfg.rate.is_some();
-    // A shard offers its connections' share of the rate.
-    let share = cfg.my_conns() as f64 / cfg.conns.max(1) as f64;
     let mut out = Vec::with_capacity(stages.len());
     for (i, iv) in stages.into_iter().enumerate() {
         let start = p.start_of(i);
@@ -71,87 +68,111 @@ fn reports(
         if end <= start {
             break;
         }
-        let cut = end < start + p.stages()[i].duration;
-        let secs = (end - start).as_secs_f64();
-        let (from, to) = p.ends(i);
-        let offered = p.stage_mean(i) * share;
-        let c = iv.counters;
-        let rates = c.rates(secs);
-        let open = rate_stages.then_some(());
-        let lags = verdict::Lags {
-            total_p99_us: Percentiles::of(&iv.send_lag).p99_us,
-            client_p99_us: Percentiles::of(&iv.client_lag).p99_us,
-            backpressure_p99_us: Percentiles::of(&iv.backpressure).p99_us,
-        };
-        let achieved = c.sent as f64 / secs;
-        let keep_up = open.and_then(|()| {
-            verdict::keep_up_verdict(offered, achieved, "msg/s", lags, whole.client_thread_work_max, room)
-        });
-        let behind = open.is_some() && achieved < crate::report::BEHIND_SHARE * offered;
-        let nothing_asked = to <= 0.0 && from <= 0.0;
-        let status = if nothing_asked && c.errors() == 0 && !cut {
-            Status::Ok
-        } else {
-            verdict::status(whole.conns_ok, &c, cut, behind)
-        };
-        let (lo, hi) = (start.as_secs_f64(), end.as_secs_f64());
-        let mut r = Report {
-            stage: Some(StageInfo {
-                index: i + 1,
-                spec: p.stages()[i].spec.clone(),
-                start_s: lo,
-                from,
-                to,
-                of: if rate_stages { "rate" } else { "conns" },
-            }),
-            stages: Vec::new(),
-            rate: open.map(|()| offered),
-            conns: if rate_stages {
-                whole.conns
-            } else {
-                from.max(to).ceil() as usize
-            },
-            duration_s: secs,
-            warmup_s: 0.0,
-            counters: c,
-            throughput_msgs_s: rates.msgs_s,
-            throughput_mib_s: rates.mib_s,
-            latency: Percentiles::of(&iv.latency),
-            latency_spectrum: crate::measure::record::spectrum::spectrum(&iv.latency),
-            raw: open.map(|()| Percentiles::of(&iv.raw)),
-            send_lag: open.map(|()| Percentiles::of(&iv.send_lag)),
-            client_lag: open.map(|()| Percentiles::of(&iv.client_lag)),
-            backpressure: open.map(|()| Percentiles::of(&iv.backpressure)),
-            rx_delay: (!iv.rx_delay.is_empty()).then(|| Percentiles::of(&iv.rx_delay)),
-            achieved_rate: open.map(|()| achieved),
-            keep_up,
-            warnings: if cut {
-                vec![format!("the run stopped {:.1} s into this stage", secs)]
-            } else {
-                Vec::new()
-            },
-            status,
-            intervals: whole
-                .intervals
-                .iter()
-                .filter(|row| row.t_s > lo + 1e-9 && row.t_s <= hi + 1e-9)
-                .cloned()
-                .collect(),
-            // Read at the window's ends, or over the whole run only: see the module.
-            server: None,
-            machine: None,
-            client_cpu_s: 0.0,
-            tcp: None,
-            fairness: Fairness::default(),
-            starved_conns: Vec::new(),
-            arrivals_check: None,
-            work_done: None,
-            objectives: Vec::new(),
-            objective: None,
-            ..whole.clone()
-        };
-        r.widen_cis_by_batches();
-        out.push(r);
+        out.push(report(whole, cfg, p, (i, iv), (start, end), room));
     }
     out
+}
+
+/// How a stage of a rate kept its schedule: its keep-up verdict, and whether it sent under
+/// the share of its offered rate that makes a run `behind`.
+fn kept(whole: &Report, iv: &Interval, offered: f64, achieved: f64, room: &verdict::Room) -> (Option<String>, bool) {
+    let lags = verdict::Lags {
+        total_p99_us: Percentiles::of(&iv.send_lag).p99_us,
+        client_p99_us: Percentiles::of(&iv.client_lag).p99_us,
+        backpressure_p99_us: Percentiles::of(&iv.backpressure).p99_us,
+    };
+    (
+        verdict::keep_up_verdict(offered, achieved, "msg/s", lags, whole.client_thread_work_max, room),
+        achieved < crate::report::BEHIND_SHARE * offered,
+    )
+}
+
+/// Stage `i`'s report: what it measured (`iv`) over `[start, end)` of the window.
+// long: one line per field a stage's report sets, in the struct's order
+fn report(
+    whole: &Report,
+    cfg: &RunConfig,
+    p: &crate::measure::schedule::Profile,
+    (i, iv): (usize, Interval),
+    (start, end): (Duration, Duration),
+    room: &verdict::Room,
+) -> Report {
+    let rate_stages = cfg.rate.is_some();
+    let cut = end < start + p.stages()[i].duration;
+    let secs = (end - start).as_secs_f64();
+    let (from, to) = p.ends(i);
+    // A shard offers its connections' share of the rate.
+    let offered = p.stage_mean(i) * cfg.my_conns() as f64 / cfg.conns.max(1) as f64;
+    let c = iv.counters;
+    let rates = c.rates(secs);
+    let open = rate_stages.then_some(());
+    let achieved = c.sent as f64 / secs;
+    let (keep_up, behind) = match open {
+        Some(()) => kept(whole, &iv, offered, achieved, room),
+        None => (None, false),
+    };
+    let nothing_asked = to <= 0.0 && from <= 0.0;
+    let status = if nothing_asked && c.errors() == 0 && !cut {
+        Status::Ok
+    } else {
+        verdict::status(whole.conns_ok, &c, cut, behind)
+    };
+    let (lo, hi) = (start.as_secs_f64(), end.as_secs_f64());
+    let mut r = Report {
+        stage: Some(StageInfo {
+            index: i + 1,
+            spec: p.stages()[i].spec.clone(),
+            start_s: lo,
+            from,
+            to,
+            of: if rate_stages { "rate" } else { "conns" },
+        }),
+        stages: Vec::new(),
+        rate: open.map(|()| offered),
+        conns: if rate_stages {
+            whole.conns
+        } else {
+            from.max(to).ceil() as usize
+        },
+        duration_s: secs,
+        warmup_s: 0.0,
+        counters: c,
+        throughput_msgs_s: rates.msgs_s,
+        throughput_mib_s: rates.mib_s,
+        latency: Percentiles::of(&iv.latency),
+        latency_spectrum: crate::measure::record::spectrum::spectrum(&iv.latency),
+        raw: open.map(|()| Percentiles::of(&iv.raw)),
+        send_lag: open.map(|()| Percentiles::of(&iv.send_lag)),
+        client_lag: open.map(|()| Percentiles::of(&iv.client_lag)),
+        backpressure: open.map(|()| Percentiles::of(&iv.backpressure)),
+        rx_delay: (!iv.rx_delay.is_empty()).then(|| Percentiles::of(&iv.rx_delay)),
+        achieved_rate: open.map(|()| achieved),
+        keep_up,
+        warnings: if cut {
+            vec![format!("the run stopped {:.1} s into this stage", secs)]
+        } else {
+            Vec::new()
+        },
+        status,
+        intervals: whole
+            .intervals
+            .iter()
+            .filter(|row| row.t_s > lo + 1e-9 && row.t_s <= hi + 1e-9)
+            .cloned()
+            .collect(),
+        // Read at the window's ends, or over the whole run only: see the module.
+        server: None,
+        machine: None,
+        client_cpu_s: 0.0,
+        tcp: None,
+        fairness: Fairness::default(),
+        starved_conns: Vec::new(),
+        arrivals_check: None,
+        work_done: None,
+        objectives: Vec::new(),
+        objective: None,
+        ..whole.clone()
+    };
+    r.widen_cis_by_batches();
+    r
 }

@@ -101,3 +101,11 @@ pub(super) fn settle(
         }),
     }
 }
+
+/// The aggregator of `cfg`'s run over `threads` threads: holding what `--warmup auto`
+/// decides on, and with `--stages` each stage's intervals apart.
+pub(super) fn aggregator(threads: usize, cfg: &RunConfig) -> Aggregator {
+    Aggregator::new(threads)
+        .holding(intervals_to_hold(cfg))
+        .staged(&super::staged::starts(cfg))
+}
