@@ -73,6 +73,7 @@ pub fn parse_profile(s: &str, max: usize) -> Result<Profile, String> {
 
 /// The stages of an interval log's notes (see [`Profile::log_note`]) and what they count
 /// (`rate` or `conns`), if it has them.
+#[cfg_attr(not(feature = "html"), allow(dead_code))] // read by the charts
 pub fn stages_of_log(notes: &[String]) -> Option<(Profile, String)> {
     let rest = notes.iter().find_map(|n| n.strip_prefix("Stages: "))?;
     let (spec, of) = rest.rsplit_once(" of=")?;

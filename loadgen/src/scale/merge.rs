@@ -29,6 +29,7 @@ pub struct Merged {
     /// Per aligned interval: (start after the earliest, length, merged latency).
     pub intervals: Vec<(Duration, Duration, Histogram<u64>)>,
     /// `--stages` of the run that wrote the log, and what they count (`rate` or `conns`).
+    #[cfg_attr(not(feature = "html"), allow(dead_code))] // read by the charts
     pub stages: Option<(crate::measure::schedule::Profile, String)>,
 }
 
