@@ -34,6 +34,7 @@ pub struct Merged {
 }
 
 /// One interval log read and merged, with the stages its notes name.
+#[cfg_attr(not(feature = "html"), allow(dead_code))] // for the charts
 pub fn read_log(path: &std::path::Path) -> anyhow::Result<Merged> {
     let (logs, notes) = hlog::read_with_notes(path)?;
     Ok(Merged {
