@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::common::{self, *};
 
 /// Runs headless Chromium on `page` with `extra` arguments; (stdout, stderr).
-fn chromium(page: &Path, extra: &[&str]) -> Option<(String, String)> {
+pub(crate) fn chromium(page: &Path, extra: &[&str]) -> Option<(String, String)> {
     let profile = temp_path("chromium-profile");
     let _ = std::fs::remove_dir_all(&profile);
     let out = Command::new("chromium")

@@ -17,7 +17,7 @@ client_cpu_us_per_msg, server_cpu_us_per_msg, conns_opened, conn_rate_s, connect
 client_lag_p99_us, procs, shard, lost, late, duplicates, reordered, engine, \
 p99_ci_lo_us, p99_ci_hi_us, steady, client_threads, server_workers, pacing, pin_server, pin_client, \
 sock_buf, server_procs, close, reconnect_every, conn_rate, msgs_per_conn, work, \
-retransmits, tcp_rtt_p50_us, arrivals, rx_delay_p99_us, others_cpu_s, steal_cpu_s, work_asked_mean_us, work_done_mean_us, slo, slo_met";
+retransmits, tcp_rtt_p50_us, arrivals, rx_delay_p99_us, others_cpu_s, steal_cpu_s, work_asked_mean_us, work_done_mean_us, slo, slo_met, stage, conns_closed";
 
 #[test]
 fn every_model_runs_and_reports_ok() {
