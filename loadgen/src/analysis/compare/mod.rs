@@ -218,7 +218,10 @@ fn judge(
 pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric], band_pct: f64) -> Comparison {
     let (columns, unkeyed) = key_columns(&[base, new], None);
     let (gb, gn) = (group(base, &columns), group(new, &columns));
-    let (mut pairs, mut ended_worse, mut unmeasured) = (Vec::new(), Vec::new(), Vec::new());
+    // Capacity is a ladder's (its rates together), the others a configuration's.
+    let mut pairs = capacity_pairs_between(base, new, metrics, &columns);
+    let metrics: Vec<&Metric> = metrics.iter().filter(|m| m.column != metric::CAPACITY).collect();
+    let (mut ended_worse, mut unmeasured) = (Vec::new(), Vec::new());
     let mut valueless = Vec::new();
     for (key, brows) in &gb {
         let Some(nrows) = gn.get(key) else { continue };
@@ -232,7 +235,7 @@ pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric], band_pct: f64) -> 
                 new: tn,
             });
         }
-        for m in metrics {
+        for &m in &metrics {
             match Pair::of(key, m, brows, nrows) {
                 Some(p) => pairs.push(p),
                 None if m.gated => valueless.extend(
@@ -244,7 +247,7 @@ pub fn compare(base: &[Row], new: &[Row], metrics: &[Metric], band_pct: f64) -> 
                 None => {}
             }
         }
-        if pairs.len() == paired_before {
+        if pairs.len() == paired_before && !metrics.is_empty() {
             unmeasured.push((key.clone(), tb, tn));
         }
     }
@@ -279,6 +282,54 @@ pub struct Relative {
     pub change: Change,
 }
 
+/// The rows of each ladder (a configuration but its rate) that an objective judged.
+fn ladders<'a>(rows: &'a [Row], columns: &[&'static str]) -> BTreeMap<Key, Vec<&'a Row>> {
+    let ladder_columns: Vec<&'static str> = columns.iter().copied().filter(|&c| c != "rate").collect();
+    group(rows, &ladder_columns)
+        .into_iter()
+        .map(|(key, rs)| {
+            let judged = rs
+                .into_iter()
+                .filter(|r| matches!(r.get("slo_met"), "yes" | "no"))
+                .collect();
+            (key, judged)
+        })
+        .collect()
+}
+
+/// The pair of capacities per repeat of two ladders, if both met some rate.
+fn capacity_pair<'a>(key: &Key, m: &'a Metric, base_rows: &[&'a Row], new_rows: &[&'a Row]) -> Option<Pair<'a>> {
+    let (base, new) = (capacities(base_rows), capacities(new_rows));
+    (!base.is_empty() && !new.is_empty()).then(|| Pair {
+        key: key.clone(),
+        metric: m,
+        base,
+        new,
+        counted: (Vec::new(), Vec::new()),
+        rows: base_rows.iter().chain(new_rows).copied().collect(),
+    })
+}
+
+/// `--metric capacity` between two reports: each ladder's capacities per repeat in `new`
+/// against the same ladder's in `base`.
+fn capacity_pairs_between<'a>(
+    base: &'a [Row],
+    new: &'a [Row],
+    metrics: &'a [Metric],
+    columns: &[&'static str],
+) -> Vec<Pair<'a>> {
+    let (lb, ln) = (ladders(base, columns), ladders(new, columns));
+    metrics
+        .iter()
+        .filter(|m| m.column == metric::CAPACITY)
+        .flat_map(|m| {
+            lb.iter()
+                .filter_map(|(key, brows)| capacity_pair(key, m, brows, ln.get(key)?))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// `--metric capacity` within one report: per ladder (a configuration but its rate), each
 /// `by` value's capacities per repeat against the baseline's, as pairs named by the value.
 fn capacity_pairs<'a>(
@@ -290,36 +341,20 @@ fn capacity_pairs<'a>(
     pairs: &mut Vec<Pair<'a>>,
     names: &mut Vec<String>,
 ) {
-    // Capacity is per ladder: its configurations leave the rate out.
-    let ladder_columns: Vec<&'static str> = columns.iter().copied().filter(|&c| c != "rate").collect();
     for m in metrics.iter().filter(|m| m.column == metric::CAPACITY) {
-        for (key, group_rows) in group(rows, &ladder_columns) {
+        for (key, judged) in ladders(rows, columns) {
             let mut by_value: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
-            for r in group_rows
-                .into_iter()
-                .filter(|r| matches!(r.get("slo_met"), "yes" | "no"))
-            {
+            for r in judged {
                 by_value.entry(r.get(by)).or_default().push(r);
             }
             let Some(base_rows) = by_value.get(baseline) else {
                 continue;
             };
-            let base = capacities(base_rows);
             for (value, vrows) in by_value.iter().filter(|(v, _)| **v != baseline) {
-                let new = capacities(vrows);
-                if base.is_empty() || new.is_empty() {
-                    continue;
+                if let Some(p) = capacity_pair(&key, m, base_rows, vrows) {
+                    names.push(value.to_string());
+                    pairs.push(p);
                 }
-                names.push(value.to_string());
-                let rows = base_rows.iter().chain(vrows).copied().collect();
-                pairs.push(Pair {
-                    key: key.clone(),
-                    metric: m,
-                    base: base.clone(),
-                    new,
-                    counted: (Vec::new(), Vec::new()),
-                    rows,
-                });
             }
         }
     }

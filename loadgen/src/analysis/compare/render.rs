@@ -227,6 +227,10 @@ fn changes<'a>(
     if format == CompareFormat::Csv {
         return changes_csv(&items, by, gating);
     }
+    if items.is_empty() {
+        // No table: the lines below it (not compared, only on one side) say why.
+        return "no configuration and metric could be compared\n".to_string();
+    }
     // The configuration every row shares is said once, above the table (not in CSV, which
     // keeps every field on every row).
     let shared = super::common(items.iter().map(|(_, c)| &c.key));

@@ -357,31 +357,33 @@ fn no_change_at_n2_cv30_fails_the_gate_often() {
     assert!((0.35..=0.5).contains(&rate), "{rate}");
 }
 
+/// A row of a rate ladder judged by an objective (`slo_met`).
+fn rung(target: &str, rate: f64, met: bool) -> Row {
+    let r = row(target, 100, rate, 100.0);
+    let mut fields: Vec<(String, String)> = [
+        "schema",
+        "target",
+        "transport",
+        "mode",
+        "conns",
+        "msg_size",
+        "depth",
+        "msgs",
+        "throughput_msgs_s",
+        "lat_p99_us",
+    ]
+    .iter()
+    .map(|&c| (c.to_string(), r.get(c).to_string()))
+    .collect();
+    fields.push(("rate".into(), rate.to_string()));
+    fields.push(("slo_met".into(), if met { "yes" } else { "no" }.into()));
+    Row::new(fields)
+}
+
 #[test]
 fn capacities_of_a_rate_ladder_are_compared_like_any_metric() {
     // Two models, a ladder of three rates, three repeats each: mio meets the objective up
     // to 3000 in every repeat, the pool up to 1000.
-    let rung = |target: &str, rate: f64, met: bool| {
-        let r = row(target, 100, rate, 100.0);
-        let mut fields: Vec<(String, String)> = [
-            "schema",
-            "target",
-            "transport",
-            "mode",
-            "conns",
-            "msg_size",
-            "depth",
-            "msgs",
-            "throughput_msgs_s",
-            "lat_p99_us",
-        ]
-        .iter()
-        .map(|&c| (c.to_string(), r.get(c).to_string()))
-        .collect();
-        fields.push(("rate".into(), rate.to_string()));
-        fields.push(("slo_met".into(), if met { "yes" } else { "no" }.into()));
-        Row::new(fields)
-    };
     let mut rows = Vec::new();
     for _ in 0..3 {
         for (rate, mio, pool) in [(1000.0, true, true), (2000.0, true, false), (3000.0, true, false)] {
@@ -402,6 +404,36 @@ fn capacities_of_a_rate_ladder_are_compared_like_any_metric() {
         !rel[0].change.key.describe(&[]).contains("rate="),
         "a ladder is one configuration"
     );
+}
+
+#[test]
+fn capacities_of_two_reports_are_compared_ladder_by_ladder() {
+    // The same ladder before and after: the old build met 3000 in every repeat, the new one
+    // only 1000; p99 is compared per rate beside it.
+    let ladder = |top_met: f64| -> Vec<Row> {
+        (0..3)
+            .flat_map(|_| [1000.0, 2000.0, 3000.0].map(|rate| rung("mio", rate, rate <= top_met)))
+            .collect()
+    };
+    let (base, new) = (ladder(3000.0), ladder(1000.0));
+    let c = compare(&base, &new, &[Metric::parse("capacity")], 5.0);
+    assert_eq!(c.changes.len(), 1, "one ladder: {:?}", c.changes);
+    assert!(
+        (c.changes[0].ratio() - 1.0 / 3.0).abs() < 0.01,
+        "{}",
+        c.changes[0].ratio()
+    );
+    assert_eq!(c.changes[0].outcome, Outcome::Worse);
+    assert!(
+        !c.changes[0].key.describe(&[]).contains("rate="),
+        "a ladder is one configuration"
+    );
+    assert!(
+        c.unmeasured.is_empty(),
+        "no rung is 'not compared' for want of a capacity column"
+    );
+    let both = compare(&base, &new, &[Metric::parse("capacity"), Metric::parse("p99")], 5.0);
+    assert_eq!(both.changes.len(), 4, "the capacity and a p99 per rate");
 }
 
 #[test]
