@@ -177,25 +177,27 @@ fn simulation_a_halving_at_n2_fails_the_gate_up_to_cv30() {
     }
 }
 
+/// The columns the test rows below are built of (a run's key and three measurements).
+const ROW_COLUMNS: [&str; 10] = [
+    "schema",
+    "target",
+    "transport",
+    "mode",
+    "conns",
+    "msg_size",
+    "depth",
+    "msgs",
+    "throughput_msgs_s",
+    "lat_p99_us",
+];
+
 /// A row of `target` at 1000 connections with `server_workers` as loadgen records it.
 fn with_workers(target: &str, workers: &str, tput: f64) -> Row {
-    let mut fields: Vec<(String, String)> = [
-        "schema",
-        "target",
-        "transport",
-        "mode",
-        "conns",
-        "msg_size",
-        "depth",
-        "rate",
-        "msgs",
-        "throughput_msgs_s",
-        "lat_p99_us",
-        "server_workers",
-    ]
-    .iter()
-    .map(|&c| (c.to_string(), String::new()))
-    .collect();
+    let mut fields: Vec<(String, String)> = ROW_COLUMNS
+        .iter()
+        .chain(&["rate", "server_workers"])
+        .map(|&c| (c.to_string(), String::new()))
+        .collect();
     for (c, v) in fields.iter_mut() {
         *v = match c.as_str() {
             "target" => target.into(),
@@ -360,21 +362,10 @@ fn no_change_at_n2_cv30_fails_the_gate_often() {
 /// A row of a rate ladder judged by an objective (`slo_met`).
 fn rung(target: &str, rate: f64, met: bool) -> Row {
     let r = row(target, 100, rate, 100.0);
-    let mut fields: Vec<(String, String)> = [
-        "schema",
-        "target",
-        "transport",
-        "mode",
-        "conns",
-        "msg_size",
-        "depth",
-        "msgs",
-        "throughput_msgs_s",
-        "lat_p99_us",
-    ]
-    .iter()
-    .map(|&c| (c.to_string(), r.get(c).to_string()))
-    .collect();
+    let mut fields: Vec<(String, String)> = ROW_COLUMNS
+        .iter()
+        .map(|&c| (c.to_string(), r.get(c).to_string()))
+        .collect();
     fields.push(("rate".into(), rate.to_string()));
     fields.push(("slo_met".into(), if met { "yes" } else { "no" }.into()));
     Row::new(fields)
