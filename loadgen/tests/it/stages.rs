@@ -7,10 +7,34 @@ use std::process::Command;
 
 use crate::common::{self, *};
 
-/// The `stage` cells and a column of each row of `csv`.
+/// The rows of `csv`.
 fn rows(csv: &std::path::Path) -> Vec<std::collections::HashMap<String, String>> {
     let (_, rows) = read_csv(csv);
     rows
+}
+
+/// Runs loadgen with `args` (which write `csv` and `json`), again up to three times while
+/// the run's own report says the hypervisor took over a tenth of the machine (a timing
+/// check would blame the code for its stalls); returns the last run's output.
+fn run_unstolen(args: &[&str], csv: &std::path::Path, json: &std::path::Path) -> std::process::Output {
+    let mut out = None;
+    for attempt in 0..3 {
+        let _ = std::fs::remove_file(csv);
+        let o = run(args);
+        let v = read_json(json);
+        let m = &v["machine"];
+        let stolen = m["steal_s"].as_f64().unwrap_or(0.0) / m["capacity_s"].as_f64().unwrap_or(f64::INFINITY);
+        out = Some(o);
+        if stolen <= 0.10 {
+            break;
+        }
+        eprintln!(
+            "(the hypervisor took {:.0}% of the machine in run {}: made again)",
+            stolen * 100.0,
+            attempt + 1
+        );
+    }
+    out.expect("one run")
 }
 
 #[test]
@@ -21,19 +45,22 @@ fn stages_of_a_rate_give_a_row_each_at_its_offered_rate_and_the_page_marks_them(
         temp_path("stages.json"),
         temp_path("stages.hlog"),
     );
-    let _ = std::fs::remove_file(&csv);
-    let out = run(&[
-        "--target",
-        "mio",
-        "--stages",
-        "2s:1k,2s:5k,2s@20k,2s:0",
-        "--csv",
-        csv.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-        "--hdr-log",
-        hlog.to_str().unwrap(),
-    ]);
+    let out = run_unstolen(
+        &[
+            "--target",
+            "mio",
+            "--stages",
+            "2s:1k,2s:5k,2s@20k,2s:0",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+            "--hdr-log",
+            hlog.to_str().unwrap(),
+        ],
+        &csv,
+        &json,
+    );
     assert_eq!(out.status.code(), Some(0));
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -117,23 +144,28 @@ fn stages_of_a_rate_give_a_row_each_at_its_offered_rate_and_the_page_marks_them(
 #[test]
 fn stages_of_connections_open_and_close_them_as_asked() {
     let _machine = common::alone();
-    let csv = temp_path("stages-conns.csv");
-    let _ = std::fs::remove_file(&csv);
-    let out = run(&[
-        "--target",
-        "mio",
-        "--stage-target",
-        "conns",
-        "--stages",
-        "1s:50,1s@100,1s@20,1s:0",
-        "-c",
-        "100",
-        "--interval",
-        "500ms",
-        "--csv",
-        csv.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let (csv, json) = (temp_path("stages-conns.csv"), temp_path("stages-conns.json"));
+    let out = run_unstolen(
+        &[
+            "--target",
+            "mio",
+            "--stage-target",
+            "conns",
+            "--stages",
+            "1s:50,1s@100,1s@20,1s:0",
+            "-c",
+            "100",
+            "--interval",
+            "500ms",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+            "--quiet",
+        ],
+        &csv,
+        &json,
+    );
     assert_eq!(out.status.code(), Some(0));
     let rows = rows(&csv);
     assert_eq!(rows.len(), 4);
