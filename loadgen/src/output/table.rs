@@ -71,16 +71,11 @@ const SECTIONS: [fn(&mut String, &Report); 14] = [
 /// What ran: target, address, transport, load, window.
 fn headline(o: &mut String, r: &Report) {
     let mode = match (r.rate, r.conn_rate, r.reconnect_every) {
-        _ if !r.stages.is_empty() => {
-            let specs: Vec<&str> = r
-                .stages
-                .iter()
-                .filter_map(|s| s.stage.as_ref())
-                .map(|s| s.spec.as_str())
-                .collect();
+        _ if r.settings.stages.is_some() => {
+            let spec = r.settings.stages.as_ref().map_or("", |(spec, _)| spec.as_str());
             match r.rate {
-                Some(rate) => format!("open loop in stages {} (mean {} msg/s)", specs.join(","), per_s(rate)),
-                None => format!("closed loop in stages of connections {}", specs.join(",")),
+                Some(rate) => format!("open loop in stages {spec} (mean {} msg/s)", per_s(rate)),
+                None => format!("closed loop in stages of connections {spec}"),
             }
         }
         (Some(rate), _, _) => format!("open loop at {} msg/s", per_s(rate)),

@@ -41,6 +41,9 @@ pub struct Settings {
     pub seed: u64,
     /// How open-loop sends were spaced (`--arrivals`); `None` in closed loop.
     pub arrivals: Option<String>,
+    /// `--stages` as given, and what they count (`rate` or `conns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<(String, String)>,
 }
 
 /// The arrivals check of a Poisson run: the gaps between the sends the client really made

@@ -138,6 +138,10 @@ pub(crate) fn settings(cfg: &RunConfig) -> Settings {
         work: cfg.work.as_ref().map(ToString::to_string),
         seed: cfg.seed,
         arrivals: (cfg.rate.is_some() || cfg.search.is_some()).then(|| cfg.arrivals.as_str().to_string()),
+        stages: cfg.stages.as_ref().map(|p| {
+            let of = if cfg.rate.is_some() { "rate" } else { "conns" };
+            (p.to_string(), of.to_string())
+        }),
     }
 }
 
@@ -419,8 +423,11 @@ fn schedule_kept(p: &Parts<'_>, due: Option<&[u64]>, busiest_work: f64, room: &v
         // (sd 1% at 10,000 messages): judged against what its schedule held.
         (Some(r), _) => {
             // A shard sends its connections' share of the run's rate.
-            let promised = match (due, cfg.arrivals) {
-                (Some(due), crate::measure::schedule::Arrival::Poisson) => rate(due.iter().sum::<u64>() as f64),
+            let promised = match (due, cfg.arrivals, &cfg.stages) {
+                (Some(due), crate::measure::schedule::Arrival::Poisson, _) => rate(due.iter().sum::<u64>() as f64),
+                // Stages (no warm-up): what they offered in the window that ran, all of it or
+                // up to a stop.
+                (_, _, Some(p)) => rate(p.area_until(secs * 1e9)) * cfg.my_conns() as f64 / cfg.conns.max(1) as f64,
                 _ => r * cfg.my_conns() as f64 / cfg.conns.max(1) as f64,
             };
             behind = rate(c.sent as f64) < crate::report::BEHIND_SHARE * promised;

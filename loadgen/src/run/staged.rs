@@ -38,6 +38,11 @@ pub(super) fn attach(
     let Some(p) = &cfg.stages else { return };
     whole.stages = reports(whole, cfg, stages, measured, room);
     let (ran, all) = (whole.stages.len(), p.stages().len());
+    if measured < p.total() && whole.rate.is_some() && !measured.is_zero() {
+        // Stopped early: the rate asked of the window is what the stages offered in it.
+        let share = cfg.my_conns() as f64 / cfg.conns.max(1) as f64;
+        whole.rate = Some(p.area_until(measured.as_nanos() as f64) / measured.as_secs_f64() * share);
+    }
     if ran < all {
         whole.warnings.push(format!(
             "the run stopped {:.1} s in, in stage {ran} of {all}: stages {} to {all} did not run and have no row",
