@@ -20,10 +20,6 @@ fn report(name: &str, args: &[&str]) -> serde_json::Value {
     let json = temp_path(name);
     let mut all = args.to_vec();
     all.extend(["--json", json.to_str().unwrap(), "--quiet"]);
-    let stolen = |v: &serde_json::Value| {
-        let m = &v["machine"];
-        m["steal_s"].as_f64().unwrap_or(0.0) / m["capacity_s"].as_f64().unwrap_or(f64::INFINITY)
-    };
     let mut best: Option<serde_json::Value> = None;
     for _ in 0..3 {
         let out = run(&all);

@@ -21,9 +21,7 @@ fn run_unstolen(args: &[&str], csv: &std::path::Path, json: &std::path::Path) ->
     for attempt in 0..3 {
         let _ = std::fs::remove_file(csv);
         let o = run(args);
-        let v = read_json(json);
-        let m = &v["machine"];
-        let stolen = m["steal_s"].as_f64().unwrap_or(0.0) / m["capacity_s"].as_f64().unwrap_or(f64::INFINITY);
+        let stolen = stolen(&read_json(json));
         out = Some(o);
         if stolen <= 0.10 {
             break;

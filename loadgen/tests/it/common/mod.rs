@@ -81,6 +81,12 @@ pub fn run_for_row_unstolen(csv_name: &str, args: &[&str]) -> (Option<i32>, Hash
     best
 }
 
+/// The share of the machine's CPU the hypervisor took in a run, from its JSON report.
+pub fn stolen(v: &serde_json::Value) -> f64 {
+    let m = &v["machine"];
+    m["steal_s"].as_f64().unwrap_or(0.0) / m["capacity_s"].as_f64().unwrap_or(f64::INFINITY)
+}
+
 /// Reads a CSV report into (header, rows as name -> value maps).
 pub fn read_csv(path: &Path) -> (Vec<String>, Vec<HashMap<String, String>>) {
     let mut r = csv::Reader::from_path(path).unwrap();
