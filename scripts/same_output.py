@@ -28,13 +28,14 @@ def shape(v, path=''):
     if isinstance(v, (int, float)): return 'number'
     if v is None: return None
     if path.endswith('.addr'): return re.sub(r':\d+$', ':PORT', v)
-    if any(k in path for k in ('timestamp','version','keep_up','warnings','stop_reason','note','verdict','summary','bottleneck','reason')): return 'text'
+    if any(k in path for k in ('timestamp','version','server_source','keep_up','warnings','stop_reason','note','verdict','summary','bottleneck','reason')): return 'text'
     return v
 ok=True
 for name, extra in [
     ('closed', ['--target','mio','--conns','20','-d','1s','--warmup','0.5s','--seed','7']),
     ('open', ['--target','threadpool','--conns','10','-d','1s','--warmup','0.5s','--rate','2000','--seed','7','--arrivals','poisson']),
     ('procs', ['--target','mio','--conns','20','--procs','2','-d','1s','--warmup','0.5s','--seed','7']),
+    ('stages', ['--target','mio','--conns','10','--stages','1s@1k,1s:2k','--seed','7']),
     ('udp-work', ['--target','tokio','--transport','udp','--conns','5','-d','1s','--warmup','0.5s','--work','wait:100us','--seed','7']),
 ]:
     a=run(sys.argv[1], f'{name}-before', extra); b=run(sys.argv[2], f'{name}-after', extra)

@@ -230,7 +230,7 @@ pub fn render(s: &Search) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::record::{Counters, Percentiles};
+    use crate::measure::record::Percentiles;
     use crate::report::Report;
 
     /// A fake server: p99 grows sharply past `knee` msg/s; closed loop does `max`.
@@ -241,21 +241,14 @@ mod tests {
         } else {
             200.0 + (tput - knee) * 10.0
         };
-        Report {
-            rate,
-            counters: Counters {
-                msgs: tput as u64,
-                ..Counters::default()
-            },
-            throughput_msgs_s: tput,
-            latency: Percentiles {
-                p99_us: p99,
-                ..Percentiles::default()
-            },
-            achieved_rate: rate,
-            status: Status::Ok,
-            ..Report::empty("fake", "", None)
-        }
+        let mut r = Report::empty("fake", "", None);
+        r.rate = rate;
+        r.counters.msgs = tput as u64;
+        r.throughput_msgs_s = tput;
+        r.latency.p99_us = p99;
+        r.achieved_rate = rate;
+        r.status = Status::Ok;
+        r
     }
 
     #[test]

@@ -430,20 +430,11 @@ fn target_name(cfg: &RunConfig) -> String {
     }
 }
 
-/// The row of a run that could not run at all.
+/// The row of a run that could not run at all: its configuration, nothing measured.
 fn failed(cfg: &RunConfig, reason: &str) -> Report {
-    let name = target_name(cfg);
-    Report {
-        label: cfg.label.clone(),
-        mode: cfg.schedule().mode(),
-        conns: cfg.conns,
-        msg_size: cfg.msg_size,
-        depth: cfg.depth,
-        rate: cfg.rate,
-        warmup_s: cfg.warmup.as_secs_f64(),
-        stop_reason: Some(reason.to_string()),
-        ..Report::empty(&name, "", Some(servers::Transport::Tcp))
-    }
+    let mut r = Report::of_run(cfg, &target_name(cfg), "", Some(servers::Transport::Tcp));
+    r.stop_reason = Some(reason.to_string());
+    r
 }
 
 #[cfg(test)]

@@ -301,11 +301,10 @@ mod tests {
     }
 
     fn report(label: &str) -> Report {
-        Report {
-            label: label.into(),
-            status: Status::Ok,
-            ..Report::empty("mio", "127.0.0.1:1", None)
-        }
+        let mut r = Report::empty("mio", "127.0.0.1:1", None);
+        r.label = label.into();
+        r.status = Status::Ok;
+        r
     }
 
     fn read(p: &Path) -> (Vec<String>, Vec<csv::StringRecord>) {

@@ -5,9 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use super::arrivals::{check_gaps, pooled_gaps};
 use super::verdict;
-use crate::config::{Churn, RunConfig, TargetSpec};
+use crate::config::{Churn, RunConfig};
 use crate::measure::record::{new_histogram, Fairness, Interval, Percentiles};
-use crate::report::{Environment, IntervalRow, Report, ServerCost, Settings, TcpStats, SCHEMA};
+use crate::report::{server_workers, Environment, IntervalRow, Report, ServerCost, TcpStats};
 use crate::run::driver::ThreadOutput;
 use crate::run::target::Target;
 use hdrhistogram::Histogram;
@@ -74,17 +74,6 @@ fn gather(outputs: &[ThreadOutput], conns: usize) -> Gathered {
     g
 }
 
-/// Workers of the spawned server: the flag's, or the model's default; `None` for
-/// thread-per-conn (a thread per connection) and for a server loadgen did not start.
-fn server_workers(cfg: &RunConfig) -> Option<usize> {
-    match &cfg.target {
-        TargetSpec::Model(m) => m
-            .default_workers()
-            .map(|d| cfg.server_threads.map_or(d, |t| t as usize)),
-        TargetSpec::Addr(_) => None,
-    }
-}
-
 /// The cores client and server share (a server on this machine is one whose process was
 /// measured): advice about a saturated client depends on them. The server's busy threads
 /// are its workers when loadgen started it (its other threads wait), else the threads
@@ -125,26 +114,6 @@ fn tcp_stats(outputs: &[ThreadOutput]) -> Option<TcpStats> {
     })
 }
 
-/// The settings besides the configuration key, as the report records them.
-pub(crate) fn settings(cfg: &RunConfig) -> Settings {
-    Settings {
-        client_threads: cfg.threads,
-        client_threads_default: cfg.threads_default.clone(),
-        server_workers: server_workers(cfg),
-        pacing: (cfg.rate.is_some() || cfg.search.is_some() || matches!(cfg.churn, Churn::ConnRate { .. }))
-            .then(|| cfg.pacing.name().to_string()),
-        sock_buf: cfg.sock_buf,
-        server_procs: cfg.server_procs,
-        work: cfg.work.as_ref().map(ToString::to_string),
-        seed: cfg.seed,
-        arrivals: (cfg.rate.is_some() || cfg.search.is_some()).then(|| cfg.arrivals.as_str().to_string()),
-        stages: cfg.stages.as_ref().map(|p| {
-            let of = if cfg.rate.is_some() { "rate" } else { "conns" };
-            (p.to_string(), of.to_string())
-        }),
-    }
-}
-
 /// Whether connections are slots opened as the load asks, not up front, and not fairly
 /// comparable with each other: `--conn-rate`'s, and `--stages` of connections.
 fn slotted(cfg: &RunConfig) -> bool {
@@ -162,12 +131,9 @@ struct Derived {
     busiest: f64,
     busiest_work: f64,
     sched: ScheduleKept,
-    latency: Percentiles,
-    raw: Option<Percentiles>,
     /// `--conn-rate`: connections are slots, neither opened up front nor fairly comparable.
     slots: bool,
     env: Environment,
-    warnings: Vec<String>,
 }
 
 fn derive(p: &Parts<'_>) -> Derived {
@@ -188,27 +154,21 @@ fn derive(p: &Parts<'_>) -> Derived {
     // A thread that spins to pace its sends is busy but not saturated: judged on its work.
     let busiest_work = busiest_thread(p.outputs, secs, true);
     let sched = schedule_kept(p, due.as_deref(), busiest_work, &room);
-    let latency = Percentiles::of(&p.total.latency);
-    let open = cfg.mode() == crate::measure::schedule::Mode::Open;
     let env = Environment {
         pin_server: cfg.pin_server.clone(),
         pin_client: cfg.pin_client.clone(),
         timer_late_p99_us: p.timer_floor_p99_us,
         ..Environment::detect()
     };
-    let warnings = warnings(p, gathered.conns_ok, &gathered.connect, &env, latency.p99_us);
     Derived {
         busiest: busiest_thread(p.outputs, secs, false),
-        raw: open.then(|| Percentiles::of(&p.total.raw)),
         slots: slotted(cfg),
         gathered,
         due,
         secs,
         busiest_work,
         sched,
-        latency,
         env,
-        warnings,
     }
 }
 
@@ -219,7 +179,6 @@ pub(super) fn report(p: Parts<'_>) -> Report {
     let lags = d.sched.lags;
     let conns_ok = d.gathered.conns_ok;
     let mut report = write_down(p, d);
-    report.widen_cis_by_batches();
     report
         .warnings
         .extend(report.arrivals_check.and_then(|a| verdict::arrivals_verdict(&a, lags)));
@@ -238,88 +197,66 @@ pub(super) fn report(p: Parts<'_>) -> Report {
 }
 
 /// The report's record: the configuration, then what was measured and derived.
-// long: one line per field of the report, in the struct's order
-fn write_down(p: Parts<'_>, d: Derived) -> Report {
+fn write_down(mut p: Parts<'_>, d: Derived) -> Report {
     let cfg = p.cfg;
     let c = p.total.counters;
-    let rates = c.rates(d.secs);
     let Gathered {
         connect,
         first_byte,
         per_conn,
         conns_ok,
     } = d.gathered;
-    Report {
-        schema: SCHEMA,
-        timestamp: humantime::format_rfc3339_seconds(p.started_at).to_string(),
-        label: cfg.label.clone(),
-        target: p.target.name.clone(),
-        addr: p.target.addr.to_string(),
-        transport: Some(p.target.addr.transport()),
-        mode: cfg.mode(),
-        conns: cfg.my_conns(),
-        msg_size: cfg.msg_size,
-        depth: cfg.depth,
-        rate: cfg.rate,
-        reconnect_every: cfg.churn.reconnect_every(),
-        conn_rate: cfg.churn.conn_rate(),
-        close: cfg.close.name(),
-        duration_s: d.secs,
-        warmup_s: cfg.warmup.as_secs_f64(),
-        warmup_rule: None,
-        counters: c,
-        throughput_msgs_s: rates.msgs_s,
-        throughput_mib_s: rates.mib_s,
-        latency: d.latency,
-        latency_spectrum: crate::measure::record::spectrum::spectrum(&p.total.latency),
-        raw: d.raw,
-        send_lag: d.sched.send_lag,
-        client_lag: d.sched.client_lag,
-        backpressure: d.sched.backpressure,
-        connect: Percentiles::of(&connect),
-        first_byte: Percentiles::of(&first_byte),
-        conn_rate_s: d.sched.conn_rate_s,
-        conns_ok,
-        server: p.server,
-        server_source: p.server_source,
-        client_cpu_s: p.client_cpu_s,
-        client_rss_kib: p.client_rss_kib,
-        machine: p.machine,
-        client_thread_busy_max: d.busiest,
-        client_thread_work_max: d.busiest_work,
-        achieved_rate: d.sched.achieved_rate,
-        keep_up: d.sched.keep_up,
-        warnings: d.warnings,
-        status: verdict::status(
-            if d.slots { cfg.my_conns() } else { conns_ok },
-            &c,
-            p.stop_reason.is_some(),
-            d.sched.behind,
-        ),
-        stop_reason: p.stop_reason,
-        fairness: fairness(&per_conn, d.due.as_deref(), d.slots),
-        starved_conns: starved(&per_conn, d.due.as_deref(), d.slots),
-        intervals: p.intervals,
-        procs: 1,
-        engine: cfg.engine.name().to_string(),
-        shard: (cfg.shard.count > 1).then(|| cfg.shard.to_string()),
-        shard_source: cfg.shard_source.clone(),
-        shards: Vec::new(),
-        settings: settings(cfg),
-        tcp: tcp_stats(p.outputs),
-        listen: p.backlog.or(p.server.and_then(|s| s.listen)),
-        rx_delay: (!p.total.rx_delay.is_empty()).then(|| Percentiles::of(&p.total.rx_delay)),
-        arrivals_check: (cfg.arrivals == crate::measure::schedule::Arrival::Poisson)
-            .then(|| check_gaps(&pooled_gaps(p.outputs)))
-            .flatten(),
-        output_errors: Vec::new(),
-        work_done: None,
-        objective: None,
-        objectives: Vec::new(),
-        stage: None,
-        stages: Vec::new(),
-        env: d.env,
-    }
+    let mut r = Report::of_run(
+        cfg,
+        &p.target.name,
+        &p.target.addr.to_string(),
+        Some(p.target.addr.transport()),
+    );
+    r.timestamp = humantime::format_rfc3339_seconds(p.started_at).to_string();
+    r.set_counts(c, d.secs);
+    let open = cfg.mode() == crate::measure::schedule::Mode::Open;
+    r.set_latency(
+        &p.total.latency,
+        open.then_some(&p.total.raw),
+        std::mem::take(&mut p.intervals),
+    );
+    r.warnings = warnings(&p, conns_ok, &connect, &d.env, r.latency.p99_us);
+    // The open loop's schedule and the connections.
+    r.send_lag = d.sched.send_lag;
+    r.client_lag = d.sched.client_lag;
+    r.backpressure = d.sched.backpressure;
+    r.achieved_rate = d.sched.achieved_rate;
+    r.keep_up = d.sched.keep_up;
+    r.connect = Percentiles::of(&connect);
+    r.first_byte = Percentiles::of(&first_byte);
+    r.conns_ok = conns_ok;
+    r.fairness = fairness(&per_conn, d.due.as_deref(), d.slots);
+    r.starved_conns = starved(&per_conn, d.due.as_deref(), d.slots);
+    // Costs.
+    r.server = p.server;
+    r.server_source = p.server_source;
+    r.client_cpu_s = p.client_cpu_s;
+    r.client_rss_kib = p.client_rss_kib;
+    r.machine = p.machine;
+    r.client_thread_busy_max = d.busiest;
+    r.client_thread_work_max = d.busiest_work;
+    // The wire and the machine.
+    r.tcp = tcp_stats(p.outputs);
+    r.listen = p.backlog.or(p.server.and_then(|s| s.listen));
+    r.rx_delay = (!p.total.rx_delay.is_empty()).then(|| Percentiles::of(&p.total.rx_delay));
+    r.arrivals_check = (cfg.arrivals == crate::measure::schedule::Arrival::Poisson)
+        .then(|| check_gaps(&pooled_gaps(p.outputs)))
+        .flatten();
+    r.env = d.env;
+    // How it ended.
+    r.status = verdict::status(
+        if d.slots { cfg.my_conns() } else { conns_ok },
+        &c,
+        p.stop_reason.is_some(),
+        d.sched.behind,
+    );
+    r.stop_reason = p.stop_reason;
+    r
 }
 
 /// The run's findings about the machine and the wire: connections that did not open,
@@ -391,7 +328,6 @@ struct ScheduleKept {
     backpressure: Option<Percentiles>,
     lags: verdict::Lags,
     achieved_rate: Option<f64>,
-    conn_rate_s: f64,
     keep_up: Option<String>,
     /// Open loop: sent under `BEHIND_SHARE` of the rate promised to this process.
     behind: bool,
@@ -446,7 +382,6 @@ fn schedule_kept(p: &Parts<'_>, due: Option<&[u64]>, busiest_work: f64, room: &v
         backpressure,
         lags,
         achieved_rate: cfg.rate.map(|_| rate(c.sent as f64)),
-        conn_rate_s,
         keep_up,
         behind,
     }

@@ -18,7 +18,6 @@ mod aggregate;
 mod arrivals;
 mod assemble;
 pub(crate) use arrivals::check_gaps;
-pub(crate) use assemble::settings;
 pub(crate) mod cost;
 pub(crate) mod doctor;
 pub(crate) mod driver;

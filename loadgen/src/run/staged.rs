@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::verdict;
 use crate::config::RunConfig;
-use crate::measure::record::{Fairness, Interval, Percentiles};
+use crate::measure::record::{Interval, Percentiles};
 use crate::report::{Report, StageInfo, Status};
 
 /// The index of each stage's first interval.
@@ -92,8 +92,10 @@ fn kept(whole: &Report, iv: &Interval, offered: f64, achieved: f64, room: &verdi
     )
 }
 
-/// Stage `i`'s report: what it measured (`iv`) over `[start, end)` of the window.
-// long: one line per field a stage's report sets, in the struct's order
+/// Stage `i`'s report: what it measured (`iv`) over `[start, end)` of the window. It keeps
+/// the whole run's configuration, settings and environment; what is read only at the
+/// window's ends (CPU, the machine, TCP_INFO, fairness, the arrivals check) it leaves
+/// empty rather than copied (see the module).
 fn report(
     whole: &Report,
     cfg: &RunConfig,
@@ -109,7 +111,6 @@ fn report(
     // A shard offers its connections' share of the rate.
     let offered = p.stage_mean(i) * cfg.my_conns() as f64 / cfg.conns.max(1) as f64;
     let c = iv.counters;
-    let rates = c.rates(secs);
     let open = rate_stages.then_some(());
     let achieved = c.sent as f64 / secs;
     let (keep_up, behind) = match open {
@@ -117,67 +118,42 @@ fn report(
         None => (None, false),
     };
     let nothing_asked = to <= 0.0 && from <= 0.0;
-    let status = if nothing_asked && c.errors() == 0 && !cut {
+    let (lo, hi) = (start.as_secs_f64(), end.as_secs_f64());
+    let mut r = Report::of_stage(whole);
+    r.stage = Some(StageInfo {
+        index: i + 1,
+        spec: p.stages()[i].spec.clone(),
+        start_s: lo,
+        from,
+        to,
+        of: if rate_stages { "rate" } else { "conns" },
+    });
+    r.rate = open.map(|()| offered);
+    if !rate_stages {
+        r.conns = from.max(to).ceil() as usize;
+    }
+    r.warmup_s = 0.0;
+    r.set_counts(c, secs);
+    let intervals = whole
+        .intervals
+        .iter()
+        .filter(|row| row.t_s > lo + 1e-9 && row.t_s <= hi + 1e-9)
+        .cloned()
+        .collect();
+    r.set_latency(&iv.latency, open.map(|()| &iv.raw), intervals);
+    r.send_lag = open.map(|()| Percentiles::of(&iv.send_lag));
+    r.client_lag = open.map(|()| Percentiles::of(&iv.client_lag));
+    r.backpressure = open.map(|()| Percentiles::of(&iv.backpressure));
+    r.rx_delay = (!iv.rx_delay.is_empty()).then(|| Percentiles::of(&iv.rx_delay));
+    r.achieved_rate = open.map(|()| achieved);
+    r.keep_up = keep_up;
+    if cut {
+        r.warnings = vec![format!("the run stopped {:.1} s into this stage", secs)];
+    }
+    r.status = if nothing_asked && c.errors() == 0 && !cut {
         Status::Ok
     } else {
         verdict::status(whole.conns_ok, &c, cut, behind)
     };
-    let (lo, hi) = (start.as_secs_f64(), end.as_secs_f64());
-    let mut r = Report {
-        stage: Some(StageInfo {
-            index: i + 1,
-            spec: p.stages()[i].spec.clone(),
-            start_s: lo,
-            from,
-            to,
-            of: if rate_stages { "rate" } else { "conns" },
-        }),
-        stages: Vec::new(),
-        rate: open.map(|()| offered),
-        conns: if rate_stages {
-            whole.conns
-        } else {
-            from.max(to).ceil() as usize
-        },
-        duration_s: secs,
-        warmup_s: 0.0,
-        counters: c,
-        throughput_msgs_s: rates.msgs_s,
-        throughput_mib_s: rates.mib_s,
-        latency: Percentiles::of(&iv.latency),
-        latency_spectrum: crate::measure::record::spectrum::spectrum(&iv.latency),
-        raw: open.map(|()| Percentiles::of(&iv.raw)),
-        send_lag: open.map(|()| Percentiles::of(&iv.send_lag)),
-        client_lag: open.map(|()| Percentiles::of(&iv.client_lag)),
-        backpressure: open.map(|()| Percentiles::of(&iv.backpressure)),
-        rx_delay: (!iv.rx_delay.is_empty()).then(|| Percentiles::of(&iv.rx_delay)),
-        achieved_rate: open.map(|()| achieved),
-        keep_up,
-        warnings: if cut {
-            vec![format!("the run stopped {:.1} s into this stage", secs)]
-        } else {
-            Vec::new()
-        },
-        status,
-        intervals: whole
-            .intervals
-            .iter()
-            .filter(|row| row.t_s > lo + 1e-9 && row.t_s <= hi + 1e-9)
-            .cloned()
-            .collect(),
-        // Read at the window's ends, or over the whole run only: see the module.
-        server: None,
-        machine: None,
-        client_cpu_s: 0.0,
-        tcp: None,
-        fairness: Fairness::default(),
-        starved_conns: Vec::new(),
-        arrivals_check: None,
-        work_done: None,
-        objectives: Vec::new(),
-        objective: None,
-        ..whole.clone()
-    };
-    r.widen_cis_by_batches();
     r
 }

@@ -127,7 +127,7 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     report.engine = cfg.engine.name().to_string();
     // The run's configuration, as one process's report has it (the shards' logs do not
     // carry it): compare pairs rows by these columns.
-    report.settings = crate::run::settings(cfg);
+    report.settings = crate::report::settings(cfg);
     if let TargetSpec::Model(_) = &cfg.target {
         report.server = cost.server;
     }

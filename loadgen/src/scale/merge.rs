@@ -97,109 +97,102 @@ pub fn report(m: &Merged, sources: &str, label: &str, shards: Option<(&RunStamp,
     let Some((stamp, total, procs)) = shards else {
         return base;
     };
-    let secs = total.duration_s;
-    let c = total.counters;
-    let rates = c.rates(secs);
     let tag = |t: &str| m.tagged.get(t).filter(|h| !h.is_empty()).map(Percentiles::of);
     let open = stamp.mode == Mode::Open.to_string();
     let f = &total.findings;
-    let mut warnings = f.warnings.clone();
+    let mut r = base;
+    // What was run: the stamp and the shards' configuration columns.
+    r.target = stamp.target.clone();
+    r.addr = total.addr.clone();
+    // The shards' address says the transport (`udp://`, a Unix path, or TCP).
+    r.transport = total.addr.parse::<servers::ListenAddr>().ok().map(|a| a.transport());
+    r.conns = total.conns;
+    r.msg_size = stamp.msg_size;
+    r.depth = stamp.depth;
+    r.rate = stamp.rate;
+    r.warmup_s = stamp.warmup_s;
+    r.engine = stamp.engine.clone();
+    r.procs = procs;
+    r.reconnect_every = total.config.reconnect_every;
+    r.conn_rate = total.config.conn_rate;
+    r.close = <crate::cli::choice::CloseMode as clap::ValueEnum>::from_str(&total.config.close, true)
+        .map_or("fin", crate::cli::choice::CloseMode::name);
+    r.settings = total.config.settings.clone().unwrap_or_default();
+    // What was measured: the summed counts over the longest window, the merged histograms.
+    r.set_counts(total.counters, total.duration_s);
+    r.connect = tag(shard::CONNECT_TAG).unwrap_or_default();
+    r.first_byte = tag(shard::FIRST_BYTE_TAG).unwrap_or_default();
+    r.rx_delay = tag(shard::RX_DELAY_TAG);
+    r.send_lag = tag(shard::SEND_LAG_TAG).filter(|_| open);
+    r.client_lag = tag(shard::CLIENT_LAG_TAG).filter(|_| open);
+    r.backpressure = tag(shard::BACKPRESSURE_TAG).filter(|_| open);
+    r.conns_ok = total.conns_ok;
+    r.fairness = total.fairness;
+    r.tcp = f.tcp.map(|t| {
+        let rtt = tag(shard::RTT_TAG).unwrap_or_default();
+        TcpStats {
+            rtt_p50_us: rtt.p50_us,
+            rtt_p99_us: rtt.p99_us,
+            ..t
+        }
+    });
+    r.listen = f.listen;
+    // Costs.
+    r.server = total.server;
+    r.server_source = total.server_source.clone();
+    r.client_cpu_s = total.client_cpu_s;
+    r.client_rss_kib = total.client_rss_kib;
+    r.client_thread_busy_max = total.busiest_thread;
+    r.client_thread_work_max = total.busiest_work;
+    // What the shards found, and how the run ended.
+    r.shards = f.shards.clone();
+    r.keep_up = f.keep_up.clone();
+    r.achieved_rate = f.achieved_rate;
+    r.warnings = f.warnings.clone();
     // Tested only where Poisson was promised, as one process's report does.
     let poisson = total.config.settings.as_ref().and_then(|s| s.arrivals.as_deref()) == Some("poisson");
-    let arrivals_check = poisson.then(|| crate::run::check_gaps(&f.send_gaps)).flatten();
-    warnings.extend(arrivals_check.filter(|a| !a.ok).map(|a| {
+    r.arrivals_check = poisson.then(|| crate::run::check_gaps(&f.send_gaps)).flatten();
+    r.warnings.extend(r.arrivals_check.filter(|a| !a.ok).map(|a| {
         format!(
             "the sends did not look Poisson over the shards (Kolmogorov-Smirnov p {:.4} on {} gaps); each shard's own report names the cause",
             a.p_value, a.gaps
         )
     }));
-    Report {
-        reconnect_every: total.config.reconnect_every,
-        conn_rate: total.config.conn_rate,
-        close: <crate::cli::choice::CloseMode as clap::ValueEnum>::from_str(&total.config.close, true)
-            .map_or("fin", crate::cli::choice::CloseMode::name),
-        settings: total.config.settings.clone().unwrap_or_default(),
-        first_byte: tag(shard::FIRST_BYTE_TAG).unwrap_or_default(),
-        rx_delay: tag(shard::RX_DELAY_TAG),
-        send_lag: tag(shard::SEND_LAG_TAG).filter(|_| open),
-        client_lag: tag(shard::CLIENT_LAG_TAG).filter(|_| open),
-        backpressure: tag(shard::BACKPRESSURE_TAG).filter(|_| open),
-        tcp: f.tcp.map(|t| {
-            let rtt = tag(shard::RTT_TAG).unwrap_or_default();
-            TcpStats {
-                rtt_p50_us: rtt.p50_us,
-                rtt_p99_us: rtt.p99_us,
-                ..t
-            }
-        }),
-        listen: f.listen,
-        shards: f.shards.clone(),
-        server_source: total.server_source.clone(),
-        keep_up: f.keep_up.clone(),
-        achieved_rate: f.achieved_rate,
-        arrivals_check,
-        warnings,
-        target: stamp.target.clone(),
-        addr: total.addr.clone(),
-        conns: total.conns,
-        msg_size: stamp.msg_size,
-        depth: stamp.depth,
-        rate: stamp.rate,
-        duration_s: secs,
-        warmup_s: stamp.warmup_s,
-        counters: c,
-        throughput_msgs_s: rates.msgs_s,
-        throughput_mib_s: rates.mib_s,
-        conn_rate_s: rates.conns_s,
-        connect: tag(shard::CONNECT_TAG).unwrap_or_default(),
-        conns_ok: total.conns_ok,
-        server: total.server,
-        client_cpu_s: total.client_cpu_s,
-        client_rss_kib: total.client_rss_kib,
-        client_thread_busy_max: total.busiest_thread,
-        client_thread_work_max: total.busiest_work,
-        fairness: total.fairness,
-        status: if c.msgs == 0 { Status::Failed } else { total.status },
-        stop_reason: total.stop_reason.clone(),
-        procs,
-        engine: stamp.engine.clone(),
-        // The shards' address says the transport (`udp://`, a Unix path, or TCP).
-        transport: total.addr.parse::<servers::ListenAddr>().ok().map(|a| a.transport()),
-        ..base
-    }
+    r.status = if total.counters.msgs == 0 {
+        Status::Failed
+    } else {
+        total.status
+    };
+    r.stop_reason = total.stop_reason.clone();
+    r
 }
 
+/// The report of logs that loadgen's shards did not write: only what the histograms say.
 fn plain_report(m: &Merged, sources: &str, label: &str) -> Report {
-    let secs = m.span.as_secs_f64();
     let msgs = m.latency.len();
-    let counters = Counters {
-        msgs,
-        ..Counters::default()
-    };
-    let mut r = Report {
-        label: label.to_string(),
-        mode: if m.raw.is_some() { Mode::Open } else { Mode::Closed },
-        duration_s: secs,
-        counters,
-        throughput_msgs_s: counters.rates(secs).msgs_s,
-        latency: Percentiles::of(&m.latency),
-        latency_spectrum: crate::measure::record::spectrum::spectrum(&m.latency),
-        raw: m.raw.as_ref().map(Percentiles::of),
-        status: if msgs > 0 { Status::Ok } else { Status::Failed },
-        intervals: m
-            .intervals
-            .iter()
-            .map(|(start, len, h)| IntervalRow {
-                t_s: (*start + *len).as_secs_f64(),
-                msgs_s: h.len() as f64 / len.as_secs_f64().max(1e-9),
-                p50_us: Percentiles::of(h).p50_us,
-                p99_us: Percentiles::of(h).p99_us,
-                errors: 0,
-            })
-            .collect(),
-        ..Report::empty("merged", sources, None)
-    };
-    r.widen_cis_by_batches();
+    let mut r = Report::empty("merged", sources, None);
+    r.label = label.to_string();
+    r.mode = if m.raw.is_some() { Mode::Open } else { Mode::Closed };
+    r.set_counts(
+        Counters {
+            msgs,
+            ..Counters::default()
+        },
+        m.span.as_secs_f64(),
+    );
+    let intervals = m
+        .intervals
+        .iter()
+        .map(|(start, len, h)| IntervalRow {
+            t_s: (*start + *len).as_secs_f64(),
+            msgs_s: h.len() as f64 / len.as_secs_f64().max(1e-9),
+            p50_us: Percentiles::of(h).p50_us,
+            p99_us: Percentiles::of(h).p99_us,
+            errors: 0,
+        })
+        .collect();
+    r.set_latency(&m.latency, m.raw.as_ref(), intervals);
+    r.status = if msgs > 0 { Status::Ok } else { Status::Failed };
     r
 }
 
