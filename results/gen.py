@@ -324,7 +324,8 @@ def kind_decide(path, opts):
         choice = ", ".join(pick)
         if unsure:
             choice += f" (not told apart from {', '.join(unsure)})"
-        out.append("| " + " | ".join(list(k) + [choice, "; ".join(evidence)]) + " |")
+        # An empty key cell is a setting left unset (work `none`, no rate): said, not blank.
+        out.append("| " + " | ".join([c or "none" for c in k] + [choice, "; ".join(evidence)]) + " |")
     out.append("")
     out.append(
         f"pick: the best mean `{metric}`, with every model whose verdict against it is `same`; "
