@@ -47,7 +47,11 @@ fn intervals(out: &mut String, p: &Percentiles) {
     }
     // What the interval covers: this run's sampling, not the next run's.
     let _ = match p.ci.batches {
-        0 => write!(out, " (order statistics: assumes independent samples)"),
+        // results/intervals/: under ten intervals, far narrower than the spread between runs.
+        0 => write!(
+            out,
+            " (order statistics: assumes independent samples, so narrower than the spread between runs; ten or more --intervals give batch means)"
+        ),
         b => write!(out, " (batch means over {b} intervals)"),
     };
     let _ = writeln!(out);
