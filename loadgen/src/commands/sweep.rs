@@ -432,7 +432,11 @@ fn target_name(cfg: &RunConfig) -> String {
 
 /// The row of a run that could not run at all: its configuration, nothing measured.
 fn failed(cfg: &RunConfig, reason: &str) -> Report {
-    let mut r = Report::of_run(cfg, &target_name(cfg), "", Some(servers::Transport::Tcp));
+    let transport = match &cfg.target {
+        TargetSpec::Addr(a) => a.transport(),
+        TargetSpec::Model(_) => cfg.transport.transport(),
+    };
+    let mut r = Report::of_run(cfg, &target_name(cfg), "", Some(transport));
     r.stop_reason = Some(reason.to_string());
     r
 }
@@ -472,6 +476,25 @@ mod tests {
             .find(|r| r.target == TargetSpec::Model(Model::ThreadPool))
             .unwrap();
         assert_eq!(pool.server_threads, Some(100), "a worker per connection");
+    }
+
+    #[test]
+    fn a_run_that_could_not_start_keeps_its_configuration() {
+        let runs = plan(&args(&[
+            "--targets",
+            "threadpool",
+            "--conns",
+            "100",
+            "--transport",
+            "udp",
+        ]))
+        .unwrap();
+        let r = failed(&runs[0], "cannot start");
+        assert_eq!(r.status, crate::report::Status::Failed);
+        assert_eq!(r.transport, Some(servers::Transport::Udp), "keyed as its siblings are");
+        assert_eq!(r.settings.server_workers, Some(100));
+        assert_eq!((r.target.as_str(), r.conns), ("threadpool", 100));
+        assert_eq!(r.stop_reason.as_deref(), Some("cannot start"));
     }
 
     #[test]

@@ -121,6 +121,17 @@ impl SockKind {
         }
     }
 
+    /// The report's transport of a spawned server of this kind (it binds IPv4 loopback).
+    pub fn transport(self) -> servers::Transport {
+        match self {
+            SockKind::Tcp => servers::Transport::Tcp,
+            SockKind::Unix => servers::Transport::Unix,
+            SockKind::SeqPacket => servers::Transport::SeqPacket,
+            SockKind::Udp => servers::Transport::Udp,
+            SockKind::Icmp => servers::Transport::Icmp,
+        }
+    }
+
     /// The kind of an address.
     pub fn of(addr: &ListenAddr) -> SockKind {
         match addr {
