@@ -304,7 +304,7 @@ pub(super) fn run(a: &SweepArgs) -> anyhow::Result<u8> {
             bar.set_message(what.clone());
             let mut report = match super::measure::measure(cfg) {
                 Ok(r) => r,
-                Err(e) => failed(cfg, &format!("{e:#}")),
+                Err(e) => Report::failed_run(cfg, &target_name(cfg), &format!("{e:#}")),
             };
             ladder.judge(cfg, &mut report);
             all_ok &= report.status == Status::Ok;
@@ -430,17 +430,6 @@ fn target_name(cfg: &RunConfig) -> String {
     }
 }
 
-/// The row of a run that could not run at all: its configuration, nothing measured.
-fn failed(cfg: &RunConfig, reason: &str) -> Report {
-    let transport = match &cfg.target {
-        TargetSpec::Addr(a) => a.transport(),
-        TargetSpec::Model(_) => cfg.transport.transport(),
-    };
-    let mut r = Report::of_run(cfg, &target_name(cfg), "", Some(transport));
-    r.stop_reason = Some(reason.to_string());
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,7 +478,7 @@ mod tests {
             "udp",
         ]))
         .unwrap();
-        let r = failed(&runs[0], "cannot start");
+        let r = crate::report::Report::failed_run(&runs[0], "threadpool", "cannot start");
         assert_eq!(r.status, crate::report::Status::Failed);
         assert_eq!(r.transport, Some(servers::Transport::Udp), "keyed as its siblings are");
         assert_eq!(r.settings.server_workers, Some(100));

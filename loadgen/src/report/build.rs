@@ -107,6 +107,18 @@ impl Report {
         r
     }
 
+    /// The row of a run that could not run at all: its configuration, keyed by its own
+    /// transport (so that it pairs with its repeats), nothing measured, and why.
+    pub fn failed_run(cfg: &RunConfig, target: &str, reason: &str) -> Report {
+        let transport = match &cfg.target {
+            TargetSpec::Addr(a) => a.transport(),
+            TargetSpec::Model(_) => cfg.transport.transport(),
+        };
+        let mut r = Report::of_run(cfg, target, "", Some(transport));
+        r.stop_reason = Some(reason.to_string());
+        r
+    }
+
     /// A stage's report before its own window is set: the whole run's configuration,
     /// settings, environment and how the run ended, with what is read only at the whole
     /// window's ends (CPU, the machine, TCP_INFO, fairness, the arrivals check, the work

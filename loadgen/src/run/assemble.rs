@@ -367,7 +367,8 @@ fn schedule_kept(p: &Parts<'_>, due: Option<&[u64]>, busiest_work: f64, room: &v
                 _ => r * cfg.my_conns() as f64 / cfg.conns.max(1) as f64,
             };
             behind = rate(c.sent as f64) < crate::report::BEHIND_SHARE * promised;
-            verdict::keep_up_verdict(promised, rate(c.sent as f64), "msg/s", lags, busiest_work, room)
+            let sent = verdict::sent_rate(c.sent, secs, p.stop_reason.is_some());
+            verdict::keep_up_verdict(promised, sent, "msg/s", lags, busiest_work, room)
         }
         // A shard makes its share of the arrivals (see the driver).
         (None, Some(r)) => {

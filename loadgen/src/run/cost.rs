@@ -252,6 +252,7 @@ impl Cost {
             },
             span: self.at_start.map(|a| end.at.saturating_duration_since(a.at)),
             early: if self.at_end.is_some() { early } else { Duration::ZERO },
+            backdated: Duration::ZERO,
         }
     }
 }
@@ -271,6 +272,9 @@ pub(crate) struct WindowCost {
     span: Option<Duration>,
     /// How long before the window's end the end reading was planned.
     early: Duration,
+    /// How long after the window's end the end reading was taken by design: a window
+    /// ended when the last connection went down, read once the wait for it was over.
+    pub(crate) backdated: Duration,
 }
 
 impl WindowCost {
@@ -303,7 +307,7 @@ impl WindowCost {
         }
         let k = ratio.recip();
         self.client_cpu_s = (self.client_cpu_s * k).max(threads_s);
-        let planned = measured.saturating_sub(self.early);
+        let planned = (measured + self.backdated).saturating_sub(self.early);
         if let Some(s) = self.server.as_mut() {
             s.cpu_s = s.cpu_s.map(|c| c * k);
             s.host_cpu = s.host_cpu.map(|h| h.scaled(k));
@@ -379,6 +383,7 @@ mod tests {
             machine: None,
             span: Some(Duration::from_secs_f64(span_s)),
             early: Duration::ZERO,
+            backdated: Duration::ZERO,
         }
     }
 

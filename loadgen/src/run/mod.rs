@@ -100,7 +100,8 @@ pub(crate) fn run(cfg: &RunConfig) -> anyhow::Result<Report> {
     let (mut hlog, created) = open_hlog(cfg, &target.name)?;
 
     let mut seen = drive(cfg, plan, &shared, &mut target, server_probe, &mut hlog, created)?;
-    let cost = seen.cost.finish();
+    let mut cost = seen.cost.finish();
+    cost.backdated = seen.watch.backdated();
     let work_done = work_done(cfg, &mut target);
     if let Some(server) = target.server.as_mut() {
         server.stop();

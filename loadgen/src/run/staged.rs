@@ -44,10 +44,14 @@ pub(super) fn attach(
         whole.rate = Some(p.area_until(measured.as_nanos() as f64) / measured.as_secs_f64() * share);
     }
     if ran < all {
+        let left = if ran + 1 == all {
+            format!("stage {all} did not run and has no row")
+        } else {
+            format!("stages {} to {all} did not run and have no row", ran + 1)
+        };
         whole.warnings.push(format!(
-            "the run stopped {:.1} s in, in stage {ran} of {all}: stages {} to {all} did not run and have no row",
-            measured.as_secs_f64(),
-            ran + 1
+            "the run stopped {:.1} s in, in stage {ran} of {all}: {left}",
+            measured.as_secs_f64()
         ));
     }
 }
@@ -108,13 +112,16 @@ fn report(
     let cut = end < start + p.stages()[i].duration;
     let secs = (end - start).as_secs_f64();
     let (from, to) = p.ends(i);
-    // A shard offers its connections' share of the rate.
-    let offered = p.stage_mean(i) * cfg.my_conns() as f64 / cfg.conns.max(1) as f64;
+    // What the stage offered in the part of it that ran (all of it unless the run stopped
+    // in it); a shard offers its connections' share.
+    let area = p.area_until(end.as_nanos() as f64) - p.area_until(start.as_nanos() as f64);
+    let offered = area / secs * cfg.my_conns() as f64 / cfg.conns.max(1) as f64;
     let c = iv.counters;
     let open = rate_stages.then_some(());
     let achieved = c.sent as f64 / secs;
+    let sent = verdict::sent_rate(c.sent, secs, cut && whole.stop_reason.is_some());
     let (keep_up, behind) = match open {
-        Some(()) => kept(whole, &iv, offered, achieved, room),
+        Some(()) => kept(whole, &iv, offered, sent, room),
         None => (None, false),
     };
     let nothing_asked = to <= 0.0 && from <= 0.0;

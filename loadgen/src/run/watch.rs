@@ -21,6 +21,9 @@ pub(crate) struct Watch {
     connects: u64,
     /// When and why the run was stopped, once it was.
     stopped: Option<(Instant, String)>,
+    /// How long before the stop was decided the window was ended (the wait for lost
+    /// connections to come back).
+    backdated: Duration,
 }
 
 impl Watch {
@@ -31,6 +34,7 @@ impl Watch {
             all_down_since: None,
             connects: 0,
             stopped: None,
+            backdated: Duration::ZERO,
         }
     }
 
@@ -48,15 +52,25 @@ impl Watch {
         if self.stopped.is_some() {
             return;
         }
-        let reason = outside_reason(self.interrupted, target).or_else(|| {
+        let stop = outside_reason(self.interrupted, target).map(|r| (now, r)).or_else(|| {
+            // The window ends when the last connection went down, not a limit later: that
+            // wait measured only failed reconnects, and counting it as load time would read
+            // as a client that sent too slowly.
             self.all_down_since
                 .filter(|t| now.duration_since(*t) >= ALL_DOWN_LIMIT)
-                .map(|_| format!("no connection to the server for {ALL_DOWN_LIMIT:?}"))
+                .map(|t| (t, format!("no connection to the server for {ALL_DOWN_LIMIT:?}")))
         });
-        if let Some(reason) = reason {
+        if let Some(stop) = stop {
             shared.stop.store(true, Ordering::Relaxed);
-            self.stopped = Some((now, reason));
+            self.backdated = now.saturating_duration_since(stop.0);
+            self.stopped = Some(stop);
         }
+    }
+
+    /// How long after the window's end the stop was decided: the CPU readings at the end
+    /// are that much later by design, not late.
+    pub(crate) fn backdated(&self) -> Duration {
+        self.backdated
     }
 
     /// When and why the run stopped early, if it did.

@@ -10,6 +10,18 @@ pub(crate) const RATE_KEPT: f64 = 0.99;
 /// ... and the send lag p99 stay below this (µs), or the schedule was not kept.
 pub(crate) const LAG_KEPT_US: f64 = 1000.0;
 
+/// The rate a window sent at, for judging whether it kept its schedule. A window ended by
+/// a stop (a server gone, a signal) ends where the watcher noticed it, up to one of its
+/// ticks after the sends stopped; that tick is not the generator's shortfall and is left out.
+pub(crate) fn sent_rate(sent: u64, secs: f64, stopped: bool) -> f64 {
+    let slack = if stopped {
+        crate::run::cost::TICK.as_secs_f64()
+    } else {
+        0.0
+    };
+    sent as f64 / (secs - slack).max(secs / 2.0)
+}
+
 /// Open loop: `None` when the schedule was kept, else a sentence saying it was not and who
 /// is to blame: the generator when a client thread was near a full core or its own pacing
 /// was late (client lag), else the replies (server or network), which held sends back
