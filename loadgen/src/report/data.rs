@@ -374,8 +374,9 @@ impl Report {
 
     /// Whether the window was steady (`stats::steady`); `None` when too short to judge.
     pub fn steadiness(&self) -> Option<crate::stats::steady::Steadiness> {
-        // A run of stages changes its load on purpose: each stage is judged on its own.
-        if !self.stages.is_empty() {
+        // A run of stages changes its load on purpose: each stage is judged on its own (a
+        // merge of staged shards has no stage rows, and is not judged at all).
+        if !self.stages.is_empty() || (self.settings.stages.is_some() && self.stage.is_none()) {
             return None;
         }
         if self.status == Status::Behind {

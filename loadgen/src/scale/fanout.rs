@@ -39,11 +39,26 @@ fn shard_args(cfg: &RunConfig, own: &[String]) -> Vec<String> {
     push("--engine", cfg.engine.name().to_string());
     push("--msg-size", cfg.msg_size.to_string());
     push("--depth", cfg.depth.to_string());
-    if let Some(rate) = cfg.rate {
-        push("--rate", rate.to_string());
+    match (&cfg.stages, cfg.rate) {
+        // The stages set the rate (or the connections) over time; `rate` is then their mean.
+        (Some(p), rate) => {
+            push("--stages", p.to_string());
+            push("--stage-target", if rate.is_some() { "rate" } else { "conns" }.into());
+        }
+        (None, Some(rate)) => push("--rate", rate.to_string()),
+        (None, None) => {}
     }
-    push("--duration", d(cfg.duration));
-    push("--warmup", format!("{}ms", cfg.warmup.as_millis()));
+    if !cfg.bind.is_empty() {
+        push(
+            "--bind",
+            cfg.bind.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        );
+    }
+    if cfg.stages.is_none() {
+        // Stages are the window (no warm-up): the flags would be refused beside them.
+        push("--duration", d(cfg.duration));
+        push("--warmup", format!("{}ms", cfg.warmup.as_millis()));
+    }
     push("--timeout", d(cfg.reply_timeout()));
     push("--connect-timeout", d(cfg.connect_timeout));
     push("--interval", d(cfg.interval));

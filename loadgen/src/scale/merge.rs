@@ -1,7 +1,7 @@
 //! `loadgen merge`: one report from several load hosts' interval logs. Histograms are
 //! merged exactly (never averaged): the totals, and per aligned interval for the series.
 //! Intervals line up by their absolute start time (each log's BaseTime + offset), to the
-//! millisecond.
+//! nearest multiple of the shortest interval's length (shards log theirs a few ms apart).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -48,7 +48,15 @@ pub fn merge(logs: &[Vec<hlog::LoggedInterval>]) -> Merged {
     let all = logs.iter().flatten();
     let latency_ivs = all.clone().filter(|i| i.tag.is_none());
     let start = latency_ivs.clone().map(|i| i.start).min().unwrap_or_default();
-    let end = latency_ivs.map(|i| i.start + i.length).max().unwrap_or_default();
+    let end = latency_ivs
+        .clone()
+        .map(|i| i.start + i.length)
+        .max()
+        .unwrap_or_default();
+    // Shards started together log their intervals a few ms apart (each its own clock read):
+    // an interval joins the slot of the shortest interval's length nearest its start.
+    let slot_ms = latency_ivs.map(|i| i.length.as_millis()).min().unwrap_or(1).max(1);
+    let slot = |at: Duration| ((at - start).as_millis() + slot_ms / 2) / slot_ms * slot_ms;
     let mut latency = new_histogram();
     let mut raw: Option<Histogram<u64>> = None;
     let mut tagged: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
@@ -59,7 +67,7 @@ pub fn merge(logs: &[Vec<hlog::LoggedInterval>]) -> Merged {
                 // Histograms of other bounds still merge: `add` auto-resizes when needed.
                 let _ = latency.add(&iv.histogram);
                 let e = by_start
-                    .entry((iv.start - start).as_millis())
+                    .entry(slot(iv.start))
                     .or_insert_with(|| (iv.length, new_histogram()));
                 e.0 = e.0.max(iv.length);
                 let _ = e.1.add(&iv.histogram);
@@ -158,6 +166,12 @@ pub fn report(m: &Merged, sources: &str, label: &str, shards: Option<(&RunStamp,
             a.p_value, a.gaps
         )
     }));
+    if let Some((spec, _)) = &r.settings.stages {
+        // The logs hold latency per interval but no counts per stage: not a row per stage.
+        r.warnings.push(format!(
+            "the shards ran in stages ({spec}): this merged report is the whole run, without a row per stage; each shard's own report (run without --procs, or its --shard's --csv) has them"
+        ));
+    }
     r.status = if total.counters.msgs == 0 {
         Status::Failed
     } else {
@@ -225,6 +239,10 @@ mod tests {
         assert_eq!(m.intervals[1].2.len(), 4);
         let r = report(&m, "a b", "", None);
         assert_eq!(r.throughput_msgs_s, 3.5);
+        // Two ms apart, as shards started together log them: still one interval each.
+        let skewed = merge(&[vec![iv(10_000, &[1000])], vec![iv(10_002, &[2000, 3000])]]);
+        assert_eq!(skewed.intervals.len(), 1);
+        assert_eq!(skewed.intervals[0].2.len(), 3);
         assert!((r.latency.max_us - 7.0).abs() < 0.01, "3 significant digits");
     }
 }

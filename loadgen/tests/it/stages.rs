@@ -243,3 +243,49 @@ fn bad_stages_are_named_with_what_to_do() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn stages_over_several_processes_run_in_every_shard_and_say_the_merge_has_no_stage_rows() {
+    let _machine = common::shared();
+    let (csv, json) = (temp_path("procs-stages.csv"), temp_path("procs-stages.json"));
+    let out = run_unstolen(
+        &[
+            "--target",
+            "mio",
+            "--conns",
+            "10",
+            "--procs",
+            "2",
+            "--stages",
+            "1s@1k,1s@2k",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        &csv,
+        &json,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = read_json(&json);
+    // Both shards ran the stages (not a constant rate at their mean), and the merge lines
+    // their intervals up: one per second, at each stage's rate.
+    let rates: Vec<f64> = report["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["msgs_s"].as_f64().unwrap())
+        .collect();
+    assert_eq!(rates.len(), 2, "{rates:?}");
+    assert!(
+        (800.0..1200.0).contains(&rates[0]) && (1600.0..2400.0).contains(&rates[1]),
+        "{rates:?}"
+    );
+    assert!(
+        report["warnings"].to_string().contains("without a row per stage"),
+        "{}",
+        report["warnings"]
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("not steady"));
+    assert_eq!(rows(&csv).len(), 1);
+}
