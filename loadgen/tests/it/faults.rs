@@ -521,8 +521,9 @@ fn a_busy_neighbour_is_named_with_its_share_of_the_machine() {
 #[test]
 fn a_server_dying_in_a_stage_cuts_that_stage_and_names_those_that_never_ran() {
     let _machine = common::shared();
-    // Dies 2.5 s after it starts listening: loadgen is in its second stage (2 s to 4 s).
-    let server = MisbehavingServer::start(Misbehave::DieAfter(Duration::from_millis(2500)));
+    // Dies 3.5 s after it starts listening: in loadgen's first or second stage of three
+    // (0-3 s, 3-6 s), however late a busy machine starts loadgen.
+    let server = MisbehavingServer::start(Misbehave::DieAfter(Duration::from_millis(3500)));
     let addr = server.addr_arg();
     let (csv, json) = (temp_path("die-stages.csv"), temp_path("die-stages.json"));
     let t = Instant::now();
@@ -532,27 +533,23 @@ fn a_server_dying_in_a_stage_cuts_that_stage_and_names_those_that_never_ran() {
         "--conns",
         "4",
         "--stages",
-        "2s@500,2s@1k,2s@500",
+        "3s@500,3s@1k,3s@500",
         "--csv",
         csv.to_str().unwrap(),
         "--json",
         json.to_str().unwrap(),
     ]);
-    assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(12), "took {:?}", t.elapsed());
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let (_, rows) = common::read_csv(&csv);
     let status: Vec<(&str, &str)> = rows
         .iter()
         .map(|r| (r["stage"].as_str(), r["status"].as_str()))
         .collect();
-    assert_eq!(status.first(), Some(&("1 2s@500", "ok")), "{status:?}");
-    assert!(
-        status
-            .iter()
-            .any(|&(stage, s)| stage.starts_with("2 ") && s == "partial"),
-        "the stage it died in is partial: {status:?}"
-    );
-    assert!(!status.iter().any(|(stage, _)| stage.starts_with("3 ")), "{status:?}");
+    // A row for each stage that ran; the one it died in is partial; the third never ran.
+    let ran = rows.len();
+    assert!((1..=2).contains(&ran), "{status:?}");
+    assert_eq!(status[ran - 1].1, "partial", "{status:?}");
     assert!(
         rows.iter().all(|r| num(r, "msgs") > 0.0),
         "what each stage measured is kept"
@@ -562,10 +559,15 @@ fn a_server_dying_in_a_stage_cuts_that_stage_and_names_those_that_never_ran() {
         report["stop_reason"].as_str().is_some_and(|r| !r.is_empty()),
         "{report}"
     );
+    let never = if ran == 2 {
+        "stage 3 did not run"
+    } else {
+        "stages 2 to 3 did not run"
+    };
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
-        summary.contains("stage 3 did not run") && report["warnings"].to_string().contains("stage 3 did not run"),
-        "the stage that never ran is named: {summary}"
+        summary.contains(never) && report["warnings"].to_string().contains(never),
+        "the stages that never ran are named: {summary}"
     );
     // The stop is the server's doing: no verdict blames the generator's rate for it.
     assert!(
@@ -573,6 +575,6 @@ fn a_server_dying_in_a_stage_cuts_that_stage_and_names_those_that_never_ran() {
         "{}",
         report["keep_up"]
     );
-    let cut = &report["stages"][1];
+    let cut = &report["stages"][ran - 1];
     assert!(!cut["keep_up"].to_string().contains("achieved"), "{}", cut["keep_up"]);
 }
