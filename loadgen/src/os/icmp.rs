@@ -125,6 +125,9 @@ pub(crate) fn open(ip: IpAddr, id: u16, from: Option<IpAddr>) -> io::Result<(Soc
         }
         Err(e) => return Err(e),
     };
+    if raw {
+        RAW_OPENED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let framing = Framing { v6, raw, id };
     if raw {
         socket.attach_filter(&filter(framing))?;
@@ -203,6 +206,15 @@ pub(crate) fn unavailable() -> String {
          or sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"), and a raw socket needs CAP_NET_RAW, \
          which this process lacks"
     )
+}
+
+/// Set once this process has opened a raw ICMP socket (ping sockets were refused).
+static RAW_OPENED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process's ICMP connections used raw sockets: what was opened, not what
+/// could be opened now (the sysctl may have changed since).
+pub(crate) fn raw_opened() -> bool {
+    RAW_OPENED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Which ICMP sockets this process may open now: (ping sockets, raw sockets).

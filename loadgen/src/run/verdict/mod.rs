@@ -79,8 +79,7 @@ pub(crate) fn rcvbuf_verdict(drops: u64, lost: u64) -> Option<String> {
 /// ICMP over raw sockets: `Some(sentence)` past 8 connections, where the kernel's cost of
 /// a packet grows with the connections (every raw ICMP socket's filter sees every packet).
 pub(crate) fn raw_icmp_verdict(conns: usize) -> Option<String> {
-    let (ping, raw) = crate::os::icmp::available();
-    (!ping && raw && conns > 8).then(|| {
+    (crate::os::icmp::raw_opened() && conns > 8).then(|| {
         format!(
             "ICMP over raw sockets (ping sockets are off): every packet passes each of the {conns} sockets' filters, \
              so the client's cost per message grows with --conns; allow ping sockets (`loadgen doctor --tune` as root) \
