@@ -22,6 +22,17 @@ fn common_interval(p: &Profile) -> Duration {
     Duration::from_millis(ms as u64)
 }
 
+/// A length as one shell word a flag takes (`500ms`, `2s`): humantime's `1s 500ms` would
+/// split into two arguments.
+fn flag_value(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 impl RunConfig {
     /// `--stages` against the rest: open loop, the rate is the stages' (so `--rate` is
     /// refused) and `--conn-rate` is another schedule; closed loop, `--conns` must cover the
@@ -63,7 +74,7 @@ impl RunConfig {
                         i + 1,
                         s.spec,
                         humantime::format_duration(s.duration),
-                        humantime::format_duration(common_interval(p))
+                        flag_value(common_interval(p))
                     ),
                 ));
             }

@@ -219,6 +219,8 @@ fn bad_stages_are_named_with_what_to_do() {
             vec!["--stages", "500ms:1k"],
             "--interval '1s': must divide every stage's length",
         ),
+        // The interval to use as one word a shell passes whole (not `1s 500ms`).
+        (vec!["--stages", "1500ms@1k"], "use --interval 1500ms"),
         (
             vec!["--stages", "2s:1k", "--rate", "5k"],
             "--rate '5k': the stages set the rate",
