@@ -26,7 +26,7 @@ fn common_interval(p: &Profile) -> Duration {
 /// split into two arguments.
 fn flag_value(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
