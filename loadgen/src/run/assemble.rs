@@ -121,8 +121,7 @@ fn slotted(cfg: &RunConfig) -> bool {
 }
 
 /// What a report derives from the run's parts before writing them down: the threads'
-/// outputs merged, what each connection was due, how the schedule was kept, the latency,
-/// the machine, and the findings.
+/// outputs merged, what each connection was due, and how the schedule was kept.
 struct Derived {
     gathered: Gathered,
     /// Open loop: messages each connection was due in the window.
@@ -133,7 +132,6 @@ struct Derived {
     sched: ScheduleKept,
     /// `--conn-rate`: connections are slots, neither opened up front nor fairly comparable.
     slots: bool,
-    env: Environment,
 }
 
 fn derive(p: &Parts<'_>) -> Derived {
@@ -154,12 +152,6 @@ fn derive(p: &Parts<'_>) -> Derived {
     // A thread that spins to pace its sends is busy but not saturated: judged on its work.
     let busiest_work = busiest_thread(p.outputs, secs, true);
     let sched = schedule_kept(p, due.as_deref(), busiest_work, &room);
-    let env = Environment {
-        pin_server: cfg.pin_server.clone(),
-        pin_client: cfg.pin_client.clone(),
-        timer_late_p99_us: p.timer_floor_p99_us,
-        ..Environment::detect()
-    };
     Derived {
         busiest: busiest_thread(p.outputs, secs, false),
         slots: slotted(cfg),
@@ -168,7 +160,6 @@ fn derive(p: &Parts<'_>) -> Derived {
         secs,
         busiest_work,
         sched,
-        env,
     }
 }
 
@@ -220,7 +211,11 @@ fn write_down(mut p: Parts<'_>, d: Derived) -> Report {
         open.then_some(&p.total.raw),
         std::mem::take(&mut p.intervals),
     );
-    r.warnings = warnings(&p, conns_ok, &connect, &d.env, r.latency.p99_us);
+    // The machine as `Report::empty` read it, with what this run set on it.
+    r.env.pin_server = cfg.pin_server.clone();
+    r.env.pin_client = cfg.pin_client.clone();
+    r.env.timer_late_p99_us = p.timer_floor_p99_us;
+    r.warnings = warnings(&p, conns_ok, &connect, &r.env, r.latency.p99_us);
     // The open loop's schedule and the connections.
     r.send_lag = d.sched.send_lag;
     r.client_lag = d.sched.client_lag;
@@ -247,7 +242,6 @@ fn write_down(mut p: Parts<'_>, d: Derived) -> Report {
     r.arrivals_check = (cfg.arrivals == crate::measure::schedule::Arrival::Poisson)
         .then(|| check_gaps(&pooled_gaps(p.outputs)))
         .flatten();
-    r.env = d.env;
     // How it ended.
     r.status = verdict::status(
         if d.slots { cfg.my_conns() } else { conns_ok },
@@ -366,8 +360,8 @@ fn schedule_kept(p: &Parts<'_>, due: Option<&[u64]>, busiest_work: f64, room: &v
                 (_, _, Some(p)) => rate(p.area_until(secs * 1e9)) * cfg.my_conns() as f64 / cfg.conns.max(1) as f64,
                 _ => r * cfg.my_conns() as f64 / cfg.conns.max(1) as f64,
             };
-            behind = rate(c.sent as f64) < crate::report::BEHIND_SHARE * promised;
             let sent = verdict::sent_rate(c.sent, secs, p.stop_reason.is_some());
+            behind = sent < crate::report::BEHIND_SHARE * promised;
             verdict::keep_up_verdict(promised, sent, "msg/s", lags, busiest_work, room)
         }
         // A shard makes its share of the arrivals (see the driver).
